@@ -1,0 +1,1 @@
+"""delivery service: arrives with its issue (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""fanout service: arrives with its issue (see DESIGN.md)."""

@@ -1,0 +1,17 @@
+"""`python -m services.registry`: the webhook and workflow registry HTTP API."""
+
+import asyncio
+
+from services.registry.app import run
+from services.registry.settings import RegistrySettings
+from shared.logging import configure_logging
+
+
+def main() -> None:
+    settings = RegistrySettings()
+    configure_logging(settings.runtime, service="registry")
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

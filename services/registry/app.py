@@ -1,0 +1,160 @@
+"""The one place that builds the registry's pools, producer, relay and HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+
+import asyncpg
+import structlog
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from services.registry import repository
+from services.registry.http import build_middlewares
+from services.registry.openapi import build_openapi
+from services.registry.outbox import OutboxRelay
+from services.registry.routes import WebhookRoutes, event_types, health_routes
+from services.registry.service import AccountService, WebhookService
+from services.registry.settings import RegistrySettings
+from shared.db import apply_migrations, create_pool
+from shared.kafka import Topics, ensure_topics, make_producer
+
+log = structlog.get_logger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+
+RELAY = web.AppKey("relay", OutboxRelay)
+WEBHOOKS = web.AppKey("webhooks", WebhookService)
+ACCOUNTS = web.AppKey("accounts", AccountService)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class RegistryDeps:
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+
+def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Application:
+    metrics = CollectorRegistry()
+    requests = Counter(
+        "roomhooks_http_requests_total",
+        "HTTP requests answered, by route and status.",
+        ["method", "route", "status"],
+        registry=metrics,
+    )
+    latency = Histogram(
+        "roomhooks_http_request_duration_seconds",
+        "HTTP request latency.",
+        ["method", "route"],
+        registry=metrics,
+    )
+    published = Counter(
+        "roomhooks_outbox_published_total",
+        "Outbox rows the broker acknowledged.",
+        registry=metrics,
+    )
+    backlog = Gauge("roomhooks_outbox_backlog", "Outbox rows not yet published.", registry=metrics)
+
+    app = web.Application(
+        middlewares=build_middlewares(requests, latency), client_max_size=MAX_BODY_BYTES
+    )
+    topics = Topics.from_settings(settings.kafka)
+    accounts = AccountService(deps.pool)
+    webhooks = WebhookService(deps.pool, topics, deps.clock)
+    relay = OutboxRelay(
+        deps.pool,
+        deps.producer,
+        batch_size=settings.outbox_batch_size,
+        poll_interval_s=settings.outbox_poll_interval_s,
+        listen_dsn=settings.postgres.url,
+        published=published,
+    )
+    app[RELAY] = relay
+    app[WEBHOOKS] = webhooks
+    app[ACCOUNTS] = accounts
+
+    WebhookRoutes(
+        accounts,
+        webhooks,
+        http_hosts=settings.http_hosts,
+        page_size_max=settings.page_size_max,
+    ).register(app)
+    app.router.add_get("/v1/event-types", event_types)
+
+    async def readiness() -> dict[str, str]:
+        checks = {"postgres": "ok", "outbox": "ok" if relay.healthy else "failing"}
+        try:
+            async with deps.pool.acquire(timeout=2) as conn:
+                backlog.set(await repository.outbox_backlog(conn))
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            checks["postgres"] = type(exc).__name__
+        return checks
+
+    health_routes(app, readiness)
+
+    document = build_openapi(version=version("roomhooks"), page_size_max=settings.page_size_max)
+
+    async def openapi(_request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    async def prometheus(_request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(metrics), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/metrics", prometheus)
+    return app
+
+
+async def run(settings: RegistrySettings) -> None:
+    """Serve until SIGTERM or SIGINT; then stop taking requests, finish, and close."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async with AsyncExitStack() as stack:
+        pool = await create_pool(settings.postgres)
+        stack.push_async_callback(pool.close)
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, schema="registry", package="services.registry")
+        await ensure_topics(settings.kafka)
+        producer = make_producer(settings.kafka)
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+
+        app = create_app(settings, RegistryDeps(pool=pool, producer=producer))
+        if settings.should_republish_on_start:
+            await app[WEBHOOKS].republish_all()
+        relay_task = asyncio.create_task(app[RELAY].run(), name="outbox-relay")
+
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        log.info("registry.listening", url=f"http://{settings.host}:{settings.port}")
+
+        await stop.wait()
+        log.info("registry.stopping")
+        relay_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay_task
+        # One last pass so changes committed just before the stop are published now.
+        with contextlib.suppress(Exception):
+            await app[RELAY].publish_pending()

@@ -1,0 +1,198 @@
+"""The registry's HTTP contract: request bodies, public records and the response envelope.
+
+Request bodies are strict (`extra="forbid"`, no type coercion) so a typo is a 400 that names
+the field instead of a silently ignored setting. These models also feed /openapi.json.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from services.registry.policy import check_events, check_room_scope, check_webhook_url
+
+ROOM_ID_FIELD = Field(
+    default=None,
+    min_length=1,
+    max_length=200,
+    validation_alias=AliasChoices("roomId", "room_id"),
+    description="Scope the webhook to one room; null or absent: every room.",
+)
+NAME_FIELD = Field(default=None, min_length=1, max_length=255, description="A label for humans.")
+EVENTS_FIELD = Field(
+    description="Event names to subscribe to (GET /v1/event-types); at least one.",
+    max_length=100,
+)
+URL_FIELD = Field(
+    description="Absolute https URL (http only for hosts the operator allows), at most 2048 "
+    "characters.",
+    max_length=2048,
+)
+
+
+def iso_millis(value: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and Z, as in the source documents."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _http_hosts(info: ValidationInfo) -> frozenset[str]:
+    return (info.context or {}).get("http_hosts", frozenset())
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class WebhookInput(_Body):
+    """POST and PUT body: the whole webhook (PUT replaces every field, 003)."""
+
+    url: str = URL_FIELD
+    events: list[str] = EVENTS_FIELD
+    room_id: str | None = ROOM_ID_FIELD
+    name: str | None = NAME_FIELD
+    enabled: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        return check_webhook_url(value, http_hosts=_http_hosts(info))
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        return check_events(value)
+
+    @model_validator(mode="after")
+    def _scope(self) -> WebhookInput:
+        check_room_scope(self.events, room_id=self.room_id)
+        return self
+
+
+class WebhookPatch(_Body):
+    """PATCH body: only the fields present change; `roomId: null` removes the room scope."""
+
+    url: str | None = Field(default=None, max_length=2048)
+    events: list[str] | None = Field(default=None, max_length=100)
+    room_id: str | None = ROOM_ID_FIELD
+    name: str | None = NAME_FIELD
+    enabled: bool | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            raise ValueError("must be a string (null is not allowed)")
+        return check_webhook_url(value, http_hosts=_http_hosts(info))
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str] | None) -> list[str]:
+        if value is None:
+            raise ValueError("must not be null")
+        return check_events(value)
+
+    @field_validator("enabled")
+    @classmethod
+    def _enabled(cls, value: bool | None) -> bool:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> WebhookPatch:
+        if not self.model_fields_set:
+            raise ValueError("at least one of url, events, roomId, name, enabled is required")
+        return self
+
+
+class Webhook(BaseModel):
+    """WebhookRegistrationPublic (002): everything but the secret."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    organization_id: str
+    name: str | None
+    url: str
+    events: list[str]
+    room_id: str | None
+    enabled: bool
+    disabled_reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @field_serializer("created_at", "updated_at", when_used="json")
+    def _timestamps(self, value: datetime) -> str:
+        return iso_millis(value)
+
+
+class WebhookWithSecret(Webhook):
+    """WebhookRegistration (002): only ever in the 201 answer to POST."""
+
+    secret: str = Field(description="64 hex characters; shown once.")
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class EventTypeInfo(BaseModel):
+    name: str
+    scope: Literal["room", "organization"]
+    description: str
+
+
+class WebhookData(BaseModel):
+    webhook: Webhook
+
+
+class WebhookCreatedData(BaseModel):
+    webhook: WebhookWithSecret
+
+
+class WebhookListData(BaseModel):
+    webhooks: list[Webhook]
+    next_cursor: str | None
+
+
+class EventTypesData(BaseModel):
+    event_types: list[EventTypeInfo]
+
+
+class HealthData(BaseModel):
+    status: str
+    checks: dict[str, str] | None = None
+
+
+class SuccessEnvelope(BaseModel):
+    type: Literal["response"] = "response"
+    success: Literal[True] = True
+    description: str
+    data: dict[str, Any]
+    error: None = None
+
+
+class ErrorEnvelope(BaseModel):
+    type: Literal["response"] = "response"
+    success: Literal[False] = False
+    description: str
+    data: None = None
+    error: ErrorInfo

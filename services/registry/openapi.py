@@ -1,0 +1,233 @@
+"""The OpenAPI 3.1 document of the registry, built from the same pydantic models the routes use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from services.registry.models import (
+    ErrorEnvelope,
+    EventTypesData,
+    HealthData,
+    WebhookCreatedData,
+    WebhookData,
+    WebhookInput,
+    WebhookListData,
+    WebhookPatch,
+)
+
+_REF = "#/components/schemas/{model}"
+
+_ERRORS = {
+    "400": "Invalid input: `error.details` names each field and what is wrong with it.",
+    "401": "Missing or invalid API key.",
+    "403": "The key belongs to another account, or its role may not write.",
+    "404": "No such webhook in this account.",
+    "503": "Not ready: `error.message` names the failing checks.",
+}
+
+
+def _envelope(data_model: type[BaseModel] | None) -> dict[str, Any]:
+    data = {"$ref": _REF.format(model=data_model.__name__)} if data_model else {"type": "null"}
+    return {
+        "type": "object",
+        "required": ["type", "success", "description", "data", "error"],
+        "properties": {
+            "type": {"const": "response"},
+            "success": {"const": True},
+            "description": {"type": "string"},
+            "data": data,
+            "error": {"type": "null"},
+        },
+    }
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error_ref() -> dict[str, Any]:
+    return {"$ref": _REF.format(model="ErrorEnvelope")}
+
+
+def _operation(
+    summary: str,
+    *,
+    ok_status: str,
+    ok_model: type[BaseModel] | None,
+    errors: tuple[str, ...],
+    body: type[BaseModel] | None = None,
+    parameters: list[dict[str, Any]] | None = None,
+    secured: bool = True,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "responses": {ok_status: _json(_envelope(ok_model), summary)},
+    }
+    for status in errors:
+        op["responses"][status] = _json(_error_ref(), _ERRORS[status])
+    if body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": _REF.format(model=body.__name__)}}},
+        }
+    if parameters:
+        op["parameters"] = parameters
+    if not secured:
+        op["security"] = []
+    return op
+
+
+def _path_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
+    models: list[type[BaseModel]] = [
+        WebhookInput,
+        WebhookPatch,
+        WebhookData,
+        WebhookCreatedData,
+        WebhookListData,
+        EventTypesData,
+        HealthData,
+        ErrorEnvelope,
+    ]
+    _, defs = models_json_schema(
+        [
+            (m, "validation" if m in (WebhookInput, WebhookPatch) else "serialization")
+            for m in models
+        ],
+        ref_template=_REF,
+    )
+    schemas = defs.get("$defs", {})
+    account = _path_param("account_id", "The account (organization) id.")
+    webhook = _path_param("webhook_id", "The webhook id.")
+    list_params = [
+        account,
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": page_size_max},
+        },
+        {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
+    ]
+    all_errors = ("400", "401", "403", "404")
+    webhooks_path = "/v1/accounts/{account_id}/webhooks"
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "roomhooks registry",
+            "version": version,
+            "description": "Webhooks for collaboration-room and organization events.",
+        },
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"apiKey": []}],
+        "paths": {
+            webhooks_path: {
+                "post": _operation(
+                    "Create a webhook; the answer carries its secret, once.",
+                    ok_status="201",
+                    ok_model=WebhookCreatedData,
+                    errors=all_errors,
+                    body=WebhookInput,
+                    parameters=[account],
+                ),
+                "get": _operation(
+                    "List the account's webhooks, newest first.",
+                    ok_status="200",
+                    ok_model=WebhookListData,
+                    errors=all_errors,
+                    parameters=list_params,
+                ),
+            },
+            webhooks_path + "/{webhook_id}": {
+                "get": _operation(
+                    "Get a webhook.",
+                    ok_status="200",
+                    ok_model=WebhookData,
+                    errors=all_errors,
+                    parameters=[account, webhook],
+                ),
+                "put": _operation(
+                    "Replace a webhook: every field takes the body's value or its default.",
+                    ok_status="200",
+                    ok_model=WebhookData,
+                    errors=all_errors,
+                    body=WebhookInput,
+                    parameters=[account, webhook],
+                ),
+                "patch": _operation(
+                    "Change some fields of a webhook.",
+                    ok_status="200",
+                    ok_model=WebhookData,
+                    errors=all_errors,
+                    body=WebhookPatch,
+                    parameters=[account, webhook],
+                ),
+                "delete": _operation(
+                    "Delete a webhook; the answer is its last state.",
+                    ok_status="200",
+                    ok_model=WebhookData,
+                    errors=all_errors,
+                    parameters=[account, webhook],
+                ),
+            },
+            "/v1/event-types": {
+                "get": _operation(
+                    "The event catalog.",
+                    ok_status="200",
+                    ok_model=EventTypesData,
+                    errors=(),
+                    secured=False,
+                )
+            },
+            "/healthz": {
+                "get": _operation(
+                    "Liveness.", ok_status="200", ok_model=HealthData, errors=(), secured=False
+                )
+            },
+            "/readyz": {
+                "get": _operation(
+                    "Readiness: Postgres answers and the outbox relay is healthy.",
+                    ok_status="200",
+                    ok_model=HealthData,
+                    errors=("503",),
+                    secured=False,
+                )
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics.",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document.",
+                    "security": [],
+                    "responses": {
+                        "200": _json({"type": "object"}, "The OpenAPI 3.1 document."),
+                    },
+                }
+            },
+        },
+    }

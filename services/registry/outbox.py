@@ -1,0 +1,105 @@
+"""The outbox relay: publishes committed registry changes to Kafka, in commit order.
+
+At-least-once: rows are deleted only after the broker acknowledged them, so a crash between
+the two publishes them again; consumers drop duplicates by key and revision. One relay
+publishes at a time (a transaction-scoped advisory lock), which keeps per-key order across
+any number of registry replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter
+
+from services.registry import repository
+from shared.kafka import JSON_HEADERS
+
+log = structlog.get_logger(__name__)
+
+_RELAY_LOCK_KEY = 0x72682D6F7574626F  # "rh-outbo"
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        *,
+        batch_size: int,
+        poll_interval_s: float,
+        listen_dsn: str | None = None,
+        published: Counter | None = None,
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._published = published
+        self._listen_dsn = listen_dsn
+        self._wake = asyncio.Event()
+        self.healthy = True
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many rows left the outbox (0: empty or busy)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _RELAY_LOCK_KEY):
+                return 0  # another replica's relay is publishing
+            messages = await repository.claim_outbox(conn, limit=self._batch_size)
+            if not messages:
+                return 0
+            sent = [
+                await self._producer.send(
+                    m.topic,
+                    value=m.value,
+                    key=m.key,
+                    headers=JSON_HEADERS if m.value is not None else None,
+                )
+                for m in messages
+            ]
+            # Delete only what the broker acknowledged; a failure rolls the batch back.
+            await asyncio.gather(*sent)
+            await repository.delete_outbox(conn, [m.id for m in messages])
+        if self._published is not None:
+            self._published.inc(len(messages))
+        log.debug("outbox.published", count=len(messages))
+        return len(messages)
+
+    async def run(self) -> None:
+        """Publish until cancelled: on NOTIFY, and every poll interval as a fallback."""
+        listener = await self._listen()
+        failures = 0
+        try:
+            while True:
+                try:
+                    while await self.publish_pending() == self._batch_size:
+                        pass  # a full batch: more may be waiting
+                    failures = 0
+                    self.healthy = True
+                except Exception as exc:  # noqa: BLE001 - Postgres or Kafka down: retry later
+                    failures += 1
+                    self.healthy = False
+                    log.warning("outbox.publish_failed", error=repr(exc), failures=failures)
+                delay = min(30.0, self._poll_interval_s * (2**failures if failures else 1))
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        finally:
+            if listener is not None:
+                with contextlib.suppress(Exception):
+                    await listener.close()
+
+    async def _listen(self) -> asyncpg.Connection | None:
+        if self._listen_dsn is None:
+            return None
+        try:
+            conn = await asyncpg.connect(self._listen_dsn)
+        except Exception as exc:  # noqa: BLE001 - polling still works without NOTIFY
+            log.warning("outbox.listen_failed", error=repr(exc))
+            return None
+        await conn.add_listener(repository.OUTBOX_CHANNEL, lambda *_: self._wake.set())
+        return conn

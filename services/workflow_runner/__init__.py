@@ -1,0 +1,1 @@
+"""workflow_runner service: arrives with its issue (see DESIGN.md)."""

@@ -1,0 +1,109 @@
+"""Postgres helpers: the pool factory and the per-service migration runner.
+
+Each service owns one schema and keeps plain SQL files in its `migrations/` folder
+(`0001_init.sql`, `0002_...sql`). `apply_migrations` runs the new ones in order, each in
+its own transaction, under an advisory lock so replicas starting together apply them once.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import structlog
+
+from shared.settings import PostgresSettings
+
+log = structlog.get_logger(__name__)
+
+# One lock for every service's migrations: schemas may reference each other.
+_MIGRATION_LOCK_KEY = 0x726F6F6D686F6F6B  # "roomhook"
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(settings: PostgresSettings) -> asyncpg.Pool:
+    """The one way services open Postgres: JSON codecs installed, sizes from settings."""
+    return await asyncpg.create_pool(
+        dsn=settings.url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        command_timeout=settings.command_timeout_s,
+        init=_init_connection,
+    )
+
+
+def migration_files(package: str) -> list[tuple[str, str]]:
+    """(version, sql) for every `NNNN_name.sql` in `<package>.migrations`, in order."""
+    folder = resources.files(package).joinpath("migrations")
+    files = sorted(
+        (entry.name, entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    )
+    return [(Path(name).stem, sql) for name, sql in files]
+
+
+async def apply_migrations(conn: asyncpg.Connection, *, schema: str, package: str) -> list[str]:
+    """Apply the service's pending migrations; returns the versions applied now."""
+    applied_now: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
+    try:
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(
+            f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {
+            row["version"]
+            for row in await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations')
+        }
+        for version, sql in migration_files(package):
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+                await conn.execute(sql)
+                await conn.execute(
+                    f'INSERT INTO "{schema}".schema_migrations (version) VALUES ($1)', version
+                )
+            applied_now.append(version)
+            log.info("db.migration_applied", schema=schema, version=version)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
+    return applied_now
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server and credentials as `url`, another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/") or "postgres"
+
+
+async def ensure_database(url: str) -> bool:
+    """Create the database named in `url` when it does not exist; True when created."""
+    name = database_name(url)
+    conn = await asyncpg.connect(with_database(url, "postgres"))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        except asyncpg.DuplicateDatabaseError:
+            return False  # another process won the race
+        return True
+    finally:
+        await conn.close()

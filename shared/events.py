@@ -1,0 +1,581 @@
+"""The event catalog, the inbound event models, and the body a customer receives.
+
+Pure: stdlib and pydantic only. Every service validates events with `parse_event` and the
+catalog here; fanout renders the customer body once with `render_payload`.
+
+Inbound (topic `roomhooks.events`): `{id, event, timestamp, organization_id, room, user?,
+users?}` plus free-form fields for meeting and organization events. Rendered (the HTTP body):
+`{id, event, timestamp, organization_id, room?, user?, users?, ...extra, data}` as compact JSON
+that `JSON.stringify(JSON.parse(body))` reproduces byte for byte, so receivers that re-serialize
+the parsed body (the 001 Express example) still verify the signature.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from json.encoder import encode_basestring  # ensure_ascii=False escaping, as JSON.stringify
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+MAX_EVENT_BYTES = 1_000_000
+MAX_ID_LENGTH = 200
+MAX_DEPTH = 64
+MAX_REASON_CHARS = 500
+# Integers beyond this lose precision in a JavaScript Number, so JS would print other digits.
+JS_MAX_SAFE_INTEGER = 2**53 - 1
+# JavaScript lists object keys that are array indices (0 .. 2**32 - 2) first, ascending.
+_JS_MAX_ARRAY_INDEX = 2**32 - 2
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class Scope(StrEnum):
+    ROOM = "room"
+    ORGANIZATION = "organization"
+
+
+class InvalidEvent(ValueError):
+    """An event we cannot accept; `reason` names the field, e.g. `room.id: field required`.
+
+    Permanent: the same bytes will always fail, so consumers send them to the DLQ.
+    The reason names fields and at most a short event name, never other values: safe to log.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = _cap(reason)
+        super().__init__(self.reason)
+
+
+# --- payload objects -----------------------------------------------------------------------
+
+
+class Room(BaseModel):
+    """A CollabKitRoom: `{id, name, ...}`; unknown fields are kept and delivered as sent."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    id: str = Field(min_length=1)
+    name: str | None = None
+
+
+class RoomRef(BaseModel):
+    """The `{id}` room of `user.*` events."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    id: str = Field(min_length=1)
+
+
+class User(BaseModel):
+    """A CollabKitUser. It may carry a `token` (kept as an extra field): rendering strips it."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    id: str = Field(min_length=1)
+
+
+# --- event envelopes -----------------------------------------------------------------------
+
+
+class EventBase(BaseModel):
+    """An inbound event. `id` is the producer's idempotency key: a re-sent event keeps it.
+
+    Build instances with `parse_event`; the subclass is chosen by the catalog entry of `event`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    event: str
+    timestamp: datetime
+    organization_id: str = Field(min_length=1)
+
+    @field_validator("event")
+    @classmethod
+    def _event_matches_model(cls, name: str) -> str:
+        spec = CATALOG.get(name)
+        if spec is None:
+            raise ValueError(f"unknown event {name[:100]!r}")
+        if spec.payload_model is not cls:
+            raise ValueError(f"{name!r} is not a {cls.__name__}")
+        return name
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _utc_timestamp(cls, value: object) -> datetime:
+        return _parse_timestamp(value)
+
+    @property
+    def scope(self) -> Scope:
+        return CATALOG[self.event].scope
+
+    @property
+    def room_id(self) -> str | None:
+        room = getattr(self, "room", None)
+        return room.id if room is not None else None
+
+    @property
+    def user_id(self) -> str | None:
+        user = getattr(self, "user", None)
+        return user.id if user is not None else None
+
+
+class ParticipantEvent(EventBase):
+    """`participant.joined` / `participant.left`."""
+
+    room: Room
+    user: User
+
+
+class SessionStartedEvent(EventBase):
+    room: Room
+
+
+class SessionClosedEvent(EventBase):
+    room: Room
+    users: list[User]
+
+
+class UserEvent(EventBase):
+    """`user.created` / `user.updated` / `user.deleted`: the room is only a reference."""
+
+    room: RoomRef
+    user: User
+
+
+class FreeFormEvent(EventBase):
+    """An event whose payload fields beyond the envelope are free-form and delivered as sent."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    user: User | None = None
+    users: list[User] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_data_key(cls, raw: Any) -> Any:
+        # `data` is written by render_payload (the 001 `{roomId, userId}` object).
+        if isinstance(raw, dict) and "data" in raw:
+            raise ValueError("data: reserved, the delivered payload sets it")
+        return raw
+
+
+class MeetingEvent(FreeFormEvent):
+    """`meeting.*`, `recording.statusUpdate`, `livestreaming.statusUpdate` (003)."""
+
+    room: Room
+
+
+class OrganizationEvent(FreeFormEvent):
+    """Organization events (004): no room; `organization`, `member`, ... are free-form."""
+
+    room: None = None
+
+    @field_validator("room", mode="before")
+    @classmethod
+    def _no_room(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError("organization events carry no room (send null or omit it)")
+        return None
+
+
+# --- the catalog ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One catalog entry; `payload_model` validates the whole inbound event of that name."""
+
+    name: str
+    scope: Scope
+    description: str
+    payload_model: type[EventBase]
+
+    def public(self) -> dict[str, str]:
+        """The entry as served by `GET /v1/event-types`."""
+        return {"name": self.name, "scope": self.scope.value, "description": self.description}
+
+
+def _room(name: str, description: str, model: type[EventBase]) -> EventType:
+    return EventType(name, Scope.ROOM, description, model)
+
+
+def _org(name: str, description: str) -> EventType:
+    return EventType(name, Scope.ORGANIZATION, description, OrganizationEvent)
+
+
+CATALOG: dict[str, EventType] = {
+    t.name: t
+    for t in (
+        # CollabKit rooms (000, 002)
+        _room("participant.joined", "A user came online in a room", ParticipantEvent),
+        _room("participant.left", "A user went offline", ParticipantEvent),
+        _room("session.started", "A new session started (first user joined)", SessionStartedEvent),
+        _room("session.closed", "A session ended (last user left)", SessionClosedEvent),
+        _room("user.created", "A new user was added to a room", UserEvent),
+        _room("user.updated", "A user's fields changed", UserEvent),
+        _room("user.deleted", "A user was removed", UserEvent),
+        # RealtimeKit meetings (003)
+        _room("meeting.started", "A meeting started in a room", MeetingEvent),
+        _room("meeting.ended", "A meeting ended", MeetingEvent),
+        _room("meeting.participantJoined", "A participant joined a meeting", MeetingEvent),
+        _room("meeting.participantLeft", "A participant left a meeting", MeetingEvent),
+        _room("meeting.chatSynced", "A meeting's chat messages were synced", MeetingEvent),
+        _room("recording.statusUpdate", "A meeting recording changed status", MeetingEvent),
+        _room("livestreaming.statusUpdate", "A meeting livestream changed status", MeetingEvent),
+        _room("meeting.transcript", "A meeting transcript is available", MeetingEvent),
+        _room("meeting.summary", "A meeting summary is available", MeetingEvent),
+        # Organizations (004)
+        _org("organization.created", "An organization was created"),
+        _org("organization.updated", "An organization's settings changed"),
+        _org("organization.deleted", "An organization was deleted"),
+        _org("member.added", "A member was added to the organization"),
+        _org("member.removed", "A member was removed from the organization"),
+        _org("member.role_updated", "A member's role changed"),
+        _org("invite.created", "An invitation to the organization was sent"),
+        _org("invite.accepted", "An invitation was accepted"),
+        _org("invite.cancelled", "An invitation was cancelled"),
+        _org("oauth_app.created", "An OAuth app was created"),
+        _org("oauth_app.revoked", "An OAuth app was revoked"),
+        _org("webhook.created", "A webhook was created"),
+    )
+}
+
+
+def event_names(scope: Scope | str | None = None) -> list[str]:
+    """Catalog names in catalog order, optionally only those of one scope."""
+    return [n for n, t in CATALOG.items() if scope is None or t.scope == scope]
+
+
+def unknown_events(names: list[str] | tuple[str, ...]) -> list[str]:
+    """The names not in the catalog, in the order given, each once."""
+    return list(dict.fromkeys(n for n in names if n not in CATALOG))
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def parse_event(
+    raw: bytes | str | dict[str, Any], *, max_bytes: int = MAX_EVENT_BYTES
+) -> EventBase:
+    """Validate one inbound event; raise `InvalidEvent` naming the field that is wrong.
+
+    Bytes must be UTF-8 JSON and, like str, at most `max_bytes` long. Besides the per-event
+    schema, the whole document must be something JavaScript round-trips exactly: no NaN or
+    Infinity, no integers beyond 2**53 - 1, no lone surrogates.
+    """
+    doc = _decode(raw, max_bytes) if isinstance(raw, bytes | str) else raw
+    if not isinstance(doc, dict):
+        raise InvalidEvent(f"event must be a JSON object, not {_json_type(doc)}")
+    _check_json_value(doc, (), 0)
+    name = doc.get("event")
+    if name is None:
+        raise InvalidEvent("event: field required")
+    if not isinstance(name, str):
+        raise InvalidEvent("event: input should be a valid string")
+    spec = CATALOG.get(name)
+    if spec is None:
+        raise InvalidEvent(f"event: unknown event {name[:100]!r}")
+    try:
+        return spec.payload_model.model_validate(doc)
+    except ValidationError as exc:
+        raise InvalidEvent(_describe(exc)) from None
+
+
+def _decode(raw: bytes | str, max_bytes: int) -> object:
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise InvalidEvent(f"event too large: {size} bytes (limit {max_bytes})")
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(f"event is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise InvalidEvent(f"event is not JSON: {exc.msg} at {where}") from None
+    except RecursionError:
+        raise InvalidEvent("event is nested too deeply") from None
+
+
+def _check_json_value(value: object, path: tuple[str | int, ...], depth: int) -> None:
+    """Reject what JSON.parse/JSON.stringify would not reproduce exactly (or cannot encode)."""
+    if depth > MAX_DEPTH:
+        raise InvalidEvent(_at(path, f"nested deeper than {MAX_DEPTH} levels"))
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            raise InvalidEvent(_at(path, "string contains a lone UTF-16 surrogate"))
+    elif isinstance(value, int):
+        if abs(value) > JS_MAX_SAFE_INTEGER:
+            limit = f"±{JS_MAX_SAFE_INTEGER}"
+            raise InvalidEvent(
+                _at(path, f"integer outside JavaScript's safe range ({limit}); send a string")
+            )
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidEvent(_at(path, "NaN and Infinity are not valid JSON numbers"))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidEvent(_at(path, "object keys must be strings"))
+            if _SURROGATE.search(key):
+                raise InvalidEvent(_at(path, "key contains a lone UTF-16 surrogate"))
+            _check_json_value(item, (*path, key), depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json_value(item, (*path, index), depth + 1)
+    else:
+        raise InvalidEvent(_at(path, f"{type(value).__name__} is not a JSON value"))
+
+
+def _parse_timestamp(value: object) -> datetime:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be ISO 8601, e.g. 2026-05-29T10:06:00.000Z") from None
+    elif isinstance(value, datetime):
+        parsed = value
+    else:
+        raise ValueError("must be an ISO 8601 date-time string")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        # A naive time is ambiguous across producers' machines; make them say which zone.
+        raise ValueError("must include a UTC offset, e.g. 'Z'")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = error["msg"].removeprefix("Value error, ")
+        message = message[:1].lower() + message[1:]
+        parts.append(_at(error["loc"], message))
+    return "; ".join(parts)
+
+
+def _loc(path: tuple[str | int, ...]) -> str:
+    """`users[0].id` for ('users', 0, 'id'); empty for the document itself."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f"{'.' if out else ''}{str(part)[:40]}"
+    return out
+
+
+def _at(path: tuple[str | int, ...], message: str) -> str:
+    loc = _loc(path)
+    return f"{loc}: {message}" if loc else message
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number")
+
+
+def _cap(text: str) -> str:
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 UTC with exactly milliseconds and `Z`, as JavaScript's `toISOString()`."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamp must be timezone-aware")
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="milliseconds") + "Z"
+
+
+def render_payload(event: EventBase) -> bytes:
+    """The exact body a customer receives for `event` (UTF-8, compact JSON).
+
+    Keys: id, event, timestamp, organization_id (ours, useful for multi-org receivers), then
+    room, user, users when present, then any free-form fields as received, then `data` =
+    `{roomId?, userId?}` for the 001 examples. Every `token` under `user`/`users` is removed.
+    `JSON.stringify(JSON.parse(body))` gives the same bytes, so the body is also the canonical
+    form signed in `X-Webhook-Signature`.
+    """
+    fields = event.model_dump(
+        mode="python",
+        exclude_unset=True,
+        exclude={"id", "event", "timestamp", "organization_id"},
+    )
+    body: dict[str, Any] = {
+        "id": event.id,
+        "event": event.event,
+        "timestamp": format_timestamp(event.timestamp),
+        "organization_id": event.organization_id,
+    }
+    for key in ("room", "user", "users"):
+        value = fields.pop(key, None)
+        if value is not None:
+            body[key] = _strip_tokens(value) if key != "room" else value
+    body.update(fields)
+    data: dict[str, str] = {}
+    if event.room_id is not None:
+        data["roomId"] = event.room_id
+    if event.user_id is not None:
+        data["userId"] = event.user_id
+    body["data"] = data
+    return to_js_json(body).encode("utf-8")
+
+
+def _strip_tokens(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_tokens(v) for k, v in value.items() if k != "token"}
+    if isinstance(value, list):
+        return [_strip_tokens(v) for v in value]
+    return value
+
+
+def to_js_json(value: Any) -> str:
+    """Serialize JSON-shaped data exactly as JavaScript's `JSON.stringify` would print it.
+
+    Differences from `json.dumps` that matter for byte identity: numbers use JS's
+    Number-to-string rules (1.0 -> 1, 1e-7 -> 1e-7, 1e16 -> 10000000000000000), and object keys
+    that are array indices come first in ascending order, as in every JS object.
+    """
+    out: list[str] = []
+    _emit(value, out)
+    return "".join(out)
+
+
+def _emit(value: Any, out: list[str]) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, str):
+        out.append(encode_basestring(value))
+    elif isinstance(value, int):
+        out.append(str(value))
+    elif isinstance(value, float):
+        out.append(_js_number(value))
+    elif isinstance(value, dict):
+        out.append("{")
+        for i, key in enumerate(_js_key_order(value)):
+            out.append("," if i else "")
+            out.append(encode_basestring(key))
+            out.append(":")
+            _emit(value[key], out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, item in enumerate(value):
+            out.append("," if i else "")
+            _emit(item, out)
+        out.append("]")
+    else:
+        raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def _js_key_order(obj: dict[str, Any]) -> list[str]:
+    indices = [k for k in obj if _is_array_index(k)]
+    if not indices:
+        return list(obj)
+    named = [k for k in obj if not _is_array_index(k)]
+    return sorted(indices, key=int) + named
+
+
+def _is_array_index(key: str) -> bool:
+    return (
+        key.isdigit()
+        and key.isascii()
+        and (key == "0" or key[0] != "0")
+        and int(key) <= _JS_MAX_ARRAY_INDEX
+    )
+
+
+def _js_number(x: float) -> str:
+    """ECMAScript Number::toString(10) for a finite float.
+
+    Python's repr and JS both print the shortest digits that round-trip; only the layout
+    (where the decimal point goes, when to use an exponent) differs, so re-lay out repr's digits.
+    """
+    if not math.isfinite(x):
+        raise ValueError("NaN and Infinity have no JSON form")
+    if x == 0:
+        return "0"  # also -0, as JSON.stringify prints it
+    sign = "-" if x < 0 else ""
+    mantissa, _, exponent = repr(abs(x)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = whole + fraction
+    stripped = digits.lstrip("0")
+    # x = 0.<stripped> * 10**n
+    n = len(whole) + int(exponent or 0) - (len(digits) - len(stripped))
+    s = stripped.rstrip("0")
+    k = len(s)
+    if k <= n <= 21:
+        text = s + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = s[:n] + "." + s[n:]
+    elif -6 < n <= 0:
+        text = "0." + "0" * -n + s
+    else:
+        e = n - 1
+        exp = f"e{'+' if e >= 0 else '-'}{abs(e)}"
+        text = (s if k == 1 else s[0] + "." + s[1:]) + exp
+    return sign + text
+
+
+# --- producing -----------------------------------------------------------------------------
+
+
+def build_event(
+    *,
+    event: str,
+    organization_id: str,
+    room: dict[str, Any] | None = None,
+    user: dict[str, Any] | None = None,
+    users: list[dict[str, Any]] | None = None,
+    event_id: str | None = None,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A valid inbound event as a JSON-ready dict, for producers (e.g. `roomhooks publish`).
+
+    Fills `id` with a random UUID when `event_id` is None and `timestamp` from `now` (which
+    must be timezone-aware). Raises `InvalidEvent` when the result would not parse.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise InvalidEvent("timestamp: now must be timezone-aware")
+    body: dict[str, Any] = {
+        "id": event_id if event_id is not None else str(uuid.uuid4()),
+        "event": event,
+        "timestamp": format_timestamp(now),
+        "organization_id": organization_id,
+        "room": room,
+    }
+    if user is not None:
+        body["user"] = user
+    if users is not None:
+        body["users"] = users
+    for key, value in (extra or {}).items():
+        if key in body:
+            raise InvalidEvent(f"{key}: pass it as its own argument, not in extra")
+        body[key] = value
+    parse_event(body)
+    return body

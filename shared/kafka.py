@@ -1,0 +1,147 @@
+"""Kafka helpers: topic names, the producer and consumer factories, topic creation, JSON codec.
+
+Designed for real Kafka, tested on the Tansu dev broker (see DESIGN.md for its limits):
+producers wait for every in-sync replica (`acks="all"`); idempotence is a setting because
+Tansu cannot grant a producer id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.settings import KafkaSettings
+
+log = structlog.get_logger(__name__)
+
+JSON_HEADERS: list[tuple[str, bytes]] = [("content-type", b"application/json")]
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic and consumer-group name, derived from one namespace."""
+
+    namespace: str = "roomhooks"
+
+    @property
+    def events(self) -> str:
+        return f"{self.namespace}.events"
+
+    @property
+    def events_dlq(self) -> str:
+        return f"{self.namespace}.events.dlq"
+
+    @property
+    def registry(self) -> str:
+        return f"{self.namespace}.registry"
+
+    @property
+    def deliveries(self) -> str:
+        return f"{self.namespace}.deliveries"
+
+    @property
+    def workflow_runs(self) -> str:
+        return f"{self.namespace}.workflow-runs"
+
+    @property
+    def room_state(self) -> str:
+        return f"{self.namespace}.room-state"
+
+    def group(self, service: str) -> str:
+        return f"{self.namespace}-{service}"
+
+    def all(self) -> dict[str, dict[str, str]]:
+        """Topic name -> topic configs, as DESIGN.md lays them out."""
+        compacted = {"cleanup.policy": "compact"}
+        return {
+            self.events: {},
+            self.events_dlq: {},
+            self.registry: compacted,
+            self.deliveries: {},
+            self.workflow_runs: {},
+            self.room_state: compacted,
+        }
+
+    @classmethod
+    def from_settings(cls, settings: KafkaSettings) -> Topics:
+        return cls(namespace=settings.topic_namespace)
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON, the wire format of every topic."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def loads(raw: bytes) -> Any:
+    return json.loads(raw)
+
+
+def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
+    """A producer that acknowledges only what every in-sync replica holds."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": settings.client_id,
+        "acks": "all",
+        "enable_idempotence": settings.idempotent_producer,
+        "request_timeout_ms": settings.request_timeout_ms,
+        "linger_ms": 5,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def make_consumer(
+    settings: KafkaSettings, *topics: str, group_id: str | None, **overrides: Any
+) -> AIOKafkaConsumer:
+    """A consumer that commits only when told to: acknowledge durable work, nothing else."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": settings.client_id,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        # Tansu's "latest" is wrong, and a new group must not skip what is already there.
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": max(500, settings.session_timeout_ms // 4),
+        "request_timeout_ms": settings.request_timeout_ms,
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)
+
+
+async def ensure_topics(settings: KafkaSettings, topics: Topics | None = None) -> list[str]:
+    """Create the missing topics with the configured partitions; returns those created."""
+    topics = topics or Topics.from_settings(settings)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=settings.client_id,
+        request_timeout_ms=settings.request_timeout_ms,
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                name,
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+                topic_configs=configs,
+            )
+            for name, configs in topics.all().items()
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # a replica starting at the same time created it
+            log.info("kafka.topics_created", topics=[t.name for t in wanted])
+        return [t.name for t in wanted]
+    finally:
+        await admin.close()

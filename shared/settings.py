@@ -1,0 +1,73 @@
+"""Settings shared by every service: profile, logging, Postgres and Kafka.
+
+Each service nests these in its own `BaseSettings` with its own env prefix
+(`ROOMHOOKS_REGISTRY_`, ...). The connection settings keep the conventional
+unprefixed names (`DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`) so that one
+`.roomhooks/run.env` serves the services, the CLI and a developer's shell.
+Nothing else in the code base reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Profile(StrEnum):
+    DEV = "dev"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    CONSOLE = "console"
+    JSON = "json"
+
+
+class RuntimeSettings(BaseSettings):
+    """Who we are running as: the profile picks safe defaults for everything else."""
+
+    model_config = SettingsConfigDict(env_prefix="ROOMHOOKS_", extra="ignore")
+
+    profile: Profile = Profile.DEV
+    log_level: str = "INFO"
+    # None: readable console lines in dev, JSON lines in production.
+    log_format: LogFormat | None = None
+
+    @property
+    def effective_log_format(self) -> LogFormat:
+        if self.log_format is not None:
+            return self.log_format
+        return LogFormat.JSON if self.profile is Profile.PRODUCTION else LogFormat.CONSOLE
+
+
+class PostgresSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ROOMHOOKS_PG_", extra="ignore", populate_by_name=True
+    )
+
+    url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/roomhooks",
+        validation_alias="DATABASE_URL",
+    )
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=10, ge=1)
+    command_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    # Every topic and consumer group name starts with this: tests and side-by-side
+    # deployments on one cluster each get their own.
+    topic_namespace: str = Field(default="roomhooks", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    partitions: int = Field(default=12, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    # Real Kafka: on. The dev broker (Tansu) cannot start an idempotent producer.
+    idempotent_producer: bool = False
+    # Tansu makes every group join wait session_timeout / 2: keep it short in dev.
+    session_timeout_ms: int = Field(default=6000, ge=1000)
+    request_timeout_ms: int = Field(default=30000, ge=1000)
+    client_id: str = "roomhooks"

@@ -1,0 +1,106 @@
+"""Webhook signatures: the seed's hex HMAC and Standard Webhooks. Pure, stdlib only.
+
+Every delivery carries both, computed from the same secret string (64 hex chars):
+- `X-Webhook-Signature`: hex HMAC-SHA256 of the body, key = the secret's UTF-8 bytes, exactly
+  what Node's `createHmac('sha256', secret).update(body).digest('hex')` gives (000, 001, 004);
+- `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>` per
+  https://www.standardwebhooks.com, with the key the official `standardwebhooks` libraries
+  derive from that same string (optional `whsec_` prefix removed, the rest base64-decoded; a
+  64-hex-char string is valid base64, so the key is its 48 decoded bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping
+
+_STANDARD_PREFIX = "whsec_"
+_STANDARD_VERSION = "v1"
+
+
+def new_secret() -> str:
+    """A fresh webhook secret: 64 lowercase hex chars (256 random bits)."""
+    return secrets.token_hex(32)
+
+
+def hex_signature(secret: str, body: bytes) -> str:
+    """`X-Webhook-Signature`: lowercase hex HMAC-SHA256 of `body`, keyed with the secret."""
+    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """`webhook-signature` for one message: `v1,` + base64 HMAC of `{id}.{timestamp}.{body}`."""
+    digest = _standard_digest(secret, msg_id, timestamp, body)
+    return f"{_STANDARD_VERSION},{base64.b64encode(digest).decode('ascii')}"
+
+
+def signature_headers(secret: str, *, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The signature headers of one delivery attempt (`timestamp` in Unix seconds)."""
+    return {
+        "X-Webhook-Signature": hex_signature(secret, body),
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": standard_signature(secret, msg_id, timestamp, body),
+    }
+
+
+def verify_hex(secret: str, body: bytes, signature: str) -> bool:
+    """Whether `signature` is the hex HMAC of `body`; constant time in the signature's content."""
+    expected = hex_signature(secret, body).encode("ascii")
+    given = signature.strip().lower().encode("utf-8", "replace")
+    return hmac.compare_digest(expected, given)
+
+
+def verify_standard(
+    secret: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    now: int,
+    tolerance_s: int = 300,
+) -> bool:
+    """Whether the Standard Webhooks headers sign `body` and are within `tolerance_s` of `now`.
+
+    Header names are matched case-insensitively; `webhook-signature` may list several
+    space-separated `v1,<base64>` signatures (secret rotation), any one of which may match.
+    """
+    lowered = {name.lower(): value for name, value in headers.items()}
+    msg_id = lowered.get("webhook-id")
+    sent_at = lowered.get("webhook-timestamp", "")
+    signatures = lowered.get("webhook-signature")
+    if not msg_id or not signatures or not sent_at.isascii() or not sent_at.isdigit():
+        return False
+    timestamp = int(sent_at)
+    # The tolerance bounds replays of a captured request.
+    if abs(now - timestamp) > tolerance_s:
+        return False
+    expected = _standard_digest(secret, msg_id, timestamp, body)
+    matched = False
+    for entry in signatures.split(" "):
+        version, _, encoded = entry.partition(",")
+        if version != _STANDARD_VERSION:
+            continue
+        try:
+            given = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        matched |= hmac.compare_digest(expected, given)
+    return matched
+
+
+def _standard_digest(secret: str, msg_id: str, timestamp: int, body: bytes) -> bytes:
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return hmac.new(_standard_key(secret), signed, hashlib.sha256).digest()
+
+
+def _standard_key(secret: str) -> bytes:
+    # Exactly standardwebhooks.Webhook.__init__, so its verify() accepts our signatures:
+    # appending "==" makes unpadded base64 decode (b64decode ignores surplus padding).
+    key = base64.b64decode(secret.removeprefix(_STANDARD_PREFIX) + "==")
+    if not key:
+        raise ValueError("webhook secret may not be empty")
+    return key

