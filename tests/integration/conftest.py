@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import asyncpg
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaProducer
 
@@ -35,6 +35,7 @@ class Account:
 class Registry:
     url: str
     http: ClientSession
+    app: web.Application
     relay: OutboxRelay
     alice: Account
     bob: Account
@@ -79,5 +80,5 @@ async def registry(
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     async with ClientSession() as http:
-        yield Registry(str(server.make_url("")).rstrip("/"), http, app[RELAY], alice, bob)
+        yield Registry(str(server.make_url("")).rstrip("/"), http, app, app[RELAY], alice, bob)
     await server.close()

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from services.registry.app import WEBHOOKS
 from shared.events import parse_event
 from shared.messages import WebhookRecord
 from tests.support.kafka import read_topic
@@ -94,3 +95,17 @@ async def test_a_failed_publish_keeps_the_rows_for_the_next_pass(registry, pool,
     with pytest.raises(Exception):  # noqa: B017 - whichever Kafka error aiokafka raises
         await r.relay.publish_pending()
     assert await pool.fetchval("SELECT count(*) FROM registry.outbox") == 2
+
+
+async def test_republish_announces_every_webhook_again(registry, kafka_settings, topics):
+    r = registry
+    for account in (r.alice, r.bob):
+        await r.http.post(r.webhooks_url(account), json=BODY, headers=account.auth())
+    while await r.relay.publish_pending():
+        pass
+    assert await r.app[WEBHOOKS].republish_all() == 2
+    while await r.relay.publish_pending():
+        pass
+    records = await read_topic(kafka_settings, topics.registry, at_least=4)
+    keys = [rec.key for rec in records]
+    assert len(keys) == 4 and len(set(keys)) == 2
