@@ -8,6 +8,7 @@ record per key is the truth. Consumers are at-least-once and must drop a record 
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Literal
 
@@ -42,3 +43,41 @@ class WebhookRecord(BaseModel):
     revision: int
     created_at: datetime
     updated_at: datetime
+
+
+class DeliveryRequested(BaseModel):
+    """`roomhooks.deliveries`, key = webhook id: deliver `body` to one webhook.
+
+    Written by fanout (and by the registry for test pings). At-least-once: the delivery
+    service stores it idempotently on (webhook_id, event_id); `delivery_id` is
+    UUIDv5(webhook id, event id), so a re-read event makes no second delivery.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["deliver"] = "deliver"
+    delivery_id: str
+    webhook_id: str
+    organization_id: str
+    event_id: str
+    event: str
+    body: str  # the rendered payload, sent byte for byte on every attempt
+    created_at: datetime
+
+
+class RedeliverRequested(BaseModel):
+    """`roomhooks.deliveries`, key = webhook id: make a new attempt of a stored delivery now,
+    even after it failed. Written by the registry (POST .../redeliver)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["redeliver"] = "redeliver"
+    delivery_id: str
+    webhook_id: str
+    organization_id: str
+    requested_at: datetime
+
+
+def delivery_id_for(webhook_id: str, event_id: str) -> str:
+    """UUIDv5 in the webhook's namespace: the same event never makes two deliveries."""
+    return str(uuid.uuid5(uuid.UUID(webhook_id), event_id))
