@@ -42,6 +42,11 @@ class Topics:
         return f"{self.namespace}.registry"
 
     @property
+    def registry_commands(self) -> str:
+        """Orders to the registry from other services (e.g. disable a webhook after a 410)."""
+        return f"{self.namespace}.registry.commands"
+
+    @property
     def deliveries(self) -> str:
         return f"{self.namespace}.deliveries"
 
@@ -63,6 +68,7 @@ class Topics:
             self.events: {},
             self.events_dlq: {},
             self.registry: compacted,
+            self.registry_commands: {},
             self.deliveries: {},
             self.workflow_runs: {},
             self.room_state: compacted,

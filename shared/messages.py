@@ -81,3 +81,16 @@ class RedeliverRequested(BaseModel):
 def delivery_id_for(webhook_id: str, event_id: str) -> str:
     """UUIDv5 in the webhook's namespace: the same event never makes two deliveries."""
     return str(uuid.uuid5(uuid.UUID(webhook_id), event_id))
+
+
+class DisableWebhook(BaseModel):
+    """`roomhooks.registry.commands`, key = webhook id: an order to the registry, which owns
+    webhooks, to disable one (the delivery service sends it when an endpoint answers 410)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["disable_webhook"] = "disable_webhook"
+    webhook_id: str
+    organization_id: str
+    reason: str
+    requested_at: datetime

@@ -15,7 +15,7 @@ from shared.settings import KafkaSettings, PostgresSettings
 from tests.support.services import kafka_bootstrap, postgres_server
 
 # Every service that owns a schema; the template database has all of them migrated.
-SCHEMAS = {"registry": "services.registry"}
+SCHEMAS = {"registry": "services.registry", "delivery": "services.delivery"}
 
 
 @pytest.fixture(scope="session")

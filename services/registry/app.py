@@ -19,6 +19,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from services.registry import repository
+from services.registry.auth import Authorizer
+from services.registry.commands import consume_commands
+from services.registry.delivery_log import DeliveryLog
+from services.registry.delivery_routes import DeliveryRoutes
 from services.registry.http import build_middlewares
 from services.registry.openapi import build_openapi
 from services.registry.outbox import OutboxRelay
@@ -26,7 +30,7 @@ from services.registry.routes import WebhookRoutes, event_types, health_routes
 from services.registry.service import AccountService, WebhookService
 from services.registry.settings import RegistrySettings
 from shared.db import apply_migrations, create_pool
-from shared.kafka import Topics, ensure_topics, make_producer
+from shared.kafka import Topics, ensure_topics, make_consumer, make_producer
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +91,11 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
     app[WEBHOOKS] = webhooks
     app[ACCOUNTS] = accounts
 
+    DeliveryRoutes(
+        Authorizer(accounts),
+        DeliveryLog(deps.pool, topics, deps.clock),
+        page_size_max=settings.page_size_max,
+    ).register(app)
     WebhookRoutes(
         accounts,
         webhooks,
@@ -142,6 +151,15 @@ async def run(settings: RegistrySettings) -> None:
         if settings.should_republish_on_start:
             await app[WEBHOOKS].republish_all()
         relay_task = asyncio.create_task(app[RELAY].run(), name="outbox-relay")
+        topics = Topics.from_settings(settings.kafka)
+        commands = make_consumer(
+            settings.kafka, topics.registry_commands, group_id=topics.group("registry")
+        )
+        await commands.start()
+        stack.push_async_callback(commands.stop)
+        commands_task = asyncio.create_task(
+            consume_commands(commands, app[WEBHOOKS]), name="registry-commands"
+        )
 
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -152,9 +170,10 @@ async def run(settings: RegistrySettings) -> None:
 
         await stop.wait()
         log.info("registry.stopping")
-        relay_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay_task
+        for task in (relay_task, commands_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         # One last pass so changes committed just before the stop are published now.
         with contextlib.suppress(Exception):
             await app[RELAY].publish_pending()

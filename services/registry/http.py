@@ -66,7 +66,7 @@ def fail(error: ApiError) -> web.Response:
     return web.json_response(body, status=error.status, dumps=_dumps)
 
 
-_LOC_NAMES = {"room_id": "roomId"}
+_LOC_NAMES = {"room_id": "roomId", "retry_schedule": "retrySchedule"}
 
 
 def field_path(loc: tuple[Any, ...]) -> str:

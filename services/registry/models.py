@@ -6,7 +6,7 @@ the field instead of a silently ignored setting. These models also feed /openapi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import (
@@ -20,7 +20,13 @@ from pydantic import (
     model_validator,
 )
 
-from services.registry.policy import check_events, check_room_scope, check_webhook_url
+from services.registry.policy import (
+    check_events,
+    check_room_scope,
+    check_schedule,
+    check_webhook_url,
+)
+from shared.events import format_timestamp
 
 ROOM_ID_FIELD = Field(
     default=None,
@@ -34,16 +40,18 @@ EVENTS_FIELD = Field(
     description="Event names to subscribe to (GET /v1/event-types); at least one.",
     max_length=100,
 )
+RETRY_SCHEDULE_FIELD = Field(
+    default=None,
+    validation_alias=AliasChoices("retrySchedule", "retry_schedule"),
+    description="Seconds to wait after each failed attempt (at most 10 delays, each 1 s to "
+    "24 h); its length + 1 is the number of attempts. Null: the deployment's default "
+    "(1, 5, 30).",
+)
 URL_FIELD = Field(
     description="Absolute https URL (http only for hosts the operator allows), at most 2048 "
     "characters.",
     max_length=2048,
 )
-
-
-def iso_millis(value: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and Z, as in the source documents."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _http_hosts(info: ValidationInfo) -> frozenset[str]:
@@ -62,6 +70,12 @@ class WebhookInput(_Body):
     room_id: str | None = ROOM_ID_FIELD
     name: str | None = NAME_FIELD
     enabled: bool = True
+    retry_schedule: list[int] | None = RETRY_SCHEDULE_FIELD
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule(cls, value: list[int] | None) -> list[int] | None:
+        return check_schedule(value)
 
     @field_validator("url")
     @classmethod
@@ -87,6 +101,12 @@ class WebhookPatch(_Body):
     room_id: str | None = ROOM_ID_FIELD
     name: str | None = NAME_FIELD
     enabled: bool | None = None
+    retry_schedule: list[int] | None = RETRY_SCHEDULE_FIELD
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule(cls, value: list[int] | None) -> list[int] | None:
+        return check_schedule(value)
 
     @field_validator("url")
     @classmethod
@@ -112,7 +132,9 @@ class WebhookPatch(_Body):
     @model_validator(mode="after")
     def _not_empty(self) -> WebhookPatch:
         if not self.model_fields_set:
-            raise ValueError("at least one of url, events, roomId, name, enabled is required")
+            raise ValueError(
+                "at least one of url, events, roomId, name, enabled, retrySchedule is required"
+            )
         return self
 
 
@@ -129,12 +151,13 @@ class Webhook(BaseModel):
     room_id: str | None
     enabled: bool
     disabled_reason: str | None = None
+    retry_schedule: list[int] | None = None
     created_at: datetime
     updated_at: datetime
 
     @field_serializer("created_at", "updated_at", when_used="json")
     def _timestamps(self, value: datetime) -> str:
-        return iso_millis(value)
+        return format_timestamp(value)
 
 
 class WebhookWithSecret(Webhook):
@@ -196,3 +219,55 @@ class ErrorEnvelope(BaseModel):
     description: str
     data: None = None
     error: ErrorInfo
+
+
+class WebhookDelivery(BaseModel):
+    """WebhookDelivery (002), plus what the log needs to explain itself."""
+
+    id: str
+    webhook_id: str
+    event_id: str
+    event: str
+    payload: str = Field(description="The JSON body sent, byte for byte.")
+    status: Literal["pending", "success", "failed"]
+    attempts: int
+    last_attempt_at: datetime | None
+    next_retry_at: datetime | None
+    status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @field_serializer(
+        "last_attempt_at", "next_retry_at", "created_at", "updated_at", when_used="json"
+    )
+    def _timestamps(self, value: datetime | None) -> str | None:
+        return format_timestamp(value) if value is not None else None
+
+
+class DeliveryAttempt(BaseModel):
+    attempt: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+    response_body: str | None = Field(description="The first 4 KiB of the answer.")
+
+    @field_serializer("started_at", when_used="json")
+    def _timestamps(self, value: datetime) -> str:
+        return format_timestamp(value)
+
+
+class DeliveryListData(BaseModel):
+    deliveries: list[WebhookDelivery]
+    next_cursor: str | None
+
+
+class DeliveryData(BaseModel):
+    delivery: WebhookDelivery
+    attempts: list[DeliveryAttempt]
+
+
+class DeliveryQueuedData(BaseModel):
+    delivery_id: str
+    event_id: str | None = None

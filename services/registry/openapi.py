@@ -8,6 +8,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from services.registry.models import (
+    DeliveryData,
+    DeliveryListData,
+    DeliveryQueuedData,
     ErrorEnvelope,
     EventTypesData,
     HealthData,
@@ -24,7 +27,7 @@ _ERRORS = {
     "400": "Invalid input: `error.details` names each field and what is wrong with it.",
     "401": "Missing or invalid API key.",
     "403": "The key belongs to another account, or its role may not write.",
-    "404": "No such webhook in this account.",
+    "404": "No such webhook (or delivery) in this account.",
     "503": "Not ready: `error.message` names the failing checks.",
 }
 
@@ -92,6 +95,9 @@ def _path_param(name: str, description: str) -> dict[str, Any]:
 
 def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
     models: list[type[BaseModel]] = [
+        DeliveryData,
+        DeliveryListData,
+        DeliveryQueuedData,
         WebhookInput,
         WebhookPatch,
         WebhookData,
@@ -111,6 +117,7 @@ def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
     schemas = defs.get("$defs", {})
     account = _path_param("account_id", "The account (organization) id.")
     webhook = _path_param("webhook_id", "The webhook id.")
+    delivery = _path_param("delivery_id", "The delivery id.")
     list_params = [
         account,
         {
@@ -184,6 +191,51 @@ def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
                     errors=all_errors,
                     parameters=[account, webhook],
                 ),
+            },
+            webhooks_path + "/{webhook_id}/deliveries": {
+                "get": _operation(
+                    "The webhook's delivery log, newest first.",
+                    ok_status="200",
+                    ok_model=DeliveryListData,
+                    errors=all_errors,
+                    parameters=[
+                        *list_params,
+                        webhook,
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"enum": ["pending", "success", "failed"]},
+                        },
+                    ],
+                )
+            },
+            webhooks_path + "/{webhook_id}/deliveries/{delivery_id}": {
+                "get": _operation(
+                    "One delivery with every attempt made.",
+                    ok_status="200",
+                    ok_model=DeliveryData,
+                    errors=all_errors,
+                    parameters=[account, webhook, delivery],
+                )
+            },
+            webhooks_path + "/{webhook_id}/deliveries/{delivery_id}/redeliver": {
+                "post": _operation(
+                    "Attempt the delivery again now, even after it failed.",
+                    ok_status="202",
+                    ok_model=DeliveryQueuedData,
+                    errors=all_errors,
+                    parameters=[account, webhook, delivery],
+                )
+            },
+            webhooks_path + "/{webhook_id}/test": {
+                "post": _operation(
+                    "Send a `webhook.test` ping through the delivery path.",
+                    ok_status="202",
+                    ok_model=DeliveryQueuedData,
+                    errors=all_errors,
+                    parameters=[account, webhook],
+                )
             },
             "/v1/event-types": {
                 "get": _operation(

@@ -76,6 +76,21 @@ def _is_internal_host(host: str) -> bool:
     return not address.is_global
 
 
+MAX_RETRIES = 10
+MAX_RETRY_DELAY_S = 86_400
+
+
+def check_schedule(delays: list[int] | None) -> list[int] | None:
+    """A per-webhook retry schedule: whole seconds, each 1 s to 24 h, at most 10 retries."""
+    if delays is None:
+        return None
+    if len(delays) > MAX_RETRIES:
+        raise ValueError(f"at most {MAX_RETRIES} retries")
+    if any(not 1 <= d <= MAX_RETRY_DELAY_S for d in delays):
+        raise ValueError(f"each delay must be from 1 to {MAX_RETRY_DELAY_S} seconds")
+    return delays
+
+
 def check_events(events: Iterable[str]) -> list[str]:
     """Non-empty, unique names from the catalog."""
     names = list(events)

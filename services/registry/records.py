@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from services.registry.models import Webhook, WebhookWithSecret, iso_millis
+from services.registry.models import Webhook, WebhookWithSecret
 from services.registry.repository import WebhookRow
+from shared.events import format_timestamp
 from shared.kafka import Topics, dumps
 from shared.messages import WebhookRecord, registry_key
 
@@ -23,6 +24,7 @@ def public_webhook(row: WebhookRow) -> Webhook:
         room_id=row.room_id,
         enabled=row.enabled,
         disabled_reason=row.disabled_reason,
+        retry_schedule=row.retry_schedule,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -57,7 +59,7 @@ def webhook_created_entry(
     event = {
         "id": event_id,
         "event": "webhook.created",
-        "timestamp": iso_millis(now),
+        "timestamp": format_timestamp(now),
         "organization_id": str(row.organization_id),
         "room": None,
         "webhook": public_webhook(row).model_dump(mode="json"),

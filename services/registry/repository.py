@@ -14,7 +14,7 @@ OUTBOX_CHANNEL = "roomhooks_registry_outbox"
 
 _WEBHOOK_COLUMNS = (
     "id, organization_id, name, url, secret, events, room_id, enabled, disabled_reason,"
-    " revision, created_at, updated_at"
+    " retry_schedule, revision, created_at, updated_at"
 )
 
 
@@ -29,6 +29,7 @@ class WebhookRow:
     room_id: str | None
     enabled: bool
     disabled_reason: str | None
+    retry_schedule: list[int] | None
     revision: int
     created_at: datetime
     updated_at: datetime
@@ -98,7 +99,7 @@ async def find_key_owner(conn: asyncpg.Connection, token_sha256: str) -> KeyOwne
 async def insert_webhook(conn: asyncpg.Connection, row: WebhookRow) -> WebhookRow:
     record = await conn.fetchrow(
         f"INSERT INTO registry.webhooks ({_WEBHOOK_COLUMNS})"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         f" RETURNING {_WEBHOOK_COLUMNS}",
         row.id,
         row.organization_id,
@@ -109,6 +110,7 @@ async def insert_webhook(conn: asyncpg.Connection, row: WebhookRow) -> WebhookRo
         row.room_id,
         row.enabled,
         row.disabled_reason,
+        row.retry_schedule,
         row.revision,
         row.created_at,
         row.updated_at,
@@ -160,7 +162,8 @@ async def update_webhook(conn: asyncpg.Connection, row: WebhookRow) -> WebhookRo
     """Write the changeable fields; bumps the revision."""
     record = await conn.fetchrow(
         "UPDATE registry.webhooks SET name = $3, url = $4, events = $5, room_id = $6,"
-        " enabled = $7, disabled_reason = $8, updated_at = $9, revision = revision + 1"
+        " enabled = $7, disabled_reason = $8, updated_at = $9, retry_schedule = $10,"
+        " revision = revision + 1"
         f" WHERE organization_id = $1 AND id = $2 RETURNING {_WEBHOOK_COLUMNS}",
         row.organization_id,
         row.id,
@@ -171,6 +174,7 @@ async def update_webhook(conn: asyncpg.Connection, row: WebhookRow) -> WebhookRo
         row.enabled,
         row.disabled_reason,
         row.updated_at,
+        row.retry_schedule,
     )
     return WebhookRow.from_record(record)
 

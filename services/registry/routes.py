@@ -6,19 +6,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from services.registry.auth import Authorizer, page_limit
 from services.registry.http import ApiError, ok, read_json
-from services.registry.keys import bearer_token
 from services.registry.models import WebhookInput, WebhookPatch
-from services.registry.policy import Access, Role, decide_access
 from services.registry.service import AccountService, WebhookService
 from shared.events import CATALOG
 
 DEFAULT_PAGE_SIZE = 50
-
-_DENIED = {
-    Access.OTHER_ACCOUNT: "this API key belongs to another account",
-    Access.READ_ONLY_ROLE: "only OWNER and ADMIN keys may change webhooks",
-}
 
 
 class WebhookRoutes:
@@ -30,7 +24,7 @@ class WebhookRoutes:
         http_hosts: frozenset[str],
         page_size_max: int,
     ) -> None:
-        self._accounts = accounts
+        self._auth = Authorizer(accounts)
         self._webhooks = webhooks
         self._context = {"http_hosts": http_hosts}
         self._page_size_max = page_size_max
@@ -45,24 +39,7 @@ class WebhookRoutes:
         app.router.add_delete(base + "/{webhook_id}", self.delete)
 
     async def _authorize(self, request: web.Request, *, write: bool) -> str:
-        token = bearer_token(request.headers.get("Authorization"))
-        if token is None:
-            raise ApiError(
-                401, "unauthorized", "an `Authorization: Bearer <api key>` header is required"
-            )
-        owner = await self._accounts.authenticate(token)
-        if owner is None:
-            raise ApiError(401, "unauthorized", "the API key is not valid")
-        account_id = request.match_info["account_id"]
-        access = decide_access(
-            key_account=str(owner.account_id),
-            role=Role(owner.role),
-            path_account=account_id,
-            write=write,
-        )
-        if access is not Access.ALLOWED:
-            raise ApiError(403, "forbidden", _DENIED[access])
-        return str(owner.account_id)
+        return await self._auth.account(request, write=write)
 
     async def create(self, request: web.Request) -> web.Response:
         account_id = await self._authorize(request, write=True)
@@ -107,17 +84,7 @@ class WebhookRoutes:
         return ok("Webhook deleted", {"webhook": webhook.model_dump(mode="json")})
 
     def _limit(self, request: web.Request) -> int:
-        raw = request.query.get("limit")
-        if raw is None or raw == "":
-            return min(DEFAULT_PAGE_SIZE, self._page_size_max)
-        if not raw.isdigit() or not 1 <= int(raw) <= self._page_size_max:
-            raise ApiError(
-                400,
-                "validation_error",
-                f"limit: must be a whole number from 1 to {self._page_size_max}",
-                [{"field": "limit", "message": f"must be from 1 to {self._page_size_max}"}],
-            )
-        return int(raw)
+        return page_limit(request, default=DEFAULT_PAGE_SIZE, maximum=self._page_size_max)
 
 
 async def event_types(_request: web.Request) -> web.Response:

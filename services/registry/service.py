@@ -48,7 +48,7 @@ class Page:
     next_cursor: str | None
 
 
-def _uuid(value: str) -> UUID:
+def parse_id(value: str) -> UUID:
     try:
         return UUID(value)
     except ValueError as exc:
@@ -102,7 +102,7 @@ class WebhookService:
         now = self._clock()
         row = WebhookRow(
             id=uuid.uuid4(),
-            organization_id=_uuid(account_id),
+            organization_id=parse_id(account_id),
             name=body.name,
             url=body.url,
             secret=new_secret(),
@@ -110,6 +110,7 @@ class WebhookService:
             room_id=body.room_id,
             enabled=body.enabled,
             disabled_reason=None,
+            retry_schedule=body.retry_schedule,
             revision=1,
             created_at=now,
             updated_at=now,
@@ -131,7 +132,7 @@ class WebhookService:
     async def get(self, account_id: str, webhook_id: str) -> Webhook:
         async with self._pool.acquire() as conn:
             row = await repository.get_webhook(
-                conn, organization_id=_uuid(account_id), webhook_id=_uuid(webhook_id)
+                conn, organization_id=parse_id(account_id), webhook_id=parse_id(webhook_id)
             )
         if row is None:
             raise NotFound(webhook_id)
@@ -141,10 +142,10 @@ class WebhookService:
         after = None
         if cursor:
             created_at, last_id = decode_cursor(cursor)
-            after = (created_at, _uuid(last_id))
+            after = (created_at, parse_id(last_id))
         async with self._pool.acquire() as conn:
             rows = await repository.list_webhooks(
-                conn, organization_id=_uuid(account_id), limit=limit + 1, after=after
+                conn, organization_id=parse_id(account_id), limit=limit + 1, after=after
             )
         more = len(rows) > limit
         rows = rows[:limit]
@@ -161,6 +162,7 @@ class WebhookService:
                 name=body.name,
                 enabled=body.enabled,
                 disabled_reason=None if body.enabled else row.disabled_reason,
+                retry_schedule=body.retry_schedule,
             )
 
         return await self._change(account_id, webhook_id, change)
@@ -176,6 +178,9 @@ class WebhookService:
                 room_id=body.room_id if "room_id" in fields else row.room_id,
                 name=body.name if "name" in fields else row.name,
                 enabled=body.enabled if "enabled" in fields else row.enabled,
+                retry_schedule=(
+                    body.retry_schedule if "retry_schedule" in fields else row.retry_schedule
+                ),
             )
             if updated.enabled and not row.enabled:
                 updated = replace(updated, disabled_reason=None)
@@ -190,13 +195,32 @@ class WebhookService:
     async def delete(self, account_id: str, webhook_id: str) -> Webhook:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await repository.delete_webhook(
-                conn, organization_id=_uuid(account_id), webhook_id=_uuid(webhook_id)
+                conn, organization_id=parse_id(account_id), webhook_id=parse_id(webhook_id)
             )
             if row is None:
                 raise NotFound(webhook_id)
             await repository.enqueue(conn, [tombstone_entry(self._topics, row.id)])
         log.info("webhook.deleted", account_id=account_id, webhook_id=webhook_id)
         return public_webhook(row)
+
+    async def disable(self, account_id: str, webhook_id: str, *, reason: str) -> bool:
+        """Disable on another service's order (410 Gone); False when there was nothing to do."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await repository.get_webhook(
+                conn,
+                organization_id=parse_id(account_id),
+                webhook_id=parse_id(webhook_id),
+                for_update=True,
+            )
+            if row is None or not row.enabled:
+                return False
+            stored = await repository.update_webhook(
+                conn,
+                replace(row, enabled=False, disabled_reason=reason, updated_at=self._clock()),
+            )
+            await repository.enqueue(conn, [registry_entry(self._topics, stored)])
+        log.warning("webhook.disabled", account_id=account_id, webhook_id=webhook_id, reason=reason)
+        return True
 
     async def republish_all(self) -> int:
         """Announce every webhook again (a dev broker forgets its topics when it restarts)."""
@@ -213,8 +237,8 @@ class WebhookService:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await repository.get_webhook(
                 conn,
-                organization_id=_uuid(account_id),
-                webhook_id=_uuid(webhook_id),
+                organization_id=parse_id(account_id),
+                webhook_id=parse_id(webhook_id),
                 for_update=True,
             )
             if row is None:

@@ -268,24 +268,15 @@ async def test_openapi_document_describes_every_route(registry):
     document = await resp.json()
     assert document["openapi"].startswith("3.1")
     documented = {
-        (path.replace("{account_id}", "A").replace("{webhook_id}", "W"), method.upper())
-        for path, item in document["paths"].items()
-        for method in item
+        (path, method.upper()) for path, item in document["paths"].items() for method in item
     }
-    expected = {
-        ("/v1/accounts/A/webhooks", "POST"),
-        ("/v1/accounts/A/webhooks", "GET"),
-        ("/v1/accounts/A/webhooks/W", "GET"),
-        ("/v1/accounts/A/webhooks/W", "PUT"),
-        ("/v1/accounts/A/webhooks/W", "PATCH"),
-        ("/v1/accounts/A/webhooks/W", "DELETE"),
-        ("/v1/event-types", "GET"),
-        ("/healthz", "GET"),
-        ("/readyz", "GET"),
-        ("/metrics", "GET"),
-        ("/openapi.json", "GET"),
+    served = {
+        (route.resource.canonical, route.method)
+        for route in registry.app.router.routes()
+        if route.method != "HEAD"
     }
-    assert documented == expected
+    assert documented == served
+    assert ("/v1/accounts/{account_id}/webhooks/{webhook_id}", "PATCH") in served
     schemas = document["components"]["schemas"]
     assert "secret" in schemas["WebhookWithSecret"]["properties"]
     assert "secret" not in schemas["Webhook"]["properties"]

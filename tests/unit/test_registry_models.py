@@ -7,7 +7,8 @@ from pydantic import ValidationError
 
 from services.registry.http import validation_error
 from services.registry.keys import bearer_token, hash_token, new_token
-from services.registry.models import WebhookInput, WebhookPatch, iso_millis
+from services.registry.models import WebhookInput, WebhookPatch
+from shared.events import format_timestamp
 from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
 
 CONTEXT = {"http_hosts": frozenset({"127.0.0.1"})}
@@ -107,4 +108,4 @@ def test_cursor_round_trip_and_garbage():
 def test_timestamps_have_milliseconds_and_z():
     from datetime import UTC, datetime
 
-    assert iso_millis(datetime(2026, 5, 29, 10, 0, tzinfo=UTC)) == "2026-05-29T10:00:00.000Z"
+    assert format_timestamp(datetime(2026, 5, 29, 10, 0, tzinfo=UTC)) == "2026-05-29T10:00:00.000Z"

@@ -1,0 +1,47 @@
+"""Orders to the registry from other services, on `roomhooks.registry.commands`.
+
+At-least-once: each order is applied, then its offset committed; applying one twice is
+harmless (disabling a disabled webhook changes nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from aiokafka import AIOKafkaConsumer
+from pydantic import ValidationError
+
+from services.registry.service import NotFound, WebhookService
+from shared.messages import DisableWebhook
+
+log = structlog.get_logger(__name__)
+
+
+async def apply_command(webhooks: WebhookService, raw: bytes | None) -> None:
+    try:
+        order = DisableWebhook.model_validate_json(raw or b"")
+    except ValidationError as exc:
+        log.error("registry.command_invalid", error=str(exc).splitlines()[0])
+        return
+    try:
+        await webhooks.disable(order.organization_id, order.webhook_id, reason=order.reason)
+    except NotFound:
+        log.info("registry.command_for_unknown_webhook", webhook_id=order.webhook_id)
+
+
+async def consume_commands(consumer: AIOKafkaConsumer, webhooks: WebhookService) -> None:
+    """Apply orders until cancelled; a failure re-reads the batch after a pause."""
+    while True:
+        batches = await consumer.getmany(timeout_ms=1000)
+        try:
+            for records in batches.values():
+                for record in records:
+                    await apply_command(webhooks, record.value)
+            if batches:
+                await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+        except Exception as exc:  # noqa: BLE001 - this loop's top-level catch: re-read, retry
+            log.warning("registry.command_failed", error=repr(exc))
+            for tp, records in batches.items():
+                consumer.seek(tp, records[0].offset)
+            await asyncio.sleep(1)

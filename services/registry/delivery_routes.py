@@ -1,0 +1,80 @@
+"""HTTP adapters for the delivery log: list, one with its attempts, redeliver, test ping."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.registry.auth import Authorizer, page_limit
+from services.registry.delivery_log import DeliveryLog, check_status
+from services.registry.http import ApiError, ok
+
+DEFAULT_PAGE_SIZE = 50
+
+
+class DeliveryRoutes:
+    def __init__(self, auth: Authorizer, log: DeliveryLog, *, page_size_max: int) -> None:
+        self._auth = auth
+        self._log = log
+        self._page_size_max = page_size_max
+
+    def register(self, app: web.Application) -> None:
+        webhook = "/v1/accounts/{account_id}/webhooks/{webhook_id}"
+        app.router.add_get(webhook + "/deliveries", self.list)
+        app.router.add_get(webhook + "/deliveries/{delivery_id}", self.get)
+        app.router.add_post(webhook + "/deliveries/{delivery_id}/redeliver", self.redeliver)
+        app.router.add_post(webhook + "/test", self.test)
+
+    async def list(self, request: web.Request) -> web.Response:
+        account_id = await self._auth.account(request, write=False)
+        limit = page_limit(request, default=DEFAULT_PAGE_SIZE, maximum=self._page_size_max)
+        try:
+            status = check_status(request.query.get("status"))
+        except ValueError as exc:
+            raise ApiError(
+                400,
+                "validation_error",
+                f"status: {exc}",
+                [{"field": "status", "message": str(exc)}],
+            ) from exc
+        page = await self._log.list(
+            account_id,
+            request.match_info["webhook_id"],
+            limit=limit,
+            status=status,
+            cursor=request.query.get("cursor") or None,
+        )
+        return ok(
+            "Deliveries",
+            {
+                "deliveries": [d.model_dump(mode="json") for d in page.deliveries],
+                "next_cursor": page.next_cursor,
+            },
+        )
+
+    async def get(self, request: web.Request) -> web.Response:
+        account_id = await self._auth.account(request, write=False)
+        delivery, attempts = await self._log.get(
+            account_id, request.match_info["webhook_id"], request.match_info["delivery_id"]
+        )
+        return ok(
+            "Delivery",
+            {
+                "delivery": delivery.model_dump(mode="json"),
+                "attempts": [a.model_dump(mode="json") for a in attempts],
+            },
+        )
+
+    async def redeliver(self, request: web.Request) -> web.Response:
+        account_id = await self._auth.account(request, write=True)
+        delivery_id = request.match_info["delivery_id"]
+        await self._log.redeliver(account_id, request.match_info["webhook_id"], delivery_id)
+        return ok("Redelivery queued", {"delivery_id": delivery_id.lower()}, status=202)
+
+    async def test(self, request: web.Request) -> web.Response:
+        account_id = await self._auth.account(request, write=True)
+        delivery_id, event_id = await self._log.send_test(
+            account_id, request.match_info["webhook_id"]
+        )
+        return ok(
+            "Test delivery queued", {"delivery_id": delivery_id, "event_id": event_id}, status=202
+        )
