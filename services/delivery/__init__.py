@@ -1,1 +1,1 @@
-"""delivery service: arrives with its issue (see DESIGN.md)."""
+"""delivery service: signed POSTs with retries, every attempt recorded in Postgres."""

@@ -1,0 +1,248 @@
+"""The one place that builds the delivery service's pool, consumers, producer and HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from importlib.metadata import version
+from uuid import UUID
+
+import aiohttp
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import CollectorRegistry
+from pydantic import TypeAdapter, ValidationError
+
+from services.delivery.dispatcher import Dispatcher, GuardedResolver
+from services.delivery.lanes import Lanes
+from services.delivery.recorder import AttemptRecorder
+from services.delivery.service import DeliveryMetrics, DeliveryService
+from services.delivery.settings import DeliverySettings
+from services.delivery.ssrf import AddressPolicy
+from services.delivery.targets import Targets
+from shared.db import apply_migrations, create_pool
+from shared.health import start_health_server
+from shared.kafka import JSON_HEADERS, Topics, dumps, ensure_topics, make_consumer, make_producer
+from shared.messages import (
+    DeliveryRequested,
+    DisableWebhook,
+    RedeliverRequested,
+    parse_registry_key,
+)
+
+log = structlog.get_logger(__name__)
+
+_REQUEST = TypeAdapter(DeliveryRequested | RedeliverRequested)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Delivery:
+    """The running service. `start()` builds and starts everything, `stop()` drains it."""
+
+    def __init__(self, settings: DeliverySettings, *, clock: Callable[[], datetime] = utcnow):
+        self.settings = settings
+        self.topics = Topics.from_settings(settings.kafka)
+        self.metrics_registry = CollectorRegistry()
+        self._clock = clock
+        self._stack = AsyncExitStack()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self.service: DeliveryService | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        stack = self._stack
+        pool: asyncpg.Pool = await create_pool(s.postgres)
+        stack.push_async_callback(pool.close)
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, schema="delivery", package="services.delivery")
+        await ensure_topics(s.kafka, self.topics)
+
+        producer: AIOKafkaProducer = make_producer(s.kafka)
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+
+        policy = AddressPolicy.build(
+            allow_loopback=s.loopback_allowed, allowed_networks=s.allowed_networks
+        )
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(policy), limit=s.max_in_flight, limit_per_host=0
+        )
+        session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        stack.push_async_callback(session.close)
+
+        lanes = Lanes(
+            max_in_flight=s.max_in_flight,
+            per_webhook_concurrency=s.per_webhook_concurrency,
+            per_webhook_backlog=s.per_webhook_backlog,
+            max_admitted=s.max_in_flight * 4,
+        )
+        recorder = AttemptRecorder(pool, batch_size=s.record_batch, clock=self._clock)
+        self.targets = Targets(pool, ttl_s=s.webhook_cache_ttl_s)
+
+        async def disable(order: DisableWebhook) -> None:
+            await producer.send_and_wait(
+                self.topics.registry_commands,
+                dumps(order.model_dump(mode="json")),
+                key=order.webhook_id.encode(),
+                headers=JSON_HEADERS,
+            )
+
+        self.service = DeliveryService(
+            pool=pool,
+            dispatcher=Dispatcher(
+                session,
+                policy=policy,
+                timeout_s=s.timeout_s,
+                body_max_bytes=s.response_body_max_bytes,
+                clock=self._clock,
+            ),
+            targets=self.targets,
+            lanes=lanes,
+            recorder=recorder,
+            disable=disable,
+            settings=s,
+            clock=self._clock,
+            metrics=DeliveryMetrics(self.metrics_registry),
+            user_agent=f"roomhooks/{version('roomhooks')}",
+        )
+        self._lanes = lanes
+
+        self._consumer = make_consumer(
+            s.kafka,
+            self.topics.deliveries,
+            group_id=self.topics.group("delivery"),
+            max_poll_records=s.fetch_max_records,
+        )
+        await self._consumer.start()
+        stack.push_async_callback(self._consumer.stop)
+
+        watcher = make_consumer(s.kafka, group_id=None)
+        await watcher.start()
+        stack.push_async_callback(watcher.stop)
+
+        runner = await start_health_server(
+            self._readiness, self.metrics_registry, host=s.health_host, port=s.health_port
+        )
+        if runner is not None:
+            stack.push_async_callback(runner.cleanup)
+
+        self._tasks = [
+            asyncio.create_task(recorder.run(), name="recorder"),
+            asyncio.create_task(self._consume(), name="consume"),
+            asyncio.create_task(self._schedule(), name="scheduler"),
+            asyncio.create_task(self._watch_registry(watcher), name="registry-watch"),
+        ]
+        log.info("delivery.started", group=self.topics.group("delivery"))
+
+    async def _readiness(self) -> dict[str, str]:
+        return {"consumer": "ok" if self._consumer and self._consumer.assignment() else "waiting"}
+
+    async def _consume(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._consume_batch()
+            except Exception as exc:  # noqa: BLE001 - this loop's top-level catch: log, back off
+                log.warning("delivery.consume_failed", error=repr(exc))
+                await asyncio.sleep(1)
+
+    async def _consume_batch(self) -> None:
+        """Fetch, store durably, commit the offsets, then attempt: never the other way round."""
+        assert self._consumer is not None and self.service is not None
+        consumer, service = self._consumer, self.service
+        await self._lanes.wait_for_room()
+        batches = await consumer.getmany(timeout_ms=500)
+        if not batches:
+            return
+        messages = []
+        for tp, records in batches.items():
+            for record in records:
+                try:
+                    messages.append(_REQUEST.validate_json(record.value or b""))
+                except ValidationError as exc:
+                    log.error(
+                        "delivery.request_invalid",
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        offset=record.offset,
+                        error=str(exc).splitlines()[0],
+                    )
+        try:
+            jobs = await service.accept(messages)
+            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+        except BaseException:
+            # Not stored or not committed: read the same messages again.
+            for tp, records in batches.items():
+                consumer.seek(tp, records[0].offset)
+            raise
+        await service.submit(jobs)
+
+    async def _schedule(self) -> None:
+        assert self.service is not None
+        service = self.service
+        while not self._stopping.is_set():
+            claimed = 0
+            try:
+                claimed = await service.claim_due()
+            except Exception as exc:  # noqa: BLE001 - this loop's top-level catch
+                log.warning("delivery.claim_failed", error=repr(exc))
+            if claimed >= self.settings.claim_batch:
+                continue  # more are probably due
+            service.wake_scheduler.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    service.wake_scheduler.wait(), timeout=self.settings.scheduler_interval_s
+                )
+
+    async def _watch_registry(self, watcher: AIOKafkaConsumer) -> None:
+        """Drop cached targets whose webhook changed (url, secret, enabled, deletion)."""
+        topic = self.topics.registry
+        await watcher.topics()  # loads the metadata partitions_for_topic reads
+        partitions = watcher.partitions_for_topic(topic) or {0}
+        watcher.assign([TopicPartition(topic, p) for p in partitions])
+        while True:
+            batches = await watcher.getmany(timeout_ms=1000)
+            for records in batches.values():
+                for record in records:
+                    with contextlib.suppress(ValueError, UnicodeDecodeError):
+                        kind, record_id = parse_registry_key((record.key or b"").decode())
+                        if kind == "webhook":
+                            self.targets.invalidate(UUID(record_id))
+
+    async def stop(self) -> None:
+        """Stop fetching and claiming, let in-flight attempts finish, record them, close."""
+        self._stopping.set()
+        consume, schedule = self._tasks[1], self._tasks[2]
+        for task in (consume, schedule):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=2)
+        if self.service is not None:
+            left = await self.service.finish_in_flight(timeout_s=self.settings.timeout_s + 2)
+            log.info("delivery.stopped", unfinished=left)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stack.aclose()
+
+
+async def run(settings: DeliverySettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    delivery = Delivery(settings)
+    await delivery.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("delivery.stopping")
+        await delivery.stop()

@@ -1,0 +1,114 @@
+"""Pure delivery decisions: what an attempt's outcome means and when to try again."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"  # 2xx
+    HTTP_ERROR = "http_error"  # any other status: retry
+    GONE = "gone"  # 410: the receiver asks us to stop; the webhook is disabled
+    NETWORK_ERROR = "network_error"  # timeout, refused, reset, DNS: retry
+    BLOCKED = "blocked"  # the SSRF guard refused the address: retrying will not help
+
+
+class Final(StrEnum):
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one POST came to; produced by the dispatcher, no database involved."""
+
+    outcome: Outcome
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None = None
+    error: str | None = None
+    response_body: str | None = None
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: Final
+    next_attempt_at: datetime | None
+    disable_webhook: bool = False
+
+
+def classify(status_code: int) -> Outcome:
+    if 200 <= status_code < 300:
+        return Outcome.SUCCESS
+    if status_code == 410:
+        return Outcome.GONE
+    return Outcome.HTTP_ERROR
+
+
+def next_attempt_at(
+    attempt: int,
+    outcome: Outcome,
+    *,
+    now: datetime,
+    schedule: Sequence[float],
+    retry_after: float | None = None,
+    retry_after_max: float = 600.0,
+) -> datetime | None:
+    """When to try again after attempt number `attempt` (1-based); None: the schedule is spent.
+
+    Attempt n failing waits schedule[n-1]; a Retry-After header, when it asks for longer,
+    is honoured up to `retry_after_max`.
+    """
+    if outcome in (Outcome.SUCCESS, Outcome.GONE, Outcome.BLOCKED):
+        return None
+    if attempt > len(schedule):
+        return None
+    delay = schedule[attempt - 1]
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, retry_after_max))
+    return now + timedelta(seconds=delay)
+
+
+def decide(
+    attempt: int,
+    result: AttemptResult,
+    *,
+    now: datetime,
+    schedule: Sequence[float],
+    retry_after_max: float,
+) -> Decision:
+    if result.outcome is Outcome.SUCCESS:
+        return Decision(Final.SUCCESS, None)
+    if result.outcome is Outcome.GONE:
+        return Decision(Final.FAILED, None, disable_webhook=True)
+    due = next_attempt_at(
+        attempt,
+        result.outcome,
+        now=now,
+        schedule=schedule,
+        retry_after=result.retry_after_s,
+        retry_after_max=retry_after_max,
+    )
+    return Decision(Final.PENDING, due) if due is not None else Decision(Final.FAILED, None)
+
+
+def parse_retry_after(value: str | None, *, status_code: int, now: datetime) -> float | None:
+    """Seconds asked for by a Retry-After header on 429/503; None when absent or unusable."""
+    if value is None or status_code not in (429, 503):
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())

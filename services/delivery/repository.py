@@ -1,0 +1,238 @@
+"""asyncpg SQL of the delivery schema (and the one read of registry.webhooks it needs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from shared.messages import DeliveryRequested
+
+_JOB_COLUMNS = "id, webhook_id, organization_id, event_id, event, payload, attempts"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A delivery this replica holds the lease of and is about to attempt."""
+
+    id: UUID
+    webhook_id: UUID
+    organization_id: UUID
+    event_id: str
+    event: str
+    payload: str
+    attempts: int  # made before this one
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> Job:
+        return cls(**dict(record))
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to send for one webhook, as the registry holds it now."""
+
+    url: str
+    secret: str
+    enabled: bool
+    retry_schedule: tuple[float, ...] | None
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """One finished attempt and the delivery state it leads to."""
+
+    delivery_id: UUID
+    attempt: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+    response_body: str | None
+    status: str
+    next_attempt_at: datetime | None
+
+
+async def insert_requested(
+    conn: asyncpg.Connection,
+    requests: Sequence[DeliveryRequested],
+    *,
+    now: datetime,
+    lease_until: datetime,
+) -> list[Job]:
+    """Store new deliveries, leased to the caller; a request seen before returns nothing."""
+    if not requests:
+        return []
+    records = await conn.fetch(
+        f"""
+        INSERT INTO delivery.deliveries
+            (id, webhook_id, organization_id, event_id, event, payload, status, attempts,
+             next_attempt_at, lease_until, created_at, updated_at)
+        SELECT r.id, r.webhook_id, r.organization_id, r.event_id, r.event, r.payload,
+               'pending', 0, $7, $8, r.created_at, $7
+        FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                    $9::timestamptz[])
+             AS r(id, webhook_id, organization_id, event_id, event, payload, created_at)
+        ON CONFLICT DO NOTHING
+        RETURNING {_JOB_COLUMNS}
+        """,
+        [UUID(r.delivery_id) for r in requests],
+        [UUID(r.webhook_id) for r in requests],
+        [UUID(r.organization_id) for r in requests],
+        [r.event_id for r in requests],
+        [r.event for r in requests],
+        [r.body for r in requests],
+        now,
+        lease_until,
+        [r.created_at for r in requests],
+    )
+    return [Job.from_record(r) for r in records]
+
+
+async def claim_due(
+    conn: asyncpg.Connection,
+    *,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    skip_webhooks: Sequence[UUID] = (),
+) -> list[Job]:
+    """Lease up to `limit` due deliveries, oldest first.
+
+    SKIP LOCKED: N replicas never claim the same row; the lease keeps it theirs until the
+    attempt is recorded, or until it runs out because the replica died.
+    """
+    records = await conn.fetch(
+        f"""
+        UPDATE delivery.deliveries d SET lease_until = $2
+        FROM (
+            SELECT id FROM delivery.deliveries
+            WHERE status = 'pending' AND next_attempt_at <= $1
+              AND (lease_until IS NULL OR lease_until <= $1)
+              AND NOT (webhook_id = ANY($4::uuid[]))
+            ORDER BY next_attempt_at
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+        ) due
+        WHERE d.id = due.id
+        RETURNING {", ".join("d." + c.strip() for c in _JOB_COLUMNS.split(","))}
+        """,
+        now,
+        lease_until,
+        limit,
+        list(skip_webhooks),
+    )
+    return [Job.from_record(r) for r in records]
+
+
+async def release(conn: asyncpg.Connection, ids: Sequence[UUID], *, due_at: datetime) -> None:
+    """Give leased deliveries back, due again at `due_at` (this replica has no room now)."""
+    await conn.execute(
+        "UPDATE delivery.deliveries SET lease_until = NULL, next_attempt_at = $2"
+        " WHERE id = ANY($1::uuid[]) AND status = 'pending'",
+        list(ids),
+        due_at,
+    )
+
+
+async def record_attempts(
+    conn: asyncpg.Connection, rows: Sequence[AttemptRow], *, now: datetime
+) -> int:
+    """Record attempts and their outcome in one statement; returns how many were recorded.
+
+    Fenced on the attempt count: an attempt whose lease ran out and whose delivery another
+    replica has attempted since is not recorded twice.
+    """
+    if not rows:
+        return 0
+    records = await conn.fetch(
+        """
+        WITH input AS (
+            SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::int[],
+                                 $5::int[], $6::text[], $7::text[], $8::text[],
+                                 $9::timestamptz[])
+            AS t(id, attempt, started_at, duration_ms, status_code, error, response_body,
+                 status, next_attempt_at)
+        ), updated AS (
+            UPDATE delivery.deliveries d
+            SET status = i.status, attempts = i.attempt, last_attempt_at = i.started_at,
+                status_code = i.status_code, last_error = i.error,
+                next_attempt_at = i.next_attempt_at, lease_until = NULL, updated_at = $10
+            FROM input i
+            WHERE d.id = i.id AND d.attempts = i.attempt - 1
+            RETURNING d.id
+        )
+        INSERT INTO delivery.delivery_attempts
+            (delivery_id, attempt, started_at, duration_ms, status_code, error, response_body)
+        SELECT i.id, i.attempt, i.started_at, i.duration_ms, i.status_code, i.error,
+               i.response_body
+        FROM input i JOIN updated u ON u.id = i.id
+        ON CONFLICT DO NOTHING
+        RETURNING delivery_id
+        """,
+        [r.delivery_id for r in rows],
+        [r.attempt for r in rows],
+        [r.started_at for r in rows],
+        [r.duration_ms for r in rows],
+        [r.status_code for r in rows],
+        [r.error for r in rows],
+        [r.response_body for r in rows],
+        [r.status for r in rows],
+        [r.next_attempt_at for r in rows],
+        now,
+    )
+    return len(records)
+
+
+async def stop_deliveries(
+    conn: asyncpg.Connection, ids: Sequence[UUID], *, reason: str, now: datetime
+) -> None:
+    """End deliveries without an attempt: their webhook was disabled or deleted."""
+    await conn.execute(
+        "UPDATE delivery.deliveries SET status = 'failed', last_error = $2,"
+        " next_attempt_at = NULL, lease_until = NULL, updated_at = $3"
+        " WHERE id = ANY($1::uuid[]) AND status = 'pending'",
+        list(ids),
+        reason,
+        now,
+    )
+
+
+async def rearm(
+    conn: asyncpg.Connection,
+    *,
+    delivery_id: UUID,
+    webhook_id: UUID,
+    organization_id: UUID,
+    now: datetime,
+) -> bool:
+    """Make a stored delivery due now, even after it failed (a redelivery request)."""
+    result = await conn.execute(
+        "UPDATE delivery.deliveries SET status = 'pending', next_attempt_at = $4,"
+        " updated_at = $4"
+        " WHERE id = $1 AND webhook_id = $2 AND organization_id = $3",
+        delivery_id,
+        webhook_id,
+        organization_id,
+        now,
+    )
+    return result.endswith(" 1")
+
+
+async def load_target(conn: asyncpg.Connection, webhook_id: UUID) -> Target | None:
+    record = await conn.fetchrow(
+        "SELECT url, secret, enabled, retry_schedule FROM registry.webhooks WHERE id = $1",
+        webhook_id,
+    )
+    if record is None:
+        return None
+    schedule = record["retry_schedule"]
+    return Target(
+        record["url"],
+        record["secret"],
+        record["enabled"],
+        tuple(float(s) for s in schedule) if schedule is not None else None,
+    )

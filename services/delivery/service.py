@@ -1,0 +1,251 @@
+"""Delivery use cases: accept requests durably, attempt them, schedule and claim retries.
+
+At-least-once end to end: a request is stored (idempotently) before its offset is committed;
+an attempt is recorded after it is made, so a crash in between repeats it with the same
+`webhook-id`. Every attempt runs inside the lanes: bounded overall and per webhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import asyncpg
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services.delivery import repository
+from services.delivery.dispatcher import Dispatcher, build_headers
+from services.delivery.lanes import Lanes
+from services.delivery.policy import AttemptResult, Final, Outcome, decide
+from services.delivery.recorder import AttemptRecorder
+from services.delivery.repository import AttemptRow, Job
+from services.delivery.settings import DeliverySettings
+from services.delivery.targets import Targets
+from shared.messages import DeliveryRequested, DisableWebhook, RedeliverRequested
+
+log = structlog.get_logger(__name__)
+
+# Orders to the registry go out through this (the app wires a Kafka producer to it).
+DisablePublisher = Callable[[DisableWebhook], Awaitable[None]]
+
+# A webhook whose lane is full: its claimed deliveries wait this long in Postgres.
+SPILL_DELAY = timedelta(seconds=1)
+
+
+class DeliveryMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.accepted = Counter(
+            "roomhooks_deliveries_accepted_total", "Delivery requests stored.", registry=registry
+        )
+        self.attempts = Counter(
+            "roomhooks_delivery_attempts_total",
+            "Attempts made, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.finished = Counter(
+            "roomhooks_deliveries_finished_total",
+            "Deliveries that reached a final status.",
+            ["status"],
+            registry=registry,
+        )
+        self.attempt_seconds = Histogram(
+            "roomhooks_delivery_attempt_seconds", "Attempt duration.", registry=registry
+        )
+        self.in_flight = Gauge(
+            "roomhooks_delivery_admitted", "Deliveries admitted to lanes.", registry=registry
+        )
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        dispatcher: Dispatcher,
+        targets: Targets,
+        lanes: Lanes,
+        recorder: AttemptRecorder,
+        disable: DisablePublisher,
+        settings: DeliverySettings,
+        clock: Callable[[], datetime],
+        metrics: DeliveryMetrics,
+        user_agent: str,
+    ) -> None:
+        self._pool = pool
+        self._dispatcher = dispatcher
+        self._targets = targets
+        self._lanes = lanes
+        self._recorder = recorder
+        self._disable = disable
+        self._settings = settings
+        self._clock = clock
+        self._metrics = metrics
+        self._user_agent = user_agent
+        self._lease = timedelta(seconds=settings.lease_s)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.wake_scheduler = asyncio.Event()
+
+    # --- requests from Kafka ---------------------------------------------------------------
+
+    async def accept(self, messages: Sequence[DeliveryRequested | RedeliverRequested]) -> list[Job]:
+        """Store a batch of requests durably; returns the new deliveries, leased to us.
+
+        Idempotent: a request seen before (same webhook and event) stores nothing new.
+        """
+        now = self._clock()
+        requested = [m for m in messages if isinstance(m, DeliveryRequested)]
+        redeliver = [m for m in messages if isinstance(m, RedeliverRequested)]
+        async with self._pool.acquire() as conn, conn.transaction():
+            jobs = await repository.insert_requested(
+                conn, requested, now=now, lease_until=now + self._lease
+            )
+            for order in redeliver:
+                rearmed = await repository.rearm(
+                    conn,
+                    delivery_id=UUID(order.delivery_id),
+                    webhook_id=UUID(order.webhook_id),
+                    organization_id=UUID(order.organization_id),
+                    now=now,
+                )
+                log.info("delivery.redeliver", delivery_id=order.delivery_id, found=rearmed)
+        if redeliver:
+            self.wake_scheduler.set()
+        self._metrics.accepted.inc(len(jobs))
+        return jobs
+
+    # --- attempts ----------------------------------------------------------------------------
+
+    async def submit(self, jobs: Sequence[Job]) -> None:
+        """Start attempts for leased jobs; what a full lane cannot take goes back to Postgres."""
+        spilled = []
+        for job in jobs:
+            if not self._lanes.try_admit(job.webhook_id):
+                spilled.append(job.id)
+                continue
+            task = asyncio.create_task(
+                self._lanes.run(job.webhook_id, lambda j=job: self.attempt(j))
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._metrics.in_flight.set(self._lanes.admitted)
+        if spilled:
+            async with self._pool.acquire() as conn:
+                await repository.release(conn, spilled, due_at=self._clock() + SPILL_DELAY)
+
+    async def attempt(self, job: Job) -> None:
+        bound = log.bind(delivery_id=str(job.id), webhook_id=str(job.webhook_id))
+        try:
+            target = await self._targets.get(job.webhook_id)
+            if target is None or not target.enabled:
+                reason = "webhook deleted" if target is None else "webhook disabled"
+                async with self._pool.acquire() as conn:
+                    await repository.stop_deliveries(
+                        conn, [job.id], reason=reason, now=self._clock()
+                    )
+                self._metrics.finished.labels("failed").inc()
+                bound.info("delivery.stopped", reason=reason)
+                return
+            number = job.attempts + 1
+            body = job.payload.encode()
+            headers = build_headers(
+                secret=target.secret,
+                body=body,
+                delivery_id=str(job.id),
+                event=job.event,
+                attempt=number,
+                timestamp=int(self._clock().timestamp()),
+                user_agent=self._user_agent,
+            )
+            result = await self._dispatcher.post(target.url, body, headers)
+            schedule = (
+                target.retry_schedule
+                if target.retry_schedule is not None  # [] means: never retry
+                else tuple(self._settings.retry_schedule)
+            )
+            decision = decide(
+                number,
+                result,
+                now=self._clock(),
+                schedule=schedule,
+                retry_after_max=self._settings.retry_after_max_s,
+            )
+            await self._recorder.record(
+                _attempt_row(job, number, result, decision.status, decision.next_attempt_at)
+            )
+            self._observe(result, decision.status)
+            bound.info(
+                "delivery.attempted",
+                attempt=number,
+                outcome=result.outcome.value,
+                status_code=result.status_code,
+                status=decision.status.value,
+                duration_ms=result.duration_ms,
+            )
+            if decision.disable_webhook:
+                self._targets.mark_disabled(job.webhook_id)
+                await self._disable(
+                    DisableWebhook(
+                        webhook_id=str(job.webhook_id),
+                        organization_id=str(job.organization_id),
+                        reason="the endpoint answered 410 Gone",
+                        requested_at=self._clock(),
+                    )
+                )
+                bound.warning("delivery.webhook_disabled", status_code=410)
+        except Exception:  # noqa: BLE001 - keep the lane going; the lease brings it back
+            bound.exception("delivery.attempt_crashed")
+
+    def _observe(self, result: AttemptResult, status: Final) -> None:
+        self._metrics.attempts.labels(result.outcome.value).inc()
+        self._metrics.attempt_seconds.observe(result.duration_ms / 1000)
+        if status is not Final.PENDING:
+            self._metrics.finished.labels(status.value).inc()
+
+    # --- retries --------------------------------------------------------------------------
+
+    async def claim_due(self) -> int:
+        """Claim due deliveries up to the room the lanes have; returns how many."""
+        room = min(self._lanes.room(), self._settings.claim_batch)
+        if room == 0:
+            return 0
+        now = self._clock()
+        async with self._pool.acquire() as conn:
+            jobs = await repository.claim_due(
+                conn,
+                now=now,
+                lease_until=now + self._lease,
+                limit=room,
+                skip_webhooks=self._lanes.saturated(),
+            )
+        await self.submit(jobs)
+        return len(jobs)
+
+    async def finish_in_flight(self, timeout_s: float) -> int:
+        """Let running attempts end (shutdown); returns how many were still running after."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        await self._recorder.drain(timeout_s=5)
+        return len(self._tasks)
+
+
+def _attempt_row(
+    job: Job, number: int, result: AttemptResult, status: Final, next_at: datetime | None
+) -> AttemptRow:
+    error = result.error
+    if error is None and result.outcome is Outcome.HTTP_ERROR:
+        error = f"HTTP {result.status_code}"
+    return AttemptRow(
+        delivery_id=job.id,
+        attempt=number,
+        started_at=result.started_at,
+        duration_ms=result.duration_ms,
+        status_code=result.status_code,
+        error=error,
+        response_body=result.response_body,
+        status=status.value,
+        next_attempt_at=next_at,
+    )

@@ -1,0 +1,77 @@
+"""Delivery settings: env prefix ROOMHOOKS_DELIVERY_, connections nested."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.settings import KafkaSettings, PostgresSettings, Profile, RuntimeSettings
+
+DEFAULT_RETRY_SCHEDULE = (1.0, 5.0, 30.0)  # seconds after attempts 1, 2, 3 (004)
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class DeliverySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROOMHOOKS_DELIVERY_", extra="ignore")
+
+    # Seconds to wait after each failed attempt; its length + 1 is the number of attempts.
+    retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE)
+    )
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # Retry-After (429/503) is honoured up to this many seconds.
+    retry_after_max_s: float = Field(default=600.0, ge=0)
+    max_in_flight: int = Field(default=256, ge=1)
+    per_webhook_concurrency: int = Field(default=16, ge=1)
+    # Deliveries one webhook may hold in this process (running and waiting); past it they
+    # wait in Postgres, so a dead endpoint never fills the process.
+    per_webhook_backlog: int = Field(default=256, ge=1)
+    # A claimed delivery is not claimed again before this; must exceed timeout_s.
+    lease_s: float = Field(default=60.0, gt=0)
+    scheduler_interval_s: float = Field(default=0.5, gt=0)
+    claim_batch: int = Field(default=200, ge=1)
+    fetch_max_records: int = Field(default=500, ge=1)
+    record_batch: int = Field(default=500, ge=1)
+    response_body_max_bytes: int = Field(default=4096, ge=0)
+    webhook_cache_ttl_s: float = Field(default=60.0, ge=0)
+    # SSRF guard: None lets the profile decide (dev: loopback allowed; production: refused).
+    allow_loopback: bool | None = None
+    # Extra networks (CIDR) an operator allows despite the guard, e.g. an internal proxy.
+    allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(default=8082, ge=0, le=65535)
+
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    @field_validator("retry_schedule", "allowed_networks", mode="before")
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule(cls, value: list[float]) -> list[float]:
+        if len(value) > 20 or any(not 0 <= delay <= 7 * 86400 for delay in value):
+            raise ValueError("at most 20 delays, each from 0 s to 7 days")
+        return value
+
+    @model_validator(mode="after")
+    def _lease_outlives_attempt(self) -> DeliverySettings:
+        if self.lease_s <= self.timeout_s:
+            raise ValueError("lease_s must be longer than timeout_s")
+        return self
+
+    @property
+    def loopback_allowed(self) -> bool:
+        if self.allow_loopback is not None:
+            return self.allow_loopback
+        return self.runtime.profile is Profile.DEV
