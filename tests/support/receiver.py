@@ -26,6 +26,7 @@ class Script:
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
     body: bytes = b"ok"
+    delay_s: float = 0.0
 
 
 class Receiver:
@@ -49,6 +50,8 @@ class Receiver:
         script = self.scripts.get(path, Script())
         if script.hang:
             await asyncio.Event().wait()
+        if script.delay_s:
+            await asyncio.sleep(script.delay_s)
         n = len(self.received[path]) - 1
         status = script.statuses[min(n, len(script.statuses) - 1)]
         return web.Response(status=status, body=script.body, headers=script.headers)
