@@ -1,0 +1,80 @@
+"""`roomhooks listen`: a local endpoint that verifies both signature schemes and prints deliveries.
+
+A delivery whose signatures do not verify gets 401, as the receiver of guide 001 answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from aiohttp import web
+
+from shared.signing import verify_hex, verify_standard
+
+
+def check_delivery(secret: str, body: bytes, headers: dict[str, str], *, now: int) -> dict:
+    """Both schemes, verified: what `listen` prints for one request."""
+    hex_ok = verify_hex(secret, body, headers.get("X-Webhook-Signature", ""))
+    standard_ok = verify_standard(secret, body, headers, now=now)
+    return {
+        "event": headers.get("X-Webhook-Event"),
+        "delivery": headers.get("X-Webhook-Delivery"),
+        "attempt": headers.get("X-Webhook-Attempt"),
+        "x_webhook_signature": "valid" if hex_ok else "INVALID",
+        "standard_webhooks_signature": "valid" if standard_ok else "INVALID",
+        "verified": hex_ok and standard_ok,
+    }
+
+
+def render(report: dict, body: bytes) -> str:
+    try:
+        shown = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        shown = body.decode("utf-8", errors="replace")
+    head = (
+        f"{report['event']} delivery={report['delivery']} attempt={report['attempt']}"
+        f" X-Webhook-Signature={report['x_webhook_signature']}"
+        f" webhook-signature={report['standard_webhooks_signature']}"
+    )
+    return f"{head}\n{shown}\n"
+
+
+def listen_app(
+    secret: str, *, out: TextIO, status: int, clock: Callable[[], float] = time.time
+) -> web.Application:
+    async def receive(request: web.Request) -> web.Response:
+        body = await request.read()
+        report = check_delivery(secret, body, dict(request.headers), now=int(clock()))
+        out.write(render(report, body))
+        out.flush()
+        if not report["verified"]:
+            return web.Response(status=401, text="Invalid signature")
+        return web.Response(status=status, text="OK")
+
+    app = web.Application(client_max_size=8 * 1024 * 1024)
+    app.router.add_post("/{tail:.*}", receive)
+    return app
+
+
+async def serve(
+    *, host: str, port: int, secret: str, status: int = 200, out: TextIO = sys.stdout
+) -> None:
+    runner = web.AppRunner(listen_app(secret, out=out, status=status), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    out.write(f"listening on http://{host}:{port}/ (any path); Ctrl-C stops\n")
+    out.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
