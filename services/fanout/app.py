@@ -1,0 +1,255 @@
+"""The one place that builds fanout's Kafka clients, probe server and loops.
+
+`Fanout` runs in-process (tests use `async with Fanout(settings) as fanout:`); `run` is what
+`python -m services.fanout` calls: it retries start-up while the broker is away and serves
+until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from types import TracebackType
+
+import structlog
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+
+from services.fanout.index import WebhookIndex
+from services.fanout.metrics import FanoutMetrics
+from services.fanout.processor import BatchProcessor
+from services.fanout.registry_feed import RegistryFeed
+from services.fanout.settings import FanoutSettings
+from shared.health import start_health_server
+from shared.kafka import Topics, ensure_topics, make_consumer, make_producer
+
+log = structlog.get_logger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Fanout:
+    """Registry index + events consumer + producer, as one unit with a start and a stop.
+
+    `start()` returns once the index is loaded and the events consumer is subscribed (ready);
+    `run_until_stopped()` serves until `stop()`; then the batch in hand is finished and
+    committed, and every client is closed. Delivery is at-least-once.
+    """
+
+    def __init__(self, settings: FanoutSettings, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.topics = Topics.from_settings(settings.kafka)
+        self.index = WebhookIndex()
+        self.metrics = FanoutMetrics.create()
+        self._clock = clock
+        self._stack = AsyncExitStack()
+        self._stopping = asyncio.Event()
+        self._feed: RegistryFeed | None = None
+        self._events: AIOKafkaConsumer | None = None
+        self._processor: BatchProcessor | None = None
+        self._failing: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._running = False
+
+    @property
+    def ready(self) -> bool:
+        return self._processor is not None and not self._stopping.is_set()
+
+    @property
+    def index_size(self) -> int:
+        return len(self.index)
+
+    async def readiness(self) -> dict[str, str]:
+        loaded = self._feed is not None and self._feed.loaded
+        return {
+            "index": "ok" if loaded else "loading",
+            "events": "ok" if self.ready and "events" not in self._failing else "not_consuming",
+            "registry": "failing" if "registry" in self._failing else "ok",
+        }
+
+    async def start(self) -> None:
+        """Build the clients, load the index to the end of the registry, then subscribe."""
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            self._stack = AsyncExitStack()
+            raise
+
+    async def _start(self) -> None:
+        settings, kafka = self.settings, self.settings.kafka
+        await ensure_topics(kafka, self.topics)
+        runner = await start_health_server(
+            self.readiness,
+            self.metrics.registry,
+            host=settings.health_host,
+            port=settings.health_port,
+        )
+        if runner is not None:
+            self._stack.push_async_callback(_close_quietly, "health", runner.cleanup)
+        producer = make_producer(kafka)
+        await producer.start()
+        self._stack.push_async_callback(_close_quietly, "producer", producer.stop)
+
+        registry_consumer = make_consumer(kafka, group_id=None)
+        await registry_consumer.start()
+        self._stack.push_async_callback(_close_quietly, "registry_consumer", registry_consumer.stop)
+        feed = RegistryFeed(
+            registry_consumer,
+            self.topics.registry,
+            self.index,
+            self.metrics,
+            max_records=settings.batch_max_records,
+            poll_timeout_ms=settings.poll_timeout_ms,
+        )
+        self._feed = feed
+        await feed.load()  # no matching before the index holds the whole registry
+
+        events = make_consumer(kafka, self.topics.events, group_id=self.topics.group("fanout"))
+        await events.start()
+        self._stack.push_async_callback(_close_quietly, "events_consumer", events.stop)
+        self._events = events
+        self._processor = BatchProcessor(
+            events, producer, self.topics, self.index, self.metrics, self._clock
+        )
+        log.info("fanout.started", group=self.topics.group("fanout"), webhooks=len(self.index))
+
+    def stop(self) -> None:
+        """Ask the loops to finish the batch in hand and return (safe from a signal handler)."""
+        self._stopping.set()
+
+    async def run_until_stopped(self) -> None:
+        """Serve until `stop()`; then close every client. Call after `start()`."""
+        if self._feed is None or self._processor is None:
+            raise RuntimeError("Fanout.start() must succeed first")
+        if self._running:
+            raise RuntimeError("Fanout is already running")
+        self._running = True
+        feed, processor = self._feed, self._processor
+        try:
+            await asyncio.gather(
+                self._loop("registry", feed.poll),
+                self._loop("events", lambda: self._consume(processor)),
+            )
+        finally:
+            await self._stack.aclose()
+            log.info("fanout.stopped")
+
+    async def _consume(self, processor: BatchProcessor) -> None:
+        assert self._events is not None
+        batch = await self._events.getmany(
+            timeout_ms=self.settings.poll_timeout_ms,
+            max_records=self.settings.batch_max_records,
+        )
+        await processor.process(batch)
+
+    async def _loop(self, name: str, step: Callable[[], Awaitable[object]]) -> None:
+        """Run `step` until stopped. The one broad except: log, back off, keep serving."""
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                await step()
+            except Exception as exc:  # noqa: BLE001 - logged in _log_failure; keep serving
+                failures += 1
+                self._failing.add(name)
+                self.metrics.loop_failures.labels(name).inc()
+                _log_failure("fanout.loop_failed", exc, loop=name, failures=failures)
+                await _backoff(self.settings, failures, self._stopping)
+            else:
+                if failures:
+                    log.info("fanout.loop_recovered", loop=name, failures=failures)
+                failures = 0
+                self._failing.discard(name)
+
+    async def __aenter__(self) -> Fanout:
+        await self.start()
+        self._task = asyncio.create_task(self.run_until_stopped(), name="fanout")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        if self._task is not None:
+            await self._task
+
+
+async def run(settings: FanoutSettings) -> None:
+    """Serve until SIGTERM or SIGINT; a broker that is down at start is waited for."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    fanout = await _start_with_retries(settings, stopping)
+    if fanout is None:
+        return
+    serving = asyncio.create_task(fanout.run_until_stopped(), name="fanout")
+    stop_wait = asyncio.create_task(stopping.wait())
+    await asyncio.wait({serving, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+    fanout.stop()
+    stop_wait.cancel()
+    await serving
+
+
+async def _start_with_retries(settings: FanoutSettings, stopping: asyncio.Event) -> Fanout | None:
+    """A started Fanout, or None when asked to stop first (a start in progress is cancelled)."""
+    failures = 0
+    while not stopping.is_set():
+        fanout = Fanout(settings)
+        starting = asyncio.create_task(fanout.start(), name="fanout-start")
+        stop_wait = asyncio.create_task(stopping.wait())
+        await asyncio.wait({starting, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
+            return None
+        try:
+            starting.result()
+            return fanout
+        except Exception as exc:  # noqa: BLE001 - logged in _log_failure; retry
+            failures += 1
+            _log_failure("fanout.start_failed", exc, failures=failures)
+            await _backoff(settings, failures, stopping)
+    return None
+
+
+async def _close_quietly(client: str, close: Callable[[], Awaitable[object]]) -> None:
+    """Close one client; a close that fails must neither skip the others nor fail the exit.
+
+    aiokafka's consumer `stop()` can leak the CancelledError of its own fetch task when the
+    broker is down; only a cancellation of *this* task is passed on.
+    """
+    try:
+        await close()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("fanout.close_failed", client=client, error="CancelledError")
+    except Exception as exc:  # noqa: BLE001 - shutting down: report and go on
+        log.warning("fanout.close_failed", client=client, error=repr(exc))
+
+
+def _log_failure(event: str, exc: Exception, **fields: object) -> None:
+    """Broker trouble is expected now and then (no traceback); anything else is a bug."""
+    if isinstance(exc, KafkaError):
+        log.warning(event, error=repr(exc), **fields)
+    else:
+        log.exception(event, error=repr(exc), **fields)
+
+
+async def _backoff(settings: FanoutSettings, failures: int, stopping: asyncio.Event) -> None:
+    delay = min(settings.backoff_max_s, settings.backoff_min_s * 2 ** (failures - 1))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout=delay)

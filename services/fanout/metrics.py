@@ -1,0 +1,66 @@
+"""Prometheus metrics of one fanout instance (its own registry, so tests can run several)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass(frozen=True)
+class FanoutMetrics:
+    registry: CollectorRegistry
+    events_consumed: Counter
+    requests_emitted: Counter
+    dlq_entries: Counter
+    registry_records: Counter
+    index_webhooks: Gauge
+    batch_seconds: Histogram
+    loop_failures: Counter
+
+    @classmethod
+    def create(cls) -> FanoutMetrics:
+        registry = CollectorRegistry()
+        return cls(
+            registry=registry,
+            events_consumed=Counter(
+                "roomhooks_fanout_events_consumed_total",
+                "Messages read from the events topic and committed.",
+                registry=registry,
+            ),
+            requests_emitted=Counter(
+                "roomhooks_fanout_delivery_requests_total",
+                "Delivery requests the broker acknowledged.",
+                registry=registry,
+            ),
+            dlq_entries=Counter(
+                "roomhooks_fanout_dlq_total",
+                "Events sent to the DLQ, by kind of problem.",
+                ["reason"],
+                registry=registry,
+            ),
+            registry_records=Counter(
+                "roomhooks_fanout_registry_records_total",
+                "Registry records read, by outcome (applied, stale, removed, ignored, invalid).",
+                ["outcome"],
+                registry=registry,
+            ),
+            index_webhooks=Gauge(
+                "roomhooks_fanout_index_webhooks",
+                "Webhooks held in the index, by state.",
+                ["state"],
+                registry=registry,
+            ),
+            batch_seconds=Histogram(
+                "roomhooks_fanout_batch_duration_seconds",
+                "Time from a fetched batch to its committed offsets.",
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+                registry=registry,
+            ),
+            loop_failures=Counter(
+                "roomhooks_fanout_loop_failures_total",
+                "Unexpected errors a loop survived (it backs off and retries).",
+                ["loop"],
+                registry=registry,
+            ),
+        )

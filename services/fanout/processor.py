@@ -1,0 +1,120 @@
+"""One batch of `<ns>.events` -> delivery requests and DLQ entries -> committed offsets.
+
+Acknowledge only durable work: every record a batch produces is sent, all the broker's acks
+are awaited, and only then are the batch's offsets committed. If anything fails, nothing is
+committed and the consumer is rewound to the batch's first offsets, so the batch is routed
+again (at-least-once; the delivery service dedupes on `delivery_id`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import IllegalStateError, MessageSizeTooLargeError
+
+from services.fanout.index import WebhookIndex
+from services.fanout.metrics import FanoutMetrics
+from services.fanout.routing import Rejected, dlq_headers, reason_class, route
+from shared.kafka import JSON_HEADERS, Topics, dumps
+
+log = structlog.get_logger(__name__)
+
+Batch = Mapping[TopicPartition, Sequence[ConsumerRecord]]
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        topics: Topics,
+        index: WebhookIndex,
+        metrics: FanoutMetrics,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self._topics = topics
+        self._index = index
+        self._metrics = metrics
+        self._clock = clock
+
+    async def process(self, batch: Batch) -> None:
+        """Route, produce, await every ack, commit. On failure rewind the batch and raise."""
+        if not batch:
+            return
+        started = time.perf_counter()
+        try:
+            acks, requests, rejected = await self._produce(batch)
+            await asyncio.gather(*acks)
+            await self._consumer.commit({tp: ms[-1].offset + 1 for tp, ms in batch.items() if ms})
+        except BaseException:
+            self.rewind(batch)
+            raise
+        self._metrics.events_consumed.inc(sum(len(ms) for ms in batch.values()))
+        self._metrics.requests_emitted.inc(requests)
+        for label in rejected:
+            self._metrics.dlq_entries.labels(label).inc()
+        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    def rewind(self, batch: Batch) -> None:
+        """Seek back to the batch's first offsets so its records are fetched again."""
+        for tp, messages in batch.items():
+            if not messages:
+                continue
+            try:
+                self._consumer.seek(tp, messages[0].offset)
+            except IllegalStateError:
+                pass  # revoked meanwhile: its next owner resumes from the committed offset
+
+    async def _produce(self, batch: Batch) -> tuple[list[asyncio.Future], int, list[str]]:
+        now = self._clock()
+        acks: list[asyncio.Future] = []
+        requests = 0
+        rejected: list[str] = []
+        for messages in batch.values():
+            for message in messages:
+                outcome = route(message.value, self._index, now=now)
+                if not isinstance(outcome, Rejected):
+                    try:
+                        for request in outcome.requests:
+                            acks.append(
+                                await self._producer.send(
+                                    self._topics.deliveries,
+                                    value=dumps(request.model_dump(mode="json")),
+                                    key=request.webhook_id.encode("utf-8"),
+                                    headers=JSON_HEADERS,
+                                )
+                            )
+                            requests += 1
+                        continue
+                    except MessageSizeTooLargeError:
+                        # Permanent: the same event would block its partition forever.
+                        outcome = Rejected("producer: delivery request exceeds max_request_size")
+                rejected.append(reason_class(outcome.reason))
+                acks.append(await self._dead_letter(message, outcome.reason))
+        return acks, requests, rejected
+
+    async def _dead_letter(self, message: ConsumerRecord, reason: str) -> asyncio.Future:
+        log.warning(
+            "fanout.event_rejected",
+            reason=reason,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+        )
+        headers = dlq_headers(
+            reason,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            original=message.headers or (),
+        )
+        return await self._producer.send(
+            self._topics.events_dlq, value=message.value, key=message.key, headers=headers
+        )

@@ -1,0 +1,104 @@
+"""What to do with one message of `<ns>.events`: pure decisions, no I/O.
+
+`route` parses the event, matches it against the index and returns the delivery requests to
+emit (the payload rendered once and shared), or a `Rejected` naming why the bytes go to the
+DLQ. The adapter (`processor.py`) turns these into Kafka records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.fanout.index import WebhookIndex
+from shared.events import InvalidEvent, parse_event, render_payload
+from shared.messages import DeliveryRequested, delivery_id_for
+
+# DLQ headers (DESIGN.md): why, and where the rejected bytes came from.
+H_ERROR, H_TOPIC, H_PARTITION, H_OFFSET = "rh-error", "rh-topic", "rh-partition", "rh-offset"
+_DLQ_HEADERS = frozenset({H_ERROR, H_TOPIC, H_PARTITION, H_OFFSET})
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A valid event and one request per matching webhook (possibly none)."""
+
+    event: str
+    event_id: str
+    organization_id: str
+    requests: list[DeliveryRequested]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Bytes that will never be a valid event: they go to the DLQ with `reason`."""
+
+    reason: str
+
+    @property
+    def reason_class(self) -> str:
+        return reason_class(self.reason)
+
+
+def route(value: bytes | None, index: WebhookIndex, *, now: datetime) -> Routed | Rejected:
+    """Decide the output for one message value; `now` stamps `created_at`."""
+    if value is None:
+        return Rejected("value: null (a tombstone is not an event)")
+    if not value:
+        return Rejected("value: empty")
+    try:
+        event = parse_event(value)
+    except InvalidEvent as exc:
+        return Rejected(exc.reason)
+    webhook_ids = index.match(event.organization_id, event.event, event.room_id, event.scope)
+    requests: list[DeliveryRequested] = []
+    if webhook_ids:
+        body = render_payload(event).decode("utf-8")
+        requests = [
+            DeliveryRequested(
+                delivery_id=delivery_id_for(webhook_id, event.id),
+                webhook_id=webhook_id,
+                organization_id=event.organization_id,
+                event_id=event.id,
+                event=event.event,
+                body=body,
+                created_at=now,
+            )
+            for webhook_id in webhook_ids
+        ]
+    return Routed(event.event, event.id, event.organization_id, requests)
+
+
+def reason_class(reason: str) -> str:
+    """A short, bounded label for metrics: which kind of problem sent the event to the DLQ."""
+    if reason.startswith("value:"):
+        return "empty"
+    if reason.startswith(("event is not JSON", "event is not valid UTF-8", "event must be")):
+        return "not_json"
+    if reason.startswith("event too large"):
+        return "too_large"
+    if reason.startswith("event: unknown event"):
+        return "unknown_event"
+    if reason.startswith("producer:"):
+        return "unproducible"
+    return "invalid_field"
+
+
+def dlq_headers(
+    reason: str,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    original: Iterable[tuple[str, bytes]] = (),
+) -> list[tuple[str, bytes]]:
+    """The original headers (minus any rh-* of ours) followed by why and where from."""
+    kept = [(k, v) for k, v in original if k not in _DLQ_HEADERS]
+    return [
+        *kept,
+        (H_ERROR, reason.encode("utf-8")),
+        (H_TOPIC, topic.encode("utf-8")),
+        (H_PARTITION, str(partition).encode()),
+        (H_OFFSET, str(offset).encode()),
+    ]

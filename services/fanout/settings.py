@@ -1,0 +1,26 @@
+"""Fanout settings: env prefix ROOMHOOKS_FANOUT_, connections nested."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.settings import KafkaSettings, RuntimeSettings
+
+
+class FanoutSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROOMHOOKS_FANOUT_", extra="ignore")
+
+    # Events routed per batch; the batch's offsets are committed once all its output is acked.
+    batch_max_records: int = Field(default=500, ge=1)
+    # How long one fetch waits for records; also bounds how quickly a stop is noticed.
+    poll_timeout_ms: int = Field(default=500, ge=10)
+    # Back-off after a failed loop iteration doubles from min to max.
+    backoff_min_s: float = Field(default=0.2, gt=0)
+    backoff_max_s: float = Field(default=10.0, gt=0)
+    health_host: str = "127.0.0.1"
+    # 0 turns the probe server off.
+    health_port: int = Field(default=8081, ge=0, le=65535)
+
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
