@@ -325,3 +325,15 @@ async def test_the_delivery_log_lists_newest_first_and_filters_by_status(
     assert other.status == 403
     bob_url = registry.webhooks_url(registry.bob, good["id"]) + "/deliveries"
     assert (await registry.http.get(bob_url, headers=registry.bob.auth())).status == 404
+
+
+async def test_a_deleted_webhook_gets_nothing_and_the_delivery_says_why(
+    harness, delivery, registry
+):
+    webhook = await harness.webhook("/deleted")
+    url = registry.webhooks_url(registry.alice, webhook["id"])
+    assert (await registry.http.delete(url, headers=registry.alice.auth())).status == 200
+    message = await harness.request(webhook)
+    row = await harness.final(message.delivery_id)
+    assert row["status"] == "failed" and row["last_error"] == "webhook deleted"
+    assert harness.receiver.received["/deleted"] == []

@@ -109,3 +109,30 @@ def test_timestamps_have_milliseconds_and_z():
     from datetime import UTC, datetime
 
     assert format_timestamp(datetime(2026, 5, 29, 10, 0, tzinfo=UTC)) == "2026-05-29T10:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "needle"),
+    [
+        ([0], "from 1 to 86400"),
+        ([1, 100_000], "from 1 to 86400"),
+        ([1] * 11, "at most 10"),
+        ([1.5], "integer"),
+        ("1,5,30", "list"),
+    ],
+)
+def test_retry_schedule_is_validated_and_named(schedule, needle):
+    errors = fields_of(
+        {"url": "https://a.example", "events": ["session.started"], "retrySchedule": schedule}
+    )
+    [(field, message)] = errors.items()
+    assert field.startswith("retrySchedule") and needle in message
+
+
+def test_retry_schedule_may_be_empty_or_null():
+    for schedule in ([], None, [10, 60, 600]):
+        body = WebhookInput.model_validate(
+            {"url": "https://a.example", "events": ["session.started"], "retrySchedule": schedule},
+            context=CONTEXT,
+        )
+        assert body.retry_schedule == schedule
