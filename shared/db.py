@@ -7,6 +7,7 @@ its own transaction, under an advisory lock so replicas starting together apply 
 
 from __future__ import annotations
 
+import importlib
 import json
 from importlib import resources
 from pathlib import Path
@@ -39,6 +40,11 @@ async def create_pool(settings: PostgresSettings) -> asyncpg.Pool:
         command_timeout=settings.command_timeout_s,
         init=_init_connection,
     )
+
+
+def service_schema(service: str) -> str:
+    """The schema a service owns: `services.<name>.SCHEMA` when it names one, else its name."""
+    return getattr(importlib.import_module(f"services.{service}"), "SCHEMA", service)
 
 
 def migration_files(package: str) -> list[tuple[str, str]]:

@@ -94,3 +94,48 @@ class DisableWebhook(BaseModel):
     organization_id: str
     reason: str
     requested_at: datetime
+
+
+class WorkflowRecord(BaseModel):
+    """`WorkflowRegistered`: the current public state of one workflow, under key
+    `workflow:<id>` on `roomhooks.registry` (null value = deleted). The code itself is not
+    on the topic: the runner reads it from Postgres by (id, version)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: Literal["workflow"] = "workflow"
+    id: str
+    organization_id: str
+    name: str
+    events: list[str]
+    room_id: str | None
+    enabled: bool
+    language: Literal["js", "ts"]
+    version: int
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkflowRunRequested(BaseModel):
+    """`roomhooks.workflow-runs`, key = workflow id: run one workflow version on one event.
+
+    Written by fanout. At-least-once: the runner stores the execution idempotently on
+    `run_id` = UUIDv5(workflow id, event id), so a re-read event runs once.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    workflow_id: str
+    version: int
+    organization_id: str
+    room_id: str | None  # the event's room: the bindings' scope (None: organization event)
+    event_id: str
+    event: dict  # the rendered payload, as webhooks receive it (tokens stripped)
+    created_at: datetime
+
+
+def run_id_for(workflow_id: str, event_id: str) -> str:
+    """UUIDv5 in the workflow's namespace: the same event never runs a workflow twice."""
+    return str(uuid.uuid5(uuid.UUID(workflow_id), event_id))

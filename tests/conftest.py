@@ -15,7 +15,11 @@ from shared.settings import KafkaSettings, PostgresSettings
 from tests.support.services import kafka_bootstrap, postgres_server
 
 # Every service that owns a schema; the template database has all of them migrated.
-SCHEMAS = {"registry": "services.registry", "delivery": "services.delivery"}
+SCHEMAS = {
+    "registry": "services.registry",
+    "delivery": "services.delivery",
+    "workflow": "services.workflow_runner",
+}
 
 
 @pytest.fixture(scope="session")

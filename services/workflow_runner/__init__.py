@@ -1,1 +1,4 @@
-"""workflow_runner service: arrives with its issue (see DESIGN.md)."""
+"""workflow_runner service: customer JS/TS run on events in a Deno sandbox, executions recorded."""
+
+# DESIGN.md names the schema after what it holds, not after the service.
+SCHEMA = "workflow"

@@ -24,7 +24,14 @@ import structlog
 from services.registry.policy import Role
 from services.registry.repository import KeyOwner
 from services.registry.service import AccountService
-from shared.db import apply_migrations, create_pool, database_name, ensure_database, with_database
+from shared.db import (
+    apply_migrations,
+    create_pool,
+    database_name,
+    ensure_database,
+    service_schema,
+    with_database,
+)
 from shared.settings import PostgresSettings
 
 log = structlog.get_logger(__name__)
@@ -121,7 +128,9 @@ async def migrate_all(url: str, schemas: list[str]) -> None:
     conn = await asyncpg.connect(url)
     try:
         for schema in schemas:
-            await apply_migrations(conn, schema=schema, package=f"services.{schema}")
+            await apply_migrations(
+                conn, schema=service_schema(schema), package=f"services.{schema}"
+            )
     finally:
         await conn.close()
 
