@@ -1,0 +1,110 @@
+"""Pure: what an event or a room-state record changes in the bindings' projection.
+
+Rooms and users come from room events (the room object in the payload, the user or users;
+tokens never stored), KV entries and file metadata from `roomhooks.room-state` records keyed
+`<org>/<room>/kv/<store>/<key>` or `<org>/<room>/file/<path>` (null value: deleted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PutRoom:
+    organization_id: str
+    room_id: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PutUser:
+    organization_id: str
+    room_id: str
+    user_id: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DeleteUser:
+    organization_id: str
+    room_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class PutKv:
+    organization_id: str
+    room_id: str
+    store: str
+    key: str
+    value: Any  # None: delete
+
+
+@dataclass(frozen=True)
+class PutFile:
+    organization_id: str
+    room_id: str
+    path: str
+    metadata: dict[str, Any] | None  # None: delete
+
+
+Change = PutRoom | PutUser | DeleteUser | PutKv | PutFile
+
+
+class InvalidStateKey(ValueError):
+    pass
+
+
+def _strip_tokens(user: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in user.items() if k != "token"}
+
+
+def changes_from_event(payload: dict[str, Any]) -> list[Change]:
+    """The projection changes one event implies (the payload as webhooks receive it, or the
+    producer's event: tokens are stripped here either way)."""
+    org = payload.get("organization_id")
+    room = payload.get("room")
+    if not isinstance(org, str) or not isinstance(room, dict) or not room.get("id"):
+        return []
+    room_id = str(room["id"])
+    changes: list[Change] = []
+    if set(room) - {"id"}:  # a full room object, not the `{id}` of user.* events
+        changes.append(PutRoom(org, room_id, dict(room)))
+    user = payload.get("user")
+    if isinstance(user, dict) and user.get("id"):
+        if payload.get("event") == "user.deleted":
+            changes.append(DeleteUser(org, room_id, str(user["id"])))
+        else:
+            changes.append(PutUser(org, room_id, str(user["id"]), _strip_tokens(user)))
+    for member in payload.get("users") or []:
+        if isinstance(member, dict) and member.get("id"):
+            changes.append(PutUser(org, room_id, str(member["id"]), _strip_tokens(member)))
+    return changes
+
+
+def change_from_state(key: str, value: Any) -> PutKv | PutFile:
+    """A room-state record: `<org>/<room>/kv/<store>/<key>` or `<org>/<room>/file/<path>`."""
+    parts = key.split("/", 3)
+    if len(parts) < 4 or not all(parts[:2]):
+        raise InvalidStateKey(f"not a room-state key: {key!r}")
+    org, room_id, kind, rest = parts
+    if kind == "kv":
+        store, _, item = rest.partition("/")
+        if not store or not item:
+            raise InvalidStateKey(f"kv key needs <store>/<key>: {key!r}")
+        return PutKv(org, room_id, store, item, value)
+    if kind == "file":
+        if value is not None and not isinstance(value, dict):
+            raise InvalidStateKey(f"file metadata must be a JSON object: {key!r}")
+        return PutFile(org, room_id, rest, value)
+    raise InvalidStateKey(f"unknown room-state kind {kind!r} in {key!r}")
+
+
+def state_key(org: str, room_id: str, kind: str, *names: str) -> str:
+    """The key a room service writes (the CLI's `state put-kv` / `put-file` use it)."""
+    for part in (org, room_id):
+        if "/" in part or not part:
+            raise InvalidStateKey(f"ids may not be empty or hold '/': {part!r}")
+    return "/".join((org, room_id, kind, *names))
