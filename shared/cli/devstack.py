@@ -2,22 +2,22 @@
 
 Starts the Tansu broker (unless KAFKA_BOOTSTRAP_SERVERS names one), chooses Postgres
 (shared.cli.postgres), migrates every service's schema, creates the topics, keeps or mints a
-development account, runs every service as its own process with prefixed log lines, and on
-SIGINT/SIGTERM stops them all. Pure helpers come first; the process management below them.
+development account (saved in run.env: shared.cli.runenv), runs every service as its own
+process with prefixed log lines (shared.cli.supervisor), and on SIGINT/SIGTERM stops them
+all. Pure helpers come first; the stack below them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shlex
 import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TextIO
@@ -38,6 +38,8 @@ from shared.cli.postgres import (
     migrate_all,
     one_line,
 )
+from shared.cli.runenv import parse_run_env, render_run_env, write_private_file
+from shared.cli.supervisor import ChildSpec, DevStackError, PrefixedOutput, Supervisor
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings
 
@@ -46,12 +48,6 @@ log = structlog.get_logger(__name__)
 LOOPBACK = "127.0.0.1"
 RUN_ENV_FILE = "run.env"
 READY_LINE = "roomhooks ready"
-# Restarts wait 1 s, doubling to 10 s; a child that ran this long starts over at 1 s.
-FIRST_RESTART_DELAY_S = 1.0
-MAX_RESTART_DELAY_S = 10.0
-STABLE_RUN_S = 30.0
-# Foreground colours, one per name in start order; plain text when stdout is not a TTY.
-PALETTE = ("36", "35", "33", "32", "34", "96", "95", "93", "92", "94")
 
 
 class DevSettings(BaseSettings):
@@ -80,40 +76,7 @@ class DevSettings(BaseSettings):
         return self.state_dir / RUN_ENV_FILE
 
 
-class DevStackError(RuntimeError):
-    """The stack cannot start; the message is one line saying why and what to do."""
-
-
 # --- pure helpers --------------------------------------------------------------------------
-
-
-def render_run_env(values: Mapping[str, str]) -> str:
-    """Shell-sourceable `export NAME=value` lines, each value quoted with shlex.quote."""
-    lines = ["# Written by `roomhooks dev`; load it into a shell with `. <this file>`."]
-    lines += [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
-    return "\n".join(lines) + "\n"
-
-
-def parse_run_env(text: str) -> dict[str, str]:
-    """`export NAME=value` / `NAME=value` lines (shell quoting) -> {NAME: value}.
-
-    Blank lines and `#` comments are skipped; a line that is not an assignment raises
-    ValueError naming its number.
-    """
-    values: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        try:
-            words = shlex.split(line, comments=True)
-        except ValueError as exc:
-            raise ValueError(f"line {number}: {exc}") from None
-        if words[:1] == ["export"]:
-            words = words[1:]
-        for word in words:
-            name, sep, value = word.partition("=")
-            if not sep or not name.isidentifier():
-                raise ValueError(f"line {number}: expected NAME=value")
-            values[name] = value
-    return values
 
 
 def child_env(
@@ -133,26 +96,6 @@ def choose_port(
 ) -> int:
     """`preferred` when free, else whatever `pick_free` finds."""
     return preferred if is_free(preferred) else pick_free()
-
-
-def assign_colours(names: Sequence[str]) -> dict[str, str]:
-    """A distinct ANSI colour per name (cycling only past the palette's length)."""
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(dict.fromkeys(names))}
-
-
-def prefix_line(name: str, line: str, *, width: int, colour: str | None = None) -> str:
-    """`registry | line`: the name padded to `width`, coloured when a colour is given."""
-    label = f"{name:<{width}} |"
-    if colour:
-        label = f"\x1b[{colour}m{label}\x1b[0m"
-    return f"{label} {line}"
-
-
-def next_restart_delay(previous: float | None, *, ran_for_s: float) -> float:
-    """1 s, then doubling up to 10 s; back to 1 s once a child had run stably."""
-    if previous is None or ran_for_s >= STABLE_RUN_S:
-        return FIRST_RESTART_DELAY_S
-    return min(previous * 2, MAX_RESTART_DELAY_S)
 
 
 def api_url(host: str, port: int) -> str:
@@ -251,181 +194,6 @@ async def wait_until_ready(url: str, *, timeout_s: float) -> bool:
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.2)
-
-
-# --- children ------------------------------------------------------------------------------
-
-
-class PrefixedOutput:
-    """Writes each child's lines to one stream as `name | line`."""
-
-    def __init__(self, names: Sequence[str], stream: TextIO, *, colour: bool) -> None:
-        self._stream = stream
-        self._width = max((len(n) for n in names), default=0)
-        self._colours = assign_colours(names) if colour else {}
-
-    def write(self, name: str, line: str) -> None:
-        text = prefix_line(name, line, width=self._width, colour=self._colours.get(name))
-        with contextlib.suppress(BrokenPipeError, ValueError):  # reader gone: keep running
-            self._stream.write(text + "\n")
-            self._stream.flush()
-
-
-@dataclass(frozen=True)
-class ChildSpec:
-    name: str
-    argv: Sequence[str]
-    env: Mapping[str, str]
-    # Awaited in the background after each restart (e.g. re-create the broker's topics).
-    after_restart: Callable[[], Awaitable[None]] | None = None
-
-
-@dataclass(eq=False)
-class _Child:
-    spec: ChildSpec
-    process: asyncio.subprocess.Process | None = None
-    pump: asyncio.Task[None] | None = None
-    watcher: asyncio.Task[None] | None = None
-    started_at: float = 0.0
-    stopping: bool = False
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-_LINE_LIMIT = 1024 * 1024
-_DRAIN_TIMEOUT_S = 2.0
-
-
-class Supervisor:
-    """Runs children, each in its own process group; restarts one that dies; stops them all.
-
-    Own process groups keep a terminal's Ctrl-C away from the children: the dev stack alone
-    decides the order they stop in. Stopping is SIGTERM to the group, then SIGKILL after
-    `stop_timeout_s`; once a child has exited, what is left in its group is killed too.
-    """
-
-    def __init__(self, output: PrefixedOutput, *, stop_timeout_s: float = 10.0) -> None:
-        self._output = output
-        self._stop_timeout_s = stop_timeout_s
-        self._children: dict[str, _Child] = {}
-        self._background: set[asyncio.Task[None]] = set()
-
-    async def start(self, spec: ChildSpec) -> None:
-        child = _Child(spec)
-        self._children[spec.name] = child
-        await self._spawn(child)
-        child.watcher = asyncio.create_task(self._watch(child), name=f"watch-{spec.name}")
-
-    async def stop(self, names: Iterable[str] | None = None) -> None:
-        """Stop the named children (all when None) together and wait until they are gone."""
-        wanted = set(names) if names is not None else set(self._children)
-        targets = [c for n, c in self._children.items() if n in wanted and not c.stopping]
-        for child in targets:
-            child.stopping = True
-            child.wake.set()
-            self._signal(child, signal.SIGTERM)
-        watchers = [c.watcher for c in targets if c.watcher is not None]
-        if not watchers:
-            return
-        _done, pending = await asyncio.wait(watchers, timeout=self._stop_timeout_s)
-        if pending:
-            for child in targets:
-                if child.watcher in pending:
-                    log.warning("dev.child_killed", child=child.spec.name)
-                    self._signal(child, signal.SIGKILL)
-            await asyncio.wait(pending)
-        if all(c.stopping for c in self._children.values()):
-            for task in list(self._background):
-                task.cancel()
-            await asyncio.gather(*self._background, return_exceptions=True)
-
-    async def _spawn(self, child: _Child) -> None:
-        spec = child.spec
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *spec.argv,
-                env=dict(spec.env),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                limit=_LINE_LIMIT,
-            )
-        except OSError as exc:
-            raise DevStackError(f"cannot start {spec.name}: {exc}") from exc
-        child.process = process
-        child.started_at = time.monotonic()
-        assert process.stdout is not None
-        child.pump = asyncio.create_task(self._pump(spec.name, process.stdout))
-        log.info("dev.child_started", child=spec.name, pid=process.pid)
-        if child.stopping:  # stop() came while this restart was under way
-            self._signal(child, signal.SIGTERM)
-
-    async def _pump(self, name: str, stream: asyncio.StreamReader) -> None:
-        while True:
-            try:
-                raw = await stream.readline()
-            except ValueError:  # longer than _LINE_LIMIT: asyncio dropped it
-                self._output.write(name, "[a line too long to show was dropped]")
-                continue
-            if not raw:
-                return
-            self._output.write(name, raw.decode("utf-8", "replace").rstrip("\r\n"))
-
-    async def _watch(self, child: _Child) -> None:
-        delay: float | None = None
-        name = child.spec.name
-        while True:
-            assert child.process is not None
-            code = await child.process.wait()
-            # Whatever the child started and left in its group goes with it.
-            _signal_group(child.process.pid, signal.SIGKILL)
-            await self._drain(child)
-            if child.stopping:
-                log.info("dev.child_stopped", child=name, code=code)
-                return
-            delay = next_restart_delay(delay, ran_for_s=time.monotonic() - child.started_at)
-            self._output.write("dev", f"{name} exited with code {code}; restarting in {delay:g} s")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(child.wake.wait(), timeout=delay)
-            if child.stopping:
-                return
-            try:
-                await self._spawn(child)
-            except DevStackError as exc:
-                self._output.write("dev", str(exc))
-                child.started_at = time.monotonic()
-                continue
-            if child.spec.after_restart is not None:
-                self._run_in_background(child.spec.after_restart(), name)
-
-    async def _drain(self, child: _Child) -> None:
-        if child.pump is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(child.pump), timeout=_DRAIN_TIMEOUT_S)
-        except TimeoutError:  # a grandchild still holds the pipe: stop reading it
-            child.pump.cancel()
-
-    def _signal(self, child: _Child, sig: signal.Signals) -> None:
-        if child.process is not None and child.process.returncode is None:
-            _signal_group(child.process.pid, sig)
-
-    def _run_in_background(self, work: Awaitable[None], name: str) -> None:
-        async def guarded() -> None:
-            try:
-                await work
-            except Exception as exc:  # noqa: BLE001 - a failed hook must not stop the stack
-                log.warning("dev.after_restart_failed", child=name, error=repr(exc))
-
-        task = asyncio.create_task(guarded())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-
-def _signal_group(leader_pid: int, sig: signal.Signals) -> None:
-    """Signal the process group a child leads (start_new_session made its pid the group id)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(leader_pid, sig)
 
 
 # --- the stack -----------------------------------------------------------------------------
@@ -608,16 +376,6 @@ class DevStack:
     def _fail(self, message: str) -> int:
         print(f"roomhooks: error: {message}", file=sys.stderr, flush=True)
         return 1
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Replace `path` atomically with `text`, readable by its owner only (it holds keys)."""
-    temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
-    os.chmod(temporary, 0o600)
-    os.replace(temporary, path)
 
 
 def run(settings: DevSettings, *, api_host: str, api_port: int, environ: Mapping[str, str]) -> int:

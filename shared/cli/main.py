@@ -27,9 +27,10 @@ from services.registry.policy import Role
 from services.registry.service import AccountService, NotFound
 from services.registry.settings import RegistrySettings
 from shared.cli import devstack
-from shared.cli.devstack import DevSettings, parse_run_env, redact_url
+from shared.cli.devstack import DevSettings, redact_url
 from shared.cli.listen import serve
 from shared.cli.postgres import UNREACHABLE, one_line
+from shared.cli.runenv import parse_run_env
 from shared.db import create_pool
 from shared.events import CATALOG, InvalidEvent, Scope, build_event, parse_event
 from shared.kafka import JSON_HEADERS, Topics, dumps, make_producer

@@ -2,153 +2,43 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 import signal
 import socket
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import psutil
 import pytest
 
-from shared.cli.devstack import parse_run_env
+from tests.support.devstack import (
+    EXIT_TIMEOUT_S,
+    READY_TIMEOUT_S,
+    Stack,
+    alive,
+    children_of,
+    command_line,
+    dev_environ,
+    ready_stack,
+    start_stack,
+    stop_for_good,
+)
 from tests.support.polling import eventually
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ROOMHOOKS = Path(sys.executable).parent / "roomhooks"
-READY_TIMEOUT_S = 90.0
-EXIT_TIMEOUT_S = 20.0
 SEED_ROOM_ID = "c3003c93-60cf-4184-b85f-20be14d26dac"
-
-
-@dataclass
-class Stack:
-    """A running `roomhooks dev` and everything it printed so far."""
-
-    process: asyncio.subprocess.Process
-    state_dir: Path
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-    readers: list[asyncio.Task[None]] = field(default_factory=list)
-
-    def output(self) -> str:
-        return "\n".join(["-- stdout", *self.stdout[-40:], "-- stderr", *self.stderr[-40:]])
-
-    async def wait_for_line(self, wanted: Callable[[str], bool], *, timeout_s: float) -> str:
-        async def seen() -> str | None:
-            if self.process.returncode is not None and not any(map(wanted, self.stdout)):
-                raise AssertionError(f"exited with {self.process.returncode}\n{self.output()}")
-            return next((line for line in self.stdout if wanted(line)), None)
-
-        try:
-            return await eventually(seen, timeout_s=timeout_s, interval_s=0.1)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{self.output()}") from None
-
-    def run_env(self) -> dict[str, str]:
-        return parse_run_env((self.state_dir / "run.env").read_text())
-
-    async def exit_code(self, *, timeout_s: float) -> int:
-        code = await asyncio.wait_for(self.process.wait(), timeout=timeout_s)
-        await asyncio.gather(*self.readers)
-        return code
-
-
-async def _collect(stream: asyncio.StreamReader, into: list[str]) -> None:
-    while line := await stream.readline():
-        into.append(line.decode(errors="replace").rstrip("\n"))
-
-
-def dev_environ(state_dir: Path, **extra: str) -> dict[str, str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("ROOMHOOKS_", "KAFKA_")) and name != "DATABASE_URL"
-    }
-    env.update(
-        ROOMHOOKS_DEV_STATE_DIR=str(state_dir),
-        ROOMHOOKS_DEV_KAFKA_PORT=str(free_port()),
-        ROOMHOOKS_REGISTRY_PORT=str(free_port()),
-    )
-    env.update(extra)
-    return env
-
-
-async def start_stack(env: dict[str, str], state_dir: Path) -> Stack:
-    process = await asyncio.create_subprocess_exec(
-        str(ROOMHOOKS),
-        "dev",
-        cwd=REPO_ROOT,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stack = Stack(process, state_dir)
-    assert process.stdout is not None and process.stderr is not None
-    stack.readers = [
-        asyncio.create_task(_collect(process.stdout, stack.stdout)),
-        asyncio.create_task(_collect(process.stderr, stack.stderr)),
-    ]
-    return stack
 
 
 @pytest.fixture
 async def running(tmp_path: Path, database_url: str) -> AsyncIterator[Stack]:
     """A ready stack on the test's own database, ports and state folder."""
     state_dir = tmp_path / "state"
-    stack = await start_stack(dev_environ(state_dir, DATABASE_URL=database_url), state_dir)
-    try:
-        await stack.wait_for_line(lambda line: "roomhooks ready" in line, timeout_s=READY_TIMEOUT_S)
+    async with ready_stack(dev_environ(state_dir, DATABASE_URL=database_url), state_dir) as stack:
         yield stack
-    finally:
-        await stop_for_good(stack)
-
-
-async def stop_for_good(stack: Stack, *extra: psutil.Process) -> None:
-    """Whatever the test did, nothing of this stack survives it."""
-    leftovers = [*children_of(stack.process.pid), *extra]
-    if stack.process.returncode is None:
-        stack.process.send_signal(signal.SIGTERM)
-        try:
-            await stack.exit_code(timeout_s=EXIT_TIMEOUT_S)
-        except TimeoutError:
-            stack.process.kill()
-            await stack.process.wait()
-    for process in leftovers:
-        if alive(process):
-            process.kill()
-
-
-def children_of(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
-def alive(process: psutil.Process) -> bool:
-    """Running and still the same process (psutil compares the start time: no pid reuse)."""
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def command_line(process: psutil.Process) -> str:
-    try:
-        return " ".join(process.cmdline())
-    except psutil.NoSuchProcess:
-        return ""
 
 
 async def broker_and_services(stack: Stack) -> list[psutil.Process]:

@@ -9,20 +9,11 @@ from pathlib import Path
 import pytest
 
 from services.registry.repository import KeyOwner
-from shared.cli.devstack import (
-    PALETTE,
-    ServiceLayout,
-    assign_colours,
-    child_env,
-    choose_port,
-    next_restart_delay,
-    parse_run_env,
-    prefix_line,
-    redact_url,
-    render_run_env,
-)
+from shared.cli.devstack import ServiceLayout, child_env, choose_port, redact_url
 from shared.cli.main import load_run_env, settings_with_fallback
 from shared.cli.postgres import keys_still_valid
+from shared.cli.runenv import parse_run_env, render_run_env
+from shared.cli.supervisor import PALETTE, assign_colours, next_restart_delay, prefix_line
 from shared.settings import KafkaSettings, PostgresSettings
 
 AWKWARD_VALUES = {
