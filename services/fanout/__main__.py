@@ -1,4 +1,4 @@
-"""`python -m services.fanout`: match events to webhooks and emit delivery requests."""
+"""`python -m services.fanout`: match events; emit delivery and workflow run requests."""
 
 import asyncio
 

@@ -19,7 +19,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from services.fanout.index import WebhookIndex
+from services.fanout.index import SubscriptionIndex, Subscriptions
 from services.fanout.metrics import FanoutMetrics
 from services.fanout.processor import BatchProcessor
 from services.fanout.registry_feed import RegistryFeed
@@ -35,7 +35,7 @@ def utcnow() -> datetime:
 
 
 class Fanout:
-    """Registry index + events consumer + producer, as one unit with a start and a stop.
+    """Registry indexes + events consumer + producer, as one unit with a start and a stop.
 
     `start()` returns once the index is loaded and the events consumer is subscribed (ready);
     `run_until_stopped()` serves until `stop()`; then the batch in hand is finished and
@@ -45,7 +45,7 @@ class Fanout:
     def __init__(self, settings: FanoutSettings, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
         self.topics = Topics.from_settings(settings.kafka)
-        self.index = WebhookIndex()
+        self.indexes = Subscriptions()
         self.metrics = FanoutMetrics.create()
         self._clock = clock
         self._stack = AsyncExitStack()
@@ -62,8 +62,22 @@ class Fanout:
         return self._processor is not None and not self._stopping.is_set()
 
     @property
+    def index(self) -> SubscriptionIndex:
+        """The webhook index (the name predates workflows; see `indexes`)."""
+        return self.indexes.webhooks
+
+    @property
+    def workflows(self) -> SubscriptionIndex:
+        return self.indexes.workflows
+
+    @property
     def index_size(self) -> int:
-        return len(self.index)
+        """Webhooks held, enabled or not (`workflows_size` for workflows)."""
+        return len(self.indexes.webhooks)
+
+    @property
+    def workflows_size(self) -> int:
+        return len(self.indexes.workflows)
 
     async def readiness(self) -> dict[str, str]:
         loaded = self._feed is not None and self._feed.loaded
@@ -74,7 +88,7 @@ class Fanout:
         }
 
     async def start(self) -> None:
-        """Build the clients, load the index to the end of the registry, then subscribe."""
+        """Build the clients, load the indexes to the end of the registry, then subscribe."""
         try:
             await self._start()
         except BaseException:
@@ -103,22 +117,27 @@ class Fanout:
         feed = RegistryFeed(
             registry_consumer,
             self.topics.registry,
-            self.index,
+            self.indexes,
             self.metrics,
             max_records=settings.batch_max_records,
             poll_timeout_ms=settings.poll_timeout_ms,
         )
         self._feed = feed
-        await feed.load()  # no matching before the index holds the whole registry
+        await feed.load()  # no matching before the indexes hold the whole registry
 
         events = make_consumer(kafka, self.topics.events, group_id=self.topics.group("fanout"))
         await events.start()
         self._stack.push_async_callback(_close_quietly, "events_consumer", events.stop)
         self._events = events
         self._processor = BatchProcessor(
-            events, producer, self.topics, self.index, self.metrics, self._clock
+            events, producer, self.topics, self.indexes, self.metrics, self._clock
         )
-        log.info("fanout.started", group=self.topics.group("fanout"), webhooks=len(self.index))
+        log.info(
+            "fanout.started",
+            group=self.topics.group("fanout"),
+            webhooks=self.index_size,
+            workflows=self.workflows_size,
+        )
 
     def stop(self) -> None:
         """Ask the loops to finish the batch in hand and return (safe from a signal handler)."""

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from services.fanout.index import SubscriptionIndex, Subscriptions
 
 
 @dataclass(frozen=True)
@@ -12,9 +16,11 @@ class FanoutMetrics:
     registry: CollectorRegistry
     events_consumed: Counter
     requests_emitted: Counter
+    runs_emitted: Counter
     dlq_entries: Counter
     registry_records: Counter
     index_webhooks: Gauge
+    index_workflows: Gauge
     batch_seconds: Histogram
     loop_failures: Counter
 
@@ -31,6 +37,11 @@ class FanoutMetrics:
             requests_emitted=Counter(
                 "roomhooks_fanout_delivery_requests_total",
                 "Delivery requests the broker acknowledged.",
+                registry=registry,
+            ),
+            runs_emitted=Counter(
+                "roomhooks_fanout_workflow_run_requests_total",
+                "Workflow run requests the broker acknowledged.",
                 registry=registry,
             ),
             dlq_entries=Counter(
@@ -51,6 +62,12 @@ class FanoutMetrics:
                 ["state"],
                 registry=registry,
             ),
+            index_workflows=Gauge(
+                "roomhooks_fanout_index_workflows",
+                "Workflows held in the index, by state.",
+                ["state"],
+                registry=registry,
+            ),
             batch_seconds=Histogram(
                 "roomhooks_fanout_batch_duration_seconds",
                 "Time from a fetched batch to its committed offsets.",
@@ -64,3 +81,13 @@ class FanoutMetrics:
                 registry=registry,
             ),
         )
+
+    def set_index_sizes(self, indexes: Subscriptions) -> None:
+        """Publish how many webhooks and workflows the indexes hold, enabled or not."""
+        _set_sizes(self.index_webhooks, indexes.webhooks)
+        _set_sizes(self.index_workflows, indexes.workflows)
+
+
+def _set_sizes(gauge: Gauge, index: SubscriptionIndex) -> None:
+    gauge.labels("enabled").set(index.enabled_count)
+    gauge.labels("disabled").set(len(index) - index.enabled_count)

@@ -1,4 +1,4 @@
-"""Follows `<ns>.registry` into the webhook index: load to the end first, then keep up.
+"""Follows `<ns>.registry` into the subscription indexes: load to the end first, then keep up.
 
 No consumer group: every fanout replica reads every partition from the beginning (the topic
 is compacted, so that is the current record per key plus recent history) and applies each
@@ -15,29 +15,37 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from services.fanout.index import WebhookIndex
+from services.fanout.index import Subscriptions
 from services.fanout.metrics import FanoutMetrics
-from shared.messages import WebhookRecord, parse_registry_key
+from shared.messages import WebhookRecord, WorkflowRecord, parse_registry_key
 
 log = structlog.get_logger(__name__)
 
 
-def apply_change(index: WebhookIndex, key: bytes | None, value: bytes | None) -> str:
+_MODELS: dict[str, type[WebhookRecord] | type[WorkflowRecord]] = {
+    "webhook": WebhookRecord,
+    "workflow": WorkflowRecord,
+}
+
+
+def apply_change(indexes: Subscriptions, key: bytes | None, value: bytes | None) -> str:
     """Apply one registry record; returns the outcome (a metrics label).
 
-    `webhook:<id>` with a record: applied or stale; with null: removed. Other kinds
-    (workflows) are ignored here; undecodable records are skipped as invalid.
+    `webhook:<id>` / `workflow:<id>` with a record: applied or stale; with null: removed.
+    Other kinds are ignored; undecodable records (or a record under another kind's key) are
+    skipped as invalid.
     """
     try:
         kind, record_id = parse_registry_key(key.decode("utf-8")) if key else ("", "")
     except (UnicodeDecodeError, ValueError):
         return "invalid"
-    if kind != "webhook":
+    index = indexes.of(kind)
+    if index is None:
         return "ignored" if kind else "invalid"
     if value is None:
         return "removed" if index.remove(record_id) else "ignored"
     try:
-        record = WebhookRecord.model_validate_json(value)
+        record = _MODELS[kind].model_validate_json(value)
     except ValidationError:
         return "invalid"
     if record.id != record_id:
@@ -52,7 +60,7 @@ class RegistryFeed:
         self,
         consumer: AIOKafkaConsumer,
         topic: str,
-        index: WebhookIndex,
+        indexes: Subscriptions,
         metrics: FanoutMetrics,
         *,
         max_records: int,
@@ -60,7 +68,7 @@ class RegistryFeed:
     ) -> None:
         self._consumer = consumer
         self._topic = topic
-        self._index = index
+        self._indexes = indexes
         self._metrics = metrics
         self._max_records = max_records
         self._poll_timeout_ms = poll_timeout_ms
@@ -100,8 +108,10 @@ class RegistryFeed:
         self.loaded = True
         log.info(
             "fanout.index_loaded",
-            webhooks=len(self._index),
-            enabled=self._index.enabled_count,
+            webhooks=len(self._indexes.webhooks),
+            webhooks_enabled=self._indexes.webhooks.enabled_count,
+            workflows=len(self._indexes.workflows),
+            workflows_enabled=self._indexes.workflows.enabled_count,
             records=records,
             partitions=len(tps),
             duration_s=round(time.monotonic() - started, 3),
@@ -116,16 +126,13 @@ class RegistryFeed:
         for messages in batch.values():
             count += self._apply(messages)
         if count:
-            self._metrics.index_webhooks.labels("enabled").set(self._index.enabled_count)
-            self._metrics.index_webhooks.labels("disabled").set(
-                len(self._index) - self._index.enabled_count
-            )
+            self._metrics.set_index_sizes(self._indexes)
         return count
 
     def _apply(self, messages: Iterable[ConsumerRecord]) -> int:
         count = 0
         for message in messages:
-            outcome = apply_change(self._index, message.key, message.value)
+            outcome = apply_change(self._indexes, message.key, message.value)
             self._metrics.registry_records.labels(outcome).inc()
             if outcome == "invalid":
                 log.warning(

@@ -1,19 +1,21 @@
 """What to do with one message of `<ns>.events`: pure decisions, no I/O.
 
-`route` parses the event, matches it against the index and returns the delivery requests to
-emit (the payload rendered once and shared), or a `Rejected` naming why the bytes go to the
-DLQ. The adapter (`processor.py`) turns these into Kafka records.
+`route` parses the event, matches it against the webhook and workflow indexes and returns the
+delivery requests and workflow run requests to emit (the payload rendered once and shared by
+both), or a `Rejected` naming why the bytes go to the DLQ. The adapter (`processor.py`) turns
+these into Kafka records.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.fanout.index import WebhookIndex
+from services.fanout.index import Subscriptions
 from shared.events import InvalidEvent, parse_event, render_payload
-from shared.messages import DeliveryRequested, delivery_id_for
+from shared.messages import DeliveryRequested, WorkflowRunRequested, delivery_id_for, run_id_for
 
 # DLQ headers (DESIGN.md): why, and where the rejected bytes came from.
 H_ERROR, H_TOPIC, H_PARTITION, H_OFFSET = "rh-error", "rh-topic", "rh-partition", "rh-offset"
@@ -22,12 +24,14 @@ _DLQ_HEADERS = frozenset({H_ERROR, H_TOPIC, H_PARTITION, H_OFFSET})
 
 @dataclass(frozen=True, slots=True)
 class Routed:
-    """A valid event and one request per matching webhook (possibly none)."""
+    """A valid event, one delivery request per matching webhook and one run request per
+    matching workflow (either possibly none)."""
 
     event: str
     event_id: str
     organization_id: str
     requests: list[DeliveryRequested]
+    runs: list[WorkflowRunRequested]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +45,7 @@ class Rejected:
         return reason_class(self.reason)
 
 
-def route(value: bytes | None, index: WebhookIndex, *, now: datetime) -> Routed | Rejected:
+def route(value: bytes | None, indexes: Subscriptions, *, now: datetime) -> Routed | Rejected:
     """Decide the output for one message value; `now` stamps `created_at`."""
     if value is None:
         return Rejected("value: null (a tombstone is not an event)")
@@ -51,10 +55,15 @@ def route(value: bytes | None, index: WebhookIndex, *, now: datetime) -> Routed 
         event = parse_event(value)
     except InvalidEvent as exc:
         return Rejected(exc.reason)
-    webhook_ids = index.match(event.organization_id, event.event, event.room_id, event.scope)
+    where = (event.organization_id, event.event, event.room_id, event.scope)
+    webhook_ids = indexes.webhooks.match(*where)
+    workflow_ids = indexes.workflows.match(*where)
+    if not webhook_ids and not workflow_ids:
+        return Routed(event.event, event.id, event.organization_id, [], [])
+    body = render_payload(event).decode("utf-8")
     requests: list[DeliveryRequested] = []
+    runs: list[WorkflowRunRequested] = []
     if webhook_ids:
-        body = render_payload(event).decode("utf-8")
         requests = [
             DeliveryRequested(
                 delivery_id=delivery_id_for(webhook_id, event.id),
@@ -67,7 +76,29 @@ def route(value: bytes | None, index: WebhookIndex, *, now: datetime) -> Routed 
             )
             for webhook_id in webhook_ids
         ]
-    return Routed(event.event, event.id, event.organization_id, requests)
+    if workflow_ids:
+        payload = json.loads(body)  # the same document webhooks receive, tokens stripped
+        runs = [
+            WorkflowRunRequested(
+                run_id=run_id_for(workflow_id, event.id),
+                workflow_id=workflow_id,
+                version=_current_version(indexes, workflow_id),
+                organization_id=event.organization_id,
+                room_id=event.room_id,  # None for organization events: they carry no room
+                event_id=event.id,
+                event=payload,
+                created_at=now,
+            )
+            for workflow_id in workflow_ids
+        ]
+    return Routed(event.event, event.id, event.organization_id, requests, runs)
+
+
+def _current_version(indexes: Subscriptions, workflow_id: str) -> int:
+    held = indexes.workflows.get(workflow_id)
+    if held is None or held.version is None:  # match() only returns held workflow records
+        raise LookupError(f"workflow {workflow_id} matched but holds no version")
+    return held.version
 
 
 def reason_class(reason: str) -> str:

@@ -1,9 +1,10 @@
 """`python -m tests.bench.fanout_matcher`: matcher throughput and index memory (prints a table).
 
 Builds an index of `--webhooks` webhooks over `--accounts` accounts (ten rooms' worth of
-scoped webhooks, the rest unscoped), then times `WebhookIndex.match` and the whole routing
-decision (`route`: parse, match, render, build requests) on realistic events. Numbers are for
-comparison between runs on one machine; nothing gates on them.
+scoped webhooks, the rest unscoped), and of `--workflows` workflows alike (none by default),
+then times `SubscriptionIndex.match` and the whole routing decision (`route`: parse, match,
+render, build requests) on realistic events. Numbers are for comparison between runs on one
+machine; nothing gates on them.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from services.fanout.index import WebhookIndex
+from services.fanout.index import Subscriptions
 from services.fanout.routing import route
 from shared.events import CATALOG, Scope, event_names
 from shared.kafka import dumps
-from shared.messages import WebhookRecord
+from shared.messages import WebhookRecord, WorkflowRecord
 
 ROOM_EVENTS = event_names(Scope.ROOM)
 ORG_EVENTS = event_names(Scope.ORGANIZATION)
@@ -33,35 +34,48 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def build(index: WebhookIndex, *, webhooks: int, accounts: int, rooms: int, rng: random.Random):
+def build(
+    indexes: Subscriptions,
+    *,
+    webhooks: int,
+    workflows: int,
+    accounts: int,
+    rooms: int,
+    rng: random.Random,
+):
     orgs = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(accounts)]
     now = datetime.now(UTC)
-    for n in range(webhooks):
+    for n in range(webhooks + workflows):
         org = orgs[n % accounts]
         events = rng.sample(ROOM_EVENTS, rng.randint(1, 5))
         if rng.random() < 0.2:
             events += rng.sample(ORG_EVENTS, 2)
         scoped = rng.random() < 0.3
-        index.apply(
-            WebhookRecord(
-                id=str(uuid.UUID(int=rng.getrandbits(128))),
-                organization_id=org,
-                name=None,
-                url=f"https://hooks.example.com/{n}",
-                events=events,
-                room_id=f"room-{rng.randrange(rooms)}" if scoped else None,
-                enabled=rng.random() < 0.95,
-                revision=1,
-                created_at=now,
-                updated_at=now,
+        fields = {
+            "id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "organization_id": org,
+            "events": events,
+            "room_id": f"room-{rng.randrange(rooms)}" if scoped else None,
+            "enabled": rng.random() < 0.95,
+            "revision": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if n < webhooks:
+            indexes.webhooks.apply(
+                WebhookRecord(**fields, name=None, url=f"https://hooks.example.com/{n}")
             )
-        )
+        else:
+            indexes.workflows.apply(
+                WorkflowRecord(**fields, name=f"wf-{n}", language="ts", version=1)
+            )
     return orgs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--webhooks", type=int, default=100_000)
+    parser.add_argument("--workflows", type=int, default=0)
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--rooms", type=int, default=20, help="rooms per account")
     parser.add_argument("--events", type=int, default=200_000)
@@ -70,9 +84,17 @@ def main() -> None:
 
     gc.collect()
     before = rss_mb()
-    index = WebhookIndex()
+    indexes = Subscriptions()
+    index = indexes.webhooks
     started = time.perf_counter()
-    orgs = build(index, webhooks=args.webhooks, accounts=args.accounts, rooms=args.rooms, rng=rng)
+    orgs = build(
+        indexes,
+        webhooks=args.webhooks,
+        workflows=args.workflows,
+        accounts=args.accounts,
+        rooms=args.rooms,
+        rng=rng,
+    )
     build_s = time.perf_counter() - started
     gc.collect()
     after = rss_mb()
@@ -96,14 +118,16 @@ def main() -> None:
     now = datetime.now(UTC)
     raws = [dumps(_event(org, name, room, now)) for org, name, room, _ in queries[:20_000]]
     started = time.perf_counter()
-    routed = 0
+    routed = runs = 0
     for raw in raws:
-        outcome = route(raw, index, now=now)
+        outcome = route(raw, indexes, now=now)
         routed += len(getattr(outcome, "requests", ()))
+        runs += len(getattr(outcome, "runs", ()))
     route_s = time.perf_counter() - started
 
     rows = [
-        ("webhooks / accounts", f"{len(index):,} / {args.accounts:,}"),
+        ("webhooks / workflows / accounts",
+         f"{len(index):,} / {len(indexes.workflows):,} / {args.accounts:,}"),
         ("index build", f"{build_s:.2f} s"),
         ("RSS before -> after build", f"{before:.0f} MB -> {after:.0f} MB (+{after - before:.0f})"),
         ("match() calls/s", f"{len(queries) / match_s:,.0f}"),
@@ -111,7 +135,8 @@ def main() -> None:
         ("matched events/s (match only)", f"{matched / match_s:,.0f}"),
         ("route() events/s (parse+match+render)", f"{len(raws) / route_s:,.0f}"),
         ("delivery requests/s (route)", f"{routed / route_s:,.0f}"),
-    ]
+        ("workflow run requests/s (route)", f"{runs / route_s:,.0f}"),
+    ]  # fmt: skip
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")

@@ -8,16 +8,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.fanout.index import WebhookIndex
+from services.fanout.index import Subscriptions
 from services.fanout.registry_feed import apply_change
 from services.fanout.routing import Rejected, Routed, dlq_headers, route
 from shared.events import build_event, parse_event, render_payload
 from shared.kafka import dumps
-from shared.messages import WebhookRecord
+from shared.messages import WebhookRecord, WorkflowRecord, WorkflowRunRequested
 
 NOW = datetime(2026, 5, 29, 10, 6, 30, 123000, tzinfo=UTC)
-ORG = str(uuid.uuid4())
+ORG, OTHER_ORG = str(uuid.uuid4()), str(uuid.uuid4())
 HOOK_1, HOOK_2 = sorted(str(uuid.uuid4()) for _ in range(2))
+FLOW_1, FLOW_2, FLOW_3 = sorted(str(uuid.uuid4()) for _ in range(3))
+TOKEN = "tok_secret_ada"
 
 
 def record(webhook_id: str, **changes: object) -> WebhookRecord:
@@ -36,8 +38,33 @@ def record(webhook_id: str, **changes: object) -> WebhookRecord:
     return WebhookRecord(**{**fields, **changes})
 
 
+def workflow(workflow_id: str, **changes: object) -> WorkflowRecord:
+    fields = {
+        "id": workflow_id,
+        "organization_id": ORG,
+        "name": "greet",
+        "events": ["participant.joined"],
+        "room_id": None,
+        "enabled": True,
+        "language": "ts",
+        "version": 1,
+        "revision": 1,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    return WorkflowRecord(**{**fields, **changes})
+
+
+def indexes_of(*records: WebhookRecord | WorkflowRecord) -> Subscriptions:
+    indexes = Subscriptions()
+    for item in records:
+        index = indexes.webhooks if isinstance(item, WebhookRecord) else indexes.workflows
+        index.apply(item)
+    return indexes
+
+
 def joined_event() -> bytes:
-    user = {"id": "user_ada", "name": "Ada", "token": "tok_secret_ada"}
+    user = {"id": "user_ada", "name": "Ada", "token": TOKEN}
     event = build_event(
         event="participant.joined",
         organization_id=ORG,
@@ -49,11 +76,9 @@ def joined_event() -> bytes:
 
 
 def test_one_request_per_matching_webhook_sharing_one_rendered_body_without_tokens():
-    index = WebhookIndex()
-    index.apply(record(HOOK_1))
-    index.apply(record(HOOK_2))
+    indexes = indexes_of(record(HOOK_1), record(HOOK_2))
     raw = joined_event()
-    outcome = route(raw, index, now=NOW)
+    outcome = route(raw, indexes, now=NOW)
     assert isinstance(outcome, Routed)
     assert [r.webhook_id for r in outcome.requests] == [HOOK_1, HOOK_2]
     body = render_payload(parse_event(raw)).decode()
@@ -64,12 +89,13 @@ def test_one_request_per_matching_webhook_sharing_one_rendered_body_without_toke
         )
         assert request.created_at == NOW
     assert "token" not in json.loads(body)["user"]
-    assert "tok_secret_ada" not in body
+    assert TOKEN not in body
+    assert outcome.runs == []
 
 
 def test_an_event_nobody_subscribed_to_makes_no_request():
-    outcome = route(joined_event(), WebhookIndex(), now=NOW)
-    assert isinstance(outcome, Routed) and outcome.requests == []
+    outcome = route(joined_event(), Subscriptions(), now=NOW)
+    assert isinstance(outcome, Routed) and outcome.requests == [] and outcome.runs == []
 
 
 @pytest.mark.parametrize(
@@ -85,7 +111,7 @@ def test_an_event_nobody_subscribed_to_makes_no_request():
     ],
 )  # fmt: skip
 def test_invalid_messages_are_rejected_with_a_reason(value, reason_part, reason_class):
-    outcome = route(value, WebhookIndex(), now=NOW)
+    outcome = route(value, indexes_of(record(HOOK_1), workflow(FLOW_1)), now=NOW)
     assert isinstance(outcome, Rejected)
     assert reason_part in outcome.reason
     assert outcome.reason_class == reason_class
@@ -114,7 +140,10 @@ def test_dlq_headers_keep_the_originals_and_say_why_and_where_from():
         (f"webhook:{HOOK_1}".encode(), dumps(record(HOOK_1).model_dump(mode="json")), "applied",
          True),
         (f"webhook:{HOOK_1}".encode(), None, "ignored", False),  # tombstone of an unknown hook
-        (f"workflow:{HOOK_1}".encode(), b"{}", "ignored", False),
+        (f"workflow:{HOOK_1}".encode(), b"{}", "invalid", False),
+        (f"room:{HOOK_1}".encode(), b"{}", "ignored", False),
+        (f"workflow:{HOOK_1}".encode(), dumps(record(HOOK_1).model_dump(mode="json")), "invalid",
+         False),  # a webhook record under a workflow key
         (f"webhook:{HOOK_2}".encode(), dumps(record(HOOK_1).model_dump(mode="json")), "invalid",
          False),
         (f"webhook:{HOOK_1}".encode(), b"{not json", "invalid", False),
@@ -123,16 +152,144 @@ def test_dlq_headers_keep_the_originals_and_say_why_and_where_from():
     ],
 )  # fmt: skip
 def test_registry_records_are_applied_ignored_or_skipped(key, value, outcome, held):
-    index = WebhookIndex()
-    assert apply_change(index, key, value) == outcome
-    assert (HOOK_1 in index) is held
+    indexes = Subscriptions()
+    assert apply_change(indexes, key, value) == outcome
+    assert (HOOK_1 in indexes.webhooks) is held
+    assert len(indexes.workflows) == 0
 
 
 def test_a_registry_tombstone_removes_and_a_stale_record_is_counted():
-    index = WebhookIndex()
+    indexes = Subscriptions()
     key = f"webhook:{HOOK_1}".encode()
-    apply_change(index, key, dumps(record(HOOK_1, revision=3).model_dump(mode="json")))
+    apply_change(indexes, key, dumps(record(HOOK_1, revision=3).model_dump(mode="json")))
     stale = dumps(record(HOOK_1, revision=2, enabled=False).model_dump(mode="json"))
-    assert apply_change(index, key, stale) == "stale"
-    assert apply_change(index, key, None) == "removed"
-    assert len(index) == 0
+    assert apply_change(indexes, key, stale) == "stale"
+    assert apply_change(indexes, key, None) == "removed"
+    assert len(indexes.webhooks) == 0
+
+
+def wf_json(workflow_id: str, **changes: object) -> bytes:
+    return dumps(workflow(workflow_id, **changes).model_dump(mode="json"))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "outcome", "held"),
+    [
+        (f"workflow:{FLOW_1}".encode(), wf_json(FLOW_1), "applied", True),
+        (f"workflow:{FLOW_1}".encode(), None, "ignored", False),
+        (f"workflow:{FLOW_2}".encode(), wf_json(FLOW_1), "invalid", False),
+        (f"workflow:{FLOW_1}".encode(), wf_json(FLOW_1)[:-1], "invalid", False),
+        (f"webhook:{FLOW_1}".encode(), wf_json(FLOW_1), "invalid", False),
+    ],
+)  # fmt: skip
+def test_workflow_records_are_applied_ignored_or_skipped(key, value, outcome, held):
+    indexes = Subscriptions()
+    assert apply_change(indexes, key, value) == outcome
+    assert (FLOW_1 in indexes.workflows) is held
+    assert len(indexes.webhooks) == 0
+
+
+def test_a_workflow_tombstone_removes_and_a_stale_record_keeps_the_current_version():
+    indexes = Subscriptions()
+    key = f"workflow:{FLOW_1}".encode()
+    assert apply_change(indexes, key, wf_json(FLOW_1, revision=3, version=2)) == "applied"
+    assert apply_change(indexes, key, wf_json(FLOW_1, revision=2, version=1)) == "stale"
+    held = indexes.workflows.get(FLOW_1)
+    assert held is not None and held.version == 2
+    assert apply_change(indexes, key, None) == "removed"
+    assert len(indexes.workflows) == 0
+
+
+def keys_anywhere(value: object) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in keys_anywhere(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in keys_anywhere(v)}
+    return set()
+
+
+def test_one_run_request_per_matching_workflow_with_the_rendered_payload_without_tokens():
+    indexes = indexes_of(workflow(FLOW_1, version=4), workflow(FLOW_2, room_id="room_1"))
+    raw = joined_event()
+    outcome = route(raw, indexes, now=NOW)
+    assert isinstance(outcome, Routed)
+    assert outcome.requests == []
+    event = parse_event(raw)
+    payload = json.loads(render_payload(event))
+    assert [r.workflow_id for r in outcome.runs] == [FLOW_1, FLOW_2]
+    assert [r.version for r in outcome.runs] == [4, 1]
+    for run in outcome.runs:
+        assert run.run_id == str(uuid.uuid5(uuid.UUID(run.workflow_id), event.id))
+        assert uuid.UUID(run.run_id).version == 5
+        assert (run.organization_id, run.room_id, run.event_id) == (ORG, "room_1", event.id)
+        assert run.event == payload
+        assert run.event["data"] == {"roomId": "room_1", "userId": "user_ada"}
+        assert run.created_at == NOW
+        assert "token" not in keys_anywhere(run.event)
+        assert TOKEN not in run.model_dump_json()
+
+
+def test_webhooks_and_workflows_on_one_event_each_get_theirs_from_one_rendering():
+    indexes = indexes_of(record(HOOK_1), record(HOOK_2), workflow(FLOW_1), workflow(FLOW_3))
+    outcome = route(joined_event(), indexes, now=NOW)
+    assert isinstance(outcome, Routed)
+    assert [r.webhook_id for r in outcome.requests] == [HOOK_1, HOOK_2]
+    assert [r.workflow_id for r in outcome.runs] == [FLOW_1, FLOW_3]
+    body = outcome.requests[0].body
+    assert all(run.event == json.loads(body) for run in outcome.runs)
+    # on the wire, a run request's event is the webhook body's document, byte for byte
+    for run in outcome.runs:
+        assert dumps(run.model_dump(mode="json")["event"]).decode() == body
+
+
+@pytest.mark.parametrize(
+    ("case", "workflows", "expected"),
+    [
+        ("unscoped", [workflow(FLOW_1, events=["member.added"])], [FLOW_1]),
+        ("room-scoped never", [workflow(FLOW_1, events=["member.added"], room_id="room_1")], []),
+        ("disabled never", [workflow(FLOW_1, events=["member.added"], enabled=False)], []),
+        ("other account never", [workflow(FLOW_1, events=["member.added"],
+                                          organization_id=OTHER_ORG)], []),
+        ("other event never", [workflow(FLOW_1)], []),
+    ],
+)  # fmt: skip
+def test_organization_events_run_only_unscoped_workflows_with_no_room(case, workflows, expected):
+    member = {"id": "user_grace", "role": "ADMIN"}
+    raw = dumps(
+        build_event(event="member.added", organization_id=ORG, now=NOW, extra={"member": member})
+    )
+    outcome = route(raw, indexes_of(*workflows), now=NOW)
+    assert isinstance(outcome, Routed)
+    assert [r.workflow_id for r in outcome.runs] == expected, case
+    for run in outcome.runs:
+        assert run.room_id is None
+        assert run.event["member"] == member and run.event["data"] == {}
+
+
+def test_a_workflow_whose_record_bumps_version_gets_the_new_version_in_later_runs():
+    indexes = Subscriptions()
+    key = f"workflow:{FLOW_1}".encode()
+    apply_change(indexes, key, wf_json(FLOW_1, version=1, revision=1))
+    first = route(joined_event(), indexes, now=NOW)
+    apply_change(indexes, key, wf_json(FLOW_1, version=2, revision=2))
+    second = route(joined_event(), indexes, now=NOW)
+    assert isinstance(first, Routed) and isinstance(second, Routed)
+    assert [r.version for r in first.runs] == [1]
+    assert [r.version for r in second.runs] == [2]
+    assert first.runs[0].run_id != second.runs[0].run_id  # two events, two runs
+
+
+def test_a_re_read_event_gives_the_same_run_id():
+    indexes = indexes_of(workflow(FLOW_1))
+    raw = joined_event()
+    first, again = route(raw, indexes, now=NOW), route(raw, indexes, now=NOW)
+    assert isinstance(first, Routed) and isinstance(again, Routed)
+    assert first.runs[0].run_id == again.runs[0].run_id
+
+
+def test_run_requests_round_trip_through_their_wire_format():
+    outcome = route(joined_event(), indexes_of(workflow(FLOW_1, version=7)), now=NOW)
+    assert isinstance(outcome, Routed)
+    [run] = outcome.runs
+    wire = dumps(run.model_dump(mode="json"))
+    assert WorkflowRunRequested.model_validate_json(wire) == run
