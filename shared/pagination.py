@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+T = TypeVar("T")
 
 
 class InvalidCursor(ValueError):
@@ -26,3 +31,25 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     if created_at.tzinfo is None or not row_id:
         raise InvalidCursor("is not a cursor this API returned")
     return created_at, row_id
+
+
+def after_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
+    """Where a page starts: after the (created_at, id) a cursor names; None for the first."""
+    if not cursor:
+        return None
+    created_at, row_id = decode_cursor(cursor)
+    try:
+        return created_at, UUID(row_id)
+    except ValueError as exc:
+        raise InvalidCursor("is not a cursor this API returned") from exc
+
+
+def cut_page(
+    rows: Sequence[T], limit: int, key: Callable[[T], tuple[datetime, Any]]
+) -> tuple[list[T], str | None]:
+    """Rows fetched with `LIMIT limit + 1` -> the page, and the cursor of the next one."""
+    page = list(rows[:limit])
+    if len(rows) <= limit:
+        return page, None
+    created_at, row_id = key(page[-1])
+    return page, encode_cursor(created_at, str(row_id))

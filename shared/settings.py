@@ -10,9 +10,20 @@ Nothing else in the code base reads `os.environ`.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# A list setting written `a,b,c` in the environment (not JSON).
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(split_commas)]
 
 
 class Profile(StrEnum):

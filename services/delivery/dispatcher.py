@@ -69,7 +69,8 @@ def build_headers(
     }
 
 
-def _literal_ip(url: URL) -> str | None:
+def literal_ip(url: URL) -> str | None:
+    """The host of `url` when it is an IP address (aiohttp resolves no such host)."""
     host = url.host or ""
     try:
         ipaddress.ip_address(host)
@@ -103,7 +104,7 @@ class Dispatcher:
             return AttemptResult(outcome, started_at, elapsed, **fields)
 
         target = URL(url)
-        literal = _literal_ip(target)
+        literal = literal_ip(target)
         if literal is not None and not self._policy.allows(literal):
             return result(Outcome.BLOCKED, error=f"{literal} is refused by the SSRF guard")
         try:

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.settings import KafkaSettings, PostgresSettings, Profile, RuntimeSettings
+from shared.settings import (
+    CommaList,
+    KafkaSettings,
+    PostgresSettings,
+    Profile,
+    RuntimeSettings,
+    split_commas,
+)
 
 DEFAULT_RETRY_SCHEDULE = (1.0, 5.0, 30.0)  # seconds after attempts 1, 2, 3 (004)
-
-
-def _split(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
 
 
 class DeliverySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ROOMHOOKS_DELIVERY_", extra="ignore")
 
     # Seconds to wait after each failed attempt; its length + 1 is the number of attempts.
-    retry_schedule: Annotated[list[float], NoDecode] = Field(
+    retry_schedule: Annotated[list[float], NoDecode, BeforeValidator(split_commas)] = Field(
         default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE)
     )
     timeout_s: float = Field(default=10.0, gt=0, le=120)
@@ -44,18 +45,13 @@ class DeliverySettings(BaseSettings):
     # SSRF guard: None lets the profile decide (dev: loopback allowed; production: refused).
     allow_loopback: bool | None = None
     # Extra networks (CIDR) an operator allows despite the guard, e.g. an internal proxy.
-    allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_networks: CommaList = Field(default_factory=list)
     health_host: str = "127.0.0.1"
     health_port: int = Field(default=8082, ge=0, le=65535)
 
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-
-    @field_validator("retry_schedule", "allowed_networks", mode="before")
-    @classmethod
-    def _split_lists(cls, value: object) -> object:
-        return _split(value)
 
     @field_validator("retry_schedule")
     @classmethod

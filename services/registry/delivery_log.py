@@ -21,7 +21,7 @@ from services.registry.service import NotFound, parse_id
 from shared.events import format_timestamp, to_js_json
 from shared.kafka import Topics, dumps
 from shared.messages import DeliveryRequested, RedeliverRequested, delivery_id_for
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import after_cursor, cut_page
 
 STATUSES = ("pending", "success", "failed")
 
@@ -95,7 +95,7 @@ class DeliveryLog:
         status: str | None,
         cursor: str | None,
     ) -> DeliveryPage:
-        after = decode_cursor(cursor) if cursor else None
+        after = after_cursor(cursor)
         async with self._pool.acquire() as conn:
             await self._webhook(conn, account_id, webhook_id)
             records = await conn.fetch(
@@ -108,14 +108,10 @@ class DeliveryLog:
                 parse_id(account_id),
                 status,
                 after[0] if after else None,
-                parse_id(after[1]) if after else None,
+                after[1] if after else None,
                 limit + 1,
             )
-        more = len(records) > limit
-        records = records[:limit]
-        next_cursor = (
-            encode_cursor(records[-1]["created_at"], str(records[-1]["id"])) if more else None
-        )
+        records, next_cursor = cut_page(records, limit, lambda r: (r["created_at"], r["id"]))
         return DeliveryPage([_delivery(r) for r in records], next_cursor)
 
     async def get(
@@ -189,9 +185,10 @@ class DeliveryLog:
         return self._topics.deliveries, webhook_id.encode(), value
 
 
-def check_status(value: str | None) -> str | None:
+def check_status(value: str | None, *, allowed: tuple[str, ...] = STATUSES) -> str | None:
+    """A `status` filter: None when absent, else one of `allowed` (ValueError otherwise)."""
     if value in (None, ""):
         return None
-    if value not in STATUSES:
-        raise ValueError(f"must be one of {', '.join(STATUSES)}")
+    if value not in allowed:
+        raise ValueError(f"must be one of {', '.join(allowed)}")
     return value

@@ -5,10 +5,19 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.registry.auth import Authorizer, page_limit
-from services.registry.delivery_log import DeliveryLog, check_status
+from services.registry.delivery_log import STATUSES, DeliveryLog, check_status
 from services.registry.http import ApiError, ok
 
 DEFAULT_PAGE_SIZE = 50
+
+
+def status_filter(request: web.Request, allowed: tuple[str, ...] = STATUSES) -> str | None:
+    try:
+        return check_status(request.query.get("status"), allowed=allowed)
+    except ValueError as exc:
+        raise ApiError(
+            400, "validation_error", f"status: {exc}", [{"field": "status", "message": str(exc)}]
+        ) from exc
 
 
 class DeliveryRoutes:

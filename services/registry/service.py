@@ -23,7 +23,7 @@ from services.registry.records import (
 )
 from services.registry.repository import KeyOwner, WebhookRow
 from shared.kafka import Topics
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import after_cursor, cut_page
 from shared.signing import new_secret
 
 log = structlog.get_logger(__name__)
@@ -143,17 +143,14 @@ class WebhookService:
         return public_webhook(row)
 
     async def list(self, account_id: str, *, limit: int, cursor: str | None) -> Page:
-        after = None
-        if cursor:
-            created_at, last_id = decode_cursor(cursor)
-            after = (created_at, parse_id(last_id))
         async with self._pool.acquire() as conn:
             rows = await repository.list_webhooks(
-                conn, organization_id=parse_id(account_id), limit=limit + 1, after=after
+                conn,
+                organization_id=parse_id(account_id),
+                limit=limit + 1,
+                after=after_cursor(cursor),
             )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at, str(rows[-1].id)) if more else None
+        rows, next_cursor = cut_page(rows, limit, lambda r: (r.created_at, r.id))
         return Page([public_webhook(r) for r in rows], next_cursor)
 
     async def replace(self, account_id: str, webhook_id: str, body: WebhookInput) -> Webhook:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-from shared.settings import KafkaSettings, PostgresSettings, Profile, RuntimeSettings
+from shared.settings import (
+    CommaList,
+    KafkaSettings,
+    PostgresSettings,
+    Profile,
+    RuntimeSettings,
+)
 
 DEV_HTTP_HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -19,7 +23,7 @@ class RegistrySettings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     # Hosts whose webhook URLs may be plain http and loopback. None: the profile decides
     # (dev: localhost and loopback; production: none). Comma-separated in the environment.
-    allowed_http_hosts: Annotated[list[str] | None, NoDecode] = None
+    allowed_http_hosts: CommaList | None = None
     page_size_max: int = Field(default=100, ge=1)
     outbox_batch_size: int = Field(default=500, ge=1)
     # The relay also wakes on NOTIFY; this is the fallback poll.
@@ -30,13 +34,6 @@ class RegistrySettings(BaseSettings):
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-
-    @field_validator("allowed_http_hosts", mode="before")
-    @classmethod
-    def _split_hosts(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [h for h in value.split(",") if h.strip()]
-        return value
 
     @property
     def http_hosts(self) -> frozenset[str]:
