@@ -1,0 +1,155 @@
+"""Is this source a module with a default-exported function? Decided by Deno's parser (swc,
+through `deno doc --json`), never by running the code: safe to call from the registry.
+
+One short-lived `deno doc` per call (~20 ms): it parses, resolves static imports offline
+(`--no-remote --no-npm`) and lists the exports with their kinds. What a parser cannot see
+(early errors such as a redeclared `const`, what a call expression returns) shows up at the
+first run as an error outcome instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from services.workflow_runner.sandbox.launch import host_env
+from services.workflow_runner.sandbox.models import CodeError
+
+NO_DEFAULT = "the module must export a default function"
+TIMEOUT_S = 10.0
+
+_LOCATION = re.compile(r"at file://\S*?:(\d+):(\d+)")
+_UNRESOLVED = re.compile(r"Failed resolving '([^']*)'")
+# Kinds of a default export that are certainly not callable.
+_NOT_FUNCTIONS = {"class", "enum", "interface", "typeAlias", "namespace"}
+_NOT_CALLABLE_KEYWORDS = {
+    "number",
+    "string",
+    "boolean",
+    "bigint",
+    "symbol",
+    "null",
+    "undefined",
+    "void",
+    "never",
+    "object",
+}
+
+
+async def compile_check(code: str, language: str, *, deno_bin: str | None = None) -> None:
+    """Raise CodeError(message, line, column) (1-based) for a syntax error or an import the
+    sandbox cannot load, CodeError(NO_DEFAULT) when no default export is a function."""
+    deno = deno_bin or packaged_deno()
+    suffix = ".ts" if language == "ts" else ".js"
+    with tempfile.TemporaryDirectory(prefix="rh-check-") as tmp:
+        path = Path(tmp) / f"workflow{suffix}"
+        path.write_text(code)
+        proc = await asyncio.create_subprocess_exec(
+            deno,
+            "doc",
+            "--json",
+            "--no-remote",
+            "--no-npm",
+            "--no-config",
+            "--no-lock",
+            str(path),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=host_env(Path(tmp) / "deno"),
+            cwd=tmp,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise RuntimeError(f"deno doc did not answer in {TIMEOUT_S} s") from None
+    if proc.returncode != 0:
+        raise parse_failure(err.decode(errors="replace"), code)
+    problem = default_export_problem(json.loads(out))
+    if problem is not None:
+        raise problem
+
+
+def packaged_deno() -> str:
+    import deno  # the PyPI package: a Deno binary in a wheel
+
+    return deno.find_deno_bin()
+
+
+def parse_failure(stderr: str, code: str) -> CodeError:
+    """CodeError from `deno doc`'s stderr: the last `error: ...` line and its location."""
+    errors = [line[len("error: ") :] for line in stderr.splitlines() if line.startswith("error: ")]
+    message = errors[-1].strip() if errors else (stderr.strip().splitlines() or ["unknown"])[-1]
+    unresolved = _UNRESOLVED.search(message)
+    if unresolved:
+        specifier = unresolved.group(1)
+        line, column = locate(code, specifier)
+        return CodeError(
+            f"cannot import {specifier!r}: a workflow can import node: built-in modules only",
+            line,
+            column,
+        )
+    # The location printed after the last error (the error repeats a warning's text).
+    tail = stderr[stderr.rfind("error: ") :] if errors else stderr
+    where = _LOCATION.search(tail)
+    if where:
+        return CodeError(message, int(where.group(1)), int(where.group(2)))
+    return CodeError(message, None, None)
+
+
+def locate(code: str, specifier: str) -> tuple[int | None, int | None]:
+    """1-based line and column of the quoted `specifier` in `code`, if it is there."""
+    for quote in ("'", '"', "`"):
+        index = code.find(f"{quote}{specifier}{quote}")
+        if index != -1:
+            line = code.count("\n", 0, index) + 1
+            column = index - (code.rfind("\n", 0, index) + 1) + 1
+            return line, column
+    return None, None
+
+
+def default_export_problem(doc: dict[str, Any]) -> CodeError | None:
+    """None when the default export is, or may be, a function; a CodeError when there is no
+    default export or every declaration of it is certainly something else."""
+    symbols = [
+        symbol
+        for node in (doc.get("nodes") or {}).values()
+        for symbol in node.get("symbols", [])
+        if symbol.get("isDefault") or symbol.get("name") == "default"
+    ]
+    declarations = [d for s in symbols for d in s.get("declarations", [])]
+    if not declarations:
+        return CodeError(NO_DEFAULT)
+    if any(_maybe_function(d) for d in declarations):
+        return None
+    return CodeError(NO_DEFAULT)
+
+
+def _maybe_function(declaration: dict[str, Any]) -> bool:
+    kind = declaration.get("kind")
+    if kind == "function":
+        return True
+    if kind in _NOT_FUNCTIONS:
+        return False
+    if kind == "variable":
+        ts_type = (declaration.get("def") or {}).get("tsType")
+        # No type: a call or another expression the parser cannot judge; the run will tell.
+        return ts_type is None or not _certainly_not_callable(ts_type)
+    return True  # a re-export and anything newer: the run will tell
+
+
+def _certainly_not_callable(ts_type: dict[str, Any]) -> bool:
+    kind, value = ts_type.get("kind"), ts_type.get("value")
+    if kind in ("literal", "array", "tuple"):
+        return True
+    if kind == "keyword":
+        return value in _NOT_CALLABLE_KEYWORDS
+    if kind == "typeLiteral":
+        return not (isinstance(value, dict) and value.get("callSignatures"))
+    return False  # a type reference, a union, `any`, ...: may be a function

@@ -1,0 +1,420 @@
+// The sandbox host: one long-lived Deno process, started by host.py (see launch.py for the
+// exact command line). It connects to the Unix socket Python listens on (argv[0]) and speaks
+// JSON lines (protocol.py has the message shapes), never stdin/stdout: a Worker can reach
+// fds 0-2 through node:fs.
+//
+// Each workflow version runs in module Workers with permissions "none", kept warm between
+// runs (one run at a time per Worker), evicted LRU past `max_workers`, retired when a newer
+// version of the workflow arrives, and terminated at the wall-time limit. Everything a Worker
+// posts is untrusted: checked here, and again in Python.
+
+type Limits = {
+  maxLogEntries: number;
+  maxLogBytes: number;
+  maxResultBytes: number;
+  maxCalls: number;
+  maxFetches: number;
+  maxFetchBodyBytes: number;
+};
+
+type LogEntry = { level: string; message: string };
+type RunError = { message: string; stack: string | null };
+
+type Slot = {
+  workflow: string;
+  version: number;
+  lang: string;
+  code: string;
+  url: string;
+  worker: Worker;
+  run: Run | null;
+  lastUsed: number;
+  retire: boolean; // terminate after the current run (older version, failed load, ...)
+  ping: number | null; // the liveness ping an idle Worker has not answered yet
+};
+
+type Run = {
+  id: string;
+  slot: Slot;
+  cold: boolean;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  logs: LogEntry[];
+  logBytes: number;
+  logsFull: boolean;
+  dropped: number;
+  calls: number;
+};
+
+const LEVELS = new Set(["log", "info", "warn", "error", "debug"]);
+const METHODS = new Set([
+  "store.get",
+  "store.getAll",
+  "room.get",
+  "room.getUsers",
+  "files.list",
+  "fetch",
+]);
+const INIT_MAX_BYTES = 16 * 1024 * 1024;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const socketPath = Deno.args[0];
+const conn = await Deno.connect({ transport: "unix", path: socketPath });
+const writer = conn.writable.getWriter();
+
+let maxMessageBytes = INIT_MAX_BYTES;
+let maxWorkers = 64;
+let idleTtlMs = 300_000;
+let pings = 0;
+let limits: Limits | null = null;
+let preludeUrl = "";
+const slots = new Set<Slot>();
+const runs = new Map<string, Run>();
+
+function fatal(reason: string): never {
+  console.error(`sandbox host: ${reason}`);
+  Deno.exit(70);
+}
+
+function send(message: Record<string, unknown>): boolean {
+  const bytes = encoder.encode(JSON.stringify(message) + "\n");
+  if (bytes.length > maxMessageBytes) return false;
+  writer.write(bytes).catch(() => fatal("the socket to Python is gone"));
+  return true;
+}
+
+function byteLength(text: string): number {
+  return text.length > 4 * maxMessageBytes ? text.length : encoder.encode(text).length;
+}
+
+function clip(text: unknown, maxChars: number): string {
+  const s = typeof text === "string" ? text : String(text);
+  return s.length > maxChars ? s.slice(0, maxChars) + " …[truncated]" : s;
+}
+
+// --- Workers
+
+function moduleUrl(lang: string, code: string): string {
+  const type = lang === "ts" ? "application/typescript" : "application/javascript";
+  return `data:${type},${encodeURIComponent(code)}`;
+}
+
+function terminate(slot: Slot): void {
+  slots.delete(slot);
+  slot.worker.terminate();
+}
+
+function makeRoom(): void {
+  while (slots.size >= maxWorkers) {
+    let oldest: Slot | null = null;
+    for (const slot of slots) {
+      if (slot.run === null && (oldest === null || slot.lastUsed < oldest.lastUsed)) oldest = slot;
+    }
+    if (oldest === null) return; // every Worker is busy: Python bounds runs per host
+    terminate(oldest);
+  }
+}
+
+function createSlot(workflow: string, version: number, lang: string, code: string): Slot {
+  makeRoom();
+  const worker = new Worker(preludeUrl, {
+    type: "module",
+    name: `${workflow}@${version}`,
+    // @ts-ignore: Deno's unstable Worker option (--unstable-worker-options)
+    deno: { permissions: "none" },
+  });
+  const slot: Slot = {
+    workflow,
+    version,
+    lang,
+    code,
+    url: moduleUrl(lang, code),
+    worker,
+    run: null,
+    lastUsed: performance.now(),
+    retire: false,
+    ping: null,
+  };
+  worker.onmessage = (event: MessageEvent) => onWorkerMessage(slot, event.data);
+  worker.onmessageerror = () => {
+    if (slot.run) failRun(slot.run, "the workflow posted a message that cannot be read");
+  };
+  worker.onerror = (event: ErrorEvent) => {
+    event.preventDefault(); // an unhandled Worker error would end the host
+    slot.retire = true;
+    if (slot.run) failRun(slot.run, `the workflow's worker failed: ${clip(event.message, 2000)}`);
+    else terminate(slot);
+  };
+  slots.add(slot);
+  return slot;
+}
+
+// --- Runs
+
+function startRun(message: Record<string, unknown>): void {
+  const id = String(message.run);
+  const workflow = String(message.workflow);
+  const version = Number(message.version);
+  const lang = message.lang === "ts" ? "ts" : "js";
+  const code = String(message.code);
+  const timeoutMs = Number(message.timeout_ms);
+  if (limits === null || runs.has(id)) {
+    send({
+      t: "done",
+      run: id,
+      status: "error",
+      result: null,
+      error: { message: limits === null ? "host not initialised" : "duplicate run id", stack: null },
+      logs: [],
+      dropped: 0,
+      cold: false,
+      workers: slots.size,
+    });
+    return;
+  }
+  let newer = false;
+  let slot: Slot | null = null;
+  for (const s of [...slots]) {
+    if (s.workflow !== workflow) continue;
+    if (s.version < version) {
+      if (s.run === null) terminate(s);
+      else s.retire = true;
+    } else if (s.version > version) {
+      newer = true;
+    } else if (slot === null && s.run === null && !s.retire && s.lang === lang && s.code === code) {
+      slot = s;
+    }
+  }
+  const cold = slot === null;
+  slot ??= createSlot(workflow, version, lang, code);
+  if (newer) slot.retire = true; // an out-of-order run of an old version: do not keep it
+  const run: Run = {
+    id,
+    slot,
+    cold,
+    timer: undefined,
+    logs: [],
+    logBytes: 0,
+    logsFull: false,
+    dropped: 0,
+    calls: 0,
+  };
+  // terminate() at the limit frees the run, not necessarily the thread (denoland/deno#35657):
+  // Python retires this host after a timeout.
+  run.timer = setTimeout(() => {
+    finish(run, "timeout", null, {
+      message: `the workflow ran longer than ${timeoutMs / 1000} s (wall time) and was stopped`,
+      stack: null,
+    });
+  }, timeoutMs);
+  slot.run = run;
+  slot.ping = null;
+  runs.set(id, run);
+  slot.worker.postMessage({ k: "run", url: slot.url, lang, event: message.event, limits });
+}
+
+function failRun(run: Run, message: string): void {
+  run.slot.retire = true;
+  finish(run, "error", null, { message, stack: null });
+}
+
+function finish(run: Run, status: string, result: string | null, error: RunError | null): void {
+  if (runs.get(run.id) !== run) return; // already finished
+  clearTimeout(run.timer);
+  runs.delete(run.id);
+  const slot = run.slot;
+  slot.run = null;
+  slot.lastUsed = performance.now();
+  if (status === "timeout" || slot.retire) terminate(slot);
+  send({
+    t: "done",
+    run: run.id,
+    status,
+    result,
+    error,
+    logs: run.logs,
+    dropped: run.dropped,
+    cold: run.cold,
+    workers: slots.size,
+  });
+}
+
+function addLog(run: Run, level: unknown, message: unknown): void {
+  const lim = limits!;
+  if (typeof level !== "string" || !LEVELS.has(level) || typeof message !== "string") return;
+  const size = byteLength(message);
+  // worker.js already capped them; a Worker that posts its own entries loses the rest here.
+  if (run.logsFull || run.logs.length >= lim.maxLogEntries || run.logBytes + size > lim.maxLogBytes) {
+    run.logsFull = true;
+    run.dropped += 1;
+    return;
+  }
+  run.logs.push({ level, message });
+  run.logBytes += size;
+}
+
+function onWorkerMessage(slot: Slot, data: unknown): void {
+  if (typeof data !== "object" || data === null) return;
+  const m = data as Record<string, unknown>;
+  if (m.k === "pong") {
+    if (m.n === slot.ping) slot.ping = null;
+    return;
+  }
+  const run = slot.run;
+  if (run === null) return;
+  switch (m.k) {
+    case "log":
+      addLog(run, m.level, m.message);
+      return;
+    case "call":
+      forwardCall(run, m);
+      return;
+    case "done":
+      workerDone(run, m);
+      return;
+  }
+}
+
+function forwardCall(run: Run, m: Record<string, unknown>): void {
+  const lim = limits!;
+  const id = m.id;
+  if (typeof id !== "number" || !Number.isSafeInteger(id)) return;
+  const refuse = (error: string) =>
+    run.slot.worker.postMessage({ k: "reply", id, ok: false, error });
+  const method = m.method;
+  if (typeof method !== "string" || !METHODS.has(method) || !Array.isArray(m.args)) {
+    return refuse("unknown binding");
+  }
+  run.calls += 1;
+  if (run.calls > lim.maxCalls + lim.maxFetches) return refuse("binding call limit reached");
+  const sent = send({ t: "call", run: run.id, call: id, method, args: m.args });
+  if (!sent) refuse(`${method}(): the arguments are too large`);
+}
+
+function workerDone(run: Run, m: Record<string, unknown>): void {
+  const lim = limits!;
+  if (typeof m.dropped === "number" && m.dropped > 0) run.dropped += Math.min(m.dropped, 1e9);
+  if (m.loadFailed === true) run.slot.retire = true;
+  if (m.ok === true) {
+    const result = typeof m.result === "string" ? m.result : null;
+    if (result !== null && byteLength(result) > lim.maxResultBytes) {
+      return finish(run, "error", null, {
+        message: `result too large: the limit is ${lim.maxResultBytes} bytes of JSON`,
+        stack: null,
+      });
+    }
+    return finish(run, "success", result, null);
+  }
+  const e = (typeof m.error === "object" && m.error !== null ? m.error : {}) as Record<
+    string,
+    unknown
+  >;
+  finish(run, "error", null, {
+    message: clip(e.message ?? "the workflow failed", 4096),
+    stack: typeof e.stack === "string" ? clip(e.stack, 16384) : null,
+  });
+}
+
+// Idle Workers: a run can return and leave code running in a timer. An idle Worker that does
+// not answer a ping within a second is spinning (its event loop is blocked): terminate it.
+// Idle past the TTL: terminate too, which also bounds any slower background work.
+setInterval(() => {
+  const now = performance.now();
+  for (const slot of [...slots]) {
+    if (slot.run !== null) continue;
+    if (slot.ping !== null) {
+      terminate(slot); // its thread spins on (denoland/deno#35657): Python retires this host
+      send({ t: "stuck", workers: slots.size });
+      continue;
+    }
+    if (now - slot.lastUsed > idleTtlMs) {
+      terminate(slot);
+      continue;
+    }
+    slot.ping = ++pings;
+    slot.worker.postMessage({ k: "ping", n: slot.ping });
+  }
+}, 1000);
+
+// --- Python's messages
+
+function onMessage(message: Record<string, unknown>): void {
+  switch (message.t) {
+    case "init": {
+      const l = message.limits as Record<string, number>;
+      limits = {
+        maxLogEntries: l.max_log_entries,
+        maxLogBytes: l.max_log_bytes,
+        maxResultBytes: l.max_result_bytes,
+        maxCalls: l.max_calls,
+        maxFetches: l.max_fetches,
+        maxFetchBodyBytes: l.max_fetch_body_bytes,
+      };
+      maxWorkers = Number(message.max_workers);
+      idleTtlMs = Number(message.idle_ttl_ms);
+      maxMessageBytes = Number(message.max_message_bytes);
+      // text/javascript: worker.js tells its own stack frames from the workflow's by this.
+      preludeUrl = `data:text/javascript,${encodeURIComponent(String(message.prelude))}`;
+      send({ t: "ready", deno: Deno.version.deno, pid: Deno.pid });
+      return;
+    }
+    case "run":
+      startRun(message);
+      return;
+    case "reply": {
+      const run = runs.get(String(message.run));
+      if (run === undefined) return; // the run ended meanwhile
+      run.slot.worker.postMessage({
+        k: "reply",
+        id: message.call,
+        ok: message.ok === true,
+        value: message.value,
+        error: message.error,
+      });
+      return;
+    }
+  }
+}
+
+// --- The socket: newline-delimited JSON, each line at most maxMessageBytes.
+
+let pending: Uint8Array[] = [];
+let pendingBytes = 0;
+for await (const chunk of conn.readable) {
+  let start = 0;
+  let newline = chunk.indexOf(10, start);
+  while (newline !== -1) {
+    let line = chunk.subarray(start, newline);
+    if (pendingBytes > 0) {
+      pending.push(line);
+      line = new Uint8Array(pendingBytes + line.length);
+      let offset = 0;
+      for (const part of pending) {
+        line.set(part, offset);
+        offset += part.length;
+      }
+      pending = [];
+      pendingBytes = 0;
+    }
+    if (line.length > 0) {
+      let message: unknown;
+      try {
+        message = JSON.parse(decoder.decode(line));
+      } catch {
+        fatal("a line from Python is not JSON");
+      }
+      if (typeof message === "object" && message !== null) {
+        onMessage(message as Record<string, unknown>);
+      }
+    }
+    start = newline + 1;
+    newline = chunk.indexOf(10, start);
+  }
+  if (start < chunk.length) {
+    pending.push(chunk.slice(start));
+    pendingBytes += chunk.length - start;
+    if (pendingBytes > maxMessageBytes) fatal("a line from Python is too long");
+  }
+}
+// Python closed the socket: nothing more to do.
+Deno.exit(0);

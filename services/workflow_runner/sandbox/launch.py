@@ -1,0 +1,101 @@
+"""How a host process is started: its command line, environment and import map. Pure.
+
+The command is DESIGN.md's launch line plus one flag, `--import-map`: the map sends the
+node: built-ins a Worker must not load to modules that throw. Measured on deno 2.9.8, with
+permissions "none" a Worker could still (1) start threads through node:worker_threads that
+keep running after terminate(), (2) set process-wide V8 flags through node:v8, (3) write the
+host's fds 1 and 2 through node:fs, and (4) get require() through node:module. Deno's own
+permissions already refuse file, network, env and subprocess access; node:process is
+replaced by the Worker's locked `process` (see worker.js).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import quote
+
+PACKAGE_DIR = Path(__file__).parent
+HOST_SCRIPT = PACKAGE_DIR / "host.ts"
+WORKER_PRELUDE = PACKAGE_DIR / "worker.js"
+
+BLOCKED_BUILTINS = (
+    "child_process",
+    "cluster",
+    "fs",
+    "fs/promises",
+    "inspector",
+    "inspector/promises",
+    "module",
+    "repl",
+    "trace_events",
+    "v8",
+    "wasi",
+    "worker_threads",
+)
+
+# node:process' named exports (deno 2.9.8), all read from the locked global `process`.
+PROCESS_EXPORTS = (
+    "abort allowedNodeEnvironmentFlags arch argv argv0 availableMemory chdir constrainedMemory "
+    "cpuUsage cwd dlopen emitWarning env execArgv execPath exit getActiveResourcesInfo "
+    "getBuiltinModule getegid geteuid getgid getuid hrtime kill loadEnvFile memoryUsage "
+    "nextTick pid platform ppid removeAllListeners removeListener report resourceUsage "
+    "setegid seteuid setgid setuid stderr stdin stdout threadCpuUsage umask version versions"
+).split()
+
+
+def _module(source: str) -> str:
+    return "data:application/javascript," + quote(source, safe="")
+
+
+def import_map() -> dict[str, dict[str, str]]:
+    imports = {
+        f"node:{name}": _module(
+            f'throw new TypeError("node:{name} is not available in the workflow sandbox");'
+        )
+        for name in BLOCKED_BUILTINS
+    }
+    imports["node:process"] = _module(
+        "const p = globalThis.process;\nexport default p;\n"
+        f"export const {{ {', '.join(PROCESS_EXPORTS)} }} = p;\n"
+    )
+    return {"imports": imports}
+
+
+def write_import_map(directory: Path) -> Path:
+    path = directory / "import_map.json"
+    path.write_text(json.dumps(import_map(), indent=1))
+    return path
+
+
+def host_command(
+    deno: str, *, socket: Path, import_map_path: Path, heap_mb: int, script: Path = HOST_SCRIPT
+) -> list[str]:
+    """`--cached-only` holds for a local script: it only forbids fetching remote modules."""
+    return [
+        deno,
+        "run",
+        "--no-prompt",
+        "--no-remote",
+        "--cached-only",
+        "--no-npm",
+        "--no-config",
+        f"--import-map={import_map_path}",
+        "--unstable-worker-options",
+        f"--allow-read={socket}",
+        f"--allow-write={socket}",
+        f"--allow-net=unix:{socket}",
+        f"--v8-flags=--max-old-space-size={heap_mb}",
+        str(script),
+        str(socket),
+    ]
+
+
+def host_env(deno_dir: Path) -> dict[str, str]:
+    """The whole environment of a host: nothing of ours leaks into it."""
+    return {
+        "DENO_DIR": str(deno_dir),
+        "DENO_NO_UPDATE_CHECK": "1",
+        "NO_COLOR": "1",
+        "HOME": str(deno_dir),
+    }

@@ -1,0 +1,213 @@
+"""The sandbox the runner calls: `hosts` Deno host processes, each run sent to one of them.
+
+A workflow's runs go to the same host position (by a hash of its id) so its Worker stays warm
+there; each position carries at most `max_runs_per_host` runs at once (the rest wait their
+turn). A host that dies is replaced at once in the background, and on demand by the next run.
+A host where a run timed out (or a Worker stopped answering) is retired: a new host takes the
+new runs, the old one finishes what it carries and is killed, with whatever thread
+`terminate()` could not stop (see host.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+import zlib
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from services.workflow_runner.sandbox.cgroup import Cgroups
+from services.workflow_runner.sandbox.compile_check import compile_check, packaged_deno
+from services.workflow_runner.sandbox.host import Host, HostCrashed, HostPaths, HostStartFailed
+from services.workflow_runner.sandbox.launch import WORKER_PRELUDE, write_import_map
+from services.workflow_runner.sandbox.models import (
+    Bindings,
+    Language,
+    RunOutcome,
+    RunRequest,
+    SandboxSettings,
+)
+
+log = structlog.get_logger(__name__)
+
+MAX_RESPAWN_DELAY_S = 5.0
+
+
+class SandboxUnavailable(Exception):
+    """No host could be started: a retryable infrastructure failure, not the workflow's."""
+
+
+class _Slot:
+    """One host position: its current Host, its run capacity, its respawns."""
+
+    def __init__(self, index: int, sandbox: Sandbox) -> None:
+        self.index = index
+        self.capacity = asyncio.Semaphore(sandbox.settings.max_runs_per_host)
+        self.host: Host | None = None
+        self._sandbox = sandbox
+        self._lock = asyncio.Lock()
+        self._generation = 0
+        self._failures = 0
+
+    async def ensure(self) -> Host:
+        """The live host, started (again) if needed."""
+        host = self.host
+        if host is not None and host.usable:
+            return host
+        async with self._lock:
+            if self.host is not None and self.host.usable:
+                return self.host
+            if self._sandbox.closed:
+                raise SandboxUnavailable("the sandbox is closed")
+            if self._failures:
+                await asyncio.sleep(min(0.1 * 2**self._failures, MAX_RESPAWN_DELAY_S))
+            self._generation += 1
+            host = self._sandbox._new_host(self.index, self._generation)
+            try:
+                await host.start()
+            except (HostStartFailed, OSError) as exc:
+                self._failures += 1
+                log.error("sandbox.host_start_failed", host=self.index, error=str(exc))
+                raise SandboxUnavailable(str(exc)) from exc
+            self._failures = 0
+            self.host = host
+            return host
+
+
+class Sandbox:
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.settings = settings
+        self.closed = False
+        self._slots: list[_Slot] = []
+        self._paths: HostPaths | None = None
+        self._workdir: Path | None = None
+        self._cgroups: Cgroups | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._retiring: set[Host] = set()
+
+    async def start(self) -> None:
+        """Start every host; raises SandboxUnavailable when one cannot start."""
+        s = self.settings
+        parent = Path(s.socket_dir) if s.socket_dir else None
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True)
+        # mkdtemp: a fresh directory only we can enter (0700), for sockets and Deno's cache.
+        self._workdir = Path(tempfile.mkdtemp(prefix="rh-sandbox-", dir=parent))
+        deno_dir = self._workdir / "deno"
+        deno_dir.mkdir()
+        self._paths = HostPaths(
+            deno=s.deno_bin or packaged_deno(),
+            workdir=self._workdir,
+            deno_dir=deno_dir,
+            import_map=write_import_map(self._workdir),
+            prelude=WORKER_PRELUDE.read_text(),
+        )
+        self._cgroups = Cgroups(
+            memory_max_mb=s.memory_max_mb,
+            pids_max=s.pids_max,
+            parent=Path(s.cgroup_parent) if s.cgroup_parent else None,
+        )
+        self._cgroups.prepare()
+        self._slots = [_Slot(i, self) for i in range(s.hosts)]
+        try:
+            await asyncio.gather(*(slot.ensure() for slot in self._slots))
+        except BaseException:
+            await self.close()
+            raise
+        log.info("sandbox.started", hosts=s.hosts, cgroups=self._cgroups.available)
+
+    async def close(self) -> None:
+        """Kill every host (retiring ones too) and remove the private directory."""
+        self.closed = True
+        hosts = {slot.host for slot in self._slots if slot.host is not None} | self._retiring
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        hosts |= {slot.host for slot in self._slots if slot.host is not None}
+        await asyncio.gather(*(host.close(kill=True) for host in hosts), return_exceptions=True)
+        if self._cgroups is not None:
+            self._cgroups.close()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    async def run(self, request: RunRequest, bindings: Bindings) -> RunOutcome:
+        """Run one workflow version on one event. Every workflow failure (exception, timeout,
+        crash, caps) is an outcome; raises SandboxUnavailable only when no host can start."""
+        if self.closed or not self._slots:
+            raise SandboxUnavailable("the sandbox is not running")
+        slot = self.slot_for(request.workflow_id)
+        async with slot.capacity:
+            host = await slot.ensure()
+            try:
+                outcome = await host.run(request, bindings)
+            except HostCrashed:  # died between ensure() and sending the run: once more
+                host = await slot.ensure()
+                outcome = await host.run(request, bindings)
+        if outcome.status == "timeout":
+            # Whether the Worker was spinning or only waiting, its thread may not have stopped.
+            self._retire(host)
+        return outcome
+
+    async def compile_check(self, code: str, language: Language) -> None:
+        """Raise CodeError for a syntax error or no default-exported function. Never runs the
+        code; also usable without a started sandbox (see compile_check.compile_check)."""
+        deno = self._paths.deno if self._paths else self.settings.deno_bin
+        await compile_check(code, language, deno_bin=deno)
+
+    def hosts(self) -> list[Host | None]:
+        """The current host of each position (for health checks and tests)."""
+        return [slot.host for slot in self._slots]
+
+    def slot_for(self, workflow_id: str) -> _Slot:
+        """The host position a workflow's runs go to: the same one every time (warm Workers)."""
+        return self._slots[zlib.crc32(workflow_id.encode()) % len(self._slots)]
+
+    def _new_host(self, index: int, generation: int) -> Host:
+        assert self._paths is not None and self._cgroups is not None
+        return Host(
+            index,
+            generation,
+            settings=self.settings,
+            paths=self._paths,
+            cgroups=self._cgroups,
+            on_death=self._respawn_soon,
+            on_stuck=self._retire,
+        )
+
+    def _retire(self, host: Host) -> None:
+        """Send new runs to a new host; kill this one once its runs are done."""
+        if host.retiring or self.closed:
+            return
+        log.info("sandbox.host_retiring", host=host.index, pid=host.pid, runs=host.in_flight)
+        host.retiring = True
+        self._retiring.add(host)
+
+        async def drain() -> None:
+            try:
+                await host.drain_and_close()
+            finally:
+                self._retiring.discard(host)
+
+        self._in_background(drain())
+        self._respawn_soon(host)
+
+    def _respawn_soon(self, host: Host) -> None:
+        slot = self._slots[host.index]
+        if self.closed or (slot.host is not None and slot.host is not host and slot.host.usable):
+            return
+
+        async def respawn() -> None:
+            with contextlib.suppress(SandboxUnavailable):
+                await slot.ensure()
+
+        self._in_background(respawn())
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,150 @@
+"""`python -m tests.bench.workflow_sandbox`: the Deno sandbox's latency and throughput.
+
+Runs the 001 "Log new participants" workflow (one `room.get()` binding call, one
+`console.log`) with in-memory bindings and prints a table: host start, a new version's cold
+start, warm latency (p50/p99, one run at a time), and executions/s with `--concurrency` runs
+in flight over `--workflows` workflows, with the CPU they cost (Python + Deno hosts). Numbers
+are for comparison between runs on one machine; nothing gates on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+from typing import Any
+
+from services.workflow_runner.sandbox import (
+    FetchRequest,
+    FetchResponse,
+    RunOutcome,
+    RunRequest,
+    Sandbox,
+    SandboxSettings,
+)
+
+LOG_NEW_PARTICIPANTS = """\
+export default async function(event, { room }) {
+  const roomData = await room.get();
+  console.log(`[${event.event}] User ${event.data.userId} in room ${roomData.name}`);
+  return { logged: true };
+}"""
+
+EVENT = {
+    "id": "evt-1",
+    "event": "participant.joined",
+    "timestamp": "2026-05-29T10:06:00.000Z",
+    "data": {"userId": "user-001", "roomId": "c3003c93-60cf-4184-b85f-20be14d26dac"},
+}
+
+
+class TrivialBindings:
+    async def call(self, method: str, args: list[Any]) -> Any:
+        return {"id": EVENT["data"]["roomId"], "name": "Standup"}
+
+    async def fetch(self, request: FetchRequest) -> FetchResponse:
+        return FetchResponse(200, {}, b"")
+
+
+def cpu_s(pids: list[int]) -> float:
+    """CPU time of this process and the given children (user + system), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = time.process_time()
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def run(sandbox: Sandbox, workflow: str, version: int, n: int) -> RunOutcome:
+    outcome = await sandbox.run(
+        RunRequest(
+            f"{workflow}-{version}-{n}", workflow, version, LOG_NEW_PARTICIPANTS, "js", EVENT
+        ),
+        TrivialBindings(),
+    )
+    if outcome.status != "success":
+        raise RuntimeError(f"run failed: {outcome.error}")
+    return outcome
+
+
+async def bench(args: argparse.Namespace) -> list[tuple[str, str]]:
+    sandbox = Sandbox(SandboxSettings(hosts=args.hosts, max_runs_per_host=args.concurrency))
+    started = time.perf_counter()
+    await sandbox.start()
+    start_ms = (time.perf_counter() - started) * 1000
+    try:
+        cold = []
+        for version in range(1, args.versions + 1):
+            t0 = time.perf_counter()
+            outcome = await run(sandbox, "wf-cold", version, 0)
+            cold.append((time.perf_counter() - t0) * 1000)
+            assert outcome.cold
+
+        for n in range(50):  # warm up the Worker and both ends of the socket
+            await run(sandbox, "wf-warm", 1, n)
+        warm = []
+        for n in range(args.runs):
+            t0 = time.perf_counter()
+            outcome = await run(sandbox, "wf-warm", 1, 1000 + n)
+            warm.append((time.perf_counter() - t0) * 1000)
+            assert not outcome.cold
+
+        workflows = [f"wf-load-{w}" for w in range(args.workflows)]
+        for workflow in workflows:
+            await run(sandbox, workflow, 1, 0)
+        pids = [h.pid for h in sandbox.hosts() if h is not None and h.pid is not None]
+        done = 0
+        deadline = time.perf_counter() + args.seconds
+
+        async def worker(k: int) -> None:
+            nonlocal done
+            n = 0
+            while time.perf_counter() < deadline:
+                n += 1
+                await run(sandbox, workflows[(k + n) % len(workflows)], 1, 10_000 * (k + 1) + n)
+                done += 1
+
+        cpu0, t0 = cpu_s(pids), time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(args.concurrency)))
+        wall, cpu = time.perf_counter() - t0, cpu_s(pids) - cpu0
+    finally:
+        await sandbox.close()
+
+    return [
+        ("hosts / in flight / workflows", f"{args.hosts} / {args.concurrency} / {args.workflows}"),
+        ("sandbox start (all hosts)", f"{start_ms:.0f} ms"),
+        (f"cold start, new version (p50 of {args.versions})",
+         f"{statistics.median(cold):.1f} ms (min {min(cold):.1f}, max {max(cold):.1f})"),
+        (f"warm run p50 / p99 (of {args.runs}, one at a time)",
+         f"{percentile(warm, 50):.2f} ms / {percentile(warm, 99):.2f} ms"),
+        ("executions/s (in flight: concurrency)", f"{done / wall:,.0f}"),
+        ("executions per CPU-second (Python + hosts)", f"{done / cpu:,.0f}"),
+        ("CPU cores busy", f"{cpu / wall:.2f} of {os.cpu_count()}"),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hosts", type=int, default=2)
+    parser.add_argument("--versions", type=int, default=20, help="cold starts to time")
+    parser.add_argument("--runs", type=int, default=2000, help="warm runs to time")
+    parser.add_argument("--workflows", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    rows = asyncio.run(bench(parser.parse_args()))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()

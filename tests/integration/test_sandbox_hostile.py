@@ -1,0 +1,469 @@
+"""Hostile workflows against real Deno: each is contained and recorded, and a benign run in the
+same host (hosts=1) completes meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from services.workflow_runner.sandbox import RunOutcome, Sandbox, SandboxSettings
+from services.workflow_runner.sandbox.host import Host
+from tests.support.polling import eventually
+from tests.support.sandbox import (
+    LOG_NEW_PARTICIPANTS,
+    ROOM,
+    MemoryBindings,
+    request,
+)
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = SandboxSettings(
+    hosts=1,
+    wall_timeout_s=1.0,
+    max_fetches_per_run=20,
+    max_calls_per_run=100,
+    max_log_entries=50,
+    max_log_bytes=4096,
+    max_result_bytes=1024,
+)
+PAYLOAD = "PAYLOAD-7f3a"
+
+
+@pytest.fixture(scope="module")
+async def sandbox() -> AsyncIterator[Sandbox]:
+    sandbox = Sandbox(SETTINGS)
+    await sandbox.start()
+    yield sandbox
+    await sandbox.close()
+
+
+def gone(host: Host) -> Callable[[], Awaitable[bool]]:
+    """The host's process has exited (and was reaped)."""
+
+    async def probe() -> bool:
+        return host.died.is_set() and not Path(f"/proc/{host.pid}").exists()
+
+    return probe
+
+
+def host_of(sandbox: Sandbox) -> Host:
+    [host] = sandbox.hosts()
+    assert host is not None
+    return host
+
+
+async def usable_host(sandbox: Sandbox) -> Host:
+    """The host new runs go to (hosts=1), once any replacement has started."""
+    return await sandbox.slot_for("any").ensure()
+
+
+async def benign(sandbox: Sandbox, run_id: str) -> RunOutcome:
+    return await sandbox.run(
+        request(LOG_NEW_PARTICIPANTS, workflow="wf-benign", run=run_id), MemoryBindings()
+    )
+
+
+async def contained(
+    sandbox: Sandbox, code: str, *, workflow: str, bindings: MemoryBindings | None = None
+) -> RunOutcome:
+    """Run `code` and, alongside on the same host, the 001 logging workflow, which must succeed
+    quickly; the host's own stdout and stderr stay empty of the payload."""
+    host = await usable_host(sandbox)  # the one that carries both runs
+    hostile = asyncio.create_task(
+        sandbox.run(
+            request(code, workflow=workflow, run=f"{workflow}-run"), bindings or MemoryBindings()
+        )
+    )
+    await asyncio.sleep(0.05)  # the hostile run is under way
+    meanwhile = await benign(sandbox, f"{workflow}-benign")
+    assert meanwhile.status == "success", meanwhile.error
+    assert meanwhile.duration_ms < 900
+    outcome = await hostile
+    assert PAYLOAD.encode() not in host.stdout.data + host.stderr.data
+    assert host.stdout.total == 0
+    return outcome
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "export default async () => { while (true) {} };",
+        "export default async () => { await null; while (true) {} };",
+        "while (true) {}\nexport default async () => 1;",
+        "export default async () => new Promise(() => {});",
+        "const i32 = new Int32Array(new SharedArrayBuffer(4));\n"
+        "export default async () => { Atomics.wait(i32, 0, 0); };",
+    ],
+    ids=["loop", "loop-after-await", "loop-at-load", "never-settles", "atomics-wait"],
+)
+async def test_code_past_the_wall_time_is_stopped_and_its_host_replaced(sandbox, code):
+    old = await usable_host(sandbox)
+    outcome = await contained(sandbox, code, workflow="wf-loop")
+    assert outcome.status == "timeout"
+    assert outcome.error == {
+        "message": "the workflow ran longer than 1 s (wall time) and was stopped",
+        "stack": None,
+    }
+    assert 1000 <= outcome.duration_ms < 2500
+    # terminate() frees the run but not a spinning thread (denoland/deno#35657): the host
+    # is retired and killed, so no CPU stays burnt; new runs go to a new host.
+    await eventually(gone(old), timeout_s=5)
+    after = await benign(sandbox, "after")
+    assert after.status == "success" and host_of(sandbox).pid != old.pid
+
+
+async def test_a_loop_left_behind_after_the_return_gets_its_host_replaced(sandbox: Sandbox):
+    old = await usable_host(sandbox)
+    code = "export default async () => { setTimeout(() => { while (true) {} }, 10); return 1; };"
+    outcome = await contained(sandbox, code, workflow="wf-left-behind")
+    assert (outcome.status, outcome.result) == ("success", 1)
+    await eventually(gone(old), timeout_s=5)  # the idle Worker missed a ping
+    assert (await benign(sandbox, "after-left-behind")).status == "success"
+
+
+async def test_a_heap_bomb_kills_its_host_which_is_replaced(sandbox: Sandbox) -> None:
+    before = (await usable_host(sandbox)).pid
+    bomb = (
+        "export default async () => { const a = []; while (true) a.push(new Array(1e5).fill(1)); };"
+    )
+    slow = "export default async () => { await new Promise((r) => setTimeout(r, 500)); return 1; };"
+    exploded, carried = await asyncio.gather(
+        sandbox.run(request(bomb, workflow="wf-bomb", run="bomb"), MemoryBindings()),
+        sandbox.run(request(slow, workflow="wf-slow", run="slow"), MemoryBindings()),
+    )
+    for outcome in (exploded, carried):  # every run the host carried ends as an error
+        assert outcome.status == "error" and outcome.error is not None
+        assert outcome.error["message"] == (
+            "the sandbox crashed (out of memory: over the JavaScript heap limit of 128 MB); "
+            "the run was stopped"
+        )
+    after = await benign(sandbox, "after-bomb")
+    assert after.status == "success" and after.result == {"logged": True}
+    assert host_of(sandbox).pid != before
+
+
+@pytest.mark.parametrize(
+    ("code", "refusal"),
+    [
+        ('return await Deno.readTextFile("/etc/passwd");', 'Requires read access to "/etc/passwd"'),
+        ('return (await import("file:///etc/passwd")).default;', "Requires read access"),
+        ('return Deno.env.get("HOME");', 'Requires env access to "HOME"'),
+        ('return Deno.run({ cmd: ["/bin/ls"] });', 'Requires run access to "/bin/ls"'),
+        ('return await new Deno.Command("/bin/ls").output();', 'Requires run access to "/bin/ls"'),
+        (
+            'return await Deno.connect({ hostname: "127.0.0.1", port: 5432 });',
+            "Requires net access",
+        ),
+        (
+            'return await import("https://example.com/x.js");',
+            'Requires import access to "example.com',
+        ),
+        ('return await import("npm:lodash");', "--no-npm is specified"),
+        ('return await import("jsr:@std/path");', "Requires import access"),
+        (
+            'const fs = await import("node:fs"); return fs.readFileSync("/etc/passwd", "utf8");',
+            "node:fs is not available in the workflow sandbox",
+        ),
+        (
+            'return process.getBuiltinModule("fs").readFileSync("/etc/passwd", "utf8");',
+            "node:fs is not available in the workflow sandbox",
+        ),
+        (
+            'return (await import("node:child_process")).execSync("ls");',
+            "node:child_process is not available",
+        ),
+    ],
+)
+async def test_files_env_subprocesses_network_and_remote_code_are_refused(sandbox, code, refusal):
+    outcome = await contained(
+        sandbox, f"export default async () => {{ {code} }};", workflow="wf-perm"
+    )
+    assert outcome.status == "error" and outcome.error is not None
+    assert refusal in outcome.error["message"]
+    assert "root:" not in str(outcome)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        'new Worker("data:application/javascript,while(true){}", { type: "module" });',
+        'const { Worker } = await import("node:worker_threads"); new Worker("1", { eval: true });',
+        'process.getBuiltinModule("worker_threads");',
+        'const { createRequire } = await import("node:module"); createRequire("file:///x")("v8");',
+        '(await import("node:v8")).setFlagsFromString("--jitless");',
+    ],
+    ids=["web-worker", "worker-threads", "get-builtin", "require", "v8-flags"],
+)
+async def test_no_thread_that_outlives_the_run_and_no_process_wide_flags(sandbox, code):
+    outcome = await contained(
+        sandbox, f"export default async () => {{ {code} }};", workflow="wf-threads"
+    )
+    assert outcome.status == "error" and outcome.error is not None
+    assert (
+        "is not available in the workflow sandbox" in outcome.error["message"]
+        or outcome.error["message"] == "ReferenceError: Worker is not defined"
+    )
+
+
+async def test_writes_to_stdout_and_stderr_never_reach_the_host(sandbox: Sandbox) -> None:
+    code = f"""
+const bytes = new TextEncoder().encode("{PAYLOAD}\\n");
+const attempt = async (what, fn) => {{
+  try {{ await fn(); return what + ": written"; }} catch (e) {{ return what + ": " + e.message; }}
+}};
+export default async () => [
+  await attempt("Deno.stdout", () => Deno.stdout.write(bytes)),
+  await attempt("Deno.stderr", () => Deno.stderr.writeSync(bytes)),
+  await attempt("node:fs", async () => (await import("node:fs")).writeSync(1, "{PAYLOAD}")),
+  await attempt("process.stdout", () => process.stdout.write("{PAYLOAD} via process.stdout")),
+  await attempt("node:process", async () =>
+    (await import("node:process")).default.stderr.write("{PAYLOAD} via process.stderr")),
+  await attempt("console", () => console.log("{PAYLOAD} via console")),
+];
+"""
+    outcome = await contained(sandbox, code, workflow="wf-stdio")
+    assert outcome.status == "success", outcome.error
+    assert outcome.result == [
+        "Deno.stdout: Deno.stdout is not available in the workflow sandbox",
+        "Deno.stderr: Deno.stderr is not available in the workflow sandbox",
+        "node:fs: node:fs is not available in the workflow sandbox",
+        "process.stdout: written",
+        "node:process: written",
+        "console: written",
+    ]
+    # What did get "written" went to the run's log, not to the host.
+    assert [entry["message"] for entry in outcome.logs] == [
+        f"{PAYLOAD} via process.stdout",
+        f"{PAYLOAD} via process.stderr",
+        f"{PAYLOAD} via console",
+    ]
+
+
+async def test_the_host_cannot_be_signalled_or_ended_from_a_workflow(sandbox: Sandbox) -> None:
+    pid = (await usable_host(sandbox)).pid
+    code = """
+const attempt = (fn) => { try { fn(); return "done"; } catch (e) { return e.message; } };
+export default async () => [
+  attempt(() => Deno.kill(Deno.pid, "SIGKILL")),
+  attempt(() => process.kill(process.pid, "SIGSTOP")),
+  attempt(() => process.abort()),
+  attempt(() => Deno.exit(1)),
+  attempt(() => process.exit(1)),
+  attempt(() => close()),
+];
+"""
+    outcome = await contained(sandbox, code, workflow="wf-signals")
+    assert outcome.status == "success", outcome.error
+    assert outcome.result == [
+        f"{name} is not available in the workflow sandbox"
+        for name in (
+            "Deno.kill",
+            "process.kill",
+            "process.abort",
+            "Deno.exit",
+            "process.exit",
+            "close()",
+        )
+    ]
+    assert host_of(sandbox).pid == pid
+
+
+async def test_bindings_lead_nowhere_but_the_workers_own_realm(sandbox: Sandbox) -> None:
+    code = """
+export default async (event, bindings) => {
+  const global = bindings.store.get.constructor("return this")();
+  const roomData = await bindings.room.get();
+  let assigned;
+  try { bindings.store.get = () => 1; assigned = "assigned"; } catch (e) { assigned = e.name; }
+  return {
+    sameGlobal: global === globalThis,
+    internals: typeof global.Deno[Deno.internal],
+    worker: typeof global.Worker,
+    read: await global.Deno.readTextFile("/etc/passwd").then(() => "read", (e) => e.name),
+    ownPrototype: Object.getPrototypeOf(roomData) === Object.prototype,
+    frozen: [Object.isFrozen(bindings), Object.isFrozen(bindings.store), assigned],
+  };
+};
+"""
+    outcome = await contained(sandbox, code, workflow="wf-realm")
+    assert outcome.result == {
+        "sameGlobal": True,
+        "internals": "undefined",
+        "worker": "undefined",
+        "read": "NotCapable",
+        "ownPrototype": True,
+        "frozen": [True, True, "TypeError"],
+    }
+
+
+async def test_prototype_pollution_stays_in_the_polluting_worker(sandbox: Sandbox) -> None:
+    bindings = MemoryBindings()
+    code = """
+export default async (event, { store }) => {
+  Object.prototype.polluted = "yes";
+  Array.prototype.extra = "yes";
+  Object.defineProperty(Object.prototype, "then", { value: undefined, configurable: true });
+  const settings = await store.get("settings", "user-001");
+  return { settings, own: Object.keys(settings) };
+};
+"""
+    outcome = await contained(sandbox, code, workflow="wf-pollute", bindings=bindings)
+    assert outcome.result == {"settings": {"theme": "dark"}, "own": ["theme"]}
+    assert bindings.calls == [("store.get", ["settings", "user-001"])]  # exactly, nothing more
+    clean = await sandbox.run(
+        request(
+            "export default async () => [({}).polluted ?? 'clean', [].extra ?? 'clean'];",
+            workflow="wf-other",
+            run="clean",
+        ),
+        MemoryBindings(),
+    )
+    assert clean.result == ["clean", "clean"]
+
+
+async def test_posting_protocol_messages_speaks_only_for_the_own_run(sandbox: Sandbox) -> None:
+    own = MemoryBindings()
+    code = """
+export default async () => {
+  for (let id = 1; id < 50; id++) {
+    postMessage({ k: "call", id: 1000 + id, method: "store.get", args: ["settings", "x" + id] });
+    postMessage({ k: "call", id, method: "store.put", args: [] });
+    postMessage({ k: "log", level: "shout", message: "x" });
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  return "posted";
+};
+"""
+    outcome = await contained(sandbox, code, workflow="wf-forge", bindings=own)
+    assert outcome.status == "success" and outcome.result == "posted"
+    assert {method for method, _ in own.calls} == {"store.get"}  # only to its own bindings
+    assert all(entry["level"] != "shout" for entry in outcome.logs)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+        "http://[::ffff:127.0.0.1]:8080/",
+        "http://localhost:8080/admin",
+        "http://metadata.internal/computeMetadata/v1/",
+    ],
+)
+async def test_fetch_to_private_addresses_is_refused_and_logged(sandbox: Sandbox, url: str):
+    bindings = MemoryBindings()
+    code = f"""
+export default async () => {{
+  try {{ await fetch({url!r}); return "fetched"; }}
+  catch (e) {{ return e.name + ": " + e.message; }}
+}};
+"""
+    outcome = await contained(sandbox, code, workflow="wf-ssrf", bindings=bindings)
+    assert outcome.status == "success"
+    assert outcome.result.startswith("TypeError: fetch GET ")
+    assert "refused" in outcome.result and "SSRF guard" in outcome.result
+    assert bindings.fetches == [] and len(bindings.refused) == 1
+    [logged] = outcome.logs
+    assert logged["level"] == "warn" and "refused" in logged["message"]
+
+
+async def test_thousands_of_fetches_and_binding_calls_are_capped(sandbox: Sandbox) -> None:
+    bindings = MemoryBindings()
+    code = """
+export default async (event, { room }) => {
+  const fetches = await Promise.allSettled(
+    Array.from({ length: 3000 }, () => fetch("https://hooks.slack.com/x")));
+  const calls = await Promise.allSettled(Array.from({ length: 3000 }, () => room.get()));
+  const count = (all) => all.filter((r) => r.status === "fulfilled").length;
+  const failed = [...fetches, ...calls].filter((r) => r.reason);
+  const reasons = new Set(failed.map((r) => r.reason.message));
+  return { fetched: count(fetches), called: count(calls), reasons: [...reasons].sort() };
+};
+"""
+    outcome = await contained(sandbox, code, workflow="wf-many", bindings=bindings)
+    assert outcome.result == {
+        "fetched": 20,
+        "called": 100,
+        "reasons": ["binding call limit reached (100 per run)", "fetch limit reached (20 per run)"],
+    }
+    assert len(bindings.fetches) == 20 and len(bindings.calls) == 100
+    assert len(outcome.logs) == SETTINGS.max_log_entries + 1  # one per refusal, capped
+    assert outcome.logs[-1]["message"].startswith("2930 more log entries dropped")
+
+
+async def test_huge_logs_are_capped(sandbox: Sandbox) -> None:
+    code = """
+export default async () => {
+  for (let i = 0; i < 100000; i++) console.log("line " + i);
+  return "done";
+};
+"""
+    outcome = await contained(sandbox, code, workflow="wf-logs")
+    assert outcome.result == "done"
+    assert len(outcome.logs) == SETTINGS.max_log_entries + 1
+    assert outcome.logs[0]["message"] == "line 0"
+    assert outcome.logs[-1] == {
+        "level": "warn",
+        "message": "99950 more log entries dropped: a run keeps at most 50 entries and 4096 "
+        "bytes of logs",
+    }
+    one_huge = await sandbox.run(
+        request(
+            'export default async () => { console.log("x".repeat(5e6)); console.log("after"); };',
+            workflow="wf-biglog",
+            run="big",
+        ),
+        MemoryBindings(),
+    )
+    [kept, note] = one_huge.logs
+    assert kept["message"].endswith("[truncated]") and len(kept["message"].encode()) <= 4096
+    assert note["message"].startswith("1 more log entries dropped")
+
+
+async def test_a_result_over_the_cap_is_an_error(sandbox: Sandbox) -> None:
+    outcome = await contained(
+        sandbox, 'export default async () => "x".repeat(5e6);', workflow="wf-bigresult"
+    )
+    assert outcome.status == "error" and outcome.error is not None
+    assert outcome.error["message"].startswith("RangeError: result too large")
+    fits = await sandbox.run(
+        request('export default async () => "x".repeat(1000);', workflow="wf-fits", run="fits"),
+        MemoryBindings(),
+    )
+    assert fits.status == "success" and fits.result == "x" * 1000
+
+
+async def test_uncaught_errors_after_the_return_are_logged_not_fatal(sandbox: Sandbox) -> None:
+    code = """
+export default async () => {
+  setTimeout(() => { throw new Error("from a timer"); }, 0);
+  Promise.reject(new Error("nobody waits"));
+  await new Promise((r) => setTimeout(r, 20));
+  return "still here";
+};
+"""
+    outcome = await contained(sandbox, code, workflow="wf-uncaught")
+    assert outcome.result == "still here"
+    assert outcome.logs == [
+        {"level": "error", "message": "Uncaught (in promise) Error: nobody waits"},
+        {"level": "error", "message": "Uncaught Error: from a timer"},
+    ]
+
+
+async def test_a_host_that_stops_answering_is_killed_and_replaced(sandbox: Sandbox) -> None:
+    host = await usable_host(sandbox)
+    assert host.pid is not None
+    os.kill(host.pid, signal.SIGSTOP)  # our own child: as if its event loop were wedged
+    outcome = await benign(sandbox, "wedged")
+    assert outcome.status == "error" and outcome.error is not None
+    assert "stopped answering" in outcome.error["message"]
+    after = await benign(sandbox, "unwedged")
+    assert after.status == "success" and host_of(sandbox).pid != host.pid
+    assert after.logs[0]["message"].endswith(ROOM["name"])
