@@ -20,6 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from services.registry import repository
 from services.registry.auth import Authorizer
+from services.registry.code_check import deno_code_check
 from services.registry.commands import consume_commands
 from services.registry.delivery_log import DeliveryLog
 from services.registry.delivery_routes import DeliveryRoutes
@@ -29,6 +30,8 @@ from services.registry.outbox import OutboxRelay
 from services.registry.routes import WebhookRoutes, event_types, health_routes
 from services.registry.service import AccountService, WebhookService
 from services.registry.settings import RegistrySettings
+from services.registry.workflow_routes import WorkflowRoutes
+from services.registry.workflows import CodeChecker, WorkflowService
 from shared.db import apply_migrations, create_pool
 from shared.kafka import Topics, ensure_topics, make_consumer, make_producer
 
@@ -38,6 +41,7 @@ MAX_BODY_BYTES = 256 * 1024
 
 RELAY = web.AppKey("relay", OutboxRelay)
 WEBHOOKS = web.AppKey("webhooks", WebhookService)
+WORKFLOWS = web.AppKey("workflows", WorkflowService)
 ACCOUNTS = web.AppKey("accounts", AccountService)
 
 
@@ -49,6 +53,7 @@ def utcnow() -> datetime:
 class RegistryDeps:
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
+    check_code: CodeChecker
     clock: Callable[[], datetime] = field(default=utcnow)
 
 
@@ -87,10 +92,15 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
         listen_dsn=settings.postgres.url,
         published=published,
     )
+    workflows = WorkflowService(deps.pool, topics, deps.clock, deps.check_code)
     app[RELAY] = relay
     app[WEBHOOKS] = webhooks
+    app[WORKFLOWS] = workflows
     app[ACCOUNTS] = accounts
 
+    WorkflowRoutes(Authorizer(accounts), workflows, page_size_max=settings.page_size_max).register(
+        app
+    )
     DeliveryRoutes(
         Authorizer(accounts),
         DeliveryLog(deps.pool, topics, deps.clock),
@@ -147,9 +157,12 @@ async def run(settings: RegistrySettings) -> None:
         await producer.start()
         stack.push_async_callback(producer.stop)
 
-        app = create_app(settings, RegistryDeps(pool=pool, producer=producer))
+        app = create_app(
+            settings, RegistryDeps(pool=pool, producer=producer, check_code=deno_code_check)
+        )
         if settings.should_republish_on_start:
             await app[WEBHOOKS].republish_all()
+            await app[WORKFLOWS].republish_all()
         relay_task = asyncio.create_task(app[RELAY].run(), name="outbox-relay")
         topics = Topics.from_settings(settings.kafka)
         commands = make_consumer(

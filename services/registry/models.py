@@ -271,3 +271,121 @@ class DeliveryData(BaseModel):
 class DeliveryQueuedData(BaseModel):
     delivery_id: str
     event_id: str | None = None
+
+
+MAX_CODE_CHARS = 100_000
+
+
+class WorkflowInput(_Body):
+    """POST body: a workflow as guide 001 creates it."""
+
+    name: str = Field(min_length=1, max_length=255)
+    events: list[str] = EVENTS_FIELD
+    code: str = Field(
+        min_length=1,
+        max_length=MAX_CODE_CHARS,
+        description="An ES module whose default export is `async function(event, bindings)`.",
+    )
+    language: Literal["js", "ts"] = "js"
+    room_id: str | None = ROOM_ID_FIELD
+    enabled: bool = True
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        return check_events(value)
+
+    @model_validator(mode="after")
+    def _scope(self) -> WorkflowInput:
+        check_room_scope(self.events, room_id=self.room_id)
+        return self
+
+
+class WorkflowPatch(_Body):
+    """PATCH body: only the fields present change; a new `code` or `language` is a new version."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    events: list[str] | None = Field(default=None, max_length=100)
+    code: str | None = Field(default=None, min_length=1, max_length=MAX_CODE_CHARS)
+    language: Literal["js", "ts"] | None = None
+    room_id: str | None = ROOM_ID_FIELD
+    enabled: bool | None = None
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str] | None) -> list[str]:
+        if value is None:
+            raise ValueError("must not be null")
+        return check_events(value)
+
+    @field_validator("name", "code", "language", "enabled")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> WorkflowPatch:
+        if not self.model_fields_set:
+            raise ValueError(
+                "at least one of name, events, code, language, roomId, enabled is required"
+            )
+        return self
+
+
+class Workflow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    organization_id: str
+    name: str
+    events: list[str]
+    room_id: str | None
+    enabled: bool
+    language: Literal["js", "ts"]
+    version: int
+    code: str
+    created_at: datetime
+    updated_at: datetime
+
+    @field_serializer("created_at", "updated_at", when_used="json")
+    def _timestamps(self, value: datetime) -> str:
+        return format_timestamp(value)
+
+
+class Execution(BaseModel):
+    id: str
+    workflow_id: str
+    version: int
+    event_id: str
+    event: str
+    status: Literal["running", "success", "error", "timeout"]
+    started_at: datetime | None
+    duration_ms: int | None
+    result: Any = None
+    error: dict[str, Any] | None
+    logs: list[dict[str, Any]]
+    created_at: datetime
+
+    @field_serializer("started_at", "created_at", when_used="json")
+    def _timestamps(self, value: datetime | None) -> str | None:
+        return format_timestamp(value) if value is not None else None
+
+
+class WorkflowData(BaseModel):
+    workflow: Workflow
+
+
+class WorkflowListData(BaseModel):
+    workflows: list[Workflow]
+    next_cursor: str | None
+
+
+class ExecutionData(BaseModel):
+    execution: Execution
+
+
+class ExecutionListData(BaseModel):
+    executions: list[Execution]
+    next_cursor: str | None

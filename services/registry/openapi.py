@@ -13,12 +13,18 @@ from services.registry.models import (
     DeliveryQueuedData,
     ErrorEnvelope,
     EventTypesData,
+    ExecutionData,
+    ExecutionListData,
     HealthData,
     WebhookCreatedData,
     WebhookData,
     WebhookInput,
     WebhookListData,
     WebhookPatch,
+    WorkflowData,
+    WorkflowInput,
+    WorkflowListData,
+    WorkflowPatch,
 )
 
 _REF = "#/components/schemas/{model}"
@@ -27,7 +33,7 @@ _ERRORS = {
     "400": "Invalid input: `error.details` names each field and what is wrong with it.",
     "401": "Missing or invalid API key.",
     "403": "The key belongs to another account, or its role may not write.",
-    "404": "No such webhook (or delivery) in this account.",
+    "404": "No such webhook, workflow, delivery or execution in this account.",
     "503": "Not ready: `error.message` names the failing checks.",
 }
 
@@ -95,6 +101,12 @@ def _path_param(name: str, description: str) -> dict[str, Any]:
 
 def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
     models: list[type[BaseModel]] = [
+        WorkflowInput,
+        WorkflowPatch,
+        WorkflowData,
+        WorkflowListData,
+        ExecutionData,
+        ExecutionListData,
         DeliveryData,
         DeliveryListData,
         DeliveryQueuedData,
@@ -109,7 +121,12 @@ def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
     ]
     _, defs = models_json_schema(
         [
-            (m, "validation" if m in (WebhookInput, WebhookPatch) else "serialization")
+            (
+                m,
+                "validation"
+                if m in (WebhookInput, WebhookPatch, WorkflowInput, WorkflowPatch)
+                else "serialization",
+            )
             for m in models
         ],
         ref_template=_REF,
@@ -118,6 +135,8 @@ def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
     account = _path_param("account_id", "The account (organization) id.")
     webhook = _path_param("webhook_id", "The webhook id.")
     delivery = _path_param("delivery_id", "The delivery id.")
+    workflow = _path_param("workflow_id", "The workflow id.")
+    execution = _path_param("execution_id", "The execution id.")
     list_params = [
         account,
         {
@@ -130,6 +149,7 @@ def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
     ]
     all_errors = ("400", "401", "403", "404")
     webhooks_path = "/v1/accounts/{account_id}/webhooks"
+    workflows_path = "/v1/accounts/{account_id}/workflows"
     return {
         "openapi": "3.1.0",
         "info": {
@@ -235,6 +255,74 @@ def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
                     ok_model=DeliveryQueuedData,
                     errors=all_errors,
                     parameters=[account, webhook],
+                )
+            },
+            workflows_path: {
+                "post": _operation(
+                    "Create a workflow; its code is checked on save.",
+                    ok_status="201",
+                    ok_model=WorkflowData,
+                    errors=all_errors,
+                    body=WorkflowInput,
+                    parameters=[account],
+                ),
+                "get": _operation(
+                    "List the account's workflows, newest first.",
+                    ok_status="200",
+                    ok_model=WorkflowListData,
+                    errors=all_errors,
+                    parameters=list_params,
+                ),
+            },
+            workflows_path + "/{workflow_id}": {
+                "get": _operation(
+                    "Get a workflow with its current code.",
+                    ok_status="200",
+                    ok_model=WorkflowData,
+                    errors=all_errors,
+                    parameters=[account, workflow],
+                ),
+                "patch": _operation(
+                    "Change some fields; new code or language is a new version.",
+                    ok_status="200",
+                    ok_model=WorkflowData,
+                    errors=all_errors,
+                    body=WorkflowPatch,
+                    parameters=[account, workflow],
+                ),
+                "delete": _operation(
+                    "Delete a workflow; the answer is its last state.",
+                    ok_status="200",
+                    ok_model=WorkflowData,
+                    errors=all_errors,
+                    parameters=[account, workflow],
+                ),
+            },
+            workflows_path + "/{workflow_id}/executions": {
+                "get": _operation(
+                    "The workflow's executions, newest first.",
+                    ok_status="200",
+                    ok_model=ExecutionListData,
+                    errors=all_errors,
+                    parameters=[
+                        *list_params,
+                        workflow,
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"enum": ["running", "success", "error", "timeout"]},
+                        },
+                    ],
+                )
+            },
+            workflows_path + "/{workflow_id}/executions/{execution_id}": {
+                "get": _operation(
+                    "One execution: status, result, error and logs.",
+                    ok_status="200",
+                    ok_model=ExecutionData,
+                    errors=all_errors,
+                    parameters=[account, workflow, execution],
                 )
             },
             "/v1/event-types": {

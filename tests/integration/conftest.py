@@ -12,11 +12,13 @@ from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaProducer
 
 from services.registry.app import ACCOUNTS, RELAY, RegistryDeps, create_app
+from services.registry.code_check import deno_code_check
 from services.registry.outbox import OutboxRelay
 from services.registry.policy import Role
 from services.registry.settings import RegistrySettings
 from shared.kafka import make_producer
 from shared.settings import KafkaSettings, PostgresSettings
+from tests.support.devstack import clean_environ
 
 
 @dataclass
@@ -68,7 +70,9 @@ async def registry(
     settings = RegistrySettings(
         postgres=postgres_settings, kafka=kafka_settings, allowed_http_hosts=None
     )
-    app = create_app(settings, RegistryDeps(pool=pool, producer=producer))
+    app = create_app(
+        settings, RegistryDeps(pool=pool, producer=producer, check_code=deno_code_check)
+    )
     accounts = app[ACCOUNTS]
 
     async def account(name: str) -> Account:
@@ -82,3 +86,13 @@ async def registry(
     async with ClientSession() as http:
         yield Registry(str(server.make_url("")).rstrip("/"), http, app, app[RELAY], alice, bob)
     await server.close()
+
+
+@pytest.fixture
+def cli_env(database_url: str, kafka_settings: KafkaSettings) -> dict[str, str]:
+    return {
+        **clean_environ(),
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "KAFKA_TOPIC_NAMESPACE": kafka_settings.topic_namespace,
+    }

@@ -56,16 +56,6 @@ async def run_cli(args: list[str], *, env: dict[str, str], cwd: Path) -> Result:
 
 
 @pytest.fixture
-def cli_env(database_url: str, kafka_settings: KafkaSettings) -> dict[str, str]:
-    return {
-        **clean_environ(),
-        "DATABASE_URL": database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "KAFKA_TOPIC_NAMESPACE": kafka_settings.topic_namespace,
-    }
-
-
-@pytest.fixture
 async def account(pool: asyncpg.Pool) -> uuid.UUID:
     return await AccountService(pool).create_account("cli-test")
 
