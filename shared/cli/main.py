@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings
 from services.registry.policy import Role
 from services.registry.service import AccountService, NotFound
 from services.registry.settings import RegistrySettings
+from services.workflow_runner.projection import InvalidStateKey, state_key
 from shared.cli import devstack
 from shared.cli.devstack import DevSettings, redact_url
 from shared.cli.listen import serve
@@ -155,6 +156,24 @@ def build_parser() -> Parser:
     publish.add_argument("--user", type=json_value, metavar="JSON", help='e.g. \'{"id": "u1"}\'')
     publish.add_argument("--users", type=json_value, metavar="JSON", help="a JSON array of users")
     publish.add_argument("--id", metavar="ID", help="the event id (default: a new UUID)")
+    state = commands.add_parser(
+        "state", help="feed the workflow bindings' room data by hand (roomhooks.room-state)"
+    )
+    state_do = state.add_subparsers(dest="action", metavar="ACTION", required=True)
+    put_kv = state_do.add_parser("put-kv", help="set (or --delete) a KV entry of a room")
+    put_file = state_do.add_parser("put-file", help="set (or --delete) a file's metadata")
+    for sub in (put_kv, put_file):
+        sub.add_argument("--account", required=True, type=account_id, metavar="ID")
+        sub.add_argument("--room", required=True, metavar="ROOM_ID")
+        sub.add_argument("--delete", action="store_true", help="remove it")
+    put_kv.add_argument("--store", required=True)
+    put_kv.add_argument("--key", required=True)
+    put_kv.add_argument("--value", type=json_value, metavar="JSON", help="the value (JSON)")
+    put_file.add_argument("--path", required=True)
+    put_file.add_argument(
+        "--metadata", type=json_value, metavar="JSON", help="e.g. '{\"size\": 1024}'"
+    )
+
     listen = commands.add_parser(
         "listen",
         help="run a local webhook endpoint that verifies signatures and prints each delivery",
@@ -255,15 +274,52 @@ async def publish(args: argparse.Namespace) -> int:
         if not await AccountService(pool).account_exists(args.account):
             raise CliError(f"--account: no account {args.account}")
     key = parsed.room_id or parsed.organization_id
+    await send(kafka, Topics.from_settings(kafka).events, key, dumps(event))
+    print(parsed.id)
+    return 0
+
+
+def state_record(args: argparse.Namespace) -> tuple[str, Any]:
+    """The room-state key and value `state put-kv` / `put-file` publish (None: delete)."""
+    org = str(args.account)
+    try:
+        if args.action == "put-kv":
+            key = state_key(org, args.room, "kv", args.store, args.key)
+            value, flag = args.value, "--value"
+        else:
+            key = state_key(org, args.room, "file", args.path)
+            value, flag = args.metadata, "--metadata"
+            if value is not None and not isinstance(value, dict):
+                raise CliError("--metadata: must be a JSON object")
+    except InvalidStateKey as exc:
+        raise CliError(str(exc)) from None
+    if args.delete:
+        if value is not None:
+            raise CliError(f"--delete and {flag} exclude each other")
+        return key, None
+    if value is None:
+        raise CliError(f"{flag} is required (or --delete)")
+    return key, value
+
+
+async def put_state(args: argparse.Namespace) -> int:
+    key, value = state_record(args)
+    _postgres, kafka = connections(os.environ)
+    await send(
+        kafka, Topics.from_settings(kafka).room_state, key, None if value is None else dumps(value)
+    )
+    print(key)
+    return 0
+
+
+async def send(kafka: KafkaSettings, topic: str, key: str, value: bytes | None) -> None:
+    """Publish one record and wait for the broker's acknowledgement; exit 1 when unreachable."""
     producer = make_producer(kafka)
     try:
         async with asyncio.timeout(BROKER_TIMEOUT_S):
             await producer.start()
             await producer.send_and_wait(
-                Topics.from_settings(kafka).events,
-                value=dumps(event),
-                key=key.encode(),
-                headers=JSON_HEADERS,
+                topic, value=value, key=key.encode(), headers=JSON_HEADERS if value else None
             )
     except (KafkaError, OSError, TimeoutError) as exc:
         where = kafka.bootstrap_servers
@@ -272,8 +328,6 @@ async def publish(args: argparse.Namespace) -> int:
         ) from None
     finally:
         await producer.stop()
-    print(parsed.id)
-    return 0
 
 
 async def listen(args: argparse.Namespace) -> int:
@@ -291,6 +345,8 @@ async def listen(args: argparse.Namespace) -> int:
 COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Any]] = {
     ("dev", None): run_dev,
     ("listen", None): listen,
+    ("state", "put-kv"): put_state,
+    ("state", "put-file"): put_state,
     ("accounts", "create"): create_account,
     ("keys", "create"): create_key,
     ("publish", None): publish,

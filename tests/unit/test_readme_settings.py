@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings
 from services.delivery.settings import DeliverySettings
 from services.fanout.settings import FanoutSettings
 from services.registry.settings import RegistrySettings
+from services.workflow_runner.settings import RunnerSettings
 from shared.cli.devstack import DevSettings
 from shared.settings import KafkaSettings, PostgresSettings, RuntimeSettings
 
@@ -21,6 +22,7 @@ SETTINGS = [
     RegistrySettings,
     FanoutSettings,
     DeliverySettings,
+    RunnerSettings,
     DevSettings,
 ]
 

@@ -1,0 +1,206 @@
+"""The one place that builds the runner's pool, sandbox, HTTP client and consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+
+import aiohttp
+import structlog
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+
+from services.delivery.dispatcher import GuardedResolver
+from services.delivery.ssrf import AddressPolicy
+from services.workflow_runner.bindings import Fetcher
+from services.workflow_runner.projection import (
+    InvalidStateKey,
+    change_from_state,
+    changes_from_event,
+)
+from services.workflow_runner.sandbox import Sandbox, SandboxSettings
+from services.workflow_runner.service import RunnerMetrics, RunnerService
+from services.workflow_runner.settings import RunnerSettings
+from shared.db import apply_migrations, create_pool
+from shared.health import start_health_server
+from shared.kafka import Topics, ensure_topics, make_consumer
+from shared.messages import WorkflowRunRequested
+
+log = structlog.get_logger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def sandbox_settings(settings: RunnerSettings) -> SandboxSettings:
+    return SandboxSettings(
+        hosts=settings.hosts,
+        wall_timeout_s=settings.wall_timeout_s,
+        heap_mb=settings.heap_mb,
+        memory_max_mb=settings.memory_max_mb,
+        max_result_bytes=settings.max_result_bytes,
+        max_log_bytes=settings.max_log_bytes,
+        max_fetches_per_run=settings.max_fetches_per_run,
+    )
+
+
+class Runner:
+    """The running service: `start()` builds everything, `stop()` drains and closes."""
+
+    def __init__(self, settings: RunnerSettings, *, clock: Callable[[], datetime] = utcnow):
+        self.settings = settings
+        self.topics = Topics.from_settings(settings.kafka)
+        self.metrics_registry = CollectorRegistry()
+        self._clock = clock
+        self._stack = AsyncExitStack()
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.service: RunnerService | None = None
+
+    async def start(self) -> None:
+        s, stack = self.settings, self._stack
+        pool = await create_pool(s.postgres)
+        stack.push_async_callback(pool.close)
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, schema="workflow", package="services.workflow_runner")
+        await ensure_topics(s.kafka, self.topics)
+
+        sandbox = Sandbox(sandbox_settings(s))
+        await sandbox.start()
+        stack.push_async_callback(sandbox.close)
+
+        policy = AddressPolicy.build(
+            allow_loopback=s.loopback_allowed, allowed_networks=s.allowed_networks
+        )
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(resolver=GuardedResolver(policy), limit=64),
+            auto_decompress=False,
+        )
+        stack.push_async_callback(session.close)
+        fetcher = Fetcher(
+            session, policy=policy, timeout_s=s.fetch_timeout_s, max_bytes=s.fetch_max_bytes
+        )
+        self.service = RunnerService(
+            pool=pool,
+            sandbox=sandbox,
+            fetcher=fetcher,
+            clock=self._clock,
+            metrics=RunnerMetrics(self.metrics_registry),
+        )
+
+        runs = make_consumer(
+            s.kafka,
+            self.topics.workflow_runs,
+            group_id=self.topics.group("workflows"),
+            max_poll_records=s.fetch_max_records,
+        )
+        projection = make_consumer(
+            s.kafka,
+            self.topics.events,
+            self.topics.room_state,
+            group_id=self.topics.group("workflow-projection"),
+        )
+        for consumer in (runs, projection):
+            await consumer.start()
+            stack.push_async_callback(consumer.stop)
+        self._runs = runs
+
+        runner = await start_health_server(
+            self._readiness, self.metrics_registry, host=s.health_host, port=s.health_port
+        )
+        if runner is not None:
+            stack.push_async_callback(runner.cleanup)
+        self._limit = asyncio.Semaphore(s.max_concurrent_runs)
+        self._tasks = [
+            asyncio.create_task(self._loop("runs", runs, self._run_batch)),
+            asyncio.create_task(self._loop("projection", projection, self._project_batch)),
+        ]
+        log.info("workflows.started", group=self.topics.group("workflows"))
+
+    async def _readiness(self) -> dict[str, str]:
+        return {"runs": "ok" if self._runs.assignment() else "waiting"}
+
+    async def _loop(
+        self,
+        name: str,
+        consumer: AIOKafkaConsumer,
+        handle: Callable[[list[ConsumerRecord]], Awaitable[None]],
+    ) -> None:
+        """Fetch, handle the whole batch, then commit; a failure re-reads the batch."""
+        while not self._stopping.is_set():
+            batches: dict = {}
+            try:
+                batches = await consumer.getmany(timeout_ms=500)
+                if not batches:
+                    continue
+                await handle([r for records in batches.values() for r in records])
+                await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+            except Exception as exc:  # noqa: BLE001 - this loop's top-level catch: re-read, retry
+                log.warning("workflows.batch_failed", loop=name, error=repr(exc))
+                for tp, records in batches.items():
+                    consumer.seek(tp, records[0].offset)
+                await asyncio.sleep(1)
+
+    async def _run_batch(self, records: list[ConsumerRecord]) -> None:
+        assert self.service is not None
+        service = self.service
+        requests = []
+        for record in records:
+            try:
+                requests.append(WorkflowRunRequested.model_validate_json(record.value or b""))
+            except ValidationError as exc:
+                log.error("workflows.request_invalid", offset=record.offset,
+                          error=str(exc).splitlines()[0])  # fmt: skip
+
+        async def one(request: WorkflowRunRequested) -> None:
+            async with self._limit:
+                await service.run(request)
+
+        results = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+
+    async def _project_batch(self, records: list[ConsumerRecord]) -> None:
+        assert self.service is not None
+        changes = []
+        for record in records:
+            try:
+                value = json.loads(record.value) if record.value is not None else None
+                if record.topic == self.topics.room_state:
+                    changes.append(change_from_state((record.key or b"").decode(), value))
+                elif isinstance(value, dict):
+                    changes.extend(changes_from_event(value))
+            except (ValueError, InvalidStateKey) as exc:
+                # Bad events are fanout's to report (DLQ); bad state keys are only logged.
+                log.warning("workflows.projection_skipped", topic=record.topic, error=str(exc))
+        await self.service.project(changes)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=self.settings.wall_timeout_s + 5)
+        await self._stack.aclose()
+
+
+async def run(settings: RunnerSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = Runner(settings)
+    await runner.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("workflows.stopping")
+        await runner.stop()

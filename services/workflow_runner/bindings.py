@@ -1,0 +1,127 @@
+"""The bindings one run sees: read-only room data of its event's organization and room, and
+`fetch` through the same SSRF guard as deliveries.
+
+Every read is bounded to (organization, room) of the run request, never anything the code
+passes in: a workflow cannot name another room or account.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+import asyncpg
+from yarl import URL
+
+from services.delivery.dispatcher import literal_ip
+from services.delivery.ssrf import AddressPolicy, BlockedAddress
+from services.workflow_runner import projection_store
+from services.workflow_runner.sandbox.models import (
+    BindingError,
+    FetchRefused,
+    FetchRequest,
+    FetchResponse,
+)
+
+MAX_NAME = 512
+
+
+def _name(args: list[Any], index: int, what: str) -> str:
+    if len(args) <= index or not isinstance(args[index], str) or not args[index]:
+        raise BindingError(f"{what} must be a non-empty string")
+    if len(args[index]) > MAX_NAME:
+        raise BindingError(f"{what} is longer than {MAX_NAME} characters")
+    return args[index]
+
+
+class Fetcher:
+    """HTTP for workflows: public addresses only, bounded in time and size, no redirects."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        policy: AddressPolicy,
+        timeout_s: float,
+        max_bytes: int,
+    ) -> None:
+        self._session = session
+        self._policy = policy
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._max_bytes = max_bytes
+
+    async def fetch(self, request: FetchRequest) -> FetchResponse:
+        target = URL(request.url)
+        if target.scheme not in ("http", "https") or not target.host:
+            raise FetchRefused(f"only absolute http(s) URLs can be fetched: {request.url!r}")
+        literal = literal_ip(target)
+        if literal is not None and not self._policy.allows(literal):
+            raise FetchRefused(f"{literal} is refused by the SSRF guard")
+        try:
+            async with self._session.request(
+                request.method,
+                target,
+                headers=request.headers,
+                data=request.body,
+                allow_redirects=False,
+                timeout=self._timeout,
+            ) as response:
+                body = await response.content.read(self._max_bytes + 1)
+                if len(body) > self._max_bytes:
+                    raise FetchRefused(f"response larger than {self._max_bytes} bytes")
+                return FetchResponse(response.status, dict(response.headers), body)
+        except BlockedAddress as exc:
+            raise FetchRefused(str(exc)) from exc
+        except TimeoutError as exc:
+            raise FetchRefused(f"timed out after {self._timeout.total} s") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise FetchRefused(f"{type(exc).__name__}: {exc}"[:500]) from exc
+
+
+class RoomBindings:
+    """Answers one run's binding calls from the projection, for its organization and room."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, fetcher: Fetcher, *, organization_id: str, room_id: str | None
+    ) -> None:
+        self._pool = pool
+        self._fetcher = fetcher
+        self._org = organization_id
+        self._room = room_id
+        self.fetch_log: list[dict[str, Any]] = []
+
+    async def call(self, method: str, args: list[Any]) -> Any:
+        if self._room is None:  # an organization event: there is no room to read
+            return {"room.get": None, "files.list": [], "room.getUsers": [],
+                    "store.getAll": {}}.get(method)  # fmt: skip
+        async with self._pool.acquire() as conn:
+            match method:
+                case "room.get":
+                    return await projection_store.room(conn, self._org, self._room)
+                case "room.getUsers":
+                    return await projection_store.room_users(conn, self._org, self._room)
+                case "store.get":
+                    store, key = _name(args, 0, "store"), _name(args, 1, "key")
+                    return await projection_store.kv_get(conn, self._org, self._room, store, key)
+                case "store.getAll":
+                    store = _name(args, 0, "store")
+                    return await projection_store.kv_all(conn, self._org, self._room, store)
+                case "files.list":
+                    return await projection_store.files(conn, self._org, self._room)
+        raise BindingError(f"unknown binding {method!r}")
+
+    async def fetch(self, request: FetchRequest) -> FetchResponse:
+        """Fetch through the guard; the status lands in the run's log (the sandbox logs
+        refusals and failures itself)."""
+        started = time.perf_counter()
+        response = await self._fetcher.fetch(request)
+        elapsed = int((time.perf_counter() - started) * 1000)
+        self.fetch_log.append(
+            {
+                "level": "info",
+                "message": f"fetch {request.method} {request.url} -> {response.status}"
+                f" ({elapsed} ms)",
+            }
+        )
+        return response

@@ -1,0 +1,47 @@
+"""Workflow runner settings: env prefix ROOMHOOKS_WORKFLOWS_, connections nested."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.settings import (
+    CommaList,
+    KafkaSettings,
+    PostgresSettings,
+    Profile,
+    RuntimeSettings,
+)
+
+
+class RunnerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROOMHOOKS_WORKFLOWS_", extra="ignore")
+
+    # The sandbox: Deno host processes and the limits of one run.
+    hosts: int = Field(default=2, ge=1, le=32)
+    wall_timeout_s: float = Field(default=5.0, gt=0, le=300)
+    heap_mb: int = Field(default=128, ge=16)
+    memory_max_mb: int = Field(default=256, ge=32)
+    max_result_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_log_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_fetches_per_run: int = Field(default=50, ge=0)
+    # Runs at once, per process.
+    max_concurrent_runs: int = Field(default=16, ge=1)
+    fetch_max_records: int = Field(default=100, ge=1)
+    # fetch() from workflows: same SSRF guard as deliveries.
+    fetch_timeout_s: float = Field(default=10.0, gt=0)
+    fetch_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    allow_loopback: bool | None = None
+    allowed_networks: CommaList = Field(default_factory=list)
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(default=8083, ge=0, le=65535)
+
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    @property
+    def loopback_allowed(self) -> bool:
+        if self.allow_loopback is not None:
+            return self.allow_loopback
+        return self.runtime.profile is Profile.DEV
