@@ -253,3 +253,35 @@ async def test_bindings_see_only_their_own_room_and_organization(platform, regis
         "one": "mine",
         "files": [{"path": "docs/mine.pdf", "size": 1}],
     }
+
+
+HOSTILE = {
+    "spin": "export default async function() { await null; while (true) {} }",
+    "metadata": """export default async function() {
+  await fetch('http://169.254.169.254/latest/meta-data/');
+}""",
+    "env": "export default async function() { return Deno.env.get('HOME'); }",
+}
+
+
+async def test_hostile_workflows_are_recorded_and_others_keep_running(platform, registry):
+    alice = registry.alice
+    hostile = {
+        name: await platform.workflow(alice, f"hostile {name}", ["session.started"], code)
+        for name, code in HOSTILE.items()
+    }
+    benign = await platform.workflow(
+        alice, "benign", ["session.started"], LOG_NEW_PARTICIPANTS.replace(
+            "event.data.userId", "'nobody'"
+        ),
+    )  # fmt: skip
+    await platform.publish(event("session.started", alice.id, room=ROOM))
+    [ok] = await platform.executions(alice, benign, at_least=1)
+    assert ok["status"] == "success" and ok["result"] == {"logged": True}
+    [spin] = await platform.executions(alice, hostile["spin"], at_least=1)
+    assert spin["status"] == "timeout"
+    [metadata] = await platform.executions(alice, hostile["metadata"], at_least=1)
+    assert metadata["status"] == "error"
+    assert any("169.254.169.254" in e["message"] for e in metadata["logs"])
+    [env] = await platform.executions(alice, hostile["env"], at_least=1)
+    assert env["status"] == "error" and "env" in env["error"]["message"].lower()
