@@ -19,7 +19,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from json.encoder import encode_basestring  # ensure_ascii=False escaping, as JSON.stringify
 from typing import Any
 
 from pydantic import (
@@ -31,6 +30,8 @@ from pydantic import (
     model_validator,
 )
 
+from shared.jsjson import to_js_json
+
 MAX_EVENT_BYTES = 1_000_000
 MAX_ID_LENGTH = 200
 MAX_DEPTH = 64
@@ -38,7 +39,6 @@ MAX_REASON_CHARS = 500
 # Integers beyond this lose precision in a JavaScript Number, so JS would print other digits.
 JS_MAX_SAFE_INTEGER = 2**53 - 1
 # JavaScript lists object keys that are array indices (0 .. 2**32 - 2) first, ascending.
-_JS_MAX_ARRAY_INDEX = 2**32 - 2
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -447,98 +447,6 @@ def _strip_tokens(value: Any) -> Any:
     if isinstance(value, list):
         return [_strip_tokens(v) for v in value]
     return value
-
-
-def to_js_json(value: Any) -> str:
-    """Serialize JSON-shaped data exactly as JavaScript's `JSON.stringify` would print it.
-
-    Differences from `json.dumps` that matter for byte identity: numbers use JS's
-    Number-to-string rules (1.0 -> 1, 1e-7 -> 1e-7, 1e16 -> 10000000000000000), and object keys
-    that are array indices come first in ascending order, as in every JS object.
-    """
-    out: list[str] = []
-    _emit(value, out)
-    return "".join(out)
-
-
-def _emit(value: Any, out: list[str]) -> None:
-    if value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif isinstance(value, str):
-        out.append(encode_basestring(value))
-    elif isinstance(value, int):
-        out.append(str(value))
-    elif isinstance(value, float):
-        out.append(_js_number(value))
-    elif isinstance(value, dict):
-        out.append("{")
-        for i, key in enumerate(_js_key_order(value)):
-            out.append("," if i else "")
-            out.append(encode_basestring(key))
-            out.append(":")
-            _emit(value[key], out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
-        out.append("[")
-        for i, item in enumerate(value):
-            out.append("," if i else "")
-            _emit(item, out)
-        out.append("]")
-    else:
-        raise TypeError(f"{type(value).__name__} is not JSON-serializable")
-
-
-def _js_key_order(obj: dict[str, Any]) -> list[str]:
-    indices = [k for k in obj if _is_array_index(k)]
-    if not indices:
-        return list(obj)
-    named = [k for k in obj if not _is_array_index(k)]
-    return sorted(indices, key=int) + named
-
-
-def _is_array_index(key: str) -> bool:
-    return (
-        key.isdigit()
-        and key.isascii()
-        and (key == "0" or key[0] != "0")
-        and int(key) <= _JS_MAX_ARRAY_INDEX
-    )
-
-
-def _js_number(x: float) -> str:
-    """ECMAScript Number::toString(10) for a finite float.
-
-    Python's repr and JS both print the shortest digits that round-trip; only the layout
-    (where the decimal point goes, when to use an exponent) differs, so re-lay out repr's digits.
-    """
-    if not math.isfinite(x):
-        raise ValueError("NaN and Infinity have no JSON form")
-    if x == 0:
-        return "0"  # also -0, as JSON.stringify prints it
-    sign = "-" if x < 0 else ""
-    mantissa, _, exponent = repr(abs(x)).partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    digits = whole + fraction
-    stripped = digits.lstrip("0")
-    # x = 0.<stripped> * 10**n
-    n = len(whole) + int(exponent or 0) - (len(digits) - len(stripped))
-    s = stripped.rstrip("0")
-    k = len(s)
-    if k <= n <= 21:
-        text = s + "0" * (n - k)
-    elif 0 < n <= 21:
-        text = s[:n] + "." + s[n:]
-    elif -6 < n <= 0:
-        text = "0." + "0" * -n + s
-    else:
-        e = n - 1
-        exp = f"e{'+' if e >= 0 else '-'}{abs(e)}"
-        text = (s if k == 1 else s[0] + "." + s[1:]) + exp
-    return sign + text
 
 
 # --- producing -----------------------------------------------------------------------------

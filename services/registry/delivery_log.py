@@ -18,7 +18,8 @@ from services.registry import repository
 from services.registry.models import DeliveryAttempt, WebhookDelivery
 from services.registry.repository import WebhookRow
 from services.registry.service import NotFound, parse_id
-from shared.events import format_timestamp, to_js_json
+from shared.events import format_timestamp
+from shared.jsjson import to_js_json
 from shared.kafka import Topics, dumps
 from shared.messages import DeliveryRequested, RedeliverRequested, delivery_id_for
 from shared.pagination import after_cursor, cut_page

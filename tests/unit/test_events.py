@@ -23,9 +23,9 @@ from shared.events import (
     event_names,
     parse_event,
     render_payload,
-    to_js_json,
     unknown_events,
 )
+from shared.jsjson import to_js_json
 
 NOW = datetime(2026, 5, 29, 10, 6, tzinfo=UTC)
 ROOM = {"id": "c3003c93-60cf-4184-b85f-20be14d26dac", "name": "Design review", "plan": "pro"}
