@@ -138,23 +138,15 @@ async def list_webhooks(
     limit: int,
     after: tuple[datetime, UUID] | None,
 ) -> list[WebhookRow]:
-    if after is None:
-        records = await conn.fetch(
-            f"SELECT {_WEBHOOK_COLUMNS} FROM registry.webhooks WHERE organization_id = $1"
-            " ORDER BY created_at DESC, id DESC LIMIT $2",
-            organization_id,
-            limit,
-        )
-    else:
-        records = await conn.fetch(
-            f"SELECT {_WEBHOOK_COLUMNS} FROM registry.webhooks WHERE organization_id = $1"
-            " AND (created_at, id) < ($2, $3)"
-            " ORDER BY created_at DESC, id DESC LIMIT $4",
-            organization_id,
-            after[0],
-            after[1],
-            limit,
-        )
+    records = await conn.fetch(
+        f"SELECT {_WEBHOOK_COLUMNS} FROM registry.webhooks WHERE organization_id = $1"
+        " AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))"
+        " ORDER BY created_at DESC, id DESC LIMIT $4",
+        organization_id,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
     return [WebhookRow.from_record(r) for r in records]
 
 
