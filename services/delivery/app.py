@@ -84,7 +84,7 @@ class Delivery:
             max_in_flight=s.max_in_flight,
             per_webhook_concurrency=s.per_webhook_concurrency,
             per_webhook_backlog=s.per_webhook_backlog,
-            max_admitted=s.max_in_flight * 4,
+            max_admitted=s.max_in_flight * 8,
         )
         recorder = AttemptRecorder(pool, batch_size=s.record_batch, clock=self._clock)
         self.targets = Targets(pool, ttl_s=s.webhook_cache_ttl_s)

@@ -1,22 +1,30 @@
 """Bounded concurrency: overall, and per webhook so one slow endpoint cannot hold the rest.
 
 A webhook's lane takes at most `per_webhook_backlog` deliveries (running or waiting for one
-of its `per_webhook_concurrency` slots); past that the caller leaves the delivery in
-Postgres for later. Running attempts also share `max_in_flight` global slots, taken only
-once the lane's own slot is held, so waiting deliveries of a dead endpoint never hold one.
+of its slots); past that the caller leaves the delivery in Postgres for later. Running
+attempts also share `max_in_flight` global slots, taken only once the lane's own slot is
+held, so waiting deliveries of a dead endpoint never hold one. A webhook whose last
+`degraded_after` attempts all failed at the network level (timeouts, refused connections)
+runs one attempt at a time until one gets an answer: a dead endpoint holds one global slot,
+not `per_webhook_concurrency` of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
+# Webhooks whose failures are remembered at most (the oldest are forgotten first).
+_MAX_REMEMBERED = 100_000
+
 
 @dataclass
 class _Lane:
-    slots: asyncio.Semaphore
+    turn: asyncio.Condition = field(default_factory=asyncio.Condition)
+    running: int = 0
     admitted: int = 0
 
 
@@ -27,8 +35,10 @@ class Lanes:
     per_webhook_backlog: int
     # How many admitted deliveries (all lanes) before the consumers stop fetching.
     max_admitted: int
+    degraded_after: int = 3
     _global: asyncio.Semaphore = field(init=False)
     _lanes: dict[UUID, _Lane] = field(init=False, default_factory=dict)
+    _failures: OrderedDict[UUID, int] = field(init=False, default_factory=OrderedDict)
     _admitted: int = field(init=False, default=0)
     _changed: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
@@ -45,10 +55,24 @@ class Lanes:
     def saturated(self) -> list[UUID]:
         return [w for w, lane in self._lanes.items() if lane.admitted >= self.per_webhook_backlog]
 
+    def concurrency(self, webhook_id: UUID) -> int:
+        if self._failures.get(webhook_id, 0) >= self.degraded_after:
+            return 1
+        return self.per_webhook_concurrency
+
+    def report(self, webhook_id: UUID, *, answered: bool) -> None:
+        """After each attempt: did the endpoint answer at all (any HTTP status)?"""
+        if answered:
+            if self._failures.pop(webhook_id, None) is not None:
+                self._wake(webhook_id)  # back to full concurrency
+            return
+        self._failures[webhook_id] = self._failures.get(webhook_id, 0) + 1
+        self._failures.move_to_end(webhook_id)
+        if len(self._failures) > _MAX_REMEMBERED:
+            self._failures.popitem(last=False)
+
     def try_admit(self, webhook_id: UUID) -> bool:
-        lane = self._lanes.get(webhook_id)
-        if lane is None:
-            lane = self._lanes[webhook_id] = _Lane(asyncio.Semaphore(self.per_webhook_concurrency))
+        lane = self._lanes.setdefault(webhook_id, _Lane())
         if lane.admitted >= self.per_webhook_backlog:
             return False
         lane.admitted += 1
@@ -59,8 +83,16 @@ class Lanes:
         """Run admitted work once a lane slot and a global slot are free."""
         lane = self._lanes[webhook_id]
         try:
-            async with lane.slots, self._global:
-                await work()
+            async with lane.turn:
+                await lane.turn.wait_for(lambda: lane.running < self.concurrency(webhook_id))
+                lane.running += 1
+            try:
+                async with self._global:
+                    await work()
+            finally:
+                async with lane.turn:
+                    lane.running -= 1
+                    lane.turn.notify_all()
         finally:
             lane.admitted -= 1
             self._admitted -= 1
@@ -68,7 +100,17 @@ class Lanes:
                 del self._lanes[webhook_id]
             self._changed.set()
 
+    def _wake(self, webhook_id: UUID) -> None:
+        lane = self._lanes.get(webhook_id)
+        if lane is not None:
+            asyncio.get_running_loop().create_task(_notify_all(lane.turn))
+
     async def wait_for_room(self) -> None:
         while self.room() == 0:
             self._changed.clear()
             await self._changed.wait()
+
+
+async def _notify_all(turn: asyncio.Condition) -> None:
+    async with turn:
+        turn.notify_all()

@@ -161,6 +161,7 @@ class DeliveryService:
                 user_agent=self._user_agent,
             )
             result = await self._dispatcher.post(target.url, body, headers)
+            self._lanes.report(job.webhook_id, answered=result.outcome is not Outcome.NETWORK_ERROR)
             schedule = (
                 target.retry_schedule
                 if target.retry_schedule is not None  # [] means: never retry

@@ -33,7 +33,7 @@ class DeliverySettings(BaseSettings):
     per_webhook_concurrency: int = Field(default=16, ge=1)
     # Deliveries one webhook may hold in this process (running and waiting); past it they
     # wait in Postgres, so a dead endpoint never fills the process.
-    per_webhook_backlog: int = Field(default=256, ge=1)
+    per_webhook_backlog: int = Field(default=64, ge=1)
     # A claimed delivery is not claimed again before this; must exceed timeout_s.
     lease_s: float = Field(default=60.0, gt=0)
     scheduler_interval_s: float = Field(default=0.5, gt=0)

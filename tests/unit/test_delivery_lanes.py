@@ -96,3 +96,41 @@ async def test_room_shrinks_as_work_is_admitted_and_returns_when_it_ends():
     await asyncio.gather(*tasks)
     await asyncio.wait_for(waiter, timeout=1)
     assert lane.room() == 2
+
+
+async def test_a_webhook_that_stops_answering_runs_one_attempt_at_a_time():
+    lane = lanes(per_webhook_concurrency=4, per_webhook_backlog=10)
+    for _ in range(3):
+        lane.report(SLOW, answered=False)
+    assert lane.concurrency(SLOW) == 1
+    assert lane.concurrency(FAST) == 4
+    running, peak, gate = 0, 0, asyncio.Event()
+
+    async def work():
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await gate.wait()
+        running -= 1
+
+    tasks = []
+    for _ in range(4):
+        assert lane.try_admit(SLOW)
+        tasks.append(asyncio.create_task(lane.run(SLOW, work)))
+    await asyncio.sleep(0.01)
+    assert peak == 1
+
+    lane.report(SLOW, answered=True)  # it answered: full concurrency again, at once
+    await asyncio.sleep(0.01)
+    assert peak == 4 and lane.concurrency(SLOW) == 4
+    gate.set()
+    await asyncio.gather(*tasks)
+
+
+def test_one_failure_or_an_answer_between_failures_does_not_degrade():
+    lane = lanes()
+    lane.report(SLOW, answered=False)
+    lane.report(SLOW, answered=False)
+    lane.report(SLOW, answered=True)
+    lane.report(SLOW, answered=False)
+    assert lane.concurrency(SLOW) == lane.per_webhook_concurrency
