@@ -37,3 +37,16 @@ format: $(STAMP)
 clean:
 	rm -rf $(VENV) .roomhooks .pytest_cache .ruff_cache *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# `make bench` (PART=delivery|raw|celery|latency|hol|fanout|workflows|registry, comma-separated;
+# QUICK=1 for a short smoke run; BENCH_ARGS for anything else, see `python -m tests.bench -h`).
+BENCH_STAMP := $(VENV)/.bench-installed-stamp
+
+.PHONY: bench
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) -m tests.bench $(if $(PART),--part $(PART)) $(if $(QUICK),--quick) $(BENCH_ARGS)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import random
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from services.fanout.index import Subscriptions
 from services.fanout.routing import route
@@ -72,41 +74,30 @@ def build(
     return orgs
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--webhooks", type=int, default=100_000)
-    parser.add_argument("--workflows", type=int, default=0)
-    parser.add_argument("--accounts", type=int, default=10_000)
-    parser.add_argument("--rooms", type=int, default=20, help="rooms per account")
-    parser.add_argument("--events", type=int, default=200_000)
-    args = parser.parse_args()
-    rng = random.Random(7)
-
+def measure(
+    *,
+    webhooks: int = 100_000,
+    workflows: int = 0,
+    accounts: int = 10_000,
+    rooms: int = 20,
+    events: int = 200_000,
+    seed: int = 7,
+) -> dict[str, float]:
+    """Build the index and time `match` and `route`; every figure as a number."""
+    rng = random.Random(seed)
     gc.collect()
     before = rss_mb()
     indexes = Subscriptions()
     index = indexes.webhooks
     started = time.perf_counter()
     orgs = build(
-        indexes,
-        webhooks=args.webhooks,
-        workflows=args.workflows,
-        accounts=args.accounts,
-        rooms=args.rooms,
-        rng=rng,
+        indexes, webhooks=webhooks, workflows=workflows, accounts=accounts, rooms=rooms, rng=rng
     )
     build_s = time.perf_counter() - started
     gc.collect()
     after = rss_mb()
 
-    queries = []
-    for _ in range(args.events):
-        org = rng.choice(orgs)
-        if rng.random() < 0.9:
-            name, room = rng.choice(ROOM_EVENTS), f"room-{rng.randrange(args.rooms)}"
-        else:
-            name, room = rng.choice(ORG_EVENTS), None
-        queries.append((org, name, room, CATALOG[name].scope))
+    queries = sample_queries(orgs, rooms=rooms, events=events, rng=rng)
     started = time.perf_counter()
     matched = deliveries = 0
     for org, name, room, scope in queries:
@@ -116,7 +107,7 @@ def main() -> None:
     match_s = time.perf_counter() - started
 
     now = datetime.now(UTC)
-    raws = [dumps(_event(org, name, room, now)) for org, name, room, _ in queries[:20_000]]
+    raws = [dumps(event_body(org, name, room, now)) for org, name, room, _ in queries[:20_000]]
     started = time.perf_counter()
     routed = runs = 0
     for raw in raws:
@@ -124,25 +115,79 @@ def main() -> None:
         routed += len(getattr(outcome, "requests", ()))
         runs += len(getattr(outcome, "runs", ()))
     route_s = time.perf_counter() - started
+    return {
+        "webhooks": len(index),
+        "workflows": len(indexes.workflows),
+        "accounts": accounts,
+        "build_s": build_s,
+        "rss_before_mb": before,
+        "rss_after_mb": after,
+        "match_calls_per_s": len(queries) / match_s,
+        "matched_fraction": matched / len(queries),
+        "matched_events_per_s": matched / match_s,
+        "route_events_per_s": len(raws) / route_s,
+        "route_requests_per_s": routed / route_s,
+        "route_runs_per_s": runs / route_s,
+    }
 
-    rows = [
+
+def sample_queries(
+    orgs: list[str], *, rooms: int, events: int, rng: random.Random
+) -> list[tuple[str, str, str | None, Scope]]:
+    """(organization, event name, room, scope) of `events` events: 90 % room events."""
+    queries = []
+    for _ in range(events):
+        org = rng.choice(orgs)
+        if rng.random() < 0.9:
+            name, room = rng.choice(ROOM_EVENTS), f"room-{rng.randrange(rooms)}"
+        else:
+            name, room = rng.choice(ORG_EVENTS), None
+        queries.append((org, name, room, CATALOG[name].scope))
+    return queries
+
+
+def rows(r: dict[str, float]) -> list[tuple[str, str]]:
+    growth = r["rss_after_mb"] - r["rss_before_mb"]
+    return [
         ("webhooks / workflows / accounts",
-         f"{len(index):,} / {len(indexes.workflows):,} / {args.accounts:,}"),
-        ("index build", f"{build_s:.2f} s"),
-        ("RSS before -> after build", f"{before:.0f} MB -> {after:.0f} MB (+{after - before:.0f})"),
-        ("match() calls/s", f"{len(queries) / match_s:,.0f}"),
-        ("events with >= 1 match", f"{matched / len(queries):.0%}"),
-        ("matched events/s (match only)", f"{matched / match_s:,.0f}"),
-        ("route() events/s (parse+match+render)", f"{len(raws) / route_s:,.0f}"),
-        ("delivery requests/s (route)", f"{routed / route_s:,.0f}"),
-        ("workflow run requests/s (route)", f"{runs / route_s:,.0f}"),
+         f"{r['webhooks']:,.0f} / {r['workflows']:,.0f} / {r['accounts']:,.0f}"),
+        ("index build", f"{r['build_s']:.2f} s"),
+        ("RSS before -> after build",
+         f"{r['rss_before_mb']:.0f} MB -> {r['rss_after_mb']:.0f} MB (+{growth:.0f})"),
+        ("match() calls/s", f"{r['match_calls_per_s']:,.0f}"),
+        ("events with >= 1 match", f"{r['matched_fraction']:.0%}"),
+        ("matched events/s (match only)", f"{r['matched_events_per_s']:,.0f}"),
+        ("route() events/s (parse+match+render)", f"{r['route_events_per_s']:,.0f}"),
+        ("delivery requests/s (route)", f"{r['route_requests_per_s']:,.0f}"),
+        ("workflow run requests/s (route)", f"{r['route_runs_per_s']:,.0f}"),
     ]  # fmt: skip
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--webhooks", type=int, default=100_000)
+    parser.add_argument("--workflows", type=int, default=0)
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--rooms", type=int, default=20, help="rooms per account")
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--json-out", type=Path, help="also write the figures here as JSON")
+    args = parser.parse_args()
+    result = measure(
+        webhooks=args.webhooks,
+        workflows=args.workflows,
+        accounts=args.accounts,
+        rooms=args.rooms,
+        events=args.events,
+    )
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result))
+    table = rows(result)
+    width = max(len(k) for k, _ in table)
+    for key, value in table:
         print(f"{key:<{width}}  {value}")
 
 
-def _event(org: str, name: str, room: str | None, now: datetime) -> dict:
+def event_body(org: str, name: str, room: str | None, now: datetime) -> dict:
     user = {"id": "user-1", "name": "Ada", "token": "secret-token"}
     body: dict = {
         "id": str(uuid.uuid4()),

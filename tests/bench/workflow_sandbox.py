@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 from services.workflow_runner.sandbox import (
@@ -76,14 +78,23 @@ async def run(sandbox: Sandbox, workflow: str, version: int, n: int) -> RunOutco
     return outcome
 
 
-async def bench(args: argparse.Namespace) -> list[tuple[str, str]]:
-    sandbox = Sandbox(SandboxSettings(hosts=args.hosts, max_runs_per_host=args.concurrency))
+async def measure(
+    *,
+    hosts: int = 2,
+    versions: int = 20,
+    runs: int = 2000,
+    workflows: int = 8,
+    concurrency: int = 16,
+    seconds: float = 5.0,
+) -> dict[str, float]:
+    """Start a sandbox and time it; every figure as a number (milliseconds, per second)."""
+    sandbox = Sandbox(SandboxSettings(hosts=hosts, max_runs_per_host=concurrency))
     started = time.perf_counter()
     await sandbox.start()
     start_ms = (time.perf_counter() - started) * 1000
     try:
         cold = []
-        for version in range(1, args.versions + 1):
+        for version in range(1, versions + 1):
             t0 = time.perf_counter()
             outcome = await run(sandbox, "wf-cold", version, 0)
             cold.append((time.perf_counter() - t0) * 1000)
@@ -92,43 +103,63 @@ async def bench(args: argparse.Namespace) -> list[tuple[str, str]]:
         for n in range(50):  # warm up the Worker and both ends of the socket
             await run(sandbox, "wf-warm", 1, n)
         warm = []
-        for n in range(args.runs):
+        for n in range(runs):
             t0 = time.perf_counter()
             outcome = await run(sandbox, "wf-warm", 1, 1000 + n)
             warm.append((time.perf_counter() - t0) * 1000)
             assert not outcome.cold
 
-        workflows = [f"wf-load-{w}" for w in range(args.workflows)]
-        for workflow in workflows:
+        names = [f"wf-load-{w}" for w in range(workflows)]
+        for workflow in names:
             await run(sandbox, workflow, 1, 0)
         pids = [h.pid for h in sandbox.hosts() if h is not None and h.pid is not None]
         done = 0
-        deadline = time.perf_counter() + args.seconds
+        deadline = time.perf_counter() + seconds
 
         async def worker(k: int) -> None:
             nonlocal done
             n = 0
             while time.perf_counter() < deadline:
                 n += 1
-                await run(sandbox, workflows[(k + n) % len(workflows)], 1, 10_000 * (k + 1) + n)
+                await run(sandbox, names[(k + n) % len(names)], 1, 10_000 * (k + 1) + n)
                 done += 1
 
         cpu0, t0 = cpu_s(pids), time.perf_counter()
-        await asyncio.gather(*(worker(k) for k in range(args.concurrency)))
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
         wall, cpu = time.perf_counter() - t0, cpu_s(pids) - cpu0
     finally:
         await sandbox.close()
 
+    return {
+        "hosts": hosts,
+        "concurrency": concurrency,
+        "workflows": workflows,
+        "versions": versions,
+        "runs": runs,
+        "start_ms": start_ms,
+        "cold_p50_ms": statistics.median(cold),
+        "cold_min_ms": min(cold),
+        "cold_max_ms": max(cold),
+        "warm_p50_ms": percentile(warm, 50),
+        "warm_p99_ms": percentile(warm, 99),
+        "exec_per_s": done / wall,
+        "exec_per_cpu_s": done / cpu,
+        "cores_busy": cpu / wall,
+    }
+
+
+def rows(r: dict[str, float]) -> list[tuple[str, str]]:
     return [
-        ("hosts / in flight / workflows", f"{args.hosts} / {args.concurrency} / {args.workflows}"),
-        ("sandbox start (all hosts)", f"{start_ms:.0f} ms"),
-        (f"cold start, new version (p50 of {args.versions})",
-         f"{statistics.median(cold):.1f} ms (min {min(cold):.1f}, max {max(cold):.1f})"),
-        (f"warm run p50 / p99 (of {args.runs}, one at a time)",
-         f"{percentile(warm, 50):.2f} ms / {percentile(warm, 99):.2f} ms"),
-        ("executions/s (in flight: concurrency)", f"{done / wall:,.0f}"),
-        ("executions per CPU-second (Python + hosts)", f"{done / cpu:,.0f}"),
-        ("CPU cores busy", f"{cpu / wall:.2f} of {os.cpu_count()}"),
+        ("hosts / in flight / workflows",
+         f"{r['hosts']:.0f} / {r['concurrency']:.0f} / {r['workflows']:.0f}"),
+        ("sandbox start (all hosts)", f"{r['start_ms']:.0f} ms"),
+        (f"cold start, new version (p50 of {r['versions']:.0f})",
+         f"{r['cold_p50_ms']:.1f} ms (min {r['cold_min_ms']:.1f}, max {r['cold_max_ms']:.1f})"),
+        (f"warm run p50 / p99 (of {r['runs']:.0f}, one at a time)",
+         f"{r['warm_p50_ms']:.2f} ms / {r['warm_p99_ms']:.2f} ms"),
+        ("executions/s (in flight: concurrency)", f"{r['exec_per_s']:,.0f}"),
+        ("executions per CPU-second (Python + hosts)", f"{r['exec_per_cpu_s']:,.0f}"),
+        ("CPU cores busy", f"{r['cores_busy']:.2f} of {os.cpu_count()}"),
     ]  # fmt: skip
 
 
@@ -140,9 +171,23 @@ def main() -> None:
     parser.add_argument("--workflows", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=5.0)
-    rows = asyncio.run(bench(parser.parse_args()))
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
+    parser.add_argument("--json-out", type=Path, help="also write the figures here as JSON")
+    args = parser.parse_args()
+    result = asyncio.run(
+        measure(
+            hosts=args.hosts,
+            versions=args.versions,
+            runs=args.runs,
+            workflows=args.workflows,
+            concurrency=args.concurrency,
+            seconds=args.seconds,
+        )
+    )
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result))
+    table = rows(result)
+    width = max(len(k) for k, _ in table)
+    for key, value in table:
         print(f"{key:<{width}}  {value}")
 
 

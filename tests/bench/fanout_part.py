@@ -1,0 +1,203 @@
+"""Part 6: fan-out with 100,000 webhooks over 10,000 accounts.
+
+The matcher alone: `tests.bench.fanout_matcher` in a process of its own (its RSS is the index's
+alone). The full service: a second `python -m services.fanout` on its own topic namespace of
+the same broker, its registry topic filled with the same kind of 100k webhook records the
+registry relay would publish, and a backlog of events (90 % room events) published before it
+starts; it loads the index, then consumes the backlog as fast as it can. Its rate is read
+from its own /metrics (events consumed and committed; delivery requests acknowledged); its
+RSS from the process. Nothing consumes the delivery requests it emits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import psutil
+
+from shared.kafka import JSON_HEADERS, Topics, dumps, ensure_topics, make_producer
+from shared.messages import registry_key
+from shared.settings import KafkaSettings
+from tests.bench import fanout_matcher
+from tests.bench.processes import family, python_module
+from tests.bench.stack import Stack, scrape
+from tests.support.services import free_port
+
+NAMESPACE = "benchfanout"
+CONSUMED = "roomhooks_fanout_events_consumed_total"
+REQUESTS = "roomhooks_fanout_delivery_requests_total"
+
+
+async def matcher_run(stack: Stack, *, webhooks: int, accounts: int, events: int) -> dict:
+    """`python -m tests.bench.fanout_matcher` in its own process; its figures."""
+    out = stack.processes.log_dir / "fanout_matcher.json"
+    out.unlink(missing_ok=True)
+    child = stack.processes.start(
+        "fanout_matcher",
+        python_module(
+            "tests.bench.fanout_matcher",
+            f"--webhooks={webhooks}",
+            f"--accounts={accounts}",
+            f"--events={events}",
+            f"--json-out={out}",
+        ),
+        stack.env(),
+    )
+    code = await asyncio.to_thread(child.proc.wait)  # type: ignore[union-attr]
+    if code != 0:
+        raise RuntimeError(f"fanout_matcher exited with {code}:\n{child.log_tail()}")
+    return json.loads(out.read_text())
+
+
+class _Capture:
+    """Stands in for an index: keeps every record `fanout_matcher.build` applies."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def apply(self, record: Any) -> bool:
+        self.records.append(record)
+        return True
+
+
+class _Indexes:
+    def __init__(self) -> None:
+        self.webhooks = _Capture()
+        self.workflows = _Capture()
+
+
+async def service_run(
+    stack: Stack,
+    *,
+    webhooks: int,
+    accounts: int,
+    events: int,
+    max_s: float,
+    progress: Callable[[str], None],
+) -> dict:
+    kafka = KafkaSettings(
+        bootstrap_servers=stack.bootstrap, topic_namespace=NAMESPACE, partitions=12
+    )
+    topics = Topics.from_settings(kafka)
+    await ensure_topics(kafka, topics)
+    rng = random.Random(7)
+    captured = _Indexes()
+    rooms = 20
+    orgs = fanout_matcher.build(
+        captured,  # type: ignore[arg-type]
+        webhooks=webhooks,
+        workflows=0,
+        accounts=accounts,
+        rooms=rooms,
+        rng=rng,
+    )
+    progress(f"publishing {webhooks:,} webhook records")
+    producer = make_producer(kafka, linger_ms=20, max_batch_size=1024 * 1024)
+    await producer.start()
+    try:
+        acks = []
+        for record in captured.webhooks.records:
+            acks.append(
+                await producer.send(
+                    topics.registry,
+                    value=dumps(record.model_dump(mode="json")),
+                    key=registry_key("webhook", record.id).encode(),
+                    headers=JSON_HEADERS,
+                )
+            )
+        await asyncio.gather(*acks)
+        progress(f"publishing {events:,} events")
+        now = datetime.now(UTC)
+        acks = []
+        for org, name, room, _ in fanout_matcher.sample_queries(
+            orgs, rooms=rooms, events=events, rng=rng
+        ):
+            body = fanout_matcher.event_body(org, name, room, now)
+            acks.append(
+                await producer.send(
+                    topics.events,
+                    value=dumps(body),
+                    key=(room or org).encode(),
+                    headers=JSON_HEADERS,
+                )
+            )
+        await asyncio.gather(*acks)
+    finally:
+        await producer.stop()
+
+    port = free_port()
+    env = stack.env(
+        KAFKA_TOPIC_NAMESPACE=NAMESPACE,
+        ROOMHOOKS_FANOUT_HEALTH_PORT=str(port),
+    )
+    progress("starting a fanout process on the backlog")
+    started = time.monotonic()
+    child = stack.processes.start("fanout_100k", python_module("services.fanout"), env)
+    try:
+        await stack.wait_ready("fanout_100k", f"http://127.0.0.1:{port}/readyz", timeout_s=120)
+        load_s = time.monotonic() - started
+        process = psutil.Process(child.pid)
+        rss_loaded = process.memory_info().rss / 2**20
+        samples, peak_rss, cpu = await _follow(
+            stack, child.pid, f"http://127.0.0.1:{port}/metrics", events, max_s, progress
+        )
+    finally:
+        stack.processes.stop([child])
+    rate, requests_rate = _steady_rate(samples, events)
+    return {
+        "events_per_s": rate,
+        "delivery_requests_per_s": requests_rate,
+        "rss_mb": peak_rss,
+        "rss_after_load_mb": rss_loaded,
+        "index_load_s": load_s,
+        "events_backlog": events,
+        "events_consumed": samples[-1][1] if samples else 0,
+        "cpu_percent": cpu,
+    }
+
+
+async def _follow(
+    stack: Stack,
+    pid: int,
+    url: str,
+    events: int,
+    max_s: float,
+    progress: Callable[[str], None],
+) -> tuple[list[tuple[float, float, float]], float, float]:
+    """(t, consumed, requests) every 0.25 s until the backlog is consumed or `max_s`."""
+    assert stack.session is not None
+    process = psutil.Process(pid)
+    samples: list[tuple[float, float, float]] = []
+    peak = 0.0
+    cpu0 = sum(p.cpu_times().user + p.cpu_times().system for p in family(pid))
+    started = time.monotonic()
+    while time.monotonic() - started < max_s:
+        metrics = await scrape(stack.session, url)
+        now = time.monotonic()
+        samples.append((now, metrics.get(CONSUMED, 0.0), metrics.get(REQUESTS, 0.0)))
+        peak = max(peak, process.memory_info().rss / 2**20)
+        progress(f"fanout service: {samples[-1][1]:,.0f}/{events:,} events consumed")
+        if samples[-1][1] >= events:
+            break
+        await asyncio.sleep(0.25)
+    wall = time.monotonic() - started
+    cpu = sum(p.cpu_times().user + p.cpu_times().system for p in family(pid)) - cpu0
+    return samples, peak, round(100 * cpu / wall, 1)
+
+
+def _steady_rate(samples: list[tuple[float, float, float]], events: int) -> tuple[float, float]:
+    """Events/s and requests/s between the first sample past 5 % of the backlog and the last
+    one below 95 % (start-up and the tail left out)."""
+    inside = [s for s in samples if 0.05 * events <= s[1] <= 0.95 * events]
+    if len(inside) < 2:
+        inside = [s for s in samples if s[1] > 0]
+    if len(inside) < 2:
+        return 0.0, 0.0
+    (t0, c0, r0), (t1, c1, r1) = inside[0], inside[-1]
+    return (c1 - c0) / (t1 - t0), (r1 - r0) / (t1 - t0)

@@ -1,0 +1,279 @@
+"""What a run leaves: the terminal table, results.json (the issue's keys, nothing else),
+details.json (everything measured, for whoever profiles next) and latency.png."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+# results.json holds exactly these keys, in this order (issue 5).
+KEYS = (
+    "delivery_per_s",
+    "raw_post_per_s",
+    "ratio_to_raw",
+    "celery_per_s",
+    "ratio_to_celery",
+    "latency_200_p50_ms",
+    "latency_200_p95_ms",
+    "latency_200_p99_ms",
+    "latency_1000_p50_ms",
+    "latency_1000_p95_ms",
+    "latency_1000_p99_ms",
+    "hol_kept_fraction",
+    "fanout_matcher_events_per_s",
+    "fanout_service_events_per_s",
+    "fanout_rss_mb",
+    "workflow_exec_per_s",
+    "workflow_p50_ms",
+    "workflow_p99_ms",
+    "workflow_cold_start_ms",
+    "registry_get_p50_ms",
+    "registry_get_p99_ms",
+    "registry_create_per_s",
+    "cores",
+    "commit",
+)
+
+# % of one core used by other processes during a part above which the table warns.
+BUSY_ELSEWHERE = 30.0
+
+# (at least?, bound) per key with a target in the issue (2 cores, everything on one machine).
+TARGETS: dict[str, tuple[bool, float]] = {
+    "delivery_per_s": (True, 2000),
+    "ratio_to_raw": (True, 0.5),
+    "ratio_to_celery": (True, 5),
+    "latency_200_p95_ms": (False, 50),
+    "latency_1000_p99_ms": (False, 150),
+    "hol_kept_fraction": (True, 0.9),
+    "fanout_matcher_events_per_s": (True, 20_000),
+    "fanout_rss_mb": (False, 300),
+    "workflow_exec_per_s": (True, 300),
+    "workflow_p50_ms": (False, 5),
+    "workflow_cold_start_ms": (False, 50),
+    "registry_get_p99_ms": (False, 20),
+}
+
+
+def _get(details: dict, part: str, *path: str) -> float | None:
+    value: Any = details.get(part)
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def results(details: dict, *, cores: int, commit: str) -> dict[str, Any]:
+    """The issue's keys from what the parts measured; None for a part not run."""
+    delivery = _get(details, "delivery", "per_s")
+    raw = _get(details, "raw", "per_s")
+    celery = _get(details, "celery", "per_s")
+    hol = _get(details, "hol", "per_s")
+    out: dict[str, Any] = {
+        "delivery_per_s": delivery,
+        "raw_post_per_s": raw,
+        "ratio_to_raw": _ratio(delivery, raw),
+        "celery_per_s": celery,
+        "ratio_to_celery": _ratio(delivery, celery),
+    }
+    for rate in (200, 1000):
+        for p in (50, 95, 99):
+            out[f"latency_{rate}_p{p}_ms"] = _get(details, f"latency_{rate}", f"p{p}_ms")
+    out |= {
+        "hol_kept_fraction": _ratio(hol, delivery),
+        "fanout_matcher_events_per_s": _get(details, "fanout_matcher", "matched_events_per_s"),
+        "fanout_service_events_per_s": _get(details, "fanout_service", "events_per_s"),
+        "fanout_rss_mb": _get(details, "fanout_service", "rss_mb"),
+        "workflow_exec_per_s": _get(details, "workflows", "exec_per_s"),
+        "workflow_p50_ms": _get(details, "workflows", "warm_p50_ms"),
+        "workflow_p99_ms": _get(details, "workflows", "warm_p99_ms"),
+        "workflow_cold_start_ms": _get(details, "workflows", "cold_p50_ms"),
+        "registry_get_p50_ms": _get(details, "registry_get", "p50_ms"),
+        "registry_get_p99_ms": _get(details, "registry_get", "p99_ms"),
+        "registry_create_per_s": _get(details, "registry_create", "per_s"),
+        "cores": cores,
+        "commit": commit,
+    }
+    assert tuple(out) == KEYS
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value[:12]
+    if isinstance(value, int):
+        return f"{value:,}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _target(key: str, value: Any) -> tuple[str, str]:
+    if key not in TARGETS:
+        return "", ""
+    at_least, bound = TARGETS[key]
+    text = f"{'≥' if at_least else '≤'} {_fmt(bound)}"
+    if value is None:
+        return text, ""
+    met = value >= bound if at_least else value <= bound
+    return text, "met" if met else "MISSED"
+
+
+def table(result: dict[str, Any], details: dict) -> str:
+    rows: list[tuple[str, str, str, str]] = [("figure", "value", "target", "")]
+    for key in KEYS:
+        target, verdict = _target(key, result[key])
+        rows.append((key, _fmt(result[key]), target, verdict))
+    rows.append(("", "", "", ""))
+    rows.extend(_extra_rows(details))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = []
+    for n, row in enumerate(rows):
+        line = (
+            f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}"
+        ).rstrip()
+        lines.append(line)
+        if n == 0:
+            lines.append("-" * (sum(widths) + 6))
+    return "\n".join(lines)
+
+
+def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+
+    def add(label: str, value: Any, note: str = "") -> None:
+        rows.append((label, _fmt(value) if not isinstance(value, str) else value, note, ""))
+
+    delivery = details.get("delivery") or {}
+    if delivery.get("per_s") is not None:
+        add("(1) reached receiver /s", delivery.get("received_per_s"), "in the window")
+        add(
+            "(1) success in PG /s",
+            delivery.get("pg_success_attempted_in_window_per_s"),
+            "attempt started in the window",
+        )
+        cpu = dict(delivery.get("cpu_percent") or {})
+        other = cpu.pop("other processes", None)
+        for name, used in sorted(cpu.items(), key=lambda item: -item[1]):
+            add(f"(1) CPU % {name}", used, "100 = one core")
+        add("(1) CPU % all of the above", sum(cpu.values()), f"of {100 * (os.cpu_count() or 1)}")
+        add("(1) CPU % other processes", other, "not started by the bench")
+    hol = details.get("hol") or {}
+    if hol.get("per_s") is not None:
+        add("(5) healthy deliveries/s", hol["per_s"], "with 10 hanging webhooks")
+    celery = details.get("celery") or {}
+    if celery.get("settings"):
+        add("(3) Celery worker", str(celery["settings"]))
+    if celery.get("error"):
+        add("(3) Celery", str(celery["error"])[:60])
+    for rate in (200, 1000):
+        lat = details.get(f"latency_{rate}") or {}
+        if lat.get("samples") is not None:
+            add(
+                f"(4) {rate}/s samples",
+                f"{lat['samples']:,} of ~{lat.get('sent_in_window', 0):,}",
+                f"publish rate reached {lat.get('achieved_publish_rate', 0):,.0f}/s",
+            )
+    matcher = details.get("fanout_matcher") or {}
+    if matcher:
+        add("(6) matcher match() calls/s", matcher.get("match_calls_per_s"))
+        add("(6) matcher route() events/s", matcher.get("route_events_per_s"), "parse+match+render")
+        add(
+            "(6) matcher index RSS MB",
+            matcher.get("rss_after_mb", 0) - matcher.get("rss_before_mb", 0),
+            "growth of its own process",
+        )
+    service = details.get("fanout_service") or {}
+    if service:
+        add("(6) service delivery requests/s", service.get("delivery_requests_per_s"))
+        add("(6) service index load s", service.get("index_load_s"))
+        add("(6) service CPU %", service.get("cpu_percent"))
+    registry = details.get("registry_get") or {}
+    if registry:
+        add("(8) GET list rate reached /s", registry.get("achieved_rate"))
+        if registry.get("errors"):
+            add("(8) GET list errors", registry["errors"], "non-200 or no answer within 10 s")
+    for part, info in details.items():
+        if isinstance(info, dict) and info.get("error") and part != "celery":
+            add(f"{part} FAILED", str(info["error"])[:60])
+        other = (info.get("cpu_percent") or {}) if isinstance(info, dict) else {}
+        if isinstance(other, dict) and other.get("other processes", 0) > BUSY_ELSEWHERE:
+            add(
+                f"WARNING {part}",
+                f"{other['other processes']:.0f} %",
+                "CPU used by processes the bench did not start: figures skewed",
+            )
+    return rows
+
+
+def write(out_dir: Path, result: dict[str, Any], details: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out_dir / "details.json").write_text(json.dumps(details, indent=2, default=str) + "\n")
+
+
+def plot_latency(path: Path, details: dict) -> bool:
+    """latency.png: p50/p95/p99 per publish rate, and each sample over time. False: no data."""
+    runs = {rate: details.get(f"latency_{rate}") or {} for rate in (200, 1000)}
+    runs = {rate: r for rate, r in runs.items() if r.get("p50_ms") is not None}
+    if not runs:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (bars, scatter) = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.25
+    for i, p in enumerate((50, 95, 99)):
+        xs = [n + (i - 1) * width for n in range(len(runs))]
+        values = [r[f"p{p}_ms"] for r in runs.values()]
+        drawn = bars.bar(xs, values, width, label=f"p{p}")
+        bars.bar_label(drawn, fmt="%.0f", fontsize=8)
+    bars.set_xticks(range(len(runs)), [f"{rate:,}/s" for rate in runs])
+    bars.set_ylabel("publish to receipt (ms)")
+    bars.set_title("Latency percentiles")
+    if 200 in runs:
+        bars.axhline(50, color="grey", linestyle=":", linewidth=1, label="target p95 at 200/s")
+    if 1000 in runs:
+        bars.axhline(150, color="black", linestyle="--", linewidth=1, label="target p99 at 1,000/s")
+    bars.legend(fontsize=8)
+    for rate, run in runs.items():
+        series = run.get("series") or []
+        if series:
+            scatter.scatter(
+                [s[0] for s in series], [s[1] for s in series], s=2, label=f"{rate:,}/s"
+            )
+    scatter.set_yscale("log")
+    scatter.set_xlabel("seconds since the measured window opened (warm-up < 0)")
+    scatter.set_ylabel("ms (log)")
+    scatter.set_title("Each delivery")
+    scatter.legend(markerscale=5)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def profile_table(profile: dict[str, dict], top: int = 8) -> str:
+    """Part 1's py-spy summary: per service, where its samples were (self, by leaf frame)."""
+    lines = ["(1) py-spy, % of each service's samples in the window (self = leaf frame)"]
+    for service, summary in profile.items():
+        lines.append(f"  {service} ({summary['samples']:,} samples)")
+        for frame, share in summary["self"][:top]:
+            lines.append(f"    {share:5.1f} %  {frame}")
+        files = ", ".join(f"{name} {share:.0f} %" for name, share in summary["self_by_file"][:6])
+        lines.append(f"    by file: {files}")
+    return "\n".join(lines)

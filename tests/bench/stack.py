@@ -1,0 +1,264 @@
+"""The platform under test, started as `make run` starts it, plus the receiver.
+
+A Tansu broker on a free port, a fresh database on the local Postgres server (migrated as the
+dev stack migrates it, dropped at the end), the topics, and every service as
+`python -m services.<name>` with the dev profile, JSON logs in `.roomhooks/bench/logs/` and
+free ports; then the receiver process. `Stack.stop()` stops all of it (also on Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import psutil
+
+from services.registry.policy import Role
+from services.registry.service import AccountService
+from shared.cli.devstack import ServiceLayout, services_root
+from shared.cli.postgres import migrate_all
+from shared.db import create_pool, with_database
+from shared.kafka import ensure_topics
+from shared.settings import KafkaSettings, PostgresSettings
+from tests.bench.processes import (
+    BenchProcess,
+    CpuMeter,
+    Processes,
+    family,
+    postgres_processes,
+    python_module,
+)
+from tests.bench.receiver import ReceiverClient
+from tests.support.processes import service_env
+from tests.support.services import free_port, tansu_binary, wait_for_port
+
+NAMESPACE = "roomhooks"
+READY_TIMEOUT_S = 60.0
+# The dev stack's Kafka defaults (tests use fewer partitions; `make run` uses these).
+KAFKA_DEFAULTS = {"KAFKA_PARTITIONS": "12", "KAFKA_SESSION_TIMEOUT_MS": "6000"}
+
+
+class StackError(RuntimeError):
+    """The platform did not start; the message says which part and where its log is."""
+
+
+@dataclass
+class Account:
+    id: str
+    owner_token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.owner_token}"}
+
+
+@dataclass
+class Stack:
+    """One bench run's platform. Build with `Stack.start(...)`; always `await stop()`."""
+
+    state_dir: Path
+    server_url: str  # a database on the Postgres server that may create databases
+    processes: Processes
+    database_url: str = ""
+    bootstrap: str = ""
+    api_url: str = ""
+    health_ports: dict[str, int] = field(default_factory=dict)
+    receiver_url: str = ""
+    session: aiohttp.ClientSession | None = None
+    pool: asyncpg.Pool | None = None
+    receiver: ReceiverClient | None = None
+    database_name: str = ""
+    database_dropped: bool = False
+
+    # --- start ---------------------------------------------------------------------------
+
+    async def start(self, progress: Callable[[str], None]) -> None:
+        progress("starting the broker")
+        self.bootstrap = await self._start_broker()
+        progress("creating a fresh database")
+        self.database_name = f"roomhooks_bench_{uuid.uuid4().hex[:10]}"
+        self.database_url = with_database(self.server_url, self.database_name)
+        admin = await asyncpg.connect(self.server_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{self.database_name}"')
+        finally:
+            await admin.close()
+        layout = ServiceLayout.scan(services_root())
+        await migrate_all(self.database_url, layout.with_migrations)
+        await ensure_topics(self.kafka_settings())
+        self.pool = await create_pool(
+            PostgresSettings(url=self.database_url, pool_min_size=1, pool_max_size=4)
+        )
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=30)
+        )
+
+        progress("starting the receiver")
+        port = free_port()
+        self.processes.start(
+            "receiver",
+            python_module("tests.bench.receiver", "--port", str(port)),
+            self.env(),
+        )
+        await asyncio.to_thread(wait_for_port, "127.0.0.1", port, timeout_s=15)
+        self.receiver_url = f"http://127.0.0.1:{port}"
+        self.receiver = ReceiverClient(self.receiver_url, self.session)
+
+        progress("starting the services")
+        api_port = free_port()
+        self.api_url = f"http://127.0.0.1:{api_port}"
+        ports = {
+            "fanout": "ROOMHOOKS_FANOUT_HEALTH_PORT",
+            "delivery": "ROOMHOOKS_DELIVERY_HEALTH_PORT",
+            "workflow_runner": "ROOMHOOKS_WORKFLOWS_HEALTH_PORT",
+        }
+        extra = {"ROOMHOOKS_REGISTRY_PORT": str(api_port)}
+        for name, variable in ports.items():
+            self.health_ports[name] = free_port()
+            extra[variable] = str(self.health_ports[name])
+        env = self.env(**extra)
+        for name in layout.runnable:
+            self.processes.start(name, python_module(f"services.{name}"), env)
+        urls = {"registry": f"{self.api_url}/readyz"} | {
+            name: f"http://127.0.0.1:{port}/readyz" for name, port in self.health_ports.items()
+        }
+        for name, url in urls.items():
+            progress(f"waiting for {name} to be ready")
+            await self.wait_ready(name, url)
+
+    async def _start_broker(self) -> str:
+        port = free_port()
+        listener = f"tcp://127.0.0.1:{port}"
+        self.processes.start(
+            "broker",
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+            ],
+            self.env(),
+        )
+        await asyncio.to_thread(wait_for_port, "127.0.0.1", port, timeout_s=15)
+        return f"127.0.0.1:{port}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """What every child gets: the dev profile, JSON logs, this run's connections."""
+        return service_env(
+            database_url=self.database_url or self.server_url,
+            bootstrap=self.bootstrap or "127.0.0.1:9",
+            namespace=NAMESPACE,
+            **KAFKA_DEFAULTS,
+            **extra,
+        )
+
+    def kafka_settings(self, namespace: str = NAMESPACE) -> KafkaSettings:
+        return KafkaSettings(bootstrap_servers=self.bootstrap, topic_namespace=namespace)
+
+    async def wait_ready(self, name: str, url: str, *, timeout_s: float = READY_TIMEOUT_S) -> None:
+        assert self.session is not None
+        deadline = time.monotonic() + timeout_s
+        child = self.processes.get(name)
+        while True:
+            try:
+                async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                    if r.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            if child is None or not child.alive() or time.monotonic() > deadline:
+                log = child.log_tail() if child else ""
+                raise StackError(f"{name} not ready at {url}; its log ends:\n{log}")
+            await asyncio.sleep(0.2)
+
+    # --- helpers the parts use -----------------------------------------------------------
+
+    async def create_account(self, name: str) -> Account:
+        assert self.pool is not None
+        accounts = AccountService(self.pool)
+        account_id = await accounts.create_account(name)
+        return Account(str(account_id), await accounts.create_key(account_id, Role.OWNER))
+
+    async def create_webhook(self, account: Account, body: dict) -> dict:
+        """POST through the registry API; the 201's `data.webhook` (with its secret)."""
+        assert self.session is not None
+        url = f"{self.api_url}/v1/accounts/{account.id}/webhooks"
+        async with self.session.post(url, json=body, headers=account.auth) as response:
+            answer = await response.json()
+            if response.status != 201:
+                raise StackError(f"creating a webhook answered {response.status}: {answer}")
+        return answer["data"]["webhook"]
+
+    async def delete_webhook(self, account: Account, webhook_id: str) -> None:
+        assert self.session is not None
+        url = f"{self.api_url}/v1/accounts/{account.id}/webhooks/{webhook_id}"
+        async with self.session.delete(url, headers=account.auth) as response:
+            await response.read()
+
+    async def metrics(self, service: str) -> dict[str, float]:
+        """A service's Prometheus samples, by name with labels (`name{a="b"}`)."""
+        assert self.session is not None
+        url = f"http://127.0.0.1:{self.health_ports[service]}/metrics"
+        return await scrape(self.session, url)
+
+    def cpu_meter(self, *, bench_pid: int) -> CpuMeter:
+        """CPU of every service, the broker, the receiver, Postgres and the bench itself."""
+        groups: dict[str, Callable[[], list[psutil.Process]]] = {}
+        for child in self.processes.running():
+            groups[child.name] = _family_of(child)
+        groups["postgres"] = postgres_processes
+        groups["bench (publisher/client)"] = lambda: family(bench_pid)[:1]
+        return CpuMeter(groups)
+
+    # --- stop ----------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop every child (services first), close clients, drop the database."""
+        await asyncio.to_thread(self.processes.stop_all)
+        if self.session is not None:
+            await self.session.close()
+        if self.pool is not None:
+            await self.pool.close()
+        if self.database_name and not self.database_dropped:
+            await drop_database(self.server_url, self.database_name)
+            self.database_dropped = True
+
+
+def _family_of(child: BenchProcess) -> Callable[[], list[psutil.Process]]:
+    return lambda: family(child.pid) if child.alive() else []
+
+
+async def scrape(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    async with session.get(url) as response:
+        text = await response.text()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        try:
+            samples[name] = float(value)
+        except ValueError:
+            continue
+    return samples
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        await conn.close()
