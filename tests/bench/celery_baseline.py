@@ -52,37 +52,45 @@ class WorkerSettings:
     acks_late: bool = False
 
     def describe(self) -> str:
-        acks = "acks_late" if self.acks_late else "acks early (default)"
-        return (
-            f"-P {self.pool} -c {self.concurrency}, prefetch multiplier {self.prefetch}"
-            f" ({self.concurrency * self.prefetch} messages), {acks}, -O fair,"
-            " --without-gossip --without-mingle --without-heartbeat;"
-            " durable queue, persistent messages, json, no result backend"
-        )
+        acks = "acks_late" if self.acks_late else "acks early"
+        return f"-P {self.pool} -c {self.concurrency}, prefetch x{self.prefetch}, {acks}, -O fair"
+
+
+# What every run has besides `WorkerSettings`.
+FIXED_SETUP = (
+    "--without-gossip --without-mingle --without-heartbeat; durable queue, persistent"
+    " messages, json, no result backend; requests.Session per process (per thread under"
+    " -P threads); one INSERT per task (asyncpg on a per-process loop)"
+)
 
 
 # Tried on this machine (a 2-core VM running RabbitMQ 3.10, Postgres 15, the receiver, the
 # publisher and the worker; 1 KB body; 5 s warmup; deliveries/s, one figure per run, runs of
-# different settings interleaved). The VM's own speed wanders: a pure-Python loop on both
-# cores ranges over 5.4k-8.6k units/s second by second with nothing else running, and one
-# round (marked *) ran about half speed for every setting; so figures within ~20% of each
-# other are not told apart. gevent and eventlet are not installed, so their pools were not
-# tried. `-P solo` stalls for up to 10 s between tasks waiting on the broker (54/s), dropped.
+# different settings interleaved, in three sessions: A 2 rounds of 20 s windows, B 3 rounds
+# of 40 s, C 4 rounds of 20 s). The VM's own speed wanders: a pure-Python loop on both cores
+# ranges over 5.4k-8.6k units/s second by second with nothing else running, one round of B
+# (marked *) ran at about half speed for every setting, and C ran slower than A throughout;
+# so settings within ~15% of each other are not told apart by one run. prefork -c 8,
+# prefetch 4 was first or close in every session and the steadiest: it is the default.
+# gevent and eventlet are not installed, so their pools were not tried; `-P solo` stalls for
+# up to 10 s between tasks waiting on the broker (54/s in one run), so it was dropped.
 SETTINGS_TRIED = """\
-setting (all acks early unless said)  runs, 20 s windows | 40 s windows  -> median
--P prefork -c 2,  prefetch 4          213, 346                           -> 280
--P prefork -c 4,  prefetch 4          525, 403 | 224*, 408, 465          -> 408
--P prefork -c 8,  prefetch 4          530, 454 | 227*, 557, 468          -> 468  (default)
--P prefork -c 16, prefetch 4          493, 528 | 207*, 432, 480          -> 480
--P prefork -c 4,  prefetch 1          447, 576 | 192*, 406, 614          -> 447
--P prefork -c 8,  prefetch 1          461, 443                           -> 452
--P prefork -c 4,  prefetch 16         572, 454 | 328*, 381, 453          -> 453
--P prefork -c 8,  prefetch 16              | 258*, 476, 477              -> 476
--P prefork -c 4,  prefetch 4, acks_late    441, 360                      -> 401
--P prefork -c 8,  prefetch 1, acks_late    507, 404                      -> 456
--P threads -c 16, prefetch 4          391, 385                           -> 388
--P threads -c 32, prefetch 4          402, 428                           -> 415
-CONFIRMATION
+all: -O fair, --without-gossip/mingle/heartbeat, acks early unless `late` (acks_late).
+Deliveries/s; medians span unequal sessions, so compare within a column.
+setting                             A (20 s)  B (40 s)        C (20 s)            median
+-P prefork -c 2,  prefetch 4        213, 346                                      280
+-P prefork -c 4,  prefetch 4        525, 403  224*, 408, 465  397, 462, 259, 388  403
+-P prefork -c 8,  prefetch 4        530, 454  227*, 557, 468  383, 435, 432, 395  435
+-P prefork -c 16, prefetch 4        493, 528  207*, 432, 480  428, 369, 406, 340  428
+-P prefork -c 4,  prefetch 1        447, 576  192*, 406, 614  382, 402, 371, 484  406
+-P prefork -c 8,  prefetch 1        461, 443                                      452
+-P prefork -c 4,  prefetch 16       572, 454  328*, 381, 453                      453
+-P prefork -c 8,  prefetch 16                 258*, 476, 477                      476
+-P prefork -c 4,  prefetch 4, late  441, 360                                      401
+-P prefork -c 8,  prefetch 1, late  507, 404                                      456
+-P threads -c 16, prefetch 4        391, 385                                      388
+-P threads -c 32, prefetch 4        402, 428                  358, 346, 364, 317  361
+default: -P prefork -c 8, prefetch 4, acks early
 """
 
 DEFAULT_SETTINGS = WorkerSettings("prefork", 8, 4)
@@ -121,8 +129,9 @@ async def run_celery_baseline(
     subprocesses; waits for the first recorded delivery, then `warmup_s`, then counts the
     rows recorded over the next `duration_s` (by their Postgres timestamps). Then stops both,
     deletes the queue and this run's rows. Returns `per_s` (rows recorded per second of the
-    window, whatever their status), `settings` (the worker's), `settings_tried` (the
-    settings tried on this machine and their figures), `window_s` (measured), `deliveries`,
+    window, whatever their status), `settings` (the worker's), `setup` (what every run
+    shares), `settings_tried` (the settings tried on this machine, their figures and the
+    default chosen), `window_s` (measured), `deliveries`,
     `statuses` (status code -> count in the window) and `starved` (whether the queue had
     run dry by the end of the window, which would make `per_s` a publisher figure).
     """
@@ -179,8 +188,8 @@ async def run_celery_baseline(
     deliveries = sum(statuses.values())
     return {
         "per_s": deliveries / window_s,
-        "settings": settings.describe()
-        + (" (the best found here, see settings_tried)" if settings == DEFAULT_SETTINGS else ""),
+        "settings": settings.describe(),
+        "setup": FIXED_SETUP,
         "settings_tried": SETTINGS_TRIED,
         "window_s": window_s,
         "deliveries": deliveries,
