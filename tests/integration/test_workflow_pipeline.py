@@ -19,6 +19,7 @@ from shared.events import build_event
 from shared.kafka import JSON_HEADERS, dumps
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver
+from tests.support.sandbox import LOG_NEW_PARTICIPANTS, NOTIFY_SLACK, WELCOME_STORE_ENTRY
 
 pytestmark = pytest.mark.integration
 
@@ -26,38 +27,6 @@ ROOM = {"id": "c3003c93-60cf-4184-b85f-20be14d26dac", "name": "Design review"}
 OTHER_ROOM = {"id": "room-two", "name": "Elsewhere"}
 ADA = {"id": "user-001", "name": "Ada", "token": "never-in-a-workflow"}
 
-# Guide 001, as written.
-LOG_NEW_PARTICIPANTS = """export default async function(event, { room }) {
-  const roomData = await room.get();
-  console.log(`[${event.event}] User ${event.data.userId} in room ${roomData.name}`);
-  return { logged: true };
-}"""
-NOTIFY_SLACK = """export default async function(event, { room }) {
-  if (event.event !== 'session.started') return;
-
-  const roomData = await room.get();
-
-  await fetch('SLACK_URL', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      text: `Collaboration session started in "${roomData.name}"`,
-    }),
-  });
-
-  return { notified: true };
-}"""
-WELCOME_STORE = """export default async function(event, { store }) {
-  if (event.event !== 'user.created') return;
-
-  // Note: workflow store access is read-only
-  // Use this to check existing state, then use fetch()
-  // to call external APIs with the data
-  const existing = await store.get('settings', event.data.userId);
-  console.log('User settings:', existing);
-
-  return { checked: true };
-}"""
 EVERYTHING_IT_SEES = """export default async function(event, { store, room, files }) {
   return {
     room: await room.get(),
@@ -189,7 +158,10 @@ async def test_notify_slack_on_session_start_posts_to_the_stand_in(platform, reg
     await slack.start()
     try:
         alice = registry.alice
-        code = NOTIFY_SLACK.replace("SLACK_URL", slack.url("/services/YOUR/WEBHOOK/URL"))
+        code = NOTIFY_SLACK.replace(
+            "https://hooks.slack.com/services/YOUR/WEBHOOK/URL",
+            slack.url("/services/YOUR/WEBHOOK/URL"),
+        )
         workflow = await platform.workflow(alice, "Notify Slack", ["session.started"], code)
         await platform.publish(event("session.started", alice.id, room=ROOM))
         [execution] = await platform.executions(alice, workflow, at_least=1)
@@ -209,7 +181,7 @@ async def test_auto_create_welcome_store_entry_reads_the_projected_store(platfor
     await platform.put_state(
         state_key(alice.id, ROOM["id"], "kv", "settings", "user-001"), {"theme": "dark"}
     )
-    workflow = await platform.workflow(alice, "Welcome", ["user.created"], WELCOME_STORE)
+    workflow = await platform.workflow(alice, "Welcome", ["user.created"], WELCOME_STORE_ENTRY)
 
     async def projected():
         return await pool.fetchval("SELECT count(*) FROM workflow.kv_entries") == 1
