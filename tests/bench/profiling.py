@@ -2,7 +2,8 @@
 
 Writes py-spy's collapsed stacks to `.roomhooks/bench/profiles/<service>.txt` (one
 `frame;frame;... count` per line; speedscope.app and flamegraph.pl open them) and sums the
-samples by leaf frame ("self") and by frame anywhere on the stack ("total") for the table.
+samples by leaf frame ("self") and by frame anywhere on the stack ("total", asyncio and
+runpy frames left out) for the table.
 Idle threads are left out, so the counts are where the CPU went. py-spy samples without
 pausing the process (`--nonblocking`), at 50 Hz: it costs a few % of a core per service.
 """
@@ -80,12 +81,18 @@ class Profiler:
                 proc.wait()
 
 
+# Frames on every stack of an asyncio service: left out of the "total" list.
+_PLUMBING = ("<frozen runpy>", "asyncio/", "/__main__.py")
+
+
 def _short(frame: str) -> str:
-    """`function (path/to/module.py:12)` -> `function (module.py)`."""
+    """`function (/a/b/pkg/module.py:12)` -> `function (pkg/module.py)`."""
     match = _LOCATION.search(frame)
     if not match:
         return frame
-    return f"{frame[: match.start()]} ({Path(match['file']).name})"
+    path = Path(match["file"])
+    where = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+    return f"{frame[: match.start()]} ({where})"
 
 
 def summarize(collapsed: str, top: int = 12) -> dict:
@@ -106,7 +113,8 @@ def summarize(collapsed: str, top: int = 12) -> dict:
         samples += count
         leaf[frames[-1]] += count
         for frame in set(frames):
-            total[frame] += count
+            if not any(mark in frame for mark in _PLUMBING):
+                total[frame] += count
         files[_file_of(frames[-1])] += count
 
     def pct(counter: Counter[str]) -> list[tuple[str, float]]:

@@ -272,7 +272,11 @@ def profile_table(profile: dict[str, dict], top: int = 8) -> str:
     lines = ["(1) py-spy, % of each service's samples in the window (self = leaf frame)"]
     for service, summary in profile.items():
         lines.append(f"  {service} ({summary['samples']:,} samples)")
+        lines.append("    self:")
         for frame, share in summary["self"][:top]:
+            lines.append(f"    {share:5.1f} %  {frame}")
+        lines.append("    total (on the stack):")
+        for frame, share in summary["total"][:top]:
             lines.append(f"    {share:5.1f} %  {frame}")
         files = ", ".join(f"{name} {share:.0f} %" for name, share in summary["self_by_file"][:6])
         lines.append(f"    by file: {files}")
