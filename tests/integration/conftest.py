@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -11,6 +13,8 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaProducer
 
+from services.fanout.app import Fanout
+from services.fanout.settings import FanoutSettings
 from services.registry.app import ACCOUNTS, RELAY, RegistryDeps, create_app
 from services.registry.code_check import deno_code_check
 from services.registry.outbox import OutboxRelay
@@ -19,6 +23,9 @@ from services.registry.settings import RegistrySettings
 from shared.kafka import make_producer
 from shared.settings import KafkaSettings, PostgresSettings
 from tests.support.devstack import clean_environ
+
+# The created_at the in-process fanout stamps on its requests (tests compare it).
+FANOUT_CLOCK = datetime(2026, 5, 29, 10, 6, 1, 500000, tzinfo=UTC)
 
 
 @dataclass
@@ -96,3 +103,22 @@ def cli_env(database_url: str, kafka_settings: KafkaSettings) -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
         "KAFKA_TOPIC_NAMESPACE": kafka_settings.topic_namespace,
     }
+
+
+@pytest.fixture
+def fanout_settings(kafka_settings: KafkaSettings) -> FanoutSettings:
+    return FanoutSettings(
+        kafka=kafka_settings, health_port=0, poll_timeout_ms=100, batch_max_records=20
+    )
+
+
+@pytest.fixture
+async def start_fanout(fanout_settings: FanoutSettings) -> AsyncIterator:
+    """Starts the service in-process when the test has prepared the topics; stops it after."""
+    async with AsyncExitStack() as stack:
+
+        async def start() -> Fanout:
+            service = Fanout(fanout_settings, clock=lambda: FANOUT_CLOCK)
+            return await stack.enter_async_context(service)
+
+        yield start

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 import aiohttp
@@ -15,11 +13,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import RecordMetadata
 
 from services.fanout.app import Fanout
-from services.fanout.settings import FanoutSettings
 from shared.events import Scope, build_event, event_names, parse_event, render_payload
 from shared.kafka import JSON_HEADERS, Topics, dumps
 from shared.messages import DeliveryRequested, WebhookRecord
 from shared.settings import KafkaSettings
+from tests.integration.conftest import FANOUT_CLOCK
 from tests.support.kafka import Record, read_topic
 from tests.support.polling import eventually
 from tests.support.services import free_port
@@ -27,7 +25,7 @@ from tests.support.services import free_port
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 5, 29, 10, 6, tzinfo=UTC)
-CREATED_AT = datetime(2026, 5, 29, 10, 6, 1, 500000, tzinfo=UTC)
+CREATED_AT = FANOUT_CLOCK  # what the in-process fanout stamps on created_at
 COLLAB = event_names(Scope.ROOM)[:7]  # participant.*, session.*, user.* (000, 002)
 ROOM_1, ROOM_2 = "room_7f3a2c", "room_91bd04"
 ADA = {"id": "user_ada", "name": "Ada Lovelace", "email": "ada@example.com",
@@ -111,25 +109,6 @@ def keys_anywhere(value: object) -> set[str]:
     if isinstance(value, list):
         return {k for v in value for k in keys_anywhere(v)}
     return set()
-
-
-@pytest.fixture
-def fanout_settings(kafka_settings: KafkaSettings) -> FanoutSettings:
-    return FanoutSettings(
-        kafka=kafka_settings, health_port=0, poll_timeout_ms=100, batch_max_records=20
-    )
-
-
-@pytest.fixture
-async def start_fanout(fanout_settings: FanoutSettings) -> AsyncIterator:
-    """Starts the service in-process when the test has prepared the topics; stops it after."""
-    async with AsyncExitStack() as stack:
-
-        async def start() -> Fanout:
-            service = Fanout(fanout_settings, clock=lambda: CREATED_AT)
-            return await stack.enter_async_context(service)
-
-        yield start
 
 
 async def committed_offsets(settings: KafkaSettings, topics: Topics) -> dict[int, int | None]:

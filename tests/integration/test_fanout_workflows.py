@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 
 import aiohttp
 import pytest
@@ -14,7 +12,6 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
 from services.fanout.app import Fanout
-from services.fanout.settings import FanoutSettings
 from shared.events import Scope, parse_event, render_payload
 from shared.kafka import Topics, dumps
 from shared.messages import WebhookRecord, WorkflowRecord, WorkflowRunRequested
@@ -102,24 +99,6 @@ async def all_runs_after_commit(
 
     await eventually(committed)
     return await read_topic(settings, topics.workflow_runs, at_least=expected)
-
-
-@pytest.fixture
-def fanout_settings(kafka_settings: KafkaSettings) -> FanoutSettings:
-    return FanoutSettings(
-        kafka=kafka_settings, health_port=0, poll_timeout_ms=100, batch_max_records=20
-    )
-
-
-@pytest.fixture
-async def start_fanout(fanout_settings: FanoutSettings) -> AsyncIterator:
-    async with AsyncExitStack() as stack:
-
-        async def start() -> Fanout:
-            service = Fanout(fanout_settings, clock=lambda: CREATED_AT)
-            return await stack.enter_async_context(service)
-
-        yield start
 
 
 async def test_runs_exactly_the_matching_workflows_keyed_by_workflow_id_without_tokens(
