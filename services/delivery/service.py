@@ -178,7 +178,10 @@ class DeliveryService:
                 _attempt_row(job, number, result, decision.status, decision.next_attempt_at)
             )
             self._observe(result, decision.status)
-            bound.info(
+            # Successes are the hot path (a tenth of the CPU at full load when logged at
+            # INFO): they are counted in /metrics and logged at DEBUG; anything else at INFO.
+            emit = bound.debug if result.outcome is Outcome.SUCCESS else bound.info
+            emit(
                 "delivery.attempted",
                 attempt=number,
                 outcome=result.outcome.value,
