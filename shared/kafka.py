@@ -102,10 +102,23 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer
     return AIOKafkaProducer(**options)
 
 
+# Kafka's default fetch wait, for consumers off the event path (registry feeds, watchers,
+# the projection): every poll of theirs costs the broker CPU that the event path needs.
+BACKGROUND_FETCH_MAX_WAIT_MS = 500
+
+
 def make_consumer(
-    settings: KafkaSettings, *topics: str, group_id: str | None, **overrides: Any
+    settings: KafkaSettings,
+    *topics: str,
+    group_id: str | None,
+    background: bool = False,
+    **overrides: Any,
 ) -> AIOKafkaConsumer:
-    """A consumer that commits only when told to: acknowledge durable work, nothing else."""
+    """A consumer that commits only when told to: acknowledge durable work, nothing else.
+
+    `background`: off the path from an event to its delivery, so it polls at Kafka's default
+    pace instead of `settings.fetch_max_wait_ms`.
+    """
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "client_id": settings.client_id,
@@ -116,6 +129,9 @@ def make_consumer(
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": max(500, settings.session_timeout_ms // 4),
         "request_timeout_ms": settings.request_timeout_ms,
+        "fetch_max_wait_ms": (
+            BACKGROUND_FETCH_MAX_WAIT_MS if background else settings.fetch_max_wait_ms
+        ),
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)

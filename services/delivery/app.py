@@ -126,7 +126,7 @@ class Delivery:
         await self._consumer.start()
         stack.push_async_callback(self._consumer.stop)
 
-        watcher = make_consumer(s.kafka, group_id=None)
+        watcher = make_consumer(s.kafka, group_id=None, background=True)
         await watcher.start()
         stack.push_async_callback(watcher.stop)
 

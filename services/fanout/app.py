@@ -111,7 +111,7 @@ class Fanout:
         await producer.start()
         self._stack.push_async_callback(_close_quietly, "producer", producer.stop)
 
-        registry_consumer = make_consumer(kafka, group_id=None)
+        registry_consumer = make_consumer(kafka, group_id=None, background=True)
         await registry_consumer.start()
         self._stack.push_async_callback(_close_quietly, "registry_consumer", registry_consumer.stop)
         feed = RegistryFeed(

@@ -166,7 +166,10 @@ async def run(settings: RegistrySettings) -> None:
         relay_task = asyncio.create_task(app[RELAY].run(), name="outbox-relay")
         topics = Topics.from_settings(settings.kafka)
         commands = make_consumer(
-            settings.kafka, topics.registry_commands, group_id=topics.group("registry")
+            settings.kafka,
+            topics.registry_commands,
+            group_id=topics.group("registry"),
+            background=True,
         )
         await commands.start()
         stack.push_async_callback(commands.stop)

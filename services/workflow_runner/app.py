@@ -107,6 +107,7 @@ class Runner:
             self.topics.events,
             self.topics.room_state,
             group_id=self.topics.group("workflow-projection"),
+            background=True,
         )
         for consumer in (runs, projection):
             await consumer.start()
