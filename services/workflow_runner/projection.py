@@ -7,6 +7,7 @@ tokens never stored), KV entries and file metadata from `roomhooks.room-state` r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,32 @@ class PutFile:
 
 
 Change = PutRoom | PutUser | DeleteUser | PutKv | PutFile
+
+
+def _key(change: Change) -> tuple[str, ...]:
+    """What a change overwrites: two changes with the same key, the later one wins."""
+    match change:
+        case PutRoom(org, room, _):
+            return ("room", org, room)
+        case PutUser(org, room, user, _) | DeleteUser(org, room, user):
+            return ("user", org, room, user)
+        case PutKv(org, room, store, key, _):
+            return ("kv", org, room, store, key)
+        case PutFile(org, room, path, _):
+            return ("file", org, room, path)
+    raise TypeError(f"not a projection change: {change!r}")
+
+
+def collapse(changes: Iterable[Change]) -> list[Change]:
+    """The changes of a batch with only the last one per row kept: applying them in any
+    order gives what applying them all in order gives, and one statement per kind of change
+    never touches a row twice (which `INSERT ... ON CONFLICT DO UPDATE` refuses)."""
+    last: dict[tuple[str, ...], Change] = {}
+    for change in changes:
+        key = _key(change)
+        last.pop(key, None)  # re-insert: the dict keeps the order of last occurrences
+        last[key] = change
+    return list(last.values())
 
 
 class InvalidStateKey(ValueError):

@@ -19,89 +19,78 @@ from services.workflow_runner.projection import (
     PutKv,
     PutRoom,
     PutUser,
+    collapse,
 )
 
 MAX_LIST = 1000  # rows a binding returns at most
 
 
+# Each projected table: its key columns and its one jsonb column.
+_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
+    "rooms": (("organization_id", "room_id"), "data"),
+    "room_users": (("organization_id", "room_id", "user_id"), "data"),
+    "kv_entries": (("organization_id", "room_id", "store", "key"), "value"),
+    "files": (("organization_id", "room_id", "path"), "metadata"),
+}
+
+
+def _row(change: Change) -> tuple[str, tuple[str, ...], Any]:
+    """(table, key values, jsonb value or None for a delete) of one change."""
+    match change:
+        case PutRoom(org, room, data):
+            return "rooms", (org, room), data
+        case PutUser(org, room, user, data):
+            return "room_users", (org, room, user), data
+        case DeleteUser(org, room, user):
+            return "room_users", (org, room, user), None
+        case PutKv(org, room, store, key, value):
+            return "kv_entries", (org, room, store, key), value
+        case PutFile(org, room, path, metadata):
+            return "files", (org, room, path), metadata
+    raise TypeError(f"not a projection change: {change!r}")
+
+
 async def apply(conn: asyncpg.Connection, changes: Sequence[Change], *, now: datetime) -> None:
-    for change in changes:
-        match change:
-            case PutRoom(org, room, data):
-                await conn.execute(
-                    "INSERT INTO workflow.rooms (organization_id, room_id, data, updated_at)"
-                    " VALUES ($1, $2, $3, $4) ON CONFLICT (organization_id, room_id)"
-                    " DO UPDATE SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at",
-                    org,
-                    room,
-                    data,
-                    now,
-                )
-            case PutUser(org, room, user, data):
-                await conn.execute(
-                    "INSERT INTO workflow.room_users"
-                    " (organization_id, room_id, user_id, data, updated_at)"
-                    " VALUES ($1, $2, $3, $4, $5)"
-                    " ON CONFLICT (organization_id, room_id, user_id)"
-                    " DO UPDATE SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at",
-                    org,
-                    room,
-                    user,
-                    data,
-                    now,
-                )
-            case DeleteUser(org, room, user):
-                await conn.execute(
-                    "DELETE FROM workflow.room_users"
-                    " WHERE organization_id = $1 AND room_id = $2 AND user_id = $3",
-                    org,
-                    room,
-                    user,
-                )
-            case PutKv(org, room, store, key, None):
-                await conn.execute(
-                    "DELETE FROM workflow.kv_entries WHERE organization_id = $1"
-                    " AND room_id = $2 AND store = $3 AND key = $4",
-                    org,
-                    room,
-                    store,
-                    key,
-                )
-            case PutKv(org, room, store, key, value):
-                await conn.execute(
-                    "INSERT INTO workflow.kv_entries"
-                    " (organization_id, room_id, store, key, value, updated_at)"
-                    " VALUES ($1, $2, $3, $4, $5::text::jsonb, $6)"
-                    " ON CONFLICT (organization_id, room_id, store, key)"
-                    " DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at",
-                    org,
-                    room,
-                    store,
-                    key,
-                    json.dumps(value),
-                    now,
-                )
-            case PutFile(org, room, path, None):
-                await conn.execute(
-                    "DELETE FROM workflow.files"
-                    " WHERE organization_id = $1 AND room_id = $2 AND path = $3",
-                    org,
-                    room,
-                    path,
-                )
-            case PutFile(org, room, path, metadata):
-                await conn.execute(
-                    "INSERT INTO workflow.files (organization_id, room_id, path, metadata,"
-                    " updated_at) VALUES ($1, $2, $3, $4, $5)"
-                    " ON CONFLICT (organization_id, room_id, path)"
-                    " DO UPDATE SET metadata = EXCLUDED.metadata,"
-                    " updated_at = EXCLUDED.updated_at",
-                    org,
-                    room,
-                    path,
-                    metadata,
-                    now,
-                )
+    """Apply a batch of changes in at most two statements per table (upserts, deletes): at
+    thousands of events a second, a statement per change cost the runner a fifth of a core
+    with no workflow at all. `collapse` leaves one change per row, as one statement needs."""
+    upserts: dict[str, list[tuple[str, ...]]] = {}
+    deletes: dict[str, list[tuple[str, ...]]] = {}
+    for change in collapse(changes):
+        table, key, value = _row(change)
+        if value is None:
+            deletes.setdefault(table, []).append(key)
+        else:
+            upserts.setdefault(table, []).append((*key, json.dumps(value)))
+    for table, rows in upserts.items():
+        keys, column = _TABLES[table]
+        n = len(keys)
+        await conn.execute(
+            f"INSERT INTO workflow.{table} ({', '.join(keys)}, {column}, updated_at)"
+            f" SELECT {_columns(n)}, c{n}::jsonb, ${n + 2}"
+            f" FROM unnest({_text_arrays(n + 1)}) AS t({_columns(n + 1)})"
+            f" ON CONFLICT ({', '.join(keys)})"
+            f" DO UPDATE SET {column} = EXCLUDED.{column}, updated_at = EXCLUDED.updated_at",
+            *(list(values) for values in zip(*rows, strict=True)),
+            now,
+        )
+    for table, rows in deletes.items():
+        keys, _column = _TABLES[table]
+        matches = " AND ".join(f"x.{k} = t.c{i}" for i, k in enumerate(keys))
+        await conn.execute(
+            f"DELETE FROM workflow.{table} x"
+            f" USING unnest({_text_arrays(len(keys))}) AS t({_columns(len(keys))})"
+            f" WHERE {matches}",
+            *(list(values) for values in zip(*rows, strict=True)),
+        )
+
+
+def _columns(n: int) -> str:
+    return ", ".join(f"c{i}" for i in range(n))
+
+
+def _text_arrays(n: int) -> str:
+    return ", ".join(f"${i + 1}::text[]" for i in range(n))
 
 
 async def room(conn: asyncpg.Connection, org: str, room_id: str) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from services.workflow_runner.projection import (
     PutUser,
     change_from_state,
     changes_from_event,
+    collapse,
     state_key,
 )
 
@@ -95,3 +96,30 @@ def test_state_key_round_trips_and_refuses_slashes_in_ids():
     assert change_from_state(key, 1) == PutKv("o", "r", "tasks", "t1", 1)
     with pytest.raises(InvalidStateKey):
         state_key("o/x", "r", "kv", "s", "k")
+
+
+def test_collapse_keeps_the_last_change_of_each_row():
+    first, last = PutRoom(ORG, "r1", {"id": "r1", "v": 1}), PutRoom(ORG, "r1", {"id": "r1", "v": 2})
+    assert collapse([first, last]) == [last]
+
+
+def test_collapse_lets_a_later_delete_win_over_a_put_and_a_later_put_over_a_delete():
+    put, gone = PutUser(ORG, "r1", "u1", {"id": "u1"}), DeleteUser(ORG, "r1", "u1")
+    assert collapse([put, gone]) == [gone]
+    assert collapse([gone, put]) == [put]
+    kv_put, kv_gone = PutKv(ORG, "r1", "s", "k", 1), PutKv(ORG, "r1", "s", "k", None)
+    assert collapse([kv_put, kv_gone]) == [kv_gone]
+    file_gone, file_put = PutFile(ORG, "r1", "a.txt", None), PutFile(ORG, "r1", "a.txt", {})
+    assert collapse([file_gone, file_put]) == [file_put]
+
+
+def test_collapse_keeps_changes_to_different_rows_in_the_order_of_their_last_change():
+    r1, r2 = PutRoom(ORG, "r1", {"id": "r1"}), PutRoom(ORG, "r2", {"id": "r2"})
+    other_org = PutRoom("org-2", "r1", {"id": "r1"})
+    user = PutUser(ORG, "r1", "u1", {"id": "u1"})
+    assert collapse([r1, r2, other_org, user, r1]) == [r2, other_org, user, r1]
+
+
+def test_collapse_tells_a_kv_entry_from_a_file_of_the_same_name():
+    kv, file = PutKv(ORG, "r1", "a", "b", 1), PutFile(ORG, "r1", "a/b", {})
+    assert collapse([kv, file]) == [kv, file]
