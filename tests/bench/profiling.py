@@ -1,4 +1,4 @@
-"""`--profile`: py-spy on each service during part 1's measured window.
+"""`--profile`: py-spy on each service during the measured window of parts 1 and 5.
 
 Writes py-spy's collapsed stacks to `.roomhooks/bench/profiles/<service>.txt` (one
 `frame;frame;... count` per line; speedscope.app and flamegraph.pl open them) and sums the

@@ -273,6 +273,7 @@ class Bench:
                 lead=self.d.lead,
                 progress=self.progress,
                 label="with 10 hanging webhooks",
+                profiler=Profiler(self.args.out / "profiles-hol") if self.args.profile else None,
             )
         finally:
             await pipeline.remove_hanging_webhooks(self.stack, self.workload)
@@ -402,10 +403,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nnot written (interrupted); logs: {out / 'logs'}")
         return code
     report.write(out, result, details)
-    profile = (details.get("delivery") or {}).get("profile")
-    if profile:
-        print()
-        print(report.profile_table(profile))
+    for part in ("delivery", "hol"):
+        profile = (details.get(part) or {}).get("profile")
+        if profile:
+            print(f"\nprofile of part {part}:")
+            print(report.profile_table(profile))
     print(f"\n{out / 'results.json'}  {out / 'details.json'}  logs: {out / 'logs'}")
     return code
 
