@@ -1,6 +1,6 @@
 """`python -m services.delivery`: signed POSTs, retries, every attempt recorded."""
 
-import asyncio
+import uvloop
 
 from services.delivery.app import run
 from services.delivery.settings import DeliverySettings
@@ -10,7 +10,7 @@ from shared.logging import configure_logging
 def main() -> None:
     settings = DeliverySettings()
     configure_logging(settings.runtime, service="delivery")
-    asyncio.run(run(settings))
+    uvloop.run(run(settings))  # libuv's loop: the services are all network I/O
 
 
 if __name__ == "__main__":

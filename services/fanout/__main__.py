@@ -1,6 +1,6 @@
 """`python -m services.fanout`: match events; emit delivery and workflow run requests."""
 
-import asyncio
+import uvloop
 
 from services.fanout.app import run
 from services.fanout.settings import FanoutSettings
@@ -10,7 +10,7 @@ from shared.logging import configure_logging
 def main() -> None:
     settings = FanoutSettings()
     configure_logging(settings.runtime, service="fanout")
-    asyncio.run(run(settings))
+    uvloop.run(run(settings))  # libuv's loop: the services are all network I/O
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """`python -m services.registry`: the webhook and workflow registry HTTP API."""
 
-import asyncio
+import uvloop
 
 from services.registry.app import run
 from services.registry.settings import RegistrySettings
@@ -10,7 +10,7 @@ from shared.logging import configure_logging
 def main() -> None:
     settings = RegistrySettings()
     configure_logging(settings.runtime, service="registry")
-    asyncio.run(run(settings))
+    uvloop.run(run(settings))  # libuv's loop: the services are all network I/O
 
 
 if __name__ == "__main__":
