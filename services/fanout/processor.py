@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from services.fanout.index import Subscriptions
 from services.fanout.metrics import FanoutMetrics
 from services.fanout.routing import Rejected, Routed, dlq_headers, reason_class, route
-from shared.kafka import JSON_HEADERS, Topics, dumps
+from shared.kafka import JSON_HEADERS, Topics
 
 log = structlog.get_logger(__name__)
 
@@ -117,7 +117,7 @@ class BatchProcessor:
     async def _send(self, topic: str, key: str, message: BaseModel) -> asyncio.Future:
         return await self._producer.send(
             topic,
-            value=dumps(message.model_dump(mode="json")),
+            value=message.model_dump_json().encode(),  # in Rust; bytes as shared.kafka.dumps
             key=key.encode("utf-8"),
             headers=JSON_HEADERS,
         )
