@@ -21,7 +21,7 @@ import psutil
 
 from services.registry.policy import Role
 from services.registry.service import AccountService
-from shared.cli.devstack import ServiceLayout, services_root
+from shared.cli.devstack import DevSettings, ServiceLayout, services_root
 from shared.cli.postgres import migrate_all
 from shared.db import create_pool, with_database
 from shared.kafka import ensure_topics
@@ -40,8 +40,11 @@ from tests.support.services import free_port, tansu_binary, wait_for_port
 
 NAMESPACE = "roomhooks"
 READY_TIMEOUT_S = 60.0
-# The dev stack's Kafka defaults (tests use fewer partitions; `make run` uses these).
-KAFKA_DEFAULTS = {"KAFKA_PARTITIONS": "12", "KAFKA_SESSION_TIMEOUT_MS": "6000"}
+# The dev stack's Kafka settings for the broker it starts (`make run` uses these).
+KAFKA_DEFAULTS = {
+    "KAFKA_PARTITIONS": str(DevSettings.model_fields["broker_partitions"].default),
+    "KAFKA_SESSION_TIMEOUT_MS": "6000",
+}
 
 
 class StackError(RuntimeError):
@@ -161,7 +164,11 @@ class Stack:
         )
 
     def kafka_settings(self, namespace: str = NAMESPACE) -> KafkaSettings:
-        return KafkaSettings(bootstrap_servers=self.bootstrap, topic_namespace=namespace)
+        return KafkaSettings(
+            bootstrap_servers=self.bootstrap,
+            topic_namespace=namespace,
+            partitions=int(KAFKA_DEFAULTS["KAFKA_PARTITIONS"]),
+        )
 
     async def wait_ready(self, name: str, url: str, *, timeout_s: float = READY_TIMEOUT_S) -> None:
         assert self.session is not None

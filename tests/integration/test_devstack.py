@@ -12,7 +12,10 @@ from pathlib import Path
 import aiohttp
 import psutil
 import pytest
+from aiokafka import AIOKafkaConsumer
 
+from shared.cli.devstack import DevSettings
+from shared.kafka import Topics
 from tests.support.devstack import (
     EXIT_TIMEOUT_S,
     READY_TIMEOUT_S,
@@ -111,6 +114,19 @@ async def test_run_env_names_the_stack_it_started(running: Stack, database_url: 
         pass
     assert (running.state_dir / "run.env").stat().st_mode & 0o077 == 0
     assert env["ROOMHOOKS_OWNER_TOKEN"] in "\n".join(running.stdout)
+
+
+async def test_its_own_broker_gets_the_dev_partition_count_on_every_topic(running: Stack):
+    consumer = AIOKafkaConsumer(bootstrap_servers=running.run_env()["KAFKA_BOOTSTRAP_SERVERS"])
+    await consumer.start()
+    try:
+        names = [t for t in await consumer.topics() if t.startswith("roomhooks.")]
+        counts = {t: len(consumer.partitions_for_topic(t) or ()) for t in names}
+    finally:
+        await consumer.stop()
+    assert len(counts) == len(Topics().all())
+    wanted = DevSettings.model_fields["broker_partitions"].default
+    assert set(counts.values()) == {wanted}
 
 
 async def test_restarts_a_service_that_dies(running: Stack) -> None:
