@@ -107,7 +107,10 @@ class Fanout:
         )
         if runner is not None:
             self._stack.push_async_callback(_close_quietly, "health", runner.cleanup)
-        producer = make_producer(kafka)
+        # A batch's records are all handed over before anything is awaited, so no linger is
+        # needed to batch them; large batches keep the broker's batch count down (the dev
+        # broker's fetches cost more with every batch it stores).
+        producer = make_producer(kafka, linger_ms=0, max_batch_size=256 * 1024)
         await producer.start()
         self._stack.push_async_callback(_close_quietly, "producer", producer.stop)
 
