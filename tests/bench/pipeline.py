@@ -26,6 +26,8 @@ ACCOUNTS = 10
 WEBHOOKS_PER_ACCOUNT = 10
 INDEX_TIMEOUT_S = 30.0
 DRAIN_TIMEOUT_S = 30.0
+# A deleted webhook's retries end when they come due (the last one 30 s after its attempt).
+SETTLE_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -75,11 +77,28 @@ async def add_hanging_webhooks(stack: Stack, workload: Workload) -> None:
     await wait_for_index(stack, len(workload.targets) + len(workload.hang_targets))
 
 
-async def remove_hanging_webhooks(stack: Stack, workload: Workload) -> None:
+async def remove_hanging_webhooks(stack: Stack, workload: Workload) -> float:
+    """Delete them, then wait (at most SETTLE_TIMEOUT_S) until delivery has ended all their
+    pending deliveries, so a clean run measured next does not pay for that clean-up.
+    Returns the seconds waited."""
+    assert stack.pool is not None
+    ids = [webhook_id for _account, webhook_id in workload.hang_webhooks]
     for account, webhook_id in workload.hang_webhooks:
         await stack.delete_webhook(account, webhook_id)
     workload.hang_webhooks.clear()
     workload.hang_targets.clear()
+    started = time.monotonic()
+    while time.monotonic() - started < SETTLE_TIMEOUT_S:
+        async with stack.pool.acquire() as conn:
+            pending = await conn.fetchval(
+                "SELECT count(*) FROM delivery.deliveries"
+                " WHERE webhook_id = ANY($1::uuid[]) AND status = 'pending'",
+                ids,
+            )
+        if pending == 0:
+            break
+        await asyncio.sleep(0.5)
+    return time.monotonic() - started
 
 
 async def wait_for_index(stack: Stack, enabled: int) -> None:

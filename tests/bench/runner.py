@@ -264,10 +264,12 @@ class Bench:
                 profiler=Profiler(self.args.out / "profiles-hol") if self.args.profile else None,
             )
         finally:
-            await pipeline.remove_hanging_webhooks(self.stack, self.workload)
+            self.progress.show("deleting the hanging webhooks; their deliveries ending")
+            settled_s = await pipeline.remove_hanging_webhooks(self.stack, self.workload)
         after = await self._throughput("clean, just after")
         hangs = (await self.stack.receiver.stats())["hangs"] if self.stack.receiver else None
         result["hanging_requests_received"] = hangs
+        result["hanging_cleanup_s"] = settled_s
         result["clean_before_per_s"] = before["per_s"]
         result["clean_after_per_s"] = after["per_s"]
         result["clean_per_s"] = (before["per_s"] + after["per_s"]) / 2
