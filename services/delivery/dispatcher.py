@@ -8,6 +8,7 @@ so a name that resolves to a private address (DNS rebinding included) is never c
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import time
@@ -72,11 +73,16 @@ def build_headers(
 def literal_ip(url: URL) -> str | None:
     """The host of `url` when it is an IP address (aiohttp resolves no such host)."""
     host = url.host or ""
+    return host if _is_ip(host) else None
+
+
+@functools.lru_cache(maxsize=4096)  # asked once per attempt; hosts repeat
+def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        return None
-    return host
+        return False
+    return True
 
 
 class Dispatcher:
