@@ -76,7 +76,6 @@ def literal_ip(url: URL) -> str | None:
     return host if _is_ip(host) else None
 
 
-@functools.lru_cache(maxsize=4096)  # asked once per attempt; hosts repeat
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -100,6 +99,15 @@ class Dispatcher:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._body_max = body_max_bytes
         self._clock = clock
+        # Asked on every attempt, and hosts repeat: decide each host once.
+        self._refusal = functools.lru_cache(maxsize=4096)(self._literal_refusal)
+
+    def _literal_refusal(self, host: str) -> str | None:
+        """Why the guard refuses `host` when it is a literal IP (None: allowed, or a name,
+        which the resolver checks)."""
+        if _is_ip(host) and not self._policy.allows(host):
+            return f"{host} is refused by the SSRF guard"
+        return None
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
         started_at = self._clock()
@@ -110,9 +118,9 @@ class Dispatcher:
             return AttemptResult(outcome, started_at, elapsed, **fields)
 
         target = URL(url)
-        literal = literal_ip(target)
-        if literal is not None and not self._policy.allows(literal):
-            return result(Outcome.BLOCKED, error=f"{literal} is refused by the SSRF guard")
+        refusal = self._refusal(target.host or "")
+        if refusal is not None:
+            return result(Outcome.BLOCKED, error=refusal)
         try:
             async with self._session.post(
                 target, data=body, headers=headers, allow_redirects=False, timeout=self._timeout
