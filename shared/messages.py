@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+# A UUID in canonical text form. Consumers parse these ids when they store a message, so a
+# malformed one must fail validation where the message is read (and be skipped there as
+# invalid), never later, where it would fail its whole batch again on every retry.
+UuidText = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ),
+]
 
 
 def registry_key(kind: Literal["webhook", "workflow"], record_id: str) -> str:
@@ -56,9 +66,9 @@ class DeliveryRequested(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: Literal["deliver"] = "deliver"
-    delivery_id: str
-    webhook_id: str
-    organization_id: str
+    delivery_id: UuidText
+    webhook_id: UuidText
+    organization_id: UuidText
     event_id: str
     event: str
     body: str  # the rendered payload, sent byte for byte on every attempt
@@ -72,9 +82,9 @@ class RedeliverRequested(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: Literal["redeliver"] = "redeliver"
-    delivery_id: str
-    webhook_id: str
-    organization_id: str
+    delivery_id: UuidText
+    webhook_id: UuidText
+    organization_id: UuidText
     requested_at: datetime
 
 

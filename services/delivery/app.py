@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from importlib.metadata import version
+from typing import Annotated
 from uuid import UUID
 
 import aiohttp
@@ -16,7 +17,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from services.delivery.dispatcher import Dispatcher, GuardedResolver
 from services.delivery.lanes import Lanes
@@ -37,7 +38,10 @@ from shared.messages import (
 
 log = structlog.get_logger(__name__)
 
-_REQUEST = TypeAdapter(DeliveryRequested | RedeliverRequested)
+# By `type`: an invalid request's errors are those of the one model it claims to be.
+_REQUEST = TypeAdapter(
+    Annotated[DeliveryRequested | RedeliverRequested, Field(discriminator="type")]
+)
 
 
 def utcnow() -> datetime:
@@ -174,7 +178,10 @@ class Delivery:
                         topic=tp.topic,
                         partition=tp.partition,
                         offset=record.offset,
-                        error=str(exc).splitlines()[0],
+                        error="; ".join(
+                            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                            for e in exc.errors(include_url=False)[:3]
+                        ),
                     )
         try:
             jobs = await service.accept(messages)

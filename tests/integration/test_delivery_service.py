@@ -337,3 +337,26 @@ async def test_a_deleted_webhook_gets_nothing_and_the_delivery_says_why(
     row = await harness.final(message.delivery_id)
     assert row["status"] == "failed" and row["last_error"] == "webhook deleted"
     assert harness.receiver.received["/deleted"] == []
+
+
+async def test_a_malformed_request_is_skipped_and_the_next_one_still_delivered(harness, delivery):
+    webhook = await harness.webhook("/after-bad")
+    bad = {
+        "type": "deliver",
+        "delivery_id": "not-a-uuid",
+        "webhook_id": webhook["id"],
+        "organization_id": webhook["organization_id"],
+        "event_id": "e-bad",
+        "event": "participant.joined",
+        "body": "{}",
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    await harness.producer.send_and_wait(
+        harness.topics.deliveries, dumps(bad), key=webhook["id"].encode(), headers=JSON_HEADERS
+    )
+    good = await harness.request(webhook)  # same key, so the same partition, after the bad one
+    row = await harness.final(good.delivery_id)
+    assert row["status"] == "success"
+    assert [json.loads(r.body)["id"] for r in harness.receiver.received["/after-bad"]] == [
+        good.event_id
+    ]
