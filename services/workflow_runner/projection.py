@@ -54,17 +54,19 @@ class PutFile:
 Change = PutRoom | PutUser | DeleteUser | PutKv | PutFile
 
 
-def _key(change: Change) -> tuple[str, ...]:
-    """What a change overwrites: two changes with the same key, the later one wins."""
+def row_of(change: Change) -> tuple[str, tuple[str, ...], Any]:
+    """(table, key, value) of the row a change writes; value None deletes the row."""
     match change:
-        case PutRoom(org, room, _):
-            return ("room", org, room)
-        case PutUser(org, room, user, _) | DeleteUser(org, room, user):
-            return ("user", org, room, user)
-        case PutKv(org, room, store, key, _):
-            return ("kv", org, room, store, key)
-        case PutFile(org, room, path, _):
-            return ("file", org, room, path)
+        case PutRoom(org, room, data):
+            return "rooms", (org, room), data
+        case PutUser(org, room, user, data):
+            return "room_users", (org, room, user), data
+        case DeleteUser(org, room, user):
+            return "room_users", (org, room, user), None
+        case PutKv(org, room, store, key, value):
+            return "kv_entries", (org, room, store, key), value
+        case PutFile(org, room, path, metadata):
+            return "files", (org, room, path), metadata
     raise TypeError(f"not a projection change: {change!r}")
 
 
@@ -72,9 +74,10 @@ def collapse(changes: Iterable[Change]) -> list[Change]:
     """The changes of a batch with only the last one per row kept: applying them in any
     order gives what applying them all in order gives, and one statement per kind of change
     never touches a row twice (which `INSERT ... ON CONFLICT DO UPDATE` refuses)."""
-    last: dict[tuple[str, ...], Change] = {}
+    last: dict[tuple[str, tuple[str, ...]], Change] = {}
     for change in changes:
-        key = _key(change)
+        table, row, _value = row_of(change)
+        key = (table, row)
         last.pop(key, None)  # re-insert: the dict keeps the order of last occurrences
         last[key] = change
     return list(last.values())

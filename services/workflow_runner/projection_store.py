@@ -14,12 +14,8 @@ import asyncpg
 
 from services.workflow_runner.projection import (
     Change,
-    DeleteUser,
-    PutFile,
-    PutKv,
-    PutRoom,
-    PutUser,
     collapse,
+    row_of,
 )
 
 MAX_LIST = 1000  # rows a binding returns at most
@@ -34,22 +30,6 @@ _TABLES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-def _row(change: Change) -> tuple[str, tuple[str, ...], Any]:
-    """(table, key values, jsonb value or None for a delete) of one change."""
-    match change:
-        case PutRoom(org, room, data):
-            return "rooms", (org, room), data
-        case PutUser(org, room, user, data):
-            return "room_users", (org, room, user), data
-        case DeleteUser(org, room, user):
-            return "room_users", (org, room, user), None
-        case PutKv(org, room, store, key, value):
-            return "kv_entries", (org, room, store, key), value
-        case PutFile(org, room, path, metadata):
-            return "files", (org, room, path), metadata
-    raise TypeError(f"not a projection change: {change!r}")
-
-
 async def apply(conn: asyncpg.Connection, changes: Sequence[Change], *, now: datetime) -> None:
     """Apply a batch of changes in at most two statements per table (upserts, deletes): at
     thousands of events a second, a statement per change cost the runner a fifth of a core
@@ -57,7 +37,7 @@ async def apply(conn: asyncpg.Connection, changes: Sequence[Change], *, now: dat
     upserts: dict[str, list[tuple[str, ...]]] = {}
     deletes: dict[str, list[tuple[str, ...]]] = {}
     for change in collapse(changes):
-        table, key, value = _row(change)
+        table, key, value = row_of(change)
         if value is None:
             deletes.setdefault(table, []).append(key)
         else:
