@@ -1,15 +1,15 @@
 """One HTTP POST to a customer endpoint -> AttemptResult. No database here.
 
-Redirects are not followed (a 3xx fails the attempt); the response body is kept up to a cap;
-every address is checked by the SSRF guard: literal IPs here, resolved names in the resolver,
-so a name that resolves to a private address (DNS rebinding included) is never connected to.
+Redirects are not followed (a 3xx fails the attempt, and the error says where it pointed);
+the response body is kept up to a cap; every address is checked by the SSRF guard: literal
+IPs (in any spelling) here, resolved names in the resolver, so a name that resolves to a
+private address (DNS rebinding included) is never connected to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import socket
 import time
 from collections.abc import Callable
@@ -22,7 +22,7 @@ from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from services.delivery.policy import AttemptResult, Outcome, classify, parse_retry_after
-from services.delivery.ssrf import AddressPolicy, BlockedAddress
+from services.delivery.ssrf import AddressPolicy, BlockedAddress, guard_message
 from shared.signing import signature_headers
 
 
@@ -37,9 +37,12 @@ class GuardedResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        allowed = [r for r in results if self._policy.allows(r["host"])]
+        kinds = {r["host"]: self._policy.kind_refused(r["host"]) for r in results}
+        allowed = [r for r in results if kinds[r["host"]] is None]
         if not allowed:
-            raise BlockedAddress(f"{host} resolves only to addresses the SSRF guard refuses")
+            # What the addresses are, not which: a tenant learns nothing of internal DNS.
+            what = ", ".join(sorted({kind for kind in kinds.values() if kind}))
+            raise BlockedAddress(guard_message(f"{host} resolves only to {what or 'nothing'}"))
         return allowed
 
     async def close(self) -> None:
@@ -70,18 +73,13 @@ def build_headers(
     }
 
 
-def literal_ip(url: URL) -> str | None:
-    """The host of `url` when it is an IP address (aiohttp resolves no such host)."""
-    host = url.host or ""
-    return host if _is_ip(host) else None
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+def redirect_error(location: str | None, policy: AddressPolicy) -> str:
+    """A 3xx is never followed; say where it pointed, and whether the guard refuses that."""
+    shown = (location or "(no Location)")[:500]
+    error = f"redirect to {shown} not followed"
+    host = URL(location).host if location else None
+    refusal = policy.host_refusal(host) if host else None
+    return f"{error}; {guard_message(refusal)}" if refusal else error
 
 
 class Dispatcher:
@@ -103,11 +101,10 @@ class Dispatcher:
         self._refusal = functools.lru_cache(maxsize=4096)(self._literal_refusal)
 
     def _literal_refusal(self, host: str) -> str | None:
-        """Why the guard refuses `host` when it is a literal IP (None: allowed, or a name,
+        """Why the guard refuses `host` when it is an address (None: allowed, or a name,
         which the resolver checks)."""
-        if _is_ip(host) and not self._policy.allows(host):
-            return f"{host} is refused by the SSRF guard"
-        return None
+        refusal = self._policy.host_refusal(host)
+        return guard_message(refusal) if refusal else None
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
         started_at = self._clock()
@@ -126,9 +123,12 @@ class Dispatcher:
                 target, data=body, headers=headers, allow_redirects=False, timeout=self._timeout
             ) as response:
                 raw = await response.content.read(self._body_max) if self._body_max else b""
+                redirect = 300 <= response.status < 400
+                location = response.headers.get("Location")
                 return result(
                     classify(response.status),
                     status_code=response.status,
+                    error=redirect_error(location, self._policy) if redirect else None,
                     response_body=raw.decode("utf-8", errors="replace"),
                     retry_after_s=parse_retry_after(
                         response.headers.get("Retry-After"),

@@ -7,6 +7,9 @@ from collections.abc import Iterable
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from yarl import URL
+
+from services.delivery.ssrf import AddressPolicy, host_address, is_canonical_ipv4
 from shared.events import CATALOG, Scope
 
 MAX_URL_LENGTH = 2048
@@ -36,12 +39,30 @@ def decide_access(*, key_account: str, role: Role, path_account: str, write: boo
     return Access.ALLOWED
 
 
+# Names that only a private resolver answers: RFC 6761 (localhost), mDNS (local, RFC 6762),
+# home.arpa (RFC 8375), internal (reserved by ICANN for private use; GCP's metadata server is
+# metadata.google.internal), and the private suffixes of RFC 6762 appendix G. None is
+# delegated in the public DNS, so no public endpoint can be named by one.
+INTERNAL_SUFFIXES = (
+    "localhost", "localdomain", "local", "internal", "home.arpa",
+    "intranet", "private", "corp", "home", "lan",
+)  # fmt: skip
+PUBLIC_ONLY = AddressPolicy()  # no loopback, no operator networks: the production guard
+
+
 def check_webhook_url(url: str, *, http_hosts: frozenset[str]) -> str:
     """Return the URL when acceptable, else raise ValueError saying why.
 
-    https is required, except for hosts the operator allows (localhost in dev). Loopback,
-    private and link-local literal addresses are refused unless allowed the same way; names
-    that resolve to such addresses are caught again at send time by the delivery SSRF guard.
+    https is required, except for hosts the operator allows (localhost in dev). The host
+    must be able to reach a public address: an address the SSRF guard refuses, in any
+    spelling a resolver reads (`0x7f.1` is 127.0.0.1), and a name only a private resolver
+    answers are refused unless allowed the same way.
+
+    Other names are not resolved here, on purpose: the answer proves nothing about the
+    address delivery will connect to later (DNS can change, and rebinding is the attack),
+    so the delivery SSRF guard checks every resolved address at send time, always; and a
+    registry that resolved names on request would tell any tenant which internal names
+    exist and hold the API on DNS that may be slow or not yet published.
     """
     if len(url) > MAX_URL_LENGTH:
         raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
@@ -51,29 +72,47 @@ def check_webhook_url(url: str, *, http_hosts: frozenset[str]) -> str:
     if parts.scheme not in ("https", "http"):
         shown = parts.scheme or "none"
         raise ValueError(f"must be an absolute https:// URL (scheme {shown!r} is not allowed)")
-    host = (parts.hostname or "").lower()
-    if not host:
-        raise ValueError("must be an absolute URL with a host")
     try:
         parts.port  # noqa: B018 - raises on a port out of range
+        # The host as delivery will see it: yarl (under aiohttp) maps full-width digits and
+        # other Unicode forms that urlsplit leaves alone (`127。0。0。1` is 127.0.0.1).
+        host = (URL(url).raw_host or "").lower()
     except ValueError as exc:
-        raise ValueError("has an invalid port") from exc
+        raise ValueError("has an invalid port" if "port" in str(exc).lower() else str(exc)) from exc
+    if not host or not parts.hostname:
+        raise ValueError("must be an absolute URL with a host")
     allowed_host = host in http_hosts
     if parts.scheme == "http" and not allowed_host:
         raise ValueError("must use https (http is allowed only for hosts the operator allows)")
-    if not allowed_host and _is_internal_host(host):
-        raise ValueError(f"host {host!r} is a loopback, private or link-local address")
+    problem = None if allowed_host else _host_problem(host)
+    if problem is not None:
+        raise ValueError(problem)
     return url
 
 
-def _is_internal_host(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
+def _host_problem(host: str) -> str | None:
+    """Why a webhook may not name this host (None: it may, the send-time guard decides)."""
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not address.is_global
+        address = host_address(host)
+    except ValueError as exc:
+        return str(exc)
+    if address is not None:
+        refusal = PUBLIC_ONLY.host_refusal(host)
+        if refusal is not None:
+            return f"must reach a public address: {refusal}"
+        if isinstance(address, ipaddress.IPv4Address) and not is_canonical_ipv4(host):
+            return f"{host} is {address} in an unusual spelling: write it as {address}"
+        return None
+    name = host.rstrip(".")
+    if "." not in name:
+        return f"must reach a public address: {host} is a single-label name (local only)"
+    suffix = next((s for s in INTERNAL_SUFFIXES if name == s or name.endswith("." + s)), None)
+    if suffix is not None:
+        return (
+            f"must reach a public address: {host} is a name under .{suffix}, which only a "
+            "private resolver answers"
+        )
+    return None
 
 
 MAX_RETRIES = 10

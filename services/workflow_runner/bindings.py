@@ -14,8 +14,7 @@ import aiohttp
 import asyncpg
 from yarl import URL
 
-from services.delivery.dispatcher import literal_ip
-from services.delivery.ssrf import AddressPolicy, BlockedAddress
+from services.delivery.ssrf import AddressPolicy, BlockedAddress, guard_message
 from services.workflow_runner import projection_store
 from services.workflow_runner.sandbox.models import (
     BindingError,
@@ -36,7 +35,11 @@ def _name(args: list[Any], index: int, what: str) -> str:
 
 
 class Fetcher:
-    """HTTP for workflows: public addresses only, bounded in time and size, no redirects."""
+    """HTTP for workflows: public addresses only, bounded in time and size, no redirects.
+
+    A 3xx is handed back as it is: code that follows it calls `fetch` again, and that hop
+    passes the guard like the first.
+    """
 
     def __init__(
         self,
@@ -55,9 +58,9 @@ class Fetcher:
         target = URL(request.url)
         if target.scheme not in ("http", "https") or not target.host:
             raise FetchRefused(f"only absolute http(s) URLs can be fetched: {request.url!r}")
-        literal = literal_ip(target)
-        if literal is not None and not self._policy.allows(literal):
-            raise FetchRefused(f"{literal} is refused by the SSRF guard")
+        refusal = self._policy.host_refusal(target.host)
+        if refusal is not None:
+            raise FetchRefused(guard_message(refusal))
         try:
             async with self._session.request(
                 request.method,

@@ -3,15 +3,13 @@ answer from memory and fetch through the delivery service's SSRF guard without a
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from services.delivery.dispatcher import GuardedResolver, literal_ip
-from services.delivery.ssrf import AddressPolicy, BlockedAddress
+from services.delivery.dispatcher import GuardedResolver
+from services.delivery.ssrf import AddressPolicy, BlockedAddress, guard_message, host_address
 from services.workflow_runner.sandbox import (
     BindingError,
     FetchRefused,
@@ -19,6 +17,7 @@ from services.workflow_runner.sandbox import (
     FetchResponse,
     RunRequest,
 )
+from tests.support.network import TableResolver
 
 LOG_NEW_PARTICIPANTS = """\
 export default async function(event, { room }) {
@@ -95,24 +94,6 @@ def request(
     )
 
 
-class TableResolver(AbstractResolver):
-    """DNS from a table: the guard sees the addresses a real resolver would give."""
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        if host not in ADDRESSES:
-            raise OSError(f"unknown host {host}")
-        return [
-            ResolveResult(
-                hostname=host, host=ADDRESSES[host], port=port, family=family, proto=0, flags=0
-            )
-        ]
-
-    async def close(self) -> None:
-        pass
-
-
 @dataclass
 class MemoryBindings:
     """One run's bindings from memory; fetch answers 200 after the SSRF guard allows it."""
@@ -143,14 +124,13 @@ class MemoryBindings:
         raise BindingError(f"unknown binding {method}")
 
     async def fetch(self, request: FetchRequest) -> FetchResponse:
-        target = URL(request.url)
-        literal = literal_ip(target)
+        host = URL(request.url).host or ""
         try:
-            if literal is not None:
-                if not self.policy.allows(literal):
-                    raise BlockedAddress(f"{literal} is refused by the SSRF guard")
-            else:
-                await GuardedResolver(self.policy, TableResolver()).resolve(target.host or "")
+            refusal = self.policy.host_refusal(host)
+            if refusal is not None:
+                raise BlockedAddress(guard_message(refusal))
+            if host_address(host) is None:  # a name: the guard judges what it resolves to
+                await GuardedResolver(self.policy, TableResolver(ADDRESSES)).resolve(host)
         except BlockedAddress as exc:
             self.refused.append(request.url)
             raise FetchRefused(str(exc)) from exc
