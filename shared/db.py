@@ -42,6 +42,21 @@ async def create_pool(settings: PostgresSettings) -> asyncpg.Pool:
     )
 
 
+# How long a readiness probe waits for a connection and an answer.
+POSTGRES_CHECK_TIMEOUT_S = 2.0
+
+
+async def postgres_check(pool: asyncpg.Pool, *, timeout_s: float = POSTGRES_CHECK_TIMEOUT_S) -> str:
+    """ "ok" when the pool hands out a connection that answers, else the error's type (for
+    /readyz; the pool replaces connections a restarted server dropped by itself)."""
+    try:
+        async with pool.acquire(timeout=timeout_s) as conn:
+            await conn.fetchval("SELECT 1", timeout=timeout_s)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return type(exc).__name__
+    return "ok"
+
+
 def service_schema(service: str) -> str:
     """The schema a service owns: `services.<name>.SCHEMA` when it names one, else its name."""
     return getattr(importlib.import_module(f"services.{service}"), "SCHEMA", service)

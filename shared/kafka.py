@@ -7,14 +7,16 @@ Tansu cannot grant a producer id.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from shared.settings import KafkaSettings
 
@@ -167,3 +169,41 @@ async def ensure_topics(settings: KafkaSettings, topics: Topics | None = None) -
         return [t.name for t in wanted]
     finally:
         await admin.close()
+
+
+# How long a readiness probe waits for the broker's metadata answer.
+BROKER_CHECK_TIMEOUT_S = 2.0
+
+
+async def broker_check(
+    consumer: AIOKafkaConsumer, topics: Iterable[str], *, timeout_s: float = BROKER_CHECK_TIMEOUT_S
+) -> str:
+    """ "ok" when the broker answers a metadata request and holds `topics`, else why not.
+
+    For /readyz: aiokafka's `getmany` hides fetch errors (it logs them and returns nothing),
+    so a consumer loop cannot tell an idle broker from a gone one; asking for metadata can.
+    """
+    try:
+        present = await asyncio.wait_for(consumer.topics(), timeout=timeout_s)
+    except (KafkaError, TimeoutError, OSError):
+        return "unreachable"
+    missing = sorted(set(topics) - set(present))
+    return f"missing topics: {', '.join(missing)}" if missing else "ok"
+
+
+async def stop_quietly(client: str, stop: Callable[[], Awaitable[object]]) -> None:
+    """Stop one client at shutdown; a stop that fails must neither skip the others nor fail
+    the exit.
+
+    aiokafka's consumer `stop()` can leak the CancelledError of its own fetch task when the
+    broker is down; only a cancellation of *this* task is passed on.
+    """
+    try:
+        await stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("kafka.close_failed", client=client, error="CancelledError")
+    except Exception as exc:  # noqa: BLE001 - shutting down: report and go on
+        log.warning("kafka.close_failed", client=client, error=repr(exc))

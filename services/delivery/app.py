@@ -26,9 +26,18 @@ from services.delivery.service import DeliveryMetrics, DeliveryService
 from services.delivery.settings import DeliverySettings
 from services.delivery.ssrf import AddressPolicy
 from services.delivery.targets import Targets
-from shared.db import apply_migrations, create_pool
+from shared.db import apply_migrations, create_pool, postgres_check
 from shared.health import start_health_server
-from shared.kafka import JSON_HEADERS, Topics, dumps, ensure_topics, make_consumer, make_producer
+from shared.kafka import (
+    JSON_HEADERS,
+    Topics,
+    broker_check,
+    dumps,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    stop_quietly,
+)
 from shared.messages import (
     DeliveryRequested,
     DisableWebhook,
@@ -37,6 +46,11 @@ from shared.messages import (
 )
 
 log = structlog.get_logger(__name__)
+
+# Of the shutdown grace period, the part kept back from in-flight attempts for releasing the
+# unfinished ones, writing the recorded attempts and closing the clients (a fifth, at most
+# 3 s); a third of that is for closing the clients alone.
+_SHUTDOWN_RESERVE_MAX_S = 3.0
 
 # By `type`: an invalid request's errors are those of the one model it claims to be.
 _REQUEST = TypeAdapter(
@@ -66,6 +80,7 @@ class Delivery:
         s = self.settings
         stack = self._stack
         pool: asyncpg.Pool = await create_pool(s.postgres)
+        self._pool = pool
         stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
             await apply_migrations(conn, schema="delivery", package="services.delivery")
@@ -73,7 +88,7 @@ class Delivery:
 
         producer: AIOKafkaProducer = make_producer(s.kafka)
         await producer.start()
-        stack.push_async_callback(producer.stop)
+        stack.push_async_callback(stop_quietly, "producer", producer.stop)
 
         policy = AddressPolicy.build(
             allow_loopback=s.loopback_allowed, allowed_networks=s.allowed_networks
@@ -91,6 +106,7 @@ class Delivery:
             max_admitted=s.max_in_flight * 8,
         )
         recorder = AttemptRecorder(pool, batch_size=s.record_batch, clock=self._clock)
+        self._recorder = recorder
         self.targets = Targets(pool, ttl_s=s.webhook_cache_ttl_s)
 
         async def disable(order: DisableWebhook) -> None:
@@ -128,11 +144,11 @@ class Delivery:
             max_poll_records=s.fetch_max_records,
         )
         await self._consumer.start()
-        stack.push_async_callback(self._consumer.stop)
+        stack.push_async_callback(stop_quietly, "consumer", self._consumer.stop)
 
         watcher = make_consumer(s.kafka, group_id=None, background=True)
         await watcher.start()
-        stack.push_async_callback(watcher.stop)
+        stack.push_async_callback(stop_quietly, "registry_watcher", watcher.stop)
 
         runner = await start_health_server(
             self._readiness, self.metrics_registry, host=s.health_host, port=s.health_port
@@ -149,7 +165,16 @@ class Delivery:
         log.info("delivery.started", group=self.topics.group("delivery"))
 
     async def _readiness(self) -> dict[str, str]:
-        return {"consumer": "ok" if self._consumer and self._consumer.assignment() else "waiting"}
+        consumer = self._consumer
+        if self._stopping.is_set():
+            return {"consumer": "stopping"}
+        return {
+            "consumer": "ok" if consumer and consumer.assignment() else "waiting",
+            "broker": await broker_check(consumer, [self.topics.deliveries])
+            if consumer
+            else "waiting",
+            "postgres": await postgres_check(self._pool),
+        }
 
     async def _consume(self) -> None:
         while not self._stopping.is_set():
@@ -226,19 +251,60 @@ class Delivery:
                             self.targets.invalidate(UUID(record_id))
 
     async def stop(self) -> None:
-        """Stop fetching and claiming, let in-flight attempts finish, record them, close."""
+        """Graceful shutdown within `shutdown_grace_s` (SIGTERM; Kubernetes then waits
+        terminationGracePeriodSeconds before it kills).
+
+        Stop fetching and claiming; every fetched request is already stored and its offset
+        committed (see `_consume_batch`). Let admitted attempts finish until the grace period
+        nearly ends; release those that cannot, so another replica or the next start retries
+        them; write every recorded attempt; close the clients (leaving the consumer group).
+        """
+        grace = self.settings.shutdown_grace_s
+        reserve = min(_SHUTDOWN_RESERVE_MAX_S, grace / 5)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + grace
+
+        def left(keep: float = 0.0) -> float:
+            """Seconds to the deadline, less `keep` for the steps after."""
+            return max(0.0, deadline - keep - loop.time())
+
+        service = self.service
         self._stopping.set()
+        log.info(
+            "delivery.stopping",
+            grace_s=grace,
+            in_flight=service.in_flight if service is not None else 0,
+        )
         consume, schedule = self._tasks[1], self._tasks[2]
         for task in (consume, schedule):
+            # Each loop sees the flag within a fetch (500 ms); past that it is cancelled,
+            # which rewinds an unstored batch (nothing committed, read again later).
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=2)
-        if self.service is not None:
-            left = await self.service.finish_in_flight(timeout_s=self.settings.timeout_s + 2)
-            log.info("delivery.stopped", unfinished=left)
+                await asyncio.wait_for(task, timeout=min(2.0, left()))
+        log.info("delivery.fetching_stopped", offsets="committed for every stored request")
+        if service is not None:
+            unfinished = await service.finish_in_flight(timeout_s=left(reserve))
+            released: list[UUID] = []
+            if unfinished:
+                try:
+                    released = await asyncio.wait_for(
+                        service.release_in_flight(), timeout=max(0.5, left(reserve / 3))
+                    )
+                except Exception as exc:  # noqa: BLE001 - their leases run out instead
+                    log.warning("delivery.release_failed", unfinished=unfinished, error=repr(exc))
+            log.info(
+                "delivery.in_flight_done",
+                unfinished=unfinished,
+                released=len(released),
+                seconds=round(loop.time() - started, 3),
+            )
+            await self._recorder.drain(timeout_s=max(0.5, left(reserve / 3)))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._stack.aclose()
+        log.info("delivery.stopped", seconds=round(loop.time() - started, 3), grace_s=grace)
 
 
 async def run(settings: DeliverySettings) -> None:
@@ -251,5 +317,4 @@ async def run(settings: DeliverySettings) -> None:
     try:
         await stop.wait()
     finally:
-        log.info("delivery.stopping")
         await delivery.stop()

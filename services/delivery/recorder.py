@@ -57,7 +57,7 @@ class AttemptRecorder:
                 async with self._pool.acquire() as conn:
                     await repository.record_attempts(conn, batch, now=self._clock())
                 return
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever the pool raises, the task lives on
                 log.warning("delivery.record_failed", error=repr(exc), batch=len(batch))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

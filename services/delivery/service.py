@@ -86,7 +86,8 @@ class DeliveryService:
         self._metrics = metrics
         self._user_agent = user_agent
         self._lease = timedelta(seconds=settings.lease_s)
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Admitted attempts (running or waiting for a lane slot) and the job each one holds.
+        self._tasks: dict[asyncio.Task[None], Job] = {}
         self.wake_scheduler = asyncio.Event()
 
     # --- requests from Kafka ---------------------------------------------------------------
@@ -129,8 +130,8 @@ class DeliveryService:
             task = asyncio.create_task(
                 self._lanes.run(job.webhook_id, lambda j=job: self.attempt(j))
             )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks[task] = job
+            task.add_done_callback(self._forget)
         self._metrics.in_flight.set(self._lanes.admitted)
         if spilled:
             async with self._pool.acquire() as conn:
@@ -228,12 +229,36 @@ class DeliveryService:
         await self.submit(jobs)
         return len(jobs)
 
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
     async def finish_in_flight(self, timeout_s: float) -> int:
-        """Let running attempts end (shutdown); returns how many were still running after."""
+        """Let admitted attempts end (shutdown); returns how many were still running after."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout_s)
-        await self._recorder.drain(timeout_s=5)
         return len(self._tasks)
+
+    async def release_in_flight(self) -> list[UUID]:
+        """Cancel the attempts still running (shutdown past its grace period) and give their
+        deliveries back to Postgres, due now: another replica, or the next start, retries
+        them (with the same `webhook-id`). Returns the released ids.
+
+        If Postgres cannot be reached, their leases run out instead (`lease_s`): later, but
+        nothing is lost either way.
+        """
+        tasks = dict(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        ids = [job.id for job in tasks.values()]
+        if ids:
+            async with self._pool.acquire() as conn:
+                await repository.release(conn, ids, due_at=self._clock())
+        return ids
 
 
 def _attempt_row(

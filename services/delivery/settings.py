@@ -46,6 +46,10 @@ class DeliverySettings(BaseSettings):
     allow_loopback: bool | None = None
     # Extra networks (CIDR) an operator allows despite the guard, e.g. an internal proxy.
     allowed_networks: CommaList = Field(default_factory=list)
+    # SIGTERM: how long in-flight attempts may take to finish before they are released to be
+    # retried elsewhere; the process exits within it. Fits Kubernetes' default
+    # terminationGracePeriodSeconds (30) with margin.
+    shutdown_grace_s: float = Field(default=25.0, gt=0, le=3600)
     health_host: str = "127.0.0.1"
     health_port: int = Field(default=8082, ge=0, le=65535)
 

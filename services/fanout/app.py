@@ -25,7 +25,14 @@ from services.fanout.processor import BatchProcessor
 from services.fanout.registry_feed import RegistryFeed
 from services.fanout.settings import FanoutSettings
 from shared.health import start_health_server
-from shared.kafka import Topics, ensure_topics, make_consumer, make_producer
+from shared.kafka import (
+    Topics,
+    broker_check,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    stop_quietly,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -81,11 +88,16 @@ class Fanout:
 
     async def readiness(self) -> dict[str, str]:
         loaded = self._feed is not None and self._feed.loaded
-        return {
+        checks = {
             "index": "ok" if loaded else "loading",
             "events": "ok" if self.ready and "events" not in self._failing else "not_consuming",
             "registry": "failing" if "registry" in self._failing else "ok",
         }
+        if self._events is not None:
+            checks["broker"] = await broker_check(
+                self._events, [self.topics.events, self.topics.deliveries]
+            )
+        return checks
 
     async def start(self) -> None:
         """Build the clients, load the indexes to the end of the registry, then subscribe."""
@@ -106,17 +118,17 @@ class Fanout:
             port=settings.health_port,
         )
         if runner is not None:
-            self._stack.push_async_callback(_close_quietly, "health", runner.cleanup)
+            self._stack.push_async_callback(stop_quietly, "health", runner.cleanup)
         # A batch's records are all handed over before anything is awaited, so no linger is
         # needed to batch them; large batches keep the broker's batch count down (the dev
         # broker's fetches cost more with every batch it stores).
         producer = make_producer(kafka, linger_ms=0, max_batch_size=256 * 1024)
         await producer.start()
-        self._stack.push_async_callback(_close_quietly, "producer", producer.stop)
+        self._stack.push_async_callback(stop_quietly, "producer", producer.stop)
 
         registry_consumer = make_consumer(kafka, group_id=None, background=True)
         await registry_consumer.start()
-        self._stack.push_async_callback(_close_quietly, "registry_consumer", registry_consumer.stop)
+        self._stack.push_async_callback(stop_quietly, "registry_consumer", registry_consumer.stop)
         feed = RegistryFeed(
             registry_consumer,
             self.topics.registry,
@@ -130,7 +142,7 @@ class Fanout:
 
         events = make_consumer(kafka, self.topics.events, group_id=self.topics.group("fanout"))
         await events.start()
-        self._stack.push_async_callback(_close_quietly, "events_consumer", events.stop)
+        self._stack.push_async_callback(stop_quietly, "events_consumer", events.stop)
         self._events = events
         self._processor = BatchProcessor(
             events, producer, self.topics, self.indexes, self.metrics, self._clock
@@ -144,6 +156,8 @@ class Fanout:
 
     def stop(self) -> None:
         """Ask the loops to finish the batch in hand and return (safe from a signal handler)."""
+        if not self._stopping.is_set():
+            log.info("fanout.stopping", reason="no more fetches; the batch in hand is finished")
         self._stopping.set()
 
     async def run_until_stopped(self) -> None:
@@ -244,23 +258,6 @@ async def _start_with_retries(settings: FanoutSettings, stopping: asyncio.Event)
             _log_failure("fanout.start_failed", exc, failures=failures)
             await _backoff(settings, failures, stopping)
     return None
-
-
-async def _close_quietly(client: str, close: Callable[[], Awaitable[object]]) -> None:
-    """Close one client; a close that fails must neither skip the others nor fail the exit.
-
-    aiokafka's consumer `stop()` can leak the CancelledError of its own fetch task when the
-    broker is down; only a cancellation of *this* task is passed on.
-    """
-    try:
-        await close()
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-        log.warning("fanout.close_failed", client=client, error="CancelledError")
-    except Exception as exc:  # noqa: BLE001 - shutting down: report and go on
-        log.warning("fanout.close_failed", client=client, error=repr(exc))
 
 
 def _log_failure(event: str, exc: Exception, **fields: object) -> None:

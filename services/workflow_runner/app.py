@@ -28,9 +28,9 @@ from services.workflow_runner.projection import (
 from services.workflow_runner.sandbox import Sandbox, SandboxSettings
 from services.workflow_runner.service import RunnerMetrics, RunnerService
 from services.workflow_runner.settings import RunnerSettings
-from shared.db import apply_migrations, create_pool
+from shared.db import apply_migrations, create_pool, postgres_check
 from shared.health import start_health_server
-from shared.kafka import Topics, ensure_topics, make_consumer
+from shared.kafka import Topics, broker_check, ensure_topics, make_consumer, stop_quietly
 from shared.messages import WorkflowRunRequested
 
 log = structlog.get_logger(__name__)
@@ -109,10 +109,11 @@ class Runner:
             group_id=self.topics.group("workflow-projection"),
             background=True,
         )
-        for consumer in (runs, projection):
+        for name, consumer in (("runs", runs), ("projection", projection)):
             await consumer.start()
-            stack.push_async_callback(consumer.stop)
+            stack.push_async_callback(stop_quietly, name, consumer.stop)
         self._runs = runs
+        self._pool = pool
 
         runner = await start_health_server(
             self._readiness, self.metrics_registry, host=s.health_host, port=s.health_port
@@ -127,7 +128,13 @@ class Runner:
         log.info("workflows.started", group=self.topics.group("workflows"))
 
     async def _readiness(self) -> dict[str, str]:
-        return {"runs": "ok" if self._runs.assignment() else "waiting"}
+        if self._stopping.is_set():
+            return {"runs": "stopping"}
+        return {
+            "runs": "ok" if self._runs.assignment() else "waiting",
+            "broker": await broker_check(self._runs, [self.topics.workflow_runs]),
+            "postgres": await postgres_check(self._pool),
+        }
 
     async def _loop(
         self,
@@ -186,11 +193,17 @@ class Runner:
         await self.service.project(changes)
 
     async def stop(self) -> None:
+        """Stop fetching; the batch in hand runs to its end (each run is bounded by the wall
+        timeout) and is committed; then close."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         self._stopping.set()
+        log.info("workflows.stopping", reason="no more fetches; the batch in hand is finished")
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=self.settings.wall_timeout_s + 5)
         await self._stack.aclose()
+        log.info("workflows.stopped", seconds=round(loop.time() - started, 3))
 
 
 async def run(settings: RunnerSettings) -> None:
@@ -203,5 +216,4 @@ async def run(settings: RunnerSettings) -> None:
     try:
         await stop.wait()
     finally:
-        log.info("workflows.stopping")
         await runner.stop()

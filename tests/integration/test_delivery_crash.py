@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
-from datetime import UTC, datetime
 
 import pytest
 
-from shared.kafka import JSON_HEADERS, dumps
-from shared.messages import DeliveryRequested, delivery_id_for
+from tests.support.deliveries import create_webhook, request_deliveries
 from tests.support.polling import eventually
-from tests.support.processes import ServiceProcess, service_env
+from tests.support.processes import delivery_process
 from tests.support.receiver import Receiver, Script
 
 pytestmark = pytest.mark.integration
@@ -26,49 +23,25 @@ async def test_killed_delivery_process_loses_nothing(
 ):
     receiver = Receiver()
     await receiver.start()
-    env = service_env(
+    delivery = delivery_process(
+        tmp_path,
         database_url=database_url,
         bootstrap=broker,
         namespace=kafka_settings.topic_namespace,
-        ROOMHOOKS_DELIVERY_HEALTH_PORT="0",
         ROOMHOOKS_DELIVERY_TIMEOUT_S="2",
         ROOMHOOKS_DELIVERY_LEASE_S="4",
         ROOMHOOKS_DELIVERY_RETRY_SCHEDULE="1,1,1",
         ROOMHOOKS_DELIVERY_PER_WEBHOOK_CONCURRENCY="2",
     )
-    delivery = ServiceProcess("delivery", env, tmp_path)
     try:
-        webhooks = []
-        for n in range(WEBHOOKS):
-            url = receiver.script(f"/w{n}", Script(statuses=[200], delay_s=0.02))
-            resp = await registry.http.post(
-                registry.webhooks_url(registry.alice),
-                json={"url": url, "events": ["participant.joined"]},
-                headers=registry.alice.auth(),
-            )
-            webhooks.append((await resp.json())["data"]["webhook"])
-
+        webhooks = [
+            await create_webhook(registry, receiver.script(f"/w{n}", Script(delay_s=0.02)))
+            for n in range(WEBHOOKS)
+        ]
         expected = set()
-        for i in range(PER_WEBHOOK):
-            for webhook in webhooks:
-                event_id = f"event-{i}"
-                message = DeliveryRequested(
-                    delivery_id=delivery_id_for(webhook["id"], event_id),
-                    webhook_id=webhook["id"],
-                    organization_id=webhook["organization_id"],
-                    event_id=event_id,
-                    event="participant.joined",
-                    body=json.dumps({"id": event_id, "n": i}),
-                    created_at=datetime.now(UTC),
-                )
-                expected.add(message.delivery_id)
-                await producer.send(
-                    topics.deliveries,
-                    dumps(message.model_dump(mode="json")),
-                    key=webhook["id"].encode(),
-                    headers=JSON_HEADERS,
-                )
-        await producer.flush()
+        for webhook in webhooks:
+            events = (f"event-{i}" for i in range(PER_WEBHOOK))
+            expected |= set(await request_deliveries(producer, topics.deliveries, webhook, events))
 
         delivery.start()
         received = lambda: sum(len(r) for r in receiver.received.values())  # noqa: E731

@@ -68,8 +68,36 @@ class ServiceProcess:
             self.proc.wait()
             raise
 
+    def terminate(self) -> None:
+        """SIGTERM without waiting (the test's event loop keeps serving meanwhile)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.poll() if self.proc is not None else None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def delivery_process(
+    log_dir: Path, *, database_url: str, bootstrap: str, namespace: str, **settings: str
+) -> ServiceProcess:
+    """`python -m services.delivery` on the test's database and topics, no probe server."""
+    env = service_env(
+        database_url=database_url,
+        bootstrap=bootstrap,
+        namespace=namespace,
+        ROOMHOOKS_DELIVERY_HEALTH_PORT="0",
+        **settings,
+    )
+    return ServiceProcess("delivery", env, log_dir)

@@ -1,0 +1,56 @@
+"""Delivery requests as fanout would emit them, for tests that drive the delivery service."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from shared.kafka import JSON_HEADERS, dumps
+from shared.messages import DeliveryRequested, delivery_id_for
+
+
+async def create_webhook(registry, url: str) -> dict:
+    """A `participant.joined` webhook of alice's on `url`, through the API; its record."""
+    resp = await registry.http.post(
+        registry.webhooks_url(registry.alice),
+        json={"url": url, "events": ["participant.joined"]},
+        headers=registry.alice.auth(),
+    )
+    assert resp.status == 201, await resp.text()
+    return (await resp.json())["data"]["webhook"]
+
+
+async def request_deliveries(
+    producer: AIOKafkaProducer, topic: str, webhook: dict, event_ids: Iterable[str]
+) -> list[str]:
+    """One `DeliveryRequested` per event for `webhook` (an API record); returns their ids."""
+    ids = []
+    for event_id in event_ids:
+        message = DeliveryRequested(
+            delivery_id=delivery_id_for(webhook["id"], event_id),
+            webhook_id=webhook["id"],
+            organization_id=webhook["organization_id"],
+            event_id=event_id,
+            event="participant.joined",
+            body=json.dumps({"id": event_id}),
+            created_at=datetime.now(UTC),
+        )
+        ids.append(message.delivery_id)
+        await producer.send(
+            topic,
+            dumps(message.model_dump(mode="json")),
+            key=webhook["id"].encode(),
+            headers=JSON_HEADERS,
+        )
+    await producer.flush()
+    return ids
+
+
+async def statuses(pool: asyncpg.Pool) -> dict[str, str]:
+    """Delivery id -> status, for every stored delivery."""
+    rows = await pool.fetch("SELECT id::text, status FROM delivery.deliveries")
+    return {row["id"]: row["status"] for row in rows}
