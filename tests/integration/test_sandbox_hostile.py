@@ -327,6 +327,30 @@ export default async (event, { store }) => {
     assert clean.result == ["clean", "clean"]
 
 
+async def test_workers_of_one_host_share_no_channel_and_no_cache(sandbox: Sandbox) -> None:
+    # On deno 2.9.8 a BroadcastChannel message reached another workflow's Worker listening on
+    # the same name, and CacheStorage was one store per host (on disk, unbounded): one
+    # workflow read what another had put there. The prelude removes both.
+    writer = """
+export default async () => {
+  const tried = [];
+  try { new BroadcastChannel("rh").postMessage("from A"); tried.push("posted"); }
+  catch (e) { tried.push(e.name); }
+  try { await (await caches.open("rh")).put("https://x.test/a", new Response("A")); }
+  catch (e) { tried.push(e.name); }
+  return tried;
+};
+"""
+    reader = (
+        "export default async () => [typeof BroadcastChannel, typeof caches, typeof Cache,"
+        " typeof CacheStorage];"
+    )
+    outcome = await contained(sandbox, writer, workflow="wf-share-a")
+    assert outcome.result == ["ReferenceError", "ReferenceError"]
+    other = await contained(sandbox, reader, workflow="wf-share-b")
+    assert other.result == ["undefined"] * 4
+
+
 async def test_posting_protocol_messages_speaks_only_for_the_own_run(sandbox: Sandbox) -> None:
     own = MemoryBindings()
     code = """

@@ -69,8 +69,15 @@ lock(Deno, "exit", unavailable("Deno.exit"));
 delete Deno[Deno.internal]; // holds `core` (raw ops: print, create_worker, ...)
 delete Deno.internal;
 
-// --- Globals: no nested Workers (they outlive terminate()), no silent close().
+// --- Globals: no nested Workers (they outlive terminate()), no silent close(), and nothing
+// the Workers of one host share: a BroadcastChannel reaches every Worker listening on its
+// name, and CacheStorage is one store per host process, written to disk without a bound
+// (measured on deno 2.9.8: one workflow read what another had put there).
 delete globalThis.Worker;
+for (const name of ["BroadcastChannel", "caches", "CacheStorage", "Cache"]) {
+  delete globalThis[name];
+  if (name in globalThis) throw new Error(`the sandbox could not remove ${name}`);
+}
 lock(globalThis, "close", unavailable("close()"));
 
 // `process` is a lazy getter (node compat costs ~25 ms to boot): patch it on first use.
