@@ -12,7 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -51,6 +51,20 @@ class RuntimeSettings(BaseSettings):
         if self.log_format is not None:
             return self.log_format
         return LogFormat.JSON if self.profile is Profile.PRODUCTION else LogFormat.CONSOLE
+
+
+class SecretsSettings(BaseSettings):
+    """The keys that seal webhook secrets at rest (shared/secrets_box.py).
+
+    Read by the registry (seals) and delivery (opens). No default: `make run` generates a key
+    and keeps it in `.roomhooks/run.env`; a service started without one refuses to start.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ROOMHOOKS_SECRETS_", extra="ignore")
+
+    # Fernet keys, comma-separated, newest first: the first seals, every one opens.
+    # SecretStr: never shown by a repr, a log line or a validation error.
+    key: SecretStr | None = None
 
 
 class PostgresSettings(BaseSettings):

@@ -11,7 +11,9 @@ import pytest
 
 from shared.db import apply_migrations, create_pool, with_database
 from shared.kafka import Topics, ensure_topics
+from shared.secrets_box import KEY_SETTING
 from shared.settings import KafkaSettings, PostgresSettings
+from tests.support.secrets import TEST_SECRETS_KEY
 from tests.support.services import kafka_bootstrap, postgres_server
 
 # Every service that owns a schema; the template database has all of them migrated.
@@ -20,6 +22,15 @@ SCHEMAS = {
     "delivery": "services.delivery",
     "workflow": "services.workflow_runner",
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secrets_key() -> Iterator[str]:
+    """ROOMHOOKS_SECRETS_KEY for every service the tests build in-process (their settings
+    read it from the environment); service processes get the same key from `service_env`."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEY_SETTING, TEST_SECRETS_KEY)
+        yield TEST_SECRETS_KEY
 
 
 @pytest.fixture(scope="session")

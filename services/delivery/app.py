@@ -44,6 +44,7 @@ from shared.messages import (
     RedeliverRequested,
     parse_registry_key,
 )
+from shared.secrets_box import SecretsKeyError, load_box
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +68,8 @@ class Delivery:
 
     def __init__(self, settings: DeliverySettings, *, clock: Callable[[], datetime] = utcnow):
         self.settings = settings
+        # Opens webhook secrets; SecretsKeyError (no usable key) stops the start here.
+        self.box = load_box(settings.secrets)
         self.topics = Topics.from_settings(settings.kafka)
         self.metrics_registry = CollectorRegistry()
         self._clock = clock
@@ -107,7 +110,7 @@ class Delivery:
         )
         recorder = AttemptRecorder(pool, batch_size=s.record_batch, clock=self._clock)
         self._recorder = recorder
-        self.targets = Targets(pool, ttl_s=s.webhook_cache_ttl_s)
+        self.targets = Targets(pool, self.box, ttl_s=s.webhook_cache_ttl_s)
 
         async def disable(order: DisableWebhook) -> None:
             await producer.send_and_wait(
@@ -312,7 +315,11 @@ async def run(settings: DeliverySettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    delivery = Delivery(settings)
+    try:
+        delivery = Delivery(settings)
+    except SecretsKeyError as exc:
+        log.critical("delivery.cannot_start", error=str(exc))
+        raise SystemExit(1) from None
     await delivery.start()
     try:
         await stop.wait()

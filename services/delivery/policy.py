@@ -15,6 +15,9 @@ class Outcome(StrEnum):
     GONE = "gone"  # 410: the receiver asks us to stop; the webhook is disabled
     NETWORK_ERROR = "network_error"  # timeout, refused, reset, DNS: retry
     BLOCKED = "blocked"  # the SSRF guard refused the address: retrying will not help
+    # The webhook's stored secret does not open (a key missing from ROOMHOOKS_SECRETS_KEY,
+    # or an altered row): no request is made; retried, as an operator may fix the key.
+    SECRET_UNREADABLE = "secret_unreadable"  # noqa: S105 - an outcome, not a password
 
 
 class Final(StrEnum):

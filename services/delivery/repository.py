@@ -32,13 +32,26 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Target:
-    """Where and how to send for one webhook, as the registry holds it now."""
+class StoredTarget:
+    """The webhook's row as the registry holds it now; its secret still sealed."""
 
     url: str
-    secret: str
+    secret_ciphertext: str | None
+    legacy_secret: str | None  # a row from before sealing that no registry has sealed yet
     enabled: bool
     retry_schedule: tuple[float, ...] | None
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to send for one webhook; the secret opened (None: it would not open,
+    and `secret_error` says why)."""
+
+    url: str
+    secret: str | None
+    enabled: bool
+    retry_schedule: tuple[float, ...] | None
+    secret_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -222,17 +235,19 @@ async def rearm(
     return result.endswith(" 1")
 
 
-async def load_target(conn: asyncpg.Connection, webhook_id: UUID) -> Target | None:
+async def load_target(conn: asyncpg.Connection, webhook_id: UUID) -> StoredTarget | None:
     record = await conn.fetchrow(
-        "SELECT url, secret, enabled, retry_schedule FROM registry.webhooks WHERE id = $1",
+        "SELECT url, secret_ciphertext, legacy_secret, enabled, retry_schedule"
+        " FROM registry.webhooks WHERE id = $1",
         webhook_id,
     )
     if record is None:
         return None
     schedule = record["retry_schedule"]
-    return Target(
+    return StoredTarget(
         record["url"],
-        record["secret"],
+        record["secret_ciphertext"],
+        record["legacy_secret"],
         record["enabled"],
         tuple(float(s) for s in schedule) if schedule is not None else None,
     )

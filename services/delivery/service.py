@@ -151,18 +151,25 @@ class DeliveryService:
                 bound.info("delivery.stopped", reason=reason)
                 return
             number = job.attempts + 1
-            body = job.payload.encode()
-            headers = build_headers(
-                secret=target.secret,
-                body=body,
-                delivery_id=str(job.id),
-                event=job.event,
-                attempt=number,
-                timestamp=int(self._clock().timestamp()),
-                user_agent=self._user_agent,
-            )
-            result = await self._dispatcher.post(target.url, body, headers)
-            self._lanes.report(job.webhook_id, answered=result.outcome is not Outcome.NETWORK_ERROR)
+            if target.secret is None:  # nothing to sign with: a failed attempt, no request
+                result = AttemptResult(
+                    Outcome.SECRET_UNREADABLE, self._clock(), 0, error=target.secret_error
+                )
+            else:
+                body = job.payload.encode()
+                headers = build_headers(
+                    secret=target.secret,
+                    body=body,
+                    delivery_id=str(job.id),
+                    event=job.event,
+                    attempt=number,
+                    timestamp=int(self._clock().timestamp()),
+                    user_agent=self._user_agent,
+                )
+                result = await self._dispatcher.post(target.url, body, headers)
+                self._lanes.report(
+                    job.webhook_id, answered=result.outcome is not Outcome.NETWORK_ERROR
+                )
             schedule = (
                 target.retry_schedule
                 if target.retry_schedule is not None  # [] means: never retry

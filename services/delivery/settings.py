@@ -13,6 +13,7 @@ from shared.settings import (
     PostgresSettings,
     Profile,
     RuntimeSettings,
+    SecretsSettings,
     split_commas,
 )
 
@@ -56,6 +57,7 @@ class DeliverySettings(BaseSettings):
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
 
     @field_validator("retry_schedule")
     @classmethod

@@ -1,7 +1,8 @@
 """The webhook targets cache: url, secret, enabled and schedule, loaded from Postgres.
 
 Entries are dropped when `roomhooks.registry` announces a change of their webhook (and after
-a TTL as a safety net), so an attempt always uses the registry's current settings.
+a TTL as a safety net), so an attempt always uses the registry's current settings. The
+secret is stored sealed; it is opened once per load, not per attempt.
 """
 
 from __future__ import annotations
@@ -15,18 +16,37 @@ from uuid import UUID
 import asyncpg
 
 from services.delivery import repository
-from services.delivery.repository import Target
+from services.delivery.repository import StoredTarget, Target
+from shared.secrets_box import SecretsBox, UnreadableSecret
+
+
+def open_target(stored: StoredTarget, box: SecretsBox) -> Target:
+    """The target with its secret opened; one that does not open is a Target without a
+    secret, whose attempts fail with the reason (never an exception that stalls a lane)."""
+    secret: str | None = None
+    error: str | None = None
+    if stored.secret_ciphertext is not None:
+        try:
+            secret = box.open(stored.secret_ciphertext)
+        except UnreadableSecret as exc:
+            error = str(exc)
+    else:
+        # A row from before sealing: the registry seals it when it starts.
+        secret = stored.legacy_secret
+    return Target(stored.url, secret, stored.enabled, stored.retry_schedule, error)
 
 
 class Targets:
     def __init__(
         self,
         pool: asyncpg.Pool,
+        box: SecretsBox,
         *,
         ttl_s: float,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pool = pool
+        self._box = box
         self._ttl_s = ttl_s
         self._monotonic = monotonic
         self._entries: dict[UUID, tuple[float, Target | None]] = {}
@@ -44,7 +64,8 @@ class Targets:
         self._loading[webhook_id] = future
         try:
             async with self._pool.acquire() as conn:
-                target = await repository.load_target(conn, webhook_id)
+                stored = await repository.load_target(conn, webhook_id)
+            target = open_target(stored, self._box) if stored is not None else None
             self._entries[webhook_id] = (self._monotonic(), target)
             future.set_result(target)
             return target

@@ -28,12 +28,14 @@ from services.registry.http import build_middlewares
 from services.registry.openapi import build_openapi
 from services.registry.outbox import OutboxRelay
 from services.registry.routes import WebhookRoutes, event_types, health_routes
+from services.registry.sealing import seal_stored_secrets
 from services.registry.service import AccountService, WebhookService
 from services.registry.settings import RegistrySettings
 from services.registry.workflow_routes import WorkflowRoutes
 from services.registry.workflows import CodeChecker, WorkflowService
 from shared.db import apply_migrations, create_pool
 from shared.kafka import Topics, ensure_topics, make_consumer, make_producer
+from shared.secrets_box import SecretsBox, SecretsKeyError, load_box
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +57,8 @@ class RegistryDeps:
     producer: AIOKafkaProducer
     check_code: CodeChecker
     clock: Callable[[], datetime] = field(default=utcnow)
+    # None: built from settings.secrets (ROOMHOOKS_SECRETS_KEY).
+    box: SecretsBox | None = None
 
 
 def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Application:
@@ -83,7 +87,8 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
     )
     topics = Topics.from_settings(settings.kafka)
     accounts = AccountService(deps.pool)
-    webhooks = WebhookService(deps.pool, topics, deps.clock)
+    box = deps.box or load_box(settings.secrets)
+    webhooks = WebhookService(deps.pool, topics, deps.clock, box)
     relay = OutboxRelay(
         deps.pool,
         deps.producer,
@@ -147,18 +152,26 @@ async def run(settings: RegistrySettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    try:
+        box = load_box(settings.secrets)
+    except SecretsKeyError as exc:
+        log.critical("registry.cannot_start", error=str(exc))
+        raise SystemExit(1) from None
+
     async with AsyncExitStack() as stack:
         pool = await create_pool(settings.postgres)
         stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
             await apply_migrations(conn, schema="registry", package="services.registry")
+        await seal_stored_secrets(pool, box)
         await ensure_topics(settings.kafka)
         producer = make_producer(settings.kafka)
         await producer.start()
         stack.push_async_callback(producer.stop)
 
         app = create_app(
-            settings, RegistryDeps(pool=pool, producer=producer, check_code=deno_code_check)
+            settings,
+            RegistryDeps(pool=pool, producer=producer, check_code=deno_code_check, box=box),
         )
         if settings.should_republish_on_start:
             await app[WEBHOOKS].republish_all()

@@ -30,8 +30,9 @@ def public_webhook(row: WebhookRow) -> Webhook:
     )
 
 
-def webhook_with_secret(row: WebhookRow) -> WebhookWithSecret:
-    return WebhookWithSecret(**public_webhook(row).model_dump(), secret=row.secret)
+def webhook_with_secret(row: WebhookRow, secret: str) -> WebhookWithSecret:
+    """The 201 of a creation: the only answer that carries the (plain) secret."""
+    return WebhookWithSecret(**public_webhook(row).model_dump(), secret=secret)
 
 
 def webhook_record(row: WebhookRow) -> WebhookRecord:

@@ -13,7 +13,7 @@ import asyncpg
 OUTBOX_CHANNEL = "roomhooks_registry_outbox"
 
 _WEBHOOK_COLUMNS = (
-    "id, organization_id, name, url, secret, events, room_id, enabled, disabled_reason,"
+    "id, organization_id, name, url, secret_ciphertext, events, room_id, enabled, disabled_reason,"
     " retry_schedule, revision, created_at, updated_at"
 )
 
@@ -24,7 +24,9 @@ class WebhookRow:
     organization_id: UUID
     name: str | None
     url: str
-    secret: str
+    # `<key id>:<Fernet token>` (shared/secrets_box.py); None only on a row written before
+    # secrets were sealed, until the registry's start-up seals it.
+    secret_ciphertext: str | None
     events: list[str]
     room_id: str | None
     enabled: bool
@@ -105,7 +107,7 @@ async def insert_webhook(conn: asyncpg.Connection, row: WebhookRow) -> WebhookRo
         row.organization_id,
         row.name,
         row.url,
-        row.secret,
+        row.secret_ciphertext,
         row.events,
         row.room_id,
         row.enabled,
@@ -187,6 +189,54 @@ async def all_webhooks(conn: asyncpg.Connection) -> list[WebhookRow]:
     """Every account's webhooks: only for re-announcing them all to the registry topic."""
     records = await conn.fetch(f"SELECT {_WEBHOOK_COLUMNS} FROM registry.webhooks ORDER BY id")
     return [WebhookRow.from_record(r) for r in records]
+
+
+# --- sealing stored secrets (start-up) ------------------------------------------------------
+
+
+async def claim_legacy_secrets(conn: asyncpg.Connection, *, limit: int) -> list[tuple[UUID, str]]:
+    """Rows still holding a plain secret (from before sealing), locked for the caller's
+    transaction. SKIP LOCKED: registry replicas starting together share the work."""
+    records = await conn.fetch(
+        "SELECT id, legacy_secret FROM registry.webhooks WHERE legacy_secret IS NOT NULL"
+        " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+    )
+    return [(r["id"], r["legacy_secret"]) for r in records]
+
+
+async def claim_sealed_under(
+    conn: asyncpg.Connection, key_ids: Sequence[str], *, limit: int
+) -> list[tuple[UUID, str]]:
+    """Rows sealed under one of `key_ids`, locked for the caller's transaction."""
+    records = await conn.fetch(
+        "SELECT id, secret_ciphertext FROM registry.webhooks"
+        " WHERE split_part(secret_ciphertext, ':', 1) = ANY($1::text[])"
+        " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+        list(key_ids),
+        limit,
+    )
+    return [(r["id"], r["secret_ciphertext"]) for r in records]
+
+
+async def store_sealed(conn: asyncpg.Connection, sealed: Sequence[tuple[UUID, str]]) -> None:
+    """Write sealed secrets and clear any plain one; the webhook's revision is unchanged
+    (its secret is the same)."""
+    await conn.executemany(
+        "UPDATE registry.webhooks SET secret_ciphertext = $2, legacy_secret = NULL WHERE id = $1",
+        sealed,
+    )
+
+
+async def count_sealed_outside(conn: asyncpg.Connection, key_ids: Sequence[str]) -> int:
+    """Rows sealed under a key not in `key_ids` (nobody here can open them)."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM registry.webhooks WHERE secret_ciphertext IS NOT NULL"
+            " AND split_part(secret_ciphertext, ':', 1) <> ALL($1::text[])",
+            list(key_ids),
+        )
+    )
 
 
 # --- outbox -------------------------------------------------------------------------------

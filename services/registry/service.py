@@ -24,6 +24,7 @@ from services.registry.records import (
 from services.registry.repository import KeyOwner, WebhookRow
 from shared.kafka import Topics
 from shared.pagination import after_cursor, cut_page
+from shared.secrets_box import SecretsBox
 from shared.signing import new_secret
 
 log = structlog.get_logger(__name__)
@@ -97,19 +98,27 @@ class AccountService:
 class WebhookService:
     """Webhook CRUD for one account at a time; every query is bounded by organization_id."""
 
-    def __init__(self, pool: asyncpg.Pool, topics: Topics, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        topics: Topics,
+        clock: Callable[[], datetime],
+        box: SecretsBox,
+    ) -> None:
         self._pool = pool
         self._topics = topics
         self._clock = clock
+        self._box = box
 
     async def create(self, account_id: str, body: WebhookInput) -> WebhookWithSecret:
         now = self._clock()
+        secret = new_secret()  # answered once, in the 201; stored sealed
         row = WebhookRow(
             id=uuid.uuid4(),
             organization_id=parse_id(account_id),
             name=body.name,
             url=body.url,
-            secret=new_secret(),
+            secret_ciphertext=self._box.seal(secret),
             events=list(body.events),
             room_id=body.room_id,
             enabled=body.enabled,
@@ -131,7 +140,7 @@ class WebhookService:
                 ],
             )
         log.info("webhook.created", account_id=account_id, webhook_id=str(stored.id))
-        return webhook_with_secret(stored)
+        return webhook_with_secret(stored, secret)
 
     async def get(self, account_id: str, webhook_id: str) -> Webhook:
         async with self._pool.acquire() as conn:

@@ -11,6 +11,7 @@ from shared.settings import (
     PostgresSettings,
     Profile,
     RuntimeSettings,
+    SecretsSettings,
 )
 
 DEV_HTTP_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -34,6 +35,7 @@ class RegistrySettings(BaseSettings):
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
 
     @property
     def http_hosts(self) -> frozenset[str]:

@@ -41,6 +41,7 @@ from shared.cli.postgres import (
 from shared.cli.runenv import parse_run_env, render_run_env, write_private_file
 from shared.cli.supervisor import ChildSpec, DevStackError, PrefixedOutput, Supervisor
 from shared.kafka import ensure_topics
+from shared.secrets_box import KEY_SETTING, generate_key, key_id
 from shared.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
@@ -95,6 +96,14 @@ def child_env(
     env.setdefault("ROOMHOOKS_PROFILE", "dev")
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def choose_secrets_key(
+    environ: Mapping[str, str], previous: Mapping[str, str], generate: Callable[[], str]
+) -> str:
+    """The key that seals webhook secrets: the environment's, else the one the last run saved
+    (the database still holds secrets sealed with it), else a new one."""
+    return environ.get(KEY_SETTING) or previous.get(KEY_SETTING) or generate()
 
 
 def choose_port(
@@ -280,7 +289,9 @@ class DevStack:
             await ensure_topics(self._kafka(bootstrap))
         except KafkaError as exc:
             raise DevStackError(f"cannot reach Kafka at {bootstrap} ({one_line(exc)})") from exc
-        account, reused = await dev_account(database_url, self._previous_run_env())
+        previous = self._previous_run_env()
+        account, reused = await dev_account(database_url, previous)
+        secrets_key = choose_secrets_key(self._environ, previous, generate_key)
         values = {
             "ROOMHOOKS_API_URL": self._api_url,
             "ROOMHOOKS_ACCOUNT_ID": account.account_id,
@@ -288,10 +299,13 @@ class DevStack:
             "ROOMHOOKS_MEMBER_TOKEN": account.member_token,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "DATABASE_URL": database_url,
+            # The services need it to seal and open webhook secrets: keep it (0600).
+            KEY_SETTING: secrets_key,
         }
         write_private_file(settings.run_env_path, render_run_env(values))
 
         env = child_env(self._environ, database_url=database_url, bootstrap_servers=bootstrap)
+        env[KEY_SETTING] = secrets_key
         if settings.kafka_bootstrap_servers is None:  # our own broker: its partitions
             env["KAFKA_PARTITIONS"] = str(settings.broker_partitions)
         for name in self._layout.runnable:
@@ -299,6 +313,7 @@ class DevStack:
             await self._supervisor.start(ChildSpec(name, argv, env))
 
         self._print(self._banner(account, reused, bootstrap))
+        log.info("dev.secrets_key", key_id=key_id(secrets_key.split(",")[0].strip()))
         ready = await wait_until_ready(
             f"{self._api_url}/readyz", timeout_s=settings.ready_timeout_s
         )

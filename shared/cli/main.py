@@ -36,6 +36,7 @@ from shared.db import create_pool
 from shared.events import CATALOG, InvalidEvent, Scope, build_event, parse_event
 from shared.kafka import JSON_HEADERS, Topics, dumps, make_producer
 from shared.logging import configure_logging
+from shared.secrets_box import generate_key
 from shared.settings import KafkaSettings, PostgresSettings, RuntimeSettings
 
 EXIT_UNAVAILABLE = 1
@@ -147,6 +148,13 @@ def build_parser() -> Parser:
         "--role", required=True, type=str.upper, choices=[r.value for r in Role]
     )
 
+    commands.add_parser(
+        "secrets-key",
+        help="print a new key for ROOMHOOKS_SECRETS_KEY (it seals webhook secrets at rest)",
+        description="To rotate, put the new key first: ROOMHOOKS_SECRETS_KEY=NEW,OLD; once the"
+        " registry has restarted (it re-seals every secret under NEW), drop OLD.",
+    )
+
     publish = commands.add_parser(
         "publish", help="publish an event to the events topic; prints its id"
     )
@@ -188,6 +196,11 @@ def build_parser() -> Parser:
 
 
 # --- commands ------------------------------------------------------------------------------
+
+
+async def print_secrets_key(_args: argparse.Namespace) -> int:
+    print(generate_key())
+    return 0
 
 
 def run_dev(_args: argparse.Namespace) -> int:
@@ -350,6 +363,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Any]] = {
     ("accounts", "create"): create_account,
     ("keys", "create"): create_key,
     ("publish", None): publish,
+    ("secrets-key", None): print_secrets_key,
 }
 
 

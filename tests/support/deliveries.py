@@ -13,11 +13,12 @@ from shared.kafka import JSON_HEADERS, dumps
 from shared.messages import DeliveryRequested, delivery_id_for
 
 
-async def create_webhook(registry, url: str) -> dict:
-    """A `participant.joined` webhook of alice's on `url`, through the API; its record."""
+async def create_webhook(registry, url: str, **fields) -> dict:
+    """A `participant.joined` webhook of alice's on `url` (and any other API `fields`),
+    through the API; its record."""
     resp = await registry.http.post(
         registry.webhooks_url(registry.alice),
-        json={"url": url, "events": ["participant.joined"]},
+        json={"url": url, "events": ["participant.joined"], **fields},
         headers=registry.alice.auth(),
     )
     assert resp.status == 201, await resp.text()

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.secrets import TEST_SECRETS_KEY
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -26,6 +28,7 @@ def service_env(
         "KAFKA_PARTITIONS": "3",
         "KAFKA_SESSION_TIMEOUT_MS": "2000",
         "ROOMHOOKS_PROFILE": "dev",
+        "ROOMHOOKS_SECRETS_KEY": TEST_SECRETS_KEY,
         "ROOMHOOKS_LOG_FORMAT": "json",
         "PYTHONUNBUFFERED": "1",
     }

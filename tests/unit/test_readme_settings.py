@@ -12,11 +12,12 @@ from services.fanout.settings import FanoutSettings
 from services.registry.settings import RegistrySettings
 from services.workflow_runner.settings import RunnerSettings
 from shared.cli.devstack import DevSettings
-from shared.settings import KafkaSettings, PostgresSettings, RuntimeSettings
+from shared.settings import KafkaSettings, PostgresSettings, RuntimeSettings, SecretsSettings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 SETTINGS = [
     RuntimeSettings,
+    SecretsSettings,
     PostgresSettings,
     KafkaSettings,
     RegistrySettings,
