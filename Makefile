@@ -51,3 +51,10 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 bench: $(BENCH_STAMP)
 	$(PY) -m tests.bench $(if $(PART),--part $(PART)) $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+# `make chaos` (issue 6): faults under load, every (webhook, event) pair checked; a table and
+# .roomhooks/chaos/results.json. SCENARIO=crashes,poison for some; SHORT=1 for the CI versions.
+.PHONY: chaos
+
+chaos: $(STAMP)
+	$(PY) -m tests.chaos $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(SHORT),--short) $(CHAOS_ARGS)

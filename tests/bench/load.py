@@ -34,10 +34,10 @@ class Target:
     healthy: bool = True
 
 
-def event_bytes(target: Target, *, sent_us: int) -> bytes:
+def event_bytes(target: Target, *, sent_us: int, event_id: str | None = None) -> bytes:
     return dumps(
         {
-            "id": str(uuid.uuid4()),
+            "id": event_id or str(uuid.uuid4()),
             "event": EVENT,
             "timestamp": datetime.now(UTC).isoformat(),
             "organization_id": target.organization_id,
@@ -74,10 +74,10 @@ class EventPublisher:
     async def __aexit__(self, *exc: object) -> None:
         await self._producer.stop()
 
-    async def send(self, target: Target) -> asyncio.Future:
+    async def send(self, target: Target, *, event_id: str | None = None) -> asyncio.Future:
         ack = await self._producer.send(
             self._topic,
-            value=event_bytes(target, sent_us=now_us()),
+            value=event_bytes(target, sent_us=now_us(), event_id=event_id),
             key=target.room_id.encode(),
             headers=JSON_HEADERS,
         )

@@ -117,6 +117,10 @@ class Processes:
     def get(self, name: str) -> BenchProcess | None:
         return next((c for c in self._children if c.name == name and c.alive()), None)
 
+    def named(self, name: str) -> BenchProcess | None:
+        """The process started under `name`, running or not."""
+        return next((c for c in reversed(self._children) if c.name == name), None)
+
     def running(self) -> list[BenchProcess]:
         return [c for c in self._children if c.alive()]
 

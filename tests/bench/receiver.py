@@ -1,11 +1,14 @@
 """The benchmark's webhook endpoint, run as its own process: `python -m tests.bench.receiver`.
 
 `POST /hook/<name>` answers 200 at once and counts; `POST /hang/<name>` accepts the request and
-never answers (head-of-line tests). While tracking is on (`POST /track/start` .. `/track/stop`)
-it also keeps, per request to `/hook/`, the receipt time, the `X-Webhook-Delivery` id and the
-publish time the bench wrote into the event (`"bench_sent_us":<unix µs>`), so the bench can
-count deliveries inside a window and compute publish-to-receipt latency. Both clocks are this
-machine's `time.time()`.
+never answers (head-of-line tests); `POST /flaky/<name>` answers 500 to a delivery's first
+attempt and 200 to the others (retries, `make chaos`), counted as hooks. While tracking is on
+(`POST /track/start` .. `/track/stop`) it also keeps, per request to `/hook/` or `/flaky/`, the
+receipt time, the `X-Webhook-Delivery` id, the attempt number and the publish time the bench
+wrote into the event (`"bench_sent_us":<unix µs>`), so the bench can count deliveries inside a
+window and compute publish-to-receipt latency; and it counts requests whose `webhook-id`
+differs from their `X-Webhook-Delivery` (a retry or a duplicate must carry the same one).
+Both clocks are this machine's `time.time()`.
 
 `ReceiverClient` is the bench's side of it.
 """
@@ -31,6 +34,12 @@ class Tally:
     received_at: list[float] = field(default_factory=list)
     delivery_ids: list[str] = field(default_factory=list)
     sent_us: list[int] = field(default_factory=list)
+    attempts: list[int] = field(default_factory=list)
+    id_mismatches: int = 0
+
+    def reset(self) -> None:
+        self.received_at, self.delivery_ids, self.sent_us, self.attempts = [], [], [], []
+        self.id_mismatches = 0
 
 
 def sent_marker(body: bytes) -> int:
@@ -48,14 +57,26 @@ def sent_marker(body: bytes) -> int:
 def build_app(tally: Tally) -> web.Application:
     ok = b"ok"
 
-    async def hook(request: web.Request) -> web.Response:
-        body = await request.read()
+    def count(request: web.Request, body: bytes) -> None:
         now = time.time()
         tally.hooks += 1
         if tally.tracking:
+            headers = request.headers
+            delivery_id = headers.get("X-Webhook-Delivery", "")
             tally.received_at.append(now)
-            tally.delivery_ids.append(request.headers.get("X-Webhook-Delivery", ""))
+            tally.delivery_ids.append(delivery_id)
             tally.sent_us.append(sent_marker(body))
+            tally.attempts.append(int(headers.get("X-Webhook-Attempt") or 0))
+            tally.id_mismatches += headers.get("webhook-id") != delivery_id
+
+    async def hook(request: web.Request) -> web.Response:
+        count(request, await request.read())
+        return web.Response(body=ok)
+
+    async def flaky(request: web.Request) -> web.Response:
+        count(request, await request.read())
+        if request.headers.get("X-Webhook-Attempt") == "1":
+            return web.Response(status=500, body=b"first attempts fail here")
         return web.Response(body=ok)
 
     async def hang(request: web.Request) -> web.Response:
@@ -68,7 +89,7 @@ def build_app(tally: Tally) -> web.Application:
         return web.json_response({"hooks": tally.hooks, "hangs": tally.hangs, "now": time.time()})
 
     async def track_start(_request: web.Request) -> web.Response:
-        tally.received_at, tally.delivery_ids, tally.sent_us = [], [], []
+        tally.reset()
         tally.tracking = True
         return web.json_response({"now": time.time()})
 
@@ -79,13 +100,16 @@ def build_app(tally: Tally) -> web.Application:
             "received_at": tally.received_at,
             "delivery_ids": tally.delivery_ids,
             "sent_us": tally.sent_us,
+            "attempts": tally.attempts,
+            "id_mismatches": tally.id_mismatches,
         }
-        tally.received_at, tally.delivery_ids, tally.sent_us = [], [], []
+        tally.reset()
         return web.json_response(answer)
 
     app = web.Application()
     app.router.add_post("/hook/{name}", hook)
     app.router.add_post("/hang/{name}", hang)
+    app.router.add_post("/flaky/{name}", flaky)
     app.router.add_get("/stats", stats)
     app.router.add_post("/track/start", track_start)
     app.router.add_post("/track/stop", track_stop)
@@ -99,6 +123,8 @@ class Tracked:
     received_at: list[float]
     delivery_ids: list[str]
     sent_us: list[int]
+    attempts: list[int] = field(default_factory=list)
+    id_mismatches: int = 0
 
     def latencies_ms(self, *, sent_from: float, sent_until: float) -> list[float]:
         """Publish-to-receipt of the events published inside [sent_from, sent_until)."""
@@ -123,6 +149,9 @@ class ReceiverClient:
     def hang_url(self, name: str) -> str:
         return f"{self.base_url}/hang/{name}"
 
+    def flaky_url(self, name: str) -> str:
+        return f"{self.base_url}/flaky/{name}"
+
     async def stats(self) -> dict:
         async with self._session.get(f"{self.base_url}/stats") as response:
             return await response.json()
@@ -138,7 +167,11 @@ class ReceiverClient:
         async with self._session.post(f"{self.base_url}/track/stop") as response:
             answer = await response.json()
         return float(answer["now"]), Tracked(
-            answer["received_at"], answer["delivery_ids"], answer["sent_us"]
+            answer["received_at"],
+            answer["delivery_ids"],
+            answer["sent_us"],
+            answer["attempts"],
+            answer["id_mismatches"],
         )
 
 

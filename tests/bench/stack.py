@@ -78,6 +78,9 @@ class Stack:
     receiver: ReceiverClient | None = None
     database_name: str = ""
     database_dropped: bool = False
+    # Extra environment for every service (`make chaos` shortens leases and timeouts).
+    service_settings: dict[str, str] = field(default_factory=dict)
+    _service_env: dict[str, str] = field(default_factory=dict)
 
     # --- start ---------------------------------------------------------------------------
 
@@ -121,13 +124,13 @@ class Stack:
             "delivery": "ROOMHOOKS_DELIVERY_HEALTH_PORT",
             "workflow_runner": "ROOMHOOKS_WORKFLOWS_HEALTH_PORT",
         }
-        extra = {"ROOMHOOKS_REGISTRY_PORT": str(api_port)}
+        extra = self.service_settings | {"ROOMHOOKS_REGISTRY_PORT": str(api_port)}
         for name, variable in ports.items():
             self.health_ports[name] = free_port()
             extra[variable] = str(self.health_ports[name])
-        env = self.env(**extra)
+        self._service_env = self.env(**extra)
         for name in layout.runnable:
-            self.processes.start(name, python_module(f"services.{name}"), env)
+            self.processes.start(name, python_module(f"services.{name}"), self._service_env)
         urls = {"registry": f"{self.api_url}/readyz"} | {
             name: f"http://127.0.0.1:{port}/readyz" for name, port in self.health_ports.items()
         }
@@ -185,6 +188,50 @@ class Stack:
                 log = child.log_tail() if child else ""
                 raise StackError(f"{name} not ready at {url}; its log ends:\n{log}")
             await asyncio.sleep(0.2)
+
+    # --- faults (`make chaos`) ------------------------------------------------------------
+
+    async def add_delivery_replica(self, instance: str) -> None:
+        """One more delivery process in the same consumer group, with its own health port."""
+        self.health_ports[instance] = free_port()
+        env = self._service_env | {
+            "ROOMHOOKS_DELIVERY_HEALTH_PORT": str(self.health_ports[instance])
+        }
+        self.processes.start(instance, python_module("services.delivery"), env)
+        await self.wait_ready(instance, self.ready_url(instance))
+
+    def kill(self, instance: str) -> int:
+        """SIGKILL a running process (and what it started); returns the pid it had."""
+        child = self.processes.get(instance)
+        if child is None:
+            raise StackError(f"{instance} is not running")
+        pid = child.pid
+        child.kill()
+        return pid
+
+    async def restart(self, instance: str) -> float:
+        """Start a stopped process again as it was; seconds until it answered /readyz."""
+        child = self.processes.named(instance)
+        if child is None or child.alive():
+            raise StackError(f"{instance} is not a stopped process of this stack")
+        started = time.monotonic()
+        child.start()
+        if instance == "broker":
+            await asyncio.to_thread(
+                wait_for_port, "127.0.0.1", int(self.bootstrap.rsplit(":", 1)[1]), timeout_s=15
+            )
+        elif instance != "receiver":
+            await self.wait_ready(instance, self.ready_url(instance))
+        return time.monotonic() - started
+
+    def ready_url(self, instance: str) -> str:
+        if instance == "registry":
+            return f"{self.api_url}/readyz"
+        return f"http://127.0.0.1:{self.health_ports[instance]}/readyz"
+
+    def pids(self) -> dict[str, int]:
+        """The pid of every running process, by name (a restart changes it)."""
+        return {child.name: child.pid for child in self.processes.running()}
 
     # --- helpers the parts use -----------------------------------------------------------
 
