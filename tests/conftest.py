@@ -14,7 +14,7 @@ from shared.kafka import Topics, ensure_topics
 from shared.secrets_box import KEY_SETTING
 from shared.settings import KafkaSettings, PostgresSettings
 from tests.support.secrets import TEST_SECRETS_KEY
-from tests.support.services import kafka_bootstrap, postgres_server
+from tests.support.services import grants_idempotent_producer, kafka_bootstrap, postgres_server
 
 # Every service that owns a schema; the template database has all of them migrated.
 SCHEMAS = {
@@ -96,14 +96,39 @@ async def pool(postgres_settings: PostgresSettings) -> AsyncIterator[asyncpg.Poo
     await pool.close()
 
 
+@pytest.fixture(scope="session")
+async def broker_grants_idempotence(broker: str) -> bool:
+    """Apache Kafka does, the dev broker does not: the tests' producers are as production's."""
+    return await grants_idempotent_producer(broker)
+
+
+@pytest.fixture(autouse=True)
+def _real_kafka_or_fail(request: pytest.FixtureRequest) -> None:
+    """A `real_kafka` test fails on a broker without Apache Kafka's semantics: never a skip.
+
+    Such tests are deselected by default (pyproject's addopts); `-m real_kafka` selects them,
+    and then ROOMHOOKS_TEST_KAFKA must name an Apache Kafka (or a Docker engine must answer).
+    """
+    if request.node.get_closest_marker("real_kafka") is None:
+        return
+    if not request.getfixturevalue("broker_grants_idempotence"):
+        pytest.fail(
+            f"real_kafka: the broker at {request.getfixturevalue('broker')} does not grant an "
+            "idempotent producer (the dev broker?): set ROOMHOOKS_TEST_KAFKA to an Apache Kafka"
+        )
+
+
 @pytest.fixture
-async def kafka_settings(broker: str) -> KafkaSettings:
-    """Topics of this test's own (a fresh namespace), created, on the shared broker."""
+async def kafka_settings(broker: str, broker_grants_idempotence: bool) -> KafkaSettings:
+    """Topics of this test's own (a fresh namespace), created, on the shared broker; an
+    idempotent producer wherever the broker grants one (KAFKA_IDEMPOTENT_PRODUCER in
+    production)."""
     settings = KafkaSettings(
         bootstrap_servers=broker,
         topic_namespace=f"t{uuid.uuid4().hex[:12]}",
         partitions=3,
         session_timeout_ms=2000,
+        idempotent_producer=broker_grants_idempotence,
     )
     await ensure_topics(settings)
     return settings

@@ -95,6 +95,26 @@ def kafka_bootstrap(log_dir: Path) -> Iterator[str]:
             yield bootstrap
 
 
+async def grants_idempotent_producer(bootstrap: str) -> bool:
+    """Whether the broker starts an idempotent producer (Apache Kafka does; Tansu answers
+    InitProducerId with an error). An unreachable broker raises instead of answering False."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, request_timeout_ms=10000
+    )
+    try:
+        await producer.start()
+    except KafkaConnectionError:
+        raise
+    except KafkaError:
+        return False
+    finally:
+        await producer.stop()
+    return True
+
+
 @contextlib.contextmanager
 def postgres_server() -> Iterator[str]:
     """A URL of a Postgres server database on which the tests may create databases."""
