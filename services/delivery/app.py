@@ -15,6 +15,7 @@ from uuid import UUID
 import aiohttp
 import asyncpg
 import structlog
+from aiohttp.abc import AbstractResolver
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 from pydantic import Field, TypeAdapter, ValidationError
@@ -66,8 +67,16 @@ def utcnow() -> datetime:
 class Delivery:
     """The running service. `start()` builds and starts everything, `stop()` drains it."""
 
-    def __init__(self, settings: DeliverySettings, *, clock: Callable[[], datetime] = utcnow):
+    def __init__(
+        self,
+        settings: DeliverySettings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        resolver: AbstractResolver | None = None,
+    ):
         self.settings = settings
+        # The DNS under the SSRF guard; None: the system's (tests give a table of names).
+        self._resolver = resolver
         # Opens webhook secrets; SecretsKeyError (no usable key) stops the start here.
         self.box = load_box(settings.secrets)
         self.topics = Topics.from_settings(settings.kafka)
@@ -97,7 +106,9 @@ class Delivery:
             allow_loopback=s.loopback_allowed, allowed_networks=s.allowed_networks
         )
         connector = aiohttp.TCPConnector(
-            resolver=GuardedResolver(policy), limit=s.max_in_flight, limit_per_host=0
+            resolver=GuardedResolver(policy, self._resolver),
+            limit=s.max_in_flight,
+            limit_per_host=0,
         )
         session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         stack.push_async_callback(session.close)

@@ -64,21 +64,26 @@ async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[AIOKafkaProdu
 
 
 @pytest.fixture
+def registry_settings(
+    postgres_settings: PostgresSettings, kafka_settings: KafkaSettings
+) -> RegistrySettings:
+    """The dev profile's; a test module that needs others overrides this fixture."""
+    return RegistrySettings(
+        postgres=postgres_settings, kafka=kafka_settings, allowed_http_hosts=None
+    )
+
+
+@pytest.fixture
 async def registry(
-    pool: asyncpg.Pool,
-    producer: AIOKafkaProducer,
-    postgres_settings: PostgresSettings,
-    kafka_settings: KafkaSettings,
+    pool: asyncpg.Pool, producer: AIOKafkaProducer, registry_settings: RegistrySettings
 ) -> AsyncIterator[Registry]:
     """The registry app with two accounts (alice, bob), each with an OWNER/ADMIN/MEMBER key.
 
     The outbox relay is not running: tests call `registry.relay.publish_pending()`.
     """
-    settings = RegistrySettings(
-        postgres=postgres_settings, kafka=kafka_settings, allowed_http_hosts=None
-    )
     app = create_app(
-        settings, RegistryDeps(pool=pool, producer=producer, check_code=deno_code_check)
+        registry_settings,
+        RegistryDeps(pool=pool, producer=producer, check_code=deno_code_check),
     )
     accounts = app[ACCOUNTS]
 

@@ -68,3 +68,31 @@ def loopback_only() -> Iterator[list[Any]]:
         yield attempted
     finally:
         del loop.sock_connect  # the class's method again
+
+
+class ConnectionCounter:
+    """A loopback listener that counts the TCP connections made to it and closes each: the
+    endpoint a refused request must never reach (an HTTP receiver would not see a TLS hello
+    or a connection dropped before its request)."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = 0
+        self.accepted = 0
+        self._server: asyncio.Server | None = None
+
+    def url(self, path: str, scheme: str = "http", host: str | None = None) -> str:
+        return f"{scheme}://{host or self.host}:{self.port}{path}"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        writer.close()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, self.host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
