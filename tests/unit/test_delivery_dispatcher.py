@@ -28,6 +28,11 @@ def dispatcher(session: aiohttp.ClientSession, *, allow_loopback: bool) -> Dispa
         "http://10.0.0.5/hook",
         "http://[::ffff:127.0.0.1]/hook",
         "http://127.0.0.1:9/hook",
+        # Spellings aiohttp does not read as an IP: the all-digit ones it rejects as invalid
+        # (a retried network error), the others it resolves. The guard names the address.
+        "http://2130706433:9/hook",
+        "http://0x7f.1:9/hook",
+        "http://0:9/hook",
     ],
 )
 async def test_a_refused_literal_ip_is_blocked_with_its_reason_every_time(url):
