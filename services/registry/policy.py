@@ -74,11 +74,9 @@ def check_webhook_url(url: str, *, http_hosts: frozenset[str]) -> str:
         raise ValueError(f"must be an absolute https:// URL (scheme {shown!r} is not allowed)")
     try:
         parts.port  # noqa: B018 - raises on a port out of range
-        # The host as delivery will see it: yarl (under aiohttp) maps full-width digits and
-        # other Unicode forms that urlsplit leaves alone (`127。0。0。1` is 127.0.0.1).
-        host = (URL(url).raw_host or "").lower()
     except ValueError as exc:
-        raise ValueError("has an invalid port" if "port" in str(exc).lower() else str(exc)) from exc
+        raise ValueError("has an invalid port") from exc
+    host = _delivery_host(url)
     if not host or not parts.hostname:
         raise ValueError("must be an absolute URL with a host")
     allowed_host = host in http_hosts
@@ -88,6 +86,17 @@ def check_webhook_url(url: str, *, http_hosts: frozenset[str]) -> str:
     if problem is not None:
         raise ValueError(problem)
     return url
+
+
+def _delivery_host(url: str) -> str:
+    """The host as delivery will see it: yarl (under aiohttp) maps full-width digits and
+    other Unicode forms that urlsplit leaves alone (`127。0。0。1` is 127.0.0.1)."""
+    try:
+        return (URL(url).raw_host or "").lower()
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc})") from exc
+    except Exception as exc:  # yarl trips on some malformed hosts (IndexError)
+        raise ValueError("is not a valid URL") from exc
 
 
 def _host_problem(host: str) -> str | None:
@@ -154,3 +163,12 @@ def check_room_scope(events: Iterable[str], *, room_id: str | None) -> None:
     org_events = [n for n in events if n in CATALOG and CATALOG[n].scope is Scope.ORGANIZATION]
     if org_events:
         raise ValueError("organization events cannot be scoped to a room: " + ", ".join(org_events))
+
+
+def check_storable_text(value: object) -> object:
+    """Postgres text cannot hold NUL: refuse it here as a 400 naming the field, not as a
+    database error (a 500) when the row is written. (Lone surrogates pydantic refuses itself.)"""
+    texts = value if isinstance(value, list) else [value]
+    if any(isinstance(text, str) and "\x00" in text for text in texts):
+        raise ValueError("must not contain NUL characters (\\u0000)")
+    return value

@@ -77,6 +77,8 @@ def test_accepts_public_https_urls_in_production(url):
         ("https://", "with a host"),
         ("https://example.com:99999/", "invalid port"),
         ("https://exa mple.com/", "whitespace"),
+        ("https://[::1]@/hook", "is not a valid URL"),  # yarl raises IndexError on it
+        ("https://a\\@127.0.0.1/", "is not a valid URL"),  # urlsplit and yarl disagree
         ("https://example.com/" + "a" * 2048, "at most 2048"),
     ],
 )
