@@ -55,7 +55,10 @@ class Fetcher:
         self._max_bytes = max_bytes
 
     async def fetch(self, request: FetchRequest) -> FetchResponse:
-        target = URL(request.url)
+        try:
+            target = URL(request.url)
+        except Exception as exc:  # ValueError, and IndexError on some malformed hosts
+            raise FetchRefused(f"not a valid URL: {request.url[:200]!r}") from exc
         if target.scheme not in ("http", "https") or not target.host:
             raise FetchRefused(f"only absolute http(s) URLs can be fetched: {request.url!r}")
         refusal = self._policy.host_refusal(target.host)

@@ -5,7 +5,9 @@ the production profile turns it on in every service that connects out."""
 from __future__ import annotations
 
 import ipaddress
+import re
 
+import aiohttp
 import pytest
 
 from services.delivery.dispatcher import GuardedResolver, redirect_error
@@ -13,8 +15,10 @@ from services.delivery.settings import DeliverySettings
 from services.delivery.ssrf import AddressPolicy, BlockedAddress, host_address
 from services.registry.policy import check_webhook_url
 from services.registry.settings import RegistrySettings
+from services.workflow_runner.bindings import Fetcher
+from services.workflow_runner.sandbox import FetchRefused, FetchRequest
 from services.workflow_runner.settings import RunnerSettings
-from tests.support.network import TableResolver
+from tests.support.network import TableResolver, loopback_only
 
 PRODUCTION = AddressPolicy.build(allow_loopback=False, allowed_networks=[])
 DEV = AddressPolicy.build(allow_loopback=True, allowed_networks=[])
@@ -277,3 +281,24 @@ def test_the_profile_turns_the_guard_on_in_every_service(monkeypatch, profile, l
     assert RunnerSettings().loopback_allowed is loopback
     hosts = RegistrySettings().http_hosts  # http and loopback URLs: dev only
     assert hosts == (frozenset({"localhost", "127.0.0.1", "::1"}) if loopback else frozenset())
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "refused by the SSRF guard: 169.254.169.254 is the cloud metadata address",
+        ),
+        ("http://2130706433:9/", "refused by the SSRF guard: 2130706433 (127.0.0.1) is a loopback"),
+        ("http://[::ffff:10.0.0.1]/", "refused by the SSRF guard: ::ffff:a00:1 is a private"),
+        ("http://[::1]@/", "not a valid URL"),
+        ("ftp://example.com/", "only absolute http(s) URLs"),
+    ],
+)
+async def test_a_workflow_fetch_is_refused_before_any_connection(url, reason):
+    async with aiohttp.ClientSession() as session:
+        fetcher = Fetcher(session, policy=PRODUCTION, timeout_s=1, max_bytes=1024)
+        with loopback_only() as attempted, pytest.raises(FetchRefused, match=re.escape(reason)):
+            await fetcher.fetch(FetchRequest(url))
+    assert attempted == []
