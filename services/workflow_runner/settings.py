@@ -21,7 +21,7 @@ class RunnerSettings(BaseSettings):
     hosts: int = Field(default=2, ge=1, le=32)
     wall_timeout_s: float = Field(default=5.0, gt=0, le=300)
     heap_mb: int = Field(default=128, ge=16)
-    memory_max_mb: int = Field(default=256, ge=32)
+    memory_max_mb: int = Field(default=768, ge=32)
     max_result_bytes: int = Field(default=64 * 1024, ge=1024)
     max_log_bytes: int = Field(default=64 * 1024, ge=1024)
     max_fetches_per_run: int = Field(default=50, ge=0)

@@ -2,7 +2,8 @@
 
 The V8 heap limit does not cover ArrayBuffers or WebAssembly memory; memory.max does. Where
 the kernel does not allow it (no cgroup v2, controllers not delegated, not writable), the
-sandbox logs that once and runs without it.
+sandbox logs that once, runs without it, and bounds each host's memory by polling instead
+(memory_watch.py); pids.max has no stand-in.
 
 Layout: <parent>/roomhooks-sandbox-<our pid>-host-<n>-<generation>, where <parent> is our
 own cgroup (or `parent`, a cgroup delegated to us). cgroup v2 only enables controllers below

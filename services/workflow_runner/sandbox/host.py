@@ -1,8 +1,8 @@
 """One Deno host process: started, fed runs over its socket, watched until it dies.
 
 A host carries several runs at once (bounded by the caller). When it dies (V8 heap limit,
-cgroup OOM kill, a crash, or killed by us because it stopped answering), every run it carried
-ends as an error that says so; the caller starts a new host.
+cgroup OOM kill or memory watch, a crash, or killed by us because it stopped answering),
+every run it carried ends as an error that says so; the caller starts a new host.
 
 A host is also retired, drained and killed after a run timed out or a Worker stopped
 answering pings: on deno 2.9.8 `worker.terminate()` does not stop a synchronous loop
@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 import structlog
 
-from services.workflow_runner.sandbox import protocol
+from services.workflow_runner.sandbox import memory_watch, protocol
 from services.workflow_runner.sandbox.calls import RunCalls
 from services.workflow_runner.sandbox.cgroup import Cgroups
 from services.workflow_runner.sandbox.diagnosis import OutputTail, death_reason
@@ -162,7 +162,8 @@ class Host:
                 start_new_session=True,  # our signals (Ctrl-C) are not the host's
             )
             self.pid = self._proc.pid
-            self._cgroups.place(self._cgroup_key, self._proc.pid)
+            if not self._cgroups.place(self._cgroup_key, self._proc.pid):
+                self._tasks.append(asyncio.create_task(self._watch_memory()))
             self._tasks += [
                 asyncio.create_task(self._drain(self._proc.stdout, self.stdout, "stdout")),
                 asyncio.create_task(self._drain(self._proc.stderr, self.stderr, "stderr")),
@@ -229,6 +230,20 @@ class Host:
             self._kill_reason = reason
         if self._proc is not None and self._proc.returncode is None:
             self._proc.kill()
+
+    async def _watch_memory(self) -> None:
+        """No cgroup holds this host: bound its memory from here (see memory_watch)."""
+        assert self._proc is not None
+        limit_mb = self._settings.memory_max_mb
+
+        def over(resident: int) -> None:
+            self._log.warning("sandbox.host_over_memory", pid=self.pid,
+                              resident_mb=resident >> 20, limit_mb=limit_mb)  # fmt: skip
+            self.kill(f"out of memory: over the memory limit of {limit_mb} MB")
+
+        await memory_watch.watch(
+            self._proc.pid, limit_bytes=limit_mb << 20, alive=lambda: self.alive, on_over=over
+        )
 
     async def _drain(self, pipe: asyncio.StreamReader | None, tail: OutputTail, name: str) -> None:
         if pipe is None:

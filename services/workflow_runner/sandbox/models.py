@@ -41,8 +41,10 @@ class SandboxSettings(BaseModel):
     worker_idle_ttl_s: float = Field(default=300.0, gt=0)
     # None: a private temporary directory (mode 0700), removed on close.
     socket_dir: str | None = None
-    # cgroup v2, per host process; skipped (logged once) where the kernel does not allow it.
-    memory_max_mb: int = Field(default=256, ge=32)
+    # cgroup v2, per host process; skipped (logged once) where the kernel does not allow it,
+    # and then memory_max_mb is enforced by polling (memory_watch.py). A warm Worker holds
+    # about 7 MB: 64 of them plus one full 128 MB heap need about 650 MB.
+    memory_max_mb: int = Field(default=768, ge=32)
     pids_max: int = Field(default=64, ge=8)
     # A cgroup v2 directory delegated to the runner; None: the runner's own cgroup.
     cgroup_parent: str | None = None
