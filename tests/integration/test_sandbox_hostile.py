@@ -148,6 +148,35 @@ async def test_a_heap_bomb_kills_its_host_which_is_replaced(sandbox: Sandbox) ->
     assert host_of(sandbox).pid != before
 
 
+async def test_memory_outside_the_js_heap_is_bounded_too() -> None:
+    # ArrayBuffers are outside V8's heap limit: without a cgroup nothing stopped them (this
+    # run asks for 2.5 GB). memory.max, or where there is none the runner's watch, kills the
+    # host. A sandbox of its own: a low limit, and a wall time the bomb cannot hide behind.
+    sandbox = Sandbox(SandboxSettings(hosts=1, wall_timeout_s=30.0, memory_max_mb=256))
+    await sandbox.start()
+    try:
+        before = (await usable_host(sandbox)).pid
+        bomb = """
+export default async () => {
+  const kept = [];
+  for (let i = 0; i < 40; i++) kept.push(new Uint8Array(64 * 1024 * 1024).fill(1));
+  return kept.length;
+};
+"""
+        outcome = await sandbox.run(
+            request(bomb, workflow="wf-buffers", run="buffers"), MemoryBindings()
+        )
+        assert outcome.status == "error" and outcome.error is not None
+        assert outcome.error["message"] == (
+            "the sandbox crashed (out of memory: over the memory limit of 256 MB); "
+            "the run was stopped"
+        )
+        after = await benign(sandbox, "after-buffers")
+        assert after.status == "success" and host_of(sandbox).pid != before
+    finally:
+        await sandbox.close()
+
+
 @pytest.mark.parametrize(
     ("code", "refusal"),
     [
@@ -308,7 +337,6 @@ async def test_prototype_pollution_stays_in_the_polluting_worker(sandbox: Sandbo
 export default async (event, { store }) => {
   Object.prototype.polluted = "yes";
   Array.prototype.extra = "yes";
-  Object.defineProperty(Object.prototype, "then", { value: undefined, configurable: true });
   const settings = await store.get("settings", "user-001");
   return { settings, own: Object.keys(settings) };
 };
@@ -349,6 +377,30 @@ export default async () => {
     assert outcome.result == ["ReferenceError", "ReferenceError"]
     other = await contained(sandbox, reader, workflow="wf-share-b")
     assert other.result == ["undefined"] * 4
+
+
+async def test_a_then_on_object_prototype_cannot_take_the_host_down(sandbox: Sandbox) -> None:
+    # On deno 2.9.8 each of the first three made the Worker's own runtime code panic after
+    # the run, ending the host and every run it carried.
+    pid = (await usable_host(sandbox)).pid
+    code = """
+const attempt = (fn) => { try { fn(); return "done"; } catch (e) { return e.name; } };
+export default async () => [
+  attempt(() => { Object.prototype.then = function () {}; }),
+  attempt(() => Object.defineProperty(Object.prototype, "then", { get: () => () => {} })),
+  attempt(() => Object.defineProperty(Promise, Symbol.species, { value: function () {} })),
+  attempt(() => { Promise.prototype.then = function () {}; }),
+  await { then(resolve) { resolve("an object's own then works"); } },
+  await (() => { const o = {}; o.then = (resolve) => resolve("assigned too"); return o; })(),
+];
+"""
+    expected = [*["TypeError"] * 4, "an object's own then works", "assigned too"]
+    outcome = await contained(sandbox, code, workflow="wf-then")
+    assert outcome.result == expected
+    # The panic came when the Worker waited for its next message: a second run makes it wait.
+    again = await sandbox.run(request(code, workflow="wf-then", run="then-2"), MemoryBindings())
+    assert (again.status, again.result, again.cold) == ("success", expected, False)
+    assert host_of(sandbox).pid == pid
 
 
 async def test_posting_protocol_messages_speaks_only_for_the_own_run(sandbox: Sandbox) -> None:

@@ -69,6 +69,23 @@ lock(Deno, "exit", unavailable("Deno.exit"));
 delete Deno[Deno.internal]; // holds `core` (raw ops: print, create_worker, ...)
 delete Deno.internal;
 
+// --- Promises: Deno's own Worker code awaits plain objects and derives promises. On deno
+// 2.9.8 a `then` on Object.prototype (even `Object.prototype.then = function () {}`) or a
+// Promise[Symbol.species] made it panic ("either js is polling or the worker is terminated"),
+// which ended the whole host and every run on it. So Object.prototype.then stays undefined
+// (assigning `then` to any other object still makes an own property), and the Promise
+// intrinsics are frozen.
+defineProperty(Object.prototype, "then", {
+  get: () => undefined,
+  set(value) {
+    defineProperty(this, "then", { value, writable: true, enumerable: true, configurable: true });
+  },
+  enumerable: false,
+  configurable: false,
+});
+freeze(Promise);
+freeze(Promise.prototype);
+
 // --- Globals: no nested Workers (they outlive terminate()), no silent close(), and nothing
 // the Workers of one host share: a BroadcastChannel reaches every Worker listening on its
 // name, and CacheStorage is one store per host process, written to disk without a bound
