@@ -1,0 +1,224 @@
+"""Issue 6, scenario 7: the tenancy matrix, over every route the registry's router serves.
+
+Account A (alice) and account B (bob) each own a webhook, a workflow, a delivery with an attempt
+and an execution. For every route: B's keys get 403/404 and none of A's data, whether they name
+A's account or slip A's ids under their own; A's MEMBER key writes nothing; no key gets 401.
+The routes come from the app's router, so a new route is in the matrix (or fails it) at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.registry.policy import Role
+from tests.support.tenants import PATH_PARAMETERS, WORKFLOW_CODE, Seeded, seed_account
+
+pytestmark = pytest.mark.integration
+
+ACCOUNT = "/v1/accounts/{account_id}"
+WEBHOOK = ACCOUNT + "/webhooks/{webhook_id}"
+WORKFLOW = ACCOUNT + "/workflows/{workflow_id}"
+# Routes with no tenant: the same answer for everyone, no key needed.
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/event-types"}
+# A valid body for every write that reads one, so a refusal is about who asks, not what.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", ACCOUNT + "/webhooks"): {
+        "url": "https://hooks.example.com/new",
+        "events": ["participant.joined"],
+    },
+    ("PUT", WEBHOOK): {"url": "https://hooks.example.com/put", "events": ["session.started"]},
+    ("PATCH", WEBHOOK): {"name": "renamed"},
+    ("POST", ACCOUNT + "/workflows"): {
+        "name": "new flow",
+        "events": ["participant.joined"],
+        "code": WORKFLOW_CODE,
+    },
+    ("PATCH", WORKFLOW): {"name": "renamed"},
+}
+BODILESS_WRITES = {
+    ("POST", WEBHOOK + "/deliveries/{delivery_id}/redeliver"),
+    ("POST", WEBHOOK + "/test"),
+    ("DELETE", WEBHOOK),
+    ("DELETE", WORKFLOW),
+}
+READ_METHODS = {"GET", "HEAD"}
+TENANT_SCHEMAS = ("registry", "delivery", "workflow")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # the router's canonical form, with {parameters}
+
+    @property
+    def params(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.path)
+
+    @property
+    def writes(self) -> bool:
+        return self.method not in READ_METHODS
+
+    @property
+    def body(self) -> dict[str, Any] | None:
+        return BODIES.get((self.method, self.path))
+
+    def url(self, base: str, values: dict[str, str]) -> str:
+        return base + self.path.format(**values)
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def served_routes(app) -> list[Route]:
+    return sorted(
+        {Route(r.method, r.resource.canonical) for r in app.router.routes()},
+        key=lambda r: (r.method == "DELETE", r.path, r.method),
+    )
+
+
+def tenant_routes(app) -> list[Route]:
+    return [r for r in served_routes(app) if r.path not in PUBLIC]
+
+
+async def snapshot(pool: asyncpg.Pool) -> dict[str, list[str]]:
+    """Every row of every table the platform owns, to show a refused request changed nothing."""
+    async with pool.acquire() as conn:
+        tables = await conn.fetch(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+            " WHERE table_schema = ANY($1::text[]) AND table_type = 'BASE TABLE'",
+            list(TENANT_SCHEMAS),
+        )
+        state = {}
+        for t in tables:
+            name = f'"{t["table_schema"]}"."{t["table_name"]}"'
+            rows = await conn.fetch(f"SELECT * FROM {name}")
+            state[name] = sorted(repr(tuple(r.values())) for r in rows)
+    return state
+
+
+@pytest.fixture
+async def tenants(registry, pool) -> tuple[Seeded, Seeded]:
+    return (
+        await seed_account(registry, pool, registry.alice),
+        await seed_account(registry, pool, registry.bob),
+    )
+
+
+async def call(registry, route: Route, values: dict[str, str], headers: dict[str, str]):
+    resp = await registry.http.request(
+        route.method, route.url(registry.url, values), json=route.body, headers=headers
+    )
+    return resp.status, await resp.text()
+
+
+def leaks(text: str, seeded: Seeded) -> list[str]:
+    return [value for value in seeded.secrets if value in text]
+
+
+def test_every_served_route_is_in_the_matrix(registry):
+    routes = served_routes(registry.app)
+    problems = []
+    for route in routes:
+        if route.path in PUBLIC:
+            if route.writes:
+                problems.append(f"{route}: a public route that writes")
+            continue
+        if not route.path.startswith(ACCOUNT):
+            problems.append(f"{route}: neither public nor under {ACCOUNT}")
+        problems += [
+            f"{route}: no value for {{{p}}}" for p in route.params if p not in PATH_PARAMETERS
+        ]
+        key = (route.method, route.path)
+        if route.writes and key not in BODIES and key not in BODILESS_WRITES:
+            problems.append(f"{route}: a write with no body in BODIES nor in BODILESS_WRITES")
+    served = {(r.method, r.path) for r in routes}
+    problems += [f"{k}: in the matrix, not served" for k in {*BODIES, *BODILESS_WRITES} - served]
+    assert problems == []
+    assert len([r for r in routes if r.path not in PUBLIC]) >= 17  # the matrix is not empty
+
+
+async def test_the_matrix_aims_at_real_resources(registry, tenants):
+    """Every read answers 200 to A's own MEMBER key with A's ids: the 403/404s below are real."""
+    alice, seeded = registry.alice, tenants[0]
+    for route in tenant_routes(registry.app):
+        if route.writes:
+            continue
+        status, text = await call(registry, route, seeded.path_values, alice.auth(Role.MEMBER))
+        assert status == 200, f"{route}: {status} {text[:300]}"
+        last = route.params[-1]
+        assert route.method == "HEAD" or seeded.path_values[last] in text, str(route)
+
+
+@pytest.mark.parametrize("role", list(Role), ids=str)
+async def test_another_accounts_key_gets_403_or_404_and_none_of_its_data(
+    registry, pool, tenants, role
+):
+    a, b = tenants
+    bob_auth = registry.bob.auth(role)
+    before = await snapshot(pool)
+    failures = []
+    for route in tenant_routes(registry.app):
+        for values in _foreign_paths(route, a, b):
+            status, text = await call(registry, route, values, bob_auth)
+            shown = route.path.format(**values)
+            if status not in (403, 404):
+                failures.append(f"{route.method} {shown}: {status} {text[:200]}")
+            if found := leaks(text, a):
+                failures.append(f"{route.method} {shown}: shows A's {found}")
+        if not route.writes and route.params == ["account_id"]:
+            # B's own collection answers, and holds nothing of A's.
+            status, text = await call(registry, route, b.path_values, bob_auth)
+            if status != 200 or leaks(text, a):
+                failures.append(f"{route} on B's own account: {status}, A's {leaks(text, a)}")
+    assert failures == []
+    assert await snapshot(pool) == before
+
+
+def _foreign_paths(route: Route, a: Seeded, b: Seeded) -> list[dict[str, str]]:
+    """A's account with A's ids; and B's account with any non-empty set of its ids A's."""
+    variants = [a.path_values]
+    ids = [p for p in route.params if p != "account_id"]
+    for n in range(1, len(ids) + 1):
+        for swapped in itertools.combinations(ids, n):
+            variants.append({**b.path_values, **{p: a.path_values[p] for p in swapped}})
+    return variants
+
+
+async def test_a_member_key_can_write_nothing_that_an_owner_key_can(registry, pool, tenants):
+    alice, seeded = registry.alice, tenants[0]
+    writes = [r for r in tenant_routes(registry.app) if r.writes]
+    before = await snapshot(pool)
+    for route in writes:
+        status, text = await call(registry, route, seeded.path_values, alice.auth(Role.MEMBER))
+        assert status == 403, f"{route}: {status} {text[:300]}"
+        assert '"code":"forbidden"' in text
+    assert await snapshot(pool) == before
+    # The same requests from the OWNER succeed: what the MEMBER was refused was real.
+    for route in writes:
+        status, text = await call(registry, route, seeded.path_values, alice.auth(Role.OWNER))
+        assert 200 <= status < 300, f"{route}: {status} {text[:300]}"
+    assert await snapshot(pool) != before
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Basic YWxpY2U6c2VjcmV0", "Bearer ", "Bearer rhk_not-a-key-anyone-was-given"],
+    ids=["no-header", "empty", "basic", "bearer-nothing", "unknown-key"],
+)
+async def test_without_a_valid_key_every_account_route_answers_401(
+    registry, pool, tenants, authorization
+):
+    seeded = tenants[0]
+    headers = {} if authorization is None else {"Authorization": authorization}
+    before = await snapshot(pool)
+    for route in tenant_routes(registry.app):
+        status, text = await call(registry, route, seeded.path_values, headers)
+        assert status == 401, f"{route}: {status} {text[:300]}"
+        assert leaks(text, seeded) == [], str(route)
+    assert await snapshot(pool) == before
