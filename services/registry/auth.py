@@ -44,7 +44,8 @@ def page_limit(request: web.Request, *, default: int, maximum: int) -> int:
     raw = request.query.get("limit")
     if raw is None or raw == "":
         return min(default, maximum)
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    # isascii: str.isdigit() also holds for '³' or '٣', which int() refuses or reads.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         raise ApiError(
             400,
             "validation_error",

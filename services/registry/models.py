@@ -7,7 +7,7 @@ the field instead of a silently ignored setting. These models also feed /openapi
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -24,9 +24,10 @@ from services.registry.policy import (
     check_events,
     check_room_scope,
     check_schedule,
+    check_storable_text,
     check_webhook_url,
 )
-from shared.events import format_timestamp
+from shared.events import CATALOG, format_timestamp
 
 ROOM_ID_FIELD = Field(
     default=None,
@@ -36,9 +37,15 @@ ROOM_ID_FIELD = Field(
     description="Scope the webhook to one room; null or absent: every room.",
 )
 NAME_FIELD = Field(default=None, min_length=1, max_length=255, description="A label for humans.")
+# What the validators accept, also said in /openapi.json so clients (and the fuzzer) can see it;
+# the validators still decide, with messages that name what is wrong.
+EVENTS_SCHEMA = {"minItems": 1, "uniqueItems": True}
+EventName = Annotated[str, Field(json_schema_extra={"enum": sorted(CATALOG)})]
+URL_SCHEMA = {"pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$"}
 EVENTS_FIELD = Field(
     description="Event names to subscribe to (GET /v1/event-types); at least one.",
     max_length=100,
+    json_schema_extra=EVENTS_SCHEMA,
 )
 RETRY_SCHEDULE_FIELD = Field(
     default=None,
@@ -51,6 +58,7 @@ URL_FIELD = Field(
     description="Absolute https URL (http only for hosts the operator allows), at most 2048 "
     "characters.",
     max_length=2048,
+    json_schema_extra=URL_SCHEMA,
 )
 
 
@@ -61,12 +69,17 @@ def _http_hosts(info: ValidationInfo) -> frozenset[str]:
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return check_storable_text(value)
+
 
 class WebhookInput(_Body):
     """POST and PUT body: the whole webhook (PUT replaces every field, 003)."""
 
     url: str = URL_FIELD
-    events: list[str] = EVENTS_FIELD
+    events: list[EventName] = EVENTS_FIELD
     room_id: str | None = ROOM_ID_FIELD
     name: str | None = NAME_FIELD
     enabled: bool = True
@@ -96,8 +109,10 @@ class WebhookInput(_Body):
 class WebhookPatch(_Body):
     """PATCH body: only the fields present change; `roomId: null` removes the room scope."""
 
-    url: str | None = Field(default=None, max_length=2048)
-    events: list[str] | None = Field(default=None, max_length=100)
+    url: str | None = Field(default=None, max_length=2048, json_schema_extra=URL_SCHEMA)
+    events: list[EventName] | None = Field(
+        default=None, max_length=100, json_schema_extra=EVENTS_SCHEMA
+    )
     room_id: str | None = ROOM_ID_FIELD
     name: str | None = NAME_FIELD
     enabled: bool | None = None
@@ -280,7 +295,7 @@ class WorkflowInput(_Body):
     """POST body: a workflow as guide 001 creates it."""
 
     name: str = Field(min_length=1, max_length=255)
-    events: list[str] = EVENTS_FIELD
+    events: list[EventName] = EVENTS_FIELD
     code: str = Field(
         min_length=1,
         max_length=MAX_CODE_CHARS,
@@ -305,7 +320,9 @@ class WorkflowPatch(_Body):
     """PATCH body: only the fields present change; a new `code` or `language` is a new version."""
 
     name: str | None = Field(default=None, min_length=1, max_length=255)
-    events: list[str] | None = Field(default=None, max_length=100)
+    events: list[EventName] | None = Field(
+        default=None, max_length=100, json_schema_extra=EVENTS_SCHEMA
+    )
     code: str | None = Field(default=None, min_length=1, max_length=MAX_CODE_CHARS)
     language: Literal["js", "ts"] | None = None
     room_id: str | None = ROOM_ID_FIELD

@@ -34,6 +34,7 @@ _ERRORS = {
     "401": "Missing or invalid API key.",
     "403": "The key belongs to another account, or its role may not write.",
     "404": "No such webhook, workflow, delivery or execution in this account.",
+    "413": "The body is larger than the server accepts.",
     "503": "Not ready: `error.message` names the failing checks.",
 }
 
@@ -78,6 +79,7 @@ def _operation(
     for status in errors:
         op["responses"][status] = _json(_error_ref(), _ERRORS[status])
     if body is not None:
+        op["responses"]["413"] = _json(_error_ref(), _ERRORS["413"])
         op["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": {"$ref": _REF.format(model=body.__name__)}}},
@@ -96,6 +98,18 @@ def _path_param(name: str, description: str) -> dict[str, Any]:
         "required": True,
         "description": description,
         "schema": {"type": "string"},
+    }
+
+
+def _query_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """An optional query parameter; sent empty (`?limit=`) it counts as left out."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "allowEmptyValue": True,
+        "description": description + " Empty: as if left out.",
+        "schema": schema,
     }
 
 
@@ -139,13 +153,12 @@ def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
     execution = _path_param("execution_id", "The execution id.")
     list_params = [
         account,
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": page_size_max},
-        },
-        {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
+        _query_param(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": page_size_max},
+            "Page size (default 50).",
+        ),
+        _query_param("cursor", {"type": "string"}, "`data.next_cursor` of the previous page."),
     ]
     all_errors = ("400", "401", "403", "404")
     webhooks_path = "/v1/accounts/{account_id}/webhooks"
@@ -221,12 +234,11 @@ def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
                     parameters=[
                         *list_params,
                         webhook,
-                        {
-                            "name": "status",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"enum": ["pending", "success", "failed"]},
-                        },
+                        _query_param(
+                            "status",
+                            {"enum": ["pending", "success", "failed"]},
+                            "Only those with this status.",
+                        ),
                     ],
                 )
             },
@@ -307,12 +319,11 @@ def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
                     parameters=[
                         *list_params,
                         workflow,
-                        {
-                            "name": "status",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"enum": ["running", "success", "error", "timeout"]},
-                        },
+                        _query_param(
+                            "status",
+                            {"enum": ["running", "success", "error", "timeout"]},
+                            "Only those with this status.",
+                        ),
                     ],
                 )
             },

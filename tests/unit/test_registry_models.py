@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from services.registry.http import validation_error
 from services.registry.keys import bearer_token, hash_token, new_token
-from services.registry.models import WebhookInput, WebhookPatch
+from services.registry.models import WebhookInput, WebhookPatch, WorkflowInput, WorkflowPatch
 from shared.events import format_timestamp
 from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
 
@@ -136,3 +136,21 @@ def test_retry_schedule_may_be_empty_or_null():
             context=CONTEXT,
         )
         assert body.retry_schedule == schedule
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "field"),
+    [
+        (
+            WebhookInput,
+            {"url": "https://a.example", "events": ["session.started"], "name": "a\0"},
+            "name",
+        ),
+        (WebhookPatch, {"roomId": "room\0"}, "roomId"),
+        (WorkflowInput, {"name": "n", "events": ["session.started"], "code": "x\0"}, "code"),
+        (WorkflowPatch, {"name": "a\0"}, "name"),
+    ],
+)
+def test_text_with_a_nul_character_is_refused_naming_the_field(model, body, field):
+    # Postgres text cannot store NUL: this was a 500 when the row was written (found by fuzzing).
+    assert field in fields_of(body, model)
