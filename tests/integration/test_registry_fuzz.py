@@ -126,6 +126,15 @@ async def test_every_operation_answers_as_documented_for_every_role(registry, po
     assert failures == [], "\n\n".join(failures)
 
 
+async def test_every_served_route_is_in_the_document_so_it_is_fuzzed(registry):
+    document = await (await registry.http.get(f"{registry.url}/openapi.json")).json()
+    documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
+    served = {
+        (r.method, r.resource.canonical) for r in registry.app.router.routes() if r.method != "HEAD"
+    }
+    assert served == documented
+
+
 # Regressions: what the fuzzing found, pinned by behaviour.
 
 
