@@ -37,10 +37,11 @@ from shared.cli.postgres import (
     dev_account,
     migrate_all,
     one_line,
+    reannounce_registry,
 )
 from shared.cli.runenv import parse_run_env, render_run_env, write_private_file
 from shared.cli.supervisor import ChildSpec, DevStackError, PrefixedOutput, Supervisor
-from shared.kafka import ensure_topics
+from shared.kafka import Topics, ensure_topics
 from shared.secrets_box import KEY_SETTING, generate_key, key_id
 from shared.settings import KafkaSettings
 
@@ -343,9 +344,13 @@ class DevStack:
         kafka = self._kafka(bootstrap)
 
         async def recreate_topics() -> None:
-            # Tansu keeps topics in memory: a restarted broker has none.
+            # Tansu keeps topics in memory: a restarted broker has none, so the stack that
+            # restarted it creates them again and has the registry announce every
+            # subscription again (a fanout starting later reads them from the topic).
             await wait_for_port(LOOPBACK, port, timeout_s=30)
             await ensure_topics(kafka)
+            if self._postgres is not None:
+                await reannounce_registry(self._postgres.url, Topics.from_settings(kafka))
 
         argv = [
             str(tansu_binary()),

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -21,9 +22,13 @@ from uuid import UUID
 import asyncpg
 import structlog
 
+from services.registry import repository as registry_repository
+from services.registry.code_check import deno_code_check
 from services.registry.policy import Role
+from services.registry.records import registry_entry
 from services.registry.repository import KeyOwner
 from services.registry.service import AccountService
+from services.registry.workflows import WorkflowService
 from shared.db import (
     apply_migrations,
     create_pool,
@@ -32,6 +37,7 @@ from shared.db import (
     service_schema,
     with_database,
 )
+from shared.kafka import Topics
 from shared.settings import PostgresSettings
 
 log = structlog.get_logger(__name__)
@@ -177,6 +183,31 @@ async def dev_account(url: str, previous: Mapping[str, str]) -> tuple[DevAccount
         return DevAccount(str(account_id), owner_token, member_token), False
     finally:
         await pool.close()
+
+
+async def reannounce_registry(url: str, topics: Topics) -> tuple[int, int]:
+    """Announce every webhook and workflow again, through the registry's outbox (the registry's
+    relay publishes them): a restarted dev broker has forgotten `roomhooks.registry`, and a
+    fanout that starts after that must still find every subscription. Real Kafka keeps the
+    compacted topic, so production needs none of this. Returns (webhooks, workflows)."""
+    pool = await create_pool(PostgresSettings(url=url, pool_min_size=1, pool_max_size=2))
+    try:
+        # The webhooks' public records only (what WebhookService.republish_all enqueues; that
+        # service also holds the secrets box, which re-announcing has no use for).
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await registry_repository.all_webhooks(conn)
+            if rows:
+                await registry_repository.enqueue(conn, [registry_entry(topics, r) for r in rows])
+        webhooks = len(rows)
+        workflows = await WorkflowService(pool, topics, _utcnow, deno_code_check).republish_all()
+    finally:
+        await pool.close()
+    log.info("dev.registry_reannounced", webhooks=webhooks, workflows=workflows)
+    return webhooks, workflows
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def one_line(exc: BaseException) -> str:
