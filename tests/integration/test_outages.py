@@ -16,7 +16,9 @@ from shared.settings import KafkaSettings
 from tests.support.kafka import read_topic
 from tests.support.outages import (
     HEALTH_SETTINGS,
+    SERVICES,
     event_producer,
+    exit_codes,
     platform,
     publish,
     publish_when_accepted,
@@ -65,6 +67,8 @@ async def test_services_carry_on_with_new_events_after_the_dev_broker_restarts(
         for name in p.health:
             checks = await eventually(lambda n=name: ready(p, n), timeout_s=30)
             assert checks.get("broker", "ok") == "ok", (name, checks)
+    # The stack stopped every service with SIGTERM: each finished its batch and exited 0.
+    assert exit_codes(p.stack) == dict.fromkeys(SERVICES, 0)
 
 
 async def ready(p, service: str) -> dict | None:
@@ -137,6 +141,7 @@ async def test_services_reconnect_by_themselves_after_postgres_restarts(tmp_path
                 f" {time.monotonic() - up:.1f} s after it"
             )
             assert {name: proc.pid for name, proc in p.processes().items()} == pids
+        assert exit_codes(p.stack) == dict.fromkeys(SERVICES, 0)
     finally:
         server.remove()
 

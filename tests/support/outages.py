@@ -120,6 +120,17 @@ async def platform(tmp_path: Path, database_url: str) -> AsyncIterator[Platform]
         await receiver.stop()
 
 
+def exit_codes(stack: Stack) -> dict[str, int]:
+    """Each service's exit code, from the stack's `dev.child_stopped` log lines."""
+    codes = {}
+    for line in stack.stderr:
+        if '"dev.child_stopped"' in line:
+            entry = json.loads(line)
+            if entry["child"] in SERVICES:
+                codes[entry["child"]] = entry["code"]
+    return codes
+
+
 def joined_event(account: str, event_id: str) -> dict:
     return build_event(
         event="participant.joined",
