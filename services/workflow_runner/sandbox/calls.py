@@ -18,8 +18,9 @@ from services.workflow_runner.sandbox.models import (
 
 
 class RunCalls:
-    """Calls of one run: counted against its limits, answered concurrently, all cancelled when
-    the run ends (its Worker is gone or done; a late answer would reach nobody)."""
+    """Calls of one run: counted against its limits (over them: refused at once), answered
+    at most `max_concurrent_calls_per_run` at a time, all cancelled when the run ends (its
+    Worker is gone or done; a late answer would reach nobody)."""
 
     def __init__(self, run_id: str, bindings: Bindings, settings: SandboxSettings, log: Any):
         self.run_id = run_id
@@ -30,6 +31,7 @@ class RunCalls:
         self._calls = 0
         self._fetches = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = asyncio.Semaphore(settings.max_concurrent_calls_per_run)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -57,7 +59,8 @@ class RunCalls:
                 call.run_id, call.call_id, f"binding call limit reached ({cap} per run)"
             )
         try:
-            value = await self._bindings.call(call.method, call.args)
+            async with self._in_flight:
+                value = await self._bindings.call(call.method, call.args)
         except BindingError as exc:
             return protocol.reply_error(call.run_id, call.call_id, str(exc)[:1000])
         except Exception as exc:  # noqa: BLE001 - the code sees a rejected promise; we log
@@ -84,7 +87,8 @@ class RunCalls:
             return protocol.reply_error(call.run_id, call.call_id, str(exc))
         where = f"fetch {request.method} {request.url}"
         try:
-            response = await self._bindings.fetch(request)
+            async with self._in_flight:
+                response = await self._bindings.fetch(request)
         except FetchRefused as exc:
             return protocol.reply_error(call.run_id, call.call_id, f"{where} refused: {exc}")
         except Exception as exc:  # noqa: BLE001 - the code sees a rejected promise; we log

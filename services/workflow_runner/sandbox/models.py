@@ -32,6 +32,10 @@ class SandboxSettings(BaseModel):
     max_log_entries: int = Field(default=200, ge=1)
     max_fetches_per_run: int = Field(default=50, ge=0)
     max_calls_per_run: int = Field(default=1000, ge=0)
+    # Binding calls and fetches of one run answered at once; the rest wait their turn. They
+    # share the runner's Postgres pool (10) and HTTP connector (64) with every other run:
+    # without this, one workflow's 1,000 calls at once queued every other run's queries.
+    max_concurrent_calls_per_run: int = Field(default=4, ge=1)
     max_fetch_body_bytes: int = Field(default=1024 * 1024, ge=0)
     # One line on a host's socket, either way (a run's code and event, a fetch's body, ...).
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
