@@ -269,9 +269,10 @@ class Delivery:
         terminationGracePeriodSeconds before it kills).
 
         Stop fetching and claiming; every fetched request is already stored and its offset
-        committed (see `_consume_batch`). Let admitted attempts finish until the grace period
-        nearly ends; release those that cannot, so another replica or the next start retries
-        them; write every recorded attempt; close the clients (leaving the consumer group).
+        committed (see `_consume_batch`). Start no new attempt; let running attempts finish
+        until the grace period nearly ends. Release the rest (admitted but not started, and
+        running past the deadline) so another replica or the next start attempts them; write
+        every recorded attempt; close the clients (leaving the consumer group).
         """
         grace = self.settings.shutdown_grace_s
         reserve = min(_SHUTDOWN_RESERVE_MAX_S, grace / 5)
@@ -285,6 +286,8 @@ class Delivery:
 
         service = self.service
         self._stopping.set()
+        if service is not None:
+            service.start_draining()
         log.info(
             "delivery.stopping",
             grace_s=grace,
@@ -300,13 +303,12 @@ class Delivery:
         if service is not None:
             unfinished = await service.finish_in_flight(timeout_s=left(reserve))
             released: list[UUID] = []
-            if unfinished:
-                try:
-                    released = await asyncio.wait_for(
-                        service.release_in_flight(), timeout=max(0.5, left(reserve / 3))
-                    )
-                except Exception as exc:  # noqa: BLE001 - their leases run out instead
-                    log.warning("delivery.release_failed", unfinished=unfinished, error=repr(exc))
+            try:
+                released = await asyncio.wait_for(
+                    service.release_in_flight(), timeout=max(0.5, left(reserve / 3))
+                )
+            except Exception as exc:  # noqa: BLE001 - their leases run out instead
+                log.warning("delivery.release_failed", unfinished=unfinished, error=repr(exc))
             log.info(
                 "delivery.in_flight_done",
                 unfinished=unfinished,

@@ -88,6 +88,9 @@ class DeliveryService:
         self._lease = timedelta(seconds=settings.lease_s)
         # Admitted attempts (running or waiting for a lane slot) and the job each one holds.
         self._tasks: dict[asyncio.Task[None], Job] = {}
+        # Shutting down: admitted deliveries not yet started are not started (see attempt).
+        self._draining = False
+        self._not_started: list[UUID] = []
         self.wake_scheduler = asyncio.Event()
 
     # --- requests from Kafka ---------------------------------------------------------------
@@ -138,6 +141,9 @@ class DeliveryService:
                 await repository.release(conn, spilled, due_at=self._clock() + SPILL_DELAY)
 
     async def attempt(self, job: Job) -> None:
+        if self._draining:  # its lane slot came after SIGTERM: leave it to be released
+            self._not_started.append(job.id)
+            return
         bound = log.bind(delivery_id=str(job.id), webhook_id=str(job.webhook_id))
         try:
             target = await self._targets.get(job.webhook_id)
@@ -243,16 +249,23 @@ class DeliveryService:
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    def start_draining(self) -> None:
+        """Shutdown: from now on an admitted delivery whose turn comes is not attempted; it
+        waits for `release_in_flight` (running attempts go on)."""
+        self._draining = True
+
     async def finish_in_flight(self, timeout_s: float) -> int:
-        """Let admitted attempts end (shutdown); returns how many were still running after."""
+        """Shutdown: let running attempts end; returns how many still ran after `timeout_s`."""
+        self.start_draining()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout_s)
         return len(self._tasks)
 
     async def release_in_flight(self) -> list[UUID]:
-        """Cancel the attempts still running (shutdown past its grace period) and give their
-        deliveries back to Postgres, due now: another replica, or the next start, retries
-        them (with the same `webhook-id`). Returns the released ids.
+        """Shutdown, after `finish_in_flight`: cancel the attempts still running and give
+        them back to Postgres, with the admitted ones never started, due now: another
+        replica, or the next start, attempts them (the same `webhook-id`). Returns the
+        released ids.
 
         If Postgres cannot be reached, their leases run out instead (`lease_s`): later, but
         nothing is lost either way.
@@ -261,7 +274,7 @@ class DeliveryService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        ids = [job.id for job in tasks.values()]
+        ids = [*self._not_started, *(job.id for job in tasks.values())]
         if ids:
             async with self._pool.acquire() as conn:
                 await repository.release(conn, ids, due_at=self._clock())
