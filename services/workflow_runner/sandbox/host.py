@@ -353,8 +353,8 @@ class Host:
             values = {"result": None, "error": None, "logs": [], "cold": False} | fields
             return RunOutcome(status=status, started_at=started_at, duration_ms=elapsed, **values)
 
-        def failed(message: str) -> RunOutcome:
-            return outcome("error", error={"message": message, "stack": None})
+        def failed(message: str, *, crashed: bool = False) -> RunOutcome:
+            return outcome("error", error={"message": message, "stack": None}, crashed=crashed)
 
         if request.run_id in self._runs:
             return failed("this run is already running")
@@ -392,10 +392,11 @@ class Host:
                 self.kill(f"it stopped answering for {waited} s and was killed")
                 done = await run.done
         except HostCrashed as exc:
-            return failed(f"the sandbox crashed ({exc.reason}); the run was stopped")
+            return failed(f"the sandbox crashed ({exc.reason}); the run was stopped", crashed=True)
         except OSError:
             await self.died.wait()
-            return failed(f"the sandbox crashed ({self.death_reason}); the run was stopped")
+            reason = self.death_reason
+            return failed(f"the sandbox crashed ({reason}); the run was stopped", crashed=True)
         finally:
             self._runs.pop(request.run_id, None)
             if not self._runs:

@@ -78,6 +78,7 @@ class RunOutcome:
     # was dropped, a last "warn" entry says how much.
     logs: list[dict]
     cold: bool = False  # the run started a new Worker (its version's first run on that host)
+    crashed: bool = False  # its host died under it (whichever run was the cause)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ there; each position carries at most `max_runs_per_host` runs at once (the rest 
 turn). A host that dies is replaced at once in the background, and on demand by the next run.
 A host where a run timed out (or a Worker stopped answering) is retired: a new host takes the
 new runs, the old one finishes what it carries and is killed, with whatever thread
-`terminate()` could not stop (see host.py).
+`terminate()` could not stop (see host.py). A run whose host died under it runs once more, on a
+host of its own (the culprit, unknown, ends nothing but itself the second time).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from services.workflow_runner.sandbox.models import (
 log = structlog.get_logger(__name__)
 
 MAX_RESPAWN_DELAY_S = 5.0
+SINGLE_RUN_HOSTS = 4
 
 
 class SandboxUnavailable(Exception):
@@ -88,7 +90,10 @@ class Sandbox:
         self._workdir: Path | None = None
         self._cgroups: Cgroups | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self._retiring: set[Host] = set()
+        self._retiring: set[Host] = set()  # retired and single-run hosts: killed on close
+        # Second tries of runs whose host died, each on a host of its own, a few at a time.
+        self._single_hosts = asyncio.Semaphore(SINGLE_RUN_HOSTS)
+        self._singles = 0
 
     async def start(self) -> None:
         """Start every host; raises SandboxUnavailable when one cannot start."""
@@ -137,10 +142,40 @@ class Sandbox:
 
     async def run(self, request: RunRequest, bindings: Bindings) -> RunOutcome:
         """Run one workflow version on one event. Every workflow failure (exception, timeout,
-        crash, caps) is an outcome; raises SandboxUnavailable only when no host can start."""
+        crash, caps) is an outcome; raises SandboxUnavailable only when no host can start.
+
+        A run whose host died under it is run once more (at-least-once, as after a runner
+        crash): its bindings may see the calls and fetches of both tries."""
         if self.closed or not self._slots:
             raise SandboxUnavailable("the sandbox is not running")
         slot = self.slot_for(request.workflow_id)
+        outcome = await self._run_on(slot, request, bindings)
+        if outcome.crashed:
+            # Every run a dead host carried fails with it, and which one killed it is unknown.
+            # Each runs once more, on a host of its own: a bystander succeeds there, and the
+            # culprit ends nothing but itself, recorded as the crash it causes again.
+            log.info("sandbox.run_again", run_id=request.run_id, error=outcome.error)
+            outcome = await self._alone(request, bindings)
+        return outcome
+
+    async def _alone(self, request: RunRequest, bindings: Bindings) -> RunOutcome:
+        """One run on a fresh host that nothing else uses, killed after the run."""
+        assert self._paths is not None and self._cgroups is not None
+        async with self._single_hosts:
+            self._singles += 1
+            host = Host(-1, self._singles, settings=self.settings, paths=self._paths,
+                        cgroups=self._cgroups)  # fmt: skip
+            self._retiring.add(host)  # close() kills it too
+            try:
+                await host.start()
+                return await host.run(request, bindings)
+            except (HostStartFailed, HostCrashed, OSError) as exc:
+                raise SandboxUnavailable(f"a single-run host failed: {exc}") from exc
+            finally:
+                await host.close(kill=True)
+                self._retiring.discard(host)
+
+    async def _run_on(self, slot: _Slot, request: RunRequest, bindings: Bindings) -> RunOutcome:
         async with slot.capacity:
             host = await slot.ensure()
             try:
