@@ -182,7 +182,10 @@ class Delivery:
         consumer = self._consumer
         if self._stopping.is_set():
             return {"consumer": "stopping"}
+        # A loop that ended while not stopping is a bug: say so rather than look ready.
+        ended = [task.get_name() for task in self._tasks if task.done()]
         return {
+            "loops": f"ended: {', '.join(ended)}" if ended else "ok",
             "consumer": "ok" if consumer and consumer.assignment() else "waiting",
             "broker": await broker_check(consumer, [self.topics.deliveries])
             if consumer
@@ -252,11 +255,19 @@ class Delivery:
     async def _watch_registry(self, watcher: AIOKafkaConsumer) -> None:
         """Drop cached targets whose webhook changed (url, secret, enabled, deletion)."""
         topic = self.topics.registry
-        await watcher.topics()  # loads the metadata partitions_for_topic reads
-        partitions = watcher.partitions_for_topic(topic) or {0}
-        watcher.assign([TopicPartition(topic, p) for p in partitions])
+        assigned = False
         while True:
-            batches = await watcher.getmany(timeout_ms=1000)
+            try:
+                if not assigned:
+                    await watcher.topics()  # loads the metadata partitions_for_topic reads
+                    partitions = watcher.partitions_for_topic(topic) or {0}
+                    watcher.assign([TopicPartition(topic, p) for p in partitions])
+                    assigned = True
+                batches = await watcher.getmany(timeout_ms=1000)
+            except Exception as exc:  # noqa: BLE001 - broker away: the cache TTL still applies
+                log.warning("delivery.registry_watch_failed", error=repr(exc))
+                await asyncio.sleep(1)
+                continue
             for records in batches.values():
                 for record in records:
                     with contextlib.suppress(ValueError, UnicodeDecodeError):

@@ -122,15 +122,20 @@ class Runner:
             stack.push_async_callback(runner.cleanup)
         self._limit = asyncio.Semaphore(s.max_concurrent_runs)
         self._tasks = [
-            asyncio.create_task(self._loop("runs", runs, self._run_batch)),
-            asyncio.create_task(self._loop("projection", projection, self._project_batch)),
+            asyncio.create_task(self._loop("runs", runs, self._run_batch), name="runs"),
+            asyncio.create_task(
+                self._loop("projection", projection, self._project_batch), name="projection"
+            ),
         ]
         log.info("workflows.started", group=self.topics.group("workflows"))
 
     async def _readiness(self) -> dict[str, str]:
         if self._stopping.is_set():
             return {"runs": "stopping"}
+        # A loop that ended while not stopping is a bug: say so rather than look ready.
+        ended = [task.get_name() for task in self._tasks if task.done()]
         return {
+            "loops": f"ended: {', '.join(ended)}" if ended else "ok",
             "runs": "ok" if self._runs.assignment() else "waiting",
             "broker": await broker_check(self._runs, [self.topics.workflow_runs]),
             "postgres": await postgres_check(self._pool),
