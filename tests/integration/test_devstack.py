@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 
 from shared.cli.devstack import DevSettings
 from shared.kafka import Topics
+from shared.secrets_box import SecretsBox
 from tests.support.devstack import (
     EXIT_TIMEOUT_S,
     READY_TIMEOUT_S,
@@ -108,8 +109,11 @@ async def test_run_env_names_the_stack_it_started(running: Stack, database_url: 
         "ROOMHOOKS_MEMBER_TOKEN",
         "KAFKA_BOOTSTRAP_SERVERS",
         "DATABASE_URL",
+        "ROOMHOOKS_SECRETS_KEY",
     }
     assert env["DATABASE_URL"] == database_url
+    SecretsBox([env["ROOMHOOKS_SECRETS_KEY"]])  # a usable key (a bad one raises)
+    assert env["ROOMHOOKS_SECRETS_KEY"] not in "\n".join(running.stdout + running.stderr)
     with socket.create_connection(tuple(env["KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)), timeout=5):
         pass
     assert (running.state_dir / "run.env").stat().st_mode & 0o077 == 0
@@ -173,7 +177,12 @@ async def test_keeps_the_dev_account_on_the_next_run(tmp_path: Path, database_ur
             await stop_for_good(stack)
         assert stack.process.returncode == 0, stack.output()
 
-    keys = ("ROOMHOOKS_ACCOUNT_ID", "ROOMHOOKS_OWNER_TOKEN", "ROOMHOOKS_MEMBER_TOKEN")
+    keys = (
+        "ROOMHOOKS_ACCOUNT_ID",
+        "ROOMHOOKS_OWNER_TOKEN",
+        "ROOMHOOKS_MEMBER_TOKEN",
+        "ROOMHOOKS_SECRETS_KEY",  # the database holds secrets sealed with it
+    )
     assert [saved[1][k] for k in keys] == [saved[0][k] for k in keys]
 
 
