@@ -23,6 +23,7 @@ from services.registry.settings import RegistrySettings
 from shared.kafka import make_producer
 from shared.settings import KafkaSettings, PostgresSettings
 from tests.support.devstack import clean_environ
+from tests.support.receiver import Receiver
 
 # The created_at the in-process fanout stamps on its requests (tests compare it).
 FANOUT_CLOCK = datetime(2026, 5, 29, 10, 6, 1, 500000, tzinfo=UTC)
@@ -98,6 +99,15 @@ async def registry(
     async with ClientSession() as http:
         yield Registry(str(server.make_url("")).rstrip("/"), http, app, app[RELAY], alice, bob)
     await server.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real HTTP endpoint for deliveries (tests/support/receiver.py), up for one test."""
+    receiver = Receiver()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
 
 
 @pytest.fixture

@@ -21,17 +21,9 @@ from shared.kafka import JSON_HEADERS, dumps, make_consumer
 from shared.messages import DeliveryRequested, delivery_id_for
 from shared.signing import hex_signature
 from tests.support.polling import eventually
-from tests.support.receiver import Receiver, Script
+from tests.support.receiver import Script
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
 
 
 def delivery_settings(postgres_settings, kafka_settings, **overrides) -> DeliverySettings:

@@ -19,19 +19,10 @@ from shared.signing import hex_signature, new_secret
 from tests.support.deliveries import create_webhook, request_deliveries
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, service_env
-from tests.support.receiver import Receiver
 from tests.support.secrets import TEST_SECRETS_KEY
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
 
 
 @pytest.fixture
