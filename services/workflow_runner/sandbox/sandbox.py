@@ -194,6 +194,11 @@ class Sandbox:
         deno = self._paths.deno if self._paths else self.settings.deno_bin
         await compile_check(code, language, deno_bin=deno)
 
+    @property
+    def directory(self) -> Path | None:
+        """The private directory of this sandbox (its hosts' command lines name its sockets)."""
+        return self._workdir
+
     def hosts(self) -> list[Host | None]:
         """The current host of each position (for health checks and tests)."""
         return [slot.host for slot in self._slots]
