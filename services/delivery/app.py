@@ -326,11 +326,16 @@ class Delivery:
                 released=len(released),
                 seconds=round(loop.time() - started, 3),
             )
-            await self._recorder.drain(timeout_s=max(0.5, left(reserve / 3)))
+            if not await self._recorder.drain(timeout_s=max(0.5, left(reserve / 3))):
+                # Postgres is away: these attempts are repeated once their leases run out.
+                log.warning("delivery.attempts_unrecorded", seconds=round(loop.time() - started, 3))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._stack.aclose()
+        try:  # the exit is promised within the grace period, even with a server gone quiet
+            await asyncio.wait_for(self._stack.aclose(), timeout=max(1.0, left()))
+        except TimeoutError:
+            log.warning("delivery.close_timed_out", grace_s=grace)
         log.info("delivery.stopped", seconds=round(loop.time() - started, 3), grace_s=grace)
 
 

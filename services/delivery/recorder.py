@@ -45,10 +45,12 @@ class AttemptRecorder:
             if self._queue.empty():
                 self._idle.set()
 
-    async def drain(self, timeout_s: float) -> None:
-        """Wait until everything recorded so far is written (shutdown)."""
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until everything recorded so far is written (shutdown); False when some
+        attempts were still unwritten after `timeout_s` (their leases bring them back)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout=timeout_s)
+        return self._idle.is_set()
 
     async def _write(self, batch: list[AttemptRow]) -> None:
         delay = 0.1

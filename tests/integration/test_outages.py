@@ -26,6 +26,7 @@ from tests.support.outages import (
 )
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, service_env
+from tests.support.receiver import Script
 from tests.support.servers import TansuServer, ThrowawayPostgres
 from tests.support.services import free_port
 
@@ -205,3 +206,54 @@ async def test_readiness_says_when_the_broker_is_gone_and_a_stop_meanwhile_exits
         for service in services.values():
             service.stop()
         broker.stop()
+
+
+async def test_sigterm_to_delivery_while_postgres_is_down_exits_0_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """Attempts end but cannot be recorded, nor released: the process still exits 0 within
+    its grace period, and their leases bring them back once Postgres is."""
+    server = ThrowawayPostgres()
+    try:
+        server.start()
+        database_url = with_database(server.url, "roomhooks")
+        async with platform(
+            tmp_path,
+            database_url,
+            ROOMHOOKS_DELIVERY_TIMEOUT_S="4",
+            ROOMHOOKS_DELIVERY_LEASE_S="5",
+            ROOMHOOKS_DELIVERY_SHUTDOWN_GRACE_S="10",
+        ) as p:
+            p.receiver.script("/hook", Script(delay_s=1.5))
+            events = [f"e{i}" for i in range(30)]
+            async with event_producer(p.bootstrap) as producer:
+                await publish(producer, p.account, events)
+
+            async def in_flight() -> bool:
+                return len(p.receiver.received["/hook"]) >= 5
+
+            await eventually(in_flight, timeout_s=30)
+            server.stop()
+            p.processes()["delivery"].terminate()
+            sent_at = time.monotonic()
+            await p.stack.wait_for_line(
+                lambda line: "delivery exited with code 0" in line, timeout_s=40
+            )
+            print(f"SIGTERM to exit with Postgres down: {time.monotonic() - sent_at:.1f} s")
+            server.start()  # the dev stack has restarted delivery meanwhile
+
+            async def all_recorded() -> bool:
+                conn = await asyncpg.connect(database_url)
+                try:
+                    counts = dict(
+                        await conn.fetch(
+                            "SELECT status, count(*) FROM delivery.deliveries GROUP BY status"
+                        )
+                    )
+                finally:
+                    await conn.close()
+                return set(events) <= p.delivered() and counts == {"success": len(events)}
+
+            await eventually(all_recorded, timeout_s=90, interval_s=0.5)
+    finally:
+        server.remove()

@@ -87,8 +87,9 @@ async def readiness(base_url: str) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def platform(tmp_path: Path, database_url: str) -> AsyncIterator[Platform]:
-    """`roomhooks dev` on `database_url`, ready, with one webhook for participant.joined."""
+async def platform(tmp_path: Path, database_url: str, **settings: str) -> AsyncIterator[Platform]:
+    """`roomhooks dev` on `database_url`, ready, with one webhook for participant.joined;
+    `settings` are passed to the services."""
     receiver = Receiver()
     await receiver.start()
     ports = {name: free_port() for name in HEALTH_SETTINGS}
@@ -98,6 +99,7 @@ async def platform(tmp_path: Path, database_url: str) -> AsyncIterator[Platform]
         DATABASE_URL=database_url,
         ROOMHOOKS_LOG_FORMAT="json",
         **{HEALTH_SETTINGS[name]: str(port) for name, port in ports.items()},
+        **settings,
     )
     try:
         async with ready_stack(env, state_dir) as stack:
