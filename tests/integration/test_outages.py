@@ -7,7 +7,6 @@ import asyncio
 import time
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from shared.db import with_database
@@ -123,19 +122,11 @@ async def test_services_reconnect_by_themselves_after_postgres_restarts(tmp_path
             stop_publishing.set()
             await load
 
-            async def all_recorded() -> bool:
-                conn = await asyncpg.connect(database_url)
-                try:
-                    counts = dict(
-                        await conn.fetch(
-                            "SELECT status, count(*) FROM delivery.deliveries GROUP BY status"
-                        )
-                    )
-                finally:
-                    await conn.close()
-                return set(published) <= p.delivered() and counts == {"success": len(published)}
-
-            await eventually(all_recorded, timeout_s=90, interval_s=0.5)
+            await eventually(
+                lambda: p.delivered_and_recorded(database_url, published),
+                timeout_s=90,
+                interval_s=0.5,
+            )
             print(
                 f"{len(published)} events, {down_at}..{up_at} published while Postgres was down;"
                 f" ready again after the restart (s): {recovered}; all delivered and recorded"
@@ -242,18 +233,10 @@ async def test_sigterm_to_delivery_while_postgres_is_down_exits_0_and_loses_noth
             print(f"SIGTERM to exit with Postgres down: {time.monotonic() - sent_at:.1f} s")
             server.start()  # the dev stack has restarted delivery meanwhile
 
-            async def all_recorded() -> bool:
-                conn = await asyncpg.connect(database_url)
-                try:
-                    counts = dict(
-                        await conn.fetch(
-                            "SELECT status, count(*) FROM delivery.deliveries GROUP BY status"
-                        )
-                    )
-                finally:
-                    await conn.close()
-                return set(events) <= p.delivered() and counts == {"success": len(events)}
-
-            await eventually(all_recorded, timeout_s=90, interval_s=0.5)
+            await eventually(
+                lambda: p.delivered_and_recorded(database_url, events),
+                timeout_s=90,
+                interval_s=0.5,
+            )
     finally:
         server.remove()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import psutil
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -57,6 +58,18 @@ class Platform:
     def delivered(self) -> set[str]:
         """Event ids that reached the receiver."""
         return {json.loads(r.body)["id"] for r in self.receiver.received["/hook"]}
+
+    async def delivered_and_recorded(self, database_url: str, event_ids: list[str]) -> bool:
+        """Every event reached the receiver, and its delivery (the only webhook's, one per
+        event) is recorded `success` in Postgres."""
+        conn = await asyncpg.connect(database_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT status, count(*) FROM delivery.deliveries GROUP BY status"
+            )
+        finally:
+            await conn.close()
+        return set(event_ids) <= self.delivered() and dict(rows) == {"success": len(event_ids)}
 
     async def fanout_holds_the_webhook(self) -> bool:
         """Events published before fanout's index has the webhook would match nothing."""
