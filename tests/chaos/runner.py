@@ -65,7 +65,9 @@ def _sandbox_attack() -> Scenario:
     async def run(setup: Setup, short: bool) -> ScenarioOutcome:
         from tests.chaos.sandbox_attack import run as attack  # the runner's sandbox: heavy
 
-        return await attack(short=short, work_dir=setup.state_dir / "sandbox")
+        return await attack(
+            short=short, work_dir=setup.state_dir / "sandbox", postgres_url=setup.server_url
+        )
 
     return run
 
@@ -85,6 +87,16 @@ SCENARIOS: dict[str, Scenario] = {
     "crashes": _faults(pipeline_faults.crashes),
     "replicas": _faults(pipeline_faults.replicas),
     "poison": _faults(pipeline_faults.poison),
+    "fuzz": pytest_scenario(
+        "6 api fuzzing", "tests/integration/test_registry_fuzz.py", ROOMHOOKS_FUZZ_EXAMPLES="200"
+    ),
+    "tenancy": pytest_scenario("7 tenancy", "tests/integration/test_tenancy.py"),
+    "ssrf": pytest_scenario("8 ssrf", "tests/integration/test_ssrf.py"),
+    "secrets": pytest_scenario(
+        "9 secrets",
+        "tests/integration/test_secrets_scan.py",
+        "tests/integration/test_secrets_at_rest.py",
+    ),
     "sandbox": _sandbox_attack(),
 }
 

@@ -59,7 +59,7 @@ from tests.support.receiver import Receiver
 from tests.support.sandbox import LOG_NEW_PARTICIPANTS
 from tests.support.services import postgres_server
 
-NAME = "sandbox under attack"
+NAME = "10 sandbox under attack"
 BENIGN_PAUSE_S = 0.01
 FETCH_HOST = "127.0.0.2"  # the receiver: the one local network the SSRF guard lets through
 ROOM = {"id": "c3003c93-60cf-4184-b85f-20be14d26dac", "name": "Design review"}
