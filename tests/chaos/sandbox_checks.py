@@ -100,7 +100,7 @@ def _check_hostile(
             result = json.dumps(row["result"])
             ok = status == "success" and hostile.expected in result
         else:
-            own = status == hostile.status and hostile.expected in reason
+            own = hostile.contained_by(status, reason)
             ok = own or (status == "error" and reason.startswith(COLLATERAL))
         outcome.check(ok, f"{hostile.name!r} was not contained: {status}, {reason[:200]!r}")
         logs = sum(len(e.get("message", "").encode()) for e in row["logs"] or [])

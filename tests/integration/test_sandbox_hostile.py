@@ -96,26 +96,79 @@ async def contained(
         "export default async () => { while (true) {} };",
         "export default async () => { await null; while (true) {} };",
         "while (true) {}\nexport default async () => 1;",
-        "export default async () => new Promise(() => {});",
+        "export default async () => {\n"
+        "  setTimeout(() => { for (;;) {} }, 10);\n  await new Promise(() => {});\n};",
         "const i32 = new Int32Array(new SharedArrayBuffer(4));\n"
         "export default async () => { Atomics.wait(i32, 0, 0); };",
     ],
-    ids=["loop", "loop-after-await", "loop-at-load", "never-settles", "atomics-wait"],
+    ids=["loop", "loop-after-await", "loop-at-load", "loop-in-a-timer", "atomics-wait"],
 )
-async def test_code_past_the_wall_time_is_stopped_and_its_host_replaced(sandbox, code):
+async def test_code_that_keeps_its_event_loop_blocked_is_stopped_at_the_cpu_limit(sandbox, code):
     old = await usable_host(sandbox)
-    outcome = await contained(sandbox, code, workflow="wf-loop")
+    outcome = await contained(sandbox, code, workflow="wf-spin")
+    assert outcome.status == "timeout"
+    message = outcome.error["message"]
+    assert message.startswith("cpu limit: the workflow ran ") and message.endswith(
+        " ms without yielding and was stopped"
+    ), message
+    # terminate() frees the run but not a spinning thread (denoland/deno#35657): the host
+    # is retired and killed, so no CPU stays burnt; new runs go to a new host.
+    await eventually(gone(old), timeout_s=5)
+    after = await benign(sandbox, "after-spin")
+    assert after.status == "success" and host_of(sandbox).pid != old.pid
+
+
+async def test_code_past_the_wall_time_is_stopped_and_its_host_replaced(sandbox):
+    old = await usable_host(sandbox)
+    code = "export default async () => new Promise(() => {});"
+    outcome = await contained(sandbox, code, workflow="wf-never")
     assert outcome.status == "timeout"
     assert outcome.error == {
         "message": "the workflow ran longer than 1 s (wall time) and was stopped",
         "stack": None,
     }
-    assert 1000 <= outcome.duration_ms < 2500
-    # terminate() frees the run but not a spinning thread (denoland/deno#35657): the host
-    # is retired and killed, so no CPU stays burnt; new runs go to a new host.
     await eventually(gone(old), timeout_s=5)
     after = await benign(sandbox, "after")
     assert after.status == "success" and host_of(sandbox).pid != old.pid
+
+
+class FirstCallWaits(MemoryBindings):
+    """The first binding call is never answered (its run waits on); the later ones are."""
+
+    async def call(self, method: str, args: list) -> object:
+        if not self.calls:
+            self.calls.append((method, args))
+            await asyncio.Event().wait()
+        return await super().call(method, args)
+
+
+async def test_a_host_past_the_cpu_limit_is_killed_without_waiting_for_its_other_runs() -> None:
+    """The host of a Worker past the CPU limit is killed soon after, not once its other runs
+    end (the spinning thread would burn a core until then); they run once more on a host of
+    their own. A sandbox of its own: a wall time the waiting run cannot reach first."""
+    sandbox = Sandbox(SandboxSettings(hosts=1, wall_timeout_s=30.0))
+    await sandbox.start()
+    try:
+        old = await usable_host(sandbox)
+        bindings = FirstCallWaits()
+        code = "export default async (event, { room }) => (await room.get()).name;"
+        waiting = asyncio.create_task(
+            sandbox.run(request(code, workflow="wf-waits", run="waits"), bindings)
+        )
+        await eventually(lambda: _true(bindings.calls), timeout_s=10)  # waiting on old
+        spin = "export default async () => { while (true) {} };"
+        outcome = await sandbox.run(request(spin, workflow="wf-spin", run="spin"), MemoryBindings())
+        assert outcome.error["message"].startswith("cpu limit:")
+        await eventually(gone(old), timeout_s=10)
+        assert "spun on past the CPU limit" in (old.death_reason or "")
+        bystander = await waiting
+        assert (bystander.status, bystander.result) == ("success", ROOM["name"])
+    finally:
+        await sandbox.close()
+
+
+async def _true(value: object) -> bool:
+    return bool(value)
 
 
 async def test_a_loop_left_behind_after_the_return_gets_its_host_replaced(sandbox: Sandbox):

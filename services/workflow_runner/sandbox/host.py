@@ -4,9 +4,10 @@ A host carries several runs at once (bounded by the caller). When it dies (V8 he
 cgroup OOM kill or memory watch, a crash, or killed by us because it stopped answering),
 every run it carried ends as an error that says so; the caller starts a new host.
 
-A host is also retired, drained and killed after a run timed out or a Worker stopped
-answering pings: on deno 2.9.8 `worker.terminate()` does not stop a synchronous loop
-(denoland/deno#35657), so the Worker's thread spins on until the process ends.
+A host is also retired, drained and killed after a run timed out or a Worker went past the
+CPU limit (host.ts: its event loop stayed blocked, it answered no ping): on deno 2.9.8
+`worker.terminate()` does not stop a synchronous loop (denoland/deno#35657), so the Worker's
+thread spins on until the process ends.
 """
 
 from __future__ import annotations
@@ -218,6 +219,14 @@ class Host:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._cgroups.release(self._cgroup_key)
 
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """True once no run is under way here; False if runs still are after `timeout_s`."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
     async def drain_and_close(self) -> None:
         """Retire: no new runs; once those under way are done, kill the process."""
         self.retiring = True
@@ -323,7 +332,7 @@ class Host:
                 elif message["t"] == "done":
                     self._on_done(protocol.parse_done(message, self._settings))
                 elif message["t"] == "stuck":
-                    self._log.warning("sandbox.worker_stuck")
+                    self._log.warning("sandbox.worker_stuck", blocked_ms=message.get("blocked_ms"))
                     self._on_stuck(self)
         except protocol.ProtocolError as exc:
             self._log.error("sandbox.host_protocol_error", error=str(exc))

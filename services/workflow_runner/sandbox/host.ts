@@ -5,8 +5,9 @@
 //
 // Each workflow version runs in module Workers with permissions "none", kept warm between
 // runs (one run at a time per Worker), evicted LRU past `max_workers`, retired when a newer
-// version of the workflow arrives, and terminated at the wall-time limit. Everything a Worker
-// posts is untrusted: checked here, and again in Python.
+// version of the workflow arrives, and terminated at the wall-time limit, or at the CPU limit
+// when its event loop stays blocked (see "The CPU limit" below). Everything a Worker posts is
+// untrusted: checked here, and again in Python.
 
 type Limits = {
   maxLogEntries: number;
@@ -30,7 +31,10 @@ type Slot = {
   run: Run | null;
   lastUsed: number;
   retire: boolean; // terminate after the current run (older version, failed load, ...)
-  ping: number | null; // the liveness ping an idle Worker has not answered yet
+  booted: boolean; // its prelude has run ({k: "ready"}): pings from now on are its own code's
+  ping: number | null; // the liveness ping it has not answered yet
+  checkedAt: number; // when the watch last looked at it
+  blockedMs: number; // how long its event loop has been blocked, as the watch counted it
 };
 
 type Run = {
@@ -65,6 +69,7 @@ const writer = conn.writable.getWriter();
 let maxMessageBytes = INIT_MAX_BYTES;
 let maxWorkers = 64;
 let idleTtlMs = 300_000;
+let cpuLimitMs = 250;
 let pings = 0;
 let limits: Limits | null = null;
 let preludeUrl = "";
@@ -133,7 +138,10 @@ function createSlot(workflow: string, version: number, lang: string, code: strin
     run: null,
     lastUsed: performance.now(),
     retire: false,
+    booted: false,
     ping: null,
+    checkedAt: performance.now(),
+    blockedMs: 0,
   };
   worker.onmessage = (event: MessageEvent) => onWorkerMessage(slot, event.data);
   worker.onmessageerror = () => {
@@ -208,7 +216,7 @@ function startRun(message: Record<string, unknown>): void {
     });
   }, timeoutMs);
   slot.run = run;
-  slot.ping = null;
+  slot.checkedAt = performance.now(); // its first ping `watchMs` from now
   runs.set(id, run);
   slot.worker.postMessage({ k: "run", url: slot.url, lang, event: message.event, limits });
 }
@@ -257,7 +265,14 @@ function onWorkerMessage(slot: Slot, data: unknown): void {
   if (typeof data !== "object" || data === null) return;
   const m = data as Record<string, unknown>;
   if (m.k === "pong") {
-    if (m.n === slot.ping) slot.ping = null;
+    if (m.n === slot.ping) {
+      slot.ping = null;
+      slot.blockedMs = 0;
+    }
+    return;
+  }
+  if (m.k === "ready") {
+    slot.booted = true;
     return;
   }
   const run = slot.run;
@@ -315,26 +330,53 @@ function workerDone(run: Run, m: Record<string, unknown>): void {
   });
 }
 
-// Idle Workers: a run can return and leave code running in a timer. An idle Worker that does
-// not answer a ping within a second is spinning (its event loop is blocked): terminate it.
-// Idle past the TTL: terminate too, which also bounds any slower background work.
-setInterval(() => {
+// --- The CPU limit. A Worker that keeps its event loop blocked (a synchronous loop, before or
+// after an await, in a timer, at module load) answers no ping; awaiting a binding, a fetch or a
+// timer answers at once. The host pings a Worker whose run is under way every `watchMs` (from
+// `watchMs` after the run began: most runs end before their first ping), one that ran in the
+// last RECENT_MS every `cpuLimitMs` (timers left behind), the others every IDLE_WATCH_MS, and
+// counts the time a ping stays unanswered. Past `cpuLimitMs` the run, if any, ends as a timeout
+// that says so and the Worker is terminated; its thread spins on (denoland/deno#35657), so
+// Python is told ("stuck") and kills this host soon after. A check counts at most twice its
+// period: a host starved of CPU itself does not count that wait against its Workers. Idle past
+// the TTL: terminated too.
+const RECENT_MS = 10_000;
+const IDLE_WATCH_MS = 1000;
+let watchMs = 50;
+
+function blocked(slot: Slot): void {
+  const ms = Math.round(slot.blockedMs);
+  // Before "done": Python retires this host and kills it after a short grace.
+  send({ t: "stuck", workers: slots.size - 1, blocked_ms: ms });
+  if (slot.run === null) return terminate(slot);
+  finish(slot.run, "timeout", null, { // terminates the Worker
+    message: `cpu limit: the workflow ran ${ms} ms without yielding and was stopped`,
+    stack: null,
+  });
+}
+
+function watch(): void {
   const now = performance.now();
   for (const slot of [...slots]) {
-    if (slot.run !== null) continue;
-    if (slot.ping !== null) {
-      terminate(slot); // its thread spins on (denoland/deno#35657): Python retires this host
-      send({ t: "stuck", workers: slots.size });
+    if (!slot.booted) continue; // starting up: the prelude's time, not the workflow's
+    if (slot.run === null && now - slot.lastUsed > idleTtlMs) {
+      terminate(slot);
       continue;
     }
-    if (now - slot.lastUsed > idleTtlMs) {
-      terminate(slot);
+    const recent = now - slot.lastUsed < RECENT_MS;
+    const period = slot.run !== null ? watchMs : recent ? cpuLimitMs : IDLE_WATCH_MS;
+    const elapsed = now - slot.checkedAt;
+    if (elapsed < period) continue;
+    slot.checkedAt = now;
+    if (slot.ping !== null) {
+      slot.blockedMs += Math.min(elapsed, 2 * period);
+      if (slot.blockedMs >= cpuLimitMs) blocked(slot);
       continue;
     }
     slot.ping = ++pings;
     slot.worker.postMessage({ k: "ping", n: slot.ping });
   }
-}, 1000);
+}
 
 // --- Python's messages
 
@@ -352,6 +394,9 @@ function onMessage(message: Record<string, unknown>): void {
       };
       maxWorkers = Number(message.max_workers);
       idleTtlMs = Number(message.idle_ttl_ms);
+      cpuLimitMs = Number(message.cpu_limit_ms);
+      watchMs = Math.max(5, Math.min(50, Math.floor(cpuLimitMs / 5)));
+      setInterval(watch, watchMs);
       maxMessageBytes = Number(message.max_message_bytes);
       // text/javascript: worker.js tells its own stack frames from the workflow's by this.
       preludeUrl = `data:text/javascript,${encodeURIComponent(String(message.prelude))}`;

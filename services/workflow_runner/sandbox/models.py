@@ -26,6 +26,10 @@ class SandboxSettings(BaseModel):
 
     hosts: int = Field(default=2, ge=1, le=64)
     wall_timeout_s: float = Field(default=5.0, gt=0, le=300)
+    # A run whose Worker keeps its event loop blocked (no turn of the loop: a synchronous loop)
+    # this long is stopped, as Cloudflare Workers' CPU limit does; its host is then killed
+    # after `cpu_limit_ms` more, as terminate() does not stop the thread (see host.py).
+    cpu_limit_ms: int = Field(default=250, ge=10, le=300_000)
     heap_mb: int = Field(default=128, ge=16)
     max_result_bytes: int = Field(default=64 * 1024, ge=16)
     max_log_bytes: int = Field(default=64 * 1024, ge=64)

@@ -6,7 +6,7 @@ each line at most `max_message_bytes` either way. Never stdin/stdout: a Worker c
 0-2 through node: built-ins.
 
 Python -> host
-  {"t": "init", "prelude": str, "max_workers": int, "idle_ttl_ms": int,
+  {"t": "init", "prelude": str, "max_workers": int, "idle_ttl_ms": int, "cpu_limit_ms": int,
    "max_message_bytes": int, "limits": {...}}
   {"t": "run", "run": id, "workflow": id, "version": int, "lang": "js" | "ts", "code": str,
    "event": {...}, "timeout_ms": int}
@@ -18,7 +18,8 @@ Host -> Python
   {"t": "done", "run": id, "status": "success" | "error" | "timeout", "result": JSON text | null,
    "error": {"message", "stack"} | null, "logs": [...], "dropped": int, "cold": bool,
    "workers": int}
-  {"t": "stuck", "workers": int}   (an idle Worker stopped answering pings and was terminated)
+  {"t": "stuck", "workers": int, "blocked_ms": int}   (a Worker's event loop stayed blocked past
+   the CPU limit: it was terminated, its run (if any) ends `timeout`; its thread may spin on)
 
 Everything from a host is untrusted (it runs customer code): parse_* validate shapes and apply
 the caps again, whatever the host and the Worker prelude already did. Pure: no I/O here.
@@ -88,6 +89,7 @@ def init_message(settings: SandboxSettings, prelude: str) -> dict[str, Any]:
         "prelude": prelude,
         "max_workers": settings.max_workers_per_host,
         "idle_ttl_ms": int(settings.worker_idle_ttl_s * 1000),
+        "cpu_limit_ms": settings.cpu_limit_ms,
         "max_message_bytes": settings.max_message_bytes,
         "limits": {
             "max_log_entries": settings.max_log_entries,

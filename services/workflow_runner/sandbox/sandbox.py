@@ -3,10 +3,12 @@
 A workflow's runs go to the same host position (by a hash of its id) so its Worker stays warm
 there; each position carries at most `max_runs_per_host` runs at once (the rest wait their
 turn). A host that dies is replaced at once in the background, and on demand by the next run.
-A host where a run timed out (or a Worker stopped answering) is retired: a new host takes the
-new runs, the old one finishes what it carries and is killed, with whatever thread
-`terminate()` could not stop (see host.py). A run whose host died under it runs once more, on a
-host of its own (the culprit, unknown, ends nothing but itself the second time).
+A host where a run timed out is retired: a new host takes the new runs, the old one finishes
+what it carries and is killed, with whatever thread `terminate()` could not stop (see host.py).
+A host where a Worker went past the CPU limit (its thread spins on) is retired the same way but
+killed once its runs are done or after `cpu_limit_ms`, whichever is first, so the spinning
+thread burns little. A run whose host died under it runs once more, on a host of its own (the
+culprit, unknown, ends nothing but itself the second time).
 """
 
 from __future__ import annotations
@@ -216,7 +218,7 @@ class Sandbox:
             paths=self._paths,
             cgroups=self._cgroups,
             on_death=self._respawn_soon,
-            on_stuck=self._retire,
+            on_stuck=self._stuck,
         )
 
     def _retire(self, host: Host) -> None:
@@ -235,6 +237,20 @@ class Sandbox:
 
         self._in_background(drain())
         self._respawn_soon(host)
+
+    def _stuck(self, host: Host) -> None:
+        """A Worker of this host went past the CPU limit: its thread may spin on until the
+        process ends. Retire the host, and kill it once its runs are done or after the CPU limit
+        again, whichever is first; runs still on it then run once more (see `run`)."""
+        self._retire(host)
+        grace_s = self.settings.cpu_limit_ms / 1000
+
+        async def deadline() -> None:
+            if not await host.wait_idle(grace_s):
+                host.kill(f"a Worker spun on past the CPU limit; killed after {grace_s} s more")
+
+        if not self.closed:
+            self._in_background(deadline())
 
     def _respawn_soon(self, host: Host) -> None:
         slot = self._slots[host.index]

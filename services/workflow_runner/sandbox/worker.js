@@ -6,7 +6,7 @@
 //
 // Worker -> host: {k: "log", level, message}, {k: "call", id, method, args},
 //                 {k: "done", ok, result (JSON text | null), error: {message, stack} | null}
-//                 {k: "pong", n}
+//                 {k: "pong", n}, {k: "ready"} (once, when this prelude has run)
 // Host -> worker: {k: "run", url, lang, event, limits}, {k: "reply", id, ok, value | error},
 //                 {k: "ping", n}
 
@@ -398,3 +398,6 @@ globalThis.addEventListener("message", async (event) => {
   run = null;
   post(done);
 });
+
+// The host's CPU watch counts this Worker's blocked time from here on, not its start-up.
+post({ k: "ready" });
