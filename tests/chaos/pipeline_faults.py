@@ -34,7 +34,7 @@ class Setup:
         return ChaosRun(name, self.state_dir / name, self.server_url, self.progress, settings)
 
 
-def _account(outcome: ScenarioOutcome, run: ChaosRun, settled: Settled, succeeded: int) -> None:
+def account(outcome: ScenarioOutcome, run: ChaosRun, settled: Settled, succeeded: int) -> None:
     """The checks every pipeline scenario makes, and the counts of its row."""
     outcome.sent = settled.expected
     outcome.delivered = settled.delivered
@@ -91,7 +91,7 @@ async def crashes(setup: Setup, *, short: bool) -> ScenarioOutcome:
         ]
         await run.run_load(events=events, rate=rate, faults=faults)
         settled, succeeded = await run.settle()
-        _account(outcome, run, settled, succeeded)
+        account(outcome, run, settled, succeeded)
     outcome.check(len(run.faults) == len(plan), f"{len(run.faults)}/{len(plan)} faults ran")
     return outcome
 
@@ -122,7 +122,7 @@ async def replicas(setup: Setup, *, short: bool) -> ScenarioOutcome:
             events=events, rate=rate, faults=[Fault(0.5, "SIGKILL delivery-2", kill_second)]
         )
         settled, succeeded = await run.settle()
-        _account(outcome, run, settled, succeeded)
+        account(outcome, run, settled, succeeded)
     before_kill = [r for r in run.receipts if killed_at and r.received_at < killed_at[0]]
     retries = [(r.delivery_id, r.attempt) for r in before_kill if r.attempt >= 2]
     twice = len(retries) - len(set(retries))
@@ -169,7 +169,7 @@ async def poison(setup: Setup, *, short: bool) -> ScenarioOutcome:
         finally:
             await producer.stop()
         settled, succeeded = await run.settle()
-        _account(outcome, run, settled, succeeded)
+        account(outcome, run, settled, succeeded)
         letters = await read_dead_letters(
             run.stack.kafka_settings(), run.topics, wanted=len(batch.expected)
         )

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 
+import asyncpg
+
 from shared.kafka import Topics
 from shared.messages import delivery_id_for
 from tests.bench.load import EventPublisher, Target
 from tests.bench.pipeline import wait_for_index
 from tests.bench.processes import Processes
-from tests.bench.stack import NAMESPACE, Stack
+from tests.bench.stack import NAMESPACE, Stack, StackError
 from tests.chaos.ledger import Ledger, Receipt, Settled
 
 # Short enough that a killed process's leased deliveries come back within a run; production
@@ -128,20 +130,22 @@ class ChaosRun:
     # --- load and faults -----------------------------------------------------------------
 
     async def run_load(self, *, events: int, rate: float, faults: Sequence[Fault] = ()) -> None:
-        """Publish `events` round-robin over the webhooks at `rate`/s, injecting `faults`."""
+        """Publish `events` more events round-robin over the webhooks at `rate`/s, injecting
+        `faults` (placed by the share of these events published)."""
         lanes: dict[str, list[Fault]] = {}
         for fault in sorted(faults, key=lambda f: f.at):
             lanes.setdefault(fault.target, []).append(fault)
+        first, last = self.published, self.published + events
         self.load_started = time.monotonic()
         injector = asyncio.ensure_future(
-            asyncio.gather(*(self._inject(lane, events) for lane in lanes.values()))
+            asyncio.gather(*(self._inject(lane, first, events) for lane in lanes.values()))
         )
         try:
             async with EventPublisher(self.stack.kafka_settings(), self.topics.events) as out:
                 acks: list[asyncio.Future] = []
-                while self.published < events:
+                while self.published < last:
                     elapsed = time.monotonic() - self.load_started
-                    due = min(events, int(elapsed * rate) + 1)
+                    due = min(last, first + int(elapsed * rate) + 1)
                     while self.published < due:
                         hook = self.hooks[self.published % len(self.hooks)]
                         event_id = f"chaos-{self.name}-{self.published}"
@@ -159,9 +163,9 @@ class ChaosRun:
         finally:
             injector.cancel()
 
-    async def _inject(self, faults: list[Fault], events: int) -> None:
+    async def _inject(self, faults: list[Fault], first: int, events: int) -> None:
         for fault in faults:
-            while self.published < fault.at * events:
+            while self.published - first < fault.at * events:
                 await asyncio.sleep(0.02)
             at_s = time.monotonic() - self.load_started
             self.progress(f"fault: {fault.name} at {at_s:.1f} s")
@@ -183,24 +187,33 @@ class ChaosRun:
 
     # --- the check -----------------------------------------------------------------------
 
-    async def settle(self, *, timeout_s: float = SETTLE_TIMEOUT_S) -> tuple[Settled, int]:
-        """Wait until every expected delivery is `success` in Postgres (or `timeout_s`), then
-        account for what the receiver saw. Returns the receipts' tally and how many expected
-        deliveries Postgres holds as `success`."""
-        assert self.stack.pool is not None and self.stack.receiver is not None
+    async def wait_for_success(self, *, timeout_s: float = SETTLE_TIMEOUT_S) -> int:
+        """Wait until every expected delivery is `success` in Postgres (or `timeout_s`);
+        returns how many are."""
+        assert self.stack.pool is not None
         expected = list(self.ledger.expected)
         deadline = time.monotonic() + timeout_s
-        succeeded = 0
         while True:
-            succeeded = await self.stack.pool.fetchval(
-                "SELECT count(*) FROM delivery.deliveries"
-                " WHERE id = ANY($1::uuid[]) AND status = 'success'",
-                expected,
-            )
+            try:
+                succeeded = await self.stack.pool.fetchval(
+                    "SELECT count(*) FROM delivery.deliveries"
+                    " WHERE id = ANY($1::uuid[]) AND status = 'success'",
+                    expected,
+                )
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                succeeded = 0  # a restarted server ends the pool's connections once
+                self.progress(f"settling: Postgres answered {type(exc).__name__}")
             self.progress(f"settling: {succeeded:,}/{len(expected):,} success in Postgres")
             if succeeded == len(expected) or time.monotonic() > deadline:
-                break
+                return succeeded
             await asyncio.sleep(1.0)
+
+    async def settle(self, *, timeout_s: float = SETTLE_TIMEOUT_S) -> tuple[Settled, int]:
+        """Wait for every expected delivery (`wait_for_success`), then account for what the
+        receiver saw. Returns the receipts' tally and how many expected deliveries Postgres
+        holds as `success`."""
+        assert self.stack.receiver is not None
+        succeeded = await self.wait_for_success(timeout_s=timeout_s)
         _now, tracked = await self.stack.receiver.track_stop()
         receipts = [
             Receipt(delivery_id, attempt, at)
@@ -211,6 +224,18 @@ class ChaosRun:
         self.receipts = receipts
         self.id_mismatches = tracked.id_mismatches
         return self.ledger.settle(receipts), succeeded
+
+    async def all_ready(self, *, timeout_s: float) -> float | None:
+        """Seconds until every service answered /readyz 200, or None after `timeout_s`."""
+        started = time.monotonic()
+        names = ["registry", *self.stack.health_ports]
+        try:
+            for name in names:
+                left = timeout_s - (time.monotonic() - started)
+                await self.stack.wait_ready(name, self.stack.ready_url(name), timeout_s=left)
+        except StackError:
+            return None
+        return round(time.monotonic() - started, 2)
 
     def longest_silence_s(self) -> float:
         """The longest stretch during the run in which the receiver got nothing."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 from shared.logging import configure_logging
 from shared.settings import RuntimeSettings
 from tests.bench.progress import Progress
-from tests.chaos import pipeline_faults
+from tests.chaos import outage_faults, pipeline_faults
 from tests.chaos.outcome import ScenarioOutcome
 from tests.chaos.pipeline_faults import Setup
 from tests.support.processes import REPO
@@ -86,6 +87,8 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "crashes": _faults(pipeline_faults.crashes),
     "replicas": _faults(pipeline_faults.replicas),
+    "postgres": _faults(outage_faults.postgres_restart),
+    "broker": _faults(outage_faults.broker_restart),
     "poison": _faults(pipeline_faults.poison),
     "fuzz": pytest_scenario(
         "6 api fuzzing", "tests/integration/test_registry_fuzz.py", ROOMHOOKS_FUZZ_EXAMPLES="200"
@@ -172,6 +175,8 @@ def table(outcomes: list[ScenarioOutcome]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(RuntimeSettings(log_level="WARNING"), service="chaos")
+    # The harness's own pool reconnects after the Postgres scenario's restart, with a traceback.
+    logging.getLogger("asyncpg.pool").setLevel(logging.CRITICAL)
     args.out.mkdir(parents=True, exist_ok=True)
     outcomes = asyncio.run(run_all(args, Progress()))
     print()
