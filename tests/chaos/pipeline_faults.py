@@ -31,7 +31,7 @@ class Setup:
     progress: Progress
 
     def run(self, name: str, **settings: str) -> ChaosRun:
-        return ChaosRun(name, self.state_dir / name, self.server_url, self.progress, settings)
+        return ChaosRun(name, self.state_dir, self.server_url, self.progress, settings)
 
 
 def account(outcome: ScenarioOutcome, run: ChaosRun, settled: Settled, succeeded: int) -> None:

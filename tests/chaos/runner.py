@@ -131,6 +131,8 @@ async def run_all(args: argparse.Namespace, progress: Progress) -> list[Scenario
         progress.part(key)
         setup = Setup(args.out / key, args.postgres, progress)
         setup.state_dir.mkdir(parents=True, exist_ok=True)
+        for old in setup.state_dir.glob("logs/*.log"):
+            old.unlink()  # processes append to their log: keep this run's only
         started = time.monotonic()
         try:
             outcome = await SCENARIOS[key](setup, args.short)
