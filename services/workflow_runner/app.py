@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 import aiohttp
 import structlog
 from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from services.delivery.dispatcher import GuardedResolver
 from services.delivery.ssrf import AddressPolicy
 from services.workflow_runner.bindings import Fetcher
+from services.workflow_runner.flow import Fetched, RunFlow
 from services.workflow_runner.projection import (
     InvalidStateKey,
     change_from_state,
@@ -44,6 +45,7 @@ def sandbox_settings(settings: RunnerSettings) -> SandboxSettings:
     return SandboxSettings(
         hosts=settings.hosts,
         wall_timeout_s=settings.wall_timeout_s,
+        cpu_limit_ms=settings.cpu_limit_ms,
         heap_mb=settings.heap_mb,
         memory_max_mb=settings.memory_max_mb,
         max_result_bytes=settings.max_result_bytes,
@@ -64,6 +66,7 @@ class Runner:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.service: RunnerService | None = None
+        self.sandbox: Sandbox | None = None
 
     async def start(self) -> None:
         s, stack = self.settings, self._stack
@@ -76,6 +79,7 @@ class Runner:
         sandbox = Sandbox(sandbox_settings(s))
         await sandbox.start()
         stack.push_async_callback(sandbox.close)
+        self.sandbox = sandbox
 
         policy = AddressPolicy.build(
             allow_loopback=s.loopback_allowed, allowed_networks=s.allowed_networks
@@ -120,9 +124,14 @@ class Runner:
         )
         if runner is not None:
             stack.push_async_callback(runner.cleanup)
-        self._limit = asyncio.Semaphore(s.max_concurrent_runs)
+        self._flow = RunFlow(
+            self._run_until_recorded,
+            max_running=s.max_concurrent_runs,
+            max_per_organization=s.max_concurrent_runs_per_organization,
+            max_waiting=s.fetch_max_records,
+        )
         self._tasks = [
-            asyncio.create_task(self._loop("runs", runs, self._run_batch), name="runs"),
+            asyncio.create_task(self._flow_loop(runs), name="runs"),
             asyncio.create_task(
                 self._loop("projection", projection, self._project_batch), name="projection"
             ),
@@ -162,25 +171,60 @@ class Runner:
                     consumer.seek(tp, records[0].offset)
                 await asyncio.sleep(1)
 
-    async def _run_batch(self, records: list[ConsumerRecord]) -> None:
-        assert self.service is not None
-        service = self.service
-        requests = []
-        for record in records:
+    async def _flow_loop(self, consumer: AIOKafkaConsumer) -> None:
+        """Fetch while the flow has room, start each run as it arrives, commit each partition
+        up to its lowest run not yet recorded. On stop: fetch no more, let the runs under way
+        end (each is bounded by the wall time), commit them."""
+        flow, fetch_max = self._flow, self.settings.fetch_max_records
+        while not self._stopping.is_set():
             try:
-                requests.append(WorkflowRunRequested.model_validate_json(record.value or b""))
-            except ValidationError as exc:
-                log.error("workflows.request_invalid", offset=record.offset,
-                          error=str(exc).splitlines()[0])  # fmt: skip
+                if flow.room == 0:
+                    await flow.wait_progress(0.5)
+                else:
+                    batches = await consumer.getmany(
+                        timeout_ms=500, max_records=min(flow.room, fetch_max)
+                    )
+                    flow.add(self._fetched(r) for records in batches.values() for r in records)
+                await self._commit(consumer)
+            except Exception as exc:  # noqa: BLE001 - this loop's top-level catch: retry
+                log.warning("workflows.fetch_failed", error=repr(exc))
+                await asyncio.sleep(1)
+        await flow.drain(self.settings.wall_timeout_s + 3)
+        with contextlib.suppress(Exception):
+            await self._commit(consumer)
 
-        async def one(request: WorkflowRunRequested) -> None:
-            async with self._limit:
-                await service.run(request)
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        offsets = self._flow.offsets
+        assigned = consumer.assignment()
+        offsets.forget(tp for tp in list(offsets.committable()) if tp not in assigned)
+        if marks := offsets.committable():
+            await consumer.commit(marks)
+            offsets.committed(marks)
 
-        results = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise failures[0]
+    @staticmethod
+    def _fetched(record: ConsumerRecord) -> Fetched:
+        tp = TopicPartition(record.topic, record.partition)
+        try:
+            request = WorkflowRunRequested.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            log.error("workflows.request_invalid", offset=record.offset,
+                      error=str(exc).splitlines()[0])  # fmt: skip
+            return Fetched(tp, record.offset, "", "", None)
+        return Fetched(tp, record.offset, request.organization_id, request.run_id, request)
+
+    async def _run_until_recorded(self, request: WorkflowRunRequested) -> None:
+        """One run, tried again while it raises (Postgres away, no sandbox host): it is
+        idempotent on its run id. Raises once stopping: then it is not committed."""
+        assert self.service is not None
+        while True:
+            try:
+                await self.service.run(request)
+                return
+            except Exception as exc:
+                if self._stopping.is_set():
+                    raise
+                log.warning("workflows.run_failed", run_id=request.run_id, error=repr(exc))
+                await asyncio.sleep(1)
 
     async def _project_batch(self, records: list[ConsumerRecord]) -> None:
         assert self.service is not None
@@ -198,12 +242,13 @@ class Runner:
         await self.service.project(changes)
 
     async def stop(self) -> None:
-        """Stop fetching; the batch in hand runs to its end (each run is bounded by the wall
-        timeout) and is committed; then close."""
+        """Stop fetching; the runs under way run to their end (each is bounded by the wall
+        time) and are committed; requests fetched but not started are not (the next consumer
+        reads them again); then close."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         self._stopping.set()
-        log.info("workflows.stopping", reason="no more fetches; the batch in hand is finished")
+        log.info("workflows.stopping", reason="no more fetches; the runs under way are finished")
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=self.settings.wall_timeout_s + 5)

@@ -1,7 +1,8 @@
 """Runner use cases: project room data, run a workflow version, record the execution.
 
 At-least-once: a run is recorded `running` (idempotent on its run id) before it starts and
-finished after; the consumer commits offsets only once every run of the batch is recorded.
+finished after; the consumer commits a partition's offset only up to its lowest run not yet
+recorded (flow.py).
 """
 
 from __future__ import annotations

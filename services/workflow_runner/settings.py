@@ -20,13 +20,16 @@ class RunnerSettings(BaseSettings):
     # The sandbox: Deno host processes and the limits of one run.
     hosts: int = Field(default=2, ge=1, le=32)
     wall_timeout_s: float = Field(default=5.0, gt=0, le=300)
+    cpu_limit_ms: int = Field(default=500, ge=10, le=300_000)
     heap_mb: int = Field(default=128, ge=16)
     memory_max_mb: int = Field(default=768, ge=32)
     max_result_bytes: int = Field(default=64 * 1024, ge=1024)
     max_log_bytes: int = Field(default=64 * 1024, ge=1024)
     max_fetches_per_run: int = Field(default=50, ge=0)
-    # Runs at once, per process.
-    max_concurrent_runs: int = Field(default=16, ge=1)
+    # Runs at once, per process (the sandbox's 2 hosts take 16 each), and for one organization.
+    max_concurrent_runs: int = Field(default=32, ge=1)
+    max_concurrent_runs_per_organization: int = Field(default=16, ge=1)
+    # Run requests fetched and not started yet, at most (the consumer fetches while there is room).
     fetch_max_records: int = Field(default=100, ge=1)
     # fetch() from workflows: same SSRF guard as deliveries.
     fetch_timeout_s: float = Field(default=10.0, gt=0)

@@ -257,3 +257,26 @@ async def test_hostile_workflows_are_recorded_and_others_keep_running(platform, 
     assert any("169.254.169.254" in e["message"] for e in metadata["logs"])
     [env] = await platform.executions(alice, hostile["env"], at_least=1)
     assert env["status"] == "error" and "env" in env["error"]["message"].lower()
+
+
+async def test_a_run_fetched_after_a_slow_one_is_not_held_behind_it(platform, registry):
+    """Runs flow: a run fetched while another waits on its wall time starts at once and is
+    recorded while the slow one still runs (the runner used to end each fetched batch first)."""
+    alice, r = registry.alice, registry
+    slow = await platform.workflow(
+        alice, "slow", ["session.started"], "export default async () => new Promise(() => {});"
+    )
+    fast = await platform.workflow(alice, "fast", ["participant.joined"], LOG_NEW_PARTICIPANTS)
+
+    async def rows(workflow: dict) -> list[dict]:
+        url = f"{r.url}/v1/accounts/{alice.id}/workflows/{workflow['id']}/executions"
+        return (await (await r.http.get(url, headers=alice.auth())).json())["data"]["executions"]
+
+    await platform.publish(event("session.started", alice.id, room=ROOM))
+    await eventually(lambda: rows(slow), timeout_s=30, interval_s=0.1)  # fetched, under way
+    await platform.publish(event("participant.joined", alice.id, room=ROOM, user=ADA))
+    [done] = await platform.executions(alice, fast, at_least=1)
+    [still] = await rows(slow)
+    assert done["status"] == "success" and still["status"] == "running"
+    [slow_done] = await platform.executions(alice, slow, at_least=1)
+    assert slow_done["status"] == "timeout"
