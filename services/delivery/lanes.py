@@ -58,10 +58,12 @@ class Lanes:
     def saturated(self) -> list[UUID]:
         return [w for w, lane in self._lanes.items() if lane.admitted >= self.per_webhook_backlog]
 
+    def degraded(self, webhook_id: UUID) -> bool:
+        """Its last `degraded_after` attempts all failed at the network level."""
+        return self._failures.get(webhook_id, 0) >= self.degraded_after
+
     def concurrency(self, webhook_id: UUID) -> int:
-        if self._failures.get(webhook_id, 0) >= self.degraded_after:
-            return 1
-        return self.per_webhook_concurrency
+        return 1 if self.degraded(webhook_id) else self.per_webhook_concurrency
 
     def report(self, webhook_id: UUID, *, answered: bool) -> None:
         """After each attempt: did the endpoint answer at all (any HTTP status)?"""

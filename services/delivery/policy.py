@@ -115,3 +115,15 @@ def parse_retry_after(value: str | None, *, status_code: int, now: datetime) -> 
     if when.tzinfo is None:
         return None
     return max(0.0, (when - now).total_seconds())
+
+
+# A delivery that a busy (answering) webhook's full lane cannot take waits this long.
+SPILL_DELAY = timedelta(seconds=1)
+
+
+def spill_delay(*, degraded: bool, timeout_s: float) -> timedelta:
+    """How long a delivery that its webhook's full lane cannot take waits in Postgres before
+    it is claimed again. A second for an endpoint that answers; a whole attempt timeout for one
+    that stopped answering: its lane frees one slot per timeout at best, and making its
+    deliveries due sooner only has every claim scan rows it must skip."""
+    return timedelta(seconds=timeout_s) if degraded else SPILL_DELAY

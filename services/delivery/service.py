@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from services.delivery import repository
 from services.delivery.dispatcher import Dispatcher, build_headers
 from services.delivery.lanes import Lanes
-from services.delivery.policy import AttemptResult, Final, Outcome, decide
+from services.delivery.policy import AttemptResult, Final, Outcome, decide, spill_delay
 from services.delivery.recorder import AttemptRecorder
 from services.delivery.repository import AttemptRow, Job
 from services.delivery.settings import DeliverySettings
@@ -30,9 +30,6 @@ log = structlog.get_logger(__name__)
 
 # Orders to the registry go out through this (the app wires a Kafka producer to it).
 DisablePublisher = Callable[[DisableWebhook], Awaitable[None]]
-
-# A webhook whose lane is full: its claimed deliveries wait this long in Postgres.
-SPILL_DELAY = timedelta(seconds=1)
 
 
 class DeliveryMetrics:
@@ -125,10 +122,13 @@ class DeliveryService:
 
     async def submit(self, jobs: Sequence[Job]) -> None:
         """Start attempts for leased jobs; what a full lane cannot take goes back to Postgres."""
-        spilled = []
+        spilled: dict[datetime, list[UUID]] = {}
+        now = self._clock()
         for job in jobs:
             if not self._lanes.try_admit(job.webhook_id):
-                spilled.append(job.id)
+                degraded = self._lanes.degraded(job.webhook_id)
+                due_at = now + spill_delay(degraded=degraded, timeout_s=self._settings.timeout_s)
+                spilled.setdefault(due_at, []).append(job.id)
                 continue
             task = asyncio.create_task(
                 self._lanes.run(job.webhook_id, lambda j=job: self.attempt(j))
@@ -138,7 +138,8 @@ class DeliveryService:
         self._metrics.in_flight.set(self._lanes.admitted)
         if spilled:
             async with self._pool.acquire() as conn:
-                await repository.release(conn, spilled, due_at=self._clock() + SPILL_DELAY)
+                for due_at, ids in spilled.items():
+                    await repository.release(conn, ids, due_at=due_at)
 
     async def attempt(self, job: Job) -> None:
         if self._draining:  # its lane slot came after SIGTERM: leave it to be released

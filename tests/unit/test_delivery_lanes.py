@@ -134,3 +134,14 @@ def test_one_failure_or_an_answer_between_failures_does_not_degrade():
     lane.report(SLOW, answered=True)
     lane.report(SLOW, answered=False)
     assert lane.concurrency(SLOW) == lane.per_webhook_concurrency
+
+
+def test_a_webhook_is_degraded_only_after_its_network_failures_in_a_row():
+    lane = lanes()
+    for _ in range(lane.degraded_after - 1):
+        lane.report(SLOW, answered=False)
+    assert not lane.degraded(SLOW)
+    lane.report(SLOW, answered=False)
+    assert lane.degraded(SLOW) and not lane.degraded(FAST)
+    lane.report(SLOW, answered=True)
+    assert not lane.degraded(SLOW)

@@ -14,6 +14,7 @@ from services.delivery.policy import (
     decide,
     next_attempt_at,
     parse_retry_after,
+    spill_delay,
 )
 from services.delivery.ssrf import AddressPolicy
 
@@ -168,3 +169,11 @@ def test_dev_profile_allows_loopback_but_still_refuses_private_and_metadata():
 def test_operator_allowed_networks_pass_the_guard():
     policy = AddressPolicy.build(allow_loopback=False, allowed_networks=["10.20.0.0/16"])
     assert policy.allows("10.20.3.4") and not policy.allows("10.21.0.1")
+
+
+def test_a_full_lane_of_an_answering_endpoint_spills_for_a_second():
+    assert spill_delay(degraded=False, timeout_s=10) == timedelta(seconds=1)
+
+
+def test_a_full_lane_of_an_endpoint_that_stopped_answering_spills_for_a_whole_timeout():
+    assert spill_delay(degraded=True, timeout_s=10) == timedelta(seconds=10)
