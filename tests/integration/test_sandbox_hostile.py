@@ -13,6 +13,7 @@ import pytest
 
 from services.workflow_runner.sandbox import RunOutcome, Sandbox, SandboxSettings
 from services.workflow_runner.sandbox.host import Host
+from services.workflow_runner.sandbox.launch import HOST_NICE
 from tests.support.polling import eventually
 from tests.support.sandbox import (
     LOG_NEW_PARTICIPANTS,
@@ -144,8 +145,8 @@ class FirstCallWaits(MemoryBindings):
 
 async def test_a_host_past_the_cpu_limit_is_killed_without_waiting_for_its_other_runs() -> None:
     """The host of a Worker past the CPU limit is killed soon after, not once its other runs
-    end (the spinning thread would burn a core until then); they run once more on a host of
-    their own. A sandbox of its own: a wall time the waiting run cannot reach first."""
+    end (the spinning thread would burn a core until then); they run once more, each on a
+    host of its own. A sandbox of its own: a wall time the waiting run cannot reach first."""
     sandbox = Sandbox(SandboxSettings(hosts=1, wall_timeout_s=30.0))
     await sandbox.start()
     try:
@@ -617,3 +618,42 @@ async def test_a_host_that_stops_answering_is_killed_and_replaced(sandbox: Sandb
     after = await benign(sandbox, "unwedged")
     assert after.status == "success" and host_of(sandbox).pid != host.pid
     assert after.logs[0]["message"].endswith(ROOM["name"])
+
+
+async def test_a_worker_blocked_past_one_watch_period_runs_at_the_lowest_cpu_priority(sandbox):
+    """While it spins toward the CPU limit, the spinning Worker's thread is reniced to 19;
+    the host's other threads keep the host's priority."""
+    host = await usable_host(sandbox)
+    spin = "export default async () => { while (true) {} };"
+    spinning = asyncio.create_task(
+        sandbox.run(request(spin, workflow="wf-demoted", run="demoted"), MemoryBindings())
+    )
+
+    async def niceness() -> dict[str, int] | None:
+        nice = {}
+        for task in Path(f"/proc/{host.pid}/task").iterdir():
+            name = (task / "comm").read_text().strip()
+            nice[name] = os.getpriority(os.PRIO_PROCESS, int(task.name))
+        return nice if 19 in nice.values() else None
+
+    nice = await eventually(niceness, timeout_s=10)
+    assert [name for name, value in nice.items() if value == 19] == [
+        max((n for n in nice if n.startswith("worker-")), key=lambda n: int(n.split("-")[1]))
+    ]  # the newest Worker: the spinner's
+    assert nice["deno"] == HOST_NICE
+    assert (await spinning).error["message"].startswith("cpu limit:")
+
+
+async def test_a_replaced_host_is_the_spare_started_ahead(sandbox: Sandbox) -> None:
+    old = await usable_host(sandbox)
+    spare = await eventually(lambda: _usable(sandbox.spare), timeout_s=10)
+    spin = "export default async () => { while (true) {} };"
+    await sandbox.run(request(spin, workflow="wf-spare", run="spare"), MemoryBindings())
+    await eventually(gone(old), timeout_s=10)
+    assert (await usable_host(sandbox)).pid == spare.pid
+    assert (await benign(sandbox, "on-the-spare")).status == "success"
+    await eventually(lambda: _usable(sandbox.spare), timeout_s=10)  # and another one ahead
+
+
+async def _usable(host: Host | None) -> Host | None:
+    return host if host is not None and host.usable else None

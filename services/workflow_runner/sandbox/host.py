@@ -23,11 +23,11 @@ from typing import Any, NoReturn
 
 import structlog
 
-from services.workflow_runner.sandbox import memory_watch, protocol
+from services.workflow_runner.sandbox import memory_watch, priority, protocol
 from services.workflow_runner.sandbox.calls import RunCalls
 from services.workflow_runner.sandbox.cgroup import Cgroups
 from services.workflow_runner.sandbox.diagnosis import OutputTail, death_reason
-from services.workflow_runner.sandbox.launch import host_command, host_env
+from services.workflow_runner.sandbox.launch import host_command, host_env, lower_priority
 from services.workflow_runner.sandbox.models import (
     Bindings,
     RunOutcome,
@@ -101,6 +101,11 @@ class Host:
         self._cgroup_key = f"{index}-{generation}"
         self._log = log.bind(host=index, generation=generation)
 
+    def adopt(self, index: int, generation: int) -> None:
+        """A spare host becomes position `index`'s."""
+        self.index, self.generation = index, generation
+        self._log = log.bind(host=index, generation=generation)
+
     @property
     def alive(self) -> bool:
         return self._proc is not None and not self.died.is_set() and self._kill_reason is None
@@ -161,6 +166,7 @@ class Host:
                 env=host_env(self._paths.deno_dir),
                 cwd=self._paths.workdir,
                 start_new_session=True,  # our signals (Ctrl-C) are not the host's
+                preexec_fn=lower_priority,
             )
             self.pid = self._proc.pid
             if not self._cgroups.place(self._cgroup_key, self._proc.pid):
@@ -331,6 +337,10 @@ class Host:
                     self._on_call(protocol.parse_call(message))
                 elif message["t"] == "done":
                     self._on_done(protocol.parse_done(message, self._settings))
+                elif message["t"] == "demote" and self.pid is not None:
+                    demoted = priority.demote(self.pid, message.get("thread"))
+                    self._log.info("sandbox.worker_demoted", thread=message.get("thread"),
+                                   demoted=demoted)  # fmt: skip
                 elif message["t"] == "stuck":
                     self._log.warning("sandbox.worker_stuck", blocked_ms=message.get("blocked_ms"))
                     self._on_stuck(self)

@@ -35,6 +35,8 @@ type Slot = {
   ping: number | null; // the liveness ping it has not answered yet
   checkedAt: number; // when the watch last looked at it
   blockedMs: number; // how long its event loop has been blocked, as the watch counted it
+  thread: string; // its OS thread's name: Deno names a Worker's thread worker-<its id>
+  demoted: boolean; // Python was asked to lower its thread's CPU priority
 };
 
 type Run = {
@@ -69,8 +71,9 @@ const writer = conn.writable.getWriter();
 let maxMessageBytes = INIT_MAX_BYTES;
 let maxWorkers = 64;
 let idleTtlMs = 300_000;
-let cpuLimitMs = 250;
+let cpuLimitMs = 500;
 let pings = 0;
+let workerIds = 0; // Deno numbers this process's Workers 1, 2, ... (none can start another)
 let limits: Limits | null = null;
 let preludeUrl = "";
 const slots = new Set<Slot>();
@@ -142,6 +145,8 @@ function createSlot(workflow: string, version: number, lang: string, code: strin
     ping: null,
     checkedAt: performance.now(),
     blockedMs: 0,
+    thread: `worker-${++workerIds}`,
+    demoted: false,
   };
   worker.onmessage = (event: MessageEvent) => onWorkerMessage(slot, event.data);
   worker.onmessageerror = () => {
@@ -159,7 +164,24 @@ function createSlot(workflow: string, version: number, lang: string, code: strin
 
 // --- Runs
 
-function startRun(message: Record<string, unknown>): void {
+// Runs that need a new Worker, started one per turn of the event loop: `new Worker` blocks
+// this thread until the Worker's isolate exists (~10 ms idle, far more on a busy machine),
+// and a burst of them must not hold up the runs of warm Workers behind it.
+const coldStarts: Record<string, unknown>[] = [];
+let coldScheduled = false;
+
+function startColdSoon(): void {
+  if (coldScheduled || coldStarts.length === 0) return;
+  coldScheduled = true;
+  setTimeout(() => {
+    coldScheduled = false;
+    const message = coldStarts.shift();
+    if (message !== undefined) startRun(message, true);
+    startColdSoon();
+  }, 0);
+}
+
+function startRun(message: Record<string, unknown>, queued = false): void {
   const id = String(message.run);
   const workflow = String(message.workflow);
   const version = Number(message.version);
@@ -194,6 +216,10 @@ function startRun(message: Record<string, unknown>): void {
     }
   }
   const cold = slot === null;
+  if (cold && !queued) {
+    coldStarts.push(message);
+    return startColdSoon();
+  }
   slot ??= createSlot(workflow, version, lang, code);
   if (newer) slot.retire = true; // an out-of-order run of an old version: do not keep it
   const run: Run = {
@@ -339,8 +365,11 @@ function workerDone(run: Run, m: Record<string, unknown>): void {
 // that says so and the Worker is terminated; its thread spins on (denoland/deno#35657), so
 // Python is told ("stuck") and kills this host soon after. A check counts at most twice its
 // period: a host starved of CPU itself does not count that wait against its Workers. Idle past
-// the TTL: terminated too.
+// the TTL: terminated too. A Worker blocked for DEMOTE_AFTER watch periods already has its
+// thread's CPU priority lowered (Python renices it): spinning or crunching, it takes the CPU
+// only when the other runs leave it some, and keeps that priority.
 const RECENT_MS = 10_000;
+const DEMOTE_AFTER = 1; // watch periods
 const IDLE_WATCH_MS = 1000;
 let watchMs = 50;
 
@@ -370,7 +399,12 @@ function watch(): void {
     slot.checkedAt = now;
     if (slot.ping !== null) {
       slot.blockedMs += Math.min(elapsed, 2 * period);
-      if (slot.blockedMs >= cpuLimitMs) blocked(slot);
+      if (slot.blockedMs >= cpuLimitMs) {
+        blocked(slot);
+      } else if (!slot.demoted && slot.blockedMs >= DEMOTE_AFTER * watchMs) {
+        slot.demoted = true; // busy without a turn of its loop: others' runs go first
+        send({ t: "demote", thread: slot.thread });
+      }
       continue;
     }
     slot.ping = ++pings;

@@ -20,6 +20,7 @@ Host -> Python
    "workers": int}
   {"t": "stuck", "workers": int, "blocked_ms": int}   (a Worker's event loop stayed blocked past
    the CPU limit: it was terminated, its run (if any) ends `timeout`; its thread may spin on)
+  {"t": "demote", "thread": str}   (a Worker stayed blocked a while: lower its thread's priority)
 
 Everything from a host is untrusted (it runs customer code): parse_* validate shapes and apply
 the caps again, whatever the host and the Worker prelude already did. Pure: no I/O here.

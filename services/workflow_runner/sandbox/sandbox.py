@@ -6,9 +6,11 @@ turn). A host that dies is replaced at once in the background, and on demand by 
 A host where a run timed out is retired: a new host takes the new runs, the old one finishes
 what it carries and is killed, with whatever thread `terminate()` could not stop (see host.py).
 A host where a Worker went past the CPU limit (its thread spins on) is retired the same way but
-killed once its runs are done or after `cpu_limit_ms`, whichever is first, so the spinning
+killed once its runs are done or after STUCK_GRACE_S, whichever is first, so the spinning
 thread burns little. A run whose host died under it runs once more, on a host of its own (the
-culprit, unknown, ends nothing but itself the second time).
+culprit, unknown, ends nothing but itself the second time: a run killed with a spinning host
+may be a bomb of its own). A spare host is kept started:
+the position whose host is replaced takes it, so its next runs wait for no process to start.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ log = structlog.get_logger(__name__)
 
 MAX_RESPAWN_DELAY_S = 5.0
 SINGLE_RUN_HOSTS = 4
+SPARE = -2  # the index of the spare host until a position takes it
+SPARE_HOSTS = 1  # Deno processes beyond `hosts` in a sandbox at rest
+# How long a host where a Worker went past the CPU limit may finish its other runs.
+STUCK_GRACE_S = 0.25
 
 
 class SandboxUnavailable(Exception):
@@ -71,6 +77,10 @@ class _Slot:
             if self._failures:
                 await asyncio.sleep(min(0.1 * 2**self._failures, MAX_RESPAWN_DELAY_S))
             self._generation += 1
+            spare = self._sandbox._take_spare(self.index, self._generation)
+            if spare is not None:
+                self.host = spare
+                return spare
             host = self._sandbox._new_host(self.index, self._generation)
             try:
                 await host.start()
@@ -96,6 +106,10 @@ class Sandbox:
         # Second tries of runs whose host died, each on a host of its own, a few at a time.
         self._single_hosts = asyncio.Semaphore(SINGLE_RUN_HOSTS)
         self._singles = 0
+        # A host started ahead, taken by the next position whose host is replaced: a retired
+        # host's runs then wait for no process to start (only for their Workers).
+        self._spare: Host | None = None
+        self._spares = 0
 
     async def start(self) -> None:
         """Start every host; raises SandboxUnavailable when one cannot start."""
@@ -126,12 +140,15 @@ class Sandbox:
         except BaseException:
             await self.close()
             raise
+        self._start_spare()
         log.info("sandbox.started", hosts=s.hosts, cgroups=self._cgroups.available)
 
     async def close(self) -> None:
         """Kill every host (retiring ones too) and remove the private directory."""
         self.closed = True
         hosts = {slot.host for slot in self._slots if slot.host is not None} | self._retiring
+        if self._spare is not None:
+            hosts.add(self._spare)
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -201,6 +218,11 @@ class Sandbox:
         """The private directory of this sandbox (its hosts' command lines name its sockets)."""
         return self._workdir
 
+    @property
+    def spare(self) -> Host | None:
+        """The host started ahead for the next position whose host is replaced."""
+        return self._spare
+
     def hosts(self) -> list[Host | None]:
         """The current host of each position (for health checks and tests)."""
         return [slot.host for slot in self._slots]
@@ -217,7 +239,7 @@ class Sandbox:
             settings=self.settings,
             paths=self._paths,
             cgroups=self._cgroups,
-            on_death=self._respawn_soon,
+            on_death=self._died,
             on_stuck=self._stuck,
         )
 
@@ -238,12 +260,47 @@ class Sandbox:
         self._in_background(drain())
         self._respawn_soon(host)
 
+    def _start_spare(self) -> None:
+        if self.closed or self._spare is not None:
+            return
+        self._spares += 1
+        host = self._new_host(SPARE, self._spares)
+        self._spare = host
+
+        async def start() -> None:
+            try:
+                await host.start()
+            except (HostStartFailed, OSError) as exc:
+                log.warning("sandbox.spare_start_failed", error=str(exc))
+                if self._spare is host:
+                    self._spare = None
+
+        self._in_background(start())
+
+    def _take_spare(self, index: int, generation: int) -> Host | None:
+        """The spare host, now position `index`'s (another spare is started), or None."""
+        spare = self._spare
+        if spare is None or not spare.usable:
+            return None
+        self._spare = None
+        spare.adopt(index, generation)
+        log.info("sandbox.spare_taken", host=index, pid=spare.pid)
+        self._start_spare()
+        return spare
+
+    def _died(self, host: Host) -> None:
+        if host.index == SPARE:  # not carrying runs yet: another is started when one is taken
+            if self._spare is host:
+                self._spare = None
+            return
+        self._respawn_soon(host)
+
     def _stuck(self, host: Host) -> None:
         """A Worker of this host went past the CPU limit: its thread may spin on until the
-        process ends. Retire the host, and kill it once its runs are done or after the CPU limit
-        again, whichever is first; runs still on it then run once more (see `run`)."""
+        process ends. Retire the host, and kill it once its runs are done or after
+        STUCK_GRACE_S, whichever is first; runs still on it then run once more (see `run`)."""
         self._retire(host)
-        grace_s = self.settings.cpu_limit_ms / 1000
+        grace_s = min(self.settings.cpu_limit_ms / 1000, STUCK_GRACE_S)
 
         async def deadline() -> None:
             if not await host.wait_idle(grace_s):
