@@ -3,8 +3,11 @@ sandbox holds.
 
 A contained run ends `error` or `timeout` with a reason that says why (`expected`); where the
 attack can see whether it worked, it returns what it got, so a breach ends `success` and fails
-the scenario. A run may also end as the collateral of another hostile run that crashed the
-host both shared (COLLATERAL): contained and recorded too, only not by its own reason.
+the scenario. Any of them may also be stopped at the CPU limit (CPU_LIMIT): on a loaded machine
+the synchronous part of an attack (5,000 promises, a 50 MB string, a bomb's allocations) can
+keep its Worker's event loop blocked that long; stopped, so contained. A run may also end as
+the collateral of another hostile run that crashed the host both shared (COLLATERAL):
+contained and recorded too, only not by its own reason.
 """
 
 from __future__ import annotations
@@ -28,13 +31,6 @@ class Hostile:
     code: str
     status: str  # how it ends when contained
     expected: str  # a part of the recorded error message; for `success`, of the result
-    # Other endings that are its own containment too: (status, part of the message). A bomb
-    # that allocates in a synchronous loop may meet the CPU limit before the memory limit.
-    also: tuple[tuple[str, str], ...] = ()
-
-    def contained_by(self, status: str, message: str) -> bool:
-        endings = ((self.status, self.expected), *self.also)
-        return any(status == s and part in message for s, part in endings)
 
 
 def _js(body: str) -> str:
@@ -81,7 +77,6 @@ HOSTILE: tuple[Hostile, ...] = (
         _js("const kept = [];\nwhile (true) kept.push(new Array(1e5).fill(1));"),
         "error",
         OUT_OF_MEMORY,
-        also=(("timeout", CPU_LIMIT),),
     ),
     Hostile(
         "ArrayBuffer bomb (3 GB, outside the JS heap)",
@@ -92,7 +87,6 @@ HOSTILE: tuple[Hostile, ...] = (
         ),
         "error",
         OUT_OF_MEMORY,
-        also=(("timeout", CPU_LIMIT),),
     ),
     Hostile(
         "WebAssembly memory bomb (3 GB)",
@@ -106,7 +100,6 @@ HOSTILE: tuple[Hostile, ...] = (
         ),
         "error",
         OUT_OF_MEMORY,
-        also=(("timeout", CPU_LIMIT),),
     ),
     Hostile(
         "nested Worker",
@@ -184,7 +177,6 @@ HOSTILE: tuple[Hostile, ...] = (
         ),
         "error",
         "zzzz",
-        also=(("timeout", CPU_LIMIT),),  # 100,000 console.log calls without an await
     ),
     Hostile("50 MB result", _js('return "x".repeat(50_000_000);'), "error", "result too large"),
     Hostile(
@@ -195,7 +187,6 @@ HOSTILE: tuple[Hostile, ...] = (
         ),
         "error",
         "fetch limit reached",
-        also=(("timeout", CPU_LIMIT),),  # 3,000 Requests built without an await
     ),
     Hostile(
         "5,000 binding calls at once",

@@ -1,18 +1,19 @@
 """Scenario 10, sandbox under attack: hostile workflows all at once while a benign one runs on.
 
-The level: the runner's service layer (`RunnerService.run`: the execution row `running`, the
-run's event projected, the real Deno sandbox, the bindings answered from the real Postgres
-projection, fetches through the real SSRF-guarded client, the row finished), with production
-limits. Not the whole service behind Kafka: its consumer runs a fetched batch to the end
-before it fetches again, so one run held to the 5 s wall time delays every run fetched with
-or after it; the benign workflow's latency would measure that batch loop, not containment.
-Nor does the scenario bound runs by `max_concurrent_runs` (16): 25 hostile runs at once would
-fill it and the benign one would wait its turn, which is capacity, not containment.
+The level: the runner service as it runs in production, behind Kafka. Run requests are
+produced to `workflow_runs` as fanout produces them; the runner (app.py's `Runner`: its
+consumer, which starts each run as it arrives within its caps, the real Deno sandbox, the
+bindings answered from the real Postgres projection, fetches through the real SSRF-guarded
+client) records each execution. Fanout is left out: it runs no workflow code, so an attack
+changes nothing of its work, and its poll would add the same latency to both phases.
 
-A run is `sent` when requested, `delivered` when its execution row holds a final status,
-`lost` otherwise. The benign workflow ("Log new participants", guide 001) runs in a loop, one
-run at a time: first alone (quiet), then during the attack; its p99 during the attack must
-stay within 2x the quiet one (`check_latency`; pytest leaves that timing out).
+The hostile workflows belong to one account (the attacker), the benign one to another (the
+victim): the runner's per-organization cap is part of the containment. A run is `sent` when
+requested, `delivered` when its execution row holds a final status, `lost` otherwise. The
+benign workflow ("Log new participants", guide 001) runs in a loop, one run at a time, its
+latency from the request's send to its execution's final row (the row's `updated_at`): first
+alone (quiet), then during the attack; its p99 during the attack must stay within 2x the
+quiet one (`check_latency`; pytest leaves that timing out).
 """
 
 from __future__ import annotations
@@ -28,23 +29,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiohttp
 import asyncpg
-from prometheus_client import CollectorRegistry
+from aiokafka import AIOKafkaProducer
 
-from services.delivery.dispatcher import GuardedResolver
-from services.delivery.ssrf import AddressPolicy
 from services.registry import repository, workflow_store
-from services.workflow_runner.app import sandbox_settings, utcnow
-from services.workflow_runner.bindings import Fetcher
+from services.workflow_runner.app import Runner
 from services.workflow_runner.projection import PutKv
-from services.workflow_runner.sandbox import Sandbox
-from services.workflow_runner.service import RunnerMetrics, RunnerService
+from services.workflow_runner.service import RunnerService
 from services.workflow_runner.settings import RunnerSettings
 from shared.db import apply_migrations, create_pool, with_database
 from shared.events import build_event, parse_event, render_payload
+from shared.kafka import JSON_HEADERS, Topics, make_producer
 from shared.messages import WorkflowRunRequested, run_id_for
-from shared.settings import PostgresSettings
+from shared.settings import KafkaSettings, PostgresSettings
 from tests.chaos.hostile_workflows import (
     FETCH_URL,
     HOSTILE,
@@ -57,10 +54,12 @@ from tests.chaos.sandbox_checks import LATENCY_LIMIT, check_all
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver
 from tests.support.sandbox import LOG_NEW_PARTICIPANTS
-from tests.support.services import postgres_server
+from tests.support.services import postgres_server, tansu_broker
 
 NAME = "10 sandbox under attack"
 BENIGN_PAUSE_S = 0.01
+WARM_UP_RUNS = 20  # the first benign runs (consumer group join, cold Worker): not measured
+ROW_POLL_S = 0.005
 FETCH_HOST = "127.0.0.2"  # the receiver: the one local network the SSRF guard lets through
 ROOM = {"id": "c3003c93-60cf-4184-b85f-20be14d26dac", "name": "Design review"}
 ADA = {"id": "user-001", "name": "Ada"}
@@ -95,27 +94,35 @@ async def run(
     figures stay in `details`. `postgres_url`: a server to create the scenario's database on
     (default: as the tests find one, tests/support/services.py)."""
     plan = SHORT if short else FULL
-    outcome = ScenarioOutcome(NAME, details={"level": "runner service layer", "plan": vars(plan)})
+    outcome = ScenarioOutcome(
+        NAME, details={"level": "runner service behind Kafka", "plan": vars(plan)}
+    )
     work_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
-        pool = await stack.enter_async_context(_scratch_database(postgres_url))
+        url, pool = await stack.enter_async_context(_scratch_database(postgres_url))
+        bootstrap = stack.enter_context(tansu_broker(work_dir / "broker.log"))
         receiver = Receiver(host=FETCH_HOST)
         await receiver.start()
         stack.push_async_callback(receiver.stop)
         settings = RunnerSettings(
-            postgres=PostgresSettings(url="unused"),
+            postgres=PostgresSettings(url=url),
+            kafka=KafkaSettings(bootstrap_servers=bootstrap),
             health_port=0,
             allow_loopback=False,
             allowed_networks=[f"{FETCH_HOST}/32"],
         )
-        sandbox = Sandbox(sandbox_settings(settings))
-        await sandbox.start()
-        stack.push_async_callback(sandbox.close)
-        service = await _service(stack, pool, sandbox, settings)
-        tenant = await _seed(pool, service, receiver.url("/fetched"))
-        attack = Attack(service, tenant, plan)
+        runner = Runner(settings)
+        await runner.start()
+        stack.push_async_callback(runner.stop)
+        assert runner.service is not None and runner.sandbox is not None
+        producer = make_producer(settings.kafka)
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        tenant = await _seed(pool, runner.service, receiver.url("/fetched"))
+        requests = Requests(producer, runner.topics, pool)
+        attack = Attack(requests, tenant, plan)
         await attack.run()
-        await check_all(outcome, pool, sandbox, settings, attack, receiver)
+        await check_all(outcome, pool, runner.sandbox, settings, attack, receiver)
         if check_latency:
             outcome.check(
                 outcome.details["latency_ok"],
@@ -129,7 +136,9 @@ async def run(
 
 
 @contextlib.asynccontextmanager
-async def _scratch_database(server_url: str | None) -> AsyncIterator[asyncpg.Pool]:
+async def _scratch_database(
+    server_url: str | None,
+) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
     """A database of its own with the registry's and the runner's schemas; dropped after."""
     name = f"rh_chaos_sandbox_{uuid.uuid4().hex[:10]}"
     with contextlib.nullcontext(server_url) if server_url else postgres_server() as server:
@@ -144,9 +153,9 @@ async def _scratch_database(server_url: str | None) -> AsyncIterator[asyncpg.Poo
                     await apply_migrations(conn, schema=schema, package=package)
             finally:
                 await conn.close()
-            pool = await create_pool(PostgresSettings(url=url, pool_max_size=10))
+            pool = await create_pool(PostgresSettings(url=url, pool_max_size=4))
             try:
-                yield pool
+                yield url, pool
             finally:
                 await pool.close()
         finally:
@@ -154,37 +163,21 @@ async def _scratch_database(server_url: str | None) -> AsyncIterator[asyncpg.Poo
             await admin.close()
 
 
-async def _service(
-    stack: AsyncExitStack, pool: asyncpg.Pool, sandbox: Sandbox, settings: RunnerSettings
-) -> RunnerService:
-    """The runner's service as app.py builds it, on this scenario's pool and sandbox."""
-    policy = AddressPolicy.build(
-        allow_loopback=settings.loopback_allowed, allowed_networks=settings.allowed_networks
-    )
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(resolver=GuardedResolver(policy), limit=64)
-    )
-    stack.push_async_callback(session.close)
-    fetcher = Fetcher(session, policy=policy, timeout_s=settings.fetch_timeout_s,
-                      max_bytes=settings.fetch_max_bytes)  # fmt: skip
-    return RunnerService(pool=pool, sandbox=sandbox, fetcher=fetcher, clock=utcnow,
-                         metrics=RunnerMetrics(CollectorRegistry()))  # fmt: skip
-
-
 @dataclass(frozen=True)
 class Tenant:
-    organization_id: str
-    benign_id: str
+    organization_id: str  # the attacker's account: every hostile workflow
     hostile_ids: dict[str, Hostile]  # workflow id -> what it does
+    benign_organization_id: str  # another account: the benign workflow
+    benign_id: str
 
 
 async def _seed(pool: asyncpg.Pool, service: RunnerService, fetch_url: str) -> Tenant:
-    """One account with the benign workflow and every hostile one, as the registry stores
-    them, and the KV entry the binding-result attack reads."""
-    org, now = uuid.uuid4(), datetime.now(UTC)
+    """Two accounts, the attacker's with every hostile workflow and the victim's with the
+    benign one, as the registry stores them, and the KV entry the binding-result attack reads."""
+    attacker, victim, now = uuid.uuid4(), uuid.uuid4(), datetime.now(UTC)
     ids: dict[str, Hostile] = {}
 
-    async def workflow(conn: asyncpg.Connection, name: str, code: str) -> str:
+    async def workflow(conn: asyncpg.Connection, org: uuid.UUID, name: str, code: str) -> str:
         row = workflow_store.WorkflowRow(
             id=uuid.uuid4(), organization_id=org, name=name, events=["participant.joined"],
             room_id=None, enabled=True, language="js", version=1, revision=1, created_at=now,
@@ -194,25 +187,25 @@ async def _seed(pool: asyncpg.Pool, service: RunnerService, fetch_url: str) -> T
         return str(row.id)
 
     async with pool.acquire() as conn, conn.transaction():
-        await repository.insert_account(conn, account_id=org, name="chaos: sandbox under attack")
-        benign = await workflow(conn, "Log new participants", LOG_NEW_PARTICIPANTS)
+        await repository.insert_account(conn, account_id=attacker, name="chaos: the attacker")
+        await repository.insert_account(conn, account_id=victim, name="chaos: the victim")
+        benign = await workflow(conn, victim, "Log new participants", LOG_NEW_PARTICIPANTS)
         for hostile in HOSTILE:
-            ids[await workflow(conn, hostile.name, hostile.code.replace(FETCH_URL, fetch_url))] = (
-                hostile
-            )
-    await service.project([PutKv(str(org), ROOM["id"], *POLLUTING_KEY, POLLUTING_VALUE)])
-    return Tenant(str(org), benign, ids)
+            code = hostile.code.replace(FETCH_URL, fetch_url)
+            ids[await workflow(conn, attacker, hostile.name, code)] = hostile
+    await service.project([PutKv(str(attacker), ROOM["id"], *POLLUTING_KEY, POLLUTING_VALUE)])
+    return Tenant(str(attacker), ids, str(victim), benign)
 
 
-def _request(tenant: Tenant, workflow_id: str, event_id: str) -> WorkflowRunRequested:
+def _request(organization_id: str, workflow_id: str, event_id: str) -> WorkflowRunRequested:
     """A run request as fanout makes it: the payload webhooks receive, tokens stripped."""
-    raw = build_event(event="participant.joined", organization_id=tenant.organization_id,
+    raw = build_event(event="participant.joined", organization_id=organization_id,
                       room=ROOM, user=ADA, event_id=event_id, now=datetime.now(UTC))  # fmt: skip
     return WorkflowRunRequested(
         run_id=run_id_for(workflow_id, event_id),
         workflow_id=workflow_id,
         version=1,
-        organization_id=tenant.organization_id,
+        organization_id=organization_id,
         room_id=ROOM["id"],
         event_id=event_id,
         event=json.loads(render_payload(parse_event(raw))),
@@ -220,12 +213,48 @@ def _request(tenant: Tenant, workflow_id: str, event_id: str) -> WorkflowRunRequ
     )
 
 
+class Requests:
+    """Run requests onto `workflow_runs` as fanout sends them; their execution rows read back."""
+
+    def __init__(self, producer: AIOKafkaProducer, topics: Topics, pool: asyncpg.Pool) -> None:
+        self._producer, self._topic, self._pool = producer, topics.workflow_runs, pool
+
+    async def send(self, request: WorkflowRunRequested) -> datetime:
+        sent = datetime.now(UTC)
+        await self._producer.send_and_wait(
+            self._topic,
+            request.model_dump_json().encode(),
+            key=request.workflow_id.encode(),
+            headers=JSON_HEADERS,
+        )
+        return sent
+
+    async def finished(self, run_ids: list[str]) -> dict[str, tuple[str, datetime]]:
+        """The runs among `run_ids` with a final row: status and when it was recorded."""
+        rows = await self._pool.fetch(
+            "SELECT id, status, updated_at FROM workflow.executions"
+            " WHERE id = ANY($1) AND status <> 'running'",
+            [uuid.UUID(r) for r in run_ids],
+        )
+        return {str(r["id"]): (r["status"], r["updated_at"]) for r in rows}
+
+    async def run(self, request: WorkflowRunRequested) -> tuple[str, float]:
+        """Send one request and wait for its row: (status, ms from the send to the row)."""
+        sent = await self.send(request)
+
+        async def recorded() -> tuple[str, datetime] | None:
+            return (await self.finished([request.run_id])).get(request.run_id)
+
+        status, at = await eventually(recorded, timeout_s=120, interval_s=ROW_POLL_S)
+        return status, (at - sent).total_seconds() * 1000
+
+
 class Attack:
     """The benign loop, quiet then under attack, and the hostile waves."""
 
-    def __init__(self, service: RunnerService, tenant: Tenant, plan: Plan) -> None:
-        self.service, self.tenant, self.plan = service, tenant, plan
-        self.benign = Benign()
+    def __init__(self, requests: Requests, tenant: Tenant, plan: Plan) -> None:
+        self.requests, self.tenant, self.plan = requests, tenant, plan
+        self.benign = Benign(phase="warm-up")
         self.hostile_runs: dict[str, tuple[str, int]] = {}  # run id -> (workflow id, wave)
         self.hostile_raised: list[str] = []
         self.attack_s = 0.0
@@ -238,7 +267,9 @@ class Attack:
         stop = asyncio.Event()
         loop = asyncio.create_task(self._benign_loop(stop))
         try:
-            await eventually(self._quiet_done, timeout_s=120, interval_s=0.05)
+            await eventually(self._warm, timeout_s=120, interval_s=0.05)
+            self.benign.phase = "quiet"
+            await eventually(self._quiet_done, timeout_s=300, interval_s=0.05)
             self.benign.phase = "attack"
             started = time.monotonic()
             for wave in range(self.plan.waves):
@@ -248,33 +279,41 @@ class Attack:
             stop.set()
             await loop
 
+    async def _warm(self) -> bool:
+        return len(self.benign.runs) >= WARM_UP_RUNS or bool(self.benign.raised)
+
     async def _quiet_done(self) -> bool:
         return len(self.benign.latencies("quiet")) >= self.plan.quiet_runs
 
     async def _benign_loop(self, stop: asyncio.Event) -> None:
-        n = 0
+        n, tenant = 0, self.tenant
         while not stop.is_set():
             n += 1
-            request = _request(self.tenant, self.tenant.benign_id, f"benign-{n}")
-            phase, started = self.benign.phase, time.perf_counter()
+            request = _request(tenant.benign_organization_id, tenant.benign_id, f"benign-{n}")
+            phase = self.benign.phase
             try:
-                status = await self.service.run(request)
+                status, elapsed_ms = await self.requests.run(request)
             except Exception as exc:  # noqa: BLE001 - the runner failing is what we report
-                status = None
+                status, elapsed_ms = None, 0.0
                 self.benign.raised.append(repr(exc)[:300])
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            phase = self.benign.phase if phase != self.benign.phase else phase  # overlapped: attack
+            if phase == "quiet" and self.benign.phase == "attack":
+                phase = "attack"  # overlapped the attack's start
             self.benign.runs.append((phase, request.run_id, status, round(elapsed_ms, 2)))
             await asyncio.sleep(BENIGN_PAUSE_S)
 
     async def _wave(self, wave: int) -> None:
-        requests = [
-            _request(self.tenant, workflow_id, f"attack-{wave}")
-            for workflow_id in self.tenant.hostile_ids
-        ]
+        """Every hostile workflow requested at once; over once every one of them is recorded."""
+        org = self.tenant.organization_id
+        requests = [_request(org, wf, f"attack-{wave}") for wf in self.tenant.hostile_ids]
         for request in requests:
             self.hostile_runs[request.run_id] = (request.workflow_id, wave)
-        results = await asyncio.gather(
-            *(self.service.run(r) for r in requests), return_exceptions=True
-        )
-        self.hostile_raised += [repr(r)[:300] for r in results if isinstance(r, BaseException)]
+        await asyncio.gather(*(self.requests.send(r) for r in requests))
+        run_ids = [r.run_id for r in requests]
+
+        async def recorded() -> bool:
+            return len(await self.requests.finished(run_ids)) == len(run_ids)
+
+        try:
+            await eventually(recorded, timeout_s=120, interval_s=0.05)
+        except AssertionError as exc:  # reported as lost by the checks
+            self.hostile_raised.append(f"wave {wave} not recorded in time: {exc!r}"[:300])
