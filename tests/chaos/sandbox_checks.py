@@ -14,7 +14,7 @@ import asyncpg
 import psutil
 
 from services.workflow_runner.sandbox import Sandbox
-from services.workflow_runner.sandbox.sandbox import SPARE_HOSTS
+from services.workflow_runner.sandbox.sandbox import EXTRA_HOSTS
 from services.workflow_runner.settings import RunnerSettings
 from tests.bench.workflow_sandbox import percentile
 from tests.chaos.hostile_workflows import COLLATERAL, CPU_LIMIT
@@ -120,7 +120,7 @@ def _reason(row: Any) -> str:
 async def _check_hosts(outcome: ScenarioOutcome, sandbox: Sandbox, settings: RunnerSettings):
     """Once the attack is over, no Deno process beyond the hosts in use, none of them busy
     (a spinning thread left behind) or over the memory limit."""
-    expected = settings.hosts + SPARE_HOSTS
+    expected = settings.hosts + EXTRA_HOSTS
     deno = await _settled_hosts(sandbox, expected)
     for process in deno:  # the first call starts the measurement
         with contextlib.suppress(psutil.NoSuchProcess):
@@ -136,7 +136,7 @@ async def _check_hosts(outcome: ScenarioOutcome, sandbox: Sandbox, settings: Run
     outcome.check(
         len(deno) <= expected,
         f"{len(deno)} Deno processes are left after the attack, for {settings.hosts} hosts"
-        f" and {SPARE_HOSTS} spare",
+        f" and {EXTRA_HOSTS} more (the spare, the quarantine)",
     )
     busy = [h for h in hosts if h["cpu_percent"] > IDLE_CPU_PERCENT]
     outcome.check(not busy, f"hosts still busy after the attack: {busy}")

@@ -106,7 +106,8 @@ async def contained(
 )
 async def test_code_that_keeps_its_event_loop_blocked_is_stopped_at_the_cpu_limit(sandbox, code):
     old = await usable_host(sandbox)
-    outcome = await contained(sandbox, code, workflow="wf-spin")
+    # A workflow of its own each time: one that went past a limit runs in quarantine after.
+    outcome = await contained(sandbox, code, workflow=f"wf-spin-{abs(hash(code))}")
     assert outcome.status == "timeout"
     message = outcome.error["message"]
     assert message.startswith("cpu limit: the workflow ran ") and message.endswith(
@@ -657,3 +658,20 @@ async def test_a_replaced_host_is_the_spare_started_ahead(sandbox: Sandbox) -> N
 
 async def _usable(host: Host | None) -> Host | None:
     return host if host is not None and host.usable else None
+
+
+async def test_a_workflow_past_a_limit_runs_in_quarantine_then(sandbox: Sandbox) -> None:
+    """Its next runs go to a host of the quarantine, where it can strike only the others
+    there; the shared host that took its first strike was replaced."""
+    spin = "export default async () => { while (true) {} };"
+    outcome = await sandbox.run(
+        request(spin, workflow="wf-strikes", run="strike-1"), MemoryBindings()
+    )
+    assert outcome.status == "timeout" and sandbox.quarantined("wf-strikes")
+    assert not sandbox.quarantined("wf-benign")
+    again = await sandbox.run(
+        request(LOG_NEW_PARTICIPANTS, workflow="wf-strikes", run="strike-2"), MemoryBindings()
+    )
+    assert again.status == "success"
+    quarantine = sandbox.quarantine
+    assert quarantine is not None and quarantine.pid not in {h.pid for h in sandbox.hosts() if h}

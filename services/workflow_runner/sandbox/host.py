@@ -72,7 +72,7 @@ class Host:
         paths: HostPaths,
         cgroups: Cgroups,
         on_death: Callable[[Host], None] = lambda host: None,
-        on_stuck: Callable[[Host], None] = lambda host: None,
+        on_stuck: Callable[[Host, str | None], None] = lambda host, workflow: None,
     ) -> None:
         self.index = index
         self.generation = generation
@@ -342,8 +342,9 @@ class Host:
                     self._log.info("sandbox.worker_demoted", thread=message.get("thread"),
                                    demoted=demoted)  # fmt: skip
                 elif message["t"] == "stuck":
+                    workflow = message.get("workflow")
                     self._log.warning("sandbox.worker_stuck", blocked_ms=message.get("blocked_ms"))
-                    self._on_stuck(self)
+                    self._on_stuck(self, workflow if isinstance(workflow, str) else None)
         except protocol.ProtocolError as exc:
             self._log.error("sandbox.host_protocol_error", error=str(exc))
             self.kill(f"the sandbox broke its protocol ({exc})")

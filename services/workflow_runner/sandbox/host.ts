@@ -376,7 +376,7 @@ let watchMs = 50;
 function blocked(slot: Slot): void {
   const ms = Math.round(slot.blockedMs);
   // Before "done": Python retires this host and kills it after a short grace.
-  send({ t: "stuck", workers: slots.size - 1, blocked_ms: ms });
+  send({ t: "stuck", workers: slots.size - 1, blocked_ms: ms, workflow: slot.workflow });
   if (slot.run === null) return terminate(slot);
   finish(slot.run, "timeout", null, { // terminates the Worker
     message: `cpu limit: the workflow ran ${ms} ms without yielding and was stopped`,

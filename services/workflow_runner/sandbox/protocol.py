@@ -18,8 +18,9 @@ Host -> Python
   {"t": "done", "run": id, "status": "success" | "error" | "timeout", "result": JSON text | null,
    "error": {"message", "stack"} | null, "logs": [...], "dropped": int, "cold": bool,
    "workers": int}
-  {"t": "stuck", "workers": int, "blocked_ms": int}   (a Worker's event loop stayed blocked past
-   the CPU limit: it was terminated, its run (if any) ends `timeout`; its thread may spin on)
+  {"t": "stuck", "workers": int, "blocked_ms": int, "workflow": id}   (a Worker's event loop
+   stayed blocked past the CPU limit: it was terminated, its run (if any) ends `timeout`; its
+   thread may spin on)
   {"t": "demote", "thread": str}   (a Worker stayed blocked a while: lower its thread's priority)
 
 Everything from a host is untrusted (it runs customer code): parse_* validate shapes and apply

@@ -9,8 +9,10 @@ A host where a Worker went past the CPU limit (its thread spins on) is retired t
 killed once its runs are done or after STUCK_GRACE_S, whichever is first, so the spinning
 thread burns little. A run whose host died under it runs once more, on a host of its own (the
 culprit, unknown, ends nothing but itself the second time: a run killed with a spinning host
-may be a bomb of its own). A spare host is kept started:
-the position whose host is replaced takes it, so its next runs wait for no process to start.
+may be a bomb of its own). A workflow that went past a time limit or crashed its host alone is
+quarantined for a while: its runs go to a host position of their own (see `_quarantine`). A
+spare host is kept started: the position whose host is replaced takes it, so its next runs wait
+for no process to start.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
+import time
 import zlib
 from collections.abc import Coroutine
 from pathlib import Path
@@ -43,7 +46,10 @@ log = structlog.get_logger(__name__)
 MAX_RESPAWN_DELAY_S = 5.0
 SINGLE_RUN_HOSTS = 4
 SPARE = -2  # the index of the spare host until a position takes it
-SPARE_HOSTS = 1  # Deno processes beyond `hosts` in a sandbox at rest
+# Deno processes beyond `hosts` in a sandbox at rest: the spare, and the quarantine's host.
+EXTRA_HOSTS = 2
+# How long a workflow that ran past a time limit, or crashed its host, runs in quarantine.
+QUARANTINE_S = 600.0
 # How long a host where a Worker went past the CPU limit may finish its other runs.
 STUCK_GRACE_S = 0.25
 
@@ -110,6 +116,9 @@ class Sandbox:
         # host's runs then wait for no process to start (only for their Workers).
         self._spare: Host | None = None
         self._spares = 0
+        # Workflows that went past a time limit or crashed a host (id -> until, monotonic):
+        # their runs go to a host position of their own, no other workflow's.
+        self._quarantined: dict[str, float] = {}
 
     async def start(self) -> None:
         """Start every host; raises SandboxUnavailable when one cannot start."""
@@ -134,9 +143,10 @@ class Sandbox:
             parent=Path(s.cgroup_parent) if s.cgroup_parent else None,
         )
         self._cgroups.prepare()
-        self._slots = [_Slot(i, self) for i in range(s.hosts)]
+        # Positions 0..hosts-1 by workflow; the last one, the quarantine, started when needed.
+        self._slots = [_Slot(i, self) for i in range(s.hosts + 1)]
         try:
-            await asyncio.gather(*(slot.ensure() for slot in self._slots))
+            await asyncio.gather(*(slot.ensure() for slot in self._slots[: s.hosts]))
         except BaseException:
             await self.close()
             raise
@@ -167,15 +177,33 @@ class Sandbox:
         crash): its bindings may see the calls and fetches of both tries."""
         if self.closed or not self._slots:
             raise SandboxUnavailable("the sandbox is not running")
-        slot = self.slot_for(request.workflow_id)
-        outcome = await self._run_on(slot, request, bindings)
+        slot = self._slots[-1] if self.quarantined(request.workflow_id) else None
+        outcome = await self._run_on(slot or self.slot_for(request.workflow_id), request, bindings)
         if outcome.crashed:
             # Every run a dead host carried fails with it, and which one killed it is unknown.
             # Each runs once more, on a host of its own: a bystander succeeds there, and the
             # culprit ends nothing but itself, recorded as the crash it causes again.
             log.info("sandbox.run_again", run_id=request.run_id, error=outcome.error)
             outcome = await self._alone(request, bindings)
+        if outcome.status == "timeout" or outcome.crashed:
+            self._quarantine(request.workflow_id)
         return outcome
+
+    def quarantined(self, workflow_id: str) -> bool:
+        """Whether the workflow's runs go to the quarantine's host, not to the shared ones."""
+        until = self._quarantined.get(workflow_id)
+        if until is not None and until < time.monotonic():
+            del self._quarantined[workflow_id]
+            return False
+        return until is not None
+
+    def _quarantine(self, workflow_id: str) -> None:
+        """A workflow that went past a time limit or crashed its host (again, alone) runs on
+        the quarantine's host for QUARANTINE_S: where it strikes again, it hits only the others
+        there. Its first strike fell on a shared host."""
+        if workflow_id not in self._quarantined:
+            log.info("sandbox.quarantined", workflow_id=workflow_id, seconds=QUARANTINE_S)
+        self._quarantined[workflow_id] = time.monotonic() + QUARANTINE_S
 
     async def _alone(self, request: RunRequest, bindings: Bindings) -> RunOutcome:
         """One run on a fresh host that nothing else uses, killed after the run."""
@@ -224,12 +252,17 @@ class Sandbox:
         return self._spare
 
     def hosts(self) -> list[Host | None]:
-        """The current host of each position (for health checks and tests)."""
-        return [slot.host for slot in self._slots]
+        """The current host of each shared position (for health checks and tests)."""
+        return [slot.host for slot in self._slots[: self.settings.hosts]]
+
+    @property
+    def quarantine(self) -> Host | None:
+        """The quarantine's host, once a quarantined workflow ran."""
+        return self._slots[-1].host if self._slots else None
 
     def slot_for(self, workflow_id: str) -> _Slot:
         """The host position a workflow's runs go to: the same one every time (warm Workers)."""
-        return self._slots[zlib.crc32(workflow_id.encode()) % len(self._slots)]
+        return self._slots[zlib.crc32(workflow_id.encode()) % self.settings.hosts]
 
     def _new_host(self, index: int, generation: int) -> Host:
         assert self._paths is not None and self._cgroups is not None
@@ -295,10 +328,13 @@ class Sandbox:
             return
         self._respawn_soon(host)
 
-    def _stuck(self, host: Host) -> None:
-        """A Worker of this host went past the CPU limit: its thread may spin on until the
-        process ends. Retire the host, and kill it once its runs are done or after
-        STUCK_GRACE_S, whichever is first; runs still on it then run once more (see `run`)."""
+    def _stuck(self, host: Host, workflow_id: str | None) -> None:
+        """A Worker of this host went past the CPU limit (in a run, or in a timer it left
+        behind): its thread may spin on until the process ends. Quarantine its workflow; retire
+        the host, and kill it once its runs are done or after STUCK_GRACE_S, whichever is
+        first; runs still on it then run once more (see `run`)."""
+        if workflow_id is not None:
+            self._quarantine(workflow_id)
         self._retire(host)
         grace_s = min(self.settings.cpu_limit_ms / 1000, STUCK_GRACE_S)
 
