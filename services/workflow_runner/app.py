@@ -43,7 +43,7 @@ def utcnow() -> datetime:
 
 def sandbox_settings(settings: RunnerSettings) -> SandboxSettings:
     return SandboxSettings(
-        hosts=settings.hosts,
+        max_hosts=settings.max_hosts,
         wall_timeout_s=settings.wall_timeout_s,
         cpu_limit_ms=settings.cpu_limit_ms,
         heap_mb=settings.heap_mb,

@@ -96,6 +96,7 @@ class RunnerService:
                 code=code,
                 language=language,
                 event=request.event,
+                organization_id=request.organization_id,
             ),
             bindings,
         )

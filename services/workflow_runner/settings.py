@@ -17,8 +17,9 @@ from shared.settings import (
 class RunnerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ROOMHOOKS_WORKFLOWS_", extra="ignore")
 
-    # The sandbox: Deno host processes and the limits of one run.
-    hosts: int = Field(default=2, ge=1, le=32)
+    # The sandbox: Deno host processes, one per organization at most this many (LRU), and the
+    # limits of one run.
+    max_hosts: int = Field(default=8, ge=1, le=64)
     wall_timeout_s: float = Field(default=5.0, gt=0, le=300)
     cpu_limit_ms: int = Field(default=500, ge=10, le=300_000)
     heap_mb: int = Field(default=128, ge=16)
@@ -26,7 +27,7 @@ class RunnerSettings(BaseSettings):
     max_result_bytes: int = Field(default=64 * 1024, ge=1024)
     max_log_bytes: int = Field(default=64 * 1024, ge=1024)
     max_fetches_per_run: int = Field(default=50, ge=0)
-    # Runs at once, per process (the sandbox's 2 hosts take 16 each), and for one organization.
+    # Runs at once, per process, and for one organization (its host takes 16).
     max_concurrent_runs: int = Field(default=32, ge=1)
     max_concurrent_runs_per_organization: int = Field(default=16, ge=1)
     # Run requests fetched and not started yet, at most (the consumer fetches while there is room).

@@ -120,7 +120,7 @@ def _reason(row: Any) -> str:
 async def _check_hosts(outcome: ScenarioOutcome, sandbox: Sandbox, settings: RunnerSettings):
     """Once the attack is over, no Deno process beyond the hosts in use, none of them busy
     (a spinning thread left behind) or over the memory limit."""
-    expected = settings.hosts + EXTRA_HOSTS
+    expected = settings.max_hosts + EXTRA_HOSTS
     deno = await _settled_hosts(sandbox, expected)
     for process in deno:  # the first call starts the measurement
         with contextlib.suppress(psutil.NoSuchProcess):
@@ -135,8 +135,8 @@ async def _check_hosts(outcome: ScenarioOutcome, sandbox: Sandbox, settings: Run
     outcome.details["host_generations"] = [h.generation if h else None for h in sandbox.hosts()]
     outcome.check(
         len(deno) <= expected,
-        f"{len(deno)} Deno processes are left after the attack, for {settings.hosts} hosts"
-        f" and {EXTRA_HOSTS} more (the spare, the quarantine)",
+        f"{len(deno)} Deno processes are left after the attack, for at most {settings.max_hosts}"
+        f" hosts placed on organizations and {EXTRA_HOSTS} more (the spare)",
     )
     busy = [h for h in hosts if h["cpu_percent"] > IDLE_CPU_PERCENT]
     outcome.check(not busy, f"hosts still busy after the attack: {busy}")

@@ -1,5 +1,5 @@
 """Hostile workflows against real Deno: each is contained and recorded, and a benign run in the
-same host (hosts=1) completes meanwhile."""
+same host (one organization) completes meanwhile."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from services.workflow_runner.sandbox.launch import HOST_NICE
 from tests.support.polling import eventually
 from tests.support.sandbox import (
     LOG_NEW_PARTICIPANTS,
+    ORGANIZATION,
     ROOM,
     MemoryBindings,
     request,
@@ -25,7 +26,7 @@ from tests.support.sandbox import (
 pytestmark = pytest.mark.integration
 
 SETTINGS = SandboxSettings(
-    hosts=1,
+    max_hosts=2,  # the organization's host and its quarantine's
     wall_timeout_s=1.0,
     max_fetches_per_run=20,
     max_calls_per_run=100,
@@ -54,14 +55,14 @@ def gone(host: Host) -> Callable[[], Awaitable[bool]]:
 
 
 def host_of(sandbox: Sandbox) -> Host:
-    [host] = sandbox.hosts()
+    host = sandbox.host_for(ORGANIZATION)
     assert host is not None
     return host
 
 
 async def usable_host(sandbox: Sandbox) -> Host:
-    """The host new runs go to (hosts=1), once any replacement has started."""
-    return await sandbox.slot_for("any").ensure()
+    """The host new runs go to (one organization), once any replacement has started."""
+    return await sandbox.ready_host(ORGANIZATION)
 
 
 async def benign(sandbox: Sandbox, run_id: str) -> RunOutcome:
@@ -148,7 +149,7 @@ async def test_a_host_past_the_cpu_limit_is_killed_without_waiting_for_its_other
     """The host of a Worker past the CPU limit is killed soon after, not once its other runs
     end (the spinning thread would burn a core until then); they run once more, each on a
     host of its own. A sandbox of its own: a wall time the waiting run cannot reach first."""
-    sandbox = Sandbox(SandboxSettings(hosts=1, wall_timeout_s=30.0))
+    sandbox = Sandbox(SandboxSettings(max_hosts=2, wall_timeout_s=30.0))
     await sandbox.start()
     try:
         old = await usable_host(sandbox)
@@ -191,7 +192,7 @@ class Tries(MemoryBindings):
 
 
 async def test_a_heap_bomb_ends_its_host_and_no_run_but_its_own() -> None:
-    sandbox = Sandbox(SandboxSettings(hosts=1, wall_timeout_s=10.0))
+    sandbox = Sandbox(SandboxSettings(max_hosts=2, wall_timeout_s=10.0))
     await sandbox.start()
     try:
         before = (await usable_host(sandbox)).pid
@@ -227,7 +228,7 @@ async def test_memory_outside_the_js_heap_is_bounded_too() -> None:
     # ArrayBuffers are outside V8's heap limit: without a cgroup nothing stopped them (this
     # run asks for 2.5 GB). memory.max, or where there is none the runner's watch, kills the
     # host. A sandbox of its own: a low limit, and a wall time the bomb cannot hide behind.
-    sandbox = Sandbox(SandboxSettings(hosts=1, wall_timeout_s=30.0, memory_max_mb=256))
+    sandbox = Sandbox(SandboxSettings(max_hosts=2, wall_timeout_s=30.0, memory_max_mb=256))
     await sandbox.start()
     try:
         before = (await usable_host(sandbox)).pid
@@ -673,5 +674,5 @@ async def test_a_workflow_past_a_limit_runs_in_quarantine_then(sandbox: Sandbox)
         request(LOG_NEW_PARTICIPANTS, workflow="wf-strikes", run="strike-2"), MemoryBindings()
     )
     assert again.status == "success"
-    quarantine = sandbox.quarantine
+    quarantine = sandbox.host_for(ORGANIZATION, quarantine=True)
     assert quarantine is not None and quarantine.pid not in {h.pid for h in sandbox.hosts() if h}

@@ -13,6 +13,7 @@ from services.workflow_runner.sandbox import CodeError, Sandbox, SandboxSettings
 from tests.support.sandbox import (
     LOG_NEW_PARTICIPANTS,
     NOTIFY_SLACK,
+    ORGANIZATION,
     ROOM,
     WELCOME_STORE_ENTRY,
     MemoryBindings,
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 async def sandbox() -> AsyncIterator[Sandbox]:
-    sandbox = Sandbox(SandboxSettings(hosts=2, wall_timeout_s=2.0))
+    sandbox = Sandbox(SandboxSettings(max_hosts=2, wall_timeout_s=2.0))
     await sandbox.start()
     yield sandbox
     await sandbox.close()
@@ -101,7 +102,7 @@ async def test_a_versions_second_run_reuses_its_worker(sandbox: Sandbox) -> None
     first = await sandbox.run(
         request(LOG_NEW_PARTICIPANTS, workflow="wf-warm", run="w1"), MemoryBindings()
     )
-    host = sandbox.slot_for("wf-warm").host
+    host = sandbox.host_for(ORGANIZATION)
     assert host is not None
     workers = host.workers
     second = await sandbox.run(
@@ -143,7 +144,7 @@ async def test_a_new_version_replaces_the_old_worker(sandbox: Sandbox) -> None:
         )
 
     v1 = await run(1, "v1a")
-    host = sandbox.slot_for("wf-ver").host
+    host = sandbox.host_for(ORGANIZATION)
     assert host is not None
     workers = host.workers
     v1_warm = await run(1, "v1b")

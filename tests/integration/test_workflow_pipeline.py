@@ -106,7 +106,7 @@ async def platform(
             postgres=postgres_settings,
             kafka=kafka_settings,
             health_port=0,
-            hosts=1,
+            max_hosts=4,
             allow_loopback=False,
             allowed_networks=["127.0.0.2/32"],  # the Slack stand-in, and nothing else local
         )

@@ -56,6 +56,9 @@ export default async function(event, { store }) {
   return { checked: true };
 }"""
 
+# The account of a test's runs, unless it names another (each account has hosts of its own).
+ORGANIZATION = "org-a"
+
 ROOM = {"id": "c3003c93-60cf-4184-b85f-20be14d26dac", "name": "Design Review"}
 
 # The names a fetch may use, as a resolver would answer them: public, private, metadata.
@@ -83,6 +86,7 @@ def request(
     version: int = 1,
     language: str = "js",
     payload: dict[str, Any] | None = None,
+    organization: str = ORGANIZATION,
 ) -> RunRequest:
     return RunRequest(
         run_id=run,
@@ -91,6 +95,7 @@ def request(
         code=code,
         language=language,  # type: ignore[arg-type]
         event=payload if payload is not None else event("participant.joined"),
+        organization_id=organization,
     )
 
 

@@ -24,7 +24,12 @@ class SandboxSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    hosts: int = Field(default=2, ge=1, le=64)
+    # Deno host processes placed on organizations, at most (an idle one is evicted, least
+    # recently used first, for an organization that needs one); beside them, the spare.
+    max_hosts: int = Field(default=8, ge=1, le=64)
+    # How long a run of an organization without a host waits for one to become idle when all
+    # max_hosts carry runs (then SandboxUnavailable: the runner tries it again).
+    host_wait_s: float = Field(default=10.0, gt=0)
     wall_timeout_s: float = Field(default=5.0, gt=0, le=300)
     # A run whose Worker keeps its event loop blocked (no turn of the loop: a synchronous loop)
     # this long is stopped, as Cloudflare Workers' CPU limit does; its host is then killed
@@ -70,6 +75,8 @@ class RunRequest:
     code: str
     language: Language
     event: dict  # the first argument of the default export (event.event, event.data, ...)
+    # Runs of one organization share hosts with no other organization's (placement.py).
+    organization_id: str
 
 
 @dataclass(frozen=True)

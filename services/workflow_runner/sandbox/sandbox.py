@@ -1,18 +1,22 @@
-"""The sandbox the runner calls: `hosts` Deno host processes, each run sent to one of them.
+"""The sandbox the runner calls: Deno host processes placed per organization, each run sent
+to its organization's host.
 
-A workflow's runs go to the same host position (by a hash of its id) so its Worker stays warm
-there; each position carries at most `max_runs_per_host` runs at once (the rest wait their
-turn). A host that dies is replaced at once in the background, and on demand by the next run.
-A host where a run timed out is retired: a new host takes the new runs, the old one finishes
-what it carries and is killed, with whatever thread `terminate()` could not stop (see host.py).
-A host where a Worker went past the CPU limit (its thread spins on) is retired the same way but
-killed once its runs are done or after STUCK_GRACE_S, whichever is first, so the spinning
-thread burns little. A run whose host died under it runs once more, on a host of its own (the
-culprit, unknown, ends nothing but itself the second time: a run killed with a spinning host
-may be a bomb of its own). A workflow that went past a time limit or crashed its host alone is
-quarantined for a while: its runs go to a host position of their own (see `_quarantine`). A
-spare host is kept started: the position whose host is replaced takes it, so its next runs wait
-for no process to start.
+An organization's runs go to a host position of its own, never shared with another
+organization (placement.py): at most `max_hosts` positions, assigned on demand; an idle one is
+evicted, least recently used first, when a new organization needs one; when all carry runs, the
+new organization waits (bounded). Its workflows' Workers stay warm there; a position carries at
+most `max_runs_per_host` runs at once (the rest wait their turn). A host that dies is replaced
+at once in the background, and on demand by the next run. A host where a run timed out is
+retired: a new host takes the new runs, the old one finishes what it carries and is killed,
+with whatever thread `terminate()` could not stop (see host.py). A host where a Worker went
+past the CPU limit (its thread spins on) is retired the same way but killed once its runs are
+done or after STUCK_GRACE_S, whichever is first, so the spinning thread burns little. A run
+whose host died under it runs once more, on a host of its own (the culprit, unknown, ends
+nothing but itself the second time: a run killed with a spinning host may be a bomb of its
+own). A workflow that went past a time limit or crashed its host alone is quarantined for a
+while: its runs go to its organization's quarantine position (see `_quarantine`). A spare host,
+assigned to no one, is kept started: the position whose host is new or replaced takes it, so
+its next runs wait for no process to start.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import contextlib
 import shutil
 import tempfile
 import time
-import zlib
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -40,14 +43,15 @@ from services.workflow_runner.sandbox.models import (
     RunRequest,
     SandboxSettings,
 )
+from services.workflow_runner.sandbox.placement import Placement, PoolBusy
 
 log = structlog.get_logger(__name__)
 
 MAX_RESPAWN_DELAY_S = 5.0
 SINGLE_RUN_HOSTS = 4
 SPARE = -2  # the index of the spare host until a position takes it
-# Deno processes beyond `hosts` in a sandbox at rest: the spare, and the quarantine's host.
-EXTRA_HOSTS = 2
+# Deno processes beyond `max_hosts` in a sandbox at rest: the spare.
+EXTRA_HOSTS = 1
 # How long a workflow that ran past a time limit, or crashed its host, runs in quarantine.
 QUARANTINE_S = 600.0
 # How long a host where a Worker went past the CPU limit may finish its other runs.
@@ -59,10 +63,13 @@ class SandboxUnavailable(Exception):
 
 
 class _Slot:
-    """One host position: its current Host, its run capacity, its respawns."""
+    """One host position, of one organization (and lane): its current Host, its run
+    capacity, its respawns. Evicted: its host is killed, and it never starts another."""
 
-    def __init__(self, index: int, sandbox: Sandbox) -> None:
+    def __init__(self, index: int, organization_id: str, sandbox: Sandbox) -> None:
         self.index = index
+        self.organization_id = organization_id
+        self.evicted = False
         self.capacity = asyncio.Semaphore(sandbox.settings.max_runs_per_host)
         self.host: Host | None = None
         self._sandbox = sandbox
@@ -78,24 +85,27 @@ class _Slot:
         async with self._lock:
             if self.host is not None and self.host.usable:
                 return self.host
-            if self._sandbox.closed:
+            if self._sandbox.closed or self.evicted:
                 raise SandboxUnavailable("the sandbox is closed")
             if self._failures:
                 await asyncio.sleep(min(0.1 * 2**self._failures, MAX_RESPAWN_DELAY_S))
             self._generation += 1
-            spare = self._sandbox._take_spare(self.index, self._generation)
-            if spare is not None:
-                self.host = spare
-                return spare
-            host = self._sandbox._new_host(self.index, self._generation)
-            try:
-                await host.start()
-            except (HostStartFailed, OSError) as exc:
-                self._failures += 1
-                log.error("sandbox.host_start_failed", host=self.index, error=str(exc))
-                raise SandboxUnavailable(str(exc)) from exc
+            host = self._sandbox._take_spare(self.index, self._generation)
+            if host is None:
+                host = self._sandbox._new_host(self.index, self._generation)
+                try:
+                    await host.start()
+                except (HostStartFailed, OSError) as exc:
+                    self._failures += 1
+                    log.error("sandbox.host_start_failed", host=self.index, error=str(exc))
+                    raise SandboxUnavailable(str(exc)) from exc
             self._failures = 0
+            if self.evicted:  # while it started (a respawn): it belongs to no one now
+                self._sandbox._close_soon(host)
+                raise SandboxUnavailable("the host position was evicted")
             self.host = host
+            log.info("sandbox.host_placed", host=self.index, pid=host.pid,
+                     organization_id=self.organization_id)  # fmt: skip
             return host
 
 
@@ -103,7 +113,13 @@ class Sandbox:
     def __init__(self, settings: SandboxSettings) -> None:
         self.settings = settings
         self.closed = False
-        self._slots: list[_Slot] = []
+        self._started = False
+        # Host positions by (organization, quarantined), at most max_hosts (placement.py).
+        self._placement: Placement[_Slot] = Placement(
+            settings.max_hosts, make=self._new_slot, evict=self._evict, wait_s=settings.host_wait_s
+        )
+        self._by_index: dict[int, _Slot] = {}
+        self._indexes = 0
         self._paths: HostPaths | None = None
         self._workdir: Path | None = None
         self._cgroups: Cgroups | None = None
@@ -117,11 +133,13 @@ class Sandbox:
         self._spare: Host | None = None
         self._spares = 0
         # Workflows that went past a time limit or crashed a host (id -> until, monotonic):
-        # their runs go to a host position of their own, no other workflow's.
+        # their runs go to their organization's quarantine position, none of its other
+        # workflows'.
         self._quarantined: dict[str, float] = {}
 
     async def start(self) -> None:
-        """Start every host; raises SandboxUnavailable when one cannot start."""
+        """Start the spare host (the first organization's); raises SandboxUnavailable when it
+        cannot start. Hosts are placed per organization as runs arrive (see `run`)."""
         s = self.settings
         parent = Path(s.socket_dir) if s.socket_dir else None
         if parent is not None:
@@ -143,26 +161,29 @@ class Sandbox:
             parent=Path(s.cgroup_parent) if s.cgroup_parent else None,
         )
         self._cgroups.prepare()
-        # Positions 0..hosts-1 by workflow; the last one, the quarantine, started when needed.
-        self._slots = [_Slot(i, self) for i in range(s.hosts + 1)]
+        self._started = True
+        spare = self._start_spare()
+        assert spare is not None
         try:
-            await asyncio.gather(*(slot.ensure() for slot in self._slots[: s.hosts]))
+            await spare
         except BaseException:
             await self.close()
             raise
-        self._start_spare()
-        log.info("sandbox.started", hosts=s.hosts, cgroups=self._cgroups.available)
+        if self._spare is None:
+            await self.close()
+            raise SandboxUnavailable("the first Deno host did not start (see the log)")
+        log.info("sandbox.started", max_hosts=s.max_hosts, cgroups=self._cgroups.available)
 
     async def close(self) -> None:
         """Kill every host (retiring ones too) and remove the private directory."""
         self.closed = True
-        hosts = {slot.host for slot in self._slots if slot.host is not None} | self._retiring
+        hosts = set(self._slot_hosts()) | self._retiring
         if self._spare is not None:
             hosts.add(self._spare)
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        hosts |= {slot.host for slot in self._slots if slot.host is not None}
+        hosts |= set(self._slot_hosts()) | self._retiring
         await asyncio.gather(*(host.close(kill=True) for host in hosts), return_exceptions=True)
         if self._cgroups is not None:
             self._cgroups.close()
@@ -173,12 +194,25 @@ class Sandbox:
         """Run one workflow version on one event. Every workflow failure (exception, timeout,
         crash, caps) is an outcome; raises SandboxUnavailable only when no host can start.
 
+        The run goes to its organization's host (its quarantine's if the workflow is
+        quarantined), never one that carries another organization's runs: it may wait for
+        one, at most host_wait_s (then SandboxUnavailable).
+
         A run whose host died under it is run once more (at-least-once, as after a runner
         crash): its bindings may see the calls and fetches of both tries."""
-        if self.closed or not self._slots:
+        if self.closed or not self._started:
             raise SandboxUnavailable("the sandbox is not running")
-        slot = self._slots[-1] if self.quarantined(request.workflow_id) else None
-        outcome = await self._run_on(slot or self.slot_for(request.workflow_id), request, bindings)
+        key = (request.organization_id, self.quarantined(request.workflow_id))
+        try:
+            slot = await self._placement.acquire(key)
+        except PoolBusy as exc:
+            log.warning("sandbox.hosts_busy", organization_id=request.organization_id,
+                        waited_s=self.settings.host_wait_s)  # fmt: skip
+            raise SandboxUnavailable(str(exc)) from exc
+        try:
+            outcome = await self._run_on(slot, request, bindings)
+        finally:
+            self._placement.release(key)
         if outcome.crashed:
             # Every run a dead host carried fails with it, and which one killed it is unknown.
             # Each runs once more, on a host of its own: a bystander succeeds there, and the
@@ -190,7 +224,7 @@ class Sandbox:
         return outcome
 
     def quarantined(self, workflow_id: str) -> bool:
-        """Whether the workflow's runs go to the quarantine's host, not to the shared ones."""
+        """Whether the workflow's runs go to its organization's quarantine host."""
         until = self._quarantined.get(workflow_id)
         if until is not None and until < time.monotonic():
             del self._quarantined[workflow_id]
@@ -199,8 +233,8 @@ class Sandbox:
 
     def _quarantine(self, workflow_id: str) -> None:
         """A workflow that went past a time limit or crashed its host (again, alone) runs on
-        the quarantine's host for QUARANTINE_S: where it strikes again, it hits only the others
-        there. Its first strike fell on a shared host."""
+        its organization's quarantine host for QUARANTINE_S: where it strikes again, it hits
+        only the others there. Its first strike fell on its organization's host."""
         if workflow_id not in self._quarantined:
             log.info("sandbox.quarantined", workflow_id=workflow_id, seconds=QUARANTINE_S)
         self._quarantined[workflow_id] = time.monotonic() + QUARANTINE_S
@@ -252,17 +286,58 @@ class Sandbox:
         return self._spare
 
     def hosts(self) -> list[Host | None]:
-        """The current host of each shared position (for health checks and tests)."""
-        return [slot.host for slot in self._slots[: self.settings.hosts]]
+        """The current host of each organization placed, quarantines aside (for health
+        checks and tests)."""
+        return [slot.host for (_, quarantine), slot in self._placement.items() if not quarantine]
 
     @property
-    def quarantine(self) -> Host | None:
-        """The quarantine's host, once a quarantined workflow ran."""
-        return self._slots[-1].host if self._slots else None
+    def waiting_for_host(self) -> int:
+        """Runs waiting for a host: every one of max_hosts carries another account's runs."""
+        return self._placement.waiting
 
-    def slot_for(self, workflow_id: str) -> _Slot:
-        """The host position a workflow's runs go to: the same one every time (warm Workers)."""
-        return self._slots[zlib.crc32(workflow_id.encode()) % self.settings.hosts]
+    def host_for(self, organization_id: str, *, quarantine: bool = False) -> Host | None:
+        """The current host of an organization (or of its quarantine), if it has one."""
+        slot = self._placement.get((organization_id, quarantine))
+        return slot.host if slot is not None else None
+
+    async def ready_host(self, organization_id: str) -> Host:
+        """The organization's usable host, placed and started if needed (for tests)."""
+        key = (organization_id, False)
+        slot = await self._placement.acquire(key)
+        try:
+            return await slot.ensure()
+        finally:
+            self._placement.release(key)
+
+    def _slot_hosts(self) -> list[Host]:
+        return [slot.host for _, slot in self._placement.items() if slot.host is not None]
+
+    def _new_slot(self, key: tuple[str, bool]) -> _Slot:
+        self._indexes += 1
+        slot = self._by_index[self._indexes] = _Slot(self._indexes, key[0], self)
+        return slot
+
+    def _evict(self, key: tuple[str, bool], slot: _Slot) -> None:
+        """The pool is full and another organization needs a host: this idle one's goes."""
+        slot.evicted = True
+        del self._by_index[slot.index]
+        host, slot.host = slot.host, None
+        log.info("sandbox.host_evicted", host=slot.index, pid=host.pid if host else None,
+                 organization_id=key[0], quarantine=key[1])  # fmt: skip
+        if host is not None:
+            self._close_soon(host)
+
+    def _close_soon(self, host: Host) -> None:
+        """Kill a host that carries no run (close() kills it too if it comes first)."""
+        self._retiring.add(host)
+
+        async def close() -> None:
+            try:
+                await host.close(kill=True)
+            finally:
+                self._retiring.discard(host)
+
+        self._in_background(close())
 
     def _new_host(self, index: int, generation: int) -> Host:
         assert self._paths is not None and self._cgroups is not None
@@ -293,9 +368,9 @@ class Sandbox:
         self._in_background(drain())
         self._respawn_soon(host)
 
-    def _start_spare(self) -> None:
+    def _start_spare(self) -> asyncio.Task[None] | None:
         if self.closed or self._spare is not None:
-            return
+            return None
         self._spares += 1
         host = self._new_host(SPARE, self._spares)
         self._spare = host
@@ -308,7 +383,7 @@ class Sandbox:
                 if self._spare is host:
                     self._spare = None
 
-        self._in_background(start())
+        return self._in_background(start())
 
     def _take_spare(self, index: int, generation: int) -> Host | None:
         """The spare host, now position `index`'s (another spare is started), or None."""
@@ -346,8 +421,10 @@ class Sandbox:
             self._in_background(deadline())
 
     def _respawn_soon(self, host: Host) -> None:
-        slot = self._slots[host.index]
-        if self.closed or (slot.host is not None and slot.host is not host and slot.host.usable):
+        slot = self._by_index.get(host.index)  # None: evicted meanwhile
+        if self.closed or slot is None:
+            return
+        if slot.host is not None and slot.host is not host and slot.host.usable:
             return
 
         async def respawn() -> None:
@@ -356,7 +433,8 @@ class Sandbox:
 
         self._in_background(respawn())
 
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
