@@ -13,7 +13,7 @@ import pytest
 
 from services.workflow_runner.sandbox import RunOutcome, Sandbox, SandboxSettings
 from services.workflow_runner.sandbox.host import Host
-from services.workflow_runner.sandbox.launch import HOST_NICE
+from services.workflow_runner.sandbox.launch import HOST_NICE, OFFENDER_NICE
 from tests.support.polling import eventually
 from tests.support.sandbox import (
     LOG_NEW_PARTICIPANTS,
@@ -676,3 +676,6 @@ async def test_a_workflow_past_a_limit_runs_in_quarantine_then(sandbox: Sandbox)
     assert again.status == "success"
     quarantine = sandbox.host_for(ORGANIZATION, quarantine=True)
     assert quarantine is not None and quarantine.pid not in {h.pid for h in sandbox.hosts() if h}
+    # Only this account's offenders run there: below every account's hosts.
+    assert os.getpriority(os.PRIO_PROCESS, quarantine.pid) == OFFENDER_NICE
+    assert os.getpriority(os.PRIO_PROCESS, host_of(sandbox).pid) == HOST_NICE

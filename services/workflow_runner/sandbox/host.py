@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,12 @@ from services.workflow_runner.sandbox import memory_watch, priority, protocol
 from services.workflow_runner.sandbox.calls import RunCalls
 from services.workflow_runner.sandbox.cgroup import Cgroups
 from services.workflow_runner.sandbox.diagnosis import OutputTail, death_reason
-from services.workflow_runner.sandbox.launch import host_command, host_env, lower_priority
+from services.workflow_runner.sandbox.launch import (
+    HOST_NICE,
+    host_command,
+    host_env,
+    lower_priority,
+)
 from services.workflow_runner.sandbox.models import (
     Bindings,
     RunOutcome,
@@ -71,6 +77,7 @@ class Host:
         settings: SandboxSettings,
         paths: HostPaths,
         cgroups: Cgroups,
+        nice: int = HOST_NICE,
         on_death: Callable[[Host], None] = lambda host: None,
         on_stuck: Callable[[Host, str | None], None] = lambda host, workflow: None,
     ) -> None:
@@ -83,6 +90,7 @@ class Host:
         self.died = asyncio.Event()
         self.death_reason: str | None = None
         self.retiring = False  # takes no new runs; killed once its runs are done
+        self.nice = nice
         self._settings = settings
         self._paths = paths
         self._cgroups = cgroups
@@ -166,7 +174,7 @@ class Host:
                 env=host_env(self._paths.deno_dir),
                 cwd=self._paths.workdir,
                 start_new_session=True,  # our signals (Ctrl-C) are not the host's
-                preexec_fn=lower_priority,
+                preexec_fn=functools.partial(lower_priority, self.nice),
             )
             self.pid = self._proc.pid
             if not self._cgroups.place(self._cgroup_key, self._proc.pid):

@@ -23,6 +23,10 @@ WORKER_PRELUDE = PACKAGE_DIR / "worker.js"
 # A host runs customer code below the runner, Postgres and the broker (nice 0): however busy
 # its Workers are, the platform that records their runs keeps the CPU it needs.
 HOST_NICE = 5
+# The hosts that carry only the runs of an account that struck (its quarantine, the reruns after
+# it crashed its host: hosts are placed per account) run at the lowest priority, below every
+# other account's hosts: its attack costs the others as little CPU as it can.
+OFFENDER_NICE = 19
 
 BLOCKED_BUILTINS = (
     "child_process",
@@ -106,6 +110,6 @@ def host_env(deno_dir: Path) -> dict[str, str]:
     }
 
 
-def lower_priority() -> None:
-    """In the forked child before exec: every thread the host starts inherits HOST_NICE."""
-    os.nice(HOST_NICE)
+def lower_priority(nice: int = HOST_NICE) -> None:
+    """In the forked child before exec: every thread the host starts inherits `nice`."""
+    os.nice(nice)

@@ -35,7 +35,12 @@ import structlog
 from services.workflow_runner.sandbox.cgroup import Cgroups
 from services.workflow_runner.sandbox.compile_check import compile_check, packaged_deno
 from services.workflow_runner.sandbox.host import Host, HostCrashed, HostPaths, HostStartFailed
-from services.workflow_runner.sandbox.launch import WORKER_PRELUDE, write_import_map
+from services.workflow_runner.sandbox.launch import (
+    HOST_NICE,
+    OFFENDER_NICE,
+    WORKER_PRELUDE,
+    write_import_map,
+)
 from services.workflow_runner.sandbox.models import (
     Bindings,
     Language,
@@ -66,9 +71,12 @@ class _Slot:
     """One host position, of one organization (and lane): its current Host, its run
     capacity, its respawns. Evicted: its host is killed, and it never starts another."""
 
-    def __init__(self, index: int, organization_id: str, sandbox: Sandbox) -> None:
+    def __init__(
+        self, index: int, organization_id: str, sandbox: Sandbox, *, quarantine: bool
+    ) -> None:
         self.index = index
         self.organization_id = organization_id
+        self.quarantine = quarantine
         self.evicted = False
         self.capacity = asyncio.Semaphore(sandbox.settings.max_runs_per_host)
         self.host: Host | None = None
@@ -90,9 +98,12 @@ class _Slot:
             if self._failures:
                 await asyncio.sleep(min(0.1 * 2**self._failures, MAX_RESPAWN_DELAY_S))
             self._generation += 1
-            host = self._sandbox._take_spare(self.index, self._generation)
+            # A quarantine's host runs at the lowest priority (launch.OFFENDER_NICE): it starts
+            # its own, the spare runs at the others' priority.
+            sandbox, nice = self._sandbox, OFFENDER_NICE if self.quarantine else HOST_NICE
+            host = None if self.quarantine else sandbox._take_spare(self.index, self._generation)
             if host is None:
-                host = self._sandbox._new_host(self.index, self._generation)
+                host = sandbox._new_host(self.index, self._generation, nice=nice)
                 try:
                     await host.start()
                 except (HostStartFailed, OSError) as exc:
@@ -104,7 +115,7 @@ class _Slot:
                 self._sandbox._close_soon(host)
                 raise SandboxUnavailable("the host position was evicted")
             self.host = host
-            log.info("sandbox.host_placed", host=self.index, pid=host.pid,
+            log.info("sandbox.host_placed", host=self.index, pid=host.pid, nice=host.nice,
                      organization_id=self.organization_id)  # fmt: skip
             return host
 
@@ -240,12 +251,13 @@ class Sandbox:
         self._quarantined[workflow_id] = time.monotonic() + QUARANTINE_S
 
     async def _alone(self, request: RunRequest, bindings: Bindings) -> RunOutcome:
-        """One run on a fresh host that nothing else uses, killed after the run."""
+        """One run on a fresh host that nothing else uses, killed after the run; at the
+        lowest priority: it is a run of the account whose host just crashed."""
         assert self._paths is not None and self._cgroups is not None
         async with self._single_hosts:
             self._singles += 1
             host = Host(-1, self._singles, settings=self.settings, paths=self._paths,
-                        cgroups=self._cgroups)  # fmt: skip
+                        cgroups=self._cgroups, nice=OFFENDER_NICE)  # fmt: skip
             self._retiring.add(host)  # close() kills it too
             try:
                 await host.start()
@@ -314,7 +326,8 @@ class Sandbox:
 
     def _new_slot(self, key: tuple[str, bool]) -> _Slot:
         self._indexes += 1
-        slot = self._by_index[self._indexes] = _Slot(self._indexes, key[0], self)
+        slot = _Slot(self._indexes, key[0], self, quarantine=key[1])
+        self._by_index[self._indexes] = slot
         return slot
 
     def _evict(self, key: tuple[str, bool], slot: _Slot) -> None:
@@ -339,7 +352,7 @@ class Sandbox:
 
         self._in_background(close())
 
-    def _new_host(self, index: int, generation: int) -> Host:
+    def _new_host(self, index: int, generation: int, *, nice: int = HOST_NICE) -> Host:
         assert self._paths is not None and self._cgroups is not None
         return Host(
             index,
@@ -347,6 +360,7 @@ class Sandbox:
             settings=self.settings,
             paths=self._paths,
             cgroups=self._cgroups,
+            nice=nice,
             on_death=self._died,
             on_stuck=self._stuck,
         )
