@@ -147,7 +147,7 @@ async def test_no_secret_or_api_key_leaks_anywhere_after_a_full_run(
         ROOMHOOKS_DELIVERY_SCHEDULER_INTERVAL_S="0.1",
         ROOMHOOKS_DELIVERY_SHUTDOWN_GRACE_S="5",
         ROOMHOOKS_WORKFLOWS_HEALTH_PORT="0",
-        ROOMHOOKS_WORKFLOWS_HOSTS="1",
+        ROOMHOOKS_WORKFLOWS_MAX_HOSTS="2",
     )
     processes = [ServiceProcess(name, env, tmp_path) for name in SERVICES]
     cli_env = {**cli_env, "ROOMHOOKS_LOG_LEVEL": "DEBUG"}
