@@ -186,3 +186,17 @@ async def test_the_wait_for_a_host_is_bounded() -> None:
         await busy
     finally:
         await sandbox.close()
+
+
+async def test_a_spare_still_starting_is_never_handed_a_run() -> None:
+    # The first organization takes the started spare and a new spare begins to start; the
+    # next organization, arriving before that one has started, must get a host that can take
+    # its run (it once got the half-started spare, whose socket was not connected yet).
+    for attempt in range(5):
+        sandbox = await started(SandboxSettings(max_hosts=2, wall_timeout_s=10.0))
+        try:
+            await run(sandbox, "org-a", f"a{attempt}")
+            await run(sandbox, "org-b", f"b{attempt}")
+            assert host_of(sandbox, "org-a").pid != host_of(sandbox, "org-b").pid
+        finally:
+            await sandbox.close()

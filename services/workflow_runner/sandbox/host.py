@@ -106,6 +106,8 @@ class Host:
         self._tasks: list[asyncio.Task[Any]] = []
         self._kill_reason: str | None = None
         self._closing = False
+        # Connected and answered init: a run may be written to it.
+        self.started = False
         self._cgroup_key = f"{index}-{generation}"
         self._log = log.bind(host=index, generation=generation)
 
@@ -204,6 +206,7 @@ class Host:
         except (TimeoutError, asyncio.IncompleteReadError, protocol.ProtocolError) as exc:
             await self._abort_start(f"did not answer init ({type(exc).__name__})")
         self._tasks.append(asyncio.create_task(self._supervise()))
+        self.started = True
         self._log.info("sandbox.host_started", pid=self.pid, deno=deno_version)
 
     async def _abort_start(self, what: str) -> NoReturn:

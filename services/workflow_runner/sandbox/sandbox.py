@@ -400,9 +400,10 @@ class Sandbox:
         return self._in_background(start())
 
     def _take_spare(self, index: int, generation: int) -> Host | None:
-        """The spare host, now position `index`'s (another spare is started), or None."""
+        """The spare host, now position `index`'s (another spare is started), or None: also
+        while the spare is still starting (nothing may be written to it yet)."""
         spare = self._spare
-        if spare is None or not spare.usable:
+        if spare is None or not spare.usable or not spare.started:
             return None
         self._spare = None
         spare.adopt(index, generation)
