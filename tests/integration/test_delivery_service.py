@@ -18,8 +18,8 @@ from services.delivery.settings import DeliverySettings
 from services.registry.app import WEBHOOKS
 from services.registry.commands import consume_commands
 from shared.kafka import JSON_HEADERS, dumps, make_consumer
-from shared.messages import DeliveryRequested, delivery_id_for
 from shared.signing import hex_signature
+from tests.support.deliveries import delivery_request, send_request
 from tests.support.polling import eventually
 from tests.support.receiver import Script
 
@@ -65,21 +65,8 @@ class Harness:
             {"id": event_id, "event": "participant.joined", "data": {"roomId": "r1"}},
             separators=(",", ":"),
         )
-        message = DeliveryRequested(
-            delivery_id=delivery_id_for(webhook["id"], event_id),
-            webhook_id=webhook["id"],
-            organization_id=webhook["organization_id"],
-            event_id=event_id,
-            event="participant.joined",
-            body=body,
-            created_at=datetime.now(UTC),
-        )
-        await self.producer.send_and_wait(
-            self.topics.deliveries,
-            dumps(message.model_dump(mode="json")),
-            key=webhook["id"].encode(),
-            headers=JSON_HEADERS,
-        )
+        message = delivery_request(webhook, event_id, body=body)
+        await (await send_request(self.producer, self.topics.deliveries, message))
         return message
 
     async def row(self, delivery_id: str):

@@ -25,28 +25,45 @@ async def create_webhook(registry, url: str, **fields) -> dict:
     return (await resp.json())["data"]["webhook"]
 
 
+def delivery_request(
+    webhook: dict,
+    event_id: str,
+    *,
+    body: str | None = None,
+    event: str = "participant.joined",
+    created_at: datetime | None = None,
+) -> DeliveryRequested:
+    """The request fanout would emit for `webhook` (an API record) and this event."""
+    return DeliveryRequested(
+        delivery_id=delivery_id_for(webhook["id"], event_id),
+        webhook_id=webhook["id"],
+        organization_id=webhook["organization_id"],
+        event_id=event_id,
+        event=event,
+        body=body if body is not None else json.dumps({"id": event_id}),
+        created_at=created_at or datetime.now(UTC),
+    )
+
+
+async def send_request(producer: AIOKafkaProducer, topic: str, message: DeliveryRequested):
+    """Hand `message` to the producer, keyed by its webhook as fanout keys it; the ack."""
+    return await producer.send(
+        topic,
+        dumps(message.model_dump(mode="json")),
+        key=message.webhook_id.encode(),
+        headers=JSON_HEADERS,
+    )
+
+
 async def request_deliveries(
     producer: AIOKafkaProducer, topic: str, webhook: dict, event_ids: Iterable[str]
 ) -> list[str]:
     """One `DeliveryRequested` per event for `webhook` (an API record); returns their ids."""
     ids = []
     for event_id in event_ids:
-        message = DeliveryRequested(
-            delivery_id=delivery_id_for(webhook["id"], event_id),
-            webhook_id=webhook["id"],
-            organization_id=webhook["organization_id"],
-            event_id=event_id,
-            event="participant.joined",
-            body=json.dumps({"id": event_id}),
-            created_at=datetime.now(UTC),
-        )
+        message = delivery_request(webhook, event_id)
         ids.append(message.delivery_id)
-        await producer.send(
-            topic,
-            dumps(message.model_dump(mode="json")),
-            key=webhook["id"].encode(),
-            headers=JSON_HEADERS,
-        )
+        await send_request(producer, topic, message)
     await producer.flush()
     return ids
 

@@ -18,7 +18,8 @@ from aiohttp import ClientSession
 
 from services.delivery import repository as delivery_store
 from services.workflow_runner import executions
-from shared.messages import DeliveryRequested, WorkflowRunRequested, delivery_id_for, run_id_for
+from shared.messages import WorkflowRunRequested, run_id_for
+from tests.support.deliveries import delivery_request
 
 WORKFLOW_CODE = (
     "export default async function(event, { room }) {\n"
@@ -113,13 +114,11 @@ async def _delivery(
     conn: asyncpg.Connection, webhook: dict, event_id: str, event: dict, now: datetime
 ) -> str:
     """A delivery as the delivery service stores it, with one failed attempt recorded."""
-    request = DeliveryRequested(
-        delivery_id=delivery_id_for(webhook["id"], event_id),
-        webhook_id=webhook["id"],
-        organization_id=webhook["organization_id"],
-        event_id=event_id,
-        event=event["event"],
+    request = delivery_request(
+        webhook,
+        event_id,
         body=json.dumps(event, separators=(",", ":")),
+        event=event["event"],
         created_at=now,
     )
     [job] = await delivery_store.insert_requested(
