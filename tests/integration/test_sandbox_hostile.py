@@ -622,6 +622,19 @@ async def test_a_host_that_stops_answering_is_killed_and_replaced(sandbox: Sandb
     assert after.logs[0]["message"].endswith(ROOM["name"])
 
 
+async def test_a_host_shares_the_runners_session_so_its_lower_priority_holds(
+    sandbox: Sandbox,
+) -> None:
+    """Linux's autogroup shares the CPU between sessions whatever the nice values: a host in a
+    session of its own would take as much as the runner. Its own process group keeps a Ctrl-C
+    at our terminal from reaching it."""
+    host = await usable_host(sandbox)
+    assert host.pid is not None
+    assert os.getsid(host.pid) == os.getsid(0)
+    assert os.getpgid(host.pid) == host.pid != os.getpgid(0)
+    assert os.getpriority(os.PRIO_PROCESS, host.pid) == HOST_NICE
+
+
 async def test_a_worker_blocked_past_one_watch_period_runs_at_the_lowest_cpu_priority(sandbox):
     """While it spins toward the CPU limit, the spinning Worker's thread is reniced to 19;
     the host's other threads keep the host's priority."""

@@ -12,7 +12,6 @@ replaced by the Worker's locked `process` (see worker.js).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from urllib.parse import quote
 
@@ -78,10 +77,25 @@ def write_import_map(directory: Path) -> Path:
 
 
 def host_command(
-    deno: str, *, socket: Path, import_map_path: Path, heap_mb: int, script: Path = HOST_SCRIPT
+    deno: str,
+    *,
+    socket: Path,
+    import_map_path: Path,
+    heap_mb: int,
+    nice: int = HOST_NICE,
+    script: Path = HOST_SCRIPT,
 ) -> list[str]:
-    """`--cached-only` holds for a local script: it only forbids fetching remote modules."""
+    """`--cached-only` holds for a local script: it only forbids fetching remote modules.
+
+    coreutils' `nice` sets the priority and execs Deno (same pid), so every thread the host
+    starts inherits it. Not a `preexec_fn`: with one, Python must fork its whole process
+    instead of vfork, which stalled the runner's event loop for tens of ms per host started
+    under load (measured in `make chaos` scenario 10). Found on the exec path of `host_env`
+    (none: the system's default, /bin:/usr/bin)."""
     return [
+        "nice",
+        "-n",
+        str(nice),
         deno,
         "run",
         "--no-prompt",
@@ -108,8 +122,3 @@ def host_env(deno_dir: Path) -> dict[str, str]:
         "NO_COLOR": "1",
         "HOME": str(deno_dir),
     }
-
-
-def lower_priority(nice: int = HOST_NICE) -> None:
-    """In the forked child before exec: every thread the host starts inherits `nice`."""
-    os.nice(nice)
