@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from services.delivery.dispatcher import GuardedResolver
 from services.delivery.ssrf import AddressPolicy
 from services.workflow_runner.bindings import Fetcher
+from services.workflow_runner.connection_shares import ConnectionShares, share_of
 from services.workflow_runner.flow import Fetched, RunFlow
 from services.workflow_runner.projection import (
     InvalidStateKey,
@@ -94,6 +95,7 @@ class Runner:
         )
         self.service = RunnerService(
             pool=pool,
+            shares=ConnectionShares(pool, per_organization=share_of(s.postgres.pool_max_size)),
             sandbox=sandbox,
             fetcher=fetcher,
             clock=self._clock,

@@ -11,11 +11,11 @@ import time
 from typing import Any
 
 import aiohttp
-import asyncpg
 from yarl import URL
 
 from services.delivery.ssrf import AddressPolicy, BlockedAddress, guard_message
 from services.workflow_runner import projection_store
+from services.workflow_runner.connection_shares import ConnectionShares
 from services.workflow_runner.sandbox.models import (
     BindingError,
     FetchRefused,
@@ -89,9 +89,14 @@ class RoomBindings:
     """Answers one run's binding calls from the projection, for its organization and room."""
 
     def __init__(
-        self, pool: asyncpg.Pool, fetcher: Fetcher, *, organization_id: str, room_id: str | None
+        self,
+        shares: ConnectionShares,
+        fetcher: Fetcher,
+        *,
+        organization_id: str,
+        room_id: str | None,
     ) -> None:
-        self._pool = pool
+        self._shares = shares
         self._fetcher = fetcher
         self._org = organization_id
         self._room = room_id
@@ -101,7 +106,7 @@ class RoomBindings:
         if self._room is None:  # an organization event: there is no room to read
             return {"room.get": None, "files.list": [], "room.getUsers": [],
                     "store.getAll": {}}.get(method)  # fmt: skip
-        async with self._pool.acquire() as conn:
+        async with self._shares.acquire(self._org) as conn:
             match method:
                 case "room.get":
                     return await projection_store.room(conn, self._org, self._room)

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.workflow_runner import executions, projection_store
 from services.workflow_runner.bindings import Fetcher, RoomBindings
+from services.workflow_runner.connection_shares import ConnectionShares
 from services.workflow_runner.projection import Change, changes_from_event
 from services.workflow_runner.sandbox import RunOutcome, RunRequest, Sandbox
 from shared.messages import WorkflowRunRequested
@@ -47,12 +48,14 @@ class RunnerService:
         self,
         *,
         pool: asyncpg.Pool,
+        shares: ConnectionShares,
         sandbox: Sandbox,
         fetcher: Fetcher,
         clock: Callable[[], datetime],
         metrics: RunnerMetrics,
     ) -> None:
-        self._pool = pool
+        self._pool = pool  # the projection consumer's; runs take theirs through `shares`
+        self._shares = shares
         self._sandbox = sandbox
         self._fetcher = fetcher
         self._clock = clock
@@ -61,7 +64,13 @@ class RunnerService:
     async def project(self, changes: list[Change]) -> None:
         if not changes:
             return
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.acquire() as conn:
+            await self._project_on(conn, changes)
+
+    async def _project_on(self, conn: asyncpg.Connection, changes: list[Change]) -> None:
+        if not changes:
+            return
+        async with conn.transaction():
             await projection_store.apply(conn, changes, now=self._clock())
         self._metrics.projected.inc(len(changes))
 
@@ -69,21 +78,21 @@ class RunnerService:
         """Run once and record it; returns the status, or None when it had already run."""
         bound = log.bind(run_id=request.run_id, workflow_id=request.workflow_id,
                          version=request.version)  # fmt: skip
-        async with self._pool.acquire() as conn:
+        async with self._shares.acquire(request.organization_id) as conn:
             if not await executions.begin(conn, request, now=self._clock()):
                 bound.info("workflow.run_skipped", reason="already ran")
                 return None
             source = await executions.code_of(conn, request.workflow_id, request.version)
-        # The run's own event first: its room and user are there even if the projection
-        # consumer has not reached this event yet.
-        await self.project(changes_from_event(request.event))
+            # The run's own event first: its room and user are there even if the projection
+            # consumer has not reached this event yet.
+            await self._project_on(conn, changes_from_event(request.event))
         if source is None:
             outcome = self._failed("this workflow version no longer exists")
             await self._finish(request, outcome, [])
             return outcome.status
         code, language = source
         bindings = RoomBindings(
-            self._pool,
+            self._shares,
             self._fetcher,
             organization_id=request.organization_id,
             room_id=request.room_id,
@@ -119,7 +128,7 @@ class RunnerService:
     async def _finish(
         self, request: WorkflowRunRequested, outcome: RunOutcome, fetch_log: list[dict[str, Any]]
     ) -> None:
-        async with self._pool.acquire() as conn:
+        async with self._shares.acquire(request.organization_id) as conn:
             await executions.finish(
                 conn,
                 request.run_id,
