@@ -174,12 +174,10 @@ class Host:
                 stderr=asyncio.subprocess.PIPE,
                 env=host_env(self._paths.deno_dir),
                 cwd=self._paths.workdir,
-                # A process group of its own: a Ctrl-C at our terminal is not the host's. Not a
-                # session of its own: Linux's autogroup scheduler shares the CPU fairly between
-                # sessions whatever their threads' nice values, so a host in its own session took
-                # as much CPU as the runner itself however low its priority (measured in
-                # `make chaos` scenario 10). In ours, nice 5 and 19 rank it below the runner.
-                process_group=0,
+                # No session of its own: Linux's autogroup scheduler shares the CPU fairly
+                # between sessions whatever their nice values, and a host in its own session
+                # took as much CPU as the runner at nice 5 or 19 (`make chaos` scenario 10).
+                # In ours, nice ranks it below the runner. Our signals: host.ts ignores them.
             )
             self.pid = self._proc.pid
             if not self._cgroups.place(self._cgroup_key, self._proc.pid):

@@ -65,6 +65,12 @@ const INIT_MAX_BYTES = 16 * 1024 * 1024;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const socketPath = Deno.args[0];
+// The host shares the runner's session and process group (host.py), so a Ctrl-C at its
+// terminal, or a stop signalled to its group, reaches this process too: the runner decides
+// when a host ends (EOF on the socket, or SIGKILL), after the runs under way have finished.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  Deno.addSignalListener(signal, () => {});
+}
 const conn = await Deno.connect({ transport: "unix", path: socketPath });
 const writer = conn.writable.getWriter();
 
