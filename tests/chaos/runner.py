@@ -63,12 +63,24 @@ def pytest_scenario(name: str, *targets: str, **env: str) -> Scenario:
 
 
 def _sandbox_attack() -> Scenario:
-    async def run(setup: Setup, short: bool) -> ScenarioOutcome:
-        from tests.chaos.sandbox_attack import run as attack  # the runner's sandbox: heavy
+    """In a Python process of its own (see `sandbox_attack.main`); its log lines go to ours."""
 
-        return await attack(
-            short=short, work_dir=setup.state_dir / "sandbox", postgres_url=setup.server_url
-        )
+    async def run(setup: Setup, short: bool) -> ScenarioOutcome:
+        from tests.chaos.sandbox_attack import NAME, OUTCOME_FILE  # the runner's sandbox: heavy
+
+        work_dir = setup.state_dir / "sandbox"
+        (work_dir / OUTCOME_FILE).unlink(missing_ok=True)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.chaos.sandbox_attack", str(work_dir),
+            "--postgres", setup.server_url, *(["--short"] if short else []), cwd=REPO,
+        )  # fmt: skip
+        await proc.wait()
+        try:
+            fields = json.loads((work_dir / OUTCOME_FILE).read_text())
+        except FileNotFoundError:
+            return ScenarioOutcome(NAME, failures=[f"the scenario exited {proc.returncode}"])
+        fields.pop("passed")
+        return ScenarioOutcome(**fields)
 
     return run
 
