@@ -326,9 +326,10 @@ OUTCOME_FILE = "outcome.json"
 
 def main(argv: list[str] | None = None) -> int:
     """The scenario in a process of its own, as `make chaos` runs it: its timing then shares
-    nothing with what earlier scenarios left in the harness (a heap of millions of objects
-    whose collections paused the loop, measured at 3.7x in a full run against 1.6-1.9x
-    alone). The outcome goes to WORK_DIR/outcome.json; exit 0 when the scenario passed."""
+    nothing with what earlier scenarios left in the harness (their heap, tasks and threads;
+    which of them mattered was not isolated): in the harness' process a full run measured
+    3.7x, against 1.6-1.9x alone. The outcome goes to WORK_DIR/outcome.json; exit 0 when
+    the scenario passed."""
     parser = argparse.ArgumentParser(prog="python -m tests.chaos.sandbox_attack")
     parser.add_argument("work_dir", type=Path)
     parser.add_argument("--short", action="store_true")
