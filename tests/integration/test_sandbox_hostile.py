@@ -531,8 +531,8 @@ async def test_thousands_of_fetches_and_binding_calls_are_capped(sandbox: Sandbo
     code = """
 export default async (event, { room }) => {
   const fetches = await Promise.allSettled(
-    Array.from({ length: 3000 }, () => fetch("https://hooks.slack.com/x")));
-  const calls = await Promise.allSettled(Array.from({ length: 3000 }, () => room.get()));
+    Array.from({ length: 1500 }, () => fetch("https://hooks.slack.com/x")));
+  const calls = await Promise.allSettled(Array.from({ length: 1500 }, () => room.get()));
   const count = (all) => all.filter((r) => r.status === "fulfilled").length;
   const failed = [...fetches, ...calls].filter((r) => r.reason);
   const reasons = new Set(failed.map((r) => r.reason.message));
@@ -547,7 +547,7 @@ export default async (event, { room }) => {
     }
     assert len(bindings.fetches) == 20 and len(bindings.calls) == 100
     assert len(outcome.logs) == SETTINGS.max_log_entries + 1  # one per refusal, capped
-    assert outcome.logs[-1]["message"].startswith("2930 more log entries dropped")
+    assert outcome.logs[-1]["message"].startswith("1430 more log entries dropped")
 
 
 async def test_huge_logs_are_capped(sandbox: Sandbox) -> None:
@@ -620,22 +620,6 @@ async def test_a_host_that_stops_answering_is_killed_and_replaced(sandbox: Sandb
     after = await benign(sandbox, "unwedged")
     assert after.status == "success" and host_of(sandbox).pid != host.pid
     assert after.logs[0]["message"].endswith(ROOM["name"])
-
-
-async def test_a_host_shares_the_runners_session_and_outlives_a_ctrl_c_at_it(
-    sandbox: Sandbox,
-) -> None:
-    """Linux's autogroup shares the CPU between sessions whatever the nice values: in a session
-    of its own a host would take as much as the runner. In ours, it ignores the signals a
-    terminal or a stop sends the group: the runner ends its hosts itself."""
-    host = await usable_host(sandbox)
-    assert host.pid is not None
-    assert os.getsid(host.pid) == os.getsid(0)
-    assert os.getpriority(os.PRIO_PROCESS, host.pid) == HOST_NICE
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        os.kill(host.pid, sig)
-    await asyncio.sleep(0.3)
-    assert host.alive and (await benign(sandbox, "after-signals")).status == "success"
 
 
 async def test_a_worker_blocked_past_one_watch_period_runs_at_the_lowest_cpu_priority(sandbox):

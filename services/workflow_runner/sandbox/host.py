@@ -174,10 +174,12 @@ class Host:
                 stderr=asyncio.subprocess.PIPE,
                 env=host_env(self._paths.deno_dir),
                 cwd=self._paths.workdir,
-                # No session of its own: Linux's autogroup scheduler shares the CPU fairly
-                # between sessions whatever their nice values, and a host in its own session
-                # took as much CPU as the runner at nice 5 or 19 (`make chaos` scenario 10).
-                # In ours, nice ranks it below the runner. Our signals: host.ts ignores them.
+                # Our signals (Ctrl-C) are not the host's. A session of its own is also an
+                # autogroup of its own where Linux has them: the host's nice values rank its
+                # threads among themselves, not against the runner. In the runner's session
+                # (tried), a Worker demoted to nice 19 was starved by the runner answering its
+                # own calls, and the CPU limit (wall time blocked) stopped legitimate work.
+                start_new_session=True,
             )
             self.pid = self._proc.pid
             if not self._cgroups.place(self._cgroup_key, self._proc.pid):

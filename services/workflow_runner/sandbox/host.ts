@@ -65,12 +65,6 @@ const INIT_MAX_BYTES = 16 * 1024 * 1024;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const socketPath = Deno.args[0];
-// The host shares the runner's session and process group (host.py), so a Ctrl-C at its
-// terminal, or a stop signalled to its group, reaches this process too: the runner decides
-// when a host ends (EOF on the socket, or SIGKILL), after the runs under way have finished.
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  Deno.addSignalListener(signal, () => {});
-}
 const conn = await Deno.connect({ transport: "unix", path: socketPath });
 const writer = conn.writable.getWriter();
 
@@ -373,14 +367,11 @@ function workerDone(run: Run, m: Record<string, unknown>): void {
 // period: a host starved of CPU itself does not count that wait against its Workers. Idle past
 // the TTL: terminated too. A Worker blocked for DEMOTE_AFTER watch periods already has its
 // thread's CPU priority lowered (Python renices it): spinning or crunching, it takes the CPU
-// only when the other runs leave it some, and keeps that priority. `watchMs` is at most 10:
-// with 50 a wave of spinning Workers held normal priority for ~100 ms each, and another
-// account's runs during it were slower by more than 2x at p99 (`make chaos` scenario 10:
-// 2.02-2.78x in three runs at 50, 1.45-1.78x at 10).
+// only when the other runs leave it some, and keeps that priority.
 const RECENT_MS = 10_000;
 const DEMOTE_AFTER = 1; // watch periods
 const IDLE_WATCH_MS = 1000;
-let watchMs = 10;
+let watchMs = 50;
 
 function blocked(slot: Slot): void {
   const ms = Math.round(slot.blockedMs);
@@ -438,7 +429,7 @@ function onMessage(message: Record<string, unknown>): void {
       maxWorkers = Number(message.max_workers);
       idleTtlMs = Number(message.idle_ttl_ms);
       cpuLimitMs = Number(message.cpu_limit_ms);
-      watchMs = Math.max(5, Math.min(10, Math.floor(cpuLimitMs / 5)));
+      watchMs = Math.max(5, Math.min(50, Math.floor(cpuLimitMs / 5)));
       setInterval(watch, watchMs);
       maxMessageBytes = Number(message.max_message_bytes);
       // text/javascript: worker.js tells its own stack frames from the workflow's by this.

@@ -34,7 +34,7 @@ class SandboxSettings(BaseModel):
     # A run whose Worker keeps its event loop blocked (no turn of the loop: a synchronous loop)
     # this long is stopped, as Cloudflare Workers' CPU limit does; its host is then killed
     # soon after, as terminate() does not stop the thread (see host.py). Its thread's CPU
-    # priority is lowered already after 10 ms blocked (host.ts).
+    # priority is lowered already after 50 ms blocked (host.ts).
     cpu_limit_ms: int = Field(default=500, ge=10, le=300_000)
     heap_mb: int = Field(default=128, ge=16)
     max_result_bytes: int = Field(default=64 * 1024, ge=16)
