@@ -60,7 +60,7 @@ HOSTILE: tuple[Hostile, ...] = (
         "const cell = new Int32Array(new SharedArrayBuffer(4));\n"
         "export default async () => { Atomics.wait(cell, 0, 0); };\n",
         "timeout",
-        CPU_LIMIT,  # blocked, not spinning: it answers no ping either
+        WALL_TIME,  # blocked, using no CPU: stopped at the wall time, the run's or the loop's
     ),
     Hostile(
         "timers left running",

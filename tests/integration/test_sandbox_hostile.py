@@ -100,10 +100,8 @@ async def contained(
         "while (true) {}\nexport default async () => 1;",
         "export default async () => {\n"
         "  setTimeout(() => { for (;;) {} }, 10);\n  await new Promise(() => {});\n};",
-        "const i32 = new Int32Array(new SharedArrayBuffer(4));\n"
-        "export default async () => { Atomics.wait(i32, 0, 0); };",
     ],
-    ids=["loop", "loop-after-await", "loop-at-load", "loop-in-a-timer", "atomics-wait"],
+    ids=["loop", "loop-after-await", "loop-at-load", "loop-in-a-timer"],
 )
 async def test_code_that_keeps_its_event_loop_blocked_is_stopped_at_the_cpu_limit(sandbox, code):
     old = await usable_host(sandbox)
@@ -119,6 +117,42 @@ async def test_code_that_keeps_its_event_loop_blocked_is_stopped_at_the_cpu_limi
     await eventually(gone(old), timeout_s=5)
     after = await benign(sandbox, "after-spin")
     assert after.status == "success" and host_of(sandbox).pid != old.pid
+
+
+async def test_the_cpu_limit_counts_cpu_time_not_a_blocked_loop_waiting(sandbox: Sandbox):
+    """Blocked 800 ms in Atomics.wait, past the 500 ms CPU limit in wall time, the thread
+    used almost no CPU: as a Worker starved by a busy machine, it is not stopped."""
+    code = """const cell = new Int32Array(new SharedArrayBuffer(4));
+export default async () => Atomics.wait(cell, 0, 0, 800);
+"""
+    outcome = await contained(sandbox, code, workflow="wf-waits-800")
+    assert (outcome.status, outcome.result) == ("success", "timed-out")
+    assert outcome.duration_ms >= 800
+
+
+async def test_a_loop_blocked_without_using_the_cpu_is_stopped_past_ten_cpu_limits() -> None:
+    """Atomics.wait forever: never past the CPU limit, stopped at ten times it in wall time.
+    A sandbox of its own: a CPU limit whose tenfold comes before the wall time."""
+    sandbox = Sandbox(SandboxSettings(max_hosts=2, cpu_limit_ms=50, wall_timeout_s=5.0))
+    await sandbox.start()
+    try:
+        old = await usable_host(sandbox)
+        code = """const cell = new Int32Array(new SharedArrayBuffer(4));
+export default async () => { Atomics.wait(cell, 0, 0); };
+"""
+        outcome = await sandbox.run(
+            request(code, workflow="wf-waits", run="waits"), MemoryBindings()
+        )
+        assert outcome.status == "timeout"
+        message = outcome.error["message"]
+        assert message.startswith("the workflow kept its event loop blocked ") and message.endswith(
+            " ms (wall time) and was stopped"
+        ), message
+        assert 500 <= outcome.duration_ms < 5000
+        await eventually(gone(old), timeout_s=10)
+        assert (await benign(sandbox, "after-waits")).status == "success"
+    finally:
+        await sandbox.close()
 
 
 async def test_code_past_the_wall_time_is_stopped_and_its_host_replaced(sandbox):
@@ -620,6 +654,22 @@ async def test_a_host_that_stops_answering_is_killed_and_replaced(sandbox: Sandb
     after = await benign(sandbox, "unwedged")
     assert after.status == "success" and host_of(sandbox).pid != host.pid
     assert after.logs[0]["message"].endswith(ROOM["name"])
+
+
+async def test_a_host_shares_the_runners_session_and_outlives_a_ctrl_c_at_it(
+    sandbox: Sandbox,
+) -> None:
+    """Linux's autogroup shares the CPU between sessions whatever the nice values: in a session
+    of its own a host would take as much as the runner. In ours, it ignores the signals a
+    terminal or a stop sends the group: the runner ends its hosts itself."""
+    host = await usable_host(sandbox)
+    assert host.pid is not None
+    assert os.getsid(host.pid) == os.getsid(0)
+    assert os.getpriority(os.PRIO_PROCESS, host.pid) == HOST_NICE
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        os.kill(host.pid, sig)
+    await asyncio.sleep(0.3)
+    assert host.alive and (await benign(sandbox, "after-signals")).status == "success"
 
 
 async def test_a_worker_blocked_past_one_watch_period_runs_at_the_lowest_cpu_priority(sandbox):

@@ -13,6 +13,7 @@ from services.workflow_runner.sandbox.protocol import (
     MessageTooLarge,
     ProtocolError,
     cap_logs,
+    cpu_message,
     decode,
     decode_result,
     encode,
@@ -20,6 +21,7 @@ from services.workflow_runner.sandbox.protocol import (
     fetch_response_to_wire,
     init_message,
     parse_call,
+    parse_cpu_question,
     parse_done,
     parse_ready,
     reply_error,
@@ -112,6 +114,24 @@ def test_ready_names_the_deno_version() -> None:
 def test_calls_of_unknown_methods_or_shapes_are_protocol_errors(message: dict) -> None:
     with pytest.raises(ProtocolError):
         parse_call(message)
+
+
+def test_a_cpu_question_names_worker_threads_each_once_and_gets_their_times() -> None:
+    question = {"t": "cpu", "threads": ["worker-3", "worker-12", "worker-3"]}
+    assert parse_cpu_question(question, max_threads=4) == ["worker-3", "worker-12"]
+    assert cpu_message({"worker-3": 1500, "worker-12": None}) == {
+        "t": "cpu",
+        "ns": {"worker-3": 1500, "worker-12": None},
+    }
+
+
+@pytest.mark.parametrize(
+    "threads",
+    [None, "worker-1", ["deno"], ["worker-1", "tokio-runtime-w"], [7], ["worker-1"] * 5],
+)
+def test_a_cpu_question_about_other_threads_or_too_many_is_a_protocol_error(threads) -> None:
+    with pytest.raises(ProtocolError):
+        parse_cpu_question({"t": "cpu", "threads": threads}, max_threads=4)
 
 
 def test_a_call_names_its_run_method_and_arguments() -> None:

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 import structlog
 
-from services.workflow_runner.sandbox import memory_watch, priority, protocol
+from services.workflow_runner.sandbox import memory_watch, protocol
 from services.workflow_runner.sandbox.calls import RunCalls
 from services.workflow_runner.sandbox.cgroup import Cgroups
 from services.workflow_runner.sandbox.diagnosis import OutputTail, death_reason
@@ -38,6 +38,7 @@ from services.workflow_runner.sandbox.models import (
     RunRequest,
     SandboxSettings,
 )
+from services.workflow_runner.sandbox.worker_threads import WorkerThreads
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +99,7 @@ class Host:
         self._idle = asyncio.Event()
         self._idle.set()
         self._proc: asyncio.subprocess.Process | None = None
+        self._threads: WorkerThreads | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._write_lock = asyncio.Lock()
@@ -174,14 +176,13 @@ class Host:
                 stderr=asyncio.subprocess.PIPE,
                 env=host_env(self._paths.deno_dir),
                 cwd=self._paths.workdir,
-                # Our signals (Ctrl-C) are not the host's. A session of its own is also an
-                # autogroup of its own where Linux has them: the host's nice values rank its
-                # threads among themselves, not against the runner. In the runner's session
-                # (tried), a Worker demoted to nice 19 was starved by the runner answering its
-                # own calls, and the CPU limit (wall time blocked) stopped legitimate work.
-                start_new_session=True,
+                # No session of its own: Linux's autogroup scheduler shares the CPU fairly
+                # between sessions whatever their nice values, and a host in its own session
+                # took as much CPU as the runner at nice 5 or 19 (`make chaos` scenario 10).
+                # In ours, nice ranks it below the runner. Our signals: host.ts ignores them.
             )
             self.pid = self._proc.pid
+            self._threads = WorkerThreads(self.pid)
             if not self._cgroups.place(self._cgroup_key, self._proc.pid):
                 self._tasks.append(asyncio.create_task(self._watch_memory()))
             self._tasks += [
@@ -351,13 +352,21 @@ class Host:
                     self._on_call(protocol.parse_call(message))
                 elif message["t"] == "done":
                     self._on_done(protocol.parse_done(message, self._settings))
-                elif message["t"] == "demote" and self.pid is not None:
-                    demoted = priority.demote(self.pid, message.get("thread"))
+                elif message["t"] == "cpu" and self._threads is not None:
+                    threads = protocol.parse_cpu_question(
+                        message, max_threads=self._settings.max_workers_per_host
+                    )
+                    answer = protocol.cpu_message(self._threads.cpu_ns(threads))
+                    limit = self._settings.max_message_bytes
+                    await self._write(protocol.encode(answer, max_bytes=limit))
+                elif message["t"] == "demote" and self._threads is not None:
+                    demoted = self._threads.demote(message.get("thread"))
                     self._log.info("sandbox.worker_demoted", thread=message.get("thread"),
                                    demoted=demoted)  # fmt: skip
                 elif message["t"] == "stuck":
                     workflow = message.get("workflow")
-                    self._log.warning("sandbox.worker_stuck", blocked_ms=message.get("blocked_ms"))
+                    self._log.warning("sandbox.worker_stuck", cpu_ms=message.get("cpu_ms"),
+                                      blocked_ms=message.get("blocked_ms"))  # fmt: skip
                     self._on_stuck(self, workflow if isinstance(workflow, str) else None)
         except protocol.ProtocolError as exc:
             self._log.error("sandbox.host_protocol_error", error=str(exc))

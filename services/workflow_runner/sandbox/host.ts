@@ -34,7 +34,12 @@ type Slot = {
   booted: boolean; // its prelude has run ({k: "ready"}): pings from now on are its own code's
   ping: number | null; // the liveness ping it has not answered yet
   checkedAt: number; // when the watch last looked at it
-  blockedMs: number; // how long its event loop has been blocked, as the watch counted it
+  blockedMs: number; // the wall time its event loop has been blocked, as the watch counted it
+  cpuMs: number; // the CPU time its thread used meanwhile, as far as Python has read it
+  cpuBase: number | null; // its thread's CPU time (ns) at Python's first reading of this block
+  cpuBefore: number; // cpuMs at that reading (wall time counted until then)
+  cpuAsked: number | null; // the ping whose block Python was last asked to read
+  cpuUnread: boolean; // Python cannot read its thread's CPU time: wall time counts instead
   thread: string; // its OS thread's name: Deno names a Worker's thread worker-<its id>
   demoted: boolean; // Python was asked to lower its thread's CPU priority
 };
@@ -65,6 +70,12 @@ const INIT_MAX_BYTES = 16 * 1024 * 1024;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const socketPath = Deno.args[0];
+// The host shares the runner's session and process group (host.py), so a Ctrl-C at its
+// terminal, or a stop signalled to its group, reaches this process too: the runner decides
+// when a host ends (EOF on the socket, or SIGKILL), after the runs under way have finished.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  Deno.addSignalListener(signal, () => {});
+}
 const conn = await Deno.connect({ transport: "unix", path: socketPath });
 const writer = conn.writable.getWriter();
 
@@ -145,6 +156,11 @@ function createSlot(workflow: string, version: number, lang: string, code: strin
     ping: null,
     checkedAt: performance.now(),
     blockedMs: 0,
+    cpuMs: 0,
+    cpuBase: null,
+    cpuBefore: 0,
+    cpuAsked: null,
+    cpuUnread: false,
     thread: `worker-${++workerIds}`,
     demoted: false,
   };
@@ -294,6 +310,8 @@ function onWorkerMessage(slot: Slot, data: unknown): void {
     if (m.n === slot.ping) {
       slot.ping = null;
       slot.blockedMs = 0;
+      slot.cpuMs = 0;
+      slot.cpuBase = null;
     }
     return;
   }
@@ -361,31 +379,58 @@ function workerDone(run: Run, m: Record<string, unknown>): void {
 // timer answers at once. The host pings a Worker whose run is under way every `watchMs` (from
 // `watchMs` after the run began: most runs end before their first ping), one that ran in the
 // last RECENT_MS every `cpuLimitMs` (timers left behind), the others every IDLE_WATCH_MS, and
-// counts the time a ping stays unanswered. Past `cpuLimitMs` the run, if any, ends as a timeout
-// that says so and the Worker is terminated; its thread spins on (denoland/deno#35657), so
-// Python is told ("stuck") and kills this host soon after. A check counts at most twice its
-// period: a host starved of CPU itself does not count that wait against its Workers. Idle past
-// the TTL: terminated too. A Worker blocked for DEMOTE_AFTER watch periods already has its
-// thread's CPU priority lowered (Python renices it): spinning or crunching, it takes the CPU
-// only when the other runs leave it some, and keeps that priority.
+// while a ping stays unanswered it counts the CPU time the Worker's thread uses: Python reads
+// it from /proc for the host (a "cpu" question each watch; Deno lets no host without
+// --allow-all read /proc/self), wall time counting until the first reading of the block, or
+// where there is none. CPU time, not wall time: on a busy machine a demoted thread waits long
+// for the CPU, and that wait is not the workflow's. Past `cpuLimitMs` of it the run, if any,
+// ends as a timeout that says so and the Worker is terminated; its thread spins on
+// (denoland/deno#35657), so Python is told ("stuck") and kills this host soon after. A Worker
+// blocked BLOCKED_WALL_LIMIT times as long in wall time (Atomics.wait, or starved) is stopped
+// the same way. A check counts at most twice its period of wall time: a host starved of CPU
+// itself does not count that wait against its Workers. Idle past the TTL: terminated too.
+// A Worker blocked for DEMOTE_AFTER watch periods already has its thread's CPU priority
+// lowered (Python renices it): spinning or crunching, it takes the CPU only when the other
+// runs leave it some, and keeps that priority. `watchMs` is at most 10: with 50 a wave of
+// spinning Workers held normal priority for ~100 ms each, and another account's runs during
+// it were slower by more than 2x at p99 (`make chaos` scenario 10: 2.02-2.78x in three runs
+// at 50, 1.45-1.78x at 10).
 const RECENT_MS = 10_000;
 const DEMOTE_AFTER = 1; // watch periods
 const IDLE_WATCH_MS = 1000;
-let watchMs = 50;
+const BLOCKED_WALL_LIMIT = 10; // times cpuLimitMs
+let watchMs = 10;
+let cpuQuestion = false; // a "cpu" question Python has not answered yet
 
-function blocked(slot: Slot): void {
-  const ms = Math.round(slot.blockedMs);
+function blocked(slot: Slot, message: string): void {
   // Before "done": Python retires this host and kills it after a short grace.
-  send({ t: "stuck", workers: slots.size - 1, blocked_ms: ms, workflow: slot.workflow });
-  if (slot.run === null) return terminate(slot);
-  finish(slot.run, "timeout", null, { // terminates the Worker
-    message: `cpu limit: the workflow ran ${ms} ms without yielding and was stopped`,
-    stack: null,
+  send({
+    t: "stuck",
+    workers: slots.size - 1,
+    cpu_ms: Math.round(slot.cpuMs),
+    blocked_ms: Math.round(slot.blockedMs),
+    workflow: slot.workflow,
   });
+  if (slot.run === null) return terminate(slot);
+  finish(slot.run, "timeout", null, { message, stack: null }); // terminates the Worker
+}
+
+function judge(slot: Slot): void {
+  if (slot.cpuMs >= cpuLimitMs) {
+    const ms = Math.round(slot.cpuMs);
+    blocked(slot, `cpu limit: the workflow ran ${ms} ms without yielding and was stopped`);
+  } else if (slot.blockedMs >= BLOCKED_WALL_LIMIT * cpuLimitMs) {
+    const ms = Math.round(slot.blockedMs);
+    blocked(slot, `the workflow kept its event loop blocked ${ms} ms (wall time) and was stopped`);
+  } else if (!slot.demoted && slot.cpuMs >= DEMOTE_AFTER * watchMs) {
+    slot.demoted = true; // busy without a turn of its loop: others' runs go first
+    send({ t: "demote", thread: slot.thread });
+  }
 }
 
 function watch(): void {
   const now = performance.now();
+  const reading: Slot[] = [];
   for (const slot of [...slots]) {
     if (!slot.booted) continue; // starting up: the prelude's time, not the workflow's
     if (slot.run === null && now - slot.lastUsed > idleTtlMs) {
@@ -398,17 +443,40 @@ function watch(): void {
     if (elapsed < period) continue;
     slot.checkedAt = now;
     if (slot.ping !== null) {
-      slot.blockedMs += Math.min(elapsed, 2 * period);
-      if (slot.blockedMs >= cpuLimitMs) {
-        blocked(slot);
-      } else if (!slot.demoted && slot.blockedMs >= DEMOTE_AFTER * watchMs) {
-        slot.demoted = true; // busy without a turn of its loop: others' runs go first
-        send({ t: "demote", thread: slot.thread });
-      }
+      const wall = Math.min(elapsed, 2 * period);
+      slot.blockedMs += wall;
+      if (slot.cpuBase === null) slot.cpuMs += wall; // no reading of this block yet
+      judge(slot);
+      if (slots.has(slot) && !slot.cpuUnread) reading.push(slot);
       continue;
     }
     slot.ping = ++pings;
     slot.worker.postMessage({ k: "ping", n: slot.ping });
+  }
+  if (reading.length > 0 && !cpuQuestion) {
+    const asked = reading.slice(0, maxWorkers);
+    for (const slot of asked) slot.cpuAsked = slot.ping;
+    cpuQuestion = send({ t: "cpu", threads: asked.map((slot) => slot.thread) });
+  }
+}
+
+function onCpu(ns: Record<string, unknown>): void {
+  cpuQuestion = false;
+  for (const slot of [...slots]) {
+    if (slot.ping === null || slot.cpuAsked !== slot.ping || !Object.hasOwn(ns, slot.thread)) {
+      continue; // not blocked now, or blocked again since the question
+    }
+    const value = ns[slot.thread];
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      slot.cpuUnread = true; // from now on wall time counts for it
+      slot.cpuBase = null;
+    } else if (slot.cpuBase === null) {
+      slot.cpuBase = value;
+      slot.cpuBefore = slot.cpuMs;
+    } else {
+      slot.cpuMs = slot.cpuBefore + Math.max(0, value - slot.cpuBase) / 1e6;
+      judge(slot);
+    }
   }
 }
 
@@ -429,7 +497,7 @@ function onMessage(message: Record<string, unknown>): void {
       maxWorkers = Number(message.max_workers);
       idleTtlMs = Number(message.idle_ttl_ms);
       cpuLimitMs = Number(message.cpu_limit_ms);
-      watchMs = Math.max(5, Math.min(50, Math.floor(cpuLimitMs / 5)));
+      watchMs = Math.max(5, Math.min(10, Math.floor(cpuLimitMs / 5)));
       setInterval(watch, watchMs);
       maxMessageBytes = Number(message.max_message_bytes);
       // text/javascript: worker.js tells its own stack frames from the workflow's by this.
@@ -439,6 +507,11 @@ function onMessage(message: Record<string, unknown>): void {
     }
     case "run":
       startRun(message);
+      return;
+    case "cpu":
+      if (typeof message.ns === "object" && message.ns !== null) {
+        onCpu(message.ns as Record<string, unknown>);
+      }
       return;
     case "reply": {
       const run = runs.get(String(message.run));

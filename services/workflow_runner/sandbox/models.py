@@ -32,9 +32,10 @@ class SandboxSettings(BaseModel):
     host_wait_s: float = Field(default=10.0, gt=0)
     wall_timeout_s: float = Field(default=5.0, gt=0, le=300)
     # A run whose Worker keeps its event loop blocked (no turn of the loop: a synchronous loop)
-    # this long is stopped, as Cloudflare Workers' CPU limit does; its host is then killed
+    # while its thread uses this much CPU time is stopped, as Cloudflare Workers' CPU limit
+    # does (or blocked ten times as long in wall time: host.ts); its host is then killed
     # soon after, as terminate() does not stop the thread (see host.py). Its thread's CPU
-    # priority is lowered already after 50 ms blocked (host.ts).
+    # priority is lowered already after 10 ms blocked (host.ts).
     cpu_limit_ms: int = Field(default=500, ge=10, le=300_000)
     heap_mb: int = Field(default=128, ge=16)
     max_result_bytes: int = Field(default=64 * 1024, ge=16)

@@ -12,16 +12,20 @@ Python -> host
    "event": {...}, "timeout_ms": int}
   {"t": "reply", "run": id, "call": int, "ok": true, "value": any}
   {"t": "reply", "run": id, "call": int, "ok": false, "error": str}
+  {"t": "cpu", "ns": {thread: int | null}}   (the answer to the host's "cpu": each thread's CPU
+   time, null where it cannot be read)
 Host -> Python
   {"t": "ready", "deno": str, "pid": int}
   {"t": "call", "run": id, "call": int, "method": str, "args": [...]}   (fetch: method "fetch")
   {"t": "done", "run": id, "status": "success" | "error" | "timeout", "result": JSON text | null,
    "error": {"message", "stack"} | null, "logs": [...], "dropped": int, "cold": bool,
    "workers": int}
-  {"t": "stuck", "workers": int, "blocked_ms": int, "workflow": id}   (a Worker's event loop
-   stayed blocked past the CPU limit: it was terminated, its run (if any) ends `timeout`; its
-   thread may spin on)
+  {"t": "stuck", "workers": int, "cpu_ms": int, "blocked_ms": int, "workflow": id}   (a
+   Worker's event loop stayed blocked past the CPU limit: it was terminated, its run (if any)
+   ends `timeout`; its thread may spin on)
   {"t": "demote", "thread": str}   (a Worker stayed blocked a while: lower its thread's priority)
+  {"t": "cpu", "threads": [str]}   (Workers whose event loop is blocked: how much CPU time
+   has each thread used?)
 
 Everything from a host is untrusted (it runs customer code): parse_* validate shapes and apply
 the caps again, whatever the host and the Worker prelude already did. Pure: no I/O here.
@@ -42,6 +46,7 @@ from services.workflow_runner.sandbox.models import (
     FetchResponse,
     SandboxSettings,
 )
+from services.workflow_runner.sandbox.worker_threads import THREAD_NAME
 
 LEVELS = frozenset({"log", "info", "warn", "error", "debug"})
 STATUSES = frozenset({"success", "error", "timeout"})
@@ -134,6 +139,10 @@ def reply_error(run_id: str, call_id: int, error: str) -> dict[str, Any]:
     return {"t": "reply", "run": run_id, "call": call_id, "ok": False, "error": error}
 
 
+def cpu_message(times: dict[str, int | None]) -> dict[str, Any]:
+    return {"t": "cpu", "ns": times}
+
+
 # --- Host -> Python
 
 
@@ -172,6 +181,17 @@ def parse_call(message: dict[str, Any]) -> Call:
     if not isinstance(args, list):
         raise ProtocolError("call arguments are not a list")
     return Call(run_id, call_id, method, args)
+
+
+def parse_cpu_question(message: dict[str, Any], *, max_threads: int) -> list[str]:
+    """The thread names a "cpu" message asks about: Worker threads only, at most
+    `max_threads` (the host's Workers), each once."""
+    threads = message.get("threads")
+    if not isinstance(threads, list) or len(threads) > max_threads:
+        raise ProtocolError("cpu without a list of at most one thread per Worker")
+    if not all(isinstance(name, str) and THREAD_NAME.fullmatch(name) for name in threads):
+        raise ProtocolError("cpu of a thread that is not a Worker's")
+    return list(dict.fromkeys(threads))
 
 
 def parse_done(message: dict[str, Any], settings: SandboxSettings) -> Done:
