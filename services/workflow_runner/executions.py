@@ -15,7 +15,8 @@ from shared.messages import WorkflowRunRequested
 async def begin(conn: asyncpg.Connection, run: WorkflowRunRequested, *, now: datetime) -> bool:
     """Record the run as `running`; False when it already ran (a re-read request).
 
-    A run left `running` by a process that died is taken again: at-least-once.
+    A run left `running` by a process that died is taken again: at-least-once. The runner
+    commits this row without waiting for its flush (service.py): `finish` does not count on it.
     """
     inserted = await conn.fetchval(
         "INSERT INTO workflow.executions (id, workflow_id, organization_id, version, event_id,"
@@ -30,16 +31,20 @@ async def begin(conn: asyncpg.Connection, run: WorkflowRunRequested, *, now: dat
         UUID(run.organization_id),
         run.version,
         run.event_id,
-        str(run.event.get("event", "")),
+        _event_name(run),
         now,
         run.created_at,
     )
     return bool(inserted)
 
 
+def _event_name(run: WorkflowRunRequested) -> str:
+    return str(run.event.get("event", ""))
+
+
 async def finish(
     conn: asyncpg.Connection,
-    run_id: str,
+    run: WorkflowRunRequested,
     *,
     status: str,
     started_at: datetime,
@@ -49,16 +54,29 @@ async def finish(
     logs: list[dict[str, Any]],
     now: datetime,
 ) -> None:
+    """Record how the run ended: the whole row, whether or not its `running` row is there (a
+    Postgres crash may have lost it, as it was not flushed)."""
     await conn.execute(
-        "UPDATE workflow.executions SET status = $2, started_at = $3, duration_ms = $4,"
-        " result = $5::text::jsonb, error = $6, logs = $7, updated_at = $8 WHERE id = $1",
-        UUID(run_id),
+        "INSERT INTO workflow.executions (id, workflow_id, organization_id, version, event_id,"
+        " event, status, started_at, duration_ms, result, error, logs, created_at, updated_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb, $11, $12, $13, $14)"
+        " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status,"
+        " started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms,"
+        " result = EXCLUDED.result, error = EXCLUDED.error, logs = EXCLUDED.logs,"
+        " updated_at = EXCLUDED.updated_at",
+        UUID(run.run_id),
+        UUID(run.workflow_id),
+        UUID(run.organization_id),
+        run.version,
+        run.event_id,
+        _event_name(run),
         status,
         started_at,
         duration_ms,
         None if result is None else json.dumps(result),
         error,
         logs,
+        run.created_at,
         now,
     )
 

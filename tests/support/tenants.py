@@ -156,7 +156,7 @@ async def _execution(
     assert await executions.begin(conn, run, now=now)
     await executions.finish(
         conn,
-        run.run_id,
+        run,
         status="success",
         started_at=now,
         duration_ms=7,

@@ -1,0 +1,76 @@
+"""The execution log in a real Postgres: a run begun once, and its end recorded whether or not
+its `running` row survived (the runner does not wait for that row's flush)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.workflow_runner import executions
+from shared.messages import WorkflowRunRequested, run_id_for
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+def a_run() -> WorkflowRunRequested:
+    workflow_id, event_id = str(uuid.uuid4()), f"evt-{uuid.uuid4().hex[:8]}"
+    return WorkflowRunRequested(
+        run_id=run_id_for(workflow_id, event_id),
+        workflow_id=workflow_id,
+        version=3,
+        organization_id=str(uuid.uuid4()),
+        room_id=None,
+        event_id=event_id,
+        event={"event": "participant.joined", "data": {}},
+        created_at=NOW,
+    )
+
+
+async def finish(conn, run: WorkflowRunRequested, status: str = "success") -> None:
+    await executions.finish(
+        conn, run, status=status, started_at=NOW + timedelta(seconds=1), duration_ms=12,
+        result={"ok": True}, error=None, logs=[{"level": "log", "message": "hi"}],
+        now=NOW + timedelta(seconds=2),
+    )  # fmt: skip
+
+
+async def row(conn, run: WorkflowRunRequested):
+    return await conn.fetchrow(
+        "SELECT workflow_id, organization_id, version, event_id, event, status, duration_ms,"
+        " result, logs, created_at, updated_at FROM workflow.executions WHERE id = $1",
+        uuid.UUID(run.run_id),
+    )
+
+
+async def test_a_run_is_begun_once_and_not_again_once_finished(pool):
+    run = a_run()
+    async with pool.acquire() as conn:
+        assert await executions.begin(conn, run, now=NOW)
+        assert await executions.begin(conn, run, now=NOW)  # left `running`: taken again
+        await finish(conn, run)
+        assert not await executions.begin(conn, run, now=NOW)
+        assert (await row(conn, run))["status"] == "success"
+
+
+async def test_a_finish_whose_running_row_was_lost_records_the_whole_run(pool):
+    run = a_run()
+    async with pool.acquire() as conn:
+        await finish(conn, run, status="timeout")  # no begin: as after a Postgres crash
+        recorded = await row(conn, run)
+    assert dict(recorded) == {
+        "workflow_id": uuid.UUID(run.workflow_id),
+        "organization_id": uuid.UUID(run.organization_id),
+        "version": 3,
+        "event_id": run.event_id,
+        "event": "participant.joined",
+        "status": "timeout",
+        "duration_ms": 12,
+        "result": {"ok": True},
+        "logs": [{"level": "log", "message": "hi"}],
+        "created_at": NOW,
+        "updated_at": NOW + timedelta(seconds=2),
+    }
