@@ -5,7 +5,9 @@ A contained run ends `error` or `timeout` with a reason that says why (`expected
 attack can see whether it worked, it returns what it got, so a breach ends `success` and fails
 the scenario. Any of them may also be stopped at the CPU limit (CPU_LIMIT): on a loaded machine
 the synchronous part of an attack (5,000 promises, a 50 MB string, a bomb's allocations) can
-keep its Worker's event loop blocked that long; stopped, so contained. A run may also end as
+keep its Worker's event loop blocked that long; stopped, so contained. Or at the wall time
+(WALL_TIME): a blocked Worker runs at the lowest priority, and on a busy machine it may not
+get 500 ms of CPU time within the 5 s of wall time; stopped too. A run may also end as
 the collateral of another hostile run that crashed the host both shared (COLLATERAL):
 contained and recorded too, only not by its own reason.
 """

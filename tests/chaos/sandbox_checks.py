@@ -17,7 +17,7 @@ from services.workflow_runner.sandbox import Sandbox
 from services.workflow_runner.sandbox.sandbox import EXTRA_HOSTS
 from services.workflow_runner.settings import RunnerSettings
 from tests.bench.workflow_sandbox import percentile
-from tests.chaos.hostile_workflows import COLLATERAL, CPU_LIMIT
+from tests.chaos.hostile_workflows import COLLATERAL, CPU_LIMIT, WALL_TIME
 from tests.chaos.outcome import ScenarioOutcome
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver
@@ -102,7 +102,9 @@ def _check_hostile(
             ok = status == "success" and hostile.expected in result
         else:
             own = status == hostile.status and hostile.expected in reason
-            stopped = status == "timeout" and reason.startswith(CPU_LIMIT)  # see HOSTILE
+            stopped = status == "timeout" and (  # see HOSTILE
+                reason.startswith(CPU_LIMIT) or reason.endswith(WALL_TIME)
+            )
             ok = own or stopped or (status == "error" and reason.startswith(COLLATERAL))
         outcome.check(ok, f"{hostile.name!r} was not contained: {status}, {reason[:200]!r}")
         logs = sum(len(e.get("message", "").encode()) for e in row["logs"] or [])

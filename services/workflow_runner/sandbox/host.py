@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 import structlog
 
-from services.workflow_runner.sandbox import memory_watch, protocol
+from services.workflow_runner.sandbox import autogroup, memory_watch, protocol
 from services.workflow_runner.sandbox.calls import RunCalls
 from services.workflow_runner.sandbox.cgroup import Cgroups
 from services.workflow_runner.sandbox.diagnosis import OutputTail, death_reason
@@ -100,6 +100,7 @@ class Host:
         self._idle.set()
         self._proc: asyncio.subprocess.Process | None = None
         self._threads: WorkerThreads | None = None
+        self._autogroup = "not started"
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._write_lock = asyncio.Lock()
@@ -176,12 +177,13 @@ class Host:
                 stderr=asyncio.subprocess.PIPE,
                 env=host_env(self._paths.deno_dir),
                 cwd=self._paths.workdir,
-                # No session of its own: Linux's autogroup scheduler shares the CPU fairly
-                # between sessions whatever their nice values, and a host in its own session
-                # took as much CPU as the runner at nice 5 or 19 (`make chaos` scenario 10).
-                # In ours, nice ranks it below the runner. Our signals: host.ts ignores them.
+                # A session of its own: our signals (Ctrl-C) are not the host's, and where
+                # Linux has autogroups it is a scheduling group of its own, lowered below
+                # ours (autogroup.py).
+                start_new_session=True,
             )
             self.pid = self._proc.pid
+            self._autogroup = autogroup.set_nice(self.pid, self.nice) or f"nice {self.nice}"
             self._threads = WorkerThreads(self.pid)
             if not self._cgroups.place(self._cgroup_key, self._proc.pid):
                 self._tasks.append(asyncio.create_task(self._watch_memory()))
@@ -211,7 +213,8 @@ class Host:
             await self._abort_start(f"did not answer init ({type(exc).__name__})")
         self._tasks.append(asyncio.create_task(self._supervise()))
         self.started = True
-        self._log.info("sandbox.host_started", pid=self.pid, deno=deno_version)
+        self._log.info("sandbox.host_started", pid=self.pid, deno=deno_version,
+                       autogroup=self._autogroup)  # fmt: skip
 
     async def _abort_start(self, what: str) -> NoReturn:
         assert self._proc is not None
@@ -359,6 +362,9 @@ class Host:
                     answer = protocol.cpu_message(self._threads.cpu_ns(threads))
                     limit = self._settings.max_message_bytes
                     await self._write(protocol.encode(answer, max_bytes=limit))
+                elif message["t"] in ("blocked", "calm") and self.pid is not None:
+                    lowest = message["t"] == "blocked"
+                    autogroup.set_nice(self.pid, autogroup.LOWEST if lowest else self.nice)
                 elif message["t"] == "demote" and self._threads is not None:
                     demoted = self._threads.demote(message.get("thread"))
                     self._log.info("sandbox.worker_demoted", thread=message.get("thread"),

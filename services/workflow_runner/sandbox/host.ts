@@ -70,12 +70,6 @@ const INIT_MAX_BYTES = 16 * 1024 * 1024;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const socketPath = Deno.args[0];
-// The host shares the runner's session and process group (host.py), so a Ctrl-C at its
-// terminal, or a stop signalled to its group, reaches this process too: the runner decides
-// when a host ends (EOF on the socket, or SIGKILL), after the runs under way have finished.
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  Deno.addSignalListener(signal, () => {});
-}
 const conn = await Deno.connect({ transport: "unix", path: socketPath });
 const writer = conn.writable.getWriter();
 
@@ -391,7 +385,10 @@ function workerDone(run: Run, m: Record<string, unknown>): void {
 // itself does not count that wait against its Workers. Idle past the TTL: terminated too.
 // A Worker blocked for DEMOTE_AFTER watch periods already has its thread's CPU priority
 // lowered (Python renices it): spinning or crunching, it takes the CPU only when the other
-// runs leave it some, and keeps that priority. `watchMs` is at most 10: with 50 a wave of
+// runs leave it some, and keeps that priority. While one of its Workers is blocked that long,
+// the host says so ("blocked"): Python lowers the host's whole scheduling group
+// (autogroup.py); "calm" once none has been for CALM_AFTER_MS, never after a Worker ran past
+// the limit (its thread spins on until Python kills the host). `watchMs` is at most 10: with 50 a wave of
 // spinning Workers held normal priority for ~100 ms each, and another account's runs during
 // it were slower by more than 2x at p99 (`make chaos` scenario 10: 2.02-2.78x in three runs
 // at 50, 1.45-1.78x at 10).
@@ -399,10 +396,15 @@ const RECENT_MS = 10_000;
 const DEMOTE_AFTER = 1; // watch periods
 const IDLE_WATCH_MS = 1000;
 const BLOCKED_WALL_LIMIT = 10; // times cpuLimitMs
+const CALM_AFTER_MS = 1000; // Linux rate-limits changes of an autogroup's priority
 let watchMs = 10;
 let cpuQuestion = false; // a "cpu" question Python has not answered yet
+let hostBlocked = false; // Python was told "blocked" and not "calm" since
+let lastBlocked = 0; // when the watch last saw a Worker blocked past DEMOTE_AFTER
+let runaway = false; // a Worker ran past the limit: its thread may spin until the end
 
 function blocked(slot: Slot, message: string): void {
+  runaway = true;
   // Before "done": Python retires this host and kills it after a short grace.
   send({
     t: "stuck",
@@ -453,10 +455,25 @@ function watch(): void {
     slot.ping = ++pings;
     slot.worker.postMessage({ k: "ping", n: slot.ping });
   }
+  tellBlocked(now);
   if (reading.length > 0 && !cpuQuestion) {
     const asked = reading.slice(0, maxWorkers);
     for (const slot of asked) slot.cpuAsked = slot.ping;
     cpuQuestion = send({ t: "cpu", threads: asked.map((slot) => slot.thread) });
+  }
+}
+
+function tellBlocked(now: number): void {
+  for (const slot of slots) {
+    if (slot.ping !== null && slot.cpuMs >= DEMOTE_AFTER * watchMs) lastBlocked = now;
+  }
+  const blockedNow = lastBlocked === now || runaway;
+  if (blockedNow && !hostBlocked) {
+    hostBlocked = true;
+    send({ t: "blocked" });
+  } else if (hostBlocked && !blockedNow && now - lastBlocked >= CALM_AFTER_MS) {
+    hostBlocked = false;
+    send({ t: "calm" });
   }
 }
 

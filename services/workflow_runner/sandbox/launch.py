@@ -20,7 +20,8 @@ HOST_SCRIPT = PACKAGE_DIR / "host.ts"
 WORKER_PRELUDE = PACKAGE_DIR / "worker.js"
 
 # A host runs customer code below the runner, Postgres and the broker (nice 0): however busy
-# its Workers are, the platform that records their runs keeps the CPU it needs.
+# its Workers are, the platform that records their runs keeps the CPU it needs. The nice of
+# its process, and of its scheduling group where Linux has autogroups (autogroup.py).
 HOST_NICE = 5
 # The hosts that carry only the runs of an account that struck (its quarantine, the reruns after
 # it crashed its host: hosts are placed per account) run at the lowest priority, below every

@@ -26,6 +26,8 @@ Host -> Python
   {"t": "demote", "thread": str}   (a Worker stayed blocked a while: lower its thread's priority)
   {"t": "cpu", "threads": [str]}   (Workers whose event loop is blocked: how much CPU time
    has each thread used?)
+  {"t": "blocked"}, {"t": "calm"}   (a Worker is blocked a while, none is any more: lower
+   the host's scheduling group, raise it back)
 
 Everything from a host is untrusted (it runs customer code): parse_* validate shapes and apply
 the caps again, whatever the host and the Worker prelude already did. Pure: no I/O here.
