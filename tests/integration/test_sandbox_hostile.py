@@ -702,24 +702,63 @@ async def test_a_host_whose_worker_stays_blocked_drops_to_the_lowest_priority_ti
     assert host.alive
 
 
+class Gated(MemoryBindings):
+    """Binding calls wait for the gate to open: the runs stay in flight meanwhile."""
+
+    def __init__(self, gate: asyncio.Event) -> None:
+        super().__init__()
+        self.gate = gate
+
+    async def call(self, method: str, args: list) -> object:
+        await self.gate.wait()
+        return await super().call(method, args)
+
+
+async def test_a_host_carrying_a_burst_of_runs_ranks_lower_until_it_has_drained(
+    sandbox: Sandbox,
+) -> None:
+    host = await usable_host(sandbox)
+    assert host.pid is not None and autogroup_nice(host.pid) == HOST_NICE
+    gate = asyncio.Event()
+    code = "export default async (event, { room }) => (await room.get()).name;"
+    runs = [
+        asyncio.create_task(
+            sandbox.run(request(code, workflow="wf-burst", run=f"burst-{n}"), Gated(gate))
+        )
+        for n in range(4)
+    ]
+    await eventually(lambda: _true(host.in_flight == 4), timeout_s=10)
+    assert autogroup_nice(host.pid) == 10
+    gate.set()
+    assert {(await run).result for run in runs} == {ROOM["name"]}
+    assert autogroup_nice(host.pid) == HOST_NICE
+
+
 async def test_a_worker_blocked_past_one_watch_period_runs_at_the_lowest_cpu_priority(sandbox):
     """While it spins toward the CPU limit, the spinning Worker's thread is reniced to 19;
-    the host's other threads keep the host's priority."""
+    the host's other threads keep their priority (a Worker demoted by an earlier test keeps
+    its 19: it is left out)."""
     host = await usable_host(sandbox)
+
+    def niceness() -> dict[str, int]:
+        nice = {}
+        for task in Path(f"/proc/{host.pid}/task").iterdir():
+            name = (task / "comm").read_text().strip()
+            nice[name] = os.getpriority(os.PRIO_PROCESS, int(task.name))
+        return nice
+
+    before = {name for name, value in niceness().items() if value == 19}
     spin = "export default async () => { while (true) {} };"
     spinning = asyncio.create_task(
         sandbox.run(request(spin, workflow="wf-demoted", run="demoted"), MemoryBindings())
     )
 
-    async def niceness() -> dict[str, int] | None:
-        nice = {}
-        for task in Path(f"/proc/{host.pid}/task").iterdir():
-            name = (task / "comm").read_text().strip()
-            nice[name] = os.getpriority(os.PRIO_PROCESS, int(task.name))
-        return nice if 19 in nice.values() else None
+    async def demoted() -> dict[str, int] | None:
+        nice = niceness()
+        return nice if {n for n, v in nice.items() if v == 19} - before else None
 
-    nice = await eventually(niceness, timeout_s=10)
-    assert [name for name, value in nice.items() if value == 19] == [
+    nice = await eventually(demoted, timeout_s=10)
+    assert [name for name, value in nice.items() if value == 19 and name not in before] == [
         max((n for n in nice if n.startswith("worker-")), key=lambda n: int(n.split("-")[1]))
     ]  # the newest Worker: the spinner's
     assert nice["deno"] == HOST_NICE

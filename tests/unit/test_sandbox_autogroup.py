@@ -18,3 +18,20 @@ def test_the_autogroup_of_a_process_gets_the_nice_value(tmp_path: Path):
 def test_a_process_without_an_autogroup_file_gets_a_reason(tmp_path: Path):
     reason = autogroup.set_nice(42, 5, tmp_path)
     assert reason is not None and reason.startswith("FileNotFoundError")
+
+
+def test_a_host_group_keeps_its_own_nice_when_it_carries_few_runs():
+    assert autogroup.group_nice(5, blocked=False, runs=0, was=5) == 5
+    assert autogroup.group_nice(5, blocked=False, runs=3, was=5) == 5
+
+
+def test_a_burst_of_runs_ranks_the_group_lower_until_it_has_drained():
+    assert autogroup.group_nice(5, blocked=False, runs=4, was=5) == autogroup.BUSY
+    assert autogroup.group_nice(5, blocked=False, runs=2, was=autogroup.BUSY) == autogroup.BUSY
+    assert autogroup.group_nice(5, blocked=False, runs=1, was=autogroup.BUSY) == 5
+
+
+def test_a_blocked_worker_puts_the_group_lowest_and_a_quarantine_stays_there():
+    assert autogroup.group_nice(5, blocked=True, runs=0, was=5) == autogroup.LOWEST
+    assert autogroup.group_nice(19, blocked=False, runs=0, was=19) == 19
+    assert autogroup.group_nice(19, blocked=False, runs=9, was=19) == 19

@@ -101,6 +101,8 @@ class Host:
         self._proc: asyncio.subprocess.Process | None = None
         self._threads: WorkerThreads | None = None
         self._autogroup = "not started"
+        self._group_nice = nice  # its autogroup's, as last set (autogroup.py)
+        self._blocked = False  # host.ts said "blocked" and not "calm" since
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._write_lock = asyncio.Lock()
@@ -264,6 +266,15 @@ class Host:
         if self._proc is not None and self._proc.returncode is None:
             self._proc.kill()
 
+    def _rank(self) -> None:
+        """Set this host's autogroup nice: see autogroup.group_nice."""
+        nice = autogroup.group_nice(
+            self.nice, blocked=self._blocked, runs=len(self._runs), was=self._group_nice
+        )
+        if nice != self._group_nice and self.pid is not None and self.alive:
+            self._group_nice = nice
+            autogroup.set_nice(self.pid, nice)
+
     async def _watch_memory(self) -> None:
         """No cgroup holds this host: bound its memory from here (see memory_watch)."""
         assert self._proc is not None
@@ -362,9 +373,9 @@ class Host:
                     answer = protocol.cpu_message(self._threads.cpu_ns(threads))
                     limit = self._settings.max_message_bytes
                     await self._write(protocol.encode(answer, max_bytes=limit))
-                elif message["t"] in ("blocked", "calm") and self.pid is not None:
-                    lowest = message["t"] == "blocked"
-                    autogroup.set_nice(self.pid, autogroup.LOWEST if lowest else self.nice)
+                elif message["t"] in ("blocked", "calm"):
+                    self._blocked = message["t"] == "blocked"
+                    self._rank()
                 elif message["t"] == "demote" and self._threads is not None:
                     demoted = self._threads.demote(message.get("thread"))
                     self._log.info("sandbox.worker_demoted", thread=message.get("thread"),
@@ -430,6 +441,7 @@ class Host:
         run = RunCalls(request.run_id, bindings, settings, self._log)
         self._runs[request.run_id] = run
         self._idle.clear()
+        self._rank()
         try:
             await self._write(data)
             try:
@@ -450,6 +462,7 @@ class Host:
             self._runs.pop(request.run_id, None)
             if not self._runs:
                 self._idle.set()
+            self._rank()
             run.end()
         return outcome(
             done.status,
