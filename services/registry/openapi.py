@@ -37,6 +37,11 @@ _ERRORS = {
     "413": "The body is larger than the server accepts.",
     "503": "Not ready: `error.message` names the failing checks.",
 }
+# Any request, before the API reads it: aiohttp's HTTP parser answers on its own, in plain text.
+_HTTP_400 = (
+    "As text/plain: the HTTP layer refused the request before the API read it (a request line"
+    " or a header over 8,190 bytes, or malformed HTTP)."
+)
 
 
 def _envelope(data_model: type[BaseModel] | None) -> dict[str, Any]:
@@ -56,6 +61,15 @@ def _envelope(data_model: type[BaseModel] | None) -> dict[str, Any]:
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _add_http_400(responses: dict[str, Any]) -> dict[str, Any]:
+    """Any operation may get the HTTP layer's plain-text 400 (beside the API's JSON one)."""
+    bad = responses.setdefault("400", {"description": _HTTP_400, "content": {}})
+    if bad["description"] != _HTTP_400:
+        bad["description"] += " " + _HTTP_400
+    bad["content"]["text/plain"] = {"schema": {"type": "string"}}
+    return responses
 
 
 def _error_ref() -> dict[str, Any]:
@@ -78,6 +92,7 @@ def _operation(
     }
     for status in errors:
         op["responses"][status] = _json(_error_ref(), _ERRORS[status])
+    _add_http_400(op["responses"])
     if body is not None:
         op["responses"]["413"] = _json(_error_ref(), _ERRORS["413"])
         op["requestBody"] = {
@@ -363,21 +378,23 @@ def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
                 "get": {
                     "summary": "Prometheus metrics.",
                     "security": [],
-                    "responses": {
-                        "200": {
-                            "description": "Prometheus text exposition format.",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                    "responses": _add_http_400(
+                        {
+                            "200": {
+                                "description": "Prometheus text exposition format.",
+                                "content": {"text/plain": {"schema": {"type": "string"}}},
+                            }
                         }
-                    },
+                    ),
                 }
             },
             "/openapi.json": {
                 "get": {
                     "summary": "This document.",
                     "security": [],
-                    "responses": {
-                        "200": _json({"type": "object"}, "The OpenAPI 3.1 document."),
-                    },
+                    "responses": _add_http_400(
+                        {"200": _json({"type": "object"}, "The OpenAPI 3.1 document.")}
+                    ),
                 }
             },
         },

@@ -194,6 +194,22 @@ async def test_a_body_over_the_size_limit_is_a_413_the_document_lists(registry):
                 assert "413" in operation["responses"], (method, path)
 
 
+async def test_a_request_line_over_the_http_limit_is_a_plain_400_the_document_lists(registry):
+    """Found by the fuzzing: 330 repeated `limit` values. aiohttp's parser refuses the request
+    before the API reads it, in plain text; the document says so for every operation."""
+    alice = registry.alice
+    resp = await registry.http.get(
+        registry.webhooks_url(alice) + "?" + "&".join(["limit=-4.0597029044615816e-2"] * 330),
+        headers=alice.auth(),
+    )
+    assert resp.status == 400 and resp.content_type == "text/plain"
+    document = await (await registry.http.get(f"{registry.url}/openapi.json")).json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            plain = operation["responses"]["400"]["content"]["text/plain"]
+            assert plain == {"schema": {"type": "string"}}, (method, path)
+
+
 async def test_an_empty_query_parameter_counts_as_left_out_as_the_document_says(registry, pool):
     alice = registry.alice
     seeded = await seed_account(registry, pool, alice)
