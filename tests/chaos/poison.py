@@ -137,7 +137,8 @@ class PoisonBatch:
             if not origin.endswith(".events"):
                 verdict.wrong_origin += 1
         if verdict.missing:
-            verdict.failures.append(f"{verdict.missing} bad messages are not in the DLQ")
+            lost = sorted(k for k in self.expected if k not in letters)[:20]
+            verdict.failures.append(f"{verdict.missing} bad messages are not in the DLQ: {lost}")
         if verdict.wrong_reason:
             verdict.failures.append(
                 f"{len(verdict.wrong_reason)} DLQ entries give the wrong reason"
