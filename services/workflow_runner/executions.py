@@ -26,20 +26,23 @@ async def begin(conn: asyncpg.Connection, run: WorkflowRunRequested, *, now: dat
         " updated_at = EXCLUDED.updated_at"
         " WHERE workflow.executions.status = 'running'"
         " RETURNING 1",
-        UUID(run.run_id),
-        UUID(run.workflow_id),
-        UUID(run.organization_id),
-        run.version,
-        run.event_id,
-        _event_name(run),
+        *_identity(run),
         now,
         run.created_at,
     )
     return bool(inserted)
 
 
-def _event_name(run: WorkflowRunRequested) -> str:
-    return str(run.event.get("event", ""))
+def _identity(run: WorkflowRunRequested) -> tuple[Any, ...]:
+    """The row's first six columns: id, workflow_id, organization_id, version, event_id, event."""
+    return (
+        UUID(run.run_id),
+        UUID(run.workflow_id),
+        UUID(run.organization_id),
+        run.version,
+        run.event_id,
+        str(run.event.get("event", "")),
+    )
 
 
 async def finish(
@@ -64,12 +67,7 @@ async def finish(
         " started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms,"
         " result = EXCLUDED.result, error = EXCLUDED.error, logs = EXCLUDED.logs,"
         " updated_at = EXCLUDED.updated_at",
-        UUID(run.run_id),
-        UUID(run.workflow_id),
-        UUID(run.organization_id),
-        run.version,
-        run.event_id,
-        _event_name(run),
+        *_identity(run),
         status,
         started_at,
         duration_ms,
