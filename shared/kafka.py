@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from shared.offset_gaps import GapWatch
 from shared.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
@@ -137,7 +139,54 @@ def make_consumer(
         ),
     }
     options.update(overrides)
+    if settings.gap_recheck_ms:
+        return GapRecheckingConsumer(*topics, recheck_ms=settings.gap_recheck_ms, **options)
     return AIOKafkaConsumer(*topics, **options)
+
+
+# While a gap is being fetched again, how long a `getmany` that found nothing else waits
+# before it returns: the broker stores the missing batch within a few milliseconds.
+GAP_REFETCH_PAUSE_S = 0.005
+
+
+class GapRecheckingConsumer(AIOKafkaConsumer):
+    """An AIOKafkaConsumer whose `getmany` hands on no record past a young gap in a partition's
+    offsets: it seeks back to the gap and fetches again (the dev broker's race,
+    shared/offset_gaps.py). A `seek` sets where the partition goes on."""
+
+    def __init__(self, *topics: str, recheck_ms: int, **options: Any) -> None:
+        super().__init__(*topics, **options)
+        self._gaps = GapWatch(recheck_ms / 1000)
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        super().seek(partition, offset)
+        self._gaps.moved(partition, offset)
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        batch = await super().getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
+        self._gaps.keep_only(self.assignment())
+        now = time.monotonic()
+        handed: dict[TopicPartition, list[ConsumerRecord]] = {}
+        refetching = False
+        for tp, records in batch.items():
+            admitted = self._gaps.admit(tp, [r.offset for r in records], now)
+            if admitted.keep:
+                handed[tp] = records[: admitted.keep]
+            if admitted.refetch_from is not None:
+                super().seek(tp, admitted.refetch_from)  # not ours: the gap's clock runs on
+                refetching = True
+            if admitted.accepted is not None:
+                log.warning("kafka.offset_gap_accepted", topic=tp.topic, partition=tp.partition,
+                            expected=admitted.accepted.expected, found=admitted.accepted.found,
+                            waited_ms=self._gaps.recheck_s * 1000)  # fmt: skip
+            if admitted.filled_after_s is not None:
+                log.info("kafka.offset_gap_filled", topic=tp.topic, partition=tp.partition,
+                         after_ms=round(admitted.filled_after_s * 1000, 1))  # fmt: skip
+        if refetching and not handed:
+            await asyncio.sleep(GAP_REFETCH_PAUSE_S)
+        return handed
 
 
 async def ensure_topics(settings: KafkaSettings, topics: Topics | None = None) -> list[str]:

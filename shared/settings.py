@@ -99,4 +99,9 @@ class KafkaSettings(BaseSettings):
     # out, so each consume step costs about half of it (246 ms at Kafka's default of 500,
     # 7 ms at 20); on real Kafka it only paces idle polling.
     fetch_max_wait_ms: int = Field(default=20, ge=1, le=30000)
+    # The dev broker (Tansu) can let a consumer skip a batch that two producers raced to
+    # write; above 0, a consumer that meets a gap in a partition's offsets fetches again from
+    # it for up to this long before it takes the gap as real (shared/offset_gaps.py). The
+    # stacks that start Tansu turn it on; real Kafka: 0, its gaps are real.
+    gap_recheck_ms: int = Field(default=0, ge=0, le=60000)
     client_id: str = "roomhooks"

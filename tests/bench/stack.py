@@ -21,7 +21,7 @@ import psutil
 
 from services.registry.policy import Role
 from services.registry.service import AccountService
-from shared.cli.devstack import DevSettings, ServiceLayout, services_root
+from shared.cli.devstack import TANSU_GAP_RECHECK_MS, DevSettings, ServiceLayout, services_root
 from shared.cli.postgres import migrate_all
 from shared.db import create_pool, with_database
 from shared.kafka import ensure_topics
@@ -44,6 +44,7 @@ READY_TIMEOUT_S = 60.0
 KAFKA_DEFAULTS = {
     "KAFKA_PARTITIONS": str(DevSettings.model_fields["broker_partitions"].default),
     "KAFKA_SESSION_TIMEOUT_MS": "6000",
+    "KAFKA_GAP_RECHECK_MS": str(TANSU_GAP_RECHECK_MS),
 }
 
 
@@ -171,6 +172,7 @@ class Stack:
             bootstrap_servers=self.bootstrap,
             topic_namespace=namespace,
             partitions=int(KAFKA_DEFAULTS["KAFKA_PARTITIONS"]),
+            gap_recheck_ms=TANSU_GAP_RECHECK_MS,
         )
 
     async def wait_ready(self, name: str, url: str, *, timeout_s: float = READY_TIMEOUT_S) -> None:

@@ -14,7 +14,7 @@ import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from shared.cli.devstack import DevSettings
+from shared.cli.devstack import TANSU_GAP_RECHECK_MS, DevSettings
 from shared.kafka import Topics
 from shared.secrets_box import SecretsBox
 from tests.support.devstack import (
@@ -131,6 +131,15 @@ async def test_its_own_broker_gets_the_dev_partition_count_on_every_topic(runnin
     assert len(counts) == len(Topics().all())
     wanted = DevSettings.model_fields["broker_partitions"].default
     assert set(counts.values()) == {wanted}
+
+
+async def test_its_own_broker_has_every_service_fetch_a_gap_in_offsets_again(running: Stack):
+    """The dev broker's race (shared/offset_gaps.py): on by the stack for the broker it starts."""
+    services = [c for c in await broker_and_services(running) if "services." in command_line(c)]
+    assert services
+    assert {c.environ().get("KAFKA_GAP_RECHECK_MS") for c in services} == {
+        str(TANSU_GAP_RECHECK_MS)
+    }
 
 
 async def test_restarts_a_service_that_dies(running: Stack) -> None:
