@@ -70,11 +70,14 @@ class OutboxRelay:
         return len(messages)
 
     async def run(self) -> None:
-        """Publish until cancelled: on NOTIFY, and every poll interval as a fallback."""
+        """Publish until cancelled: on NOTIFY, and every poll interval as a fallback. A lost
+        LISTEN connection (Postgres restarted) wakes the loop, which listens again."""
         listener = await self._listen()
         failures = 0
         try:
             while True:
+                if self._listen_dsn is not None and (listener is None or listener.is_closed()):
+                    listener = await self._listen(again=True)
                 try:
                     while await self.publish_pending() == self._batch_size:
                         pass  # a full batch: more may be waiting
@@ -93,13 +96,19 @@ class OutboxRelay:
                 with contextlib.suppress(Exception):
                     await listener.close()
 
-    async def _listen(self) -> asyncpg.Connection | None:
+    async def _listen(self, *, again: bool = False) -> asyncpg.Connection | None:
         if self._listen_dsn is None:
             return None
+        conn = None
         try:
             conn = await asyncpg.connect(self._listen_dsn)
+            await conn.add_listener(repository.OUTBOX_CHANNEL, lambda *_: self._wake.set())
         except Exception as exc:  # noqa: BLE001 - polling still works without NOTIFY
             log.warning("outbox.listen_failed", error=repr(exc))
+            if conn is not None:
+                conn.terminate()
             return None
-        await conn.add_listener(repository.OUTBOX_CHANNEL, lambda *_: self._wake.set())
+        conn.add_termination_listener(lambda _: self._wake.set())
+        if again:
+            log.info("outbox.listening_again")
         return conn

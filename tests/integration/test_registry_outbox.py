@@ -9,6 +9,7 @@ import json
 import pytest
 
 from services.registry.app import WEBHOOKS
+from services.registry.outbox import OutboxRelay
 from shared.events import parse_event
 from shared.messages import WebhookRecord
 from tests.support.kafka import read_topic
@@ -109,3 +110,42 @@ async def test_republish_announces_every_webhook_again(registry, kafka_settings,
     records = await read_topic(kafka_settings, topics.registry, at_least=4)
     keys = [rec.key for rec in records]
     assert len(keys) == 4 and len(set(keys)) == 2
+
+
+async def test_a_relay_whose_listen_connection_was_cut_listens_again(
+    registry, kafka_settings, topics, pool, producer, postgres_settings
+):
+    """As after a Postgres restart. The poll is an hour here: only NOTIFY can wake the relay,
+    so a change published at all shows the relay listening again."""
+    r, alice = registry, registry.alice
+    relay = OutboxRelay(
+        pool, producer, batch_size=100, poll_interval_s=3600, listen_dsn=postgres_settings.url
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+
+        async def listeners() -> list[int]:
+            return await pool.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND query ILIKE 'LISTEN %'"
+            )
+
+        [first] = await eventually(listeners, timeout_s=10)
+        await pool.execute("SELECT pg_terminate_backend($1)", first["pid"])
+
+        async def listening_again() -> bool:
+            return [row["pid"] for row in await listeners()] not in ([], [first["pid"]])
+
+        await eventually(listening_again, timeout_s=10)
+        resp = await r.http.post(r.webhooks_url(alice), json=BODY, headers=alice.auth())
+        assert resp.status == 201
+
+        async def drained() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM registry.outbox") == 0
+
+        await eventually(drained, timeout_s=10)
+        assert len(await read_topic(kafka_settings, topics.registry, at_least=1)) == 1
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
