@@ -72,12 +72,12 @@ class OutboxRelay:
     async def run(self) -> None:
         """Publish until cancelled: on NOTIFY, and every poll interval as a fallback. A lost
         LISTEN connection (Postgres restarted) wakes the loop, which listens again."""
-        listener = await self._listen()
+        listener: asyncpg.Connection | None = None
         failures = 0
         try:
             while True:
                 if self._listen_dsn is not None and (listener is None or listener.is_closed()):
-                    listener = await self._listen(again=True)
+                    listener = await self._listen(self._listen_dsn)
                 try:
                     while await self.publish_pending() == self._batch_size:
                         pass  # a full batch: more may be waiting
@@ -96,12 +96,10 @@ class OutboxRelay:
                 with contextlib.suppress(Exception):
                     await listener.close()
 
-    async def _listen(self, *, again: bool = False) -> asyncpg.Connection | None:
-        if self._listen_dsn is None:
-            return None
+    async def _listen(self, dsn: str) -> asyncpg.Connection | None:
         conn = None
         try:
-            conn = await asyncpg.connect(self._listen_dsn)
+            conn = await asyncpg.connect(dsn)
             await conn.add_listener(repository.OUTBOX_CHANNEL, lambda *_: self._wake.set())
         except Exception as exc:  # noqa: BLE001 - polling still works without NOTIFY
             log.warning("outbox.listen_failed", error=repr(exc))
@@ -109,6 +107,5 @@ class OutboxRelay:
                 conn.terminate()
             return None
         conn.add_termination_listener(lambda _: self._wake.set())
-        if again:
-            log.info("outbox.listening_again")
+        log.info("outbox.listening", channel=repository.OUTBOX_CHANNEL)
         return conn
