@@ -29,7 +29,7 @@ from services.workflow_runner.sandbox.launch import (
 def test_the_host_runs_with_designs_flags_and_only_its_socket() -> None:
     sock = Path("/run/rh/host-0-1.sock")
     command = host_command("deno", socket=sock, import_map_path=Path("/m.json"), heap_mb=96, nice=7)
-    assert command[:5] == ["nice", "-n", "7", "deno", "run"]
+    assert command[:7] == ["prlimit", "--core=0", "nice", "-n", "7", "deno", "run"]
     for flag in (
         "--no-prompt",
         "--no-remote",

@@ -1,7 +1,8 @@
 """How a host process is started: its command line, environment and import map. Pure.
 
-The command is DESIGN.md's launch line behind `nice` plus one flag, `--import-map`: the map
-sends the node: built-ins a Worker must not load to modules that throw. Measured on deno 2.9.8, with
+The command is DESIGN.md's launch line behind `prlimit` and `nice`, plus one flag,
+`--import-map`: the map sends the node: built-ins a Worker must not load to modules that throw.
+Measured on deno 2.9.8, with
 permissions "none" a Worker could still (1) start threads through node:worker_threads that
 keep running after terminate(), (2) set process-wide V8 flags through node:v8, (3) write the
 host's fds 1 and 2 through node:fs, and (4) get require() through node:module. Deno's own
@@ -88,12 +89,17 @@ def host_command(
 ) -> list[str]:
     """`--cached-only` holds for a local script: it only forbids fetching remote modules.
 
-    coreutils' `nice` sets the priority and execs Deno (same pid), so every thread the host
-    starts inherits it. Not a `preexec_fn`: with one, Python must fork its whole process
-    instead of vfork, which stalled the runner's event loop for tens of ms per host started
-    under load (measured in `make chaos` scenario 10). Found on the exec path of `host_env`
-    (none: the system's default, /bin:/usr/bin)."""
+    util-linux' `prlimit` forbids core dumps: a host that V8 kills at its heap limit (a heap
+    bomb) aborts, and where the system keeps cores (systemd-coredump, a container host's
+    core_pattern) each would write one the size of the host, as often as an account can
+    make it. coreutils' `nice` sets the priority. Each execs the next (same pid), so every
+    thread the host starts inherits both. Not a `preexec_fn`: with one, Python must fork its
+    whole process instead of vfork, which stalled the runner's event loop for tens of ms per
+    host started under load (measured in `make chaos` scenario 10). Both are found on the
+    exec path of `host_env` (none: the system's default, /bin:/usr/bin)."""
     return [
+        "prlimit",
+        "--core=0",
         "nice",
         "-n",
         str(nice),
