@@ -44,7 +44,6 @@ READY_TIMEOUT_S = 60.0
 KAFKA_DEFAULTS = {
     "KAFKA_PARTITIONS": str(DevSettings.model_fields["broker_partitions"].default),
     "KAFKA_SESSION_TIMEOUT_MS": "6000",
-    "KAFKA_GAP_RECHECK_MS": str(TANSU_GAP_RECHECK_MS),
 }
 
 
