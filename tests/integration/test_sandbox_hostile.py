@@ -759,7 +759,11 @@ async def test_a_host_carrying_a_burst_of_runs_ranks_lower_until_it_has_drained(
     assert autogroup_nice(host.pid) == 10
     gate.set()
     assert {(await run).result for run in runs} == {ROOM["name"]}
-    assert autogroup_nice(host.pid) == HOST_NICE
+
+    async def drained() -> bool:  # a Worker's cold start under load may block: 19 for a second
+        return autogroup_nice(host.pid) == HOST_NICE
+
+    await eventually(drained, timeout_s=5)
 
 
 async def test_a_worker_blocked_past_one_watch_period_runs_at_the_lowest_cpu_priority(sandbox):
