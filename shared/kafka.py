@@ -56,8 +56,21 @@ class Topics:
         return f"{self.namespace}.deliveries"
 
     @property
+    def deliveries_dlq(self) -> str:
+        return self.dlq_of(self.deliveries)
+
+    @property
     def workflow_runs(self) -> str:
         return f"{self.namespace}.workflow-runs"
+
+    @property
+    def workflow_runs_dlq(self) -> str:
+        return self.dlq_of(self.workflow_runs)
+
+    @staticmethod
+    def dlq_of(topic: str) -> str:
+        """Where the malformed messages of `topic` go, with their reason."""
+        return f"{topic}.dlq"
 
     @property
     def room_state(self) -> str:
@@ -75,7 +88,9 @@ class Topics:
             self.registry: compacted,
             self.registry_commands: {},
             self.deliveries: {},
+            self.deliveries_dlq: {},
             self.workflow_runs: {},
+            self.workflow_runs_dlq: {},
             self.room_state: compacted,
         }
 

@@ -23,7 +23,8 @@ from pydantic import BaseModel
 
 from services.fanout.index import Subscriptions
 from services.fanout.metrics import FanoutMetrics
-from services.fanout.routing import Rejected, Routed, dlq_headers, reason_class, route
+from services.fanout.routing import Rejected, Routed, reason_class, route
+from shared.dead_letters import dlq_headers
 from shared.kafka import JSON_HEADERS, Topics
 
 log = structlog.get_logger(__name__)

@@ -9,17 +9,12 @@ these into Kafka records.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from services.fanout.index import Subscriptions
 from shared.events import InvalidEvent, parse_event, render_payload
 from shared.messages import DeliveryRequested, WorkflowRunRequested, delivery_id_for, run_id_for
-
-# DLQ headers (DESIGN.md): why, and where the rejected bytes came from.
-H_ERROR, H_TOPIC, H_PARTITION, H_OFFSET = "rh-error", "rh-topic", "rh-partition", "rh-offset"
-_DLQ_HEADERS = frozenset({H_ERROR, H_TOPIC, H_PARTITION, H_OFFSET})
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,22 +109,3 @@ def reason_class(reason: str) -> str:
     if reason.startswith("producer:"):
         return "unproducible"
     return "invalid_field"
-
-
-def dlq_headers(
-    reason: str,
-    *,
-    topic: str,
-    partition: int,
-    offset: int,
-    original: Iterable[tuple[str, bytes]] = (),
-) -> list[tuple[str, bytes]]:
-    """The original headers (minus any rh-* of ours) followed by why and where from."""
-    kept = [(k, v) for k, v in original if k not in _DLQ_HEADERS]
-    return [
-        *kept,
-        (H_ERROR, reason.encode("utf-8")),
-        (H_TOPIC, topic.encode("utf-8")),
-        (H_PARTITION, str(partition).encode()),
-        (H_OFFSET, str(offset).encode()),
-    ]

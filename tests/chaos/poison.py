@@ -18,7 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
-from services.fanout.routing import H_ERROR, H_TOPIC
+from shared.dead_letters import H_ERROR, H_TOPIC
 from shared.kafka import JSON_HEADERS, Topics, make_consumer
 from shared.settings import KafkaSettings
 

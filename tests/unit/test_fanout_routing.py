@@ -10,7 +10,8 @@ import pytest
 
 from services.fanout.index import Subscriptions
 from services.fanout.registry_feed import apply_change
-from services.fanout.routing import Rejected, Routed, dlq_headers, route
+from services.fanout.routing import Rejected, Routed, route
+from shared.dead_letters import dlq_headers
 from shared.events import build_event, parse_event, render_payload
 from shared.kafka import dumps
 from shared.messages import WebhookRecord, WorkflowRecord, WorkflowRunRequested
