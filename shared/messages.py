@@ -12,7 +12,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.failures import unstorable_at
 
 # A UUID in canonical text form. Consumers parse these ids when they store a message, so a
 # malformed one must fail validation where the message is read (and be skipped there as
@@ -22,6 +24,19 @@ UuidText = Annotated[
     StringConstraints(
         pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
     ),
+]
+
+
+def _storable_id(value: str) -> str:
+    at = unstorable_at(value)
+    if at is not None:
+        raise ValueError(f"holds U+{ord(value[at]):04X} at index {at}, which Postgres text refuses")
+    return value
+
+
+# An id stored as Postgres text: no NUL or lone surrogate (text refuses them), bounded.
+StorableId = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_storable_id)
 ]
 
 
@@ -136,12 +151,15 @@ class WorkflowRunRequested(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    run_id: str
-    workflow_id: str
-    version: int
-    organization_id: str
+    # The ids the runner stores the execution under: a request whose ids Postgres could not
+    # take (not UUIDs, a NUL or lone surrogate in the event id) fails here and goes to the
+    # DLQ, rather than failing its run on every try.
+    run_id: UuidText
+    workflow_id: UuidText
+    version: int = Field(ge=1, le=2**31 - 1)
+    organization_id: UuidText
     room_id: str | None  # the event's room: the bindings' scope (None: organization event)
-    event_id: str
+    event_id: StorableId
     event: dict  # the rendered payload, as webhooks receive it (tokens stripped)
     created_at: datetime
 

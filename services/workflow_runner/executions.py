@@ -9,7 +9,10 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.failures import storable_text
 from shared.messages import WorkflowRunRequested
+
+MAX_EVENT_NAME = 200
 
 
 async def begin(conn: asyncpg.Connection, run: WorkflowRunRequested, *, now: datetime) -> bool:
@@ -41,7 +44,9 @@ def _identity(run: WorkflowRunRequested) -> tuple[Any, ...]:
         UUID(run.organization_id),
         run.version,
         run.event_id,
-        str(run.event.get("event", "")),
+        # the event's name, as the log shows it: text Postgres takes, bounded (the request is
+        # valid whatever the event holds; fanout checked the event itself)
+        storable_text(str(run.event.get("event", "")))[:MAX_EVENT_NAME],
     )
 
 

@@ -94,24 +94,46 @@ def _strip_tokens(user: dict[str, Any]) -> dict[str, Any]:
 def changes_from_event(payload: dict[str, Any]) -> list[Change]:
     """The projection changes one event implies (the payload as webhooks receive it, or the
     producer's event: tokens are stripped here either way)."""
+    return read_event(payload)[0]
+
+
+def read_event(payload: dict[str, Any]) -> tuple[list[Change], list[str]]:
+    """The changes one event implies, and why any part of it was passed over (a `users` that
+    is not a list, a user without a usable id): a wrongly shaped part never fails the rest."""
     org = payload.get("organization_id")
     room = payload.get("room")
-    if not isinstance(org, str) or not isinstance(room, dict) or not room.get("id"):
-        return []
+    if not isinstance(org, str) or not isinstance(room, dict) or not _is_id(room.get("id")):
+        return [], []
     room_id = str(room["id"])
     changes: list[Change] = []
+    skipped: list[str] = []
     if set(room) - {"id"}:  # a full room object, not the `{id}` of user.* events
         changes.append(PutRoom(org, room_id, dict(room)))
     user = payload.get("user")
-    if isinstance(user, dict) and user.get("id"):
+    if isinstance(user, dict) and _is_id(user.get("id")):
         if payload.get("event") == "user.deleted":
             changes.append(DeleteUser(org, room_id, str(user["id"])))
         else:
             changes.append(PutUser(org, room_id, str(user["id"]), _strip_tokens(user)))
-    for member in payload.get("users") or []:
-        if isinstance(member, dict) and member.get("id"):
+    elif user is not None:
+        skipped.append("user is not an object with an id")
+    users = payload.get("users")
+    if users is not None and not isinstance(users, list):
+        skipped.append(f"users is not a list but {type(users).__name__}")
+        users = None
+    for member in users or []:
+        if isinstance(member, dict) and _is_id(member.get("id")):
             changes.append(PutUser(org, room_id, str(member["id"]), _strip_tokens(member)))
-    return changes
+        else:
+            skipped.append("a member of users is not an object with an id")
+    return changes, skipped
+
+
+def _is_id(value: Any) -> bool:
+    """An id we key rows by: a non-empty string or an integer (not a bool, list, object)."""
+    if isinstance(value, bool):
+        return False
+    return (isinstance(value, str) and value != "") or isinstance(value, int)
 
 
 def change_from_state(key: str, value: Any) -> PutKv | PutFile:

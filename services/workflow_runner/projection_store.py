@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,8 @@ from services.workflow_runner.projection import (
     collapse,
     row_of,
 )
+from services.workflow_runner.storable import storable_json
+from shared.failures import is_content_error, storable_text
 
 MAX_LIST = 1000  # rows a binding returns at most
 
@@ -30,19 +33,84 @@ _TABLES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-async def apply(conn: asyncpg.Connection, changes: Sequence[Change], *, now: datetime) -> None:
-    """Apply a batch of changes in at most two statements per table (upserts, deletes): at
-    thousands of events a second, a statement per change cost the runner a fifth of a core
-    with no workflow at all. `collapse` leaves one change per row, as one statement needs."""
+# A projected value larger than this is passed over with its reason: a binding returns up to
+# MAX_LIST rows in one answer, and 1,000 values of 256 KiB already make 256 MB.
+MAX_VALUE_BYTES = 256 * 1024
+# A row's key in UTF-8, at most: a btree index entry holds about 2,700 bytes, and Postgres
+# refuses a longer one with SQLSTATE 54000, which would not read as the row's fault.
+MAX_KEY_BYTES = 2000
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row to write: its table, key and jsonb text (None: delete the row)."""
+
+    table: str
+    key: tuple[str, ...]
+    text: str | None
+
+
+@dataclass
+class Rows:
+    """A batch made ready to write: the rows, and what was cleaned or passed over, and why."""
+
+    rows: list[Row] = field(default_factory=list)
+    cleaned: list[tuple[Row, str]] = field(default_factory=list)
+    skipped: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
+
+
+def rows_of(changes: Sequence[Change]) -> Rows:
+    """Pure: one row per changed row (`collapse`), ids and values as Postgres takes them (NUL
+    and lone surrogates escaped, storable.py); a value too large or too deep is passed over."""
+    out = Rows()
+    for change in collapse(changes):
+        table, raw_key, value = row_of(change)
+        key = tuple(storable_text(part) for part in raw_key)
+        reasons = ["an id escaped"] if key != raw_key else []
+        key_bytes = sum(len(part.encode()) for part in key)
+        if key_bytes > MAX_KEY_BYTES:
+            reason = f"ids of {key_bytes} bytes, the limit is {MAX_KEY_BYTES}"
+            out.skipped.append((table, key, reason))
+            continue
+        text = None
+        if value is not None:
+            try:
+                stored = storable_json(value)
+            except RecursionError:
+                out.skipped.append((table, key, "nested too deep to store"))
+                continue
+            if len(stored.text) > MAX_VALUE_BYTES:
+                reason = f"value of {len(stored.text)} bytes, the limit is {MAX_VALUE_BYTES}"
+                out.skipped.append((table, key, reason))
+                continue
+            text = stored.text
+            reasons.extend(stored.cleaned)
+        row = Row(table, key, text)
+        out.rows.append(row)
+        if reasons:
+            out.cleaned.append((row, ", ".join(reasons)))
+    return out
+
+
+async def apply(conn: asyncpg.Connection, changes: Sequence[Change], *, now: datetime) -> Rows:
+    """`rows_of(changes)` written in one go (`write`); returns them with what was cleaned."""
+    rows = rows_of(changes)
+    await write(conn, rows.rows, now=now)
+    return rows
+
+
+async def write(conn: asyncpg.Connection, rows: Sequence[Row], *, now: datetime) -> None:
+    """Write a batch of rows (at most one per key) in at most two statements per table
+    (upserts, deletes): at thousands of events a second, a statement per change cost the
+    runner a fifth of a core with no workflow at all."""
     upserts: dict[str, list[tuple[str, ...]]] = {}
     deletes: dict[str, list[tuple[str, ...]]] = {}
-    for change in collapse(changes):
-        table, key, value = row_of(change)
-        if value is None:
-            deletes.setdefault(table, []).append(key)
+    for row in rows:
+        if row.text is None:
+            deletes.setdefault(row.table, []).append(row.key)
         else:
-            upserts.setdefault(table, []).append((*key, json.dumps(value)))
-    for table, rows in upserts.items():
+            upserts.setdefault(row.table, []).append((*row.key, row.text))
+    for table, values in upserts.items():
         keys, column = _TABLES[table]
         n = len(keys)
         await conn.execute(
@@ -51,18 +119,36 @@ async def apply(conn: asyncpg.Connection, changes: Sequence[Change], *, now: dat
             f" FROM unnest({_text_arrays(n + 1)}) AS t({_columns(n + 1)})"
             f" ON CONFLICT ({', '.join(keys)})"
             f" DO UPDATE SET {column} = EXCLUDED.{column}, updated_at = EXCLUDED.updated_at",
-            *(list(values) for values in zip(*rows, strict=True)),
+            *(list(column_values) for column_values in zip(*values, strict=True)),
             now,
         )
-    for table, rows in deletes.items():
+    for table, values in deletes.items():
         keys, _column = _TABLES[table]
         matches = " AND ".join(f"x.{k} = t.c{i}" for i, k in enumerate(keys))
         await conn.execute(
             f"DELETE FROM workflow.{table} x"
             f" USING unnest({_text_arrays(len(keys))}) AS t({_columns(len(keys))})"
             f" WHERE {matches}",
-            *(list(values) for values in zip(*rows, strict=True)),
+            *(list(column_values) for column_values in zip(*values, strict=True)),
         )
+
+
+async def write_each(
+    conn: asyncpg.Connection, rows: Sequence[Row], *, now: datetime
+) -> list[tuple[Row, BaseException]]:
+    """Write the rows one by one, each in its own transaction: the fallback when a batch fails
+    on its content, so one row Postgres refuses does not hold back the others. Returns the
+    rows refused for their content; any other failure (an outage) is raised as it is."""
+    refused = []
+    for row in rows:
+        try:
+            async with conn.transaction():
+                await write(conn, [row], now=now)
+        except Exception as exc:
+            if not is_content_error(exc):
+                raise
+            refused.append((row, exc))
+    return refused
 
 
 def _columns(n: int) -> str:

@@ -20,6 +20,8 @@ from services.workflow_runner.bindings import Fetcher, RoomBindings
 from services.workflow_runner.connection_shares import ConnectionShares
 from services.workflow_runner.projection import Change, changes_from_event
 from services.workflow_runner.sandbox import RunOutcome, RunRequest, Sandbox
+from services.workflow_runner.storable import storable_value
+from shared.failures import PoisonCounter, describe, is_content_error, storable_text
 from shared.messages import WorkflowRunRequested
 
 log = structlog.get_logger(__name__)
@@ -41,6 +43,7 @@ class RunnerMetrics:
             "Changes applied to the bindings' projection.",
             registry=registry,
         )
+        self.poison = PoisonCounter(registry, service="workflow_runner")
 
 
 class RunnerService:
@@ -62,15 +65,59 @@ class RunnerService:
         self._metrics = metrics
 
     async def project(self, changes: list[Change]) -> None:
+        """Apply a batch of changes. A value Postgres cannot take as it is is stored cleaned,
+        one too large is passed over (logged, counted); when the batch still fails on its
+        content it is written row by row and only the refused rows are left out. Anything
+        else (Postgres away) is raised: the caller retries the batch, idempotently."""
         if not changes:
             return
-        async with self._pool.acquire() as conn, conn.transaction():
-            await self._apply(conn, changes)
+        rows = projection_store.rows_of(changes)
+        now = self._clock()
+        refused: list[tuple[projection_store.Row, BaseException]] = []
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await projection_store.write(conn, rows.rows, now=now)
+            except Exception as exc:
+                if not is_content_error(exc):
+                    raise
+                log.warning("workflows.projection_batch_refused", rows=len(rows.rows),
+                            error=describe(exc))  # fmt: skip
+                refused = await projection_store.write_each(conn, rows.rows, now=now)
+        self._metrics.projected.inc(len(rows.rows) - len(refused))
+        self._report(rows, refused)
+
+    def _report(
+        self,
+        rows: projection_store.Rows,
+        refused: list[tuple[projection_store.Row, BaseException]],
+    ) -> None:
+        """Log once what a written batch cleaned or left out, and count what it left out."""
+        for row, reason in rows.cleaned:
+            log.info("workflows.projection_cleaned", table=row.table, key=_shown(row.key),
+                     reason=reason)  # fmt: skip
+        for table, key, reason in rows.skipped:
+            log.warning("workflows.projection_skipped", table=table, key=_shown(key), reason=reason)
+            self._metrics.poison.inc("projection_value")
+        for row, exc in refused:
+            log.warning("workflows.projection_skipped", table=row.table, key=_shown(row.key),
+                        reason=describe(exc))  # fmt: skip
+            self._metrics.poison.inc("projection_row")
 
     async def _apply(self, conn: asyncpg.Connection, changes: list[Change]) -> None:
-        if changes:
-            await projection_store.apply(conn, changes, now=self._clock())
-            self._metrics.projected.inc(len(changes))
+        """The run's own event into the projection, in the run's transaction; a row Postgres
+        refuses is left to the projection consumer (which writes the others row by row)."""
+        if not changes:
+            return
+        try:
+            async with conn.transaction():  # a savepoint: a refused row spoils nothing else
+                rows = await projection_store.apply(conn, changes, now=self._clock())
+        except Exception as exc:
+            if not is_content_error(exc):
+                raise
+            log.warning("workflows.run_projection_refused", error=describe(exc))
+            return
+        self._metrics.projected.inc(len(rows.rows))
 
     async def run(self, request: WorkflowRunRequested) -> str | None:
         """Run once and record it; returns the status, or None when it had already run."""
@@ -99,7 +146,8 @@ class RunnerService:
             self._shares,
             self._fetcher,
             organization_id=request.organization_id,
-            room_id=request.room_id,
+            # as the projection stores it: NUL and lone surrogates escaped
+            room_id=None if request.room_id is None else storable_text(request.room_id),
         )
         outcome = await self._sandbox.run(
             RunRequest(
@@ -129,18 +177,65 @@ class RunnerService:
             logs=[],
         )
 
+    async def record_refused(self, request: WorkflowRunRequested, exc: BaseException) -> None:
+        """A run that failed for its own input (its event cannot be passed to the sandbox, a
+        value Postgres refuses): recorded as an error with the reason, never tried again."""
+        reason = describe(exc)
+        log.warning("workflow.run_refused", run_id=request.run_id, reason=reason)
+        self._metrics.poison.inc("run_input")
+        outcome = self._failed(f"the run could not be carried out for its input: {reason}")
+        await self._finish(request, outcome, [])
+        self._metrics.executions.labels(outcome.status).inc()
+
     async def _finish(
         self, request: WorkflowRunRequested, outcome: RunOutcome, fetch_log: list[dict[str, Any]]
+    ) -> None:
+        """Record the outcome, cleaned where Postgres could not take it as it is (NUL, lone
+        surrogates: storable.py); should Postgres still refuse it, the run is recorded as an
+        error saying so. Its final status is written once either way, and the run is never
+        run again for what it returned or logged."""
+        result, result_cleaned = storable_value(outcome.result)
+        error, error_cleaned = storable_value(outcome.error)
+        logs, logs_cleaned = storable_value([*outcome.logs, *fetch_log])
+        if cleaned := sorted({*result_cleaned, *error_cleaned, *logs_cleaned}):
+            log.info("workflow.outcome_cleaned", run_id=request.run_id, reason=", ".join(cleaned))
+        try:
+            await self._write_finish(request, outcome, result=result, error=error, logs=logs)
+        except Exception as exc:
+            if not is_content_error(exc):
+                raise
+            reason = describe(exc)
+            log.warning("workflow.outcome_refused", run_id=request.run_id, reason=reason)
+            self._metrics.poison.inc("run_outcome")
+            message = f"the run's outcome ({outcome.status}) could not be stored: {reason}"
+            error = {"message": message, "stack": None}
+            await self._write_finish(request, outcome, result=None, error=error, logs=[],
+                                     status="error")  # fmt: skip
+
+    async def _write_finish(
+        self,
+        request: WorkflowRunRequested,
+        outcome: RunOutcome,
+        *,
+        result: Any,
+        error: dict[str, Any] | None,
+        logs: list[dict[str, Any]],
+        status: str | None = None,
     ) -> None:
         async with self._shares.acquire(request.organization_id) as conn:
             await executions.finish(
                 conn,
                 request,
-                status=outcome.status,
+                status=status or outcome.status,
                 started_at=outcome.started_at,
                 duration_ms=outcome.duration_ms,
-                result=outcome.result,
-                error=outcome.error,
-                logs=[*outcome.logs, *fetch_log],
+                result=result,
+                error=error,
+                logs=logs,
                 now=self._clock(),
             )
+
+
+def _shown(key: tuple[str, ...]) -> list[str]:
+    """A row's key for a log line: bounded, as ids come from tenants."""
+    return [part[:80] for part in key]

@@ -37,6 +37,14 @@ class RunnerSettings(BaseSettings):
     fetch_max_bytes: int = Field(default=1024 * 1024, ge=1024)
     allow_loopback: bool | None = None
     allowed_networks: CommaList = Field(default_factory=list)
+    # A loop that tried one input (a projection batch, a run) this many times in a row and
+    # failed turns /readyz red with the reason; tries are spaced by a back-off doubling from
+    # 0.5 s up to retry_backoff_max_s.
+    retry_limit: int = Field(default=10, ge=1)
+    retry_backoff_max_s: float = Field(default=5.0, gt=0, le=300)
+    # A consumer holding partitions that has not fetched for this long turns /readyz red
+    # (keep it above the wall time: a full flow fetches again when a run ends).
+    fetch_stall_s: float = Field(default=60.0, gt=0)
     health_host: str = "127.0.0.1"
     health_port: int = Field(default=8083, ge=0, le=65535)
 

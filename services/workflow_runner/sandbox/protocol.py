@@ -49,6 +49,7 @@ from services.workflow_runner.sandbox.models import (
     SandboxSettings,
 )
 from services.workflow_runner.sandbox.worker_threads import THREAD_NAME
+from shared.failures import storable_text
 
 LEVELS = frozenset({"log", "info", "warn", "error", "debug"})
 STATUSES = frozenset({"success", "error", "timeout"})
@@ -82,7 +83,7 @@ def encode(message: dict[str, Any], *, max_bytes: int) -> bytes:
 def decode(line: bytes) -> dict[str, Any]:
     try:
         message = json.loads(line)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"a line is not JSON: {exc}") from exc
     if not isinstance(message, dict) or not isinstance(message.get("t"), str):
         raise ProtocolError("a line is not a message object")
@@ -242,6 +243,8 @@ def decode_result(text: Any, *, max_bytes: int) -> tuple[Any | None, dict[str, A
         return json.loads(text), None
     except ValueError:
         return None, {"message": "the result is not valid JSON", "stack": None}
+    except RecursionError:
+        return None, {"message": "the result is nested too deep to keep", "stack": None}
 
 
 def _error(raw: Any) -> dict[str, Any] | None:
@@ -279,6 +282,9 @@ def cap_logs(
         if level not in LEVELS or not isinstance(message, str):
             dropped += 1
             continue
+        # A lone surrogate (JSON.stringify writes one as an escape) has no UTF-8 encoding:
+        # written as its visible escape, as it is stored.
+        message = storable_text(message)
         if full or len(kept) >= max_entries:
             full = True
             dropped += 1
