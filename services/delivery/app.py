@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -16,18 +17,21 @@ import aiohttp
 import asyncpg
 import structlog
 from aiohttp.abc import AbstractResolver
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 from pydantic import Field, TypeAdapter, ValidationError
 
 from services.delivery.dispatcher import Dispatcher, GuardedResolver
 from services.delivery.lanes import Lanes
 from services.delivery.recorder import AttemptRecorder
+from services.delivery.repository import Job
 from services.delivery.service import DeliveryMetrics, DeliveryService
 from services.delivery.settings import DeliverySettings
 from services.delivery.ssrf import AddressPolicy
 from services.delivery.targets import Targets
 from shared.db import apply_migrations, create_pool, postgres_check
+from shared.dead_letters import dlq_headers
+from shared.failures import PoisonCounter, describe, is_content_error
 from shared.health import start_health_server
 from shared.kafka import (
     JSON_HEADERS,
@@ -45,6 +49,7 @@ from shared.messages import (
     RedeliverRequested,
     parse_registry_key,
 )
+from shared.readiness import FetchWatch, RetryWatch
 from shared.secrets_box import SecretsKeyError, load_box
 
 log = structlog.get_logger(__name__)
@@ -58,6 +63,9 @@ _SHUTDOWN_RESERVE_MAX_S = 3.0
 _REQUEST = TypeAdapter(
     Annotated[DeliveryRequested | RedeliverRequested, Field(discriminator="type")]
 )
+Request = DeliveryRequested | RedeliverRequested
+# A fetched record set aside for the dead letters, and why.
+_Dead = tuple[TopicPartition, ConsumerRecord, str]
 
 
 def utcnow() -> datetime:
@@ -87,6 +95,13 @@ class Delivery:
         self._stopping = asyncio.Event()
         self.service: DeliveryService | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self.poison = PoisonCounter(self.metrics_registry, service="delivery")
+        # /readyz: loops that keep failing, a consumer that stopped fetching.
+        self._consume_retries = RetryWatch("request consumer", settings.retry_limit)
+        self._claim_retries = RetryWatch("retry scheduler", settings.retry_limit)
+        self._fetches = FetchWatch("request consumer", settings.fetch_stall_s)
+        self._waiting_for_room = False
 
     async def start(self) -> None:
         s = self.settings
@@ -101,6 +116,7 @@ class Delivery:
         producer: AIOKafkaProducer = make_producer(s.kafka)
         await producer.start()
         stack.push_async_callback(stop_quietly, "producer", producer.stop)
+        self._producer = producer
 
         policy = AddressPolicy.build(
             allow_loopback=s.loopback_allowed, allowed_networks=s.allowed_networks
@@ -119,7 +135,14 @@ class Delivery:
             per_webhook_backlog=s.per_webhook_backlog,
             max_admitted=s.max_in_flight * 8,
         )
-        recorder = AttemptRecorder(pool, batch_size=s.record_batch, clock=self._clock)
+        recorder = AttemptRecorder(
+            pool,
+            batch_size=s.record_batch,
+            clock=self._clock,
+            poison=self.poison,
+            stall_s=s.recorder_stall_s,
+            retry_limit=s.retry_limit,
+        )
         self._recorder = recorder
         self.targets = Targets(pool, self.box, ttl_s=s.webhook_cache_ttl_s)
 
@@ -184,9 +207,18 @@ class Delivery:
             return {"consumer": "stopping"}
         # A loop that ended while not stopping is a bug: say so rather than look ready.
         ended = [task.get_name() for task in self._tasks if task.done()]
+        assigned = bool(consumer and consumer.assignment())
+        now = time.monotonic()
         return {
             "loops": f"ended: {', '.join(ended)}" if ended else "ok",
-            "consumer": "ok" if consumer and consumer.assignment() else "waiting",
+            "consumer": "ok" if assigned else "waiting",
+            # Waiting for room in the lanes is backpressure, not a stall: the lanes are busy.
+            "fetching": self._fetches.check(
+                now=now, has_work=assigned and not self._waiting_for_room
+            ),
+            "consuming": self._consume_retries.check(),
+            "claiming": self._claim_retries.check(),
+            "recorder": self._recorder.check(),
             "broker": await broker_check(consumer, [self.topics.deliveries])
             if consumer
             else "waiting",
@@ -197,43 +229,105 @@ class Delivery:
         while not self._stopping.is_set():
             try:
                 await self._consume_batch()
+                self._consume_retries.succeeded()
             except Exception as exc:  # noqa: BLE001 - this loop's top-level catch: log, back off
-                log.warning("delivery.consume_failed", error=repr(exc))
+                # Only outages get here (content errors are set aside below): the same batch
+                # is read again, and /readyz turns red once that has failed too often.
+                self._consume_retries.failed(describe(exc))
+                log.warning("delivery.consume_failed", error=repr(exc)[:500])
                 await asyncio.sleep(1)
 
     async def _consume_batch(self) -> None:
-        """Fetch, store durably, commit the offsets, then attempt: never the other way round."""
+        """Fetch, store durably, set malformed or unstorable requests aside on the DLQ, commit
+        the offsets, then attempt: never the other way round.
+
+        Each bad record goes to the DLQ once: its offset is committed only after the DLQ
+        acknowledged it, and an outage before that rewinds the whole batch (at-least-once).
+        """
         assert self._consumer is not None and self.service is not None
-        consumer, service = self._consumer, self.service
-        await self._lanes.wait_for_room()
+        consumer = self._consumer
+        self._waiting_for_room = True
+        try:
+            await self._lanes.wait_for_room()
+        finally:
+            self._waiting_for_room = False
         batches = await consumer.getmany(timeout_ms=500)
+        self._fetches.fetched(now=time.monotonic())
         if not batches:
             return
-        messages = []
+        parsed: list[tuple[Request, TopicPartition, ConsumerRecord]] = []
+        dead: list[_Dead] = []
         for tp, records in batches.items():
             for record in records:
                 try:
-                    messages.append(_REQUEST.validate_json(record.value or b""))
-                except ValidationError as exc:
-                    log.error(
-                        "delivery.request_invalid",
-                        topic=tp.topic,
-                        partition=tp.partition,
-                        offset=record.offset,
-                        error="; ".join(
-                            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                            for e in exc.errors(include_url=False)[:3]
-                        ),
-                    )
+                    parsed.append((_REQUEST.validate_json(record.value or b""), tp, record))
+                except (ValidationError, ValueError, RecursionError) as exc:
+                    dead.append((tp, record, f"invalid delivery request: {_reasons(exc)}"))
+                    self.poison.inc("invalid_request")
         try:
-            jobs = await service.accept(messages)
+            jobs, refused = await self._store(parsed)
+            dead += refused
+            await self._dead_letter(dead)
             await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
         except BaseException:
             # Not stored or not committed: read the same messages again.
             for tp, records in batches.items():
                 consumer.seek(tp, records[0].offset)
             raise
-        await service.submit(jobs)
+        await self.service.submit(jobs)
+
+    async def _store(
+        self, parsed: list[tuple[Request, TopicPartition, ConsumerRecord]]
+    ) -> tuple[list[Job], list[_Dead]]:
+        """Store the requests in one transaction; when Postgres refuses the batch for its
+        content, one by one, setting aside each it refuses (an outage raises: retried)."""
+        assert self.service is not None
+        service = self.service
+        try:
+            return await service.accept([message for message, _, _ in parsed]), []
+        except Exception as exc:
+            if not is_content_error(exc):
+                raise
+            log.warning("delivery.store_refused", error=describe(exc), batch=len(parsed))
+        jobs: list[Job] = []
+        refused: list[_Dead] = []
+        for message, tp, record in parsed:
+            try:
+                jobs += await service.accept([message])
+            except Exception as exc:
+                if not is_content_error(exc):
+                    raise
+                refused.append((tp, record, f"delivery request not storable: {describe(exc)}"))
+                self.poison.inc("unstorable_request")
+        return jobs, refused
+
+    async def _dead_letter(self, dead: list[_Dead]) -> None:
+        """Send each record to the DLQ as received, with its reason; wait for every ack."""
+        if not dead:
+            return
+        assert self._producer is not None
+        acks = []
+        for tp, record, reason in dead:
+            log.error(
+                "delivery.request_dead_lettered",
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=record.offset,
+                reason=reason[:300],
+            )
+            headers = dlq_headers(
+                reason,
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=record.offset,
+                original=record.headers or (),
+            )
+            acks.append(
+                await self._producer.send(
+                    self.topics.deliveries_dlq, record.value, key=record.key, headers=headers
+                )
+            )
+        await asyncio.gather(*acks)
 
     async def _schedule(self) -> None:
         assert self.service is not None
@@ -242,8 +336,10 @@ class Delivery:
             claimed = 0
             try:
                 claimed = await service.claim_due()
+                self._claim_retries.succeeded()
             except Exception as exc:  # noqa: BLE001 - this loop's top-level catch
-                log.warning("delivery.claim_failed", error=repr(exc))
+                self._claim_retries.failed(describe(exc))
+                log.warning("delivery.claim_failed", error=repr(exc)[:500])
             if claimed >= self.settings.claim_batch:
                 continue  # more are probably due
             service.wake_scheduler.clear()
@@ -337,6 +433,15 @@ class Delivery:
         except TimeoutError:
             log.warning("delivery.close_timed_out", grace_s=grace)
         log.info("delivery.stopped", seconds=round(loop.time() - started, 3), grace_s=grace)
+
+
+def _reasons(exc: Exception) -> str:
+    """The first few validation errors as `field: message`; other errors as they say."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)[:3]
+        )
+    return describe(exc)
 
 
 async def run(settings: DeliverySettings) -> None:

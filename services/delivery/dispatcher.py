@@ -1,9 +1,12 @@
 """One HTTP POST to a customer endpoint -> AttemptResult. No database here.
 
-Redirects are not followed (a 3xx fails the attempt, and the error says where it pointed);
-the response body is kept up to a cap; every address is checked by the SSRF guard: literal
-IPs (in any spelling) here, resolved names in the resolver, so a name that resolves to a
-private address (DNS rebinding included) is never connected to.
+Every answer, and every way of not answering, becomes a result, never an exception (see
+`answers`). Redirects are not followed (a 3xx fails the attempt, and the error says where it
+pointed); no more of the body than the cap is read; one deadline (`timeout_s`) covers the
+whole attempt, body included, so a trickling or endless body cannot hold a lane; every address
+is checked by the SSRF guard: literal IPs (in any spelling) here, resolved names in the
+resolver, so a name that resolves to a private address (DNS rebinding included) is never
+connected to.
 """
 
 from __future__ import annotations
@@ -12,18 +15,23 @@ import asyncio
 import functools
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
 
 import aiohttp
+import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from services.delivery.policy import AttemptResult, Outcome, classify, parse_retry_after
+from services.delivery.answers import answered, failed, redirect_error
+from services.delivery.policy import AttemptResult, Outcome
 from services.delivery.ssrf import AddressPolicy, BlockedAddress, guard_message
 from shared.signing import signature_headers
+
+__all__ = ["Dispatcher", "GuardedResolver", "build_headers", "redirect_error"]
+
+log = structlog.get_logger(__name__)
 
 
 class GuardedResolver(AbstractResolver):
@@ -65,21 +73,14 @@ def build_headers(
     """
     return {
         "Content-Type": "application/json",
+        # A compressed answer is bytes we would have to inflate to show: ask for none.
+        "Accept-Encoding": "identity",
         "User-Agent": user_agent,
         **signature_headers(secret, msg_id=delivery_id, timestamp=timestamp, body=body),
         "X-Webhook-Event": event,
         "X-Webhook-Delivery": delivery_id,
         "X-Webhook-Attempt": str(attempt),
     }
-
-
-def redirect_error(location: str | None, policy: AddressPolicy) -> str:
-    """A 3xx is never followed; say where it pointed, and whether the guard refuses that."""
-    shown = (location or "(no Location)")[:500]
-    error = f"redirect to {shown} not followed"
-    host = URL(location).host if location else None
-    refusal = policy.host_refusal(host) if host else None
-    return f"{error}; {guard_message(refusal)}" if refusal else error
 
 
 class Dispatcher:
@@ -110,35 +111,78 @@ class Dispatcher:
         started_at = self._clock()
         t0 = time.perf_counter()
 
-        def result(outcome: Outcome, **fields: Any) -> AttemptResult:
-            elapsed = int((time.perf_counter() - t0) * 1000)
-            return AttemptResult(outcome, started_at, elapsed, **fields)
+        def elapsed() -> int:
+            return int((time.perf_counter() - t0) * 1000)
 
-        target = URL(url)
-        refusal = self._refusal(target.host or "")
-        if refusal is not None:
-            return result(Outcome.BLOCKED, error=refusal)
+        def no_answer(outcome: Outcome, reason: str) -> AttemptResult:
+            return failed(outcome, reason, started_at=started_at, duration_ms=elapsed())
+
         try:
+            target = URL(url)
+            refusal = self._refusal(target.host or "")
+        except (ValueError, TypeError, UnicodeError) as exc:
+            return no_answer(Outcome.NETWORK_ERROR, f"the webhook URL does not parse: {exc}")
+        if refusal is not None:
+            return no_answer(Outcome.BLOCKED, refusal)
+        status: int | None = None
+        answer_headers: Mapping[str, str] = {}
+        raw = bytearray()
+        body_error: str | None = None
+        try:
+            # aiohttp's total timeout covers the body reads too: one deadline per attempt.
             async with self._session.post(
                 target, data=body, headers=headers, allow_redirects=False, timeout=self._timeout
             ) as response:
-                raw = await response.content.read(self._body_max) if self._body_max else b""
-                redirect = 300 <= response.status < 400
-                location = response.headers.get("Location")
-                return result(
-                    classify(response.status),
-                    status_code=response.status,
-                    error=redirect_error(location, self._policy) if redirect else None,
-                    response_body=raw.decode("utf-8", errors="replace"),
-                    retry_after_s=parse_retry_after(
-                        response.headers.get("Retry-After"),
-                        status_code=response.status,
-                        now=started_at,
-                    ),
-                )
+                status, answer_headers = response.status, response.headers
+                try:
+                    await _read_capped(response.content, self._body_max, into=raw)
+                except TimeoutError:
+                    body_error = f"its body did not end within {self._timeout.total} s"
+                except (aiohttp.ClientError, OSError) as exc:
+                    body_error = f"its body broke off: {_network_reason(exc)}"
         except BlockedAddress as exc:
-            return result(Outcome.BLOCKED, error=str(exc))
+            return no_answer(Outcome.BLOCKED, str(exc))
         except TimeoutError:
-            return result(Outcome.NETWORK_ERROR, error=f"timed out after {self._timeout.total} s")
+            if status is None:
+                return no_answer(Outcome.NETWORK_ERROR, f"timed out after {self._timeout.total} s")
+            body_error = f"its body did not end within {self._timeout.total} s"
         except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
-            return result(Outcome.NETWORK_ERROR, error=f"{type(exc).__name__}: {exc}"[:1000])
+            if status is None:
+                return no_answer(Outcome.NETWORK_ERROR, _network_reason(exc))
+            body_error = f"its body broke off: {_network_reason(exc)}"
+        except Exception as exc:
+            log.exception("delivery.dispatch_unexpected", error_type=type(exc).__name__)
+            return no_answer(Outcome.NETWORK_ERROR, f"unexpected {type(exc).__name__}: {exc}")
+        return answered(
+            status,
+            answer_headers,
+            bytes(raw),
+            started_at=started_at,
+            duration_ms=elapsed(),
+            body_limit=self._body_max,
+            policy=self._policy,
+            body_error=body_error,
+        )
+
+
+async def _read_capped(content: aiohttp.StreamReader, cap: int, *, into: bytearray) -> None:
+    """Read the body into `into` until it ends or holds `cap` bytes; never more.
+
+    `read(n)` returns whatever has arrived (up to n), so it is called until the cap or EOF.
+    """
+    while len(into) < cap:
+        chunk = await content.read(cap - len(into))
+        if not chunk:
+            return
+        into += chunk
+
+
+def _network_reason(exc: BaseException) -> str:
+    """`ClientConnectorSSLError: ...`: the class names the kind, the text the detail.
+
+    aiohttp reports an answer it cannot parse (a status line or header past its limits,
+    bytes that are not HTTP) as a `ClientResponseError` with status 400 of its own making:
+    say what it is instead."""
+    if type(exc) is aiohttp.ClientResponseError:
+        return f"the answer is not valid HTTP: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"

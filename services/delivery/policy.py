@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -54,6 +55,19 @@ def classify(status_code: int) -> Outcome:
     return Outcome.HTTP_ERROR
 
 
+# A retry waits its scheduled step times a factor drawn from [1 - JITTER, 1 + JITTER]: an
+# outage's backlog reaches its endpoint spread over 0.4 of a step, and 1 s stays about 1 s.
+JITTER = 0.2
+
+
+def jittered(delay: float, jitter: float | None) -> float:
+    """`delay` moved by up to ±JITTER of itself; `jitter` is a uniform draw from [0, 1]
+    (0.5 keeps the delay; None: no jitter)."""
+    if jitter is None:
+        return delay
+    return delay * (1 + JITTER * (2 * jitter - 1))
+
+
 def next_attempt_at(
     attempt: int,
     outcome: Outcome,
@@ -62,19 +76,23 @@ def next_attempt_at(
     schedule: Sequence[float],
     retry_after: float | None = None,
     retry_after_max: float = 600.0,
+    jitter: float | None = None,
 ) -> datetime | None:
     """When to try again after attempt number `attempt` (1-based); None: the schedule is spent.
 
-    Attempt n failing waits schedule[n-1]; a Retry-After header, when it asks for longer,
-    is honoured up to `retry_after_max`.
+    Attempt n failing waits schedule[n-1], jittered (see `jittered`). A Retry-After header,
+    when it asks for longer, is honoured as given, up to `retry_after_max` (so one answer
+    cannot park a delivery for days); jitter only ever adds to it (up to JITTER of it), never
+    sends sooner than asked.
     """
     if outcome in (Outcome.SUCCESS, Outcome.GONE, Outcome.BLOCKED):
         return None
     if attempt > len(schedule):
         return None
-    delay = schedule[attempt - 1]
+    delay = jittered(schedule[attempt - 1], jitter)
     if retry_after is not None:
-        delay = max(delay, min(retry_after, retry_after_max))
+        asked = min(retry_after, retry_after_max)
+        delay = max(delay, asked * (1 + JITTER * (jitter or 0.0)))
     return now + timedelta(seconds=delay)
 
 
@@ -85,6 +103,7 @@ def decide(
     now: datetime,
     schedule: Sequence[float],
     retry_after_max: float,
+    jitter: float | None = None,
 ) -> Decision:
     if result.outcome is Outcome.SUCCESS:
         return Decision(Final.SUCCESS, None)
@@ -97,24 +116,31 @@ def decide(
         schedule=schedule,
         retry_after=result.retry_after_s,
         retry_after_max=retry_after_max,
+        jitter=jitter,
     )
     return Decision(Final.PENDING, due) if due is not None else Decision(Final.FAILED, None)
 
 
+# Delta-seconds as RFC 9110 spells them: ASCII digits only (str.isdigit takes "²", which
+# float() then refuses), and few enough that the delay is a number of seconds, not of eons.
+_DELTA_SECONDS = re.compile(r"[0-9]{1,10}")
+
+
 def parse_retry_after(value: str | None, *, status_code: int, now: datetime) -> float | None:
-    """Seconds asked for by a Retry-After header on 429/503; None when absent or unusable."""
+    """Seconds asked for by a Retry-After header on 429/503; None when absent or unusable
+    (then the schedule applies). Never raises, whatever the header holds."""
     if value is None or status_code not in (429, 503):
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DELTA_SECONDS.fullmatch(value):
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            return None
+        return max(0.0, (when - now).total_seconds())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - now).total_seconds())
 
 
 # A delivery that a busy (answering) webhook's full lane cannot take waits this long.

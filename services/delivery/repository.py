@@ -11,7 +11,7 @@ import asyncpg
 
 from shared.messages import DeliveryRequested
 
-_JOB_COLUMNS = "id, webhook_id, organization_id, event_id, event, payload, attempts"
+_JOB_COLUMNS = "id, webhook_id, organization_id, event_id, event, payload, attempts, lease_until"
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class Job:
     event: str
     payload: str
     attempts: int  # made before this one
+    lease_until: datetime  # ours until then, as Postgres holds it (see `renew_lease`)
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> Job:
@@ -139,6 +140,26 @@ async def claim_due(
         list(skip_webhooks),
     )
     return [Job.from_record(r) for r in records]
+
+
+async def renew_lease(
+    conn: asyncpg.Connection, job: Job, *, lease_until: datetime
+) -> datetime | None:
+    """Extend a lease we still hold (the same lease, nobody has claimed the delivery since);
+    the new lease, or None when the delivery is no longer ours to attempt.
+
+    For an attempt that waited in its lane so long that its lease would run out before the
+    attempt could end: the lease then starts again when the attempt starts.
+    """
+    return await conn.fetchval(
+        "UPDATE delivery.deliveries SET lease_until = $3"
+        " WHERE id = $1 AND lease_until = $2 AND status = 'pending' AND attempts = $4"
+        " RETURNING lease_until",
+        job.id,
+        job.lease_until,
+        lease_until,
+        job.attempts,
+    )
 
 
 async def release(conn: asyncpg.Connection, ids: Sequence[UUID], *, due_at: datetime) -> None:

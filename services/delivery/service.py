@@ -2,12 +2,16 @@
 
 At-least-once end to end: a request is stored (idempotently) before its offset is committed;
 an attempt is recorded after it is made, so a crash in between repeats it with the same
-`webhook-id`. Every attempt runs inside the lanes: bounded overall and per webhook.
+`webhook-id`. Every attempt runs inside the lanes: bounded overall and per webhook. A delivery
+is attempted by one task at a time in a process, and only under a lease that covers the
+attempt from its start (see `_hold_lease`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -83,8 +87,16 @@ class DeliveryService:
         self._metrics = metrics
         self._user_agent = user_agent
         self._lease = timedelta(seconds=settings.lease_s)
+        # An attempt starts only with this much of its lease left (the attempt's own time
+        # limit and a margin); with less, it renews the lease first. At the default lease
+        # (60 s) only an attempt that waited ~45 s in its lane pays that round trip.
+        margin = min(5.0, (settings.lease_s - settings.timeout_s) / 2)
+        self._lease_floor = timedelta(seconds=settings.timeout_s + margin)
         # Admitted attempts (running or waiting for a lane slot) and the job each one holds.
         self._tasks: dict[asyncio.Task[None], Job] = {}
+        # Deliveries admitted here and not finished: a delivery claimed again while its
+        # attempt still runs (its lease ran out) is not attempted twice at once.
+        self._admitted_ids: set[UUID] = set()
         # Shutting down: admitted deliveries not yet started are not started (see attempt).
         self._draining = False
         self._not_started: list[UUID] = []
@@ -125,6 +137,11 @@ class DeliveryService:
         spilled: dict[datetime, list[UUID]] = {}
         now = self._clock()
         for job in jobs:
+            if job.id in self._admitted_ids:
+                # Its attempt here outlived the lease; that attempt records it (fenced on the
+                # attempt count), so this claim is dropped and its lease simply runs out.
+                log.info("delivery.already_in_flight", delivery_id=str(job.id))
+                continue
             if not self._lanes.try_admit(job.webhook_id):
                 degraded = self._lanes.degraded(job.webhook_id)
                 due_at = now + spill_delay(degraded=degraded, timeout_s=self._settings.timeout_s)
@@ -134,6 +151,7 @@ class DeliveryService:
                 self._lanes.run(job.webhook_id, lambda j=job: self.attempt(j))
             )
             self._tasks[task] = job
+            self._admitted_ids.add(job.id)
             task.add_done_callback(self._forget)
         self._metrics.in_flight.set(self._lanes.admitted)
         if spilled:
@@ -147,6 +165,11 @@ class DeliveryService:
             return
         bound = log.bind(delivery_id=str(job.id), webhook_id=str(job.webhook_id))
         try:
+            held = await self._hold_lease(job)
+            if held is None:
+                bound.info("delivery.lease_lost", attempts=job.attempts)
+                return
+            job = held
             target = await self._targets.get(job.webhook_id)
             if target is None or not target.enabled:
                 reason = "webhook deleted" if target is None else "webhook disabled"
@@ -188,6 +211,7 @@ class DeliveryService:
                 now=self._clock(),
                 schedule=schedule,
                 retry_after_max=self._settings.retry_after_max_s,
+                jitter=random.random(),
             )
             await self._recorder.record(
                 _attempt_row(job, number, result, decision.status, decision.next_attempt_at)
@@ -218,6 +242,22 @@ class DeliveryService:
         except Exception:  # noqa: BLE001 - keep the lane going; the lease brings it back
             bound.exception("delivery.attempt_crashed")
 
+    async def _hold_lease(self, job: Job) -> Job | None:
+        """`job` with a lease that outlasts the attempt about to start, or None when the
+        delivery is no longer ours (claimed elsewhere after our lease ran out, or finished).
+
+        A lease is taken at claim time, but an attempt may wait in its lane (behind a slow
+        endpoint) for longer than the lease: then it is renewed here, fenced on the lease we
+        hold, so the lease starts when the attempt starts. Fresh claims (the hot path) have
+        their whole lease left and cost no round trip.
+        """
+        now = self._clock()
+        if job.lease_until - now >= self._lease_floor:
+            return job
+        async with self._pool.acquire() as conn:
+            renewed = await repository.renew_lease(conn, job, lease_until=now + self._lease)
+        return dataclasses.replace(job, lease_until=renewed) if renewed is not None else None
+
     def _observe(self, result: AttemptResult, status: Final) -> None:
         self._metrics.attempts.labels(result.outcome.value).inc()
         self._metrics.attempt_seconds.observe(result.duration_ms / 1000)
@@ -244,7 +284,9 @@ class DeliveryService:
         return len(jobs)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(task, None)
+        job = self._tasks.pop(task, None)
+        if job is not None:
+            self._admitted_ids.discard(job.id)
 
     @property
     def in_flight(self) -> int:

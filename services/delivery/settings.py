@@ -28,7 +28,9 @@ class DeliverySettings(BaseSettings):
         default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE)
     )
     timeout_s: float = Field(default=10.0, gt=0, le=120)
-    # Retry-After (429/503) is honoured up to this many seconds.
+    # Retry-After (429/503) is honoured as given up to this many seconds (a longer one is
+    # shortened to it, so one answer cannot park a delivery for days). Retries wait their
+    # step ±20 % (jitter); a Retry-After only ever gets added to, never shortened, by it.
     retry_after_max_s: float = Field(default=600.0, ge=0)
     max_in_flight: int = Field(default=256, ge=1)
     per_webhook_concurrency: int = Field(default=16, ge=1)
@@ -51,6 +53,14 @@ class DeliverySettings(BaseSettings):
     # retried elsewhere; the process exits within it. Fits Kubernetes' default
     # terminationGracePeriodSeconds (30) with margin.
     shutdown_grace_s: float = Field(default=25.0, gt=0, le=3600)
+    # /readyz turns red when finished attempts wait this long unwritten without the backlog
+    # shrinking, or when the request consumer has not fetched for this long while it has
+    # partitions and room in its lanes.
+    recorder_stall_s: float = Field(default=60.0, gt=0)
+    fetch_stall_s: float = Field(default=60.0, gt=0)
+    # /readyz turns red when a loop (recorder write, request consumer, retry scheduler) has
+    # failed this many times in a row on an outage; content failures are set aside at once.
+    retry_limit: int = Field(default=10, ge=1)
     health_host: str = "127.0.0.1"
     health_port: int = Field(default=8082, ge=0, le=65535)
 
