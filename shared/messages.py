@@ -12,7 +12,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from shared.failures import unstorable_at
 
@@ -88,6 +95,16 @@ class DeliveryRequested(BaseModel):
     event: str
     body: str  # the rendered payload, sent byte for byte on every attempt
     created_at: datetime
+
+    @field_validator("event_id", "event", "body")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        # Stored in Postgres text, which takes no NUL and no lone surrogate: refused here, so
+        # the request goes to the dead letters with this reason instead of failing its batch.
+        at = unstorable_at(value)
+        if at is not None:
+            raise ValueError(f"holds U+{ord(value[at]):04X} at index {at}, which cannot be stored")
+        return value
 
 
 class RedeliverRequested(BaseModel):
