@@ -319,3 +319,15 @@ def test_an_output_tail_keeps_the_last_bytes_and_counts_them_all() -> None:
     tail.add(b"abc")
     tail.add(b"defg")
     assert (tail.data, tail.total) == (b"defg", 7)
+
+
+def test_a_log_entry_with_a_lone_surrogate_is_kept_with_it_escaped() -> None:
+    """JSON.stringify writes a lone surrogate as an escape: Python reads it back as a str that
+    has no UTF-8 encoding, which used to make sizing the log raise."""
+    capped = cap_logs([entry("a\ud800b"), entry("x\x00y")], max_entries=9, max_bytes=40)
+    assert capped == [entry("a\\ud800b"), entry("x\\u0000y")]
+
+
+def test_a_result_nested_too_deep_to_read_is_an_error_not_an_exception() -> None:
+    value, error = decode_result("[" * 100_000 + "]" * 100_000, max_bytes=1_000_000)
+    assert value is None and error is not None and "nested too deep" in error["message"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from services.workflow_runner.projection import (
@@ -14,8 +16,10 @@ from services.workflow_runner.projection import (
     change_from_state,
     changes_from_event,
     collapse,
+    read_event,
     state_key,
 )
+from services.workflow_runner.projection_store import MAX_VALUE_BYTES, rows_of
 
 ORG = "org-1"
 ROOM = {"id": "r1", "name": "Design review"}
@@ -123,3 +127,49 @@ def test_collapse_keeps_changes_to_different_rows_in_the_order_of_their_last_cha
 def test_collapse_tells_a_kv_entry_from_a_file_of_the_same_name():
     kv, file = PutKv(ORG, "r1", "a", "b", 1), PutFile(ORG, "r1", "a/b", {})
     assert collapse([kv, file]) == [kv, file]
+
+
+def test_an_event_whose_users_is_not_a_list_keeps_its_room_and_user_and_says_why() -> None:
+    changes, skipped = read_event(event("session.closed", room=ROOM, user=ADA, users=5))
+    assert changes == [
+        PutRoom(ORG, "r1", ROOM),
+        PutUser(ORG, "r1", "u1", {"id": "u1", "name": "Ada"}),
+    ]
+    assert skipped == ["users is not a list but int"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "kept", "why"),
+    [
+        (event("x", room=ROOM, users=[ADA, 5, {"id": ["u"]}]), 2, "a member of users"),
+        (event("x", room=ROOM, users={"u1": ADA}), 1, "users is not a list but dict"),
+        (event("x", room=ROOM, user="u1"), 1, "user is not an object with an id"),
+        (event("x", room=ROOM, user={"id": True}), 1, "user is not an object with an id"),
+    ],
+)
+def test_wrongly_shaped_parts_are_passed_over_with_a_reason(payload, kept, why) -> None:
+    changes, skipped = read_event(payload)
+    assert len(changes) == kept
+    assert skipped and all(reason.startswith(why) for reason in skipped)
+
+
+def test_ids_and_values_postgres_refuses_are_written_escaped_and_said_so() -> None:
+    rows = rows_of([PutUser(ORG, "r\x00", "u\ud800", {"id": "u\ud800", "name": "A\x00da"})])
+    [row] = rows.rows
+    assert row.key == (ORG, "r\\u0000", "u\\ud800")
+    assert json.loads(row.text) == {"id": "u\\ud800", "name": "A\\u0000da"}
+    [(cleaned, why)] = rows.cleaned
+    assert cleaned is row and "an id escaped" in why and "NUL or lone surrogate" in why
+    assert rows.skipped == []
+
+
+def test_a_value_or_key_too_large_to_keep_is_passed_over_with_a_reason() -> None:
+    huge = PutKv(ORG, "r1", "notes", "big", "x" * MAX_VALUE_BYTES)
+    long_id = PutUser(ORG, "r1", "u" * 3000, {"id": "u"})
+    fine = PutKv(ORG, "r1", "notes", "small", "x")
+    rows = rows_of([huge, long_id, fine])
+    assert [row.key[-1] for row in rows.rows] == ["small"]
+    assert [(table, why.split(" of ")[0]) for table, _key, why in rows.skipped] == [
+        ("kv_entries", "value"),
+        ("room_users", "ids"),
+    ]
