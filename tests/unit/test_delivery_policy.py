@@ -177,3 +177,41 @@ def test_a_full_lane_of_an_answering_endpoint_spills_for_a_second():
 
 def test_a_full_lane_of_an_endpoint_that_stopped_answering_spills_for_a_whole_timeout():
     assert spill_delay(degraded=True, timeout_s=10) == timedelta(seconds=10)
+
+
+@pytest.mark.parametrize(("jitter", "delay"), [(0.0, 0.8), (0.5, 1.0), (1.0, 1.2)])
+def test_a_retry_waits_its_step_give_or_take_a_fifth(jitter, delay):
+    due = next_attempt_at(1, Outcome.HTTP_ERROR, now=NOW, schedule=SCHEDULE, jitter=jitter)
+    assert due is not None
+    assert (due - NOW).total_seconds() == pytest.approx(delay)
+
+
+def test_draws_spread_an_outages_retries_over_the_step():
+    dues = {
+        next_attempt_at(2, Outcome.NETWORK_ERROR, now=NOW, schedule=SCHEDULE, jitter=j / 10)
+        for j in range(11)
+    }
+    assert len(dues) == 11
+    assert all(4.0 <= (due - NOW).total_seconds() <= 6.0 for due in dues if due is not None)
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.3, 1.0])
+def test_jitter_never_sends_before_a_retry_after(jitter):
+    decision = decide(
+        1,
+        result(Outcome.HTTP_ERROR, 429, retry_after=20.0),
+        now=NOW,
+        schedule=SCHEDULE,
+        retry_after_max=600,
+        jitter=jitter,
+    )
+    assert decision.next_attempt_at is not None
+    delay = (decision.next_attempt_at - NOW).total_seconds()
+    assert 20.0 <= delay <= 24.0
+
+
+def test_a_retry_after_past_the_maximum_is_shortened_to_it():
+    due = next_attempt_at(
+        1, Outcome.HTTP_ERROR, now=NOW, schedule=SCHEDULE, retry_after=86400, jitter=0.0
+    )
+    assert due == NOW + timedelta(seconds=600)
