@@ -20,11 +20,14 @@ from shared.events import (
     SessionStartedEvent,
     UserEvent,
     build_event,
+    escape_unstorable,
     event_names,
+    nested_deeper_than,
     parse_event,
     render_payload,
     unknown_events,
 )
+from shared.failures import storable_text, unstorable_at
 from shared.jsjson import to_js_json
 
 NOW = datetime(2026, 5, 29, 10, 6, tzinfo=UTC)
@@ -266,12 +269,25 @@ def test_free_form_event_user_gets_user_id_and_loses_its_token():
 # --- what we refuse ------------------------------------------------------------------------
 
 GOOD = ROOM_EXAMPLES["participant.joined"]
+GOOD_TEXT = json.dumps(GOOD, ensure_ascii=False).encode()
+
+
+DEEPER = "event is nested deeper than 64 levels"
+
+
+def text_with(field: str, value: object) -> bytes:
+    """GOOD as the JSON text a producer sends (NUL and surrogates as escapes), `field` set."""
+    return json.dumps({**GOOD, field: value}).encode()
+
 
 BAD_INPUTS = [
     ("not-json", b"{nope", "event is not JSON"),
     ("json-array", b"[1, 2]", "event must be a JSON object, not an array"),
     ("json-string", b'"participant.joined"', "event must be a JSON object, not a string"),
-    ("invalid-utf8", b'{"id": "\xff"}', "event is not valid UTF-8"),
+    ("invalid-utf8-in-id", b'{"id": "\xff"}', "id: not valid UTF-8 (byte 8)"),
+    ("invalid-utf8-in-a-name", GOOD_TEXT.replace(b"Zo\xc3\xa9", b"Zo\xe9"), "user.name: not valid"),
+    ("invalid-utf8-in-a-key", b'{"r\xff": 1}', "not valid UTF-8 (byte 3)"),
+    ("invalid-utf8-and-not-json", b'{"id": "\xff', "event is not valid UTF-8 (byte 8)"),
     ("no-event", {k: v for k, v in GOOD.items() if k != "event"}, "event: field required"),
     ("event-not-string", {**GOOD, "event": 7}, "event: input should be a valid string"),
     ("unknown-event", {**GOOD, "event": "foo.bar"}, "event: unknown event 'foo.bar'"),
@@ -312,8 +328,43 @@ BAD_INPUTS = [
     ("overflowing-float", b'{"event": "session.started", "x": 1e999}', "x: NaN and Infinity"),
     ("huge-int", {**GOOD, "user": {**USER, "n": [2**53]}}, "user.n[0]: integer outside"),
     ("lone-surrogate", b'{"id": "\\ud800"}', "id: string contains a lone UTF-16 surrogate"),
+    ("nul-in-id", text_with("id", "ev\x00x"), "id: string contains NUL (U+0000)"),
+    (
+        "nul-in-organization-id",
+        text_with("organization_id", "o\x00"),
+        "organization_id: string contains NUL",
+    ),
+    (
+        "surrogate-in-organization-id",
+        text_with("organization_id", "\udfff"),
+        "organization_id: string contains a lone",
+    ),
+    ("nul-in-event", text_with("event", "participant.joined\x00"), "event: string contains NUL"),
+    (
+        "nul-in-timestamp",
+        text_with("timestamp", "2026-05-29T10:06:00Z\x00"),
+        "timestamp: string contains NUL",
+    ),
+    ("nul-in-room-id", {**GOOD, "room": {"id": "r\x00"}}, "room.id: string contains NUL"),
+    ("nul-in-user-id", {**GOOD, "user": {"id": "\x00"}}, "user.id: string contains NUL"),
+    (
+        "surrogate-in-users-id",
+        envelope("session.closed", room=ROOM, users=[USER, {"id": "\ud83d"}]),
+        "users[1].id: string contains a lone",
+    ),
+    ("nul-in-a-key", {**GOOD, "room": {**ROOM, "a\x00": 1}}, "room: key contains NUL"),
+    ("surrogate-in-a-key", b'{"event": "x", "m": {"\\udc00": 1}}', "m: key contains a lone"),
+    (
+        "users-not-a-list",
+        envelope("session.closed", room=ROOM, users=5),
+        "users: input should be a valid list",
+    ),
     ("oversize", b" " * 1_000_001, "event too large: 1000001 bytes"),
     ("too-deep", {**GOOD, "room": {**ROOM, "x": json.loads("[" * 80 + "]" * 80)}}, "room.x"),
+    ("too-deep-text", text_with("x", json.loads("[" * 65 + "]" * 65)), "x[0][0][0]: nested deeper"),
+    ("10000-deep", b"[" * 10_000 + b"]" * 10_000, DEEPER),
+    ("100000-deep-unterminated", b"[" * 100_000, DEEPER),
+    ("deep-objects", b'{"a":' * 10_000 + b"1" + b"}" * 10_000, DEEPER),
 ]
 
 
@@ -326,6 +377,83 @@ def test_bad_input_is_refused_with_a_reason_naming_the_field(raw, reason):
     assert caught.value.reason.startswith(reason), caught.value.reason
     assert str(caught.value) == caught.value.reason
     assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        (b"{nope", "not_json"),
+        (b'{"id": "\xff', "not_json"),
+        (b" " * 1_000_001, "too_large"),
+        (b"[" * 100_000, "too_deep"),
+        ({**GOOD, "event": "foo.bar"}, "unknown_event"),
+        (text_with("id", "ev\x00x"), "unstorable_text"),
+        (b'{"id": "\xff"}', "unstorable_text"),
+        ({**GOOD, "users": 5}, "invalid_field"),
+    ],
+)
+def test_each_refusal_carries_a_short_kind_for_metrics(raw, kind):
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(raw)
+    assert caught.value.kind == kind
+
+
+def test_nul_and_lone_surrogates_in_free_text_are_delivered_as_visible_escapes():
+    user = {**USER, "name": "Ada\x00Lovelace", "tags": ["\ud800", {"x": "\udfff!"}]}
+    meeting = envelope("meeting.started", room={**ROOM, "name": "\x00"}, user=user, note="a\x00")
+    body = render_payload(parse_event(json.dumps(meeting).encode()))
+    delivered = json.loads(body)
+    assert delivered["user"]["name"] == "Ada\\u0000Lovelace"  # a backslash and u0000
+    assert delivered["user"]["tags"] == ["\\ud800", {"x": "\\udfff!"}]
+    assert (delivered["room"]["name"], delivered["note"]) == ("\\u0000", "a\\u0000")
+    assert unstorable_at(body.decode()) is None
+    assert js_roundtrip(body) == body
+    assert (delivered["id"], delivered["organization_id"]) == ("evt_1", "org_1")
+
+
+def test_escaping_free_text_leaves_the_callers_document_as_it_was():
+    raw = envelope("participant.joined", room=ROOM, user={**USER, "name": "a\x00"})
+    before = json.dumps(raw)
+    event = parse_event(raw)
+    assert json.dumps(raw) == before
+    assert json.loads(render_payload(event))["user"]["name"] == "a\\u0000"
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\ud800", "x\udfff\x00y", "Zoé 🎉", ""])
+def test_free_text_is_escaped_exactly_as_storable_text_writes_it(text):
+    assert escape_unstorable(text) == storable_text(text)
+
+
+def nested(levels: int) -> str:
+    """A participant.joined event (level 1) whose room holds arrays down to `levels` levels."""
+    inner = "[" * (levels - 2) + "]" * (levels - 2)
+    return json.dumps({**GOOD, "room": {**ROOM, "x": json.loads(inner)}})
+
+
+def test_sixty_four_levels_are_accepted_and_sixty_five_refused_as_text_or_dict():
+    assert parse_event(nested(64)) and parse_event(json.loads(nested(64)))
+    for raw in (nested(65), json.loads(nested(65))):
+        with pytest.raises(InvalidEvent, match="nested deeper than 64 levels"):
+            parse_event(raw)
+
+
+@pytest.mark.parametrize(
+    ("text", "deeper"),
+    [
+        ("[]" * 1000, False),  # many brackets, never more than one open
+        ('["' + "[" * 100 + '"]', False),  # brackets inside a string do not count
+        ('["\\"' + "[" * 100 + '"]', False),  # nor after an escaped quote
+        ('["\\\\"' + ", [" * 70, True),  # an escaped backslash ends no string
+        ("[" * 65 + "]" * 65, True),
+        ("[" * 64 + "]" * 64, False),
+        ("{" + '"a":{' * 64 + "}" * 65, True),
+        ("[" * 65 + '"' + '\\"' * 200_000, True),  # unterminated: still one linear pass
+        ('"' * 200_000 + "[" * 65, True),  # 100,000 empty strings, then the brackets
+        ('"' * 200_001 + "[" * 65, False),  # an unterminated string holds them (not JSON)
+    ],
+)
+def test_nesting_is_measured_outside_strings_in_one_pass(text, deeper):
+    assert nested_deeper_than(text, 64) is deeper
 
 
 def test_size_cap_is_configurable_and_counts_utf8_bytes():
