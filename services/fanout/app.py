@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from shared.kafka import (
     make_producer,
     stop_quietly,
 )
+from shared.readiness import FetchWatch, RetryWatch
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +62,11 @@ class Fanout:
         self._feed: RegistryFeed | None = None
         self._events: AIOKafkaConsumer | None = None
         self._processor: BatchProcessor | None = None
-        self._failing: set[str] = set()
+        self._retries = {
+            name: RetryWatch(f"the {name} loop", settings.retry_limit)
+            for name in ("events", "registry")
+        }
+        self._fetches = FetchWatch("the events consumer", settings.fetch_stall_s)
         self._task: asyncio.Task[None] | None = None
         self._running = False
 
@@ -88,10 +94,16 @@ class Fanout:
 
     async def readiness(self) -> dict[str, str]:
         loaded = self._feed is not None and self._feed.loaded
+        has_work = self._events is not None and bool(self._events.assignment())
+        events = [  # the first that is not "ok" says why
+            self._retries["events"].check(),
+            self._fetches.check(now=time.monotonic(), has_work=has_work),
+            "ok" if self.ready else "not_consuming",
+        ]
         checks = {
             "index": "ok" if loaded else "loading",
-            "events": "ok" if self.ready and "events" not in self._failing else "not_consuming",
-            "registry": "failing" if "registry" in self._failing else "ok",
+            "events": next((check for check in events if check != "ok"), "ok"),
+            "registry": self._retries["registry"].check(),
         }
         if self._events is not None:
             checks["broker"] = await broker_check(
@@ -183,25 +195,29 @@ class Fanout:
             timeout_ms=self.settings.poll_timeout_ms,
             max_records=self.settings.batch_max_records,
         )
+        self._fetches.fetched(now=time.monotonic())
         await processor.process(batch)
 
     async def _loop(self, name: str, step: Callable[[], Awaitable[object]]) -> None:
-        """Run `step` until stopped. The one broad except: log, back off, keep serving."""
-        failures = 0
+        """Run `step` until stopped. The one broad except: log, back off, keep serving.
+
+        What fails here is the world's (the broker away, a bug): the step is retried with
+        back-off, and `/readyz` turns red past `retry_limit` failures in a row. An event that
+        fails for its content never gets here: the processor sends it to the DLQ.
+        """
+        watch = self._retries[name]
         while not self._stopping.is_set():
             try:
                 await step()
             except Exception as exc:  # noqa: BLE001 - logged in _log_failure; keep serving
-                failures += 1
-                self._failing.add(name)
+                watch.failed(repr(exc))
                 self.metrics.loop_failures.labels(name).inc()
-                _log_failure("fanout.loop_failed", exc, loop=name, failures=failures)
-                await _backoff(self.settings, failures, self._stopping)
+                _log_failure("fanout.loop_failed", exc, loop=name, failures=watch.failures)
+                await _backoff(self.settings, watch.failures, self._stopping)
             else:
-                if failures:
-                    log.info("fanout.loop_recovered", loop=name, failures=failures)
-                failures = 0
-                self._failing.discard(name)
+                if watch.failures:
+                    log.info("fanout.loop_recovered", loop=name, failures=watch.failures)
+                watch.succeeded()
 
     async def __aenter__(self) -> Fanout:
         await self.start()

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from shared.failures import PoisonCounter
+
 if TYPE_CHECKING:
     from services.fanout.index import SubscriptionIndex, Subscriptions
 
@@ -18,6 +20,7 @@ class FanoutMetrics:
     requests_emitted: Counter
     runs_emitted: Counter
     dlq_entries: Counter
+    poison: PoisonCounter
     registry_records: Counter
     index_webhooks: Gauge
     index_workflows: Gauge
@@ -50,6 +53,9 @@ class FanoutMetrics:
                 ["reason"],
                 registry=registry,
             ),
+            # Every DLQ entry is a poison input: the same kinds, under the name every service
+            # shares (`roomhooks_poison_inputs_total{service="fanout"}`).
+            poison=PoisonCounter(registry, service="fanout"),
             registry_records=Counter(
                 "roomhooks_fanout_registry_records_total",
                 "Registry records read, by outcome (applied, stale, removed, ignored, invalid).",

@@ -5,7 +5,8 @@ Acknowledge only durable work: every record a batch produces is sent, all the br
 are awaited, and only then are the batch's offsets committed. If anything fails, nothing is
 committed and the consumer is rewound to the batch's first offsets, so the batch is routed
 again (at-least-once; the delivery service dedupes on `delivery_id`, the workflow runner on
-`run_id`).
+`run_id`). Only the broker's failures fail a batch: what fails for one event's content
+(parsing, routing, a record too large) sends that event to the DLQ once, and the batch goes on.
 """
 
 from __future__ import annotations
@@ -23,13 +24,17 @@ from pydantic import BaseModel
 
 from services.fanout.index import Subscriptions
 from services.fanout.metrics import FanoutMetrics
-from services.fanout.routing import Rejected, Routed, reason_class, route
+from services.fanout.routing import Rejected, route
 from shared.dead_letters import dlq_headers
+from shared.failures import describe, is_content_error
 from shared.kafka import JSON_HEADERS, Topics
 
 log = structlog.get_logger(__name__)
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord]]
+# A dead letter too large for the producer keeps this much of its value (and key), so a huge
+# record is set aside too instead of failing its batch forever.
+DLQ_CUT_BYTES = 512 * 1024
 
 
 @dataclass
@@ -40,6 +45,20 @@ class _Produced:
     requests: int = 0
     runs: int = 0
     rejected: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Records:
+    """What one routed event produces: (topic, key, value) each, and how many of each kind."""
+
+    records: list[tuple[str, bytes, bytes]]
+    requests: int
+    runs: int
+
+
+def _record(topic: str, key: str, message: BaseModel) -> tuple[str, bytes, bytes]:
+    # model_dump_json runs in Rust; the bytes are what shared.kafka.dumps would give.
+    return topic, key.encode("utf-8"), message.model_dump_json().encode()
 
 
 class BatchProcessor:
@@ -74,8 +93,9 @@ class BatchProcessor:
         self._metrics.events_consumed.inc(sum(len(ms) for ms in batch.values()))
         self._metrics.requests_emitted.inc(produced.requests)
         self._metrics.runs_emitted.inc(produced.runs)
-        for label in produced.rejected:
-            self._metrics.dlq_entries.labels(label).inc()
+        for kind in produced.rejected:
+            self._metrics.dlq_entries.labels(kind).inc()
+            self._metrics.poison.inc(kind)
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
 
     def rewind(self, batch: Batch) -> None:
@@ -93,35 +113,50 @@ class BatchProcessor:
         produced = _Produced()
         for messages in batch.values():
             for message in messages:
-                outcome = route(message.value, self._indexes, now=now)
-                if isinstance(outcome, Routed):
+                outcome = self._decide(message, now)
+                if isinstance(outcome, _Records):
                     try:
-                        await self._send_routed(outcome, produced)
+                        for topic, key, value in outcome.records:
+                            produced.acks.append(
+                                await self._producer.send(
+                                    topic, value=value, key=key, headers=JSON_HEADERS
+                                )
+                            )
+                        produced.requests += outcome.requests
+                        produced.runs += outcome.runs
                         continue
                     except MessageSizeTooLargeError:
                         # Permanent: the same event would block its partition forever.
-                        outcome = Rejected("producer: request exceeds max_request_size")
-                produced.rejected.append(reason_class(outcome.reason))
+                        outcome = Rejected(
+                            "producer: request exceeds max_request_size", "unproducible"
+                        )
+                produced.rejected.append(outcome.kind)
                 produced.acks.append(await self._dead_letter(message, outcome.reason))
         return produced
 
-    async def _send_routed(self, outcome: Routed, produced: _Produced) -> None:
-        for request in outcome.requests:
-            produced.acks.append(
-                await self._send(self._topics.deliveries, request.webhook_id, request)
+    def _decide(self, message: ConsumerRecord, now: datetime) -> _Records | Rejected:
+        """The records one event makes, serialized, or why it goes to the DLQ. Whatever
+        routing or serializing raises rejects this event: both are pure, so the same bytes
+        would fail the same way on every retry of the batch."""
+        try:
+            outcome = route(message.value, self._indexes, now=now)
+            if isinstance(outcome, Rejected):
+                return outcome
+            return _Records(
+                [
+                    *(_record(self._topics.deliveries, r.webhook_id, r) for r in outcome.requests),
+                    *(_record(self._topics.workflow_runs, r.workflow_id, r) for r in outcome.runs),
+                ],
+                requests=len(outcome.requests),
+                runs=len(outcome.runs),
             )
-            produced.requests += 1
-        for run in outcome.runs:
-            produced.acks.append(await self._send(self._topics.workflow_runs, run.workflow_id, run))
-            produced.runs += 1
-
-    async def _send(self, topic: str, key: str, message: BaseModel) -> asyncio.Future:
-        return await self._producer.send(
-            topic,
-            value=message.model_dump_json().encode(),  # in Rust; bytes as shared.kafka.dumps
-            key=key.encode("utf-8"),
-            headers=JSON_HEADERS,
-        )
+        except Exception as exc:
+            where = {"partition": message.partition, "offset": message.offset}
+            if is_content_error(exc):
+                log.warning("fanout.route_failed", error=repr(exc), **where)
+            else:
+                log.exception("fanout.route_failed", error=repr(exc), **where)
+            return Rejected(f"fanout could not route the event: {describe(exc)}", "unroutable")
 
     async def _dead_letter(self, message: ConsumerRecord, reason: str) -> asyncio.Future:
         log.warning(
@@ -138,6 +173,21 @@ class BatchProcessor:
             offset=message.offset,
             original=message.headers or (),
         )
-        return await self._producer.send(
-            self._topics.events_dlq, value=message.value, key=message.key, headers=headers
-        )
+        try:
+            return await self._producer.send(
+                self._topics.events_dlq, value=message.value, key=message.key, headers=headers
+            )
+        except MessageSizeTooLargeError:
+            # The record as received does not fit beside our headers: keep its head, so it is
+            # set aside all the same instead of failing its batch on every retry.
+            size = len(message.value or b"")
+            cut = f"{reason} (value cut to its first {DLQ_CUT_BYTES} of {size} bytes)"
+            headers = dlq_headers(
+                cut, topic=message.topic, partition=message.partition, offset=message.offset
+            )
+            return await self._producer.send(
+                self._topics.events_dlq,
+                value=(message.value or b"")[:DLQ_CUT_BYTES],
+                key=(message.key or b"")[:DLQ_CUT_BYTES] or None,
+                headers=headers,
+            )

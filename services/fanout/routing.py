@@ -31,25 +31,24 @@ class Routed:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """Bytes that will never be a valid event: they go to the DLQ with `reason`."""
+    """Bytes that will never be a valid event: they go to the DLQ with `reason`. `kind` is a
+    short, bounded label for metrics (see `shared.events.InvalidEvent`; also `empty`,
+    `unproducible`, `unroutable`)."""
 
     reason: str
-
-    @property
-    def reason_class(self) -> str:
-        return reason_class(self.reason)
+    kind: str = "invalid_field"
 
 
 def route(value: bytes | None, indexes: Subscriptions, *, now: datetime) -> Routed | Rejected:
     """Decide the output for one message value; `now` stamps `created_at`."""
     if value is None:
-        return Rejected("value: null (a tombstone is not an event)")
+        return Rejected("value: null (a tombstone is not an event)", "empty")
     if not value:
-        return Rejected("value: empty")
+        return Rejected("value: empty", "empty")
     try:
         event = parse_event(value)
     except InvalidEvent as exc:
-        return Rejected(exc.reason)
+        return Rejected(exc.reason, exc.kind)
     where = (event.organization_id, event.event, event.room_id, event.scope)
     webhook_ids = indexes.webhooks.match(*where)
     workflow_ids = indexes.workflows.match(*where)
@@ -94,18 +93,3 @@ def _current_version(indexes: Subscriptions, workflow_id: str) -> int:
     if held is None or held.version is None:  # match() only returns held workflow records
         raise LookupError(f"workflow {workflow_id} matched but holds no version")
     return held.version
-
-
-def reason_class(reason: str) -> str:
-    """A short, bounded label for metrics: which kind of problem sent the event to the DLQ."""
-    if reason.startswith("value:"):
-        return "empty"
-    if reason.startswith(("event is not JSON", "event is not valid UTF-8", "event must be")):
-        return "not_json"
-    if reason.startswith("event too large"):
-        return "too_large"
-    if reason.startswith("event: unknown event"):
-        return "unknown_event"
-    if reason.startswith("producer:"):
-        return "unproducible"
-    return "invalid_field"

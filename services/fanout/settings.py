@@ -18,6 +18,11 @@ class FanoutSettings(BaseSettings):
     # Back-off after a failed loop iteration doubles from min to max.
     backoff_min_s: float = Field(default=0.2, gt=0)
     backoff_max_s: float = Field(default=10.0, gt=0)
+    # `/readyz` is red when a loop has failed this many times in a row (the broker away: a
+    # batch is retried, never skipped; an event that fails for its content goes to the DLQ).
+    retry_limit: int = Field(default=10, ge=1)
+    # `/readyz` is red when the events consumer holds partitions but has not fetched this long.
+    fetch_stall_s: float = Field(default=60.0, gt=0)
     health_host: str = "127.0.0.1"
     # 0 turns the probe server off.
     health_port: int = Field(default=8081, ge=0, le=65535)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -13,7 +14,7 @@ from aiokafka.structs import ConsumerRecord
 
 from services.fanout.index import Subscriptions
 from services.fanout.metrics import FanoutMetrics
-from services.fanout.processor import BatchProcessor
+from services.fanout.processor import DLQ_CUT_BYTES, BatchProcessor
 from shared.events import build_event
 from shared.kafka import Topics, dumps
 from shared.messages import WebhookRecord, WorkflowRecord, WorkflowRunRequested
@@ -187,3 +188,87 @@ async def test_a_run_request_too_large_to_produce_goes_to_the_dlq_instead_of_blo
     _, key, value, headers = producer.sent[-1]
     assert (key, value) == (b"room_1", raw)
     assert dict(headers)["rh-error"].startswith(b"producer:")
+
+
+class SizeCappedProducer(FakeProducer):
+    """A producer refusing, as aiokafka does, any record on `topic` larger than `limit`."""
+
+    def __init__(self, topic: str, limit: int) -> None:
+        super().__init__()
+        self._capped, self._limit = topic, limit
+
+    async def send(self, topic, value=None, key=None, headers=None):
+        size = len(value or b"") + len(key or b"") + sum(len(k) + len(v) for k, v in headers or ())
+        if topic == self._capped and size > self._limit:
+            raise MessageSizeTooLargeError("too large")
+        return await super().send(topic, value, key, headers)
+
+
+def with_id(event_id: str) -> bytes:
+    """A joined event as a producer sends it, NUL and surrogates as JSON escapes."""
+    return json.dumps({**json.loads(joined()), "id": event_id}).encode()
+
+
+async def test_an_event_whose_id_holds_nul_is_dead_lettered_and_makes_no_request():
+    producer, consumer, metrics = FakeProducer(), FakeConsumer(), FanoutMetrics.create()
+    bad = with_id("ev\u0000x")
+    batch = {TP0: [message(TP0, 1, joined()), message(TP0, 2, bad), message(TP0, 3, joined())]}
+    await processor(producer, consumer, workflows=True, metrics=metrics).process(batch)
+    assert consumer.commits == [{TP0: 4}]
+    assert topics_sent(producer).count(TOPICS.deliveries) == 2
+    assert topics_sent(producer).count(TOPICS.workflow_runs) == 2
+    [(_, _, value, headers)] = [s for s in producer.sent if s[0] == TOPICS.events_dlq]
+    assert value == bad
+    assert dict(headers)["rh-error"].startswith(b"id: string contains NUL (U+0000)")
+    assert not any(b"ev\\u0000x" in v for t, _, v, _ in producer.sent if t != TOPICS.events_dlq)
+
+
+async def test_poison_inputs_are_counted_by_kind_in_the_shared_metric_and_fanouts_own():
+    producer, consumer, metrics = FakeProducer(), FakeConsumer(), FanoutMetrics.create()
+    poison = [b"nope", with_id("\ud800"), b"[" * 100_000]
+    batch = {TP0: [message(TP0, offset, value) for offset, value in enumerate(poison)]}
+    await processor(producer, consumer, metrics=metrics).process(batch)
+    sample = metrics.registry.get_sample_value
+    for kind in ("not_json", "unstorable_text", "too_deep"):
+        labels = {"service": "fanout", "kind": kind}
+        assert sample("roomhooks_poison_inputs_total", labels) == 1
+        assert sample("roomhooks_fanout_dlq_total", {"reason": kind}) == 1
+
+
+async def test_an_event_whose_routing_raises_is_dead_lettered_once_and_the_batch_goes_on():
+    producer, consumer, metrics = FakeProducer(), FakeConsumer(), FanoutMetrics.create()
+    fanout = processor(producer, consumer, metrics=metrics)
+    routable = joined()
+    exploding = json.dumps({**json.loads(joined()), "room": {"id": "room_boom"}}).encode()
+    match = fanout._indexes.webhooks.match
+
+    def match_or_fail(org, event, room_id, scope):
+        if room_id == "room_boom":
+            raise LookupError("index holds a webhook it cannot match")
+        return match(org, event, room_id, scope)
+
+    fanout._indexes.webhooks.match = match_or_fail
+    batch = {TP0: [message(TP0, 5, exploding), message(TP0, 6, routable)]}
+    await fanout.process(batch)
+    await fanout.process(batch)  # the batch delivered again (at-least-once): the same outcome
+    assert consumer.commits == [{TP0: 7}, {TP0: 7}]
+    assert topics_sent(producer) == [TOPICS.events_dlq, TOPICS.deliveries] * 2
+    headers = dict(producer.sent[0][3])
+    assert headers["rh-error"] == (
+        b"fanout could not route the event: LookupError: index holds a webhook it cannot match"
+    )
+    labels = {"service": "fanout", "kind": "unroutable"}
+    assert metrics.registry.get_sample_value("roomhooks_poison_inputs_total", labels) == 2
+
+
+async def test_a_dead_letter_too_large_for_the_producer_keeps_its_head_and_commits():
+    producer = SizeCappedProducer(TOPICS.events_dlq, limit=DLQ_CUT_BYTES + 4096)
+    consumer = FakeConsumer()
+    huge = b"x" * (DLQ_CUT_BYTES + 8192)
+    await processor(producer, consumer).process({TP1: [message(TP1, 3, huge)]})
+    assert consumer.commits == [{TP1: 4}]
+    [(topic, key, value, headers)] = producer.sent
+    assert (topic, key, value) == (TOPICS.events_dlq, b"room_1", huge[:DLQ_CUT_BYTES])
+    reason = dict(headers)["rh-error"].decode()
+    assert reason.startswith("event is not JSON")
+    assert reason.endswith(f"(value cut to its first {DLQ_CUT_BYTES} of {len(huge)} bytes)")

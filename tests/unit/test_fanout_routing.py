@@ -94,13 +94,42 @@ def test_one_request_per_matching_webhook_sharing_one_rendered_body_without_toke
     assert outcome.runs == []
 
 
+def joined_with(**fields: object) -> bytes:
+    """A participant.joined event as a producer sends it (NUL and surrogates as JSON escapes)."""
+    return json.dumps({**json.loads(joined_event()), **fields}).encode()
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"id": "ev\x00x"}, "id: string contains NUL (U+0000)"),
+        ({"organization_id": ORG + "\x00"}, "organization_id: string contains NUL"),
+        ({"id": "ev\ud800"}, "id: string contains a lone UTF-16 surrogate"),
+    ],
+)
+def test_an_event_whose_id_holds_nul_or_a_surrogate_makes_no_request(fields, reason):
+    outcome = route(joined_with(**fields), indexes_of(record(HOOK_1), workflow(FLOW_1)), now=NOW)
+    assert isinstance(outcome, Rejected)
+    assert (outcome.reason[: len(reason)], outcome.kind) == (reason, "unstorable_text")
+
+
+def test_nul_in_a_name_reaches_webhooks_and_workflows_as_a_visible_escape():
+    user = {"id": "user_ada", "name": "Ada\x00", "token": TOKEN}
+    outcome = route(joined_with(user=user), indexes_of(record(HOOK_1), workflow(FLOW_1)), now=NOW)
+    assert isinstance(outcome, Routed)
+    [request], [run] = outcome.requests, outcome.runs
+    assert json.loads(request.body)["user"]["name"] == "Ada\\u0000"
+    assert run.event["user"]["name"] == "Ada\\u0000"
+    assert "\x00" not in request.model_dump_json() + run.model_dump_json()
+
+
 def test_an_event_nobody_subscribed_to_makes_no_request():
     outcome = route(joined_event(), Subscriptions(), now=NOW)
     assert isinstance(outcome, Routed) and outcome.requests == [] and outcome.runs == []
 
 
 @pytest.mark.parametrize(
-    ("value", "reason_part", "reason_class"),
+    ("value", "reason_part", "kind"),
     [
         (None, "null", "empty"),
         (b"", "empty", "empty"),
@@ -111,11 +140,11 @@ def test_an_event_nobody_subscribed_to_makes_no_request():
                 "room": {"id": "r"}}), "organization_id", "invalid_field"),
     ],
 )  # fmt: skip
-def test_invalid_messages_are_rejected_with_a_reason(value, reason_part, reason_class):
+def test_invalid_messages_are_rejected_with_a_reason(value, reason_part, kind):
     outcome = route(value, indexes_of(record(HOOK_1), workflow(FLOW_1)), now=NOW)
     assert isinstance(outcome, Rejected)
     assert reason_part in outcome.reason
-    assert outcome.reason_class == reason_class
+    assert outcome.kind == kind
 
 
 def test_dlq_headers_keep_the_originals_and_say_why_and_where_from():
