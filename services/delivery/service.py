@@ -94,9 +94,10 @@ class DeliveryService:
         self._lease_floor = timedelta(seconds=settings.timeout_s + margin)
         # Admitted attempts (running or waiting for a lane slot) and the job each one holds.
         self._tasks: dict[asyncio.Task[None], Job] = {}
-        # Deliveries admitted here and not finished: a delivery claimed again while its
-        # attempt still runs (its lease ran out) is not attempted twice at once.
-        self._admitted_ids: set[UUID] = set()
+        # Deliveries admitted here and not finished, with the lease we hold on each: one
+        # claimed again while admitted (its lease ran out as it waited or ran) is not
+        # attempted a second time; the new lease is the one its attempt holds.
+        self._admitted_leases: dict[UUID, datetime] = {}
         # Shutting down: admitted deliveries not yet started are not started (see attempt).
         self._draining = False
         self._not_started: list[UUID] = []
@@ -137,9 +138,8 @@ class DeliveryService:
         spilled: dict[datetime, list[UUID]] = {}
         now = self._clock()
         for job in jobs:
-            if job.id in self._admitted_ids:
-                # Its attempt here outlived the lease; that attempt records it (fenced on the
-                # attempt count), so this claim is dropped and its lease simply runs out.
+            if job.id in self._admitted_leases:
+                self._admitted_leases[job.id] = job.lease_until
                 log.info("delivery.already_in_flight", delivery_id=str(job.id))
                 continue
             if not self._lanes.try_admit(job.webhook_id):
@@ -151,7 +151,7 @@ class DeliveryService:
                 self._lanes.run(job.webhook_id, lambda j=job: self.attempt(j))
             )
             self._tasks[task] = job
-            self._admitted_ids.add(job.id)
+            self._admitted_leases[job.id] = job.lease_until
             task.add_done_callback(self._forget)
         self._metrics.in_flight.set(self._lanes.admitted)
         if spilled:
@@ -251,12 +251,17 @@ class DeliveryService:
         hold, so the lease starts when the attempt starts. Fresh claims (the hot path) have
         their whole lease left and cost no round trip.
         """
+        held = self._admitted_leases.get(job.id, job.lease_until)  # claimed again meanwhile?
+        job = dataclasses.replace(job, lease_until=held)
         now = self._clock()
-        if job.lease_until - now >= self._lease_floor:
+        if held - now >= self._lease_floor:
             return job
         async with self._pool.acquire() as conn:
             renewed = await repository.renew_lease(conn, job, lease_until=now + self._lease)
-        return dataclasses.replace(job, lease_until=renewed) if renewed is not None else None
+        if renewed is None:
+            return None
+        self._admitted_leases[job.id] = renewed
+        return dataclasses.replace(job, lease_until=renewed)
 
     def _observe(self, result: AttemptResult, status: Final) -> None:
         self._metrics.attempts.labels(result.outcome.value).inc()
@@ -286,7 +291,7 @@ class DeliveryService:
     def _forget(self, task: asyncio.Task[None]) -> None:
         job = self._tasks.pop(task, None)
         if job is not None:
-            self._admitted_ids.discard(job.id)
+            self._admitted_leases.pop(job.id, None)
 
     @property
     def in_flight(self) -> int:
