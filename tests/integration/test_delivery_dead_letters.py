@@ -1,0 +1,139 @@
+"""Malformed or unstorable delivery requests go to the deliveries DLQ once, with their reason,
+and the consumer goes on with the requests after them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import ConsumerRecord, TopicPartition
+
+from services.delivery.app import Delivery
+from services.delivery.settings import DeliverySettings
+from shared.dead_letters import H_ERROR, H_OFFSET, H_TOPIC
+from shared.kafka import JSON_HEADERS, dumps, make_consumer
+from shared.messages import DeliveryRequested, delivery_id_for
+from tests.support.deliveries import create_webhook, delivery_request, send_request
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def delivery(postgres_settings, kafka_settings) -> AsyncIterator[Delivery]:
+    service = Delivery(
+        DeliverySettings(
+            postgres=postgres_settings,
+            kafka=kafka_settings,
+            health_port=0,
+            scheduler_interval_s=0.1,
+            timeout_s=2,
+            lease_s=10,
+        )
+    )
+    await service.start()
+    yield service
+    await service.stop()
+
+
+def raw_request(webhook: dict, event_id: str, **fields) -> dict:
+    return {
+        "type": "deliver",
+        "delivery_id": delivery_id_for(webhook["id"], "x" + event_id),
+        "webhook_id": webhook["id"],
+        "organization_id": webhook["organization_id"],
+        "event_id": event_id,
+        "event": "participant.joined",
+        "body": "{}",
+        "created_at": datetime.now(UTC).isoformat(),
+        **fields,
+    }
+
+
+async def read_dead_letters(kafka_settings, topic: str, *, at_least: int) -> list:
+    consumer = make_consumer(kafka_settings, topic, group_id=f"dlq-reader-{uuid.uuid4().hex}")
+    await consumer.start()
+    records: list = []
+    try:
+
+        async def enough():
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+            return len(records) >= at_least
+
+        await eventually(enough, timeout_s=20)
+        await asyncio.sleep(1)  # anything more than expected would arrive meanwhile
+        for batch in (await consumer.getmany(timeout_ms=500)).values():
+            records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def test_bad_requests_go_to_the_dlq_once_with_their_reason_and_the_next_is_delivered(
+    delivery, registry, producer, topics, pool, receiver, kafka_settings
+):
+    webhook = await create_webhook(registry, receiver.url("/after-bad"))
+    key = webhook["id"].encode()  # one key: one partition, in this order
+    bad = [
+        dumps(raw_request(webhook, "nul\x00id")),  # an event id Postgres text refuses
+        dumps(raw_request(webhook, "ok-id", body='{"name":"a\x00b"}')),  # a body it refuses
+        b'{"type": "deliver", "delivery_id": ',  # not JSON
+        b'\xff\xfe{"not": "utf-8"}',
+    ]
+    for value in bad:
+        await producer.send_and_wait(topics.deliveries, value, key=key, headers=JSON_HEADERS)
+    good = delivery_request(webhook, "good")
+    await (await send_request(producer, topics.deliveries, good))
+
+    async def delivered():
+        row = await pool.fetchrow(
+            "SELECT status FROM delivery.deliveries WHERE id = $1", uuid.UUID(good.delivery_id)
+        )
+        return row is not None and row["status"] == "success"
+
+    await eventually(delivered, timeout_s=20)
+    assert await pool.fetchval("SELECT count(*) FROM delivery.deliveries") == 1
+
+    dead = await read_dead_letters(kafka_settings, topics.deliveries_dlq, at_least=len(bad))
+    assert [record.value for record in dead] == bad  # each once, as received, in order
+    reasons = [dict(record.headers)[H_ERROR].decode() for record in dead]
+    assert reasons[0].startswith(
+        "invalid delivery request: deliver.event_id: Value error, holds U+0000"
+    )
+    assert reasons[1].startswith(
+        "invalid delivery request: deliver.body: Value error, holds U+0000"
+    )
+    assert all(reason.startswith("invalid delivery request: ") for reason in reasons)
+    assert {dict(record.headers)[H_TOPIC].decode() for record in dead} == {topics.deliveries}
+    assert len({dict(record.headers)[H_OFFSET] for record in dead}) == len(bad)
+    poisoned = delivery.metrics_registry.get_sample_value(
+        "roomhooks_poison_inputs_total", {"service": "delivery", "kind": "invalid_request"}
+    )
+    assert poisoned == len(bad)
+    readiness = await delivery._readiness()
+    assert readiness["consuming"] == readiness["recorder"] == "ok", readiness
+
+
+async def test_a_request_postgres_refuses_is_set_aside_and_the_rest_of_its_batch_stored(
+    delivery, registry
+):
+    # Validation refuses what it knows Postgres refuses; anything else Postgres refuses
+    # (here: a NUL let through by building the message unvalidated) falls back row by row.
+    webhook = await create_webhook(registry, "http://127.0.0.1:9/unused")
+    good = delivery_request(webhook, "fine")
+    poison = DeliveryRequested.model_construct(
+        **{**good.model_dump(), "delivery_id": str(uuid.uuid4()), "event_id": "bad\x00"}
+    )
+    tp = TopicPartition("t", 0)
+    records = [
+        ConsumerRecord("t", 0, offset, 0, 0, None, b"v", None, 0, 1, []) for offset in (7, 8)
+    ]
+    jobs, refused = await delivery._store([(poison, tp, records[0]), (good, tp, records[1])])
+    assert [job.event_id for job in jobs] == ["fine"]
+    [(_, record, reason)] = refused
+    assert record.offset == 7
+    assert reason.startswith("delivery request not storable: CharacterNotInRepertoireError")
