@@ -19,14 +19,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from services.registry import repository
-from services.registry.auth import Authorizer
+from services.registry.auth import ApiLimits, Authorizer
 from services.registry.code_check import deno_code_check
+from services.registry.code_gate import CodeCheckGate
 from services.registry.commands import consume_commands
 from services.registry.delivery_log import DeliveryLog
 from services.registry.delivery_routes import DeliveryRoutes
 from services.registry.http import build_middlewares
 from services.registry.openapi import build_openapi
 from services.registry.outbox import OutboxRelay
+from services.registry.rate_limits import Buckets
 from services.registry.routes import WebhookRoutes, event_types, health_routes
 from services.registry.sealing import seal_stored_secrets
 from services.registry.service import AccountService, WebhookService
@@ -39,7 +41,16 @@ from shared.secrets_box import SecretsBox, SecretsKeyError, load_box
 
 log = structlog.get_logger(__name__)
 
-MAX_BODY_BYTES = 256 * 1024
+# Room for a body around the largest code once JSON-escaped: a control character is six
+# bytes escaped (`\u0001`), the worst case; any other character at most three times its
+# UTF-8 (`é` as `\u00e9`). The rest of a workflow or webhook body is a few KiB.
+JSON_ESCAPE_FACTOR = 6
+BODY_SLACK_BYTES = 64 * 1024
+
+
+def max_body_bytes(code_max_bytes: int) -> int:
+    return JSON_ESCAPE_FACTOR * code_max_bytes + BODY_SLACK_BYTES
+
 
 RELAY = web.AppKey("relay", OutboxRelay)
 WEBHOOKS = web.AppKey("webhooks", WebhookService)
@@ -83,12 +94,15 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
     backlog = Gauge("roomhooks_outbox_backlog", "Outbox rows not yet published.", registry=metrics)
 
     app = web.Application(
-        middlewares=build_middlewares(requests, latency), client_max_size=MAX_BODY_BYTES
+        middlewares=build_middlewares(requests, latency),
+        client_max_size=max_body_bytes(settings.workflow_code_max_bytes),
     )
     topics = Topics.from_settings(settings.kafka)
     accounts = AccountService(deps.pool)
     box = deps.box or load_box(settings.secrets)
-    webhooks = WebhookService(deps.pool, topics, deps.clock, box)
+    webhooks = WebhookService(
+        deps.pool, topics, deps.clock, box, quota=settings.webhooks_per_account
+    )
     relay = OutboxRelay(
         deps.pool,
         deps.producer,
@@ -97,22 +111,44 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
         listen_dsn=settings.postgres.url,
         published=published,
     )
-    workflows = WorkflowService(deps.pool, topics, deps.clock, deps.check_code)
+    checks = CodeCheckGate(
+        deps.check_code,
+        at_once=settings.code_checks_at_once,
+        queued=settings.code_checks_queued,
+    )
+    workflows = WorkflowService(
+        deps.pool, topics, deps.clock, checks, quota=settings.workflows_per_account
+    )
     app[RELAY] = relay
     app[WEBHOOKS] = webhooks
     app[WORKFLOWS] = workflows
     app[ACCOUNTS] = accounts
 
-    WorkflowRoutes(Authorizer(accounts), workflows, page_size_max=settings.page_size_max).register(
-        app
+    auth = Authorizer(
+        accounts,
+        ApiLimits(
+            keys=Buckets(rate_per_s=settings.api_rate_per_s, burst=settings.api_burst),
+            unknown_keys=Buckets(
+                rate_per_s=settings.unknown_key_rate_per_s, burst=settings.unknown_key_burst
+            ),
+        ),
     )
+    WorkflowRoutes(
+        auth,
+        workflows,
+        page_size_max=settings.page_size_max,
+        code_max_bytes=settings.workflow_code_max_bytes,
+    ).register(app)
     DeliveryRoutes(
-        Authorizer(accounts),
+        auth,
         DeliveryLog(deps.pool, topics, deps.clock),
         page_size_max=settings.page_size_max,
+        sends=Buckets(
+            rate_per_s=settings.webhook_sends_rate_per_s, burst=settings.webhook_sends_burst
+        ),
     ).register(app)
     WebhookRoutes(
-        accounts,
+        auth,
         webhooks,
         http_hosts=settings.http_hosts,
         page_size_max=settings.page_size_max,

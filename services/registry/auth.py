@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 from aiohttp import web
 
-from services.registry.http import ApiError
-from services.registry.keys import bearer_token
+from services.registry.http import RATE_LIMIT, ApiError
+from services.registry.keys import bearer_token, hash_token
 from services.registry.policy import Access, Role, decide_access
+from services.registry.rate_limits import Buckets, Verdict
 from services.registry.service import AccountService
 
 _DENIED = {
@@ -15,20 +20,60 @@ _DENIED = {
 }
 
 
+@dataclass(frozen=True)
+class ApiLimits:
+    """The API's token buckets: per key, and per client address for requests whose key is
+    missing or unknown (an exhausted address is refused before its key is looked up, so a
+    flood of guessed keys costs no database lookups)."""
+
+    keys: Buckets
+    unknown_keys: Buckets
+    clock_ms: Callable[[], int] = field(default=lambda: int(time.monotonic() * 1000))
+
+    @classmethod
+    def unlimited(cls) -> ApiLimits:
+        return cls(
+            keys=Buckets(rate_per_s=1e9, burst=10**9),
+            unknown_keys=Buckets(rate_per_s=1e9, burst=10**9),
+        )
+
+
+def too_many(verdict: Verdict, what: str) -> ApiError:
+    return ApiError(
+        429,
+        "rate_limited",
+        f"too many requests {what}: retry after {verdict.retry_after_s} s",
+        headers=verdict.headers(),
+    )
+
+
 class Authorizer:
-    def __init__(self, accounts: AccountService) -> None:
+    def __init__(self, accounts: AccountService, limits: ApiLimits | None = None) -> None:
         self._accounts = accounts
+        self._limits = limits or ApiLimits.unlimited()
 
     async def account(self, request: web.Request, *, write: bool) -> str:
         """The path's account id when the request's key may read (or write) it."""
+        limits = self._limits
+        address = request.remote or "unknown"
+        held = limits.unknown_keys.peek(address, now_ms=limits.clock_ms())
+        if not held.allowed:
+            raise too_many(held, "without a valid API key from this address")
         token = bearer_token(request.headers.get("Authorization"))
         if token is None:
+            limits.unknown_keys.take(address, now_ms=limits.clock_ms())
             raise ApiError(
                 401, "unauthorized", "an `Authorization: Bearer <api key>` header is required"
             )
-        owner = await self._accounts.authenticate(token)
+        digest = hash_token(token)
+        owner = await self._accounts.authenticate_digest(digest)
         if owner is None:
+            limits.unknown_keys.take(address, now_ms=limits.clock_ms())
             raise ApiError(401, "unauthorized", "the API key is not valid")
+        spent = limits.keys.take(digest, now_ms=limits.clock_ms())
+        if not spent.allowed:
+            raise too_many(spent, "with this API key")
+        request[RATE_LIMIT] = spent
         access = decide_access(
             key_account=str(owner.account_id),
             role=Role(owner.role),

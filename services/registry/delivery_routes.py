@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
-from services.registry.auth import Authorizer, page_limit
+from services.registry.auth import Authorizer, page_limit, too_many
 from services.registry.delivery_log import STATUSES, DeliveryLog, check_status
 from services.registry.http import ApiError, ok
+from services.registry.rate_limits import Buckets
 
 DEFAULT_PAGE_SIZE = 50
 
@@ -21,10 +24,25 @@ def status_filter(request: web.Request, allowed: tuple[str, ...] = STATUSES) -> 
 
 
 class DeliveryRoutes:
-    def __init__(self, auth: Authorizer, log: DeliveryLog, *, page_size_max: int) -> None:
+    def __init__(
+        self,
+        auth: Authorizer,
+        log: DeliveryLog,
+        *,
+        page_size_max: int,
+        sends: Buckets | None = None,
+    ) -> None:
         self._auth = auth
         self._log = log
         self._page_size_max = page_size_max
+        # Redeliver orders and test pings, per webhook: each one is a request to its endpoint.
+        self._sends = sends or Buckets(rate_per_s=1e9, burst=10**9)
+
+    def _spend_send(self, request: web.Request) -> None:
+        webhook_id = request.match_info["webhook_id"].lower()
+        spent = self._sends.take(webhook_id, now_ms=int(time.monotonic() * 1000))
+        if not spent.allowed:
+            raise too_many(spent, "sent to this webhook (redeliveries and test pings)")
 
     def register(self, app: web.Application) -> None:
         webhook = "/v1/accounts/{account_id}/webhooks/{webhook_id}"
@@ -75,12 +93,14 @@ class DeliveryRoutes:
 
     async def redeliver(self, request: web.Request) -> web.Response:
         account_id = await self._auth.account(request, write=True)
+        self._spend_send(request)
         delivery_id = request.match_info["delivery_id"]
         await self._log.redeliver(account_id, request.match_info["webhook_id"], delivery_id)
         return ok("Redelivery queued", {"delivery_id": delivery_id.lower()}, status=202)
 
     async def test(self, request: web.Request) -> web.Response:
         account_id = await self._auth.account(request, write=True)
+        self._spend_send(request)
         delivery_id, event_id = await self._log.send_test(
             account_id, request.match_info["webhook_id"]
         )

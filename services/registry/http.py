@@ -17,31 +17,47 @@ from aiohttp import web
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
-from services.registry.service import InvalidChange, NotFound
+from services.registry.code_gate import ChecksBusy
+from services.registry.json_body import BodyRefused, parse_body
+from services.registry.rate_limits import Verdict
+from services.registry.service import InvalidChange, NotFound, QuotaExceeded
 from shared.pagination import InvalidCursor
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The Verdict of the caller's key bucket, set by the Authorizer: its RateLimit-* headers go on
+# every answer to a request that spent from it.
+RATE_LIMIT = web.RequestKey("rate_limit", Verdict)
 
 
 class ApiError(Exception):
+    """A refusal: `details` names each field at fault ([] when no field is), `headers` go on
+    the answer (Retry-After, RateLimit-*)."""
+
     def __init__(
         self,
         status: int,
         code: str,
         message: str,
         details: list[dict[str, str]] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
-        self.details = details
+        self.details = details or []
+        self.headers = headers or {}
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _ascii_dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def ok(description: str, data: dict[str, Any], *, status: int = 200) -> web.Response:
@@ -63,7 +79,8 @@ def fail(error: ApiError) -> web.Response:
         "data": None,
         "error": {"code": error.code, "message": error.message, "details": error.details},
     }
-    return web.json_response(body, status=error.status, dumps=_dumps)
+    # ASCII escapes: a message may quote the tenant's input, lone surrogates included.
+    return web.json_response(body, status=error.status, dumps=_ascii_dumps, headers=error.headers)
 
 
 _LOC_NAMES = {"room_id": "roomId", "retry_schedule": "retrySchedule"}
@@ -98,11 +115,17 @@ def validation_error(exc: ValidationError) -> ApiError:
 async def read_json(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
-        raise ApiError(400, "invalid_body", "body: a JSON object is required")
+        raise ApiError(
+            400,
+            "invalid_body",
+            "body: a JSON object is required",
+            [{"field": "body", "message": "a JSON object is required"}],
+        )
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "invalid_body", f"body: invalid JSON ({exc})") from exc
+        return parse_body(raw)
+    except BodyRefused as exc:
+        code = "validation_error" if exc.details[0]["field"] != "body" else "invalid_body"
+        raise ApiError(400, code, exc.message, exc.details) from exc
 
 
 def build_middlewares(requests: Counter, latency: Histogram) -> list[Any]:
@@ -127,21 +150,55 @@ def build_middlewares(requests: Counter, latency: Histogram) -> list[Any]:
                 )
             )
         except InvalidCursor as exc:
-            response = fail(ApiError(400, "validation_error", f"cursor: {exc}"))
+            response = fail(
+                ApiError(
+                    400,
+                    "validation_error",
+                    f"cursor: {exc}",
+                    [{"field": "cursor", "message": str(exc)}],
+                )
+            )
         except NotFound:
             response = fail(ApiError(404, "not_found", "no such resource in this account"))
+        except QuotaExceeded as exc:
+            response = fail(ApiError(409, "quota_exceeded", str(exc)))
+        except ChecksBusy as exc:
+            response = fail(
+                ApiError(
+                    503,
+                    "busy",
+                    f"{exc}: retry after {exc.retry_after_s} s",
+                    headers={"Retry-After": str(exc.retry_after_s)},
+                )
+            )
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            response = fail(ApiError(exc.status, _http_code(exc.status), exc.reason))
+            response = fail(_http_error(exc))
         except Exception:  # the one top-level catch: log, answer 500, keep serving
             log.exception("http.unhandled_error", method=request.method, route=route_name)
             response = fail(ApiError(500, "internal_error", "internal error"))
+        spent = request.get(RATE_LIMIT)
+        if spent is not None and "RateLimit-Limit" not in response.headers:
+            response.headers.update(spent.headers())
         requests.labels(request.method, route_name, str(response.status)).inc()
         latency.labels(request.method, route_name).observe(time.perf_counter() - started)
         return response
 
     return [envelope]
+
+
+def _http_error(exc: web.HTTPException) -> ApiError:
+    """aiohttp's own refusals (unknown route or method, a body over client_max_size) in the
+    envelope, with what its plain-text answer would have said."""
+    message = exc.reason
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        message = f"body: {exc.text}"
+    elif isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        message = f"method {exc.method} is not allowed here (allowed: {allowed})"
+    headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+    return ApiError(exc.status, _http_code(exc.status), message, headers=headers)
 
 
 def _http_code(status: int) -> str:

@@ -189,7 +189,7 @@ class ErrorDetail(BaseModel):
 class ErrorInfo(BaseModel):
     code: str
     message: str
-    details: list[ErrorDetail] | None = None
+    details: list[ErrorDetail] = Field(description="Each field at fault; empty when none is.")
 
 
 class EventTypeInfo(BaseModel):
@@ -288,7 +288,19 @@ class DeliveryQueuedData(BaseModel):
     event_id: str | None = None
 
 
-MAX_CODE_CHARS = 100_000
+DEFAULT_CODE_MAX_BYTES = 256 * 1024
+CODE_DESCRIPTION = (
+    "An ES module whose default export is `async function(event, bindings)`; at most the "
+    "deployment's code size (256 KiB of UTF-8 by default)."
+)
+
+
+def _check_code_size(code: str, info: ValidationInfo) -> str:
+    limit = (info.context or {}).get("code_max_bytes", DEFAULT_CODE_MAX_BYTES)
+    size = len(code.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise ValueError(f"must be at most {limit:,} bytes of UTF-8 (it is {size:,})")
+    return code
 
 
 class WorkflowInput(_Body):
@@ -296,11 +308,7 @@ class WorkflowInput(_Body):
 
     name: str = Field(min_length=1, max_length=255)
     events: list[EventName] = EVENTS_FIELD
-    code: str = Field(
-        min_length=1,
-        max_length=MAX_CODE_CHARS,
-        description="An ES module whose default export is `async function(event, bindings)`.",
-    )
+    code: str = Field(min_length=1, description=CODE_DESCRIPTION)
     language: Literal["js", "ts"] = "js"
     room_id: str | None = ROOM_ID_FIELD
     enabled: bool = True
@@ -309,6 +317,11 @@ class WorkflowInput(_Body):
     @classmethod
     def _events(cls, value: list[str]) -> list[str]:
         return check_events(value)
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str, info: ValidationInfo) -> str:
+        return _check_code_size(value, info)
 
     @model_validator(mode="after")
     def _scope(self) -> WorkflowInput:
@@ -323,7 +336,7 @@ class WorkflowPatch(_Body):
     events: list[EventName] | None = Field(
         default=None, max_length=100, json_schema_extra=EVENTS_SCHEMA
     )
-    code: str | None = Field(default=None, min_length=1, max_length=MAX_CODE_CHARS)
+    code: str | None = Field(default=None, min_length=1, description=CODE_DESCRIPTION)
     language: Literal["js", "ts"] | None = None
     room_id: str | None = ROOM_ID_FIELD
     enabled: bool | None = None
@@ -337,9 +350,11 @@ class WorkflowPatch(_Body):
 
     @field_validator("name", "code", "language", "enabled")
     @classmethod
-    def _not_null(cls, value: Any) -> Any:
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None:
             raise ValueError("must not be null")
+        if info.field_name == "code":
+            return _check_code_size(value, info)
         return value
 
     @model_validator(mode="after")

@@ -30,12 +30,26 @@ from services.registry.models import (
 _REF = "#/components/schemas/{model}"
 
 _ERRORS = {
-    "400": "Invalid input: `error.details` names each field and what is wrong with it.",
+    "400": "Invalid input: `error.details` names each field and what is wrong with it (JSON"
+    " nested deeper than 64 levels, NUL or a lone surrogate in any text included).",
     "401": "Missing or invalid API key.",
     "403": "The key belongs to another account, or its role may not write.",
     "404": "No such webhook, workflow, delivery or execution in this account.",
+    "409": "The account holds as many webhooks (or workflows) as its quota allows.",
     "413": "The body is larger than the server accepts.",
+    "429": "Too many requests: with this key, from this address without a valid key, or"
+    " (redeliver, test) to this webhook. `Retry-After` says when to try again.",
     "503": "Not ready: `error.message` names the failing checks.",
+}
+_BUSY = "Every workflow code check is busy: `Retry-After` says when to try again."
+_RATE_HEADERS = {
+    name: {"description": description, "schema": {"type": "integer", "minimum": 0}}
+    for name, description in (
+        ("Retry-After", "Seconds until a request may pass."),
+        ("RateLimit-Limit", "Requests the bucket holds when full."),
+        ("RateLimit-Remaining", "Requests that would pass now."),
+        ("RateLimit-Reset", "Seconds until the bucket is full again."),
+    )
 }
 # Any request, before the API reads it: aiohttp's HTTP parser answers on its own, in plain text.
 _HTTP_400 = (
@@ -92,6 +106,8 @@ def _operation(
     }
     for status in errors:
         op["responses"][status] = _json(_error_ref(), _ERRORS[status])
+    if secured:
+        op["responses"]["429"] = _json(_error_ref(), _ERRORS["429"]) | {"headers": _RATE_HEADERS}
     _add_http_400(op["responses"])
     if body is not None:
         op["responses"]["413"] = _json(_error_ref(), _ERRORS["413"])
@@ -103,6 +119,14 @@ def _operation(
         op["parameters"] = parameters
     if not secured:
         op["security"] = []
+    return op
+
+
+def _busy(op: dict[str, Any]) -> dict[str, Any]:
+    """An operation that checks code on save: a full check queue answers 503."""
+    op["responses"]["503"] = _json(_error_ref(), _BUSY) | {
+        "headers": {"Retry-After": _RATE_HEADERS["Retry-After"]}
+    }
     return op
 
 
@@ -196,7 +220,7 @@ def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
                     "Create a webhook; the answer carries its secret, once.",
                     ok_status="201",
                     ok_model=WebhookCreatedData,
-                    errors=all_errors,
+                    errors=(*all_errors, "409"),
                     body=WebhookInput,
                     parameters=[account],
                 ),
@@ -285,13 +309,15 @@ def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
                 )
             },
             workflows_path: {
-                "post": _operation(
-                    "Create a workflow; its code is checked on save.",
-                    ok_status="201",
-                    ok_model=WorkflowData,
-                    errors=all_errors,
-                    body=WorkflowInput,
-                    parameters=[account],
+                "post": _busy(
+                    _operation(
+                        "Create a workflow; its code is checked on save.",
+                        ok_status="201",
+                        ok_model=WorkflowData,
+                        errors=(*all_errors, "409"),
+                        body=WorkflowInput,
+                        parameters=[account],
+                    )
                 ),
                 "get": _operation(
                     "List the account's workflows, newest first.",
@@ -309,13 +335,15 @@ def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
                     errors=all_errors,
                     parameters=[account, workflow],
                 ),
-                "patch": _operation(
-                    "Change some fields; new code or language is a new version.",
-                    ok_status="200",
-                    ok_model=WorkflowData,
-                    errors=all_errors,
-                    body=WorkflowPatch,
-                    parameters=[account, workflow],
+                "patch": _busy(
+                    _operation(
+                        "Change some fields; new code or language is a new version.",
+                        ok_status="200",
+                        ok_model=WorkflowData,
+                        errors=all_errors,
+                        body=WorkflowPatch,
+                        parameters=[account, workflow],
+                    )
                 ),
                 "delete": _operation(
                     "Delete a workflow; the answer is its last state.",

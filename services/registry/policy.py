@@ -80,11 +80,13 @@ def check_webhook_url(url: str, *, http_hosts: frozenset[str]) -> str:
     if not host or not parts.hostname:
         raise ValueError("must be an absolute URL with a host")
     allowed_host = host in http_hosts
-    if parts.scheme == "http" and not allowed_host:
-        raise ValueError("must use https (http is allowed only for hosts the operator allows)")
+    # The host first: `http://10.0.0.1` is refused for its private address, which https
+    # would not change, rather than for its scheme.
     problem = None if allowed_host else _host_problem(host)
     if problem is not None:
         raise ValueError(problem)
+    if parts.scheme == "http" and not allowed_host:
+        raise ValueError("must use https (http is allowed only for hosts the operator allows)")
     return url
 
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from services.registry.auth import Authorizer, page_limit
 from services.registry.http import ApiError, ok, read_json
 from services.registry.models import WebhookInput, WebhookPatch
-from services.registry.service import AccountService, WebhookService
+from services.registry.service import WebhookService
 from shared.events import CATALOG
 
 DEFAULT_PAGE_SIZE = 50
@@ -18,13 +18,13 @@ DEFAULT_PAGE_SIZE = 50
 class WebhookRoutes:
     def __init__(
         self,
-        accounts: AccountService,
+        auth: Authorizer,
         webhooks: WebhookService,
         *,
         http_hosts: frozenset[str],
         page_size_max: int,
     ) -> None:
-        self._auth = Authorizer(accounts)
+        self._auth = auth
         self._webhooks = webhooks
         self._context = {"http_hosts": http_hosts}
         self._page_size_max = page_size_max

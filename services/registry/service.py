@@ -43,6 +43,17 @@ class InvalidChange(ValueError):
         self.message = message
 
 
+class QuotaExceeded(Exception):
+    """The account already holds as many of these as its quota allows."""
+
+    def __init__(self, what: str, quota: int) -> None:
+        super().__init__(
+            f"this account holds {quota:,} {what}, its quota: delete one to create another"
+        )
+        self.what = what
+        self.quota = quota
+
+
 @dataclass(frozen=True)
 class Page:
     webhooks: list[Webhook]
@@ -91,8 +102,11 @@ class AccountService:
             return await repository.account_exists(conn, account_id)
 
     async def authenticate(self, token: str) -> KeyOwner | None:
+        return await self.authenticate_digest(keys.hash_token(token))
+
+    async def authenticate_digest(self, token_sha256: str) -> KeyOwner | None:
         async with self._pool.acquire() as conn:
-            return await repository.find_key_owner(conn, keys.hash_token(token))
+            return await repository.find_key_owner(conn, token_sha256)
 
 
 class WebhookService:
@@ -104,11 +118,14 @@ class WebhookService:
         topics: Topics,
         clock: Callable[[], datetime],
         box: SecretsBox,
+        *,
+        quota: int = 1_000,
     ) -> None:
         self._pool = pool
         self._topics = topics
         self._clock = clock
         self._box = box
+        self._quota = quota
 
     async def create(self, account_id: str, body: WebhookInput) -> WebhookWithSecret:
         now = self._clock()
@@ -129,6 +146,9 @@ class WebhookService:
             updated_at=now,
         )
         async with self._pool.acquire() as conn, conn.transaction():
+            held = await repository.count_for_quota(conn, "webhooks", row.organization_id)
+            if held >= self._quota:
+                raise QuotaExceeded("webhooks", self._quota)
             stored = await repository.insert_webhook(conn, row)
             await repository.enqueue(
                 conn,

@@ -32,6 +32,27 @@ class RegistrySettings(BaseSettings):
     # Re-announce every webhook on start: a dev broker forgets its topics when it restarts.
     republish_on_start: bool | None = None
 
+    # Quotas per account. Fanout holds every enabled webhook in memory (README: what the
+    # index costs at the quota), so the webhook quota bounds a tenant's share of it.
+    webhooks_per_account: int = Field(default=1_000, ge=1)
+    workflows_per_account: int = Field(default=100, ge=1)
+    # UTF-8 bytes of one workflow's code; the request body limit follows from it.
+    workflow_code_max_bytes: int = Field(default=256 * 1024, ge=1)
+    # Token buckets, per replica: N replicas let a key spend N times this.
+    # Per API key: refill per second and bucket size (a burst at rest).
+    api_rate_per_s: float = Field(default=100.0, gt=0)
+    api_burst: int = Field(default=200, ge=1)
+    # Per client address, spent only by requests whose key is missing or unknown; once it is
+    # empty such an address is refused before its key is looked up.
+    unknown_key_rate_per_s: float = Field(default=2.0, gt=0)
+    unknown_key_burst: int = Field(default=30, ge=1)
+    # Per webhook: redeliver orders and test pings together.
+    webhook_sends_rate_per_s: float = Field(default=1.0, gt=0)
+    webhook_sends_burst: int = Field(default=10, ge=1)
+    # Deno parses run at once on save, and how many may wait for one (then 503).
+    code_checks_at_once: int = Field(default=2, ge=1)
+    code_checks_queued: int = Field(default=8, ge=0)
+
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

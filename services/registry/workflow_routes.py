@@ -14,10 +14,18 @@ DEFAULT_PAGE_SIZE = 50
 
 
 class WorkflowRoutes:
-    def __init__(self, auth: Authorizer, workflows: WorkflowService, *, page_size_max: int):
+    def __init__(
+        self,
+        auth: Authorizer,
+        workflows: WorkflowService,
+        *,
+        page_size_max: int,
+        code_max_bytes: int,
+    ):
         self._auth = auth
         self._workflows = workflows
         self._page_size_max = page_size_max
+        self._context = {"code_max_bytes": code_max_bytes}
 
     def register(self, app: web.Application) -> None:
         base = "/v1/accounts/{account_id}/workflows"
@@ -35,7 +43,7 @@ class WorkflowRoutes:
 
     async def create(self, request: web.Request) -> web.Response:
         account_id = await self._auth.account(request, write=True)
-        body = WorkflowInput.model_validate(await read_json(request))
+        body = WorkflowInput.model_validate(await read_json(request), context=self._context)
         workflow = await self._workflows.create(account_id, body)
         return ok("Workflow created", {"workflow": workflow.model_dump(mode="json")}, status=201)
 
@@ -59,7 +67,7 @@ class WorkflowRoutes:
 
     async def patch(self, request: web.Request) -> web.Response:
         account_id = await self._auth.account(request, write=True)
-        body = WorkflowPatch.model_validate(await read_json(request))
+        body = WorkflowPatch.model_validate(await read_json(request), context=self._context)
         workflow = await self._workflows.patch(account_id, request.match_info["workflow_id"], body)
         return ok("Workflow updated", {"workflow": workflow.model_dump(mode="json")})
 

@@ -18,7 +18,7 @@ import structlog
 from services.registry import repository, workflow_store
 from services.registry.models import Execution, Workflow, WorkflowInput, WorkflowPatch
 from services.registry.policy import check_room_scope
-from services.registry.service import InvalidChange, NotFound, parse_id
+from services.registry.service import InvalidChange, NotFound, QuotaExceeded, parse_id
 from services.registry.workflow_store import WorkflowRow
 from shared.kafka import Topics, dumps
 from shared.messages import WorkflowRecord, registry_key
@@ -27,6 +27,8 @@ from shared.pagination import after_cursor, cut_page
 log = structlog.get_logger(__name__)
 
 EXECUTION_STATUSES = ("running", "success", "error", "timeout")
+# A patch whose code changed under it is checked again, this many times at most.
+PATCH_ATTEMPTS = 3
 
 
 class CodeRejected(ValueError):
@@ -104,11 +106,14 @@ class WorkflowService:
         topics: Topics,
         clock: Callable[[], datetime],
         check_code: CodeChecker,
+        *,
+        quota: int = 100,
     ) -> None:
         self._pool = pool
         self._topics = topics
         self._clock = clock
         self._check_code = check_code
+        self._quota = quota
 
     async def _checked(self, code: str, language: str) -> None:
         try:
@@ -117,6 +122,7 @@ class WorkflowService:
             raise InvalidChange("code", str(exc)) from exc
 
     async def create(self, account_id: str, body: WorkflowInput) -> Workflow:
+        # Checked before the transaction: a Deno parse holds no connection or lock.
         await self._checked(body.code, body.language)
         now = self._clock()
         row = WorkflowRow(
@@ -134,6 +140,9 @@ class WorkflowService:
             code=body.code,
         )
         async with self._pool.acquire() as conn, conn.transaction():
+            held = await repository.count_for_quota(conn, "workflows", row.organization_id)
+            if held >= self._quota:
+                raise QuotaExceeded("workflows", self._quota)
             await workflow_store.insert(conn, row)
             await repository.enqueue(conn, [registry_entry(self._topics, row)])
         log.info("workflow.created", account_id=account_id, workflow_id=str(row.id))
@@ -161,6 +170,42 @@ class WorkflowService:
 
     async def patch(self, account_id: str, workflow_id: str, body: WorkflowPatch) -> Workflow:
         fields = body.model_fields_set
+        checked: tuple[str, str] | None = None
+        for _ in range(PATCH_ATTEMPTS):
+            if "code" in fields or "language" in fields:
+                # The new version is checked outside the transaction (a Deno parse holds no
+                # lock); the locked row must still be the one it was checked against.
+                current = await self.get(account_id, workflow_id)
+                wanted = (
+                    body.code if "code" in fields else current.code,
+                    body.language if "language" in fields else current.language,
+                )
+                if wanted != (current.code, current.language) and wanted != checked:
+                    await self._checked(*wanted)
+                    checked = wanted
+            updated = await self._apply_patch(account_id, workflow_id, body, checked)
+            if updated is not None:
+                break
+        else:
+            raise InvalidChange("code", "the workflow kept changing meanwhile: send it again")
+        log.info(
+            "workflow.updated",
+            account_id=account_id,
+            workflow_id=workflow_id,
+            version=updated.version,
+        )
+        return public_workflow(updated)
+
+    async def _apply_patch(
+        self,
+        account_id: str,
+        workflow_id: str,
+        body: WorkflowPatch,
+        checked: tuple[str, str] | None,
+    ) -> WorkflowRow | None:
+        """The patched row, stored; None when it needs a code check it has not had (it changed
+        since it was read)."""
+        fields = body.model_fields_set
         async with self._pool.acquire() as conn, conn.transaction():
             row = await workflow_store.get(
                 conn,
@@ -173,8 +218,8 @@ class WorkflowService:
             code = body.code if "code" in fields else row.code
             language = body.language if "language" in fields else row.language
             new_version = code != row.code or language != row.language
-            if new_version:
-                await self._checked(code, language)
+            if new_version and (code, language) != checked:
+                return None
             updated = replace(
                 row,
                 name=body.name if "name" in fields else row.name,
@@ -195,13 +240,7 @@ class WorkflowService:
                 await workflow_store.insert_version(conn, updated)
             await workflow_store.update(conn, updated)
             await repository.enqueue(conn, [registry_entry(self._topics, updated)])
-        log.info(
-            "workflow.updated",
-            account_id=account_id,
-            workflow_id=workflow_id,
-            version=updated.version,
-        )
-        return public_workflow(updated)
+        return updated
 
     async def delete(self, account_id: str, workflow_id: str) -> Workflow:
         async with self._pool.acquire() as conn, conn.transaction():

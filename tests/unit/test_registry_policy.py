@@ -68,7 +68,9 @@ def test_accepts_public_https_urls_in_production(url):
         ("example.com/hook", "absolute https"),
         ("/relative/path", "absolute https"),
         ("http://example.com/hook", "must use https"),
-        ("http://127.0.0.1:8080/hook", "must use https"),
+        # A private or loopback host is refused for its address, which https would not change.
+        ("http://127.0.0.1:8080/hook", "127.0.0.1 is a loopback address"),
+        ("http://10.0.0.1", "must reach a public address: 10.0.0.1 is a private address"),
         ("https://127.0.0.1/hook", "127.0.0.1 is a loopback address"),
         ("https://localhost/hook", "localhost is a single-label name"),
         ("https://10.1.2.3/hook", "10.1.2.3 is a private address"),
@@ -95,7 +97,7 @@ def test_dev_profile_allows_http_and_loopback(url):
 
 
 def test_dev_profile_still_refuses_private_addresses_it_does_not_list():
-    with pytest.raises(ValueError, match="must use https"):
+    with pytest.raises(ValueError, match=r"192\.168\.1\.10 is a private address"):
         check_webhook_url("http://192.168.1.10/hook", http_hosts=DEV_HOSTS)
 
 
