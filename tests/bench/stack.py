@@ -46,6 +46,15 @@ KAFKA_DEFAULTS = {
     "KAFKA_SESSION_TIMEOUT_MS": "6000",
 }
 
+# The registry part creates webhooks for 10 s in one account, then lists them at 500/s with
+# one key: past the default quota (1,000) and key rate (100/s). A scenario's own
+# `service_settings` override these.
+REGISTRY_BENCH_LIMITS = {
+    "ROOMHOOKS_REGISTRY_WEBHOOKS_PER_ACCOUNT": "1000000",
+    "ROOMHOOKS_REGISTRY_API_RATE_PER_S": "100000",
+    "ROOMHOOKS_REGISTRY_API_BURST": "100000",
+}
+
 
 class StackError(RuntimeError):
     """The platform did not start; the message says which part and where its log is."""
@@ -124,7 +133,11 @@ class Stack:
             "delivery": "ROOMHOOKS_DELIVERY_HEALTH_PORT",
             "workflow_runner": "ROOMHOOKS_WORKFLOWS_HEALTH_PORT",
         }
-        extra = self.service_settings | {"ROOMHOOKS_REGISTRY_PORT": str(api_port)}
+        extra = (
+            REGISTRY_BENCH_LIMITS
+            | self.service_settings
+            | {"ROOMHOOKS_REGISTRY_PORT": str(api_port)}
+        )
         for name, variable in ports.items():
             self.health_ports[name] = free_port()
             extra[variable] = str(self.health_ports[name])
