@@ -367,8 +367,12 @@ def nested_deeper_than(text: str, limit: int) -> bool:
     """
     if text.count("[") + text.count("{") <= limit:
         return False
+    if '\\"' in text:  # an escaped quote: find where each string ends
+        outside = _JSON_STRING.sub("", text)
+    else:  # every quote opens or closes a string: the even parts are outside them
+        outside = "".join(text.split('"')[::2])
     depth = 0
-    for ch in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
+    for ch in _NOT_BRACKET.sub("", outside):
         if ch in "[{":
             depth += 1
             if depth > limit:

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.events import InvalidEvent, parse_event, render_payload
+from shared.events import InvalidEvent, nested_deeper_than, parse_event, render_payload
 from shared.failures import unstorable_at
 
 KINDS = {"not_json", "too_large", "too_deep", "unknown_event", "unstorable_text", "invalid_field"}
@@ -165,3 +165,25 @@ def test_any_nesting_of_any_bytes_is_refused_with_a_reason_or_parsed_never_raise
         parse_event(prefix + opener * depth)
     except InvalidEvent as exc:
         assert exc.reason and exc.kind in KINDS
+
+
+def depth_of(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(depth_of, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(depth_of, value), default=0)
+    return 0
+
+
+BRACKETY = st.text(st.sampled_from('[]{}"\\x'), max_size=6)
+NESTED = st.recursive(
+    BRACKETY,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(BRACKETY, inner, max_size=3),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=NESTED, limit=st.integers(0, 6), ascii_only=st.booleans())
+def test_the_nesting_scan_agrees_with_the_parsed_depth(value, limit, ascii_only):
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    assert nested_deeper_than(text, limit) is (depth_of(value) > limit)
