@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
 
 from services.fanout.app import Fanout
@@ -18,9 +19,12 @@ from services.workflow_runner.projection import state_key
 from services.workflow_runner.settings import RunnerSettings
 from shared.events import build_event
 from shared.kafka import JSON_HEADERS, dumps
+from shared.messages import WorkflowRunRequested, run_id_for
+from tests.support.kafka import read_topic
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver
 from tests.support.sandbox import LOG_NEW_PARTICIPANTS, NOTIFY_SLACK, WELCOME_STORE_ENTRY
+from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -294,5 +298,190 @@ async def test_a_started_runner_keeps_what_it_built_out_of_full_collections(
     await runner.start()
     try:
         assert gc.get_freeze_count() > 10_000
+    finally:
+        await runner.stop()
+
+
+HOSTILE_OUTPUT = {
+    "benign": "export default async function() { return { ok: true }; }",
+    "returns NUL": 'export default async function() { return "x\\u0000y"; }',
+    "logs NUL": """export default async function() {
+  console.log("a\\u0000b");
+  console.log("lone \\ud800");
+  throw new Error("bad\\u0000");
+}""",
+    "1 MB": """export default async function() {
+  console.log("y".repeat(1 << 20));
+  return "x".repeat(1 << 20);
+}""",
+}
+
+
+async def test_runs_that_return_or_log_nul_or_1_mb_are_recorded_once_beside_benign_ones(
+    platform, registry
+):
+    """A result or log Postgres cannot take as it is is stored escaped; one past the caps is
+    capped. Every run of every workflow reaches its final status once (the runner used to
+    run the NUL-returning one again and again, and the benign one beside it starved)."""
+    alice, events = registry.alice, 8
+    workflows = {
+        name: await platform.workflow(alice, name, ["session.started"], code)
+        for name, code in HOSTILE_OUTPUT.items()
+    }
+    for _ in range(events):
+        await platform.publish(event("session.started", alice.id, room=ROOM))
+    runs = {
+        name: await platform.executions(alice, workflow, at_least=events)
+        for name, workflow in workflows.items()
+    }
+    assert {name: len(done) for name, done in runs.items()} == dict.fromkeys(runs, events)
+    assert {run["result"]["ok"] for run in runs["benign"]} == {True}
+    assert {(run["status"], run["result"]) for run in runs["returns NUL"]} == {
+        ("success", "x\\u0000y")
+    }
+    for run in runs["logs NUL"]:
+        assert run["status"] == "error" and run["error"]["message"].startswith("bad\\u0000")
+        # Deno's socket writes a lone surrogate as U+FFFD; one that arrives is escaped.
+        [nul, lone] = [e["message"] for e in run["logs"]]
+        assert nul == "a\\u0000b" and lone in ("lone \ufffd", "lone \\ud800")
+    for run in runs["1 MB"]:
+        assert run["status"] == "error" and "result too large" in run["error"]["message"]
+        [line, *_] = run["logs"]
+        assert line["message"].endswith("[truncated]") and len(line["message"]) <= 64 * 1024
+    metrics = platform.runner.metrics_registry
+    finished = sum(
+        metrics.get_sample_value("roomhooks_workflow_executions_total", {"status": s}) or 0
+        for s in ("success", "error", "timeout")
+    )
+    assert finished == events * len(workflows)  # each run recorded once, none run again
+
+
+async def test_events_with_users_5_or_nul_in_a_name_do_not_stop_the_projection(
+    platform, registry, pool, producer, topics
+):
+    """A wrongly shaped part of an event is passed over and counted once, a NUL is stored
+    escaped, a record that is not JSON is skipped: the events after them are projected (a
+    `"users": 5` used to fail the projection's batch on every try)."""
+    alice = registry.alice
+    wrong_shape = event("participant.joined", alice.id, room=ROOM, user=ADA)
+    wrong_shape["users"] = 5
+    grace = {"id": "u-nul", "name": "Gr\x00ace"}
+    nul_name = event("participant.joined", alice.id, room=ROOM, user=grace)
+    after = event("participant.joined", alice.id, room=ROOM, user={"id": "u-after"})
+    await platform.publish(wrong_shape)
+    await platform.publish(nul_name)
+    await producer.send_and_wait(topics.events, b"{not json", key=ROOM["id"].encode())
+    await platform.publish(after)
+
+    async def projected():
+        rows = await pool.fetch("SELECT user_id, data FROM workflow.room_users ORDER BY user_id")
+        return {r["user_id"]: r["data"] for r in rows} if len(rows) == 3 else None
+
+    users = await eventually(projected, timeout_s=20)
+    assert users == {
+        "u-after": {"id": "u-after"},
+        "u-nul": {"id": "u-nul", "name": "Gr\\u0000ace"},
+        "user-001": {"id": "user-001", "name": "Ada"},
+    }
+    metrics = platform.runner.metrics_registry
+
+    def poison(kind: str) -> float | None:
+        labels = {"service": "workflow_runner", "kind": kind}
+        return metrics.get_sample_value("roomhooks_poison_inputs_total", labels)
+
+    async def counted() -> bool:
+        return poison("projection_event") == 1 and poison("projection_record") == 1
+
+    await eventually(counted)
+
+
+async def test_malformed_run_requests_go_to_the_dlq_once_and_the_runs_after_them_go_on(
+    platform, registry, producer, topics, kafka_settings
+):
+    alice = registry.alice
+    benign = HOSTILE_OUTPUT["benign"]
+    workflow = await platform.workflow(alice, "after", ["session.started"], benign)
+    key = workflow["id"].encode()  # one partition: the good run comes after the bad ones
+    good = tenant_run(workflow, "evt-good")
+    bad = [
+        b"not json",
+        good.model_dump_json().replace(good.run_id, "run-1").encode(),
+        good.model_dump_json().replace('"evt-good"', '"evt\\u0000"').encode(),
+    ]
+    for value in bad:
+        await producer.send_and_wait(topics.workflow_runs, value, key=key)
+    await producer.send_and_wait(topics.workflow_runs, good.model_dump_json().encode(), key=key)
+    [run] = await platform.executions(alice, workflow, at_least=1)
+    assert run["status"] == "success" and run["id"] == good.run_id
+
+    dead = await read_topic(kafka_settings, topics.workflow_runs_dlq, at_least=len(bad))
+    assert [record.value for record in dead] == bad  # each once, as it came
+    reasons = [record.headers["rh-error"].decode() for record in dead]
+    assert reasons[0].startswith("invalid run request: Invalid JSON")
+    assert reasons[1].startswith("invalid run request: run_id: String should match pattern")
+    assert reasons[2].startswith("invalid run request: event_id: Value error, holds U+0000")
+    assert {record.headers["rh-topic"].decode() for record in dead} == {topics.workflow_runs}
+    labels = {"service": "workflow_runner", "kind": "run_request"}
+    poison = platform.runner.metrics_registry.get_sample_value(
+        "roomhooks_poison_inputs_total", labels
+    )
+    assert poison == len(bad)
+
+
+def tenant_run(workflow: dict, event_id: str) -> WorkflowRunRequested:
+    payload = event("session.started", workflow["organization_id"], room=ROOM)
+    return WorkflowRunRequested(
+        run_id=run_id_for(workflow["id"], event_id),
+        workflow_id=workflow["id"],
+        version=workflow["version"],
+        organization_id=workflow["organization_id"],
+        room_id=ROOM["id"],
+        event_id=event_id,
+        event=payload,
+        created_at=datetime.now(UTC),
+    )
+
+
+async def test_readyz_is_red_while_the_projection_retries_one_batch_and_green_once_it_passes(
+    postgres_settings, kafka_settings, pool, producer, topics
+):
+    """Postgres refusing for its own sake (here: the table is away) is not the events' fault:
+    the batch is tried again with a back-off, /readyz says so past the retry limit, and once
+    Postgres takes it again the batch is projected, nothing set aside."""
+    port = free_port()
+    runner = Runner(
+        RunnerSettings(postgres=postgres_settings, kafka=kafka_settings, health_port=port,
+                       max_hosts=1, retry_limit=1, retry_backoff_max_s=0.5)
+    )  # fmt: skip
+    await runner.start()
+    try:
+        await pool.execute("ALTER TABLE workflow.room_users RENAME TO room_users_away")
+        org = "org-readiness"
+        await producer.send_and_wait(
+            topics.events,
+            dumps(event("participant.joined", org, room=ROOM, user=ADA)),
+            key=ROOM["id"].encode(),
+        )
+
+        async with aiohttp.ClientSession() as http:
+
+            async def readiness(status: int):
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                    body = await resp.json()
+                    return body["checks"] if resp.status == status else None
+
+            checks = await eventually(lambda: readiness(503), timeout_s=20)
+            assert checks["projection"].startswith("projection batch failed")
+            assert "room_users" in checks["projection"]
+            await pool.execute("ALTER TABLE workflow.room_users_away RENAME TO room_users")
+            checks = await eventually(lambda: readiness(200), timeout_s=20)
+            assert checks["projection"] == "ok"
+        assert await pool.fetchval(
+            "SELECT data FROM workflow.room_users WHERE organization_id = $1", org
+        ) == {"id": "user-001", "name": "Ada"}
+        labels = {"service": "workflow_runner", "kind": "projection_row"}
+        assert runner.metrics_registry.get_sample_value(
+            "roomhooks_poison_inputs_total", labels
+        ) in (None, 0)
     finally:
         await runner.stop()
