@@ -132,13 +132,17 @@ class RegistryFeed:
     def _apply(self, messages: Iterable[ConsumerRecord]) -> int:
         count = 0
         for message in messages:
-            outcome = apply_change(self._indexes, message.key, message.value)
+            where = {"partition": message.partition, "offset": message.offset}
+            try:
+                outcome = apply_change(self._indexes, message.key, message.value)
+            except Exception as exc:
+                # Raising would lose the rest of the batch (it is not fetched again): skip
+                # this record alone, as it would fail the same way on every read.
+                log.exception("fanout.registry_record_failed", error=repr(exc), **where)
+                outcome = "invalid"
             self._metrics.registry_records.labels(outcome).inc()
             if outcome == "invalid":
-                log.warning(
-                    "fanout.registry_record_invalid",
-                    partition=message.partition,
-                    offset=message.offset,
-                )
+                self._metrics.poison.inc("invalid_registry_record")
+                log.warning("fanout.registry_record_invalid", **where)
             count += 1
         return count
