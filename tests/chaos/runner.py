@@ -2,8 +2,9 @@
 issue 6, a table, and `.roomhooks/chaos/results.json`.
 
 Scenarios that inject faults into the running platform (crashes, replicas, restarts, poison,
-the sandbox attack) run here in full; those that are a matrix of requests (fuzzing, tenancy,
-SSRF, secrets, supervision) run their pytest module, with more examples where it has a knob.
+the sandbox attack, hostile endpoints and tenants) run here in full; those that are a matrix
+of requests (fuzzing, tenancy, SSRF, secrets, supervision) run their pytest module, with more
+examples where it has a knob.
 The short versions of all of them run in `make test`. Exit code 1 when any scenario failed.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from shared.logging import configure_logging
 from shared.settings import RuntimeSettings
 from tests.bench.progress import Progress
-from tests.chaos import outage_faults, pipeline_faults
+from tests.chaos import hostile_endpoints, hostile_tenants, outage_faults, pipeline_faults
 from tests.chaos.outcome import ScenarioOutcome
 from tests.chaos.pipeline_faults import Setup
 from tests.support.processes import REPO
@@ -92,7 +93,7 @@ def _faults(scenario: Callable[..., Awaitable[ScenarioOutcome]]) -> Scenario:
     return run
 
 
-# Issue 6's numbering, in order.
+# Issue 6's numbering, in order, then the hostile-input scenarios.
 SCENARIOS: dict[str, Scenario] = {
     "supervision": pytest_scenario(
         "0 supervision", "tests/integration/test_devstack.py::test_restarts_a_service_that_dies"
@@ -113,6 +114,8 @@ SCENARIOS: dict[str, Scenario] = {
         "tests/integration/test_secrets_at_rest.py",
     ),
     "sandbox": _sandbox_attack(),
+    "hostile-endpoints": _faults(hostile_endpoints.run),
+    "hostile-tenants": _faults(hostile_tenants.run),
 }
 
 
