@@ -13,7 +13,7 @@ Text Postgres cannot hold (NUL, a lone UTF-16 surrogate, written as JSON escapes
 - in an identifier (`id`, `event`, `timestamp`, `organization_id`, `room.id`, `user.id`,
   `users[i].id`) or an object key, the event is refused naming the field: ids derive delivery
   and run ids and route the event, so rewriting one would alias another;
-- in any other string it is delivered as the visible six characters `\u0000` / `\ud800` (a
+- in any other string it is delivered as the visible six characters `\\u0000` / `\\ud800` (a
   backslash and five characters, as `shared.failures.storable_text` writes them), so the body
   stays storable in text and jsonb alike and JSON.stringify still reproduces it byte for byte.
 Bytes that are not UTF-8 are not JSON text: refused, naming the field that holds them. A
