@@ -74,3 +74,13 @@ async def test_a_finish_whose_running_row_was_lost_records_the_whole_run(pool):
         "created_at": NOW,
         "updated_at": NOW + timedelta(seconds=2),
     }
+
+
+async def test_an_event_name_postgres_text_refuses_is_recorded_escaped_and_bounded(pool):
+    run = a_run().model_copy(update={"event": {"event": "joined\x00\ud800" + "x" * 500}})
+    async with pool.acquire() as conn:
+        assert await executions.begin(conn, run, now=NOW)
+        await finish(conn, run)
+        recorded = (await row(conn, run))["event"]
+    assert recorded.startswith("joined\\u0000\\ud800x")
+    assert len(recorded) == executions.MAX_EVENT_NAME

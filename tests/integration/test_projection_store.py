@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 
 from services.workflow_runner import projection_store
 from services.workflow_runner.projection import DeleteUser, PutFile, PutKv, PutRoom, PutUser
+from shared.failures import is_content_error
 
 pytestmark = pytest.mark.integration
 
@@ -16,9 +18,9 @@ NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 ORG, OTHER = "org-a", "org-b"
 
 
-async def apply(pool, *changes) -> None:
+async def apply(pool, *changes) -> projection_store.Rows:
     async with pool.acquire() as conn, conn.transaction():
-        await projection_store.apply(conn, list(changes), now=NOW)
+        return await projection_store.apply(conn, list(changes), now=NOW)
 
 
 async def test_a_batch_that_writes_a_row_several_times_keeps_its_last_value(pool):
@@ -78,3 +80,47 @@ async def test_a_put_after_a_delete_in_the_same_batch_brings_the_row_back(pool):
     async with pool.acquire() as conn:
         assert await projection_store.room_users(conn, ORG, "r1") == [{"id": "u1", "v": 2}]
         assert await projection_store.kv_get(conn, ORG, "r1", "s", "k") == "back"
+
+
+async def test_ids_and_values_with_nul_or_lone_surrogates_are_stored_escaped(pool):
+    rows = await apply(
+        pool,
+        PutUser(ORG, "r\x00", "u\ud800", {"id": "u\ud800", "name": "Gr\x00ace"}),
+        PutKv(ORG, "r\x00", "notes", "k\x00", {"v\x00": "\udfff"}),
+    )
+    assert len(rows.cleaned) == 2 and rows.skipped == []
+    async with pool.acquire() as conn:
+        users = await projection_store.room_users(conn, ORG, "r\\u0000")
+        assert users == [{"id": "u\\ud800", "name": "Gr\\u0000ace"}]
+        stored = await projection_store.kv_get(conn, ORG, "r\\u0000", "notes", "k\\u0000")
+        assert stored == {"v\\u0000": "\\udfff"}
+
+
+def raw_row(user_id: str, text: str) -> projection_store.Row:
+    return projection_store.Row("room_users", (ORG, "r1", user_id), text)
+
+
+async def test_a_batch_refused_for_one_row_is_written_row_by_row_without_that_row(pool):
+    good = [raw_row("u1", '{"id": "u1"}'), raw_row("u3", '{"id": "u3"}')]
+    poison = raw_row("u2", '{"name": "x\\u0000"}')  # as no Row is built: jsonb refuses it
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.PostgresError) as refused:
+            async with conn.transaction():
+                await projection_store.write(conn, [good[0], poison, good[1]], now=NOW)
+        assert is_content_error(refused.value)
+        left_out = await projection_store.write_each(conn, [good[0], poison, good[1]], now=NOW)
+        assert [(row, exc.sqlstate) for row, exc in left_out] == [(poison, "22P05")]
+        users = await projection_store.room_users(conn, ORG, "r1")
+    assert users == [{"id": "u1"}, {"id": "u3"}]
+
+
+async def test_an_outage_during_the_row_by_row_write_is_raised_not_blamed_on_the_rows(pool):
+    async with pool.acquire() as conn:
+        lost = await pool.acquire()
+        try:
+            await conn.execute("SELECT pg_terminate_backend($1)", lost.get_server_pid())
+            with pytest.raises(Exception) as outage:
+                await projection_store.write_each(lost, [raw_row("u1", '{"id": "u1"}')], now=NOW)
+            assert not is_content_error(outage.value)
+        finally:
+            await pool.release(lost)
