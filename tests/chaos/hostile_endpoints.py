@@ -47,7 +47,6 @@ HEALTHY_PER_HOSTILE = 9  # 10 % of the webhooks hostile
 ATTEMPT_S = float(CHAOS_SETTINGS["ROOMHOOKS_DELIVERY_TIMEOUT_S"]) + 2.0
 # Beyond the schedule and the attempts: the scheduler's poll, claims, records.
 SCHEDULE_SLACK_S = 15.0
-HOSTILE_SETTLE_S = 180.0
 FINAL = ("success", "failed")
 
 
@@ -62,7 +61,7 @@ class Plan:
 # A hostile webhook's deliveries run one at a time once it times out (lanes.py): a trickling
 # endpoint costs (attempts x timeout) per event, so its share of the events is kept small.
 SHORT = Plan(events=600, rate=150.0, per_hostile=2, clean_phase=False)
-FULL = Plan(events=6_000, rate=200.0, per_hostile=10, clean_phase=True)
+FULL = Plan(events=6_000, rate=200.0, per_hostile=6, clean_phase=True)
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,9 @@ async def run(setup: Setup, *, short: bool) -> ScenarioOutcome:
         succeeded = await chaos.wait_for_success(timeout_s=5)
         account(outcome, chaos, settled, succeeded)
         setup.progress(f"waiting for {len(hostile_ids):,} hostile deliveries to end")
-        rows = await _hostile_rows(chaos, hostile_ids, timeout_s=HOSTILE_SETTLE_S)
+        rows = await _hostile_rows(
+            chaos, hostile_ids, timeout_s=lane_bound_s(plan.per_hostile, HOSTILE_SCHEDULE)
+        )
         restarted = sorted(n for n, pid in pids.items() if chaos.stack.pids().get(n) != pid)
         ready_s = await chaos.all_ready(timeout_s=10)
         hits = dict(endpoints.hits)
