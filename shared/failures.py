@@ -9,6 +9,7 @@ back-off. No loop re-runs one deterministic failure; see `is_content_error`.
 from __future__ import annotations
 
 import json
+import re
 
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter
@@ -58,16 +59,17 @@ def _escape(ch: str) -> str:
     return ch
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def unstorable_at(text: str) -> int | None:
     """Index of the first character Postgres text refuses (NUL, lone surrogate), or None."""
     if text.isascii():
         index = text.find("\x00")
         return None if index < 0 else index
-    for index, ch in enumerate(text):
-        code = ord(ch)
-        if code == 0 or 0xD800 <= code <= 0xDFFF:
-            return index
-    return None
+    # One regex pass: fanout checks every rendered body here, a loop per character cost 10x.
+    found = _UNSTORABLE.search(text)
+    return None if found is None else found.start()
 
 
 class PoisonCounter:
