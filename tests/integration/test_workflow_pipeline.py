@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -463,19 +464,13 @@ async def test_readyz_is_red_while_the_projection_retries_one_batch_and_green_on
             key=ROOM["id"].encode(),
         )
 
-        async with aiohttp.ClientSession() as http:
-
-            async def readiness(status: int):
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                    body = await resp.json()
-                    return body["checks"] if resp.status == status else None
-
-            checks = await eventually(lambda: readiness(503), timeout_s=20)
-            assert checks["projection"].startswith("projection batch failed")
-            assert "room_users" in checks["projection"]
-            await pool.execute("ALTER TABLE workflow.room_users_away RENAME TO room_users")
-            checks = await eventually(lambda: readiness(200), timeout_s=20)
-            assert checks["projection"] == "ok"
+        checks = await eventually(
+            lambda: readiness(port, lambda c: c["projection"] != "ok"), timeout_s=20
+        )
+        assert checks["projection"].startswith("projection batch failed")
+        assert "room_users" in checks["projection"]
+        await pool.execute("ALTER TABLE workflow.room_users_away RENAME TO room_users")
+        await eventually(lambda: readiness(port, lambda c: c["projection"] == "ok"), timeout_s=20)
         assert await pool.fetchval(
             "SELECT data FROM workflow.room_users WHERE organization_id = $1", org
         ) == {"id": "user-001", "name": "Ada"}
@@ -485,3 +480,62 @@ async def test_readyz_is_red_while_the_projection_retries_one_batch_and_green_on
         ) in (None, 0)
     finally:
         await runner.stop()
+
+
+async def test_readyz_is_red_while_a_run_is_retried_and_the_run_is_recorded_once_after(
+    registry, postgres_settings, kafka_settings, pool, producer, topics
+):
+    """A run failing for Postgres' sake (the table is away) is tried again with a back-off,
+    not recorded as failed; /readyz names it past the retry limit; once Postgres is back the
+    run is recorded once."""
+    alice = registry.alice
+    resp = await registry.http.post(
+        f"{registry.url}/v1/accounts/{alice.id}/workflows",
+        json={"name": "w", "events": ["session.started"], "code": HOSTILE_OUTPUT["benign"]},
+        headers=alice.auth(),
+    )
+    assert resp.status == 201, await resp.text()
+    workflow = (await resp.json())["data"]["workflow"]
+    port = free_port()
+    runner = Runner(
+        RunnerSettings(postgres=postgres_settings, kafka=kafka_settings, health_port=port,
+                       max_hosts=1, retry_limit=1, retry_backoff_max_s=0.5)
+    )  # fmt: skip
+    await runner.start()
+    try:
+        await pool.execute("ALTER TABLE workflow.executions RENAME TO executions_away")
+        run = tenant_run(workflow, "evt-retried")
+        await producer.send_and_wait(
+            topics.workflow_runs, run.model_dump_json().encode(), key=workflow["id"].encode()
+        )
+        checks = await eventually(lambda: readiness(port, lambda c: c["runs_retry"] != "ok"))
+        assert checks["runs_retry"].startswith(f"run {run.run_id} failed")
+        await pool.execute("ALTER TABLE workflow.executions_away RENAME TO executions")
+
+        async def recorded():
+            return await pool.fetchval(
+                "SELECT status FROM workflow.executions WHERE id = $1 AND status <> 'running'",
+                uuid.UUID(run.run_id),
+            )
+
+        assert await eventually(recorded, timeout_s=20) == "success"
+        await eventually(lambda: readiness(port, lambda c: c["runs_retry"] == "ok"))
+        metrics = runner.metrics_registry
+        labels = {"status": "success"}
+        assert metrics.get_sample_value("roomhooks_workflow_executions_total", labels) == 1
+        poison = metrics.get_sample_value(
+            "roomhooks_poison_inputs_total", {"service": "workflow_runner", "kind": "run_input"}
+        )
+        assert poison is None
+    finally:
+        await runner.stop()
+
+
+async def readiness(port: int, wanted) -> dict | None:
+    """The runner's /readyz checks when `wanted(checks)` holds, else None."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/readyz") as resp,
+    ):
+        checks = (await resp.json())["checks"]
+    return checks if wanted(checks) else None
