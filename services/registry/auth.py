@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -11,7 +12,7 @@ from aiohttp import web
 from services.registry.http import RATE_LIMIT, ApiError
 from services.registry.keys import bearer_token, hash_token
 from services.registry.policy import Access, Role, decide_access
-from services.registry.rate_limits import Buckets, Verdict
+from services.registry.rate_limits import MAX_NAMES, Buckets, Verdict
 from services.registry.service import AccountService
 
 _DENIED = {
@@ -48,28 +49,39 @@ def too_many(verdict: Verdict, what: str) -> ApiError:
 
 
 class Authorizer:
+    """Decides 401, 403 and 429 for account routes.
+
+    The address bucket is checked before the key is looked up, so a flood of guessed keys
+    costs no database lookups. Keys this process has seen valid are still looked up from an
+    address whose bucket is spent: many honest clients behind one proxy or NAT are not
+    locked out by one of them guessing (a key found revoked is forgotten).
+    """
+
     def __init__(self, accounts: AccountService, limits: ApiLimits | None = None) -> None:
         self._accounts = accounts
         self._limits = limits or ApiLimits.unlimited()
+        self._known: OrderedDict[str, None] = OrderedDict()
 
     async def account(self, request: web.Request, *, write: bool) -> str:
         """The path's account id when the request's key may read (or write) it."""
         limits = self._limits
         address = request.remote or "unknown"
-        held = limits.unknown_keys.peek(address, now_ms=limits.clock_ms())
-        if not held.allowed:
-            raise too_many(held, "without a valid API key from this address")
         token = bearer_token(request.headers.get("Authorization"))
-        if token is None:
+        digest = hash_token(token) if token is not None else None
+        held = limits.unknown_keys.peek(address, now_ms=limits.clock_ms())
+        if not held.allowed and digest not in self._known:
+            raise too_many(held, "without a valid API key from this address")
+        if digest is None:
             limits.unknown_keys.take(address, now_ms=limits.clock_ms())
             raise ApiError(
                 401, "unauthorized", "an `Authorization: Bearer <api key>` header is required"
             )
-        digest = hash_token(token)
         owner = await self._accounts.authenticate_digest(digest)
         if owner is None:
+            self._known.pop(digest, None)
             limits.unknown_keys.take(address, now_ms=limits.clock_ms())
             raise ApiError(401, "unauthorized", "the API key is not valid")
+        self._remember(digest)
         spent = limits.keys.take(digest, now_ms=limits.clock_ms())
         if not spent.allowed:
             raise too_many(spent, "with this API key")
@@ -83,6 +95,12 @@ class Authorizer:
         if access is not Access.ALLOWED:
             raise ApiError(403, "forbidden", _DENIED[access])
         return str(owner.account_id)
+
+    def _remember(self, digest: str) -> None:
+        self._known[digest] = None
+        self._known.move_to_end(digest)
+        while len(self._known) > MAX_NAMES:
+            self._known.popitem(last=False)
 
 
 def page_limit(request: web.Request, *, default: int, maximum: int) -> int:
