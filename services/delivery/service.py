@@ -251,11 +251,12 @@ class DeliveryService:
         hold, so the lease starts when the attempt starts. Fresh claims (the hot path) have
         their whole lease left and cost no round trip.
         """
-        held = self._admitted_leases.get(job.id, job.lease_until)  # claimed again meanwhile?
-        job = dataclasses.replace(job, lease_until=held)
-        now = self._clock()
-        if held - now >= self._lease_floor:
+        held = self._admitted_leases.get(job.id, job.lease_until)
+        if held != job.lease_until:  # claimed again here meanwhile: that lease is ours now
+            job = dataclasses.replace(job, lease_until=held)
+        if held - self._clock() >= self._lease_floor:
             return job
+        now = self._clock()
         async with self._pool.acquire() as conn:
             renewed = await repository.renew_lease(conn, job, lease_until=now + self._lease)
         if renewed is None:

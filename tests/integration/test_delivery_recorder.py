@@ -1,6 +1,6 @@
-"""The attempt recorder on real Postgres: a row Postgres refuses for its content is written
-cleaned without holding back its batch; an outage is waited out without marking anyone
-poison, and readiness says so meanwhile."""
+"""The attempt recorder and the request consumer on real Postgres: a row Postgres refuses for
+its content is written cleaned without holding back its batch; an outage is waited out
+without marking anyone poison, and readiness says so meanwhile."""
 
 from __future__ import annotations
 
@@ -10,17 +10,23 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import aiohttp
 import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 from yarl import URL
 
 from services.delivery import repository
+from services.delivery.app import Delivery
 from services.delivery.recorder import AttemptRecorder
 from services.delivery.repository import AttemptRow
+from services.delivery.settings import DeliverySettings
 from shared.failures import PoisonCounter
 from shared.messages import DeliveryRequested, delivery_id_for
+from shared.settings import PostgresSettings
+from tests.support.deliveries import create_webhook, request_deliveries
 from tests.support.polling import eventually
+from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -223,3 +229,55 @@ async def test_a_backlog_that_does_not_shrink_turns_readiness_red(pool, database
                 assert recorder.check() == "ok"
         finally:
             await linked.close()
+
+
+async def test_readiness_names_the_request_consumer_failing_through_an_outage_then_recovers(
+    database_url, kafka_settings, registry, producer, topics, pool, receiver
+):
+    webhook = await create_webhook(registry, receiver.url("/after-outage"))
+    port = free_port()
+    async with PostgresLink(database_url) as link:
+        service = Delivery(
+            DeliverySettings(
+                postgres=PostgresSettings(url=link.url(), pool_min_size=0, pool_max_size=5),
+                kafka=kafka_settings,
+                health_port=port,
+                scheduler_interval_s=0.1,
+                timeout_s=2,
+                lease_s=10,
+                retry_limit=2,
+            )
+        )
+        await service.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+
+                async def checks() -> dict[str, str]:
+                    async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                        return (await resp.json())["checks"]
+
+                await eventually(lambda: _all_ok(checks), timeout_s=20)
+                link.cut()
+                [delivery_id] = await request_deliveries(
+                    producer, topics.deliveries, webhook, ["during-outage"]
+                )
+
+                async def consumer_red() -> str:
+                    reason = (await checks())["consuming"]
+                    return reason if reason != "ok" else ""
+
+                reason = await eventually(consumer_red, timeout_s=30, interval_s=0.2)
+                assert reason.startswith("request consumer failed 3 times in a row")
+                link.up = True
+                await eventually(lambda: _all_ok(checks), timeout_s=30, interval_s=0.2)
+        finally:
+            link.up = True
+            await service.stop()
+    row = await pool.fetchrow(
+        "SELECT status FROM delivery.deliveries WHERE id = $1", uuid.UUID(delivery_id)
+    )
+    assert row is not None and row["status"] == "success"
+
+
+async def _all_ok(checks) -> bool:
+    return all(value == "ok" for value in (await checks()).values())

@@ -111,6 +111,7 @@ async def test_a_delivery_is_a_signed_post_recorded_as_success(harness, delivery
     assert got.headers["X-Webhook-Attempt"] == "1"
     assert got.headers["User-Agent"].startswith("roomhooks/")
     assert got.headers["Content-Type"] == "application/json"
+    assert got.headers["Accept-Encoding"] == "identity"  # an answer we can show as it is
 
     assert row["status"] == "success" and row["attempts"] == 1 and row["status_code"] == 200
     assert row["next_attempt_at"] is None
