@@ -20,7 +20,7 @@ from datetime import datetime
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError, MessageSizeTooLargeError
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from services.fanout.index import Subscriptions
 from services.fanout.metrics import FanoutMetrics
@@ -59,6 +59,15 @@ class _Records:
 def _record(topic: str, key: str, message: BaseModel) -> tuple[str, bytes, bytes]:
     # model_dump_json runs in Rust; the bytes are what shared.kafka.dumps would give.
     return topic, key.encode("utf-8"), message.model_dump_json().encode()
+
+
+def _reason(exc: Exception) -> str:
+    """Why routing failed, naming fields but never their values (a DLQ header, a log line)."""
+    if isinstance(exc, ValidationError):
+        errors = exc.errors(include_url=False, include_input=False)
+        where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        return f"{exc.title}: {where}"
+    return describe(exc)
 
 
 class BatchProcessor:
@@ -156,7 +165,7 @@ class BatchProcessor:
                 log.warning("fanout.route_failed", error=repr(exc), **where)
             else:
                 log.exception("fanout.route_failed", error=repr(exc), **where)
-            return Rejected(f"fanout could not route the event: {describe(exc)}", "unroutable")
+            return Rejected(f"fanout could not route the event: {_reason(exc)}", "unroutable")
 
     async def _dead_letter(self, message: ConsumerRecord, reason: str) -> asyncio.Future:
         log.warning(

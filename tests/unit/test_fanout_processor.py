@@ -272,3 +272,18 @@ async def test_a_dead_letter_too_large_for_the_producer_keeps_its_head_and_commi
     reason = dict(headers)["rh-error"].decode()
     assert reason.startswith("event is not JSON")
     assert reason.endswith(f"(value cut to its first {DLQ_CUT_BYTES} of {len(huge)} bytes)")
+
+
+async def test_a_request_that_fails_validation_is_dead_lettered_naming_the_field_not_its_value():
+    producer, consumer = FakeProducer(), FakeConsumer()
+    fanout = processor(producer, consumer)
+    secret = "org-secret-not-a-uuid"  # an event accepts any organization id; a request not
+    raw = json.dumps({**json.loads(joined()), "organization_id": secret}).encode()
+    fanout._indexes.webhooks.match = lambda *where: [str(uuid.uuid4())]  # a bug matched it
+    await fanout.process({TP0: [message(TP0, 1, raw)]})
+    assert consumer.commits == [{TP0: 2}]
+    [(topic, _, _, headers)] = producer.sent
+    reason = dict(headers)["rh-error"].decode()
+    assert topic == TOPICS.events_dlq
+    assert reason.startswith("fanout could not route the event: DeliveryRequested: organization_id")
+    assert secret not in reason
