@@ -64,8 +64,8 @@ _REQUEST = TypeAdapter(
     Annotated[DeliveryRequested | RedeliverRequested, Field(discriminator="type")]
 )
 Request = DeliveryRequested | RedeliverRequested
-# A fetched record set aside for the dead letters, and why.
-_Dead = tuple[TopicPartition, ConsumerRecord, str]
+# A fetched record set aside for the dead letters, why, and its kind (for the poison metric).
+_Dead = tuple[TopicPartition, ConsumerRecord, str, str]
 
 
 def utcnow() -> datetime:
@@ -241,8 +241,9 @@ class Delivery:
         """Fetch, store durably, set malformed or unstorable requests aside on the DLQ, commit
         the offsets, then attempt: never the other way round.
 
-        Each bad record goes to the DLQ once: its offset is committed only after the DLQ
-        acknowledged it, and an outage before that rewinds the whole batch (at-least-once).
+        A bad record goes to the DLQ once in the normal course: its offset is committed right
+        after the DLQ acknowledged it (an outage in between rewinds the batch and sends it
+        again: at-least-once, like everything here).
         """
         assert self._consumer is not None and self.service is not None
         consumer = self._consumer
@@ -262,8 +263,8 @@ class Delivery:
                 try:
                     parsed.append((_REQUEST.validate_json(record.value or b""), tp, record))
                 except (ValidationError, ValueError, RecursionError) as exc:
-                    dead.append((tp, record, f"invalid delivery request: {_reasons(exc)}"))
-                    self.poison.inc("invalid_request")
+                    reason = f"invalid delivery request: {_reasons(exc)}"
+                    dead.append((tp, record, reason, "invalid_request"))
         try:
             jobs, refused = await self._store(parsed)
             dead += refused
@@ -274,6 +275,8 @@ class Delivery:
             for tp, records in batches.items():
                 consumer.seek(tp, records[0].offset)
             raise
+        for _, _, _, kind in dead:  # counted once committed: a rewound batch counts nothing
+            self.poison.inc(kind)
         await self.service.submit(jobs)
 
     async def _store(
@@ -297,8 +300,8 @@ class Delivery:
             except Exception as exc:
                 if not is_content_error(exc):
                     raise
-                refused.append((tp, record, f"delivery request not storable: {describe(exc)}"))
-                self.poison.inc("unstorable_request")
+                reason = f"delivery request not storable: {describe(exc)}"
+                refused.append((tp, record, reason, "unstorable_request"))
         return jobs, refused
 
     async def _dead_letter(self, dead: list[_Dead]) -> None:
@@ -307,7 +310,7 @@ class Delivery:
             return
         assert self._producer is not None
         acks = []
-        for tp, record, reason in dead:
+        for tp, record, reason, _ in dead:
             log.error(
                 "delivery.request_dead_lettered",
                 topic=tp.topic,

@@ -134,6 +134,7 @@ async def test_a_request_postgres_refuses_is_set_aside_and_the_rest_of_its_batch
     ]
     jobs, refused = await delivery._store([(poison, tp, records[0]), (good, tp, records[1])])
     assert [job.event_id for job in jobs] == ["fine"]
-    [(_, record, reason)] = refused
+    [(_, record, reason, kind)] = refused
+    assert kind == "unstorable_request"
     assert record.offset == 7
     assert reason.startswith("delivery request not storable: CharacterNotInRepertoireError")
