@@ -183,6 +183,7 @@ async def test_410_gone_disables_the_webhook(harness, delivery, kafka_settings, 
         message = await harness.request(webhook)
         row = await harness.final(message.delivery_id)
         assert row["status"] == "failed" and row["attempts"] == 1 and row["status_code"] == 410
+        assert row["last_error"] == "HTTP 410 Gone: the webhook is disabled"
         url = registry.webhooks_url(registry.alice, webhook["id"])
 
         async def disabled():
