@@ -114,13 +114,16 @@ async def run(setup: Setup, *, short: bool) -> ScenarioOutcome:
                 for n in range(chaos.published)
                 if chaos.hooks[n % len(chaos.hooks)].target.room_id == wf_room
             ]
+            # Bad text in a user's name, if escaped and delivered, runs the attacker's workflows.
+            delivered = await _delivered(chaos, attacker, sent)
             attacker_runs = {
                 run_id_for(wf, event_id): name
                 for wf, name in attacker.workflows.items()
-                for event_id in attacker.good_events
+                for event_id in [*attacker.good_events, *delivered]
             }
             setup.progress(f"waiting for {len(victim_runs) + len(attacker_runs)} runs")
             runs = await _runs(chaos, [*victim_runs, *attacker_runs])
+            outcome.details["runs_recorded"] = await _runs_recorded(chaos)
             letters = await read_letters(
                 chaos.stack.kafka_settings(),
                 [
@@ -130,7 +133,6 @@ async def run(setup: Setup, *, short: bool) -> ScenarioOutcome:
                 ],
                 wanted={k for k, m in sent.items() if not m.may_deliver},
             )
-            delivered = await _delivered(chaos, attacker, sent)
             restarted = sorted(n for n, pid in pids.items() if chaos.stack.pids().get(n) != pid)
     finally:
         await receiver.stop()
@@ -344,6 +346,23 @@ async def _runs(chaos: ChaosRun, run_ids: list[str]) -> dict[str, dict[str, Any]
         await asyncio.sleep(1.0)
 
 
+async def _runs_recorded(chaos: ChaosRun, *, timeout_s: float = 5.0) -> dict[str, int]:
+    """Executions the runner finished (its metric, counted once a row is final) against the
+    final rows there are: a run run again counts twice."""
+    assert chaos.stack.pool is not None
+    key = "roomhooks_workflow_executions_total{"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metrics = await chaos.stack.metrics("workflow_runner")
+        finished = int(sum(v for k, v in metrics.items() if k.startswith(key)))
+        rows = await chaos.stack.pool.fetchval(
+            "SELECT count(*) FROM workflow.executions WHERE status <> 'running'"
+        )
+        if finished >= rows or time.monotonic() > deadline:
+            return {"finished": finished, "rows": rows}
+        await asyncio.sleep(0.2)
+
+
 async def read_letters(
     kafka: KafkaSettings, topics: list[str], *, wanted: set[str], idle_s: float = 15.0
 ) -> dict[str, list[tuple[str, str, str]]]:
@@ -410,6 +429,12 @@ def _judge_runs(
     ends = {w.name: w.ends for w in HOSTILE_WORKFLOWS}
     victim = Counter((runs.get(r) or {}).get("status", "missing") for r in victim_runs)
     outcome.details["victim_runs"] = dict(victim)
+    recorded = outcome.details.get("runs_recorded", {})
+    outcome.check(
+        recorded.get("finished") == recorded.get("rows"),
+        f"the runner finished {recorded.get('finished')} executions for {recorded.get('rows')}"
+        " final rows: some run was run again",
+    )
     outcome.check(bool(victim_runs), "the victim's workflow had no run: nothing was tested")
     outcome.check(
         victim.get("success", 0) == len(victim_runs),
