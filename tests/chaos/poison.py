@@ -3,8 +3,8 @@ reason.
 
 Every bad message has its own key (`poison-<kind>-<n>`); the DLQ keeps the key as received, so
 each can be found again and its `rh-error` compared with the reason expected for its kind.
-A few malformed delivery requests go to `<ns>.deliveries` too: delivery must skip them and
-keep delivering (that topic has no DLQ; fanout is its only writer).
+A few malformed delivery requests go to `<ns>.deliveries` too: delivery must set them aside
+(in `<ns>.deliveries.dlq`, which hostile_tenants.py checks) and keep delivering.
 """
 
 from __future__ import annotations
