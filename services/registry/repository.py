@@ -58,18 +58,21 @@ class OutboxMessage:
 # --- accounts and keys ------------------------------------------------------------------
 
 
-async def count_for_quota(conn: asyncpg.Connection, table: str, organization_id: UUID) -> int:
-    """Rows of `table` the account holds, with the account row locked until the transaction
-    ends: two creates in one account take turns, so neither passes a quota the other fills.
-    (NO KEY UPDATE: the foreign keys' KEY SHARE locks of other writes do not wait for it.)"""
+async def count_owned(conn: asyncpg.Connection, table: str, organization_id: UUID) -> int:
+    """Rows of `table` (webhooks or workflows) the account holds."""
     if table not in ("webhooks", "workflows"):
         raise ValueError(f"no quota on {table}")
-    await conn.execute(
-        "SELECT 1 FROM registry.accounts WHERE id = $1 FOR NO KEY UPDATE", organization_id
-    )
     return await conn.fetchval(
         f"SELECT count(*) FROM registry.{table} WHERE organization_id = $1",
         organization_id,
+    )
+
+
+async def lock_account(conn: asyncpg.Connection, organization_id: UUID) -> None:
+    """Hold the account row until the transaction ends, so creates in it take turns.
+    (NO KEY UPDATE: the foreign keys' KEY SHARE locks of other writes do not wait for it.)"""
+    await conn.execute(
+        "SELECT 1 FROM registry.accounts WHERE id = $1 FOR NO KEY UPDATE", organization_id
     )
 
 

@@ -18,7 +18,7 @@ import structlog
 from services.registry import repository, workflow_store
 from services.registry.models import Execution, Workflow, WorkflowInput, WorkflowPatch
 from services.registry.policy import check_room_scope
-from services.registry.service import InvalidChange, NotFound, QuotaExceeded, parse_id
+from services.registry.service import InvalidChange, NotFound, check_quota, parse_id
 from services.registry.workflow_store import WorkflowRow
 from shared.kafka import Topics, dumps
 from shared.messages import WorkflowRecord, registry_key
@@ -140,9 +140,7 @@ class WorkflowService:
             code=body.code,
         )
         async with self._pool.acquire() as conn, conn.transaction():
-            held = await repository.count_for_quota(conn, "workflows", row.organization_id)
-            if held >= self._quota:
-                raise QuotaExceeded("workflows", self._quota)
+            await check_quota(conn, "workflows", row.organization_id, self._quota)
             await workflow_store.insert(conn, row)
             await repository.enqueue(conn, [registry_entry(self._topics, row)])
         log.info("workflow.created", account_id=account_id, workflow_id=str(row.id))
