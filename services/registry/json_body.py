@@ -29,7 +29,9 @@ def parse_body(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     except RecursionError:
         # json's C scanner gives up near the interpreter's recursion limit (~1,000 deep).
         raise _too_deep(max_depth) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:
+        # JSONDecodeError, UnicodeDecodeError, and an integer of over 4,300 digits (Python's
+        # int conversion limit) are all ValueErrors.
         raise BodyRefused(
             f"body: invalid JSON ({exc})", [{"field": "body", "message": "invalid JSON"}]
         ) from exc

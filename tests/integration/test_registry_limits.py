@@ -72,6 +72,14 @@ async def test_a_body_nested_deeper_than_64_is_a_400_not_a_500(registry, depth):
         ]
 
 
+async def test_a_number_python_cannot_read_is_a_400_not_a_500(registry):
+    raw = '{"url":"https://a.example.com","events":["participant.joined"],"retrySchedule":['
+    raw += "9" * 5_000 + "]}"  # past Python's 4,300-digit int conversion limit
+    resp, body = await send(registry, "POST", registry.webhooks_url(registry.alice), raw)
+    assert resp.status == 400, body
+    assert_envelope(body, "invalid_body")
+
+
 async def test_nul_and_lone_surrogates_in_any_text_are_a_400_naming_the_field(registry, pool):
     alice = registry.alice
     seeded = await seed_account(registry, pool, alice)

@@ -52,7 +52,7 @@ def test_a_surrogate_pair_is_text_like_any_other():
     assert parse_body(rb'{"name":"\ud83d\ude00"}') == {"name": "\U0001f600"}
 
 
-@pytest.mark.parametrize("raw", [b"{", b"\xff\xfe", b"nope"])
+@pytest.mark.parametrize("raw", [b"{", b"\xff\xfe", b"nope", b"[" + b"9" * 5_000 + b"]"])
 def test_what_is_not_json_is_refused_as_such(raw):
     assert _refusal(raw).details == [{"field": "body", "message": "invalid JSON"}]
 
