@@ -107,8 +107,9 @@ def page_limit(request: web.Request, *, default: int, maximum: int) -> int:
     raw = request.query.get("limit")
     if raw is None or raw == "":
         return min(default, maximum)
-    # isascii: str.isdigit() also holds for '³' or '٣', which int() refuses or reads.
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
+    # isascii: str.isdigit() also holds for '³' or '٣', which int() refuses or reads. The
+    # length first: int() refuses over 4,300 digits, and no page size needs 20.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 20) or not 1 <= int(raw) <= maximum:
         raise ApiError(
             400,
             "validation_error",

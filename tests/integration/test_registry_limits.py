@@ -349,6 +349,7 @@ async def test_nul_and_broken_encodings_in_the_path_and_query_are_refused_in_the
         (hooks + "?cursor=%00", 400),
         (hooks + "?cursor=%ED%A0%80", 400),
         (hooks + "?limit=%00", 400),
+        (hooks + "?limit=" + "9" * 5_000, 400),
         (deliveries + "?status=%00", 400),
         (deliveries + "?status=%ff", 400),
         (hooks + "/%00", 404),
