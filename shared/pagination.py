@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -30,6 +30,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidCursor("is not a cursor this API returned") from exc
     if created_at.tzinfo is None or not row_id:
         raise InvalidCursor("is not a cursor this API returned")
+    try:
+        # An instant past year 1 or 9999 once in UTC: Postgres would never get it.
+        created_at = created_at.astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidCursor("is not a cursor this API returned") from exc
     return created_at, row_id
 
 

@@ -4,7 +4,9 @@ envelope for every refusal. Real app, real Postgres, real HTTP."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import uuid
 
 import pytest
 from aiohttp import ClientSession
@@ -338,6 +340,11 @@ async def test_code_checks_wait_in_a_short_queue_then_503_and_hold_no_transactio
         await server.close()
 
 
+def cursor(stamp: str) -> str:
+    raw = f"{stamp}|{uuid.UUID(int=0)}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 async def test_nul_and_broken_encodings_in_the_path_and_query_are_refused_in_the_envelope(
     registry, pool
 ):
@@ -348,6 +355,9 @@ async def test_nul_and_broken_encodings_in_the_path_and_query_are_refused_in_the
     cases = [
         (hooks + "?cursor=%00", 400),
         (hooks + "?cursor=%ED%A0%80", 400),
+        # Well-formed cursors whose instants fall outside what a timestamp holds in UTC.
+        (hooks + "?cursor=" + cursor("0001-01-01T00:00:00+14:00"), 400),
+        (hooks + "?cursor=" + cursor("9999-12-31T23:59:59-14:00"), 400),
         (hooks + "?limit=%00", 400),
         (hooks + "?limit=" + "9" * 5_000, 400),
         (deliveries + "?status=%00", 400),
