@@ -27,7 +27,8 @@ Partition = Any  # aiokafka's TopicPartition, or anything hashable in tests
 
 @dataclass(frozen=True)
 class Fetched:
-    """One fetched run request; `request` None when it is not a valid request (done at once)."""
+    """One fetched run request; `request` None when it is not a valid request (done at once:
+    the caller has put it in the DLQ)."""
 
     partition: Partition
     offset: int
