@@ -119,11 +119,14 @@ async def test_a_row_postgres_refuses_is_written_cleaned_and_its_batch_goes_in(p
 
 
 class PostgresLink:
-    """A TCP relay to Postgres that a test can cut (an outage) and restore."""
+    """A TCP relay to Postgres that a test can cut (an outage), freeze (a server that stops
+    answering) and restore."""
 
     def __init__(self, url: str) -> None:
         self._upstream = URL(url)
         self.up = True
+        self.flowing = asyncio.Event()
+        self.flowing.set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self.port = 0
@@ -158,6 +161,7 @@ class PostgresLink:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(ConnectionError, OSError):
                 while chunk := await src.read(65536):
+                    await self.flowing.wait()
                     dst.write(chunk)
                     await dst.drain()
             dst.transport.abort()
@@ -281,3 +285,45 @@ async def test_readiness_names_the_request_consumer_failing_through_an_outage_th
 
 async def _all_ok(checks) -> bool:
     return all(value == "ok" for value in (await checks()).values())
+
+
+async def test_readiness_says_when_the_request_consumer_has_not_fetched_for_a_while(
+    database_url, kafka_settings, registry, producer, topics, receiver
+):
+    webhook = await create_webhook(registry, receiver.url("/after-freeze"))
+    port = free_port()
+    async with PostgresLink(database_url) as link:
+        service = Delivery(
+            DeliverySettings(
+                postgres=PostgresSettings(url=link.url(), pool_min_size=0, pool_max_size=5),
+                kafka=kafka_settings,
+                health_port=port,
+                scheduler_interval_s=0.1,
+                timeout_s=2,
+                lease_s=10,
+                fetch_stall_s=1,
+            )
+        )
+        await service.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+
+                async def checks() -> dict[str, str]:
+                    async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                        return (await resp.json())["checks"]
+
+                await eventually(lambda: _all_ok(checks), timeout_s=20)
+                link.flowing.clear()  # Postgres stops answering: storing a request hangs
+                await request_deliveries(producer, topics.deliveries, webhook, ["frozen"])
+
+                async def not_fetching() -> str:
+                    reason = (await checks())["fetching"]
+                    return reason if reason != "ok" else ""
+
+                reason = await eventually(not_fetching, timeout_s=30, interval_s=0.2)
+                assert reason.startswith("request consumer has not fetched for")
+                link.flowing.set()
+                await eventually(lambda: _all_ok(checks), timeout_s=30, interval_s=0.2)
+        finally:
+            link.flowing.set()
+            await service.stop()
