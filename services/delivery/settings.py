@@ -37,7 +37,9 @@ class DeliverySettings(BaseSettings):
     # Deliveries one webhook may hold in this process (running and waiting); past it they
     # wait in Postgres, so a dead endpoint never fills the process.
     per_webhook_backlog: int = Field(default=64, ge=1)
-    # A claimed delivery is not claimed again before this; must exceed timeout_s.
+    # A claimed delivery is not claimed again before this; must exceed timeout_s. An attempt
+    # that waited in its lane until less than timeout_s (+ a margin) of it was left renews it
+    # as it starts, so the lease always covers the attempt.
     lease_s: float = Field(default=60.0, gt=0)
     scheduler_interval_s: float = Field(default=0.5, gt=0)
     claim_batch: int = Field(default=200, ge=1)
