@@ -1,17 +1,23 @@
-"""The dispatcher refuses literal IPs the SSRF guard refuses, before any connection."""
+"""The dispatcher refuses literal IPs the SSRF guard refuses, before any connection; whatever
+bytes an endpoint sends back become a storable result."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.delivery.dispatcher import Dispatcher
-from services.delivery.policy import Outcome
+from services.delivery.policy import AttemptResult, Outcome
 from services.delivery.ssrf import AddressPolicy
+from shared.failures import unstorable_at
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -64,3 +70,94 @@ async def test_an_allowed_literal_ip_is_posted_to():
         await server.close()
     assert result.outcome is Outcome.SUCCESS and result.status_code == 200
     assert received == [b"{}"]
+
+
+class RawServer:
+    """Answers every connection with `answer` (raw bytes), then closes it."""
+
+    def __init__(self) -> None:
+        self.answer = b""
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-")]
+            for line in length:
+                if line.lower().startswith(b"content-length:"):
+                    await reader.readexactly(int(line.split(b":")[1]))
+            writer.write(self.answer)
+            await writer.drain()
+        writer.close()
+
+
+header_names = st.sampled_from(
+    [b"Retry-After", b"Location", b"Content-Encoding", b"Content-Type", b"X-Junk"]
+)
+header_values = st.one_of(
+    st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+    st.sampled_from([b"\xc2\xb2", b"http://[::1", b"gzip", b"120", b"\x00", b"\xff\xfe"]),
+)
+
+
+@st.composite
+def answers(draw) -> bytes:
+    status = draw(
+        st.one_of(
+            st.sampled_from([200, 302, 410, 429, 500, 503]),
+            st.integers(200, 999),
+            st.sampled_from([0, 99, 1000, 12345]),
+        )
+    )
+    reason = draw(st.sampled_from([b"OK", b"", b"\xff\x00 odd", b"Gone"]))
+    body = draw(st.binary(max_size=200))
+    lines = [b"HTTP/1.1 %d %s" % (status, reason)]
+    pairs = draw(st.lists(st.tuples(header_names, header_values), max_size=4))
+    lines += [name + b": " + value for name, value in pairs]
+    framing = draw(st.sampled_from(["exact", "short", "long", "none"]))
+    if framing != "none":
+        length = len(body) + {"exact": 0, "short": -1, "long": 10}[framing]
+        lines.append(b"Content-Length: %d" % max(0, length))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def test_any_bytes_an_endpoint_sends_become_a_storable_result_and_nothing_raises():
+    loop = asyncio.new_event_loop()
+    server = RawServer()
+
+    async def open_session() -> aiohttp.ClientSession:
+        await server.start()
+        return aiohttp.ClientSession(auto_decompress=False)
+
+    session = loop.run_until_complete(open_session())
+    policy = AddressPolicy.build(allow_loopback=True, allowed_networks=[])
+    send = Dispatcher(session, policy=policy, timeout_s=1, body_max_bytes=64, clock=lambda: NOW)
+    url = f"http://127.0.0.1:{server.port}/hook"
+
+    @settings(max_examples=150, deadline=None)
+    @given(answer=answers())
+    def check(answer: bytes) -> None:
+        server.answer = answer
+        result = loop.run_until_complete(send.post(url, b"{}", {}))
+        assert isinstance(result, AttemptResult)
+        for text in (result.error, result.response_body):
+            if text is not None:
+                text.encode("utf-8")  # raises on a lone surrogate
+                assert unstorable_at(text) is None
+        assert len(result.response_body or "") <= 64
+
+    try:
+        check()
+    finally:
+        loop.run_until_complete(session.close())
+        loop.run_until_complete(server.close())
+        loop.close()
