@@ -283,26 +283,22 @@ class Delivery:
         self, parsed: list[tuple[Request, TopicPartition, ConsumerRecord]]
     ) -> tuple[list[Job], list[_Dead]]:
         """Store the requests in one transaction; when Postgres refuses the batch for its
-        content, one by one, setting aside each it refuses (an outage raises: retried)."""
+        content, in halves down to the requests it refuses, which are set aside (an outage
+        raises: the batch is read again)."""
         assert self.service is not None
-        service = self.service
         try:
-            return await service.accept([message for message, _, _ in parsed]), []
+            return await self.service.accept([message for message, _, _ in parsed]), []
         except Exception as exc:
             if not is_content_error(exc):
                 raise
-            log.warning("delivery.store_refused", error=describe(exc), batch=len(parsed))
-        jobs: list[Job] = []
-        refused: list[_Dead] = []
-        for message, tp, record in parsed:
-            try:
-                jobs += await service.accept([message])
-            except Exception as exc:
-                if not is_content_error(exc):
-                    raise
+            if len(parsed) == 1:
+                [(_, tp, record)] = parsed
                 reason = f"delivery request not storable: {describe(exc)}"
-                refused.append((tp, record, reason, "unstorable_request"))
-        return jobs, refused
+                return [], [(tp, record, reason, "unstorable_request")]
+            log.warning("delivery.store_refused", error=describe(exc), batch=len(parsed))
+        middle = len(parsed) // 2
+        first, second = await self._store(parsed[:middle]), await self._store(parsed[middle:])
+        return first[0] + second[0], first[1] + second[1]
 
     async def _dead_letter(self, dead: list[_Dead]) -> None:
         """Send each record to the DLQ as received, with its reason; wait for every ack."""

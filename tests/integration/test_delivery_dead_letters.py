@@ -122,19 +122,20 @@ async def test_a_request_postgres_refuses_is_set_aside_and_the_rest_of_its_batch
     delivery, registry
 ):
     # Validation refuses what it knows Postgres refuses; anything else Postgres refuses
-    # (here: a NUL let through by building the message unvalidated) falls back row by row.
+    # (here: a NUL let through by building the message unvalidated) is found by halves.
     webhook = await create_webhook(registry, "http://127.0.0.1:9/unused")
-    good = delivery_request(webhook, "fine")
-    poison = DeliveryRequested.model_construct(
-        **{**good.model_dump(), "delivery_id": str(uuid.uuid4()), "event_id": "bad\x00"}
+    messages = [delivery_request(webhook, f"fine-{n}") for n in range(7)]
+    messages[4] = DeliveryRequested.model_construct(
+        **{**messages[4].model_dump(), "delivery_id": str(uuid.uuid4()), "event_id": "bad\x00"}
     )
     tp = TopicPartition("t", 0)
-    records = [
-        ConsumerRecord("t", 0, offset, 0, 0, None, b"v", None, 0, 1, []) for offset in (7, 8)
+    parsed = [
+        (message, tp, ConsumerRecord("t", 0, 10 + n, 0, 0, None, b"v", None, 0, 1, []))
+        for n, message in enumerate(messages)
     ]
-    jobs, refused = await delivery._store([(poison, tp, records[0]), (good, tp, records[1])])
-    assert [job.event_id for job in jobs] == ["fine"]
+    jobs, refused = await delivery._store(parsed)
+    assert sorted(job.event_id for job in jobs) == [f"fine-{n}" for n in range(7) if n != 4]
     [(_, record, reason, kind)] = refused
     assert kind == "unstorable_request"
-    assert record.offset == 7
+    assert record.offset == 14
     assert reason.startswith("delivery request not storable: CharacterNotInRepertoireError")
