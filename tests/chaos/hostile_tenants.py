@@ -451,16 +451,17 @@ def _judge_runs(
                 k: row.get(k)
                 for k in ("status", "result", "error", "logs", "result_chars", "logs_chars")
             }
-        expected = ends[name]
+        expected, wrong = ends[name], seen.setdefault("wrong", [])
         if row["status"] not in FINAL_RUN:
-            outcome.failures.append(f"workflow {name!r}: a run is {row['status']}")
+            wrong.append(f"a run is {row['status']}")
         elif expected is not None and row["status"] != expected:
-            outcome.failures.append(
-                f"workflow {name!r}: a run ended {row['status']}, expected {expected}:"
-                f" {row.get('error')}"
-            )
+            wrong.append(f"a run ended {row['status']}, expected {expected}: {row.get('error')}")
         elif row["status"] == "error" and not row.get("error"):
-            outcome.failures.append(f"workflow {name!r}: a run failed without a reason")
+            wrong.append("a run failed without a reason")
+    for name, seen in by_name.items():
+        if seen.get("wrong"):
+            examples = sorted(set(seen["wrong"]))[:3]
+            outcome.failures.append(f"workflow {name!r}: {len(seen['wrong'])} wrong: {examples}")
     outcome.details["attacker_runs"] = {
         n: {"statuses": dict(s["statuses"]), "sample": s["sample"]} for n, s in by_name.items()
     }

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from shared.kafka import Topics
 from tests.chaos.hostile_endpoints import judge_hostile, lane_bound_s
-from tests.chaos.hostile_tenants import _judge_letters
+from tests.chaos.hostile_tenants import _judge_letters, _judge_runs
 from tests.chaos.outcome import ScenarioOutcome
 from tests.chaos.tenant_inputs import MESSAGES
 
@@ -103,4 +103,31 @@ def test_a_bad_user_name_may_be_delivered_instead_but_not_lost() -> None:
     assert outcome.details["bad_messages"]["right"] == 0  # both share the kind's verdict
     assert outcome.failures == [
         "nul-user-name: 1 wrong: ['neither dead-lettered nor delivered (delivery: None)']"
+    ]
+
+
+def test_attacker_runs_not_final_or_not_as_expected_are_named_once_per_workflow() -> None:
+    outcome = ScenarioOutcome("t")
+    outcome.details["runs_recorded"] = {"finished": 3, "rows": 3}
+    runs = {
+        "v1": {"status": "success"},
+        "a1": {"status": "running"},
+        "a2": {"status": "error", "error": '{"message": "refused"}'},
+        "a3": {"status": "error", "error": '{"message": "result too large"}'},
+    }
+    attacker = {"a1": "returns NUL", "a2": "returns NUL", "a3": "returns 1 MB"}
+    _judge_runs(outcome, runs, ["v1"], attacker)
+    assert outcome.failures == [
+        "workflow 'returns NUL': 2 wrong: ['a run ended error, expected success:"
+        ' {"message": "refused"}\', \'a run is running\']'
+    ]
+    assert (outcome.sent, outcome.delivered, outcome.lost) == (4, 3, 1)
+
+
+def test_a_run_run_twice_shows_in_the_runner_count() -> None:
+    outcome = ScenarioOutcome("t")
+    outcome.details["runs_recorded"] = {"finished": 2, "rows": 1}
+    _judge_runs(outcome, {"v1": {"status": "success"}}, ["v1"], {})
+    assert outcome.failures == [
+        "the runner finished 2 executions for 1 final rows: some run was run again"
     ]
