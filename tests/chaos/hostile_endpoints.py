@@ -278,7 +278,7 @@ _ROWS = """
 SELECT d.id::text AS id, d.status, d.attempts, d.status_code, d.last_error,
        count(a.attempt) AS attempt_rows, min(a.started_at) AS first_started,
        max(a.started_at + a.duration_ms * interval '1 millisecond') AS last_ended,
-       array_agg(round(extract(epoch FROM a.started_at - d.created_at)::numeric, 1)
+       array_agg(round(extract(epoch FROM a.started_at - d.created_at)::numeric, 3)
                  ORDER BY a.attempt) AS started_s,
        array_agg(a.duration_ms ORDER BY a.attempt) AS durations_ms
 FROM delivery.deliveries d LEFT JOIN delivery.delivery_attempts a ON a.delivery_id = d.id
