@@ -29,7 +29,7 @@ from aiokafka import TopicPartition
 from services.registry.policy import Role
 from services.registry.service import AccountService
 from shared.dead_letters import H_ERROR, H_TOPIC
-from shared.kafka import JSON_HEADERS, Topics, make_consumer, make_producer
+from shared.kafka import JSON_HEADERS, make_consumer, make_producer
 from shared.messages import delivery_id_for, run_id_for
 from shared.settings import KafkaSettings
 from tests.bench.load import EventPublisher, Target
@@ -39,6 +39,7 @@ from tests.chaos.hostile_endpoints import create_webhook
 from tests.chaos.outcome import ScenarioOutcome
 from tests.chaos.pipeline_faults import Setup, account
 from tests.chaos.platform import ChaosRun
+from tests.chaos.tenant_checks import FINAL_RUN, judge_api, judge_letters, judge_runs
 from tests.chaos.tenant_inputs import (
     API_PROBES,
     BENIGN_CODE,
@@ -61,7 +62,6 @@ QUOTAS = {
 }
 FLOOD = 4 * API_BURST  # requests the attacker's key sends at once
 RUNS_TIMEOUT_S = 180.0
-FINAL_RUN = ("success", "error", "timeout")
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ async def run(setup: Setup, *, short: bool) -> ScenarioOutcome:
         async with setup.run("hostile-tenants", **QUOTAS) as chaos:
             await chaos.add_webhooks(accounts=3, per_account=4)
             victim = await _victim_workflow(chaos)
-            attacker = await _attacker(chaos, receiver, outcome)
+            attacker = await _attacker(chaos, receiver)
             await wait_for_index(chaos.stack, len(chaos.hooks) + WEBHOOK_QUOTA)
             await _wait_for_workflows(chaos.stack, 1 + len(HOSTILE_WORKFLOWS))
             pids = chaos.stack.pids()
@@ -137,9 +137,9 @@ async def run(setup: Setup, *, short: bool) -> ScenarioOutcome:
     finally:
         await receiver.stop()
 
-    _judge_runs(outcome, runs, victim_runs, attacker_runs)
-    _judge_letters(outcome, chaos.topics, sent, letters, delivered)
-    _judge_api(outcome, attacker.api)
+    judge_runs(outcome, runs, victim_runs, attacker_runs)
+    judge_letters(outcome, chaos.topics, sent, letters, delivered)
+    judge_api(outcome, attacker.api)
     outcome.details["restarted"] = restarted
     outcome.check(not restarted, f"processes restarted: {', '.join(restarted)}")
     return outcome
@@ -164,7 +164,7 @@ async def _victim_workflow(chaos: ChaosRun) -> tuple[str, str]:
     return answer["data"]["workflow"]["id"], hook.target.room_id
 
 
-async def _attacker(chaos: ChaosRun, receiver: Receiver, outcome: ScenarioOutcome) -> Attacker:
+async def _attacker(chaos: ChaosRun, receiver: Receiver) -> Attacker:
     """The attacker's account: the API probes first (its key's bucket is full), then a
     webhook and workflows up to the quotas, then one of each past them."""
     stack = chaos.stack
@@ -309,6 +309,7 @@ async def _flood(stack: Stack, attacker: Account, hooks: list) -> dict[str, Any]
     refused = [(h, a) for status, h, a in answers if status == 429]
     sample = refused[0] if refused else ({}, None)
     return {
+        "requests": FLOOD,
         "attacker_statuses": dict(statuses),
         "victim_statuses": dict(Counter(status for status, _h, _a in victims)),
         "refused_without_retry_after": sum(1 for h, _a in refused if "Retry-After" not in h),
@@ -415,141 +416,3 @@ async def _delivered(
         list(ids),
     )
     return {ids[r["id"]]: r["status"] for r in rows}
-
-
-# --- the checks -----------------------------------------------------------------------------
-
-
-def _judge_runs(
-    outcome: ScenarioOutcome,
-    runs: dict[str, dict[str, Any]],
-    victim_runs: list[str],
-    attacker_runs: dict[str, str],
-) -> None:
-    ends = {w.name: w.ends for w in HOSTILE_WORKFLOWS}
-    victim = Counter((runs.get(r) or {}).get("status", "missing") for r in victim_runs)
-    outcome.details["victim_runs"] = dict(victim)
-    recorded = outcome.details.get("runs_recorded", {})
-    outcome.check(
-        recorded.get("finished") == recorded.get("rows"),
-        f"the runner finished {recorded.get('finished')} executions for {recorded.get('rows')}"
-        " final rows: some run was run again",
-    )
-    outcome.check(bool(victim_runs), "the victim's workflow had no run: nothing was tested")
-    outcome.check(
-        victim.get("success", 0) == len(victim_runs),
-        f"{len(victim_runs) - victim.get('success', 0)} of the victim's {len(victim_runs)} runs"
-        f" did not succeed: {dict(victim)}",
-    )
-    by_name: dict[str, dict[str, Any]] = {}
-    for run_id, name in attacker_runs.items():
-        row = runs.get(run_id) or {"status": "missing"}
-        seen = by_name.setdefault(name, {"statuses": Counter(), "sample": None})
-        seen["statuses"][row["status"]] += 1
-        if seen["sample"] is None:
-            seen["sample"] = {
-                k: row.get(k)
-                for k in ("status", "result", "error", "logs", "result_chars", "logs_chars")
-            }
-        expected, wrong = ends[name], seen.setdefault("wrong", [])
-        if row["status"] not in FINAL_RUN:
-            wrong.append(f"a run is {row['status']}")
-        elif expected is not None and row["status"] != expected:
-            wrong.append(f"a run ended {row['status']}, expected {expected}: {row.get('error')}")
-        elif row["status"] == "error" and not row.get("error"):
-            wrong.append("a run failed without a reason")
-    for name, seen in by_name.items():
-        if seen.get("wrong"):
-            examples = sorted(set(seen["wrong"]))[:3]
-            outcome.failures.append(f"workflow {name!r}: {len(seen['wrong'])} wrong: {examples}")
-    outcome.details["attacker_runs"] = {
-        n: {"statuses": dict(s["statuses"]), "sample": s["sample"]} for n, s in by_name.items()
-    }
-    outcome.sent += len(victim_runs) + len(attacker_runs)
-    final = sum(
-        1 for r in [*victim_runs, *attacker_runs] if (runs.get(r) or {}).get("status") in FINAL_RUN
-    )
-    outcome.delivered += final
-    outcome.lost += len(victim_runs) + len(attacker_runs) - final
-
-
-def _judge_letters(
-    outcome: ScenarioOutcome,
-    topics: Topics,
-    sent: dict[str, BadMessage],
-    letters: dict[str, list[tuple[str, str, str]]],
-    delivered: dict[str, str],
-) -> None:
-    problems: dict[str, list[str]] = {}
-    samples: dict[str, str] = {}
-    for key, message in sent.items():
-        wrong = problems.setdefault(message.kind, [])
-        source = getattr(topics, message.topic)
-        found = letters.get(key, [])
-        if message.may_deliver and not found:
-            status = delivered.get(key)
-            samples.setdefault(message.kind, f"delivered: {status}")
-            if status != "success":
-                wrong.append(f"neither dead-lettered nor delivered (delivery: {status})")
-            continue
-        if not found:
-            wrong.append("not in the DLQ")
-            continue
-        dlq, reason, origin = found[0]
-        samples.setdefault(message.kind, reason[:200])
-        if len(found) > 1:
-            wrong.append(f"dead-lettered {len(found)} times")
-        if dlq != topics.dlq_of(source) or origin != source:
-            wrong.append(f"in {dlq} from {origin!r}, expected {topics.dlq_of(source)}")
-        if not reason:
-            wrong.append("no reason")
-        elif message.reasons and not any(r in reason.lower() for r in message.reasons):
-            wrong.append(f"reason {reason[:100]!r} names none of {message.reasons}")
-        if message.may_deliver and key in delivered:
-            wrong.append("dead-lettered and delivered too")
-    failed = {kind: w for kind, w in problems.items() if w}
-    outcome.details["bad_messages"] = {
-        "sent": len(sent),
-        "right": sum(1 for m in sent.values() if not problems.get(m.kind)),
-        "sample_reasons": samples,
-    }
-    outcome.sent += len(sent)
-    wrong_keys = sum(len(w) for w in failed.values())
-    outcome.delivered += len(sent) - min(len(sent), wrong_keys)
-    for kind, wrong in failed.items():
-        outcome.failures.append(f"{kind}: {len(wrong)} wrong: {sorted(set(wrong))[:3]}")
-
-
-def _judge_api(outcome: ScenarioOutcome, api_answers: dict[str, Any]) -> None:
-    outcome.details["api"] = api_answers
-    for name, answer in api_answers["probes"].items():
-        status, error, field_name = answer["status"], answer["error"], answer["field"]
-        if not 400 <= status < 500 or status == 429:
-            outcome.failures.append(f"API {name}: answered {status}, not a 4xx refusal")
-        elif error is None:
-            outcome.failures.append(f"API {name}: {status} without the error envelope")
-        elif field_name and field_name not in json.dumps(error):
-            outcome.failures.append(f"API {name}: the error does not name {field_name!r}")
-    for what in ("webhook_over_quota", "workflow_over_quota"):
-        answer = api_answers[what]
-        outcome.check(
-            400 <= answer["status"] < 500 and answer["status"] != 429 and answer["error"],
-            f"{what.replace('_', ' ')}: answered {answer['status']} {answer['error']}",
-        )
-    rate = outcome.details.get("api_rate", {})
-    statuses = rate.get("attacker_statuses", {})
-    outcome.check(
-        statuses.get(429, 0) > 0, f"{FLOOD} requests at once on one key got no 429: {statuses}"
-    )
-    outcome.check(
-        set(statuses) <= {200, 429}, f"the flood got answers other than 200 and 429: {statuses}"
-    )
-    outcome.check(
-        rate.get("refused_without_retry_after", 1) == 0
-        and rate.get("refused_without_envelope", 1) == 0,
-        f"429s without Retry-After or the envelope: {rate.get('sample_429')}",
-    )
-    outcome.check(
-        rate.get("victim_statuses") == {200: 5},
-        f"another account's requests during the flood: {rate.get('victim_statuses')}",
-    )

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from shared.kafka import Topics
 from tests.chaos.hostile_endpoints import judge_hostile, lane_bound_s
-from tests.chaos.hostile_tenants import _judge_letters, _judge_runs
 from tests.chaos.outcome import ScenarioOutcome
+from tests.chaos.tenant_checks import judge_letters, judge_runs
 from tests.chaos.tenant_inputs import MESSAGES
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -74,7 +74,7 @@ def test_a_bad_message_dead_lettered_once_with_its_reason_passes() -> None:
     topics, outcome = Topics("roomhooks"), ScenarioOutcome("t")
     sent = _sent("nul-id")
     letters = {k: [(topics.events_dlq, "id: contains NUL", topics.events)] for k in sent}
-    _judge_letters(outcome, topics, sent, letters, {})
+    judge_letters(outcome, topics, sent, letters, {})
     assert outcome.failures == []
 
 
@@ -87,7 +87,7 @@ def test_a_bad_message_dead_lettered_twice_elsewhere_or_without_its_field_fails(
         delivery_key: [(topics.events_dlq, "delivery_id: bad", topics.deliveries)],
         event_key: [(topics.events_dlq, "something went wrong", topics.events)],
     }
-    _judge_letters(outcome, topics, sent, letters, {})
+    judge_letters(outcome, topics, sent, letters, {})
     text = " ".join(outcome.failures)
     assert "dead-lettered 2 times" in text
     assert "expected roomhooks.deliveries.dlq" in text
@@ -99,7 +99,7 @@ def test_a_bad_user_name_may_be_delivered_instead_but_not_lost() -> None:
     sent = _sent("nul-user-name", 0) | _sent("nul-user-name", 1)
     delivered, _lost = list(sent)
     outcome = ScenarioOutcome("t")
-    _judge_letters(outcome, topics, sent, {}, {delivered: "success"})
+    judge_letters(outcome, topics, sent, {}, {delivered: "success"})
     assert outcome.details["bad_messages"]["right"] == 0  # both share the kind's verdict
     assert outcome.failures == [
         "nul-user-name: 1 wrong: ['neither dead-lettered nor delivered (delivery: None)']"
@@ -116,7 +116,7 @@ def test_attacker_runs_not_final_or_not_as_expected_are_named_once_per_workflow(
         "a3": {"status": "error", "error": '{"message": "result too large"}'},
     }
     attacker = {"a1": "returns NUL", "a2": "returns NUL", "a3": "returns 1 MB"}
-    _judge_runs(outcome, runs, ["v1"], attacker)
+    judge_runs(outcome, runs, ["v1"], attacker)
     assert outcome.failures == [
         "workflow 'returns NUL': 2 wrong: ['a run ended error, expected success:"
         ' {"message": "refused"}\', \'a run is running\']'
@@ -127,7 +127,7 @@ def test_attacker_runs_not_final_or_not_as_expected_are_named_once_per_workflow(
 def test_a_run_run_twice_shows_in_the_runner_count() -> None:
     outcome = ScenarioOutcome("t")
     outcome.details["runs_recorded"] = {"finished": 2, "rows": 1}
-    _judge_runs(outcome, {"v1": {"status": "success"}}, ["v1"], {})
+    judge_runs(outcome, {"v1": {"status": "success"}}, ["v1"], {})
     assert outcome.failures == [
         "the runner finished 2 executions for 1 final rows: some run was run again"
     ]
