@@ -11,7 +11,8 @@ webhooks and workflows past its quota (set low here: QUOTAS) and calls the API p
 Every victim pair ends `success` and every victim run `success`; each bad message is in its
 topic's DLQ exactly once with a reason naming what is wrong (tenant_inputs.py), each bad
 request is a 4xx naming the field, each over-quota creation a 4xx, the flood gets 429s with
-`Retry-After`; each attacker run ends in a final, recorded status; no process restarts.
+`Retry-After`; each attacker run ends in a final, recorded status; no process restarts
+(tenant_checks.py).
 """
 
 from __future__ import annotations
@@ -402,17 +403,23 @@ async def read_letters(
 
 
 async def _delivered(
-    chaos: ChaosRun, attacker: Attacker, sent: dict[str, BadMessage]
+    chaos: ChaosRun, attacker: Attacker, sent: dict[str, BadMessage], *, timeout_s: float = 30.0
 ) -> dict[str, str]:
-    """The status of the attacker's delivery for each `may_deliver` event, where there is one."""
+    """The status of the attacker's delivery for each `may_deliver` event, where there is one
+    (once none is pending, or after `timeout_s`)."""
     assert chaos.stack.pool is not None
     ids = {
         delivery_id_for(attacker.webhook_id, key): key
         for key, message in sent.items()
         if message.may_deliver
     }
-    rows = await chaos.stack.pool.fetch(
-        "SELECT id::text AS id, status FROM delivery.deliveries WHERE id = ANY($1::uuid[])",
-        list(ids),
-    )
-    return {ids[r["id"]]: r["status"] for r in rows}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = await chaos.stack.pool.fetch(
+            "SELECT id::text AS id, status FROM delivery.deliveries WHERE id = ANY($1::uuid[])",
+            list(ids),
+        )
+        statuses = {ids[r["id"]]: r["status"] for r in rows}
+        if "pending" not in statuses.values() or time.monotonic() > deadline:
+            return statuses
+        await asyncio.sleep(0.5)
