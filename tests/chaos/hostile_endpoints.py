@@ -61,7 +61,7 @@ class Plan:
 # A hostile webhook's deliveries run one at a time once it times out (lanes.py): a trickling
 # endpoint costs (attempts x timeout) per event, so its share of the events is kept small.
 SHORT = Plan(events=600, rate=150.0, per_hostile=2, clean_phase=False)
-FULL = Plan(events=6_000, rate=200.0, per_hostile=6, clean_phase=True)
+FULL = Plan(events=9_000, rate=500.0, per_hostile=6, clean_phase=True)
 
 
 @dataclass(frozen=True)
