@@ -30,7 +30,7 @@ from services.delivery.settings import DeliverySettings
 from services.delivery.ssrf import AddressPolicy
 from services.delivery.targets import Targets
 from shared.db import apply_migrations, create_pool, postgres_check
-from shared.dead_letters import dlq_headers
+from shared.dead_letters import send_dead_letter
 from shared.failures import PoisonCounter, describe, is_content_error
 from shared.health import start_health_server
 from shared.kafka import (
@@ -314,17 +314,8 @@ class Delivery:
                 offset=record.offset,
                 reason=reason[:300],
             )
-            headers = dlq_headers(
-                reason,
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=record.offset,
-                original=record.headers or (),
-            )
             acks.append(
-                await self._producer.send(
-                    self.topics.deliveries_dlq, record.value, key=record.key, headers=headers
-                )
+                await send_dead_letter(self._producer, self.topics.deliveries_dlq, record, reason)
             )
         await asyncio.gather(*acks)
 

@@ -25,16 +25,13 @@ from pydantic import BaseModel, ValidationError
 from services.fanout.index import Subscriptions
 from services.fanout.metrics import FanoutMetrics
 from services.fanout.routing import Rejected, route
-from shared.dead_letters import dlq_headers
+from shared.dead_letters import send_dead_letter
 from shared.failures import describe, is_content_error
 from shared.kafka import JSON_HEADERS, Topics
 
 log = structlog.get_logger(__name__)
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord]]
-# A dead letter too large for the producer keeps this much of its value (and key), so a huge
-# record is set aside too instead of failing its batch forever.
-DLQ_CUT_BYTES = 512 * 1024
 
 
 @dataclass
@@ -175,28 +172,4 @@ class BatchProcessor:
             partition=message.partition,
             offset=message.offset,
         )
-        headers = dlq_headers(
-            reason,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            original=message.headers or (),
-        )
-        try:
-            return await self._producer.send(
-                self._topics.events_dlq, value=message.value, key=message.key, headers=headers
-            )
-        except MessageSizeTooLargeError:
-            # The record as received does not fit beside our headers: keep its head, so it is
-            # set aside all the same instead of failing its batch on every retry.
-            size = len(message.value or b"")
-            cut = f"{reason} (value cut to its first {DLQ_CUT_BYTES} of {size} bytes)"
-            headers = dlq_headers(
-                cut, topic=message.topic, partition=message.partition, offset=message.offset
-            )
-            return await self._producer.send(
-                self._topics.events_dlq,
-                value=(message.value or b"")[:DLQ_CUT_BYTES],
-                key=(message.key or b"")[:DLQ_CUT_BYTES] or None,
-                headers=headers,
-            )
+        return await send_dead_letter(self._producer, self._topics.events_dlq, message, reason)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import aiohttp
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import IllegalStateError, MessageSizeTooLargeError
+from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 
@@ -30,7 +30,7 @@ from services.workflow_runner.sandbox import Sandbox, SandboxSettings
 from services.workflow_runner.service import RunnerMetrics, RunnerService
 from services.workflow_runner.settings import RunnerSettings
 from shared.db import apply_migrations, create_pool, postgres_check
-from shared.dead_letters import dlq_headers
+from shared.dead_letters import send_dead_letter
 from shared.failures import describe, is_content_error
 from shared.health import start_health_server
 from shared.kafka import (
@@ -291,17 +291,7 @@ class Runner:
             self._metrics.poison.inc("run_request")
 
     async def _send_dead_letter(self, record: ConsumerRecord, why: str) -> asyncio.Future:
-        headers = dlq_headers(why, topic=record.topic, partition=record.partition,
-                              offset=record.offset, original=record.headers or ())  # fmt: skip
-        dlq = self.topics.workflow_runs_dlq
-        try:
-            return await self._producer.send(
-                dlq, value=record.value, key=record.key, headers=headers
-            )
-        except MessageSizeTooLargeError:  # the same every time: keep the reason, not the bytes
-            headers = dlq_headers(f"{why} (value too large to keep)", topic=record.topic,
-                                  partition=record.partition, offset=record.offset)  # fmt: skip
-            return await self._producer.send(dlq, value=None, key=record.key, headers=headers)
+        return await send_dead_letter(self._producer, self.topics.workflow_runs_dlq, record, why)
 
     async def _run_until_recorded(self, request: WorkflowRunRequested) -> None:
         """One run, tried again after a back-off while it raises for the world's sake

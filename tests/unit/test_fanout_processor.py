@@ -14,7 +14,8 @@ from aiokafka.structs import ConsumerRecord
 
 from services.fanout.index import Subscriptions
 from services.fanout.metrics import FanoutMetrics
-from services.fanout.processor import DLQ_CUT_BYTES, BatchProcessor
+from services.fanout.processor import BatchProcessor
+from shared.dead_letters import CUT_BYTES as DLQ_CUT_BYTES
 from shared.events import build_event
 from shared.kafka import Topics, dumps
 from shared.messages import WebhookRecord, WorkflowRecord, WorkflowRunRequested
