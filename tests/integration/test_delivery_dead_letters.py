@@ -12,11 +12,15 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
 from services.delivery.app import Delivery
-from services.delivery.settings import DeliverySettings
 from shared.dead_letters import H_ERROR, H_OFFSET, H_TOPIC
 from shared.kafka import JSON_HEADERS, dumps, make_consumer
 from shared.messages import DeliveryRequested, delivery_id_for
-from tests.support.deliveries import create_webhook, delivery_request, send_request
+from tests.support.deliveries import (
+    create_webhook,
+    delivery_request,
+    running_delivery,
+    send_request,
+)
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -24,19 +28,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def delivery(postgres_settings, kafka_settings) -> AsyncIterator[Delivery]:
-    service = Delivery(
-        DeliverySettings(
-            postgres=postgres_settings,
-            kafka=kafka_settings,
-            health_port=0,
-            scheduler_interval_s=0.1,
-            timeout_s=2,
-            lease_s=10,
-        )
-    )
-    await service.start()
-    yield service
-    await service.stop()
+    async with running_delivery(postgres_settings, kafka_settings) as service:
+        yield service
 
 
 def raw_request(webhook: dict, event_id: str, **fields) -> dict:

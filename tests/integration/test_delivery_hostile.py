@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from services.delivery.app import Delivery
-from services.delivery.settings import DeliverySettings
-from tests.support.deliveries import create_webhook, request_deliveries
+from tests.support.deliveries import create_webhook, request_deliveries, running_delivery
 from tests.support.hostile_endpoints import KINDS, SUCCEEDING, HostileEndpoints
 from tests.support.polling import eventually
 
@@ -79,20 +78,10 @@ async def hostile() -> AsyncIterator[HostileEndpoints]:
 
 @pytest.fixture
 async def delivery(postgres_settings, kafka_settings) -> AsyncIterator[Delivery]:
-    service = Delivery(
-        DeliverySettings(
-            postgres=postgres_settings,
-            kafka=kafka_settings,
-            health_port=0,
-            scheduler_interval_s=0.1,
-            timeout_s=2,
-            lease_s=10,
-            response_body_max_bytes=BODY_MAX,
-        )
-    )
-    await service.start()
-    yield service
-    await service.stop()
+    async with running_delivery(
+        postgres_settings, kafka_settings, response_body_max_bytes=BODY_MAX
+    ) as service:
+        yield service
 
 
 async def final_attempts(pool, delivery_id: str, timeout_s: float = 30):

@@ -19,7 +19,7 @@ from services.registry.app import WEBHOOKS
 from services.registry.commands import consume_commands
 from shared.kafka import JSON_HEADERS, dumps, make_consumer
 from shared.signing import hex_signature
-from tests.support.deliveries import delivery_request, send_request
+from tests.support.deliveries import delivery_request, running_delivery, send_request
 from tests.support.polling import eventually
 from tests.support.receiver import Script
 
@@ -38,12 +38,8 @@ def delivery_settings(postgres_settings, kafka_settings, **overrides) -> Deliver
 
 @pytest.fixture
 async def delivery(postgres_settings, kafka_settings) -> AsyncIterator[Delivery]:
-    service = Delivery(
-        delivery_settings(postgres_settings, kafka_settings, timeout_s=2, lease_s=10)
-    )
-    await service.start()
-    yield service
-    await service.stop()
+    async with running_delivery(postgres_settings, kafka_settings) as service:
+        yield service
 
 
 class Harness:

@@ -11,12 +11,11 @@ import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
 from services.delivery.app import Delivery
-from services.delivery.settings import DeliverySettings
 from services.registry.sealing import seal_stored_secrets
 from shared.db import apply_migrations, migration_files, with_database
 from shared.secrets_box import SecretsBox, generate_key, key_id
 from shared.signing import hex_signature, new_secret
-from tests.support.deliveries import create_webhook, request_deliveries
+from tests.support.deliveries import create_webhook, request_deliveries, running_delivery
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, service_env
 from tests.support.secrets import TEST_SECRETS_KEY
@@ -27,19 +26,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def delivery(postgres_settings, kafka_settings) -> AsyncIterator[Delivery]:
-    service = Delivery(
-        DeliverySettings(
-            postgres=postgres_settings,
-            kafka=kafka_settings,
-            health_port=0,
-            scheduler_interval_s=0.1,
-            timeout_s=2,
-            lease_s=10,
-        )
-    )
-    await service.start()
-    yield service
-    await service.stop()
+    async with running_delivery(postgres_settings, kafka_settings) as service:
+        yield service
 
 
 async def final_status(pool, delivery_id: str) -> asyncpg.Record:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from services.delivery.app import Delivery
+from services.delivery.settings import DeliverySettings
 from shared.kafka import JSON_HEADERS, dumps
 from shared.messages import DeliveryRequested, delivery_id_for
+from shared.settings import KafkaSettings, PostgresSettings
 
 
 async def create_webhook(registry, url: str, **fields) -> dict:
@@ -72,3 +76,18 @@ async def statuses(pool: asyncpg.Pool) -> dict[str, str]:
     """Delivery id -> status, for every stored delivery."""
     rows = await pool.fetch("SELECT id::text, status FROM delivery.deliveries")
     return {row["id"]: row["status"] for row in rows}
+
+
+@contextlib.asynccontextmanager
+async def running_delivery(
+    postgres: PostgresSettings, kafka: KafkaSettings, **overrides
+) -> AsyncIterator[Delivery]:
+    """The delivery service in-process, on the tests' profile (no probe port, a fast
+    scheduler, 2 s attempts, 10 s leases) with `overrides`; stopped on exit."""
+    profile = {"health_port": 0, "scheduler_interval_s": 0.1, "timeout_s": 2, "lease_s": 10}
+    service = Delivery(DeliverySettings(postgres=postgres, kafka=kafka, **profile | overrides))
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
