@@ -17,8 +17,8 @@ from http import HTTPStatus
 from yarl import URL
 
 from services.delivery.policy import AttemptResult, Outcome, classify, parse_retry_after
-from services.delivery.ssrf import AddressPolicy, guard_message
 from shared.failures import storable_text
+from shared.ssrf import AddressPolicy, guard_message
 
 # Longest error text kept (a status line or header the endpoint sent may be quoted in it).
 ERROR_MAX_CHARS = 1000

@@ -21,17 +21,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from prometheus_client import CollectorRegistry
 from pydantic import Field, TypeAdapter, ValidationError
 
-from services.delivery.dispatcher import Dispatcher, GuardedResolver
+from services.delivery.dispatcher import Dispatcher
 from services.delivery.lanes import Lanes
 from services.delivery.recorder import AttemptRecorder
 from services.delivery.repository import Job
 from services.delivery.service import DeliveryMetrics, DeliveryService
 from services.delivery.settings import DeliverySettings
-from services.delivery.ssrf import AddressPolicy
 from services.delivery.targets import Targets
 from shared.db import apply_migrations, create_pool, postgres_check
 from shared.dead_letters import send_dead_letter
 from shared.failures import PoisonCounter, describe, is_content_error
+from shared.guarded_resolver import GuardedResolver
 from shared.health import start_health_server
 from shared.kafka import (
     JSON_HEADERS,
@@ -51,6 +51,7 @@ from shared.messages import (
 )
 from shared.readiness import FetchWatch, RetryWatch
 from shared.secrets_box import SecretsKeyError, load_box
+from shared.ssrf import AddressPolicy
 
 log = structlog.get_logger(__name__)
 

@@ -13,48 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import socket
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
 import aiohttp
 import structlog
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from services.delivery.answers import answered, failed, redirect_error
 from services.delivery.policy import AttemptResult, Outcome
-from services.delivery.ssrf import AddressPolicy, BlockedAddress, guard_message
 from shared.signing import signature_headers
+from shared.ssrf import AddressPolicy, BlockedAddress, guard_message
 
-__all__ = ["Dispatcher", "GuardedResolver", "build_headers", "redirect_error"]
+__all__ = ["Dispatcher", "build_headers", "redirect_error"]
 
 log = structlog.get_logger(__name__)
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves as usual, then keeps only the addresses the policy allows."""
-
-    def __init__(self, policy: AddressPolicy, inner: AbstractResolver | None = None) -> None:
-        self._policy = policy
-        self._inner = inner or DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        kinds = {r["host"]: self._policy.kind_refused(r["host"]) for r in results}
-        allowed = [r for r in results if kinds[r["host"]] is None]
-        if not allowed:
-            # What the addresses are, not which: a tenant learns nothing of internal DNS.
-            what = ", ".join(sorted({kind for kind in kinds.values() if kind}))
-            raise BlockedAddress(guard_message(f"{host} resolves only to {what or 'nothing'}"))
-        return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 def build_headers(

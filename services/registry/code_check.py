@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.registry.workflows import CodeRejected
-from services.workflow_runner.sandbox import CodeError, compile_check
+from shared.code_check import CodeError, compile_check
 
 
 async def deno_code_check(code: str, language: str) -> None:

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 from yarl import URL
 
-from services.delivery.ssrf import AddressPolicy, host_address, is_canonical_ipv4
 from shared.events import CATALOG, Scope
+from shared.ssrf import AddressPolicy, host_address, is_canonical_ipv4
 
 MAX_URL_LENGTH = 2048
 

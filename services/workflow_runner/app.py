@@ -18,8 +18,6 @@ from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from services.delivery.dispatcher import GuardedResolver
-from services.delivery.ssrf import AddressPolicy
 from services.workflow_runner.bindings import Fetcher
 from services.workflow_runner.connection_shares import ConnectionShares, share_of
 from services.workflow_runner.flow import Fetched, RunFlow
@@ -32,6 +30,7 @@ from services.workflow_runner.settings import RunnerSettings
 from shared.db import apply_migrations, create_pool, postgres_check
 from shared.dead_letters import send_dead_letter
 from shared.failures import describe, is_content_error
+from shared.guarded_resolver import GuardedResolver
 from shared.health import start_health_server
 from shared.kafka import (
     Topics,
@@ -43,6 +42,7 @@ from shared.kafka import (
 )
 from shared.messages import WorkflowRunRequested
 from shared.readiness import FetchWatch, RetryWatch
+from shared.ssrf import AddressPolicy
 
 log = structlog.get_logger(__name__)
 

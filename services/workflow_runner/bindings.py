@@ -13,7 +13,6 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from services.delivery.ssrf import AddressPolicy, BlockedAddress, guard_message
 from services.workflow_runner import projection_store
 from services.workflow_runner.connection_shares import ConnectionShares
 from services.workflow_runner.sandbox.models import (
@@ -22,6 +21,7 @@ from services.workflow_runner.sandbox.models import (
     FetchRequest,
     FetchResponse,
 )
+from shared.ssrf import AddressPolicy, BlockedAddress, guard_message
 
 MAX_NAME = 512
 

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.workflow_runner.sandbox import CodeError, Sandbox, SandboxSettings, compile_check
+from services.workflow_runner.sandbox import Sandbox, SandboxSettings
+from shared.code_check import CodeError, compile_check
 from tests.support.sandbox import (
     LOG_NEW_PARTICIPANTS,
     NOTIFY_SLACK,

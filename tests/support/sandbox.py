@@ -8,8 +8,6 @@ from typing import Any
 
 from yarl import URL
 
-from services.delivery.dispatcher import GuardedResolver
-from services.delivery.ssrf import AddressPolicy, BlockedAddress, guard_message, host_address
 from services.workflow_runner.sandbox import (
     BindingError,
     FetchRefused,
@@ -17,6 +15,8 @@ from services.workflow_runner.sandbox import (
     FetchResponse,
     RunRequest,
 )
+from shared.guarded_resolver import GuardedResolver
+from shared.ssrf import AddressPolicy, BlockedAddress, guard_message, host_address
 from tests.support.network import TableResolver
 
 LOG_NEW_PARTICIPANTS = """\

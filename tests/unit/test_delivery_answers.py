@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from services.delivery.answers import answered, decode_body, describe_status, redirect_error
 from services.delivery.policy import AttemptResult, Outcome, parse_retry_after
-from services.delivery.ssrf import AddressPolicy
 from shared.failures import unstorable_at
+from shared.ssrf import AddressPolicy
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 DEV = AddressPolicy.build(allow_loopback=True, allowed_networks=[])

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from services.delivery.dispatcher import Dispatcher
 from services.delivery.policy import AttemptResult, Outcome
-from services.delivery.ssrf import AddressPolicy
 from shared.failures import unstorable_at
+from shared.ssrf import AddressPolicy
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 

@@ -16,7 +16,7 @@ from services.delivery.policy import (
     parse_retry_after,
     spill_delay,
 )
-from services.delivery.ssrf import AddressPolicy
+from shared.ssrf import AddressPolicy
 
 NOW = datetime(2026, 5, 29, 10, 0, tzinfo=UTC)
 SCHEDULE = (1.0, 5.0, 30.0)

@@ -1,22 +1,14 @@
-"""How a sandbox host is launched, the cgroup placement, and compile_check's reading of Deno."""
+"""How a sandbox host is launched and the cgroup placement."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 
-from services.workflow_runner.sandbox import CodeError
 from services.workflow_runner.sandbox.cgroup import Cgroups
-from services.workflow_runner.sandbox.compile_check import (
-    NO_DEFAULT,
-    default_export_problem,
-    locate,
-    parse_failure,
-)
 from services.workflow_runner.sandbox.launch import (
     BLOCKED_BUILTINS,
     WORKER_PRELUDE,
@@ -107,79 +99,3 @@ def test_without_cgroup_v2_or_its_controllers_hosts_run_unconfined(
     assert cgroups.reason is not None and reason in cgroups.reason
     assert not cgroups.place("0-1", 1)
     assert cgroups.oom_kills("0-1") == 0
-
-
-DENO_SYNTAX_ERROR = """\
-Warning SyntaxError: Expected ',', got 'numeric literal (1, 1)'
-  |
-2 |   return 1
-  |          ~
-    at file:///tmp/rh-check-x/workflow.js:2:10
-error: SyntaxError: Expected ',', got 'numeric literal (1, 1)'
-  |
-2 |   return 1
-  |          ~
-    at file:///tmp/rh-check-x/workflow.js:2:10
-"""
-
-
-def test_a_syntax_error_has_deno_s_message_and_1_based_position() -> None:
-    error = parse_failure(DENO_SYNTAX_ERROR, "")
-    assert (error.line, error.column) == (2, 10)
-    assert error.message == "SyntaxError: Expected ',', got 'numeric literal (1, 1)'"
-    assert str(error).startswith("line 2, column 10: SyntaxError")
-
-
-def test_an_import_the_sandbox_cannot_load_points_at_its_specifier() -> None:
-    code = 'import fs from "node:fs";\nimport _ from "npm:lodash";\nexport default () => 1;\n'
-    stderr = "error: Failed resolving 'npm:lodash' from 'file:///tmp/x/workflow.js'.\n"
-    error = parse_failure(stderr, code)
-    assert "npm:lodash" in error.message and "node: built-in modules only" in error.message
-    assert (error.line, error.column) == (2, 15)
-    assert locate(code, "nowhere") == (None, None)
-
-
-def doc(*declarations: dict, name: str = "default") -> dict:
-    symbol = {"name": name, "isDefault": name == "default", "declarations": list(declarations)}
-    return {"version": 2, "nodes": {"file:///w.js": {"symbols": [symbol]}}}
-
-
-def var(ts_type: dict | None) -> dict:
-    return {"kind": "variable", "def": {"kind": "const"} | ({"tsType": ts_type} if ts_type else {})}
-
-
-@pytest.mark.parametrize(
-    "document",
-    [
-        doc({"kind": "function", "def": {"isAsync": True}}),
-        doc(var(None)),  # export default wrap(fn): cannot tell, the run will
-        doc(var({"kind": "fnOrConstructor"})),
-        doc(var({"kind": "typeRef", "repr": "Handler"})),
-        doc(var({"kind": "typeLiteral", "value": {"callSignatures": [{}]}})),
-    ],
-)
-def test_a_default_export_that_is_or_may_be_a_function_passes(document: dict) -> None:
-    assert default_export_problem(document) is None
-
-
-@pytest.mark.parametrize(
-    "document",
-    [
-        {"version": 2, "nodes": {"file:///w.js": {"symbols": []}}},
-        doc({"kind": "function"}, name="handler"),
-        doc({"kind": "class", "def": {}}),
-        doc(var({"kind": "literal", "repr": "42"})),
-        doc(var({"kind": "keyword", "value": "number"})),
-        doc(var({"kind": "typeLiteral", "value": {"methods": [{"name": "fetch"}]}})),
-    ],
-)
-def test_no_default_export_or_a_certain_non_function_is_refused(document: dict) -> None:
-    problem = default_export_problem(document)
-    assert isinstance(problem, CodeError)
-    assert (problem.message, problem.line, problem.column) == (NO_DEFAULT, None, None)
-
-
-def test_code_error_is_a_value_error_with_its_position() -> None:
-    error = CodeError("bad", 3, 4)
-    assert isinstance(error, ValueError)
-    assert json.dumps([error.message, error.line, error.column]) == '["bad", 3, 4]'

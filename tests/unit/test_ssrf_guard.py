@@ -10,14 +10,15 @@ import re
 import aiohttp
 import pytest
 
-from services.delivery.dispatcher import GuardedResolver, redirect_error
+from services.delivery.dispatcher import redirect_error
 from services.delivery.settings import DeliverySettings
-from services.delivery.ssrf import AddressPolicy, BlockedAddress, host_address
 from services.registry.policy import check_webhook_url
 from services.registry.settings import RegistrySettings
 from services.workflow_runner.bindings import Fetcher
 from services.workflow_runner.sandbox import FetchRefused, FetchRequest
 from services.workflow_runner.settings import RunnerSettings
+from shared.guarded_resolver import GuardedResolver
+from shared.ssrf import AddressPolicy, BlockedAddress, host_address
 from tests.support.network import TableResolver, loopback_only
 
 PRODUCTION = AddressPolicy.build(allow_loopback=False, allowed_networks=[])

@@ -5,15 +5,14 @@
     outcome = await sandbox.run(RunRequest(...), bindings)   # bindings: a Bindings
     await sandbox.close()
 
-`compile_check(code, language)` needs no started sandbox (the registry calls it on save).
+`Sandbox.compile_check` raises CodeError; the check itself, which needs no started sandbox,
+is `shared.code_check.compile_check` (the registry calls it on save).
 """
 
-from services.workflow_runner.sandbox.compile_check import compile_check
 from services.workflow_runner.sandbox.models import (
     BINDING_METHODS,
     BindingError,
     Bindings,
-    CodeError,
     FetchRefused,
     FetchRequest,
     FetchResponse,
@@ -23,6 +22,7 @@ from services.workflow_runner.sandbox.models import (
     SandboxSettings,
 )
 from services.workflow_runner.sandbox.sandbox import Sandbox, SandboxUnavailable
+from shared.code_check import CodeError
 
 __all__ = [
     "BINDING_METHODS",
@@ -38,5 +38,4 @@ __all__ = [
     "Sandbox",
     "SandboxSettings",
     "SandboxUnavailable",
-    "compile_check",
 ]

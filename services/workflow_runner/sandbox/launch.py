@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from urllib.parse import quote
 
+from shared.code_check import deno_env
+
 PACKAGE_DIR = Path(__file__).parent
 HOST_SCRIPT = PACKAGE_DIR / "host.ts"
 WORKER_PRELUDE = PACKAGE_DIR / "worker.js"
@@ -122,10 +124,5 @@ def host_command(
 
 
 def host_env(deno_dir: Path) -> dict[str, str]:
-    """The whole environment of a host: nothing of ours leaks into it."""
-    return {
-        "DENO_DIR": str(deno_dir),
-        "DENO_NO_UPDATE_CHECK": "1",
-        "NO_COLOR": "1",
-        "HOME": str(deno_dir),
-    }
+    """The whole environment of a host, as the code check gives deno: nothing of ours leaks."""
+    return deno_env(deno_dir)

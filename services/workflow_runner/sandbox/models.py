@@ -120,21 +120,6 @@ class BindingError(Exception):
     """
 
 
-class CodeError(ValueError):
-    """The code cannot run: a syntax error (1-based line and column) or no default function."""
-
-    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-        self.column = column
-
-    def __str__(self) -> str:
-        if self.line is None:
-            return self.message
-        return f"line {self.line}, column {self.column}: {self.message}"
-
-
 class Bindings(Protocol):
     """Answers the workflow's binding calls and fetches for ONE run.
 

@@ -33,7 +33,6 @@ from typing import Any
 import structlog
 
 from services.workflow_runner.sandbox.cgroup import Cgroups
-from services.workflow_runner.sandbox.compile_check import compile_check, packaged_deno
 from services.workflow_runner.sandbox.host import Host, HostCrashed, HostPaths, HostStartFailed
 from services.workflow_runner.sandbox.launch import (
     HOST_NICE,
@@ -49,6 +48,7 @@ from services.workflow_runner.sandbox.models import (
     SandboxSettings,
 )
 from services.workflow_runner.sandbox.placement import Placement, PoolBusy
+from shared.code_check import compile_check, packaged_deno
 
 log = structlog.get_logger(__name__)
 
@@ -283,7 +283,7 @@ class Sandbox:
 
     async def compile_check(self, code: str, language: Language) -> None:
         """Raise CodeError for a syntax error or no default-exported function. Never runs the
-        code; also usable without a started sandbox (see compile_check.compile_check)."""
+        code; also usable without a started sandbox (see shared.code_check)."""
         deno = self._paths.deno if self._paths else self.settings.deno_bin
         await compile_check(code, language, deno_bin=deno)
 

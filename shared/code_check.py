@@ -1,5 +1,6 @@
 """Is this source a module with a default-exported function? Decided by Deno's parser (swc,
-through `deno doc --json`), never by running the code: safe to call from the registry.
+through `deno doc --json`), never by running the code: the registry calls it on save, the
+workflow runner's sandbox before a run; neither needs the other.
 
 One short-lived `deno doc` per call (~20 ms): it parses, resolves static imports offline
 (`--no-remote --no-npm`) and lists the exports with their kinds. What a parser cannot see
@@ -15,9 +16,6 @@ import re
 import tempfile
 from pathlib import Path
 from typing import Any
-
-from services.workflow_runner.sandbox.launch import host_env
-from services.workflow_runner.sandbox.models import CodeError
 
 NO_DEFAULT = "the module must export a default function"
 TIMEOUT_S = 10.0
@@ -40,6 +38,31 @@ _NOT_CALLABLE_KEYWORDS = {
 }
 
 
+class CodeError(ValueError):
+    """The code cannot run: a syntax error (1-based line and column) or no default function."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return self.message
+        return f"line {self.line}, column {self.column}: {self.message}"
+
+
+def deno_env(deno_dir: Path) -> dict[str, str]:
+    """The whole environment of a deno process we start: nothing of ours leaks into it."""
+    return {
+        "DENO_DIR": str(deno_dir),
+        "DENO_NO_UPDATE_CHECK": "1",
+        "NO_COLOR": "1",
+        "HOME": str(deno_dir),
+    }
+
+
 async def compile_check(code: str, language: str, *, deno_bin: str | None = None) -> None:
     """Raise CodeError(message, line, column) (1-based) for a syntax error or an import the
     sandbox cannot load, CodeError(NO_DEFAULT) when no default export is a function."""
@@ -60,7 +83,7 @@ async def compile_check(code: str, language: str, *, deno_bin: str | None = None
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=host_env(Path(tmp) / "deno"),
+            env=deno_env(Path(tmp) / "deno"),
             cwd=tmp,
         )
         try:
