@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from shared.room_state import InvalidStateKey
+
 
 @dataclass(frozen=True)
 class PutRoom:
@@ -83,10 +85,6 @@ def collapse(changes: Iterable[Change]) -> list[Change]:
     return list(last.values())
 
 
-class InvalidStateKey(ValueError):
-    pass
-
-
 def _strip_tokens(user: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in user.items() if k != "token"}
 
@@ -152,11 +150,3 @@ def change_from_state(key: str, value: Any) -> PutKv | PutFile:
             raise InvalidStateKey(f"file metadata must be a JSON object: {key!r}")
         return PutFile(org, room_id, rest, value)
     raise InvalidStateKey(f"unknown room-state kind {kind!r} in {key!r}")
-
-
-def state_key(org: str, room_id: str, kind: str, *names: str) -> str:
-    """The key a room service writes (the CLI's `state put-kv` / `put-file` use it)."""
-    for part in (org, room_id):
-        if "/" in part or not part:
-            raise InvalidStateKey(f"ids may not be empty or hold '/': {part!r}")
-    return "/".join((org, room_id, kind, *names))

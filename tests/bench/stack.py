@@ -19,10 +19,10 @@ import aiohttp
 import asyncpg
 import psutil
 
+from devtool.devstack import TANSU_GAP_RECHECK_MS, DevSettings, ServiceLayout, services_root
+from devtool.postgres import migrate_all
 from services.registry.policy import Role
 from services.registry.service import AccountService
-from shared.cli.devstack import TANSU_GAP_RECHECK_MS, DevSettings, ServiceLayout, services_root
-from shared.cli.postgres import migrate_all
 from shared.db import create_pool, with_database
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings, PostgresSettings

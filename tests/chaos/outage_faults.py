@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from shared.cli.postgres import reannounce_registry
+from devtool.postgres import reannounce_registry
 from shared.kafka import ensure_topics
 from tests.chaos.outcome import ScenarioOutcome
 from tests.chaos.pipeline_faults import Setup, account

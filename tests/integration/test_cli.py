@@ -22,7 +22,7 @@ from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
 
-CLI = [sys.executable, "-m", "shared.cli.main"]
+CLI = [sys.executable, "-m", "devtool.main"]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from shared.cli.devstack import TANSU_GAP_RECHECK_MS, DevSettings
+from devtool.devstack import TANSU_GAP_RECHECK_MS, DevSettings
 from shared.kafka import Topics
 from shared.secrets_box import SecretsBox
 from tests.support.devstack import (

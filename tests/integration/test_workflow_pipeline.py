@@ -16,11 +16,11 @@ import pytest
 from services.fanout.app import Fanout
 from services.fanout.settings import FanoutSettings
 from services.workflow_runner.app import Runner
-from services.workflow_runner.projection import state_key
 from services.workflow_runner.settings import RunnerSettings
 from shared.events import build_event
 from shared.kafka import JSON_HEADERS, dumps
 from shared.messages import WorkflowRunRequested, run_id_for
+from shared.room_state import state_key
 from tests.support.kafka import read_topic
 from tests.support.polling import eventually
 from tests.support.receiver import Receiver

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from shared.cli.runenv import parse_run_env
+from devtool.runenv import parse_run_env
 from tests.support.polling import eventually
 from tests.support.services import free_port
 

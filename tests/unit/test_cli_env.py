@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 
-from services.registry.repository import KeyOwner
-from shared.cli.devstack import ServiceLayout, child_env, choose_port, redact_url
-from shared.cli.main import load_run_env, settings_with_fallback
-from shared.cli.postgres import keys_still_valid
-from shared.cli.runenv import parse_run_env, render_run_env
-from shared.cli.supervisor import PALETTE, assign_colours, next_restart_delay, prefix_line
+from devtool.devstack import ServiceLayout, child_env, choose_port, redact_url
+from devtool.main import load_run_env, settings_with_fallback
+from devtool.runenv import parse_run_env, render_run_env
+from devtool.supervisor import PALETTE, assign_colours, next_restart_delay, prefix_line
 from shared.settings import KafkaSettings, PostgresSettings
 
 AWKWARD_VALUES = {
@@ -163,28 +160,3 @@ def test_finds_runnable_services_and_schemas(tmp_path: Path) -> None:
     layout = ServiceLayout.scan(tmp_path)
     assert layout.runnable == ["fanout", "registry"]
     assert layout.with_migrations == ["delivery", "registry"]
-
-
-ACCOUNT = uuid.uuid4()
-OTHER = uuid.uuid4()
-
-
-@pytest.mark.parametrize(
-    ("owner", "member", "valid"),
-    [
-        (KeyOwner(ACCOUNT, "OWNER"), KeyOwner(ACCOUNT, "MEMBER"), True),
-        (None, KeyOwner(ACCOUNT, "MEMBER"), False),
-        (KeyOwner(ACCOUNT, "OWNER"), None, False),
-        (KeyOwner(ACCOUNT, "ADMIN"), KeyOwner(ACCOUNT, "MEMBER"), False),
-        (KeyOwner(ACCOUNT, "OWNER"), KeyOwner(ACCOUNT, "OWNER"), False),
-        (KeyOwner(OTHER, "OWNER"), KeyOwner(OTHER, "MEMBER"), False),
-    ],
-)
-def test_reuses_saved_keys_only_when_both_still_fit_the_account(
-    owner: KeyOwner | None, member: KeyOwner | None, valid: bool
-) -> None:
-    assert keys_still_valid(str(ACCOUNT), owner, member) is valid
-
-
-def test_a_saved_account_id_that_is_not_a_uuid_is_not_reused() -> None:
-    assert not keys_still_valid("nope", KeyOwner(ACCOUNT, "OWNER"), KeyOwner(ACCOUNT, "MEMBER"))

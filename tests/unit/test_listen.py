@@ -6,8 +6,8 @@ import io
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from devtool.listen import check_delivery, listen_app
 from services.delivery.dispatcher import build_headers
-from shared.cli.listen import check_delivery, listen_app
 from shared.signing import new_secret
 
 SECRET = new_secret()

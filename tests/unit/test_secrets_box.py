@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
+from devtool.devstack import choose_secrets_key
 from services.delivery.repository import StoredTarget
 from services.delivery.targets import open_target
-from shared.cli.devstack import choose_secrets_key
 from shared.secrets_box import (
     SecretsBox,
     SecretsKeyError,

@@ -8,7 +8,6 @@ import pytest
 
 from services.workflow_runner.projection import (
     DeleteUser,
-    InvalidStateKey,
     PutFile,
     PutKv,
     PutRoom,
@@ -17,9 +16,9 @@ from services.workflow_runner.projection import (
     changes_from_event,
     collapse,
     read_event,
-    state_key,
 )
 from services.workflow_runner.projection_store import MAX_VALUE_BYTES, rows_of
+from shared.room_state import InvalidStateKey, state_key
 
 ORG = "org-1"
 ROOM = {"id": "r1", "name": "Design review"}

@@ -23,19 +23,17 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from pydantic_settings import BaseSettings
 
-from services.registry.policy import Role
-from services.registry.service import AccountService, NotFound
-from services.registry.settings import RegistrySettings
-from services.workflow_runner.projection import InvalidStateKey, state_key
-from shared.cli import devstack
-from shared.cli.devstack import DevSettings, redact_url
-from shared.cli.listen import serve
-from shared.cli.postgres import UNREACHABLE, one_line
-from shared.cli.runenv import parse_run_env
+from devtool import devstack
+from devtool.devstack import DevSettings, redact_url
+from devtool.listen import serve
+from devtool.postgres import UNREACHABLE, one_line
+from devtool.runenv import parse_run_env
+from services.registry import admin as registry_admin
 from shared.db import create_pool
 from shared.events import CATALOG, InvalidEvent, Scope, build_event, parse_event
 from shared.kafka import JSON_HEADERS, Topics, dumps, make_producer
 from shared.logging import configure_logging
+from shared.room_state import InvalidStateKey, state_key
 from shared.secrets_box import generate_key
 from shared.settings import KafkaSettings, PostgresSettings, RuntimeSettings
 
@@ -144,9 +142,7 @@ def build_parser() -> Parser:
         "create", help="mint an API key; prints it once (only its hash is stored)"
     )
     create_key.add_argument("--account", required=True, type=account_id, metavar="ID")
-    create_key.add_argument(
-        "--role", required=True, type=str.upper, choices=[r.value for r in Role]
-    )
+    create_key.add_argument("--role", required=True, type=str.upper, choices=registry_admin.ROLES)
 
     commands.add_parser(
         "secrets-key",
@@ -205,10 +201,8 @@ async def print_secrets_key(_args: argparse.Namespace) -> int:
 
 def run_dev(_args: argparse.Namespace) -> int:
     configure_logging(RuntimeSettings(), service="dev")
-    registry = RegistrySettings()
-    return devstack.run(
-        DevSettings(), api_host=registry.host, api_port=registry.port, environ=os.environ
-    )
+    api_host, api_port = registry_admin.api_address()
+    return devstack.run(DevSettings(), api_host=api_host, api_port=api_port, environ=os.environ)
 
 
 @contextlib.asynccontextmanager
@@ -238,7 +232,7 @@ async def postgres_pool(settings: PostgresSettings) -> AsyncIterator[asyncpg.Poo
 async def create_account(args: argparse.Namespace) -> int:
     postgres, _kafka = connections(os.environ)
     async with postgres_pool(postgres) as pool:
-        new_id = await AccountService(pool).create_account(args.name)
+        new_id = await registry_admin.create_account(pool, args.name)
     print(new_id)
     return 0
 
@@ -247,8 +241,8 @@ async def create_key(args: argparse.Namespace) -> int:
     postgres, _kafka = connections(os.environ)
     async with postgres_pool(postgres) as pool:
         try:
-            token = await AccountService(pool).create_key(args.account, Role(args.role))
-        except NotFound:
+            token = await registry_admin.create_key(pool, args.account, args.role)
+        except registry_admin.NoSuchAccount:
             raise CliError(f"--account: no account {args.account}") from None
     print(token)
     return 0
@@ -284,7 +278,7 @@ async def publish(args: argparse.Namespace) -> int:
     parsed = parse_event(event)
     postgres, kafka = connections(os.environ)
     async with postgres_pool(postgres) as pool:
-        if not await AccountService(pool).account_exists(args.account):
+        if not await registry_admin.account_exists(pool, args.account):
             raise CliError(f"--account: no account {args.account}")
     key = parsed.room_id or parsed.organization_id
     await send(kafka, Topics.from_settings(kafka).events, key, dumps(event))

@@ -1,7 +1,7 @@
 """The dev stack's children: each in its own process group, restarted when it dies, its output
 shown as `name | line` (coloured on a terminal), all stopped together at the end.
 
-Used by `roomhooks dev` (shared.cli.devstack); nothing here knows which services exist.
+Used by `roomhooks dev` (devtool.devstack); nothing here knows which services exist.
 """
 
 from __future__ import annotations

@@ -14,21 +14,14 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 import structlog
 
-from services.registry import repository as registry_repository
-from services.registry.code_check import deno_code_check
-from services.registry.policy import Role
-from services.registry.records import registry_entry
-from services.registry.repository import KeyOwner
-from services.registry.service import AccountService
-from services.registry.workflows import WorkflowService
+from services.registry import admin as registry_admin
+from services.registry.admin import AccountKeys
 from shared.db import (
     apply_migrations,
     create_pool,
@@ -50,13 +43,6 @@ UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceEr
 
 class PostgresUnavailable(RuntimeError):
     """No usable Postgres; the message says which and why, on one line."""
-
-
-@dataclass(frozen=True)
-class DevAccount:
-    account_id: str
-    owner_token: str
-    member_token: str
 
 
 @dataclass
@@ -144,43 +130,17 @@ async def migrate_all(url: str, schemas: list[str]) -> None:
 # --- the development account ---------------------------------------------------------------
 
 
-def keys_still_valid(account_id: str, owner: KeyOwner | None, member: KeyOwner | None) -> bool:
-    """Both keys authenticate, belong to `account_id`, and carry OWNER and MEMBER."""
-    try:
-        wanted = UUID(account_id)
-    except ValueError:
-        return False
-    return (
-        owner is not None
-        and member is not None
-        and owner.account_id == wanted == member.account_id
-        and owner.role == Role.OWNER.value
-        and member.role == Role.MEMBER.value
+async def dev_account(url: str, previous: Mapping[str, str]) -> tuple[AccountKeys, bool]:
+    """The account and keys of the previous run.env when still valid here, else new ones
+    (through the registry's admin module). Returns (account, reused)."""
+    old = AccountKeys(
+        previous.get("ROOMHOOKS_ACCOUNT_ID", ""),
+        previous.get("ROOMHOOKS_OWNER_TOKEN", ""),
+        previous.get("ROOMHOOKS_MEMBER_TOKEN", ""),
     )
-
-
-async def dev_account(url: str, previous: Mapping[str, str]) -> tuple[DevAccount, bool]:
-    """The account and keys of the previous run.env when still valid here, else new ones.
-
-    Returns (account, reused).
-    """
     pool = await create_pool(PostgresSettings(url=url, pool_min_size=1, pool_max_size=2))
     try:
-        accounts = AccountService(pool)
-        old = DevAccount(
-            previous.get("ROOMHOOKS_ACCOUNT_ID", ""),
-            previous.get("ROOMHOOKS_OWNER_TOKEN", ""),
-            previous.get("ROOMHOOKS_MEMBER_TOKEN", ""),
-        )
-        if old.owner_token and old.member_token:
-            owner = await accounts.authenticate(old.owner_token)
-            member = await accounts.authenticate(old.member_token)
-            if keys_still_valid(old.account_id, owner, member):
-                return old, True
-        account_id = await accounts.create_account(DEV_ACCOUNT_NAME)
-        owner_token = await accounts.create_key(account_id, Role.OWNER)
-        member_token = await accounts.create_key(account_id, Role.MEMBER)
-        return DevAccount(str(account_id), owner_token, member_token), False
+        return await registry_admin.keep_or_create_account(pool, DEV_ACCOUNT_NAME, old)
     finally:
         await pool.close()
 
@@ -192,22 +152,11 @@ async def reannounce_registry(url: str, topics: Topics) -> tuple[int, int]:
     compacted topic, so production needs none of this. Returns (webhooks, workflows)."""
     pool = await create_pool(PostgresSettings(url=url, pool_min_size=1, pool_max_size=2))
     try:
-        # The webhooks' public records only (what WebhookService.republish_all enqueues; that
-        # service also holds the secrets box, which re-announcing has no use for).
-        async with pool.acquire() as conn, conn.transaction():
-            rows = await registry_repository.all_webhooks(conn)
-            if rows:
-                await registry_repository.enqueue(conn, [registry_entry(topics, r) for r in rows])
-        webhooks = len(rows)
-        workflows = await WorkflowService(pool, topics, _utcnow, deno_code_check).republish_all()
+        webhooks, workflows = await registry_admin.reannounce(pool, topics)
     finally:
         await pool.close()
     log.info("dev.registry_reannounced", webhooks=webhooks, workflows=workflows)
     return webhooks, workflows
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def one_line(exc: BaseException) -> str:

@@ -1,9 +1,9 @@
 """`roomhooks dev` (`make run`): the whole platform on one machine, in the foreground.
 
 Starts the Tansu broker (unless KAFKA_BOOTSTRAP_SERVERS names one), chooses Postgres
-(shared.cli.postgres), migrates every service's schema, creates the topics, keeps or mints a
-development account (saved in run.env: shared.cli.runenv), runs every service as its own
-process with prefixed log lines (shared.cli.supervisor), and on SIGINT/SIGTERM stops them
+(devtool.postgres), migrates every service's schema, creates the topics, keeps or mints a
+development account (saved in run.env: devtool.runenv), runs every service as its own
+process with prefixed log lines (devtool.supervisor), and on SIGINT/SIGTERM stops them
 all. Pure helpers come first; the stack below them.
 """
 
@@ -29,9 +29,8 @@ from aiokafka.errors import KafkaError
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.cli.postgres import (
+from devtool.postgres import (
     ChosenPostgres,
-    DevAccount,
     PostgresUnavailable,
     choose_postgres,
     dev_account,
@@ -39,8 +38,9 @@ from shared.cli.postgres import (
     one_line,
     reannounce_registry,
 )
-from shared.cli.runenv import parse_run_env, render_run_env, write_private_file
-from shared.cli.supervisor import ChildSpec, DevStackError, PrefixedOutput, Supervisor
+from devtool.runenv import parse_run_env, render_run_env, write_private_file
+from devtool.supervisor import ChildSpec, DevStackError, PrefixedOutput, Supervisor
+from services.registry.admin import AccountKeys
 from shared.kafka import Topics, ensure_topics
 from shared.secrets_box import KEY_SETTING, generate_key, key_id
 from shared.settings import KafkaSettings
@@ -391,7 +391,7 @@ class DevStack:
             await self._postgres.close()
         log.info("dev.stopped")
 
-    def _banner(self, account: DevAccount, reused: bool, bootstrap: str) -> str:
+    def _banner(self, account: AccountKeys, reused: bool, bootstrap: str) -> str:
         assert self._postgres is not None
         path = self._settings.run_env_path
         kept = " (kept from the previous run)" if reused else ""

@@ -1,0 +1,107 @@
+"""What the registry offers tools where no HTTP API can serve: the `roomhooks` dev tool and
+operators call these with a pool on the registry's database.
+
+- Accounts and API keys: the API needs an OWNER key to begin with, so the first account and
+  its keys are made here (no HTTP route mints keys yet).
+- Announcing every webhook and workflow again, through the registry's own outbox (its relay
+  publishes them): a restarted dev broker has forgotten `roomhooks.registry`.
+
+Each function writes only the registry's own schema and is safe to repeat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+
+from services.registry import records, repository, workflow_store, workflows
+from services.registry.policy import Role
+from services.registry.repository import KeyOwner
+from services.registry.service import AccountService, NotFound
+from services.registry.settings import RegistrySettings
+from shared.kafka import Topics
+
+# The roles a key may carry, by name: OWNER, ADMIN, MEMBER.
+ROLES = tuple(role.value for role in Role)
+
+
+class NoSuchAccount(LookupError):
+    """The account id names no account."""
+
+
+@dataclass(frozen=True)
+class AccountKeys:
+    """An account and an OWNER and a MEMBER key of it (tokens: shown once, stored hashed)."""
+
+    account_id: str
+    owner_token: str
+    member_token: str
+
+
+def api_address() -> tuple[str, int]:
+    """Where the registry's HTTP API listens (host, port), from its settings."""
+    settings = RegistrySettings()
+    return settings.host, settings.port
+
+
+async def create_account(pool: asyncpg.Pool, name: str) -> UUID:
+    return await AccountService(pool).create_account(name)
+
+
+async def create_key(pool: asyncpg.Pool, account_id: UUID, role: str) -> str:
+    """A new key of `role` (one of ROLES); the token is returned once. NoSuchAccount."""
+    try:
+        return await AccountService(pool).create_key(account_id, Role(role))
+    except NotFound:
+        raise NoSuchAccount(str(account_id)) from None
+
+
+async def account_exists(pool: asyncpg.Pool, account_id: UUID) -> bool:
+    return await AccountService(pool).account_exists(account_id)
+
+
+def keys_still_valid(account_id: str, owner: KeyOwner | None, member: KeyOwner | None) -> bool:
+    """Both keys authenticate, belong to `account_id`, and carry OWNER and MEMBER."""
+    try:
+        wanted = UUID(account_id)
+    except ValueError:
+        return False
+    return (
+        owner is not None
+        and member is not None
+        and owner.account_id == wanted == member.account_id
+        and owner.role == Role.OWNER.value
+        and member.role == Role.MEMBER.value
+    )
+
+
+async def keep_or_create_account(
+    pool: asyncpg.Pool, name: str, previous: AccountKeys
+) -> tuple[AccountKeys, bool]:
+    """`previous` when its keys still authenticate as its OWNER and MEMBER, else a new account
+    named `name` with new keys. Returns (account, kept)."""
+    accounts = AccountService(pool)
+    if previous.owner_token and previous.member_token:
+        owner = await accounts.authenticate(previous.owner_token)
+        member = await accounts.authenticate(previous.member_token)
+        if keys_still_valid(previous.account_id, owner, member):
+            return previous, True
+    account_id = await accounts.create_account(name)
+    owner_token = await accounts.create_key(account_id, Role.OWNER)
+    member_token = await accounts.create_key(account_id, Role.MEMBER)
+    return AccountKeys(str(account_id), owner_token, member_token), False
+
+
+async def reannounce(pool: asyncpg.Pool, topics: Topics) -> tuple[int, int]:
+    """Enqueue every webhook's public record and every workflow's record again, in one
+    transaction; the relay publishes them. Returns (webhooks, workflows)."""
+    async with pool.acquire() as conn, conn.transaction():
+        hooks = await repository.all_webhooks(conn)
+        flows = await workflow_store.all_workflows(conn)
+        entries = [records.registry_entry(topics, row) for row in hooks]
+        entries += [workflows.registry_entry(topics, row) for row in flows]
+        if entries:
+            await repository.enqueue(conn, entries)
+    return len(hooks), len(flows)
