@@ -1,14 +1,24 @@
-"""`python -m services.registry`: the webhook and workflow registry HTTP API."""
+"""`python -m services.registry`: the webhook and workflow registry HTTP API.
 
-import uvloop
+`python -m services.registry healthcheck` asks its /healthz instead (the container's check).
+"""
 
-from services.registry.app import run
+import sys
+
 from services.registry.settings import RegistrySettings
+from shared.healthcheck import probe
 from shared.logging import configure_logging
 
 
 def main() -> None:
     settings = RegistrySettings()
+    if sys.argv[1:] == ["healthcheck"]:
+        sys.exit(probe("registry", settings.host, settings.port))
+    # Imported here, not above: the health check runs often and needs none of the service.
+    import uvloop
+
+    from services.registry.app import run
+
     configure_logging(settings.runtime, service="registry")
     uvloop.run(run(settings))  # libuv's loop: the services are all network I/O
 

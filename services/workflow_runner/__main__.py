@@ -1,14 +1,24 @@
-"""`python -m services.workflow_runner`: customer workflows run in the Deno sandbox."""
+"""`python -m services.workflow_runner`: customer workflows run in the Deno sandbox.
 
-import uvloop
+`python -m services.workflow_runner healthcheck` asks its /healthz instead (the container's check).
+"""
 
-from services.workflow_runner.app import run
+import sys
+
 from services.workflow_runner.settings import RunnerSettings
+from shared.healthcheck import probe
 from shared.logging import configure_logging
 
 
 def main() -> None:
     settings = RunnerSettings()
+    if sys.argv[1:] == ["healthcheck"]:
+        sys.exit(probe("workflow_runner", settings.health_host, settings.health_port))
+    # Imported here, not above: the health check runs often and needs none of the service.
+    import uvloop
+
+    from services.workflow_runner.app import run
+
     configure_logging(settings.runtime, service="workflow_runner")
     uvloop.run(run(settings))  # libuv's loop: the services are all network I/O
 
