@@ -1,6 +1,6 @@
 """Kafka helpers: topic names, the producer and consumer factories, topic creation, JSON codec.
 
-Designed for real Kafka, tested on the Tansu dev broker (see DESIGN.md for its limits):
+Designed for real Kafka, tested on the Tansu dev broker (ARCHITECTURE.md lists its limits):
 producers wait for every in-sync replica (`acks="all"`); idempotence is a setting because
 Tansu cannot grant a producer id.
 """
@@ -80,7 +80,7 @@ class Topics:
         return f"{self.namespace}-{service}"
 
     def all(self) -> dict[str, dict[str, str]]:
-        """Topic name -> topic configs, as DESIGN.md lays them out."""
+        """Topic name -> topic configs, as ARCHITECTURE.md lays them out."""
         compacted = {"cleanup.policy": "compact"}
         return {
             self.events: {},
@@ -207,7 +207,7 @@ class GapRecheckingConsumer(AIOKafkaConsumer):
 async def ensure_topics(settings: KafkaSettings, topics: Topics | None = None) -> list[str]:
     """Create the missing topics with the configured partitions; returns those created.
 
-    Topics are created with their configs (`cleanup.policy=compact` where DESIGN.md says so).
+    Topics are created with their configs (`cleanup.policy=compact` where ARCHITECTURE.md says so).
     A creation the broker refuses (too few brokers for the replication factor, a config it
     rejects) raises `TopicsRefused`: aiokafka reports it in the response, not as an error.
     An existing topic whose configs differ from ours is reported (`kafka.topic_config_differs`),

@@ -41,7 +41,7 @@ def build_headers(
     timestamp: int,
     user_agent: str,
 ) -> dict[str, str]:
-    """Every header of DESIGN.md: both signature schemes, and who/what/which attempt.
+    """Every header of docs/webhooks.md: both signature schemes, and who/what/which attempt.
 
     `webhook-id` is the delivery id on every attempt, so receivers can drop duplicates.
     """

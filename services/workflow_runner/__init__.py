@@ -1,4 +1,4 @@
 """workflow_runner service: customer JS/TS run on events in a Deno sandbox, executions recorded."""
 
-# DESIGN.md names the schema after what it holds, not after the service.
+# The schema is named after what it holds, not after the service (ARCHITECTURE.md).
 SCHEMA = "workflow"

@@ -1,4 +1,4 @@
-"""Topics as ensure_topics creates them, on the test broker: compaction where DESIGN.md says,
+"""Topics as ensure_topics creates them, on the test broker: compaction where ARCHITECTURE.md says,
 drift reported on a topic someone else created; and, on Apache Kafka only, the idempotent
 producer production turns on."""
 

@@ -57,7 +57,7 @@ async def read_topic(
 async def read_namespace(settings: KafkaSettings) -> dict[str, list[Record]]:
     """Every record of every topic of `settings.topic_namespace`, from the beginning to the
     end each partition's last fetch reported (the fetch's highwater: Tansu's end_offsets is
-    wrong, DESIGN.md). Call it once nothing writes any more."""
+    wrong, ARCHITECTURE.md). Call it once nothing writes any more."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         group_id=None,

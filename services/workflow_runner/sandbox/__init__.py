@@ -1,4 +1,4 @@
-"""The Deno sandbox that runs customer workflows (DESIGN.md, "Workflows").
+"""The Deno sandbox that runs customer workflows (its design: README.md beside this file).
 
     sandbox = Sandbox(SandboxSettings())
     await sandbox.start()

@@ -1,8 +1,8 @@
 """How a host process is started: its command line, environment and import map. Pure.
 
-The command is DESIGN.md's launch line behind `prlimit` and `nice`, plus one flag,
-`--import-map`: the map sends the node: built-ins a Worker must not load to modules that throw.
-Measured on deno 2.9.8, with
+The command is the launch line in the sandbox's README.md, behind `prlimit` and `nice`, plus
+one flag, `--import-map`: the map sends the node: built-ins a Worker must not load to modules
+that throw. Measured on deno 2.9.8, with
 permissions "none" a Worker could still (1) start threads through node:worker_threads that
 keep running after terminate(), (2) set process-wide V8 flags through node:v8, (3) write the
 host's fds 1 and 2 through node:fs, and (4) get require() through node:module. Deno's own
