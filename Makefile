@@ -30,6 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) deploy/validate.py
+	$(PY) -m tests.layers
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
@@ -52,8 +53,9 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 bench: $(BENCH_STAMP)
 	$(PY) -m tests.bench $(if $(PART),--part $(PART)) $(if $(QUICK),--quick) $(BENCH_ARGS)
 
-# `make chaos` (issue 6): faults under load, every (webhook, event) pair checked; a table and
-# .roomhooks/chaos/results.json. SCENARIO=crashes,poison for some; SHORT=1 for the CI versions.
+# `make chaos` (tests/chaos/README.md): faults under load, every (webhook, event) pair checked;
+# a table and .roomhooks/chaos/results.json. SCENARIO=crashes,poison for some; SHORT=1 for the
+# CI versions.
 .PHONY: chaos
 
 chaos: $(STAMP)

@@ -1,6 +1,7 @@
 """`roomhooks listen`: a local endpoint that verifies both signature schemes and prints deliveries.
 
-A delivery whose signatures do not verify gets 401, as the receiver of guide 001 answers.
+A delivery whose signatures do not verify gets 401, as the receiver of the CollabKit webhooks guide
+answers.
 """
 
 from __future__ import annotations

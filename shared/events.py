@@ -7,7 +7,7 @@ Inbound (topic `roomhooks.events`): `{id, event, timestamp, organization_id, roo
 users?}` plus free-form fields for meeting and organization events. Rendered (the HTTP body):
 `{id, event, timestamp, organization_id, room?, user?, users?, ...extra, data}` as compact JSON
 that `JSON.stringify(JSON.parse(body))` reproduces byte for byte, so receivers that re-serialize
-the parsed body (the 001 Express example) still verify the signature.
+the parsed body (the CollabKit webhooks guide's Express example) still verify the signature.
 
 Text Postgres cannot hold (NUL, a lone UTF-16 surrogate, written as JSON escapes):
 - in an identifier (`id`, `event`, `timestamp`, `organization_id`, `room.id`, `user.id`,
@@ -195,20 +195,20 @@ class FreeFormEvent(EventBase):
     @model_validator(mode="before")
     @classmethod
     def _no_data_key(cls, raw: Any) -> Any:
-        # `data` is written by render_payload (the 001 `{roomId, userId}` object).
+        # `data` is written by render_payload (the guide's `{roomId, userId}` object).
         if isinstance(raw, dict) and "data" in raw:
             raise ValueError("data: reserved, the delivered payload sets it")
         return raw
 
 
 class MeetingEvent(FreeFormEvent):
-    """`meeting.*`, `recording.statusUpdate`, `livestreaming.statusUpdate` (003)."""
+    """`meeting.*`, `recording.statusUpdate`, `livestreaming.statusUpdate` (RealtimeKit)."""
 
     room: Room
 
 
 class OrganizationEvent(FreeFormEvent):
-    """Organization events (004): no room; `organization`, `member`, ... are free-form."""
+    """Organization events: no room; `organization`, `member`, ... are free-form."""
 
     room: None = None
 
@@ -248,7 +248,7 @@ def _org(name: str, description: str) -> EventType:
 CATALOG: dict[str, EventType] = {
     t.name: t
     for t in (
-        # CollabKit rooms (000, 002)
+        # CollabKit rooms
         _room("participant.joined", "A user came online in a room", ParticipantEvent),
         _room("participant.left", "A user went offline", ParticipantEvent),
         _room("session.started", "A new session started (first user joined)", SessionStartedEvent),
@@ -256,7 +256,7 @@ CATALOG: dict[str, EventType] = {
         _room("user.created", "A new user was added to a room", UserEvent),
         _room("user.updated", "A user's fields changed", UserEvent),
         _room("user.deleted", "A user was removed", UserEvent),
-        # RealtimeKit meetings (003)
+        # RealtimeKit meetings
         _room("meeting.started", "A meeting started in a room", MeetingEvent),
         _room("meeting.ended", "A meeting ended", MeetingEvent),
         _room("meeting.participantJoined", "A participant joined a meeting", MeetingEvent),
@@ -266,7 +266,7 @@ CATALOG: dict[str, EventType] = {
         _room("livestreaming.statusUpdate", "A meeting livestream changed status", MeetingEvent),
         _room("meeting.transcript", "A meeting transcript is available", MeetingEvent),
         _room("meeting.summary", "A meeting summary is available", MeetingEvent),
-        # Organizations (004)
+        # Organizations
         _org("organization.created", "An organization was created"),
         _org("organization.updated", "An organization's settings changed"),
         _org("organization.deleted", "An organization was deleted"),
@@ -565,9 +565,9 @@ def render_payload(event: EventBase) -> bytes:
 
     Keys: id, event, timestamp, organization_id (ours, useful for multi-org receivers), then
     room, user, users when present, then any free-form fields as received, then `data` =
-    `{roomId?, userId?}` for the 001 examples. Every `token` under `user`/`users` is removed.
-    `JSON.stringify(JSON.parse(body))` gives the same bytes, so the body is also the canonical
-    form signed in `X-Webhook-Signature`.
+    `{roomId?, userId?}` for the CollabKit webhooks guide's examples. Every `token` under
+    `user`/`users` is removed. `JSON.stringify(JSON.parse(body))` gives the same bytes, so the body
+    is also the canonical form signed in `X-Webhook-Signature`.
     """
     fields = event.model_dump(
         mode="python",

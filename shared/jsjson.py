@@ -1,5 +1,6 @@
 """JSON exactly as JavaScript's `JSON.stringify` prints it, so receivers that re-serialize a
-parsed body (the 001 Express example) get the very bytes that were signed."""
+parsed body (the Express example of the CollabKit webhooks guide) get the very bytes that were
+signed."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Every delivery carries both, computed from the same secret string (64 hex chars):
 - `X-Webhook-Signature`: hex HMAC-SHA256 of the body, key = the secret's UTF-8 bytes, exactly
-  what Node's `createHmac('sha256', secret).update(body).digest('hex')` gives (000, 001, 004);
+  what Node's `createHmac('sha256', secret).update(body).digest('hex')` gives (as the CollabKit and
+  organization webhooks documents verify);
 - `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>` per
   https://www.standardwebhooks.com, with the key the official `standardwebhooks` libraries
   derive from that same string (optional `whsec_` prefix removed, the rest base64-decoded; a

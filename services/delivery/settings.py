@@ -17,7 +17,7 @@ from shared.settings import (
     split_commas,
 )
 
-DEFAULT_RETRY_SCHEDULE = (1.0, 5.0, 30.0)  # seconds after attempts 1, 2, 3 (004)
+DEFAULT_RETRY_SCHEDULE = (1.0, 5.0, 30.0)  # seconds after attempts 1, 2, 3
 
 
 class DeliverySettings(BaseSettings):

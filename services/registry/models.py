@@ -76,7 +76,7 @@ class _Body(BaseModel):
 
 
 class WebhookInput(_Body):
-    """POST and PUT body: the whole webhook (PUT replaces every field, 003)."""
+    """POST and PUT body: the whole webhook (PUT replaces every field)."""
 
     url: str = URL_FIELD
     events: list[EventName] = EVENTS_FIELD
@@ -154,7 +154,7 @@ class WebhookPatch(_Body):
 
 
 class Webhook(BaseModel):
-    """WebhookRegistrationPublic (002): everything but the secret."""
+    """`WebhookRegistrationPublic` of the CollabKit types: everything but the secret."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -176,7 +176,7 @@ class Webhook(BaseModel):
 
 
 class WebhookWithSecret(Webhook):
-    """WebhookRegistration (002): only ever in the 201 answer to POST."""
+    """`WebhookRegistration` of the CollabKit types: only ever in the 201 answer to POST."""
 
     secret: str = Field(description="64 hex characters; shown once.")
 
@@ -237,7 +237,7 @@ class ErrorEnvelope(BaseModel):
 
 
 class WebhookDelivery(BaseModel):
-    """WebhookDelivery (002), plus what the log needs to explain itself."""
+    """`WebhookDelivery` of the CollabKit types, plus what the log needs to explain itself."""
 
     id: str
     webhook_id: str
@@ -304,7 +304,7 @@ def _check_code_size(code: str, info: ValidationInfo) -> str:
 
 
 class WorkflowInput(_Body):
-    """POST body: a workflow as guide 001 creates it."""
+    """POST body: a workflow as the CollabKit webhooks guide creates it."""
 
     name: str = Field(min_length=1, max_length=255)
     events: list[EventName] = EVENTS_FIELD

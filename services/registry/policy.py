@@ -31,7 +31,7 @@ class Access(StrEnum):
 
 
 def decide_access(*, key_account: str, role: Role, path_account: str, write: bool) -> Access:
-    """A key reaches its own account only; only OWNER and ADMIN write (004)."""
+    """A key reaches its own account only; only OWNER and ADMIN write."""
     if key_account.lower() != path_account.lower():
         return Access.OTHER_ACCOUNT
     if write and role not in WRITER_ROLES:

@@ -56,7 +56,7 @@ def tombstone_entry(topics: Topics, webhook_id: UUID) -> OutboxEntry:
 def webhook_created_entry(
     topics: Topics, row: WebhookRow, *, event_id: str, now: datetime
 ) -> OutboxEntry:
-    """The organization event `webhook.created` (004), keyed by organization like all org events."""
+    """The organization event `webhook.created`, keyed by organization like all org events."""
     event = {
         "id": event_id,
         "event": "webhook.created",

@@ -161,8 +161,8 @@ class Runner:
         ]
         # What is built by now (modules, clients, the sandbox's hosts) lives as long as the
         # process: out of the collector's sight, a full collection no longer walks it. In
-        # `make chaos` scenario 10 one took 61 ms of the event loop, every run waiting on it;
-        # after the freeze no full collection ran at all, the longest one 7 ms.
+        # In `make chaos`'s sandbox scenario one took 61 ms of the event loop, every run waiting on
+        # it; after the freeze no full collection ran at all, the longest one 7 ms.
         gc.freeze()
         log.info("workflows.started", group=self.topics.group("workflows"))
 

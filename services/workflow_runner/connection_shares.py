@@ -4,8 +4,9 @@ Every run of an account, and every binding call its code makes, takes a connecti
 its account's share: at most `per_organization` at once, however many runs it has in flight.
 One account's flood (thousands of binding calls, a wave of runs all projecting the same room
 and queueing on its row locks) can then fill its share of the pool but never all of it, and
-another account's runs always find a connection. Measured in `make chaos` scenario 10: without
-shares, a benign run of another account waited up to 26 ms for a connection during the attack.
+another account's runs always find a connection. Measured in `make chaos`'s sandbox scenario:
+without shares, a benign run of another account waited up to 26 ms for a connection during the
+attack.
 """
 
 from __future__ import annotations

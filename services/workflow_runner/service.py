@@ -125,7 +125,7 @@ class RunnerService:
                          version=request.version)  # fmt: skip
         async with self._shares.acquire(request.organization_id) as conn, conn.transaction():
             # What this transaction writes need not be durable, so its commit does not wait
-            # for the WAL flush (an fsync: 50-250 ms at times in `make chaos` scenario 10,
+            # for the WAL flush (an fsync: 50-250 ms at times in `make chaos`'s sandbox scenario,
             # before the code could start): `finish` writes the whole row, whether or not the
             # `running` one survived a Postgres crash, and the event's room and user reach the
             # projection through its own consumer too.

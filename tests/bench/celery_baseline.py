@@ -1,4 +1,4 @@
-"""The Celery baseline (issue 5, part 3): deliveries per second of a Celery worker.
+"""The Celery baseline (part 3): deliveries per second of a Celery worker.
 
 What Python teams run today: a Celery worker, RabbitMQ as the broker, whose task signs the
 body (`X-Webhook-Signature`, hex HMAC-SHA256), POSTs it with `requests` through a Session

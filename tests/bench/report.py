@@ -1,4 +1,4 @@
-"""What a run leaves: the terminal table, results.json (the issue's keys, nothing else),
+"""What a run leaves: the terminal table, results.json (the figures' keys, nothing else),
 details.json (everything measured, for whoever profiles next) and latency.png."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-# results.json holds exactly these keys, in this order (issue 5).
+# results.json holds exactly these keys, in this order (tests/bench/README.md).
 KEYS = (
     "delivery_per_s",
     "raw_post_per_s",
@@ -71,7 +71,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def results(details: dict, *, cores: int, commit: str) -> dict[str, Any]:
-    """The issue's keys from what the parts measured; None for a part not run."""
+    """The figures' keys from what the parts measured; None for a part not run."""
     delivery = _get(details, "delivery", "per_s")
     raw = _get(details, "raw", "per_s")
     celery = _get(details, "celery", "per_s")

@@ -1,11 +1,11 @@
 """`python -m tests.bench.workflow_sandbox`: the Deno sandbox's latency and throughput.
 
-Runs the 001 "Log new participants" workflow (one `room.get()` binding call, one
-`console.log`) with in-memory bindings and prints a table: host start, a new version's cold
-start, warm latency (p50/p99, one run at a time), and executions/s with `--concurrency` runs
-in flight over `--workflows` workflows of `--organizations` accounts (a host each), with the
-CPU they cost (Python + Deno hosts). Numbers
-are for comparison between runs on one machine; nothing gates on them.
+Runs the CollabKit webhooks guide's "Log new participants" workflow (one `room.get()` binding call,
+one `console.log`) with in-memory bindings and prints a table: host start, a new version's cold
+start, warm latency (p50/p99, one run at a time), and executions/s with `--concurrency` runs in
+flight over `--workflows` workflows of `--organizations` accounts (a host each), with the CPU they
+cost (Python + Deno hosts). Numbers are for comparison between runs on one machine; nothing gates on
+them.
 """
 
 from __future__ import annotations

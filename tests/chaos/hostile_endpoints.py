@@ -1,4 +1,5 @@
-"""Scenario 11 of `make chaos`: hostile endpoints beside healthy ones, under a steady load.
+"""The hostile-endpoints scenario of `make chaos`: hostile endpoints beside healthy ones, under a
+steady load.
 
 One webhook per hostile kind (tests/support/hostile_endpoints.py: NUL and non-UTF-8 bodies,
 gzip, huge, endless and trickling bodies, over-long headers and status lines, a malformed
@@ -38,7 +39,7 @@ from tests.chaos.pipeline_faults import Setup, account
 from tests.chaos.platform import CHAOS_SETTINGS, ChaosRun, Hook
 from tests.support.hostile_endpoints import KINDS, SUCCEEDING, HostileEndpoints
 
-NAME = "11 hostile endpoints"
+NAME = "hostile endpoints"
 RATIO_TARGET = 0.9
 # Retries 1 s and 1 s after the first two attempts: three attempts, then the delivery ends.
 HOSTILE_SCHEDULE = (1, 1)

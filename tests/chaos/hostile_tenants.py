@@ -1,4 +1,5 @@
-"""Scenario 12 of `make chaos`: a hostile tenant (and producer) beside well-behaved ones.
+"""The hostile-tenants scenario of `make chaos`: a hostile tenant (and producer) beside well-behaved
+ones.
 
 While victim accounts get a steady load of events delivered (every pair checked, as in the
 other pipeline scenarios) and a victim's workflow runs on every event of its room, the
@@ -51,7 +52,7 @@ from tests.chaos.tenant_inputs import (
 )
 from tests.support.receiver import Receiver
 
-NAME = "12 hostile tenants"
+NAME = "hostile tenants"
 # The registry's quotas and rate for this scenario: low, so the attacker meets them at once.
 WEBHOOK_QUOTA, WORKFLOW_QUOTA = 8, len(HOSTILE_WORKFLOWS)
 API_RATE_PER_S, API_BURST = 20, 60

@@ -1,5 +1,5 @@
-"""The hostile workflows of scenario 10: issue 4's list and more, each with how it ends when the
-sandbox holds.
+"""The hostile workflows of the sandbox scenario: the sandbox's threat list and more, each with how
+it ends when the sandbox holds.
 
 A contained run ends `error` or `timeout` with a reason that says why (`expected`); where the
 attack can see whether it worked, it returns what it got, so a breach ends `success` and fails

@@ -1,5 +1,5 @@
-"""Scenarios 3 and 4 of `make chaos`: Postgres and the broker restart under load, and the
-services carry on by themselves (the same processes), losing nothing.
+"""The postgres and broker scenarios of `make chaos`: Postgres and the broker restart under load,
+and the services carry on by themselves (the same processes), losing nothing.
 
 Postgres is a throwaway server of the scenario's own (never the machine's shared cluster,
 which other work may be using), stopped with a fast shutdown and started again on its port,
@@ -22,13 +22,13 @@ from tests.chaos.pipeline_faults import Setup, account
 from tests.chaos.platform import Fault, FaultLog
 from tests.support.servers import ThrowawayPostgres
 
-# Issue 6: services reconnect by themselves within this long.
+# Services reconnect by themselves within this long.
 RECONNECT_LIMIT_S = 10.0
 
 
 async def postgres_restart(setup: Setup, *, short: bool) -> ScenarioOutcome:
     """Stop the platform's Postgres mid-run for a few seconds, then start it again."""
-    outcome = ScenarioOutcome("3 postgres restart")
+    outcome = ScenarioOutcome("postgres restart")
     events, rate = (900, 60.0) if short else (6_000, 200.0)
     down_s = 3.0 if short else 8.0
     server = await asyncio.to_thread(ThrowawayPostgres)
@@ -67,7 +67,7 @@ async def postgres_restart(setup: Setup, *, short: bool) -> ScenarioOutcome:
 
 async def broker_restart(setup: Setup, *, short: bool) -> ScenarioOutcome:
     """Deliver a first load, kill and restart the broker (empty), deliver a second load."""
-    outcome = ScenarioOutcome("4 broker restart")
+    outcome = ScenarioOutcome("broker restart")
     events, rate = (600, 100.0) if short else (5_000, 250.0)
     async with setup.run("broker") as run:
         await run.add_webhooks(accounts=4, per_account=5)

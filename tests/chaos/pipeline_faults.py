@@ -1,4 +1,5 @@
-"""Scenarios 1, 2 and 5 of `make chaos`: process crashes, two delivery replicas, poison input.
+"""The crashes, replicas and poison scenarios of `make chaos`: process crashes, two delivery
+replicas, poison input.
 
 Each builds its own platform (`ChaosRun`), sends a steady load of events to the receiver while
 the fault happens, and checks every (webhook, event) pair: it reached the receiver at least
@@ -65,7 +66,7 @@ def account(outcome: ScenarioOutcome, run: ChaosRun, settled: Settled, succeeded
 async def crashes(setup: Setup, *, short: bool) -> ScenarioOutcome:
     """SIGKILL delivery 5 times, fanout 3 times and the registry once during a 20,000-event
     run, restarting each as the supervisor would (short: 2, 1, 1 during 1,500 events)."""
-    outcome = ScenarioOutcome("1 crashes")
+    outcome = ScenarioOutcome("crashes")
     # A killed consumer is back after about 13 s on the dev broker (its group waits out the
     # dead member's session), so the load lasts long enough for every kill to land in it.
     events, rate = (1_500, 60.0) if short else (20_000, 250.0)
@@ -103,7 +104,7 @@ async def replicas(setup: Setup, *, short: bool) -> ScenarioOutcome:
     """Two delivery processes in one group, a third of the endpoints failing every first
     attempt (so retries go through both schedulers); one replica killed for good mid-run.
     Nothing lost, and before the kill no retry reached the receiver twice."""
-    outcome = ScenarioOutcome("2 two delivery replicas")
+    outcome = ScenarioOutcome("two delivery replicas")
     events, rate = (1_200, 150.0) if short else (10_000, 400.0)
     killed_at: list[float] = []
     async with setup.run("replicas") as run:
@@ -143,7 +144,7 @@ async def poison(setup: Setup, *, short: bool) -> ScenarioOutcome:
     """Malformed messages interleaved with good events on `<ns>.events` (and a few malformed
     requests on `<ns>.deliveries`): each bad event in the DLQ with its reason, every good
     one delivered, no process restarted."""
-    outcome = ScenarioOutcome("5 poison input")
+    outcome = ScenarioOutcome("poison input")
     good, bad = (600, 600) if short else (10_000, 10_000)
     rate = 150.0 if short else 400.0
     async with setup.run("poison") as run:

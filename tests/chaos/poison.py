@@ -1,4 +1,4 @@
-"""Malformed input for scenario 5, and the check that each piece reached the DLQ with its
+"""Malformed input for the poison scenario, and the check that each piece reached the DLQ with its
 reason.
 
 Every bad message has its own key (`poison-<kind>-<n>`); the DLQ keeps the key as received, so

@@ -1,5 +1,5 @@
-"""`python -m tests.chaos` (`make chaos`, `make chaos SCENARIO=crashes`): every fault scenario of
-issue 6, a table, and `.roomhooks/chaos/results.json`.
+"""`python -m tests.chaos` (`make chaos`, `make chaos SCENARIO=crashes`): every fault scenario
+(tests/chaos/README.md), a table, and `.roomhooks/chaos/results.json`.
 
 Scenarios that inject faults into the running platform (crashes, replicas, restarts, poison,
 the sandbox attack, hostile endpoints and tenants) run here in full; those that are a matrix
@@ -93,10 +93,10 @@ def _faults(scenario: Callable[..., Awaitable[ScenarioOutcome]]) -> Scenario:
     return run
 
 
-# Issue 6's numbering, in order, then the hostile-input scenarios.
+# The faults to the pipeline first, then the request matrices, then the hostile inputs.
 SCENARIOS: dict[str, Scenario] = {
     "supervision": pytest_scenario(
-        "0 supervision", "tests/integration/test_devstack.py::test_restarts_a_service_that_dies"
+        "supervision", "tests/integration/test_devstack.py::test_restarts_a_service_that_dies"
     ),
     "crashes": _faults(pipeline_faults.crashes),
     "replicas": _faults(pipeline_faults.replicas),
@@ -104,12 +104,12 @@ SCENARIOS: dict[str, Scenario] = {
     "broker": _faults(outage_faults.broker_restart),
     "poison": _faults(pipeline_faults.poison),
     "fuzz": pytest_scenario(
-        "6 api fuzzing", "tests/integration/test_registry_fuzz.py", ROOMHOOKS_FUZZ_EXAMPLES="200"
+        "api fuzzing", "tests/integration/test_registry_fuzz.py", ROOMHOOKS_FUZZ_EXAMPLES="200"
     ),
-    "tenancy": pytest_scenario("7 tenancy", "tests/integration/test_tenancy.py"),
-    "ssrf": pytest_scenario("8 ssrf", "tests/integration/test_ssrf.py"),
+    "tenancy": pytest_scenario("tenancy", "tests/integration/test_tenancy.py"),
+    "ssrf": pytest_scenario("ssrf", "tests/integration/test_ssrf.py"),
     "secrets": pytest_scenario(
-        "9 secrets",
+        "secrets",
         "tests/integration/test_secrets_scan.py",
         "tests/integration/test_secrets_at_rest.py",
     ),

@@ -1,4 +1,5 @@
-"""Scenario 10, sandbox under attack: hostile workflows all at once while a benign one runs on.
+"""The sandbox scenario, the sandbox under attack: hostile workflows all at once while a benign one
+runs on.
 
 The level: the runner service as it runs in production, behind Kafka. Run requests are
 produced to `workflow_runs` as fanout produces them; the runner (app.py's `Runner`: its
@@ -10,10 +11,10 @@ changes nothing of its work, and its poll would add the same latency to both pha
 The hostile workflows belong to one account (the attacker), the benign one to another (the
 victim): the runner's per-organization cap is part of the containment. A run is `sent` when
 requested, `delivered` when its execution row holds a final status, `lost` otherwise. The
-benign workflow ("Log new participants", guide 001) runs in a loop, one run at a time, its
-latency from the request's send to its execution's final row (the row's `updated_at`): first
-alone (quiet), then during the attack; its p99 during the attack must stay within 2x the
-quiet one (`check_latency`; pytest leaves that timing out).
+benign workflow ("Log new participants", from the CollabKit webhooks guide) runs in a loop, one run
+at a time, its latency from the request's send to its execution's final row (the row's
+`updated_at`): first alone (quiet), then during the attack; its p99 during the attack must stay
+within 2x the quiet one (`check_latency`; pytest leaves that timing out).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from tests.support.receiver import Receiver
 from tests.support.sandbox import LOG_NEW_PARTICIPANTS
 from tests.support.services import postgres_server, tansu_broker
 
-NAME = "10 sandbox under attack"
+NAME = "sandbox under attack"
 BENIGN_PAUSE_S = 0.01
 WARM_UP_RUNS = 20  # the first benign runs (consumer group join, cold Worker): not measured
 ROW_POLL_S = 0.005

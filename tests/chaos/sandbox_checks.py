@@ -1,5 +1,5 @@
-"""Scenario 10's checks, once the attack is over: every run recorded with a final status, every
-hostile one contained by its own reason (or as the bystander of a crash), the benign one
+"""The sandbox scenario's checks, once the attack is over: every run recorded with a final status,
+every hostile one contained by its own reason (or as the bystander of a crash), the benign one
 successful, its latency figures, and no Deno host left busy, fat or extra."""
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Scenario 12's checks, once the attack is over (hostile_tenants.py): the victims' runs all
-`success` and the attacker's final, each run run once; each bad message once in its topic's
-DLQ naming what is wrong (or, where allowed, delivered instead); each bad request a 4xx in
-the envelope naming its field; the quotas a 4xx; the flood 429s with `Retry-After`, another
-key's requests unharmed. Pure: each broken promise is a sentence in `outcome.failures`."""
+"""The hostile-tenants scenario's checks, once the attack is over (hostile_tenants.py): the victims'
+runs all `success` and the attacker's final, each run run once; each bad message once in its topic's
+DLQ naming what is wrong (or, where allowed, delivered instead); each bad request a 4xx in the
+envelope naming its field; the quotas a 4xx; the flood 429s with `Retry-After`, another key's
+requests unharmed. Pure: each broken promise is a sentence in `outcome.failures`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The bad input of scenario 12, and where each piece must end up.
+"""The bad input of the hostile-tenants scenario, and where each piece must end up.
 
 Messages go straight to a topic, each under a key of its own (`hostile-<kind>-<n>`), so its
 dead letter can be found again: a malformed one must be in that topic's DLQ exactly once, its

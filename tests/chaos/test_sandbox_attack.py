@@ -1,4 +1,4 @@
-"""The short version of `make chaos`'s scenario 10: hostile workflows all at once against the
+"""The short version of `make chaos`'s sandbox scenario: hostile workflows all at once against the
 real Deno sandbox and Postgres, while the guide's "Log new participants" runs on.
 
 Containment and recording only: the benign workflow's latency under attack is a timing, left

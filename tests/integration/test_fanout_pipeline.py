@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 5, 29, 10, 6, tzinfo=UTC)
 CREATED_AT = FANOUT_CLOCK  # what the in-process fanout stamps on created_at
-COLLAB = event_names(Scope.ROOM)[:7]  # participant.*, session.*, user.* (000, 002)
+COLLAB = event_names(Scope.ROOM)[:7]  # participant.*, session.*, user.* (CollabKit)
 ROOM_1, ROOM_2 = "room_7f3a2c", "room_91bd04"
 ADA = {"id": "user_ada", "name": "Ada Lovelace", "email": "ada@example.com",
        "token": "tok_ada_3f9c2e7d"}  # fmt: skip

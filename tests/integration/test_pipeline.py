@@ -29,7 +29,8 @@ ADA = {"id": "user-001", "name": "Ada", "token": "secret-token-ada"}
 GRACE = {"id": "user-002", "name": "Grace", "token": "secret-token-grace"}
 COLLAB_EVENTS = event_names(Scope.ROOM)[:7]
 
-# What 001's Express receiver does: HMAC of JSON.stringify(req.body), compared in constant time.
+# What the CollabKit webhooks guide's Express receiver does: HMAC of JSON.stringify(req.body),
+# compared in constant time.
 EXPRESS_VERIFY = r"""
 const { createHmac, timingSafeEqual } = require('crypto');
 const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
@@ -44,7 +45,7 @@ console.log(JSON.stringify(cases.map(({ body, signature, secret }) => {
 
 def express_verifies(cases: list[dict]) -> list[bool]:
     node = shutil.which("node")
-    assert node, "node is needed to check signatures as the 001 Express receiver does"
+    assert node, "node is needed to check signatures as the guide's Express receiver does"
     done = subprocess.run(
         [node, "-e", EXPRESS_VERIFY],
         input=json.dumps(cases),

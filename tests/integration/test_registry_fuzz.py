@@ -1,4 +1,4 @@
-"""Issue 6, scenario 6: schemathesis against the registry's own /openapi.json, with each role's key.
+"""The fuzz scenario: schemathesis against the registry's own /openapi.json, with each role's key.
 
 Every operation gets valid and invalid inputs (schemathesis' positive and negative modes), aimed
 at real resources of the key's account as well as at ids that do not exist. Every answer must be

@@ -75,7 +75,7 @@ async def benign(sandbox: Sandbox, run_id: str) -> RunOutcome:
 async def contained(
     sandbox: Sandbox, code: str, *, workflow: str, bindings: MemoryBindings | None = None
 ) -> RunOutcome:
-    """Run `code` and, alongside on the same host, the 001 logging workflow, which must succeed
+    """Run `code` and, alongside on the same host, the guide's logging workflow, which must succeed
     quickly; the host's own stdout and stderr stay empty of the payload."""
     host = await usable_host(sandbox)  # the one that carries both runs
     hostile = asyncio.create_task(

@@ -1,5 +1,5 @@
-"""The Deno sandbox with real Deno: the 001 workflows as written, TypeScript, warm Workers,
-versions, errors, results that are not JSON, and compile_check."""
+"""The Deno sandbox with real Deno: the CollabKit webhooks guide's workflows as written, TypeScript,
+warm Workers, versions, errors, results that are not JSON, and compile_check."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scenario 8, SSRF: with every service configured as in production, webhook URLs and
+"""The SSRF scenario: with every service configured as in production, webhook URLs and
 workflow fetches that would reach loopback, private, link-local or metadata addresses are
 refused, at creation where the URL shows it and at send time always, with the reason
 recorded.

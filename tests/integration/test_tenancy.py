@@ -1,4 +1,5 @@
-"""Issue 6, scenario 7: the tenancy matrix, over every route the registry's router serves.
+"""The tenancy matrix (`make chaos`'s tenancy scenario), over every route the registry's router
+serves.
 
 Account A (alice) and account B (bob) each own a webhook, a workflow, a delivery with an attempt
 and an execution. For every route: B's keys get 403/404 and none of A's data, whether they name

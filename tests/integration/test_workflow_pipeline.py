@@ -292,7 +292,8 @@ async def test_a_started_runner_keeps_what_it_built_out_of_full_collections(
     postgres_settings, kafka_settings
 ):
     """A full collection walks every tracked object: frozen at start, the runner's modules and
-    clients are not walked again (one such pass stalled the event loop 61 ms, scenario 10)."""
+    clients are not walked again (one such pass stalled the event loop 61 ms in the sandbox
+    scenario)."""
     gc.unfreeze()
     runner = Runner(RunnerSettings(postgres=postgres_settings, kafka=kafka_settings,
                                    health_port=0, max_hosts=1))  # fmt: skip

@@ -1,5 +1,6 @@
-"""Shared by the sandbox tests (no tests here): the 001 workflows as written, and Bindings that
-answer from memory and fetch through the delivery service's SSRF guard without a network."""
+"""Shared by the sandbox tests (no tests here): the CollabKit webhooks guide's workflows as written,
+and Bindings that answer from memory and fetch through the delivery service's SSRF guard without a
+network."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ its Workers keeps its event loop blocked (host.ts says "blocked", then "calm"; f
 one ran past the CPU limit, as its thread spins on). As a group, a host then takes the CPU the
 runner, Postgres and the broker leave, and an account whose code spins (one host per account)
 yields it to the others' hosts, however many threads it spins. Within the host, nice ranks
-its threads (a blocked Worker's at 19). `make chaos` scenario 10 (the benign workflow's p99
+its threads (a blocked Worker's at 19). `make chaos`'s sandbox scenario (the benign workflow's p99
 during the attack over its quiet p99): 1.36-1.88x in six runs so; 1.43-2.27x in nine without
 the burst rule; 1.29-4.73x with the hosts in the runner's session.
 

@@ -390,8 +390,8 @@ function workerDone(run: Run, m: Record<string, unknown>): void {
 // (autogroup.py); "calm" once none has been for CALM_AFTER_MS, never after a Worker ran past
 // the limit (its thread spins on until Python kills the host). `watchMs` is at most 10: with 50 a wave of
 // spinning Workers held normal priority for ~100 ms each, and another account's runs during
-// it were slower by more than 2x at p99 (`make chaos` scenario 10: 2.02-2.78x in three runs
-// at 50, 1.45-1.78x at 10).
+// it were slower by more than 2x at p99 (`make chaos`'s sandbox scenario: 2.02-2.78x in three
+// runs at 50, 1.45-1.78x at 10).
 const RECENT_MS = 10_000;
 const DEMOTE_AFTER = 1; // watch periods
 const IDLE_WATCH_MS = 1000;

@@ -97,7 +97,7 @@ def host_command(
     make it. coreutils' `nice` sets the priority. Each execs the next (same pid), so every
     thread the host starts inherits both. Not a `preexec_fn`: with one, Python must fork its
     whole process instead of vfork, which stalled the runner's event loop for tens of ms per
-    host started under load (measured in `make chaos` scenario 10). Both are found on the
+    host started under load (measured in `make chaos`'s sandbox scenario). Both are found on the
     exec path of `host_env` (none: the system's default, /bin:/usr/bin)."""
     return [
         "prlimit",
