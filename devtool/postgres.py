@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +28,6 @@ from shared.db import (
     create_pool,
     database_name,
     ensure_database,
-    service_schema,
     with_database,
 )
 from shared.kafka import Topics
@@ -115,13 +115,20 @@ async def _start_embedded(pgdata: Path, *, database: str) -> ChosenPostgres:
     return chosen
 
 
-async def migrate_all(url: str, schemas: list[str]) -> None:
-    """Apply every service's pending migrations (`services/<name>/migrations`)."""
+def service_schema(service: str) -> str:
+    """The schema a service owns: `services.<name>.SCHEMA` when its package names one, else
+    its name."""
+    return getattr(importlib.import_module(f"services.{service}"), "SCHEMA", service)
+
+
+async def migrate_all(url: str, services: list[str]) -> None:
+    """Apply the pending migrations each service ships (`services/<name>/migrations`), as
+    the services do on start, so that the stack has its schemas before any service runs."""
     conn = await asyncpg.connect(url)
     try:
-        for schema in schemas:
+        for service in services:
             await apply_migrations(
-                conn, schema=service_schema(schema), package=f"services.{schema}"
+                conn, schema=service_schema(service), package=f"services.{service}"
             )
     finally:
         await conn.close()

@@ -7,7 +7,6 @@ its own transaction, under an advisory lock so replicas starting together apply 
 
 from __future__ import annotations
 
-import importlib
 import json
 from importlib import resources
 from pathlib import Path
@@ -55,11 +54,6 @@ async def postgres_check(pool: asyncpg.Pool, *, timeout_s: float = POSTGRES_CHEC
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         return type(exc).__name__
     return "ok"
-
-
-def service_schema(service: str) -> str:
-    """The schema a service owns: `services.<name>.SCHEMA` when it names one, else its name."""
-    return getattr(importlib.import_module(f"services.{service}"), "SCHEMA", service)
 
 
 def migration_files(package: str) -> list[tuple[str, str]]:
