@@ -106,7 +106,8 @@ def test_every_relative_link_resolves_inside_the_repository(path: Path):
 
 
 # What a clone of the repository does not hold: the team's design notes live beside it.
-OUTSIDE = ("../shared", "DESIGN.md")
+# Spelled in two parts so that a grep for them over the tree finds nothing, this file included.
+OUTSIDE = ("../" + "shared", "DESIGN" + ".md")
 
 
 def test_no_document_or_docstring_points_outside_the_repository():
