@@ -3,8 +3,8 @@
 - A service (`services/<name>/`) imports `shared` and itself, never another service and never
   the dev tool.
 - `shared` imports no service and not the dev tool.
-- The dev tool (`devtool/`; `shared/cli/` while it still lives there) reaches a service only
-  through its public entry points: ENTRY_POINTS below.
+- The dev tool (`devtool/`) reaches a service only through its public entry points:
+  ENTRY_POINTS below.
 
 Every `import` and `from ... import` counts, at any depth (inside functions too), relative
 ones resolved; so does `import_module("...")` with a literal name. Tests are not checked.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKED = ("services", "shared", "devtool")
-DEVTOOL_PACKAGES = ("devtool", "shared.cli")
+DEVTOOL_PACKAGES = ("devtool",)
 # What a service offers the dev tool, after `services.<name>`: its package (what it names, such
 # as its schema), its process, and the admin module it owns for what no API can do.
 ENTRY_POINTS = ("", ".__main__", ".admin")

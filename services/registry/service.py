@@ -88,7 +88,7 @@ def parse_id(value: str) -> UUID:
 
 
 class AccountService:
-    """Accounts and API keys (the CLI and the dev stack; no HTTP route mints keys yet)."""
+    """Accounts and API keys (for the registry's admin module; no HTTP route mints keys yet)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from services.workflow_runner.bindings import Fetcher
 from services.workflow_runner.connection_shares import ConnectionShares, share_of
 from services.workflow_runner.flow import Fetched, RunFlow
-from services.workflow_runner.projection import InvalidStateKey, change_from_state, read_event
+from services.workflow_runner.projection import change_from_state, read_event
 from services.workflow_runner.retries import RetryWatches, backoff_s
 from services.workflow_runner.run_requests import read_request
 from services.workflow_runner.sandbox import Sandbox, SandboxSettings
@@ -42,6 +42,7 @@ from shared.kafka import (
 )
 from shared.messages import WorkflowRunRequested
 from shared.readiness import FetchWatch, RetryWatch
+from shared.room_state import InvalidStateKey
 from shared.ssrf import AddressPolicy
 
 log = structlog.get_logger(__name__)
