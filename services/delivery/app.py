@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -43,6 +42,7 @@ from shared.kafka import (
     make_producer,
     stop_quietly,
 )
+from shared.lifecycle import run_until_signalled
 from shared.messages import (
     DeliveryRequested,
     DisableWebhook,
@@ -436,17 +436,13 @@ def _reasons(exc: Exception) -> str:
 
 
 async def run(settings: DeliverySettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        delivery = Delivery(settings)
-    except SecretsKeyError as exc:
-        log.critical("delivery.cannot_start", error=str(exc))
-        raise SystemExit(1) from None
-    await delivery.start()
-    try:
-        await stop.wait()
-    finally:
-        await delivery.stop()
+    """Serve until SIGTERM or SIGINT; without a usable secrets key, exit 1 before starting."""
+
+    def build() -> Delivery:
+        try:
+            return Delivery(settings)
+        except SecretsKeyError as exc:
+            log.critical("delivery.cannot_start", error=str(exc))
+            raise SystemExit(1) from None
+
+    await run_until_signalled(build)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -34,6 +33,7 @@ from shared.kafka import (
     make_producer,
     stop_quietly,
 )
+from shared.lifecycle import stop_requested
 from shared.readiness import FetchWatch, RetryWatch
 
 log = structlog.get_logger(__name__)
@@ -237,10 +237,7 @@ class Fanout:
 
 async def run(settings: FanoutSettings) -> None:
     """Serve until SIGTERM or SIGINT; a broker that is down at start is waited for."""
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = stop_requested()
     fanout = await _start_with_retries(settings, stopping)
     if fanout is None:
         return

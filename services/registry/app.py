@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from services.registry.workflow_routes import WorkflowRoutes
 from services.registry.workflows import CodeChecker, WorkflowService
 from shared.db import apply_migrations, create_pool
 from shared.kafka import Topics, ensure_topics, make_consumer, make_producer
+from shared.lifecycle import stop_requested
 from shared.secrets_box import SecretsBox, SecretsKeyError, load_box
 
 log = structlog.get_logger(__name__)
@@ -183,10 +183,7 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
 
 async def run(settings: RegistrySettings) -> None:
     """Serve until SIGTERM or SIGINT; then stop taking requests, finish, and close."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_requested()
 
     try:
         box = load_box(settings.secrets)

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import gc
 import json
-import signal
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from shared.kafka import (
     make_producer,
     stop_quietly,
 )
+from shared.lifecycle import run_until_signalled
 from shared.messages import WorkflowRunRequested
 from shared.readiness import FetchWatch, RetryWatch
 from shared.room_state import InvalidStateKey
@@ -369,13 +369,5 @@ class Runner:
 
 
 async def run(settings: RunnerSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    runner = Runner(settings)
-    await runner.start()
-    try:
-        await stop.wait()
-    finally:
-        await runner.stop()
+    """Serve until SIGTERM or SIGINT, then stop."""
+    await run_until_signalled(lambda: Runner(settings))
