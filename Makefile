@@ -31,6 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(PY) deploy/validate.py
 	$(PY) -m tests.layers
+	$(PY) -m shared.asyncapi --check
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
