@@ -9,27 +9,25 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from importlib.metadata import version
-from typing import Annotated
 from uuid import UUID
 
 import aiohttp
 import asyncpg
 import structlog
 from aiohttp.abc import AbstractResolver
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry
-from pydantic import Field, TypeAdapter, ValidationError
 
+from services.delivery.consumer import RequestConsumer
 from services.delivery.dispatcher import Dispatcher
 from services.delivery.lanes import Lanes
 from services.delivery.recorder import AttemptRecorder
-from services.delivery.repository import Job
+from services.delivery.scheduler import schedule_retries, watch_registry
 from services.delivery.service import DeliveryMetrics, DeliveryService
 from services.delivery.settings import DeliverySettings
 from services.delivery.targets import Targets
 from shared.db import apply_migrations, create_pool, postgres_check
-from shared.dead_letters import send_dead_letter
-from shared.failures import PoisonCounter, describe, is_content_error
+from shared.failures import PoisonCounter
 from shared.guarded_resolver import GuardedResolver
 from shared.health import start_health_server
 from shared.kafka import (
@@ -43,13 +41,8 @@ from shared.kafka import (
     stop_quietly,
 )
 from shared.lifecycle import run_until_signalled
-from shared.messages import (
-    DeliveryRequested,
-    DisableWebhook,
-    RedeliverRequested,
-    parse_registry_key,
-)
-from shared.readiness import FetchWatch, RetryWatch
+from shared.messages import DisableWebhook
+from shared.readiness import RetryWatch
 from shared.secrets_box import SecretsKeyError, load_box
 from shared.ssrf import AddressPolicy
 
@@ -59,14 +52,6 @@ log = structlog.get_logger(__name__)
 # unfinished ones, writing the recorded attempts and closing the clients (a fifth, at most
 # 3 s); a third of that is for closing the clients alone.
 _SHUTDOWN_RESERVE_MAX_S = 3.0
-
-# By `type`: an invalid request's errors are those of the one model it claims to be.
-_REQUEST = TypeAdapter(
-    Annotated[DeliveryRequested | RedeliverRequested, Field(discriminator="type")]
-)
-Request = DeliveryRequested | RedeliverRequested
-# A fetched record set aside for the dead letters, why, and its kind (for the poison metric).
-_Dead = tuple[TopicPartition, ConsumerRecord, str, str]
 
 
 def utcnow() -> datetime:
@@ -96,13 +81,11 @@ class Delivery:
         self._stopping = asyncio.Event()
         self.service: DeliveryService | None = None
         self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
         self.poison = PoisonCounter(self.metrics_registry, service="delivery")
-        # /readyz: loops that keep failing, a consumer that stopped fetching.
-        self._consume_retries = RetryWatch("request consumer", settings.retry_limit)
+        # The request consumer's loop, built in start(); it watches its own fetching.
+        self.requests: RequestConsumer | None = None
+        # /readyz: a retry scheduler that keeps failing.
         self._claim_retries = RetryWatch("retry scheduler", settings.retry_limit)
-        self._fetches = FetchWatch("request consumer", settings.fetch_stall_s)
-        self._waiting_for_room = False
 
     async def start(self) -> None:
         s = self.settings
@@ -117,7 +100,6 @@ class Delivery:
         producer: AIOKafkaProducer = make_producer(s.kafka)
         await producer.start()
         stack.push_async_callback(stop_quietly, "producer", producer.stop)
-        self._producer = producer
 
         policy = AddressPolicy.build(
             allow_loopback=s.loopback_allowed, allowed_networks=s.allowed_networks
@@ -173,7 +155,6 @@ class Delivery:
             metrics=DeliveryMetrics(self.metrics_registry),
             user_agent=f"roomhooks/{version('roomhooks')}",
         )
-        self._lanes = lanes
 
         self._consumer = make_consumer(
             s.kafka,
@@ -183,26 +164,50 @@ class Delivery:
         )
         await self._consumer.start()
         stack.push_async_callback(stop_quietly, "consumer", self._consumer.stop)
+        self.requests = RequestConsumer(
+            self._consumer,
+            self.service,
+            lanes,
+            producer=producer,
+            dlq_topic=self.topics.deliveries_dlq,
+            poison=self.poison,
+            stopping=self._stopping,
+            retry_limit=s.retry_limit,
+            fetch_stall_s=s.fetch_stall_s,
+        )
 
         watcher = make_consumer(s.kafka, group_id=None, background=True)
         await watcher.start()
         stack.push_async_callback(stop_quietly, "registry_watcher", watcher.stop)
 
         runner = await start_health_server(
-            self._readiness, self.metrics_registry, host=s.health_host, port=s.health_port
+            self.readiness, self.metrics_registry, host=s.health_host, port=s.health_port
         )
         if runner is not None:
             stack.push_async_callback(runner.cleanup)
 
         self._tasks = [
             asyncio.create_task(recorder.run(), name="recorder"),
-            asyncio.create_task(self._consume(), name="consume"),
-            asyncio.create_task(self._schedule(), name="scheduler"),
-            asyncio.create_task(self._watch_registry(watcher), name="registry-watch"),
+            asyncio.create_task(self.requests.run(), name="consume"),
+            asyncio.create_task(
+                schedule_retries(
+                    self.service,
+                    stopping=self._stopping,
+                    retries=self._claim_retries,
+                    claim_batch=s.claim_batch,
+                    interval_s=s.scheduler_interval_s,
+                ),
+                name="scheduler",
+            ),
+            asyncio.create_task(
+                watch_registry(watcher, self.topics.registry, self.targets),
+                name="registry-watch",
+            ),
         ]
         log.info("delivery.started", group=self.topics.group("delivery"))
 
-    async def _readiness(self) -> dict[str, str]:
+    async def readiness(self) -> dict[str, str]:
+        """/readyz: each loop's watch, the broker and Postgres; "stopping" once stopping."""
         consumer = self._consumer
         if self._stopping.is_set():
             return {"consumer": "stopping"}
@@ -210,14 +215,12 @@ class Delivery:
         ended = [task.get_name() for task in self._tasks if task.done()]
         assigned = bool(consumer and consumer.assignment())
         now = time.monotonic()
+        requests = self.requests
         return {
             "loops": f"ended: {', '.join(ended)}" if ended else "ok",
             "consumer": "ok" if assigned else "waiting",
-            # Waiting for room in the lanes is backpressure, not a stall: the lanes are busy.
-            "fetching": self._fetches.check(
-                now=now, has_work=assigned and not self._waiting_for_room
-            ),
-            "consuming": self._consume_retries.check(),
+            "fetching": requests.fetching(now=now, assigned=assigned) if requests else "ok",
+            "consuming": requests.retries.check() if requests else "ok",
             "claiming": self._claim_retries.check(),
             "recorder": self._recorder.check(),
             "broker": await broker_check(consumer, [self.topics.deliveries])
@@ -226,151 +229,15 @@ class Delivery:
             "postgres": await postgres_check(self._pool),
         }
 
-    async def _consume(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self._consume_batch()
-                self._consume_retries.succeeded()
-            except Exception as exc:  # noqa: BLE001 - this loop's top-level catch: log, back off
-                # Only outages get here (content errors are set aside below): the same batch
-                # is read again, and /readyz turns red once that has failed too often.
-                self._consume_retries.failed(describe(exc))
-                log.warning("delivery.consume_failed", error=repr(exc)[:500])
-                await asyncio.sleep(1)
-
-    async def _consume_batch(self) -> None:
-        """Fetch, store durably, set malformed or unstorable requests aside on the DLQ, commit
-        the offsets, then attempt: never the other way round.
-
-        A bad record goes to the DLQ once in the normal course: its offset is committed right
-        after the DLQ acknowledged it (an outage in between rewinds the batch and sends it
-        again: at-least-once, like everything here).
-        """
-        assert self._consumer is not None and self.service is not None
-        consumer = self._consumer
-        self._waiting_for_room = True
-        try:
-            await self._lanes.wait_for_room()
-        finally:
-            self._waiting_for_room = False
-        batches = await consumer.getmany(timeout_ms=500)
-        self._fetches.fetched(now=time.monotonic())
-        if not batches:
-            return
-        parsed: list[tuple[Request, TopicPartition, ConsumerRecord]] = []
-        dead: list[_Dead] = []
-        for tp, records in batches.items():
-            for record in records:
-                try:
-                    parsed.append((_REQUEST.validate_json(record.value or b""), tp, record))
-                except (ValidationError, ValueError, RecursionError) as exc:
-                    reason = f"invalid delivery request: {_reasons(exc)}"
-                    dead.append((tp, record, reason, "invalid_request"))
-        try:
-            jobs, refused = await self._store(parsed)
-            dead += refused
-            await self._dead_letter(dead)
-            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
-        except BaseException:
-            # Not stored or not committed: read the same messages again.
-            for tp, records in batches.items():
-                consumer.seek(tp, records[0].offset)
-            raise
-        for _, _, _, kind in dead:  # counted once committed: a rewound batch counts nothing
-            self.poison.inc(kind)
-        await self.service.submit(jobs)
-
-    async def _store(
-        self, parsed: list[tuple[Request, TopicPartition, ConsumerRecord]]
-    ) -> tuple[list[Job], list[_Dead]]:
-        """Store the requests in one transaction; when Postgres refuses the batch for its
-        content, in halves down to the requests it refuses, which are set aside (an outage
-        raises: the batch is read again)."""
-        assert self.service is not None
-        try:
-            return await self.service.accept([message for message, _, _ in parsed]), []
-        except Exception as exc:
-            if not is_content_error(exc):
-                raise
-            if len(parsed) == 1:
-                [(_, tp, record)] = parsed
-                reason = f"delivery request not storable: {describe(exc)}"
-                return [], [(tp, record, reason, "unstorable_request")]
-            log.warning("delivery.store_refused", error=describe(exc), batch=len(parsed))
-        middle = len(parsed) // 2
-        first, second = await self._store(parsed[:middle]), await self._store(parsed[middle:])
-        return first[0] + second[0], first[1] + second[1]
-
-    async def _dead_letter(self, dead: list[_Dead]) -> None:
-        """Send each record to the DLQ as received, with its reason; wait for every ack."""
-        if not dead:
-            return
-        assert self._producer is not None
-        acks = []
-        for tp, record, reason, _ in dead:
-            log.error(
-                "delivery.request_dead_lettered",
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=record.offset,
-                reason=reason[:300],
-            )
-            acks.append(
-                await send_dead_letter(self._producer, self.topics.deliveries_dlq, record, reason)
-            )
-        await asyncio.gather(*acks)
-
-    async def _schedule(self) -> None:
-        assert self.service is not None
-        service = self.service
-        while not self._stopping.is_set():
-            claimed = 0
-            try:
-                claimed = await service.claim_due()
-                self._claim_retries.succeeded()
-            except Exception as exc:  # noqa: BLE001 - this loop's top-level catch
-                self._claim_retries.failed(describe(exc))
-                log.warning("delivery.claim_failed", error=repr(exc)[:500])
-            if claimed >= self.settings.claim_batch:
-                continue  # more are probably due
-            service.wake_scheduler.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    service.wake_scheduler.wait(), timeout=self.settings.scheduler_interval_s
-                )
-
-    async def _watch_registry(self, watcher: AIOKafkaConsumer) -> None:
-        """Drop cached targets whose webhook changed (url, secret, enabled, deletion)."""
-        topic = self.topics.registry
-        assigned = False
-        while True:
-            try:
-                if not assigned:
-                    await watcher.topics()  # loads the metadata partitions_for_topic reads
-                    partitions = watcher.partitions_for_topic(topic) or {0}
-                    watcher.assign([TopicPartition(topic, p) for p in partitions])
-                    assigned = True
-                batches = await watcher.getmany(timeout_ms=1000)
-            except Exception as exc:  # noqa: BLE001 - broker away: the cache TTL still applies
-                log.warning("delivery.registry_watch_failed", error=repr(exc))
-                await asyncio.sleep(1)
-                continue
-            for records in batches.values():
-                for record in records:
-                    with contextlib.suppress(ValueError, UnicodeDecodeError):
-                        kind, record_id = parse_registry_key((record.key or b"").decode())
-                        if kind == "webhook":
-                            self.targets.invalidate(UUID(record_id))
-
     async def stop(self) -> None:
         """Graceful shutdown within `shutdown_grace_s` (SIGTERM; Kubernetes then waits
         terminationGracePeriodSeconds before it kills).
 
         Stop fetching and claiming; every fetched request is already stored and its offset
-        committed (see `_consume_batch`). Start no new attempt; let running attempts finish
-        until the grace period nearly ends. Release the rest (admitted but not started, and
-        running past the deadline) so another replica or the next start attempts them; write
-        every recorded attempt; close the clients (leaving the consumer group).
+        committed (see `RequestConsumer.consume_batch`). Start no new attempt; let running
+        attempts finish until the grace period nearly ends. Release the rest (admitted but not
+        started, and running past the deadline) so another replica or the next start attempts
+        them; write every recorded attempt; close the clients (leaving the consumer group).
         """
         grace = self.settings.shutdown_grace_s
         reserve = min(_SHUTDOWN_RESERVE_MAX_S, grace / 5)
@@ -424,15 +291,6 @@ class Delivery:
         except TimeoutError:
             log.warning("delivery.close_timed_out", grace_s=grace)
         log.info("delivery.stopped", seconds=round(loop.time() - started, 3), grace_s=grace)
-
-
-def _reasons(exc: Exception) -> str:
-    """The first few validation errors as `field: message`; other errors as they say."""
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)[:3]
-        )
-    return describe(exc)
 
 
 async def run(settings: DeliverySettings) -> None:

@@ -107,7 +107,7 @@ async def test_bad_requests_go_to_the_dlq_once_with_their_reason_and_the_next_is
         "roomhooks_poison_inputs_total", {"service": "delivery", "kind": "invalid_request"}
     )
     assert poisoned == len(bad)
-    readiness = await delivery._readiness()
+    readiness = await delivery.readiness()
     assert readiness["consuming"] == readiness["recorder"] == "ok", readiness
 
 
@@ -126,7 +126,7 @@ async def test_a_request_postgres_refuses_is_set_aside_and_the_rest_of_its_batch
         (message, tp, ConsumerRecord("t", 0, 10 + n, 0, 0, None, b"v", None, 0, 1, []))
         for n, message in enumerate(messages)
     ]
-    jobs, refused = await delivery._store(parsed)
+    jobs, refused = await delivery.requests.store(parsed)
     assert sorted(job.event_id for job in jobs) == [f"fine-{n}" for n in range(7) if n != 4]
     [(_, record, reason, kind)] = refused
     assert kind == "unstorable_request"

@@ -1,0 +1,166 @@
+"""The delivery request consumer: fetch, store durably, set the bad aside, commit, then attempt.
+
+At-least-once: a batch's offsets are committed only once every request in it is stored (or
+its record acknowledged by the DLQ); an outage in between rewinds the batch, which is read
+again (storing is idempotent). Fetching waits while the lanes are full (backpressure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from pydantic import Field, TypeAdapter, ValidationError
+
+from services.delivery.lanes import Lanes
+from services.delivery.repository import Job
+from services.delivery.service import DeliveryService
+from shared.dead_letters import send_dead_letter
+from shared.failures import PoisonCounter, describe, is_content_error
+from shared.messages import DeliveryRequested, RedeliverRequested
+from shared.readiness import FetchWatch, RetryWatch
+
+log = structlog.get_logger(__name__)
+
+# By `type`: an invalid request's errors are those of the one model it claims to be.
+_REQUEST = TypeAdapter(
+    Annotated[DeliveryRequested | RedeliverRequested, Field(discriminator="type")]
+)
+Request = DeliveryRequested | RedeliverRequested
+# A fetched record set aside for the dead letters, why, and its kind (for the poison metric).
+Dead = tuple[TopicPartition, ConsumerRecord, str, str]
+
+
+class RequestConsumer:
+    """Consumes the deliveries topic into `service` until `stopping` is set; `run()` is the
+    loop, its watches (`retries`, `fetching()`) feed /readyz."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        service: DeliveryService,
+        lanes: Lanes,
+        *,
+        producer: AIOKafkaProducer,
+        dlq_topic: str,
+        poison: PoisonCounter,
+        stopping: asyncio.Event,
+        retry_limit: int,
+        fetch_stall_s: float,
+    ):
+        self._consumer = consumer
+        self._service = service
+        self._lanes = lanes
+        self._producer = producer
+        self._dlq_topic = dlq_topic
+        self._poison = poison
+        self._stopping = stopping
+        self.retries = RetryWatch("request consumer", retry_limit)
+        self._fetches = FetchWatch("request consumer", fetch_stall_s)
+        self._waiting_for_room = False
+
+    def fetching(self, *, now: float, assigned: bool) -> str:
+        """ "ok", or how long an assigned consumer has not fetched."""
+        # Waiting for room in the lanes is backpressure, not a stall: the lanes are busy.
+        return self._fetches.check(now=now, has_work=assigned and not self._waiting_for_room)
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.consume_batch()
+                self.retries.succeeded()
+            except Exception as exc:  # noqa: BLE001 - this loop's top-level catch: log, back off
+                # Only outages get here (content errors are set aside below): the same batch
+                # is read again, and /readyz turns red once that has failed too often.
+                self.retries.failed(describe(exc))
+                log.warning("delivery.consume_failed", error=repr(exc)[:500])
+                await asyncio.sleep(1)
+
+    async def consume_batch(self) -> None:
+        """Fetch, store durably, set malformed or unstorable requests aside on the DLQ, commit
+        the offsets, then attempt: never the other way round.
+
+        A bad record goes to the DLQ once in the normal course: its offset is committed right
+        after the DLQ acknowledged it (an outage in between rewinds the batch and sends it
+        again: at-least-once, like everything here).
+        """
+        consumer = self._consumer
+        self._waiting_for_room = True
+        try:
+            await self._lanes.wait_for_room()
+        finally:
+            self._waiting_for_room = False
+        batches = await consumer.getmany(timeout_ms=500)
+        self._fetches.fetched(now=time.monotonic())
+        if not batches:
+            return
+        parsed: list[tuple[Request, TopicPartition, ConsumerRecord]] = []
+        dead: list[Dead] = []
+        for tp, records in batches.items():
+            for record in records:
+                try:
+                    parsed.append((_REQUEST.validate_json(record.value or b""), tp, record))
+                except (ValidationError, ValueError, RecursionError) as exc:
+                    reason = f"invalid delivery request: {_reasons(exc)}"
+                    dead.append((tp, record, reason, "invalid_request"))
+        try:
+            jobs, refused = await self.store(parsed)
+            dead += refused
+            await self.dead_letter(dead)
+            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+        except BaseException:
+            # Not stored or not committed: read the same messages again.
+            for tp, records in batches.items():
+                consumer.seek(tp, records[0].offset)
+            raise
+        for _, _, _, kind in dead:  # counted once committed: a rewound batch counts nothing
+            self._poison.inc(kind)
+        await self._service.submit(jobs)
+
+    async def store(
+        self, parsed: list[tuple[Request, TopicPartition, ConsumerRecord]]
+    ) -> tuple[list[Job], list[Dead]]:
+        """Store the requests in one transaction; when Postgres refuses the batch for its
+        content, in halves down to the requests it refuses, which are set aside (an outage
+        raises: the batch is read again)."""
+        try:
+            return await self._service.accept([message for message, _, _ in parsed]), []
+        except Exception as exc:
+            if not is_content_error(exc):
+                raise
+            if len(parsed) == 1:
+                [(_, tp, record)] = parsed
+                reason = f"delivery request not storable: {describe(exc)}"
+                return [], [(tp, record, reason, "unstorable_request")]
+            log.warning("delivery.store_refused", error=describe(exc), batch=len(parsed))
+        middle = len(parsed) // 2
+        first, second = await self.store(parsed[:middle]), await self.store(parsed[middle:])
+        return first[0] + second[0], first[1] + second[1]
+
+    async def dead_letter(self, dead: list[Dead]) -> None:
+        """Send each record to the DLQ as received, with its reason; wait for every ack."""
+        if not dead:
+            return
+        acks = []
+        for tp, record, reason, _ in dead:
+            log.error(
+                "delivery.request_dead_lettered",
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=record.offset,
+                reason=reason[:300],
+            )
+            acks.append(await send_dead_letter(self._producer, self._dlq_topic, record, reason))
+        await asyncio.gather(*acks)
+
+
+def _reasons(exc: Exception) -> str:
+    """The first few validation errors as `field: message`; other errors as they say."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)[:3]
+        )
+    return describe(exc)
