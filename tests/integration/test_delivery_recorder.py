@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import aiohttp
@@ -17,14 +17,12 @@ from prometheus_client import CollectorRegistry
 from yarl import URL
 
 from services.delivery import repository
-from services.delivery.app import Delivery
 from services.delivery.recorder import AttemptRecorder
 from services.delivery.repository import AttemptRow
-from services.delivery.settings import DeliverySettings
 from shared.failures import PoisonCounter
 from shared.messages import DeliveryRequested, delivery_id_for
 from shared.settings import PostgresSettings
-from tests.support.deliveries import create_webhook, request_deliveries
+from tests.support.deliveries import create_webhook, request_deliveries, running_delivery
 from tests.support.polling import eventually
 from tests.support.services import free_port
 
@@ -235,95 +233,79 @@ async def test_a_backlog_that_does_not_shrink_turns_readiness_red(pool, database
             await linked.close()
 
 
-async def test_readiness_names_the_request_consumer_failing_through_an_outage_then_recovers(
-    database_url, kafka_settings, registry, producer, topics, pool, receiver
-):
-    webhook = await create_webhook(registry, receiver.url("/after-outage"))
+@contextlib.asynccontextmanager
+async def delivery_through(
+    link: PostgresLink, kafka_settings, **overrides
+) -> AsyncIterator[Callable[[], Awaitable[dict[str, str]]]]:
+    """The delivery service on Postgres through `link`, ready; yields its /readyz checks."""
     port = free_port()
-    async with PostgresLink(database_url) as link:
-        service = Delivery(
-            DeliverySettings(
-                postgres=PostgresSettings(url=link.url(), pool_min_size=0, pool_max_size=5),
-                kafka=kafka_settings,
-                health_port=port,
-                scheduler_interval_s=0.1,
-                timeout_s=2,
-                lease_s=10,
-                retry_limit=2,
-            )
-        )
-        await service.start()
-        try:
-            async with aiohttp.ClientSession() as http:
+    postgres = PostgresSettings(url=link.url(), pool_min_size=0, pool_max_size=5)
+    async with (
+        running_delivery(postgres, kafka_settings, health_port=port, **overrides),
+        aiohttp.ClientSession() as http,
+    ):
 
-                async def checks() -> dict[str, str]:
-                    async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                        return (await resp.json())["checks"]
+        async def checks() -> dict[str, str]:
+            async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                return (await resp.json())["checks"]
 
-                await eventually(lambda: _all_ok(checks), timeout_s=20)
-                link.cut()
-                [delivery_id] = await request_deliveries(
-                    producer, topics.deliveries, webhook, ["during-outage"]
-                )
+        await eventually(lambda: _all_ok(checks), timeout_s=20)
+        yield checks
 
-                async def consumer_red() -> str:
-                    reason = (await checks())["consuming"]
-                    return reason if reason != "ok" else ""
 
-                reason = await eventually(consumer_red, timeout_s=30, interval_s=0.2)
-                assert reason.startswith("request consumer failed 3 times in a row")
-                link.up = True
-                await eventually(lambda: _all_ok(checks), timeout_s=30, interval_s=0.2)
-        finally:
-            link.up = True
-            await service.stop()
-    row = await pool.fetchrow(
-        "SELECT status FROM delivery.deliveries WHERE id = $1", uuid.UUID(delivery_id)
-    )
-    assert row is not None and row["status"] == "success"
+async def _red(checks, name: str) -> str:
+    """Wait until the check `name` is not "ok"; returns its reason."""
+
+    async def reason() -> str:
+        value = (await checks())[name]
+        return value if value != "ok" else ""
+
+    return await eventually(reason, timeout_s=30, interval_s=0.2)
 
 
 async def _all_ok(checks) -> bool:
     return all(value == "ok" for value in (await checks()).values())
 
 
+async def test_readiness_names_the_request_consumer_failing_through_an_outage_then_recovers(
+    database_url, kafka_settings, registry, producer, topics, pool, receiver
+):
+    webhook = await create_webhook(registry, receiver.url("/after-outage"))
+    async with (
+        PostgresLink(database_url) as link,
+        delivery_through(link, kafka_settings, retry_limit=2) as checks,
+    ):
+        try:
+            link.cut()
+            [delivery_id] = await request_deliveries(
+                producer, topics.deliveries, webhook, ["during-outage"]
+            )
+            reason = await _red(checks, "consuming")
+            assert reason.startswith("request consumer failed 3 times in a row")
+            link.up = True
+            await eventually(lambda: _all_ok(checks), timeout_s=30, interval_s=0.2)
+        finally:
+            link.up = True
+    row = await pool.fetchrow(
+        "SELECT status FROM delivery.deliveries WHERE id = $1", uuid.UUID(delivery_id)
+    )
+    assert row is not None and row["status"] == "success"
+
+
 async def test_readiness_says_when_the_request_consumer_has_not_fetched_for_a_while(
     database_url, kafka_settings, registry, producer, topics, receiver
 ):
     webhook = await create_webhook(registry, receiver.url("/after-freeze"))
-    port = free_port()
-    async with PostgresLink(database_url) as link:
-        service = Delivery(
-            DeliverySettings(
-                postgres=PostgresSettings(url=link.url(), pool_min_size=0, pool_max_size=5),
-                kafka=kafka_settings,
-                health_port=port,
-                scheduler_interval_s=0.1,
-                timeout_s=2,
-                lease_s=10,
-                fetch_stall_s=1,
-            )
-        )
-        await service.start()
+    async with (
+        PostgresLink(database_url) as link,
+        delivery_through(link, kafka_settings, fetch_stall_s=1) as checks,
+    ):
         try:
-            async with aiohttp.ClientSession() as http:
-
-                async def checks() -> dict[str, str]:
-                    async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                        return (await resp.json())["checks"]
-
-                await eventually(lambda: _all_ok(checks), timeout_s=20)
-                link.flowing.clear()  # Postgres stops answering: storing a request hangs
-                await request_deliveries(producer, topics.deliveries, webhook, ["frozen"])
-
-                async def not_fetching() -> str:
-                    reason = (await checks())["fetching"]
-                    return reason if reason != "ok" else ""
-
-                reason = await eventually(not_fetching, timeout_s=30, interval_s=0.2)
-                assert reason.startswith("request consumer has not fetched for")
-                link.flowing.set()
-                await eventually(lambda: _all_ok(checks), timeout_s=30, interval_s=0.2)
+            link.flowing.clear()  # Postgres stops answering: storing a request hangs
+            await request_deliveries(producer, topics.deliveries, webhook, ["frozen"])
+            reason = await _red(checks, "fetching")
+            assert reason.startswith("request consumer has not fetched for")
+            link.flowing.set()
+            await eventually(lambda: _all_ok(checks), timeout_s=30, interval_s=0.2)
         finally:
             link.flowing.set()
-            await service.stop()
