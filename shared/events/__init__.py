@@ -1,0 +1,69 @@
+"""Inbound events: the catalog and its models, the checks at the door, the body we deliver.
+
+Inbound (topic `roomhooks.events`, key = the room id, else the organization id):
+`{id, event, timestamp, organization_id, room, user?, users?}` plus free-form fields for
+meeting and organization events. Every service validates events with `parse_event`; fanout
+renders the customer body once with `render_payload`.
+
+- `catalog`: the event names, their scopes and the models that validate them;
+- `ingress`: size, depth, encoding and storable-text rules, and `InvalidEvent`;
+- `rendering`: the delivered body, timestamps as JavaScript writes them, `build_event`.
+"""
+
+from shared.events.catalog import (
+    CATALOG,
+    EventBase,
+    EventType,
+    FreeFormEvent,
+    MeetingEvent,
+    OrganizationEvent,
+    ParticipantEvent,
+    Room,
+    RoomRef,
+    Scope,
+    SessionClosedEvent,
+    SessionStartedEvent,
+    User,
+    UserEvent,
+    event_names,
+    unknown_events,
+)
+from shared.events.ingress import (
+    MAX_DEPTH,
+    MAX_EVENT_BYTES,
+    MAX_REASON_CHARS,
+    InvalidEvent,
+    escape_unstorable,
+    nested_deeper_than,
+    parse_event,
+)
+from shared.events.rendering import build_event, format_timestamp, render_payload
+
+__all__ = [
+    "CATALOG",
+    "MAX_DEPTH",
+    "MAX_EVENT_BYTES",
+    "MAX_REASON_CHARS",
+    "EventBase",
+    "EventType",
+    "FreeFormEvent",
+    "InvalidEvent",
+    "MeetingEvent",
+    "OrganizationEvent",
+    "ParticipantEvent",
+    "Room",
+    "RoomRef",
+    "Scope",
+    "SessionClosedEvent",
+    "SessionStartedEvent",
+    "User",
+    "UserEvent",
+    "build_event",
+    "escape_unstorable",
+    "event_names",
+    "format_timestamp",
+    "nested_deeper_than",
+    "parse_event",
+    "render_payload",
+    "unknown_events",
+]

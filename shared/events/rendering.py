@@ -1,0 +1,107 @@
+"""The body a customer receives, and valid events for producers.
+
+Pure: stdlib and pydantic only. Fanout renders the body once with `render_payload`: compact
+JSON that `JSON.stringify(JSON.parse(body))` reproduces byte for byte, so receivers that
+re-serialize the parsed body (the CollabKit webhooks guide's Express example) still verify
+the signature.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.events.catalog import EventBase
+from shared.events.ingress import InvalidEvent, parse_event
+from shared.jsjson import to_js_json
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 UTC with exactly milliseconds and `Z`, as JavaScript's `toISOString()`."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamp must be timezone-aware")
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="milliseconds") + "Z"
+
+
+def render_payload(event: EventBase) -> bytes:
+    """The exact body a customer receives for `event` (UTF-8, compact JSON).
+
+    Keys: id, event, timestamp, organization_id (ours, useful for multi-org receivers), then
+    room, user, users when present, then any free-form fields as received, then `data` =
+    `{roomId?, userId?}` for the CollabKit webhooks guide's examples. Every `token` under
+    `user`/`users` is removed. `JSON.stringify(JSON.parse(body))` gives the same bytes, so the body
+    is also the canonical form signed in `X-Webhook-Signature`.
+    """
+    fields = event.model_dump(
+        mode="python",
+        exclude_unset=True,
+        exclude={"id", "event", "timestamp", "organization_id"},
+    )
+    body: dict[str, Any] = {
+        "id": event.id,
+        "event": event.event,
+        "timestamp": format_timestamp(event.timestamp),
+        "organization_id": event.organization_id,
+    }
+    for key in ("room", "user", "users"):
+        value = fields.pop(key, None)
+        if value is not None:
+            body[key] = _strip_tokens(value) if key != "room" else value
+    body.update(fields)
+    data: dict[str, str] = {}
+    if event.room_id is not None:
+        data["roomId"] = event.room_id
+    if event.user_id is not None:
+        data["userId"] = event.user_id
+    body["data"] = data
+    return to_js_json(body).encode("utf-8")
+
+
+def _strip_tokens(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_tokens(v) for k, v in value.items() if k != "token"}
+    if isinstance(value, list):
+        return [_strip_tokens(v) for v in value]
+    return value
+
+
+# --- producing -----------------------------------------------------------------------------
+
+
+def build_event(
+    *,
+    event: str,
+    organization_id: str,
+    room: dict[str, Any] | None = None,
+    user: dict[str, Any] | None = None,
+    users: list[dict[str, Any]] | None = None,
+    event_id: str | None = None,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A valid inbound event as a JSON-ready dict, for producers (e.g. `roomhooks publish`).
+
+    Fills `id` with a random UUID when `event_id` is None and `timestamp` from `now` (which
+    must be timezone-aware). Raises `InvalidEvent` when the result would not parse.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise InvalidEvent("timestamp: now must be timezone-aware")
+    body: dict[str, Any] = {
+        "id": event_id if event_id is not None else str(uuid.uuid4()),
+        "event": event,
+        "timestamp": format_timestamp(now),
+        "organization_id": organization_id,
+        "room": room,
+    }
+    if user is not None:
+        body["user"] = user
+    if users is not None:
+        body["users"] = users
+    for key, value in (extra or {}).items():
+        if key in body:
+            raise InvalidEvent(f"{key}: pass it as its own argument, not in extra")
+        body[key] = value
+    parse_event(body)
+    return body
