@@ -122,12 +122,21 @@ def _dead_letter() -> dict[str, Any]:
     )
 
 
-def _channels(topics: Topics) -> dict[str, tuple[str, str, dict[str, Any], str, str]]:
-    """Channel id -> (address, description, messages, written by, read by)."""
-    event_key = _key("The room id, else the organization id (per-room order).")
-    registry_key = _key("`webhook:<id>` or `workflow:<id>`.", pattern="^(webhook|workflow):.+$")
-    webhook_key = _key("The webhook id.", format="uuid")
-    workflow_key = _key("The workflow id.", format="uuid")
+def _registry_messages() -> dict[str, Any]:
+    return {
+        "WebhookRecord": _model(
+            messages.WebhookRecord, _key("`webhook:<id>`.", pattern="^webhook:.+$")
+        ),
+        "WorkflowRecord": _model(
+            messages.WorkflowRecord, _key("`workflow:<id>`.", pattern="^workflow:.+$")
+        ),
+        "Deleted": _tombstone(
+            _key("`webhook:<id>` or `workflow:<id>`.", pattern="^(webhook|workflow):.+$")
+        ),
+    }
+
+
+def _room_state_messages() -> dict[str, Any]:
     kv_key = _key("`<org>/<room>/kv/<store>/<key>`", pattern="^[^/]+/[^/]+/kv/[^/]+/.+$")
     file_key = _key("`<org>/<room>/file/<path>`", pattern="^[^/]+/[^/]+/file/.+$")
     state_key = _key("A KV or file key, as above.", pattern="^[^/]+/[^/]+/(kv|file)/.+$")
@@ -143,7 +152,15 @@ def _channels(topics: Topics) -> dict[str, tuple[str, str, dict[str, Any], str, 
         file_key,
         summary="The metadata of one file of a room, a JSON object.",
     )
-    return {
+    return {"KvEntry": kv, "FileMetadata": file, "Deleted": _tombstone(state_key)}
+
+
+def _channels(topics: Topics) -> dict[str, tuple[str, str, dict[str, Any], str, str]]:
+    """Channel id -> (address, description, messages, written by, read by)."""
+    event_key = _key("The room id, else the organization id (per-room order).")
+    webhook_key = _key("The webhook id.", format="uuid")
+    workflow_key = _key("The workflow id.", format="uuid")
+    channels = {
         "events": (
             topics.events,
             "Room and organization events, in.",
@@ -154,15 +171,7 @@ def _channels(topics: Topics) -> dict[str, tuple[str, str, dict[str, Any], str, 
         "registry": (
             topics.registry,
             "Compacted: the last record per key is the truth.",
-            {
-                "WebhookRecord": _model(
-                    messages.WebhookRecord, _key("`webhook:<id>`.", pattern="^webhook:.+$")
-                ),
-                "WorkflowRecord": _model(
-                    messages.WorkflowRecord, _key("`workflow:<id>`.", pattern="^workflow:.+$")
-                ),
-                "Deleted": _tombstone(registry_key),
-            },
+            _registry_messages(),
             "registry",
             "fanout, delivery",
         ),
@@ -193,32 +202,19 @@ def _channels(topics: Topics) -> dict[str, tuple[str, str, dict[str, Any], str, 
         "roomState": (
             topics.room_state,
             "Compacted: a room's KV entries and file metadata.",
-            {"KvEntry": kv, "FileMetadata": file, "Deleted": _tombstone(state_key)},
+            _room_state_messages(),
             "room services",
             "workflow_runner",
         ),
-        "eventsDlq": (
-            topics.events_dlq,
-            "Dead letters of the events topic.",
-            {"DeadLetter": _dead_letter()},
-            "fanout",
-            "operators",
-        ),
-        "deliveriesDlq": (
-            topics.deliveries_dlq,
-            "Dead letters of the deliveries topic.",
-            {"DeadLetter": _dead_letter()},
-            "delivery",
-            "operators",
-        ),
-        "workflowRunsDlq": (
-            topics.workflow_runs_dlq,
-            "Dead letters of the workflow-runs topic.",
-            {"DeadLetter": _dead_letter()},
-            "workflow_runner",
-            "operators",
-        ),
     }
+    for cid, address, source, writer in (
+        ("eventsDlq", topics.events_dlq, "events", "fanout"),
+        ("deliveriesDlq", topics.deliveries_dlq, "deliveries", "delivery"),
+        ("workflowRunsDlq", topics.workflow_runs_dlq, "workflow-runs", "workflow_runner"),
+    ):
+        description = f"Dead letters of the {source} topic."
+        channels[cid] = (address, description, {"DeadLetter": _dead_letter()}, writer, "operators")
+    return channels
 
 
 def _schemas() -> dict[str, Any]:
