@@ -124,13 +124,19 @@ def json_value(value: str) -> Any:
 def build_parser() -> Parser:
     parser = Parser(prog="roomhooks", description="roomhooks: webhooks for room events.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
     commands.add_parser(
         "dev",
         help="run the whole platform locally in the foreground (make run)",
         description="Start the broker, Postgres and every service; Ctrl-C stops them all.",
     )
+    _add_account_commands(commands)
+    _add_publish_commands(commands)
+    _add_listen_command(commands)
+    return parser
 
+
+def _add_account_commands(commands: Any) -> None:
+    """`accounts create`, `keys create`, `secrets-key`."""
     accounts = commands.add_parser("accounts", help="manage accounts")
     accounts_do = accounts.add_subparsers(dest="action", metavar="ACTION", required=True)
     create_account = accounts_do.add_parser("create", help="create an account; prints its id")
@@ -151,6 +157,9 @@ def build_parser() -> Parser:
         " registry has restarted (it re-seals every secret under NEW), drop OLD.",
     )
 
+
+def _add_publish_commands(commands: Any) -> None:
+    """`publish` (an event) and `state put-kv` / `state put-file` (room data)."""
     publish = commands.add_parser(
         "publish", help="publish an event to the events topic; prints its id"
     )
@@ -178,6 +187,8 @@ def build_parser() -> Parser:
         "--metadata", type=json_value, metavar="JSON", help="e.g. '{\"size\": 1024}'"
     )
 
+
+def _add_listen_command(commands: Any) -> None:
     listen = commands.add_parser(
         "listen",
         help="run a local webhook endpoint that verifies signatures and prints each delivery",
@@ -188,7 +199,6 @@ def build_parser() -> Parser:
     listen.add_argument(
         "--status", type=int, default=200, help="status to answer verified deliveries with"
     )
-    return parser
 
 
 # --- commands ------------------------------------------------------------------------------
