@@ -1,9 +1,9 @@
-"""Messages other services read from `roomhooks.registry`.
+"""The messages services send each other, beside the inbound events (`shared.events`).
 
-The registry publishes the public record of every webhook under key `webhook:<id>` (no
-secret), and a tombstone (null value) when it is deleted. The topic is compacted: the last
-record per key is the truth. Consumers are at-least-once and must drop a record whose
-`revision` is lower than one they already hold.
+Facts on `roomhooks.registry` (`WebhookRecord`, `WorkflowRecord`), orders on
+`roomhooks.deliveries`, `roomhooks.workflow-runs` and `roomhooks.registry.commands`. Every
+topic is at-least-once: each model says what makes reading it twice harmless. `python -m
+shared.asyncapi` publishes these docstrings in docs/asyncapi.json.
 """
 
 from __future__ import annotations
@@ -59,7 +59,13 @@ def parse_registry_key(key: str) -> tuple[str, str]:
 
 
 class WebhookRecord(BaseModel):
-    """`WebhookRegistered`: the current public state of one webhook."""
+    """`WebhookRegistered`: the current public state of one webhook (never its secret).
+
+    `roomhooks.registry` (compacted), key `webhook:<id>`; a null value means deleted. Written
+    by the registry on every change; read by fanout (routing) and delivery (its targets
+    cache). A consumer drops a record whose `revision` is lower than one it holds, so a
+    replay is harmless.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -78,11 +84,11 @@ class WebhookRecord(BaseModel):
 
 
 class DeliveryRequested(BaseModel):
-    """`roomhooks.deliveries`, key = webhook id: deliver `body` to one webhook.
+    """An order: deliver `body` to one webhook, retrying on its schedule.
 
-    Written by fanout (and by the registry for test pings). At-least-once: the delivery
-    service stores it idempotently on (webhook_id, event_id); `delivery_id` is
-    UUIDv5(webhook id, event id), so a re-read event makes no second delivery.
+    `roomhooks.deliveries`, key = webhook id. Written by fanout (and by the registry for test
+    pings); read by delivery, which stores it idempotently on (webhook_id, event_id):
+    `delivery_id` is UUIDv5(webhook id, event id), so a re-read event makes no second delivery.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -108,8 +114,12 @@ class DeliveryRequested(BaseModel):
 
 
 class RedeliverRequested(BaseModel):
-    """`roomhooks.deliveries`, key = webhook id: make a new attempt of a stored delivery now,
-    even after it failed. Written by the registry (POST .../redeliver)."""
+    """An order: attempt one stored delivery again now, even after it failed.
+
+    `roomhooks.deliveries`, key = webhook id. Written by the registry (POST .../redeliver);
+    read by delivery. A re-read order makes the delivery due again, so its receiver may get
+    one more attempt under the same `delivery_id`; an order for no stored delivery does nothing.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -126,8 +136,12 @@ def delivery_id_for(webhook_id: str, event_id: str) -> str:
 
 
 class DisableWebhook(BaseModel):
-    """`roomhooks.registry.commands`, key = webhook id: an order to the registry, which owns
-    webhooks, to disable one (the delivery service sends it when an endpoint answers 410)."""
+    """An order to the registry, which owns webhooks: disable this one.
+
+    `roomhooks.registry.commands`, key = webhook id. Written by delivery when an endpoint
+    answers 410 Gone; read by the registry. Idempotent: disabling a disabled webhook changes
+    nothing, and an unknown webhook is skipped.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -139,9 +153,13 @@ class DisableWebhook(BaseModel):
 
 
 class WorkflowRecord(BaseModel):
-    """`WorkflowRegistered`: the current public state of one workflow, under key
-    `workflow:<id>` on `roomhooks.registry` (null value = deleted). The code itself is not
-    on the topic: the runner reads it from Postgres by (id, version)."""
+    """`WorkflowRegistered`: the current public state of one workflow (not its code).
+
+    `roomhooks.registry` (compacted), key `workflow:<id>`; a null value means deleted.
+    Written by the registry; read by fanout, which requests runs of the current `version`
+    (the runner reads the code from Postgres by id and version). A consumer drops a record
+    whose `revision` is lower than one it holds.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -160,10 +178,11 @@ class WorkflowRecord(BaseModel):
 
 
 class WorkflowRunRequested(BaseModel):
-    """`roomhooks.workflow-runs`, key = workflow id: run one workflow version on one event.
+    """An order: run one workflow version on one event.
 
-    Written by fanout. At-least-once: the runner stores the execution idempotently on
-    `run_id` = UUIDv5(workflow id, event id), so a re-read event runs once.
+    `roomhooks.workflow-runs`, key = workflow id. Written by fanout; read by the workflow
+    runner, which stores the execution idempotently on `run_id` = UUIDv5(workflow id, event
+    id), so a re-read event runs once.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -55,9 +55,13 @@ class User(BaseModel):
 
 
 class EventBase(BaseModel):
-    """An inbound event. `id` is the producer's idempotency key: a re-sent event keeps it.
+    """A fact from a room or an organization, in on `roomhooks.events`.
 
-    Build instances with `parse_event`; the subclass is chosen by the catalog entry of `event`.
+    Key: the room id, else the organization id (per-room order). Written by the room services
+    (and the registry's own organization events); read by fanout and the workflow runner.
+    `id` is the producer's idempotency key: a re-sent event keeps it, and the delivery and
+    run ids derive from it, so a re-read event is delivered and run once. Build instances
+    with `parse_event`; the subclass is chosen by the catalog entry of `event`.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -98,17 +102,21 @@ class EventBase(BaseModel):
 
 
 class ParticipantEvent(EventBase):
-    """`participant.joined` / `participant.left`."""
+    """`participant.joined` / `participant.left`: `user` came online in, or left, `room`."""
 
     room: Room
     user: User
 
 
 class SessionStartedEvent(EventBase):
+    """`session.started`: the first user joined `room`, so a new session began."""
+
     room: Room
 
 
 class SessionClosedEvent(EventBase):
+    """`session.closed`: the last user left `room`, so its session ended (with its `users`)."""
+
     room: Room
     users: list[User]
 
