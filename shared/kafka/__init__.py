@@ -1,0 +1,36 @@
+"""Kafka for every service: topic names and codec (`topics`), clients (`clients`), topic
+creation (`topic_setup`). At-least-once throughout: producers wait for every in-sync
+replica (`acks="all"`); consumers commit only what is durably done.
+"""
+
+from shared.kafka.clients import (
+    BACKGROUND_FETCH_MAX_WAIT_MS,
+    BROKER_CHECK_TIMEOUT_S,
+    GAP_REFETCH_PAUSE_S,
+    GapRecheckingConsumer,
+    broker_check,
+    make_consumer,
+    make_producer,
+    stop_quietly,
+)
+from shared.kafka.topic_setup import TopicsRefused, config_drift, ensure_topics, refused_topics
+from shared.kafka.topics import JSON_HEADERS, Topics, dumps, loads
+
+__all__ = [
+    "BACKGROUND_FETCH_MAX_WAIT_MS",
+    "BROKER_CHECK_TIMEOUT_S",
+    "GAP_REFETCH_PAUSE_S",
+    "JSON_HEADERS",
+    "GapRecheckingConsumer",
+    "Topics",
+    "TopicsRefused",
+    "broker_check",
+    "config_drift",
+    "dumps",
+    "ensure_topics",
+    "loads",
+    "make_consumer",
+    "make_producer",
+    "refused_topics",
+    "stop_quietly",
+]
