@@ -14,7 +14,8 @@ import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from devtool.devstack import TANSU_GAP_RECHECK_MS, DevSettings
+from devtool.broker import TANSU_GAP_RECHECK_MS
+from devtool.devstack import DevSettings
 from shared.kafka import Topics
 from shared.secrets_box import SecretsBox
 from tests.support.devstack import (
