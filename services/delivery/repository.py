@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.messages import DeliveryRequested
+from shared.messages import DeliveryRequested, RedeliverRequested
 
 _JOB_COLUMNS = "id, webhook_id, organization_id, event_id, event, payload, attempts, lease_until"
 
@@ -272,3 +272,52 @@ async def load_target(conn: asyncpg.Connection, webhook_id: UUID) -> StoredTarge
         record["enabled"],
         tuple(float(s) for s in schedule) if schedule is not None else None,
     )
+
+
+class PostgresDeliveryStore:
+    """`DeliveryStore` on the delivery schema: each call one connection of the pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def store_requests(
+        self,
+        requested: Sequence[DeliveryRequested],
+        redeliver: Sequence[RedeliverRequested],
+        *,
+        now: datetime,
+        lease_until: datetime,
+    ) -> tuple[list[Job], list[bool]]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            jobs = await insert_requested(conn, requested, now=now, lease_until=lease_until)
+            found = [
+                await rearm(
+                    conn,
+                    delivery_id=UUID(order.delivery_id),
+                    webhook_id=UUID(order.webhook_id),
+                    organization_id=UUID(order.organization_id),
+                    now=now,
+                )
+                for order in redeliver
+            ]
+        return jobs, found
+
+    async def claim_due(
+        self, *, now: datetime, lease_until: datetime, limit: int, skip_webhooks: Sequence[UUID]
+    ) -> list[Job]:
+        async with self._pool.acquire() as conn:
+            return await claim_due(
+                conn, now=now, lease_until=lease_until, limit=limit, skip_webhooks=skip_webhooks
+            )
+
+    async def renew_lease(self, job: Job, *, lease_until: datetime) -> datetime | None:
+        async with self._pool.acquire() as conn:
+            return await renew_lease(conn, job, lease_until=lease_until)
+
+    async def release(self, ids: Sequence[UUID], *, due_at: datetime) -> None:
+        async with self._pool.acquire() as conn:
+            await release(conn, ids, due_at=due_at)
+
+    async def stop(self, ids: Sequence[UUID], *, reason: str, now: datetime) -> None:
+        async with self._pool.acquire() as conn:
+            await stop_deliveries(conn, ids, reason=reason, now=now)

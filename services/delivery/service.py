@@ -16,18 +16,22 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
-import asyncpg
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.delivery import repository
-from services.delivery.dispatcher import Dispatcher, build_headers
+from services.delivery.dependencies import AttemptLog, DeliveryStore, TargetLookup, WebhookPoster
+from services.delivery.dispatcher import build_headers
 from services.delivery.lanes import Lanes
-from services.delivery.policy import AttemptResult, Final, Outcome, decide, spill_delay
-from services.delivery.recorder import AttemptRecorder
-from services.delivery.repository import AttemptRow, Job
+from services.delivery.policy import (
+    AttemptResult,
+    Decision,
+    Final,
+    Outcome,
+    decide,
+    spill_delay,
+)
+from services.delivery.repository import AttemptRow, Job, Target
 from services.delivery.settings import DeliverySettings
-from services.delivery.targets import Targets
 from shared.messages import DeliveryRequested, DisableWebhook, RedeliverRequested
 
 log = structlog.get_logger(__name__)
@@ -62,21 +66,24 @@ class DeliveryMetrics:
 
 
 class DeliveryService:
+    """Accepts requests (idempotent, durable before their offsets are committed), attempts
+    them in the lanes under a lease, records each attempt, claims due retries."""
+
     def __init__(
         self,
         *,
-        pool: asyncpg.Pool,
-        dispatcher: Dispatcher,
-        targets: Targets,
+        store: DeliveryStore,
+        dispatcher: WebhookPoster,
+        targets: TargetLookup,
         lanes: Lanes,
-        recorder: AttemptRecorder,
+        recorder: AttemptLog,
         disable: DisablePublisher,
         settings: DeliverySettings,
         clock: Callable[[], datetime],
         metrics: DeliveryMetrics,
         user_agent: str,
     ) -> None:
-        self._pool = pool
+        self._store = store
         self._dispatcher = dispatcher
         self._targets = targets
         self._lanes = lanes
@@ -113,19 +120,11 @@ class DeliveryService:
         now = self._clock()
         requested = [m for m in messages if isinstance(m, DeliveryRequested)]
         redeliver = [m for m in messages if isinstance(m, RedeliverRequested)]
-        async with self._pool.acquire() as conn, conn.transaction():
-            jobs = await repository.insert_requested(
-                conn, requested, now=now, lease_until=now + self._lease
-            )
-            for order in redeliver:
-                rearmed = await repository.rearm(
-                    conn,
-                    delivery_id=UUID(order.delivery_id),
-                    webhook_id=UUID(order.webhook_id),
-                    organization_id=UUID(order.organization_id),
-                    now=now,
-                )
-                log.info("delivery.redeliver", delivery_id=order.delivery_id, found=rearmed)
+        jobs, found = await self._store.store_requests(
+            requested, redeliver, now=now, lease_until=now + self._lease
+        )
+        for order, rearmed in zip(redeliver, found, strict=True):
+            log.info("delivery.redeliver", delivery_id=order.delivery_id, found=rearmed)
         if redeliver:
             self.wake_scheduler.set()
         self._metrics.accepted.inc(len(jobs))
@@ -154,12 +153,12 @@ class DeliveryService:
             self._admitted_leases[job.id] = job.lease_until
             task.add_done_callback(self._forget)
         self._metrics.in_flight.set(self._lanes.admitted)
-        if spilled:
-            async with self._pool.acquire() as conn:
-                for due_at, ids in spilled.items():
-                    await repository.release(conn, ids, due_at=due_at)
+        for due_at, ids in spilled.items():
+            await self._store.release(ids, due_at=due_at)
 
     async def attempt(self, job: Job) -> None:
+        """Attempt a leased delivery once, in its lane, and record the result; never raises
+        (a crash is logged, and the lease brings the delivery back)."""
         if self._draining:  # its lane slot came after SIGTERM: leave it to be released
             self._not_started.append(job.id)
             return
@@ -172,47 +171,11 @@ class DeliveryService:
             job = held
             target = await self._targets.get(job.webhook_id)
             if target is None or not target.enabled:
-                reason = "webhook deleted" if target is None else "webhook disabled"
-                async with self._pool.acquire() as conn:
-                    await repository.stop_deliveries(
-                        conn, [job.id], reason=reason, now=self._clock()
-                    )
-                self._metrics.finished.labels("failed").inc()
-                bound.info("delivery.stopped", reason=reason)
+                await self._stop_unsendable(job, target, bound)
                 return
             number = job.attempts + 1
-            if target.secret is None:  # nothing to sign with: a failed attempt, no request
-                result = AttemptResult(
-                    Outcome.SECRET_UNREADABLE, self._clock(), 0, error=target.secret_error
-                )
-            else:
-                body = job.payload.encode()
-                headers = build_headers(
-                    secret=target.secret,
-                    body=body,
-                    delivery_id=str(job.id),
-                    event=job.event,
-                    attempt=number,
-                    timestamp=int(self._clock().timestamp()),
-                    user_agent=self._user_agent,
-                )
-                result = await self._dispatcher.post(target.url, body, headers)
-                self._lanes.report(
-                    job.webhook_id, answered=result.outcome is not Outcome.NETWORK_ERROR
-                )
-            schedule = (
-                target.retry_schedule
-                if target.retry_schedule is not None  # [] means: never retry
-                else tuple(self._settings.retry_schedule)
-            )
-            decision = decide(
-                number,
-                result,
-                now=self._clock(),
-                schedule=schedule,
-                retry_after_max=self._settings.retry_after_max_s,
-                jitter=random.random(),
-            )
+            result = await self._send(job, target, number)
+            decision = self._decide(target, number, result)
             await self._recorder.record(
                 _attempt_row(job, number, result, decision.status, decision.next_attempt_at)
             )
@@ -229,18 +192,67 @@ class DeliveryService:
                 duration_ms=result.duration_ms,
             )
             if decision.disable_webhook:
-                self._targets.mark_disabled(job.webhook_id)
-                await self._disable(
-                    DisableWebhook(
-                        webhook_id=str(job.webhook_id),
-                        organization_id=str(job.organization_id),
-                        reason="the endpoint answered 410 Gone",
-                        requested_at=self._clock(),
-                    )
-                )
-                bound.warning("delivery.webhook_disabled", status_code=410)
+                await self._disable_webhook(job, bound)
         except Exception:  # noqa: BLE001 - keep the lane going; the lease brings it back
             bound.exception("delivery.attempt_crashed")
+
+    async def _stop_unsendable(
+        self, job: Job, target: Target | None, bound: structlog.BoundLogger
+    ) -> None:
+        """End a delivery whose webhook was deleted or disabled, without a request."""
+        reason = "webhook deleted" if target is None else "webhook disabled"
+        await self._store.stop([job.id], reason=reason, now=self._clock())
+        self._metrics.finished.labels("failed").inc()
+        bound.info("delivery.stopped", reason=reason)
+
+    async def _send(self, job: Job, target: Target, number: int) -> AttemptResult:
+        """The signed POST of attempt `number`; without a secret, a failed attempt and no
+        request (nothing to sign with)."""
+        if target.secret is None:
+            return AttemptResult(
+                Outcome.SECRET_UNREADABLE, self._clock(), 0, error=target.secret_error
+            )
+        body = job.payload.encode()
+        headers = build_headers(
+            secret=target.secret,
+            body=body,
+            delivery_id=str(job.id),
+            event=job.event,
+            attempt=number,
+            timestamp=int(self._clock().timestamp()),
+            user_agent=self._user_agent,
+        )
+        result = await self._dispatcher.post(target.url, body, headers)
+        self._lanes.report(job.webhook_id, answered=result.outcome is not Outcome.NETWORK_ERROR)
+        return result
+
+    def _decide(self, target: Target, number: int, result: AttemptResult) -> Decision:
+        schedule = (
+            target.retry_schedule
+            if target.retry_schedule is not None  # [] means: never retry
+            else tuple(self._settings.retry_schedule)
+        )
+        return decide(
+            number,
+            result,
+            now=self._clock(),
+            schedule=schedule,
+            retry_after_max=self._settings.retry_after_max_s,
+            jitter=random.random(),
+        )
+
+    async def _disable_webhook(self, job: Job, bound: structlog.BoundLogger) -> None:
+        """The endpoint answered 410 Gone: stop sending now, and tell the registry."""
+        self._targets.mark_disabled(job.webhook_id)
+        await self._disable(
+            DisableWebhook(
+                webhook_id=str(job.webhook_id),
+                organization_id=str(job.organization_id),
+                reason="the endpoint answered 410 Gone",
+                requested_at=self._clock(),
+            )
+        )
+        bound.warning("delivery.webhook_disabled", status_code=410)
 
     async def _hold_lease(self, job: Job) -> Job | None:
         """`job` with a lease that outlasts the attempt about to start, or None when the
@@ -256,9 +268,7 @@ class DeliveryService:
             job = dataclasses.replace(job, lease_until=held)
         if held - self._clock() >= self._lease_floor:
             return job
-        now = self._clock()
-        async with self._pool.acquire() as conn:
-            renewed = await repository.renew_lease(conn, job, lease_until=now + self._lease)
+        renewed = await self._store.renew_lease(job, lease_until=self._clock() + self._lease)
         if renewed is None:
             return None
         self._admitted_leases[job.id] = renewed
@@ -278,14 +288,12 @@ class DeliveryService:
         if room == 0:
             return 0
         now = self._clock()
-        async with self._pool.acquire() as conn:
-            jobs = await repository.claim_due(
-                conn,
-                now=now,
-                lease_until=now + self._lease,
-                limit=room,
-                skip_webhooks=self._lanes.saturated(),
-            )
+        jobs = await self._store.claim_due(
+            now=now,
+            lease_until=now + self._lease,
+            limit=room,
+            skip_webhooks=self._lanes.saturated(),
+        )
         await self.submit(jobs)
         return len(jobs)
 
@@ -325,8 +333,7 @@ class DeliveryService:
         await asyncio.gather(*tasks, return_exceptions=True)
         ids = [*self._not_started, *(job.id for job in tasks.values())]
         if ids:
-            async with self._pool.acquire() as conn:
-                await repository.release(conn, ids, due_at=self._clock())
+            await self._store.release(ids, due_at=self._clock())
         return ids
 
 
