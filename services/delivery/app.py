@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from importlib.metadata import version
+from typing import TypeVar
 from uuid import UUID
 
 import aiohttp
@@ -22,6 +23,7 @@ from services.delivery.consumer import RequestConsumer
 from services.delivery.dispatcher import Dispatcher
 from services.delivery.lanes import Lanes
 from services.delivery.recorder import AttemptRecorder
+from services.delivery.repository import PostgresDeliveryStore
 from services.delivery.scheduler import schedule_retries, watch_registry
 from services.delivery.service import DeliveryMetrics, DeliveryService
 from services.delivery.settings import DeliverySettings
@@ -48,9 +50,9 @@ from shared.ssrf import AddressPolicy
 
 log = structlog.get_logger(__name__)
 
-# Of the shutdown grace period, the part kept back from in-flight attempts for releasing the
-# unfinished ones, writing the recorded attempts and closing the clients (a fifth, at most
-# 3 s); a third of that is for closing the clients alone.
+_Client = TypeVar("_Client", AIOKafkaProducer, AIOKafkaConsumer)
+
+# The most of the shutdown grace period kept back from in-flight attempts (see `_Deadline`).
 _SHUTDOWN_RESERVE_MAX_S = 3.0
 
 
@@ -78,6 +80,7 @@ class Delivery:
         self._clock = clock
         self._stack = AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
+        self._fetching: list[asyncio.Task[None]] = []  # the loops that fetch or claim work
         self._stopping = asyncio.Event()
         self.service: DeliveryService | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -88,82 +91,36 @@ class Delivery:
         self._claim_retries = RetryWatch("retry scheduler", settings.retry_limit)
 
     async def start(self) -> None:
+        """Build every part, each closed by `stop()` in reverse order; start the loops."""
         s = self.settings
-        stack = self._stack
-        pool: asyncpg.Pool = await create_pool(s.postgres)
-        self._pool = pool
-        stack.push_async_callback(pool.close)
-        async with pool.acquire() as conn:
-            await apply_migrations(conn, schema="delivery", package="services.delivery")
+        self._pool = await self._open_postgres()
         await ensure_topics(s.kafka, self.topics)
-
-        producer: AIOKafkaProducer = make_producer(s.kafka)
-        await producer.start()
-        stack.push_async_callback(stop_quietly, "producer", producer.stop)
-
-        policy = AddressPolicy.build(
-            allow_loopback=s.loopback_allowed, allowed_networks=s.allowed_networks
-        )
-        connector = aiohttp.TCPConnector(
-            resolver=GuardedResolver(policy, self._resolver),
-            limit=s.max_in_flight,
-            limit_per_host=0,
-        )
-        session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-        stack.push_async_callback(session.close)
-
+        producer = await self._started("producer", make_producer(s.kafka))
         lanes = Lanes(
             max_in_flight=s.max_in_flight,
             per_webhook_concurrency=s.per_webhook_concurrency,
             per_webhook_backlog=s.per_webhook_backlog,
             max_admitted=s.max_in_flight * 8,
         )
-        recorder = AttemptRecorder(
-            pool,
+        self._recorder = AttemptRecorder(
+            self._pool,
             batch_size=s.record_batch,
             clock=self._clock,
             poison=self.poison,
             stall_s=s.recorder_stall_s,
             retry_limit=s.retry_limit,
         )
-        self._recorder = recorder
-        self.targets = Targets(pool, self.box, ttl_s=s.webhook_cache_ttl_s)
-
-        async def disable(order: DisableWebhook) -> None:
-            await producer.send_and_wait(
-                self.topics.registry_commands,
-                dumps(order.model_dump(mode="json")),
-                key=order.webhook_id.encode(),
-                headers=JSON_HEADERS,
-            )
-
-        self.service = DeliveryService(
-            pool=pool,
-            dispatcher=Dispatcher(
-                session,
-                policy=policy,
-                timeout_s=s.timeout_s,
-                body_max_bytes=s.response_body_max_bytes,
-                clock=self._clock,
+        self.targets = Targets(self._pool, self.box, ttl_s=s.webhook_cache_ttl_s)
+        self.service = self._build_service(lanes, producer)
+        self._consumer = await self._started(
+            "consumer",
+            make_consumer(
+                s.kafka,
+                self.topics.deliveries,
+                group_id=self.topics.group("delivery"),
+                max_poll_records=s.fetch_max_records,
             ),
-            targets=self.targets,
-            lanes=lanes,
-            recorder=recorder,
-            disable=disable,
-            settings=s,
-            clock=self._clock,
-            metrics=DeliveryMetrics(self.metrics_registry),
-            user_agent=f"roomhooks/{version('roomhooks')}",
         )
-
-        self._consumer = make_consumer(
-            s.kafka,
-            self.topics.deliveries,
-            group_id=self.topics.group("delivery"),
-            max_poll_records=s.fetch_max_records,
-        )
-        await self._consumer.start()
-        stack.push_async_callback(stop_quietly, "consumer", self._consumer.stop)
         self.requests = RequestConsumer(
             self._consumer,
             self.service,
@@ -175,36 +132,95 @@ class Delivery:
             retry_limit=s.retry_limit,
             fetch_stall_s=s.fetch_stall_s,
         )
-
-        watcher = make_consumer(s.kafka, group_id=None, background=True)
-        await watcher.start()
-        stack.push_async_callback(stop_quietly, "registry_watcher", watcher.stop)
-
+        watcher = await self._started(
+            "registry_watcher", make_consumer(s.kafka, group_id=None, background=True)
+        )
         runner = await start_health_server(
             self.readiness, self.metrics_registry, host=s.health_host, port=s.health_port
         )
         if runner is not None:
-            stack.push_async_callback(runner.cleanup)
+            self._stack.push_async_callback(runner.cleanup)
+        self._start_loops(watcher)
+        log.info("delivery.started", group=self.topics.group("delivery"))
 
-        self._tasks = [
-            asyncio.create_task(recorder.run(), name="recorder"),
+    async def _open_postgres(self) -> asyncpg.Pool:
+        """The pool, closed last; the delivery schema migrated."""
+        pool: asyncpg.Pool = await create_pool(self.settings.postgres)
+        self._stack.push_async_callback(pool.close)
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, schema="delivery", package="services.delivery")
+        return pool
+
+    async def _started(self, name: str, client: _Client) -> _Client:
+        """`client` started, and stopped when the service closes."""
+        await client.start()
+        self._stack.push_async_callback(stop_quietly, name, client.stop)
+        return client
+
+    def _build_service(self, lanes: Lanes, producer: AIOKafkaProducer) -> DeliveryService:
+        """The service over Postgres, the guarded HTTP client, and the registry's commands."""
+        s = self.settings
+        policy = AddressPolicy.build(
+            allow_loopback=s.loopback_allowed, allowed_networks=s.allowed_networks
+        )
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(policy, self._resolver),
+            limit=s.max_in_flight,
+            limit_per_host=0,
+        )
+        session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        self._stack.push_async_callback(session.close)
+
+        async def disable(order: DisableWebhook) -> None:
+            await producer.send_and_wait(
+                self.topics.registry_commands,
+                dumps(order.model_dump(mode="json")),
+                key=order.webhook_id.encode(),
+                headers=JSON_HEADERS,
+            )
+
+        return DeliveryService(
+            store=PostgresDeliveryStore(self._pool),
+            dispatcher=Dispatcher(
+                session,
+                policy=policy,
+                timeout_s=s.timeout_s,
+                body_max_bytes=s.response_body_max_bytes,
+                clock=self._clock,
+            ),
+            targets=self.targets,
+            lanes=lanes,
+            recorder=self._recorder,
+            disable=disable,
+            settings=s,
+            clock=self._clock,
+            metrics=DeliveryMetrics(self.metrics_registry),
+            user_agent=f"roomhooks/{version('roomhooks')}",
+        )
+
+    def _start_loops(self, watcher: AIOKafkaConsumer) -> None:
+        assert self.service is not None and self.requests is not None
+        self._fetching = [
             asyncio.create_task(self.requests.run(), name="consume"),
             asyncio.create_task(
                 schedule_retries(
                     self.service,
                     stopping=self._stopping,
                     retries=self._claim_retries,
-                    claim_batch=s.claim_batch,
-                    interval_s=s.scheduler_interval_s,
+                    claim_batch=self.settings.claim_batch,
+                    interval_s=self.settings.scheduler_interval_s,
                 ),
                 name="scheduler",
             ),
+        ]
+        self._tasks = [
+            asyncio.create_task(self._recorder.run(), name="recorder"),
+            *self._fetching,
             asyncio.create_task(
                 watch_registry(watcher, self.topics.registry, self.targets),
                 name="registry-watch",
             ),
         ]
-        log.info("delivery.started", group=self.topics.group("delivery"))
 
     async def readiness(self) -> dict[str, str]:
         """/readyz: each loop's watch, the broker and Postgres; "stopping" once stopping."""
@@ -240,57 +256,70 @@ class Delivery:
         them; write every recorded attempt; close the clients (leaving the consumer group).
         """
         grace = self.settings.shutdown_grace_s
-        reserve = min(_SHUTDOWN_RESERVE_MAX_S, grace / 5)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        deadline = started + grace
-
-        def left(keep: float = 0.0) -> float:
-            """Seconds to the deadline, less `keep` for the steps after."""
-            return max(0.0, deadline - keep - loop.time())
-
+        deadline = _Deadline(grace)
         service = self.service
         self._stopping.set()
         if service is not None:
             service.start_draining()
-        log.info(
-            "delivery.stopping",
-            grace_s=grace,
-            in_flight=service.in_flight if service is not None else 0,
-        )
-        consume, schedule = self._tasks[1], self._tasks[2]
-        for task in (consume, schedule):
+        log.info("delivery.stopping", grace_s=grace, in_flight=service.in_flight if service else 0)
+        for task in self._fetching:
             # Each loop sees the flag within a fetch (500 ms); past that it is cancelled,
             # which rewinds an unstored batch (nothing committed, read again later).
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=min(2.0, left()))
+                await asyncio.wait_for(task, timeout=min(2.0, deadline.left()))
         log.info("delivery.fetching_stopped", offsets="committed for every stored request")
         if service is not None:
-            unfinished = await service.finish_in_flight(timeout_s=left(reserve))
-            released: list[UUID] = []
-            try:
-                released = await asyncio.wait_for(
-                    service.release_in_flight(), timeout=max(0.5, left(reserve / 3))
-                )
-            except Exception as exc:  # noqa: BLE001 - their leases run out instead
-                log.warning("delivery.release_failed", unfinished=unfinished, error=repr(exc))
-            log.info(
-                "delivery.in_flight_done",
-                unfinished=unfinished,
-                released=len(released),
-                seconds=round(loop.time() - started, 3),
-            )
-            if not await self._recorder.drain(timeout_s=max(0.5, left(reserve / 3))):
-                # Postgres is away: these attempts are repeated once their leases run out.
-                log.warning("delivery.attempts_unrecorded", seconds=round(loop.time() - started, 3))
+            await self._finish_in_flight(service, deadline)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:  # the exit is promised within the grace period, even with a server gone quiet
-            await asyncio.wait_for(self._stack.aclose(), timeout=max(1.0, left()))
+            await asyncio.wait_for(self._stack.aclose(), timeout=max(1.0, deadline.left()))
         except TimeoutError:
             log.warning("delivery.close_timed_out", grace_s=grace)
-        log.info("delivery.stopped", seconds=round(loop.time() - started, 3), grace_s=grace)
+        log.info("delivery.stopped", seconds=deadline.elapsed(), grace_s=grace)
+
+    async def _finish_in_flight(self, service: DeliveryService, deadline: _Deadline) -> None:
+        """Let running attempts end, release the rest, write every recorded attempt: each
+        step within the deadline, less the reserve kept for the steps after it."""
+        reserve = deadline.reserve
+        unfinished = await service.finish_in_flight(timeout_s=deadline.left(reserve))
+        released: list[UUID] = []
+        try:
+            released = await asyncio.wait_for(
+                service.release_in_flight(), timeout=max(0.5, deadline.left(reserve / 3))
+            )
+        except Exception as exc:  # noqa: BLE001 - their leases run out instead
+            log.warning("delivery.release_failed", unfinished=unfinished, error=repr(exc))
+        log.info(
+            "delivery.in_flight_done",
+            unfinished=unfinished,
+            released=len(released),
+            seconds=deadline.elapsed(),
+        )
+        if not await self._recorder.drain(timeout_s=max(0.5, deadline.left(reserve / 3))):
+            # Postgres is away: these attempts are repeated once their leases run out.
+            log.warning("delivery.attempts_unrecorded", seconds=deadline.elapsed())
+
+
+class _Deadline:
+    """The shutdown's grace period, from now: what is left of it, what has passed."""
+
+    def __init__(self, grace_s: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._started = self._loop.time()
+        self._deadline = self._started + grace_s
+        # Of the grace period, the part kept back from in-flight attempts for releasing the
+        # unfinished ones, writing the recorded attempts and closing the clients (a fifth, at
+        # most 3 s); a third of that is for closing the clients alone.
+        self.reserve = min(_SHUTDOWN_RESERVE_MAX_S, grace_s / 5)
+
+    def left(self, keep: float = 0.0) -> float:
+        """Seconds to the deadline, less `keep` for the steps after."""
+        return max(0.0, self._deadline - keep - self._loop.time())
+
+    def elapsed(self) -> float:
+        return round(self._loop.time() - self._started, 3)
 
 
 async def run(settings: DeliverySettings) -> None:
