@@ -16,11 +16,16 @@ from uuid import UUID
 
 import asyncpg
 
-from services.registry import records, repository, workflow_store, workflows
+from services.registry import outbox
+from services.registry.accounts.repository import PostgresAccounts
+from services.registry.accounts.service import AccountService, KeyOwner
+from services.registry.errors import NotFound
 from services.registry.policy import Role
-from services.registry.repository import KeyOwner
-from services.registry.service import AccountService, NotFound
 from services.registry.settings import RegistrySettings
+from services.registry.webhooks import records as webhook_records
+from services.registry.webhooks.repository import WebhookSql
+from services.registry.workflows import records as workflow_records
+from services.registry.workflows.repository import WorkflowSql
 from shared.kafka import Topics
 
 # The roles a key may carry, by name: OWNER, ADMIN, MEMBER.
@@ -46,20 +51,24 @@ def api_address() -> tuple[str, int]:
     return settings.host, settings.port
 
 
+def _accounts(pool: asyncpg.Pool) -> AccountService:
+    return AccountService(PostgresAccounts(pool))
+
+
 async def create_account(pool: asyncpg.Pool, name: str) -> UUID:
-    return await AccountService(pool).create_account(name)
+    return await _accounts(pool).create_account(name)
 
 
 async def create_key(pool: asyncpg.Pool, account_id: UUID, role: str) -> str:
     """A new key of `role` (one of ROLES); the token is returned once. NoSuchAccount."""
     try:
-        return await AccountService(pool).create_key(account_id, Role(role))
+        return await _accounts(pool).create_key(account_id, Role(role))
     except NotFound:
         raise NoSuchAccount(str(account_id)) from None
 
 
 async def account_exists(pool: asyncpg.Pool, account_id: UUID) -> bool:
-    return await AccountService(pool).account_exists(account_id)
+    return await _accounts(pool).account_exists(account_id)
 
 
 def keys_still_valid(account_id: str, owner: KeyOwner | None, member: KeyOwner | None) -> bool:
@@ -82,7 +91,7 @@ async def keep_or_create_account(
 ) -> tuple[AccountKeys, bool]:
     """`previous` when its keys still authenticate as its OWNER and MEMBER, else a new account
     named `name` with new keys. Returns (account, kept)."""
-    accounts = AccountService(pool)
+    accounts = _accounts(pool)
     if previous.owner_token and previous.member_token:
         owner = await accounts.authenticate(previous.owner_token)
         member = await accounts.authenticate(previous.member_token)
@@ -98,10 +107,10 @@ async def reannounce(pool: asyncpg.Pool, topics: Topics) -> tuple[int, int]:
     """Enqueue every webhook's public record and every workflow's record again, in one
     transaction; the relay publishes them. Returns (webhooks, workflows)."""
     async with pool.acquire() as conn, conn.transaction():
-        hooks = await repository.all_webhooks(conn)
-        flows = await workflow_store.all_workflows(conn)
-        entries = [records.registry_entry(topics, row) for row in hooks]
-        entries += [workflows.registry_entry(topics, row) for row in flows]
+        hooks = await WebhookSql(conn).all()
+        flows = await WorkflowSql(conn).all()
+        entries = [webhook_records.registry_entry(topics, row) for row in hooks]
+        entries += [workflow_records.registry_entry(topics, row) for row in flows]
         if entries:
-            await repository.enqueue(conn, entries)
+            await outbox.enqueue(conn, entries)
     return len(hooks), len(flows)

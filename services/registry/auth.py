@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from services.registry.accounts.service import AccountService
 from services.registry.http import RATE_LIMIT, ApiError
 from services.registry.keys import bearer_token, hash_token
 from services.registry.policy import Access, Role, decide_access
 from services.registry.rate_limits import MAX_NAMES, Buckets, Verdict
-from services.registry.service import AccountService
+from services.registry.settings import RegistrySettings
 
 _DENIED = {
     Access.OTHER_ACCOUNT: "this API key belongs to another account",
@@ -30,6 +31,15 @@ class ApiLimits:
     keys: Buckets
     unknown_keys: Buckets
     clock_ms: Callable[[], int] = field(default=lambda: int(time.monotonic() * 1000))
+
+    @classmethod
+    def from_settings(cls, settings: RegistrySettings) -> ApiLimits:
+        return cls(
+            keys=Buckets(rate_per_s=settings.api_rate_per_s, burst=settings.api_burst),
+            unknown_keys=Buckets(
+                rate_per_s=settings.unknown_key_rate_per_s, burst=settings.unknown_key_burst
+            ),
+        )
 
     @classmethod
     def unlimited(cls) -> ApiLimits:
@@ -101,19 +111,3 @@ class Authorizer:
         self._known.move_to_end(digest)
         while len(self._known) > MAX_NAMES:
             self._known.popitem(last=False)
-
-
-def page_limit(request: web.Request, *, default: int, maximum: int) -> int:
-    raw = request.query.get("limit")
-    if raw is None or raw == "":
-        return min(default, maximum)
-    # isascii: str.isdigit() also holds for '³' or '٣', which int() refuses or reads. The
-    # length first: int() refuses over 4,300 digits, and no page size needs 20.
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 20) or not 1 <= int(raw) <= maximum:
-        raise ApiError(
-            400,
-            "validation_error",
-            f"limit: must be a whole number from 1 to {maximum}",
-            [{"field": "limit", "message": f"must be from 1 to {maximum}"}],
-        )
-    return int(raw)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.registry.workflows import CodeRejected
+from services.registry.workflows.service import CodeRejected
 from shared.code_check import CodeError, compile_check
 
 

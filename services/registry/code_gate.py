@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.registry.workflows import CodeChecker
+from services.registry.workflows.service import CodeChecker
 
 RETRY_AFTER_S = 1  # a check takes well under a second; a full queue drains in about one
 

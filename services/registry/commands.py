@@ -7,13 +7,18 @@ harmless (disabling a disabled webhook changes nothing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import structlog
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
-from services.registry.service import NotFound, WebhookService
+from services.registry.errors import NotFound
+from services.registry.webhooks.service import WebhookService
+from shared.kafka import Topics, make_consumer
 from shared.messages import DisableWebhook
+from shared.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
 
@@ -45,3 +50,22 @@ async def consume_commands(consumer: AIOKafkaConsumer, webhooks: WebhookService)
             for tp, records in batches.items():
                 consumer.seek(tp, records[0].offset)
             await asyncio.sleep(1)
+
+
+@contextlib.asynccontextmanager
+async def commands_applied(kafka: KafkaSettings, webhooks: WebhookService) -> AsyncIterator[None]:
+    """Consume the commands topic (the registry's group) and apply its orders until the block
+    ends; then stop consuming."""
+    topics = Topics.from_settings(kafka)
+    consumer = make_consumer(
+        kafka, topics.registry_commands, group_id=topics.group("registry"), background=True
+    )
+    await consumer.start()
+    task = asyncio.create_task(consume_commands(consumer, webhooks), name="registry-commands")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.stop()

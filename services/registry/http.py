@@ -10,17 +10,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from aiohttp import web
 from prometheus_client import Counter, Histogram
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from services.registry.code_gate import ChecksBusy
+from services.registry.errors import InvalidChange, NotFound, QuotaExceeded
 from services.registry.json_body import BodyRefused, parse_body
 from services.registry.rate_limits import Verdict
-from services.registry.service import InvalidChange, NotFound, QuotaExceeded
 from shared.pagination import InvalidCursor
 
 log = structlog.get_logger(__name__)
@@ -29,6 +29,25 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The Verdict of the caller's key bucket, set by the Authorizer: its RateLimit-* headers go on
 # every answer to a request that spent from it.
 RATE_LIMIT = web.RequestKey("rate_limit", Verdict)
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] = Field(description="Each field at fault; empty when none is.")
+
+
+class ErrorEnvelope(BaseModel):
+    type: Literal["response"] = "response"
+    success: Literal[False] = False
+    description: str
+    data: None = None
+    error: ErrorInfo
 
 
 class ApiError(Exception):

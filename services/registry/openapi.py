@@ -1,45 +1,37 @@
-"""The OpenAPI 3.1 document of the registry, built from the same pydantic models the routes use."""
+"""The OpenAPI 3.1 document of the registry, derived from the route table (route_table.py)
+and the pydantic models the routes read and answer."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from services.registry.models import (
-    DeliveryData,
-    DeliveryListData,
-    DeliveryQueuedData,
-    ErrorEnvelope,
-    EventTypesData,
-    ExecutionData,
-    ExecutionListData,
-    HealthData,
-    WebhookCreatedData,
-    WebhookData,
-    WebhookInput,
-    WebhookListData,
-    WebhookPatch,
-    WorkflowData,
-    WorkflowInput,
-    WorkflowListData,
-    WorkflowPatch,
-)
+from services.registry.deliveries.routes import ROUTES as DELIVERY_ROUTES
+from services.registry.http import ErrorEnvelope
+from services.registry.route_table import Answer, Route
+from services.registry.system_routes import ROUTES as SYSTEM_ROUTES
+from services.registry.webhooks.routes import ROUTES as WEBHOOK_ROUTES
+from services.registry.workflows.routes import ROUTES as WORKFLOW_ROUTES
+
+# Every route the registry serves, in the order the document lists them.
+ROUTES: tuple[Route, ...] = (*WEBHOOK_ROUTES, *DELIVERY_ROUTES, *WORKFLOW_ROUTES, *SYSTEM_ROUTES)
 
 _REF = "#/components/schemas/{model}"
 
 _ERRORS = {
-    "400": "Invalid input: `error.details` names each field and what is wrong with it (JSON"
+    400: "Invalid input: `error.details` names each field and what is wrong with it (JSON"
     " nested deeper than 64 levels, NUL or a lone surrogate in any text included).",
-    "401": "Missing or invalid API key.",
-    "403": "The key belongs to another account, or its role may not write.",
-    "404": "No such webhook, workflow, delivery or execution in this account.",
-    "409": "The account holds as many webhooks (or workflows) as its quota allows.",
-    "413": "The body is larger than the server accepts.",
-    "429": "Too many requests: with this key, from this address without a valid key, or"
+    401: "Missing or invalid API key.",
+    403: "The key belongs to another account, or its role may not write.",
+    404: "No such webhook, workflow, delivery or execution in this account.",
+    409: "The account holds as many webhooks (or workflows) as its quota allows.",
+    413: "The body is larger than the server accepts.",
+    429: "Too many requests: with this key, from this address without a valid key, or"
     " (redeliver, test) to this webhook. `Retry-After` says when to try again.",
-    "503": "Not ready: `error.message` names the failing checks.",
+    503: "Not ready: `error.message` names the failing checks.",
 }
 _BUSY = "Every workflow code check is busy: `Retry-After` says when to try again."
 _RATE_HEADERS = {
@@ -56,11 +48,83 @@ _HTTP_400 = (
     "As text/plain: the HTTP layer refused the request before the API read it (a request line"
     " or a header over 8,190 bytes, or malformed HTTP)."
 )
+_PATH_PARAMS = {
+    "account_id": "The account (organization) id.",
+    "webhook_id": "The webhook id.",
+    "delivery_id": "The delivery id.",
+    "workflow_id": "The workflow id.",
+    "execution_id": "The execution id.",
+}
 
 
-def _envelope(data_model: type[BaseModel] | None) -> dict[str, Any]:
-    data = {"$ref": _REF.format(model=data_model.__name__)} if data_model else {"type": "null"}
+def build_openapi(
+    *, version: str, page_size_max: int, routes: Sequence[Route] = ROUTES
+) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, page_size_max)
     return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "roomhooks registry",
+            "version": version,
+            "description": "Webhooks for collaboration-room and organization events.",
+        },
+        "components": {
+            "schemas": _schemas(routes),
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"apiKey": []}],
+        "paths": paths,
+    }
+
+
+def _schemas(routes: Sequence[Route]) -> dict[str, Any]:
+    """Request bodies as they validate, answers as they serialize, and the error envelope."""
+    bodies = {r.body: "validation" for r in routes if r.body is not None}
+    answers = {r.answer.data: "serialization" for r in routes if r.answer.data is not None}
+    models: dict[type[BaseModel], str] = {**bodies, **answers, ErrorEnvelope: "serialization"}
+    _, defs = models_json_schema(list(models.items()), ref_template=_REF)
+    return defs.get("$defs", {})
+
+
+def _operation(route: Route, page_size_max: int) -> dict[str, Any]:
+    responses = {str(route.answer.status): _answer(route.answer, route.summary)}
+    for status in route.errors:
+        responses[str(status)] = _json(_error_ref(), _ERRORS[status])
+    if route.secured:
+        responses["429"] = _json(_error_ref(), _ERRORS[429]) | {"headers": _RATE_HEADERS}
+    bad = responses.setdefault("400", {"description": _HTTP_400, "content": {}})
+    if bad["description"] != _HTTP_400:
+        bad["description"] += " " + _HTTP_400
+    bad["content"]["text/plain"] = {"schema": {"type": "string"}}
+    op: dict[str, Any] = {"summary": route.summary, "responses": responses}
+    if route.body is not None:
+        responses["413"] = _json(_error_ref(), _ERRORS[413])
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(route.body)}},
+        }
+    parameters = _parameters(route, page_size_max)
+    if parameters:
+        op["parameters"] = parameters
+    if not route.secured:
+        op["security"] = []
+    if route.checks_code:
+        busy_headers = {"Retry-After": _RATE_HEADERS["Retry-After"]}
+        responses["503"] = _json(_error_ref(), _BUSY) | {"headers": busy_headers}
+    return op
+
+
+def _answer(answer: Answer, summary: str) -> dict[str, Any]:
+    description = answer.description or summary
+    if answer.schema is not None:
+        return {
+            "description": description,
+            "content": {answer.media_type: {"schema": answer.schema}},
+        }
+    data = _ref(answer.data) if answer.data is not None else {"type": "null"}
+    envelope = {
         "type": "object",
         "required": ["type", "success", "description", "data", "error"],
         "properties": {
@@ -71,76 +135,32 @@ def _envelope(data_model: type[BaseModel] | None) -> dict[str, Any]:
             "error": {"type": "null"},
         },
     }
+    return _json(envelope, description)
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _add_http_400(responses: dict[str, Any]) -> dict[str, Any]:
-    """Any operation may get the HTTP layer's plain-text 400 (beside the API's JSON one)."""
-    bad = responses.setdefault("400", {"description": _HTTP_400, "content": {}})
-    if bad["description"] != _HTTP_400:
-        bad["description"] += " " + _HTTP_400
-    bad["content"]["text/plain"] = {"schema": {"type": "string"}}
-    return responses
-
-
-def _error_ref() -> dict[str, Any]:
-    return {"$ref": _REF.format(model="ErrorEnvelope")}
-
-
-def _operation(
-    summary: str,
-    *,
-    ok_status: str,
-    ok_model: type[BaseModel] | None,
-    errors: tuple[str, ...],
-    body: type[BaseModel] | None = None,
-    parameters: list[dict[str, Any]] | None = None,
-    secured: bool = True,
-) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "summary": summary,
-        "responses": {ok_status: _json(_envelope(ok_model), summary)},
-    }
-    for status in errors:
-        op["responses"][status] = _json(_error_ref(), _ERRORS[status])
-    if secured:
-        op["responses"]["429"] = _json(_error_ref(), _ERRORS["429"]) | {"headers": _RATE_HEADERS}
-    _add_http_400(op["responses"])
-    if body is not None:
-        op["responses"]["413"] = _json(_error_ref(), _ERRORS["413"])
-        op["requestBody"] = {
+def _parameters(route: Route, page_size_max: int) -> list[dict[str, Any]]:
+    params = [
+        {
+            "name": name,
+            "in": "path",
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": _REF.format(model=body.__name__)}}},
+            "description": _PATH_PARAMS[name],
+            "schema": {"type": "string"},
         }
-    if parameters:
-        op["parameters"] = parameters
-    if not secured:
-        op["security"] = []
-    return op
+        for name in route.path_params
+    ]
+    if route.paged:
+        limit = {"type": "integer", "minimum": 1, "maximum": page_size_max}
+        params.append(_query("limit", limit, "Page size (default 50)."))
+        cursor = "`data.next_cursor` of the previous page."
+        params.append(_query("cursor", {"type": "string"}, cursor))
+    if route.status_filter:
+        status = {"enum": list(route.status_filter)}
+        params.append(_query("status", status, "Only those with this status."))
+    return params
 
 
-def _busy(op: dict[str, Any]) -> dict[str, Any]:
-    """An operation that checks code on save: a full check queue answers 503."""
-    op["responses"]["503"] = _json(_error_ref(), _BUSY) | {
-        "headers": {"Retry-After": _RATE_HEADERS["Retry-After"]}
-    }
-    return op
-
-
-def _path_param(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": {"type": "string"},
-    }
-
-
-def _query_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     """An optional query parameter; sent empty (`?limit=`) it counts as left out."""
     return {
         "name": name,
@@ -152,278 +172,13 @@ def _query_param(name: str, schema: dict[str, Any], description: str) -> dict[st
     }
 
 
-def build_openapi(*, version: str, page_size_max: int) -> dict[str, Any]:
-    models: list[type[BaseModel]] = [
-        WorkflowInput,
-        WorkflowPatch,
-        WorkflowData,
-        WorkflowListData,
-        ExecutionData,
-        ExecutionListData,
-        DeliveryData,
-        DeliveryListData,
-        DeliveryQueuedData,
-        WebhookInput,
-        WebhookPatch,
-        WebhookData,
-        WebhookCreatedData,
-        WebhookListData,
-        EventTypesData,
-        HealthData,
-        ErrorEnvelope,
-    ]
-    _, defs = models_json_schema(
-        [
-            (
-                m,
-                "validation"
-                if m in (WebhookInput, WebhookPatch, WorkflowInput, WorkflowPatch)
-                else "serialization",
-            )
-            for m in models
-        ],
-        ref_template=_REF,
-    )
-    schemas = defs.get("$defs", {})
-    account = _path_param("account_id", "The account (organization) id.")
-    webhook = _path_param("webhook_id", "The webhook id.")
-    delivery = _path_param("delivery_id", "The delivery id.")
-    workflow = _path_param("workflow_id", "The workflow id.")
-    execution = _path_param("execution_id", "The execution id.")
-    list_params = [
-        account,
-        _query_param(
-            "limit",
-            {"type": "integer", "minimum": 1, "maximum": page_size_max},
-            "Page size (default 50).",
-        ),
-        _query_param("cursor", {"type": "string"}, "`data.next_cursor` of the previous page."),
-    ]
-    all_errors = ("400", "401", "403", "404")
-    webhooks_path = "/v1/accounts/{account_id}/webhooks"
-    workflows_path = "/v1/accounts/{account_id}/workflows"
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "roomhooks registry",
-            "version": version,
-            "description": "Webhooks for collaboration-room and organization events.",
-        },
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
-        },
-        "security": [{"apiKey": []}],
-        "paths": {
-            webhooks_path: {
-                "post": _operation(
-                    "Create a webhook; the answer carries its secret, once.",
-                    ok_status="201",
-                    ok_model=WebhookCreatedData,
-                    errors=(*all_errors, "409"),
-                    body=WebhookInput,
-                    parameters=[account],
-                ),
-                "get": _operation(
-                    "List the account's webhooks, newest first.",
-                    ok_status="200",
-                    ok_model=WebhookListData,
-                    errors=all_errors,
-                    parameters=list_params,
-                ),
-            },
-            webhooks_path + "/{webhook_id}": {
-                "get": _operation(
-                    "Get a webhook.",
-                    ok_status="200",
-                    ok_model=WebhookData,
-                    errors=all_errors,
-                    parameters=[account, webhook],
-                ),
-                "put": _operation(
-                    "Replace a webhook: every field takes the body's value or its default.",
-                    ok_status="200",
-                    ok_model=WebhookData,
-                    errors=all_errors,
-                    body=WebhookInput,
-                    parameters=[account, webhook],
-                ),
-                "patch": _operation(
-                    "Change some fields of a webhook.",
-                    ok_status="200",
-                    ok_model=WebhookData,
-                    errors=all_errors,
-                    body=WebhookPatch,
-                    parameters=[account, webhook],
-                ),
-                "delete": _operation(
-                    "Delete a webhook; the answer is its last state.",
-                    ok_status="200",
-                    ok_model=WebhookData,
-                    errors=all_errors,
-                    parameters=[account, webhook],
-                ),
-            },
-            webhooks_path + "/{webhook_id}/deliveries": {
-                "get": _operation(
-                    "The webhook's delivery log, newest first.",
-                    ok_status="200",
-                    ok_model=DeliveryListData,
-                    errors=all_errors,
-                    parameters=[
-                        *list_params,
-                        webhook,
-                        _query_param(
-                            "status",
-                            {"enum": ["pending", "success", "failed"]},
-                            "Only those with this status.",
-                        ),
-                    ],
-                )
-            },
-            webhooks_path + "/{webhook_id}/deliveries/{delivery_id}": {
-                "get": _operation(
-                    "One delivery with every attempt made.",
-                    ok_status="200",
-                    ok_model=DeliveryData,
-                    errors=all_errors,
-                    parameters=[account, webhook, delivery],
-                )
-            },
-            webhooks_path + "/{webhook_id}/deliveries/{delivery_id}/redeliver": {
-                "post": _operation(
-                    "Attempt the delivery again now, even after it failed.",
-                    ok_status="202",
-                    ok_model=DeliveryQueuedData,
-                    errors=all_errors,
-                    parameters=[account, webhook, delivery],
-                )
-            },
-            webhooks_path + "/{webhook_id}/test": {
-                "post": _operation(
-                    "Send a `webhook.test` ping through the delivery path.",
-                    ok_status="202",
-                    ok_model=DeliveryQueuedData,
-                    errors=all_errors,
-                    parameters=[account, webhook],
-                )
-            },
-            workflows_path: {
-                "post": _busy(
-                    _operation(
-                        "Create a workflow; its code is checked on save.",
-                        ok_status="201",
-                        ok_model=WorkflowData,
-                        errors=(*all_errors, "409"),
-                        body=WorkflowInput,
-                        parameters=[account],
-                    )
-                ),
-                "get": _operation(
-                    "List the account's workflows, newest first.",
-                    ok_status="200",
-                    ok_model=WorkflowListData,
-                    errors=all_errors,
-                    parameters=list_params,
-                ),
-            },
-            workflows_path + "/{workflow_id}": {
-                "get": _operation(
-                    "Get a workflow with its current code.",
-                    ok_status="200",
-                    ok_model=WorkflowData,
-                    errors=all_errors,
-                    parameters=[account, workflow],
-                ),
-                "patch": _busy(
-                    _operation(
-                        "Change some fields; new code or language is a new version.",
-                        ok_status="200",
-                        ok_model=WorkflowData,
-                        errors=all_errors,
-                        body=WorkflowPatch,
-                        parameters=[account, workflow],
-                    )
-                ),
-                "delete": _operation(
-                    "Delete a workflow; the answer is its last state.",
-                    ok_status="200",
-                    ok_model=WorkflowData,
-                    errors=all_errors,
-                    parameters=[account, workflow],
-                ),
-            },
-            workflows_path + "/{workflow_id}/executions": {
-                "get": _operation(
-                    "The workflow's executions, newest first.",
-                    ok_status="200",
-                    ok_model=ExecutionListData,
-                    errors=all_errors,
-                    parameters=[
-                        *list_params,
-                        workflow,
-                        _query_param(
-                            "status",
-                            {"enum": ["running", "success", "error", "timeout"]},
-                            "Only those with this status.",
-                        ),
-                    ],
-                )
-            },
-            workflows_path + "/{workflow_id}/executions/{execution_id}": {
-                "get": _operation(
-                    "One execution: status, result, error and logs.",
-                    ok_status="200",
-                    ok_model=ExecutionData,
-                    errors=all_errors,
-                    parameters=[account, workflow, execution],
-                )
-            },
-            "/v1/event-types": {
-                "get": _operation(
-                    "The event catalog.",
-                    ok_status="200",
-                    ok_model=EventTypesData,
-                    errors=(),
-                    secured=False,
-                )
-            },
-            "/healthz": {
-                "get": _operation(
-                    "Liveness.", ok_status="200", ok_model=HealthData, errors=(), secured=False
-                )
-            },
-            "/readyz": {
-                "get": _operation(
-                    "Readiness: Postgres answers and the outbox relay is healthy.",
-                    ok_status="200",
-                    ok_model=HealthData,
-                    errors=("503",),
-                    secured=False,
-                )
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics.",
-                    "security": [],
-                    "responses": _add_http_400(
-                        {
-                            "200": {
-                                "description": "Prometheus text exposition format.",
-                                "content": {"text/plain": {"schema": {"type": "string"}}},
-                            }
-                        }
-                    ),
-                }
-            },
-            "/openapi.json": {
-                "get": {
-                    "summary": "This document.",
-                    "security": [],
-                    "responses": _add_http_400(
-                        {"200": _json({"type": "object"}, "The OpenAPI 3.1 document.")}
-                    ),
-                }
-            },
-        },
-    }
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, Any]:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _error_ref() -> dict[str, Any]:
+    return _ref(ErrorEnvelope)

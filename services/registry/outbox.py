@@ -10,21 +10,59 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
-from services.registry import repository
 from shared.kafka import JSON_HEADERS
 
 log = structlog.get_logger(__name__)
 
+OUTBOX_CHANNEL = "roomhooks_registry_outbox"
 _RELAY_LOCK_KEY = 0x72682D6F7574626F  # "rh-outbo"
+
+# (topic, key, value); a None value is a tombstone.
+OutboxEntry = tuple[str, bytes, bytes | None]
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    topic: str
+    key: bytes
+    value: bytes | None
+
+
+async def enqueue(conn: asyncpg.Connection, entries: Sequence[OutboxEntry]) -> None:
+    """Add entries in the caller's transaction and wake the relay on commit."""
+    await conn.executemany(
+        "INSERT INTO registry.outbox (topic, key, value) VALUES ($1, $2, $3)", entries
+    )
+    # NOTIFY is delivered at commit, never for a rolled-back change.
+    await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+
+
+async def backlog(conn: asyncpg.Connection) -> int:
+    """Rows not yet published."""
+    return int(await conn.fetchval("SELECT count(*) FROM registry.outbox"))
+
+
+async def _claim(conn: asyncpg.Connection, *, limit: int) -> list[OutboxMessage]:
+    """Oldest first. Call inside a transaction holding the relay lock."""
+    records = await conn.fetch(
+        "SELECT id, topic, key, value FROM registry.outbox ORDER BY id LIMIT $1", limit
+    )
+    return [OutboxMessage(r["id"], r["topic"], r["key"], r["value"]) for r in records]
 
 
 class OutboxRelay:
+    """Publishes the outbox in batches until cancelled; `healthy` is False while publishing
+    fails (readiness reports it)."""
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -49,7 +87,7 @@ class OutboxRelay:
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _RELAY_LOCK_KEY):
                 return 0  # another replica's relay is publishing
-            messages = await repository.claim_outbox(conn, limit=self._batch_size)
+            messages = await _claim(conn, limit=self._batch_size)
             if not messages:
                 return 0
             sent = [
@@ -63,7 +101,9 @@ class OutboxRelay:
             ]
             # Delete only what the broker acknowledged; a failure rolls the batch back.
             await asyncio.gather(*sent)
-            await repository.delete_outbox(conn, [m.id for m in messages])
+            await conn.execute(
+                "DELETE FROM registry.outbox WHERE id = ANY($1::bigint[])", [m.id for m in messages]
+            )
         if self._published is not None:
             self._published.inc(len(messages))
         log.debug("outbox.published", count=len(messages))
@@ -96,16 +136,30 @@ class OutboxRelay:
                 with contextlib.suppress(Exception):
                     await listener.close()
 
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Publish (run) until the block ends, then one last pass so changes committed just
+        before the stop are published now."""
+        task = asyncio.create_task(self.run(), name="outbox-relay")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            with contextlib.suppress(Exception):
+                await self.publish_pending()
+
     async def _listen(self, dsn: str) -> asyncpg.Connection | None:
         conn = None
         try:
             conn = await asyncpg.connect(dsn)
-            await conn.add_listener(repository.OUTBOX_CHANNEL, lambda *_: self._wake.set())
+            await conn.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
         except Exception as exc:  # noqa: BLE001 - polling still works without NOTIFY
             log.warning("outbox.listen_failed", error=repr(exc))
             if conn is not None:
                 conn.terminate()
             return None
         conn.add_termination_listener(lambda _: self._wake.set())
-        log.info("outbox.listening", channel=repository.OUTBOX_CHANNEL)
+        log.info("outbox.listening", channel=OUTBOX_CHANNEL)
         return conn

@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from services.registry import repository
+from services.registry.webhooks import repository
 from shared.secrets_box import SecretsBox, UnreadableSecret
 
 log = structlog.get_logger(__name__)

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
+from services.registry.accounts.service import KeyOwner
 from services.registry.admin import keys_still_valid
-from services.registry.repository import KeyOwner
 
 ACCOUNT = uuid.uuid4()
 OTHER = uuid.uuid4()

@@ -7,7 +7,8 @@ from pydantic import ValidationError
 
 from services.registry.http import validation_error
 from services.registry.keys import bearer_token, hash_token, new_token
-from services.registry.models import WebhookInput, WebhookPatch, WorkflowInput, WorkflowPatch
+from services.registry.webhooks.models import WebhookInput, WebhookPatch
+from services.registry.workflows.models import WorkflowInput, WorkflowPatch
 from shared.events import format_timestamp
 from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from services.registry.models import Webhook, WebhookWithSecret
-from services.registry.repository import WebhookRow
+from services.registry.outbox import OutboxEntry
+from services.registry.webhooks.models import Webhook, WebhookRow, WebhookWithSecret
 from shared.events import format_timestamp
 from shared.kafka import Topics, dumps
 from shared.messages import WebhookRecord, registry_key
-
-OutboxEntry = tuple[str, bytes, bytes | None]
 
 
 def public_webhook(row: WebhookRow) -> Webhook:

@@ -6,28 +6,29 @@ import time
 
 from aiohttp import web
 
-from services.registry.auth import Authorizer, page_limit, too_many
-from services.registry.delivery_log import STATUSES, DeliveryLog, check_status
-from services.registry.http import ApiError, ok
+from services.registry.auth import Authorizer, too_many
+from services.registry.deliveries.models import (
+    STATUSES,
+    DeliveryData,
+    DeliveryListData,
+    DeliveryQueuedData,
+)
+from services.registry.deliveries.service import DeliveryLogService
+from services.registry.http import ok
+from services.registry.query import DEFAULT_PAGE_SIZE, page_limit, status_filter
 from services.registry.rate_limits import Buckets
+from services.registry.route_table import Answer, Route, register
 
-DEFAULT_PAGE_SIZE = 50
-
-
-def status_filter(request: web.Request, allowed: tuple[str, ...] = STATUSES) -> str | None:
-    try:
-        return check_status(request.query.get("status"), allowed=allowed)
-    except ValueError as exc:
-        raise ApiError(
-            400, "validation_error", f"status: {exc}", [{"field": "status", "message": str(exc)}]
-        ) from exc
+WEBHOOK = "/v1/accounts/{account_id}/webhooks/{webhook_id}"
+DELIVERIES = WEBHOOK + "/deliveries"
+DELIVERY = DELIVERIES + "/{delivery_id}"
 
 
 class DeliveryRoutes:
     def __init__(
         self,
         auth: Authorizer,
-        log: DeliveryLog,
+        log: DeliveryLogService,
         *,
         page_size_max: int,
         sends: Buckets | None = None,
@@ -38,36 +39,23 @@ class DeliveryRoutes:
         # Redeliver orders and test pings, per webhook: each one is a request to its endpoint.
         self._sends = sends or Buckets(rate_per_s=1e9, burst=10**9)
 
+    def register(self, app: web.Application) -> None:
+        register(app, ROUTES, self)
+
     def _spend_send(self, request: web.Request) -> None:
         webhook_id = request.match_info["webhook_id"].lower()
         spent = self._sends.take(webhook_id, now_ms=int(time.monotonic() * 1000))
         if not spent.allowed:
             raise too_many(spent, "sent to this webhook (redeliveries and test pings)")
 
-    def register(self, app: web.Application) -> None:
-        webhook = "/v1/accounts/{account_id}/webhooks/{webhook_id}"
-        app.router.add_get(webhook + "/deliveries", self.list)
-        app.router.add_get(webhook + "/deliveries/{delivery_id}", self.get)
-        app.router.add_post(webhook + "/deliveries/{delivery_id}/redeliver", self.redeliver)
-        app.router.add_post(webhook + "/test", self.test)
-
     async def list(self, request: web.Request) -> web.Response:
         account_id = await self._auth.account(request, write=False)
         limit = page_limit(request, default=DEFAULT_PAGE_SIZE, maximum=self._page_size_max)
-        try:
-            status = check_status(request.query.get("status"))
-        except ValueError as exc:
-            raise ApiError(
-                400,
-                "validation_error",
-                f"status: {exc}",
-                [{"field": "status", "message": str(exc)}],
-            ) from exc
         page = await self._log.list(
             account_id,
             request.match_info["webhook_id"],
             limit=limit,
-            status=status,
+            status=status_filter(request, STATUSES),
             cursor=request.query.get("cursor") or None,
         )
         return ok(
@@ -107,3 +95,37 @@ class DeliveryRoutes:
         return ok(
             "Test delivery queued", {"delivery_id": delivery_id, "event_id": event_id}, status=202
         )
+
+
+ROUTES = (
+    Route(
+        "GET",
+        DELIVERIES,
+        DeliveryRoutes.list,
+        "The webhook's delivery log, newest first.",
+        Answer(200, DeliveryListData),
+        paged=True,
+        status_filter=STATUSES,
+    ),
+    Route(
+        "GET",
+        DELIVERY,
+        DeliveryRoutes.get,
+        "One delivery with every attempt made.",
+        Answer(200, DeliveryData),
+    ),
+    Route(
+        "POST",
+        DELIVERY + "/redeliver",
+        DeliveryRoutes.redeliver,
+        "Attempt the delivery again now, even after it failed.",
+        Answer(202, DeliveryQueuedData),
+    ),
+    Route(
+        "POST",
+        WEBHOOK + "/test",
+        DeliveryRoutes.test,
+        "Send a `webhook.test` ping through the delivery path.",
+        Answer(202, DeliveryQueuedData),
+    ),
+)

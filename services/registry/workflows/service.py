@@ -1,34 +1,46 @@
 """Workflow use cases: CRUD with code checked on save, versions, and the execution log.
 
-Every change and the outbox row announcing it (`workflow:<id>` on the registry topic, no
-code) share one transaction, as for webhooks.
+Every change and the outbox entry announcing it share one transaction, as for webhooks.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
+from uuid import UUID
 
-import asyncpg
 import structlog
 
-from services.registry import repository, workflow_store
-from services.registry.models import Execution, Workflow, WorkflowInput, WorkflowPatch
+from services.registry.errors import InvalidChange, NotFound, parse_id
+from services.registry.outbox import OutboxEntry
 from services.registry.policy import check_room_scope
-from services.registry.service import InvalidChange, NotFound, check_quota, parse_id
-from services.registry.workflow_store import WorkflowRow
-from shared.kafka import Topics, dumps
-from shared.messages import WorkflowRecord, registry_key
+from services.registry.workflows.models import (
+    Execution,
+    ExecutionRow,
+    Workflow,
+    WorkflowInput,
+    WorkflowPatch,
+    WorkflowRow,
+)
+from services.registry.workflows.records import (
+    public_execution,
+    public_workflow,
+    registry_entry,
+    tombstone_entry,
+)
+from shared.kafka import Topics
 from shared.pagination import after_cursor, cut_page
 
 log = structlog.get_logger(__name__)
 
-EXECUTION_STATUSES = ("running", "success", "error", "timeout")
 # A patch whose code changed under it is checked again, this many times at most.
 PATCH_ATTEMPTS = 3
+
+After = tuple[datetime, UUID] | None
 
 
 class CodeRejected(ValueError):
@@ -47,6 +59,66 @@ class CodeChecker(Protocol):
         """Raise CodeRejected when `code` is not a module with a default-exported function."""
 
 
+class WorkflowWrites(Protocol):
+    """One transaction over workflows, their versions and the outbox: everything written in
+    it is kept when the `async with` ends, and nothing when it raises. A workflow is only
+    ever reached through its account (`organization_id`)."""
+
+    async def check_quota(self, organization_id: UUID, quota: int) -> None:
+        """Raise QuotaExceeded when the account already holds `quota` workflows; creates in
+        one account near its quota take turns, so they cannot pass it together."""
+
+    async def insert(self, row: WorkflowRow) -> None:
+        """Store a new workflow and its first version (`row.version`, `row.code`)."""
+
+    async def get_for_update(self, organization_id: UUID, workflow_id: UUID) -> WorkflowRow | None:
+        """The workflow, which no other transaction changes until this one ends."""
+
+    async def insert_version(self, row: WorkflowRow) -> None:
+        """Store `row.code` as version `row.version` of the workflow (once per version)."""
+
+    async def update(self, row: WorkflowRow) -> None:
+        """Store the changeable fields (name, events, room, enabled, language, current
+        version, updated_at) of an existing workflow; its revision + 1."""
+
+    async def delete(self, organization_id: UUID, workflow_id: UUID) -> bool:
+        """Delete it and its versions; False when there was none."""
+
+    async def all(self) -> list[WorkflowRow]:
+        """Every account's workflows, by id: only for announcing them all again."""
+
+    async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
+        """Add to the outbox, published in this order once the transaction is kept."""
+
+
+class WorkflowRepository(Protocol):
+    """Workflows, each inside its account, with the code of their current version; and the
+    runs the workflow runner records (read only)."""
+
+    def transaction(self) -> AbstractAsyncContextManager[WorkflowWrites]: ...
+
+    async def get(self, organization_id: UUID, workflow_id: UUID) -> WorkflowRow | None: ...
+
+    async def page(self, organization_id: UUID, *, limit: int, after: After) -> list[WorkflowRow]:
+        """At most `limit`, newest first by (created_at, id), those before `after`."""
+
+    async def executions(
+        self,
+        organization_id: UUID,
+        workflow_id: UUID,
+        *,
+        status: str | None,
+        limit: int,
+        after: After,
+    ) -> list[ExecutionRow]:
+        """At most `limit` of the workflow's runs with this status (None: any), newest first
+        by (created_at, id), those before `after`."""
+
+    async def execution(
+        self, organization_id: UUID, workflow_id: UUID, execution_id: UUID
+    ) -> ExecutionRow | None: ...
+
+
 @dataclass(frozen=True)
 class WorkflowPage:
     workflows: list[Workflow]
@@ -59,57 +131,21 @@ class ExecutionPage:
     next_cursor: str | None
 
 
-def public_workflow(row: WorkflowRow) -> Workflow:
-    return Workflow(
-        id=str(row.id),
-        organization_id=str(row.organization_id),
-        name=row.name,
-        events=list(row.events),
-        room_id=row.room_id,
-        enabled=row.enabled,
-        language=row.language,
-        version=row.version,
-        code=row.code,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def registry_entry(topics: Topics, row: WorkflowRow) -> tuple[str, bytes, bytes | None]:
-    record = WorkflowRecord(
-        id=str(row.id),
-        organization_id=str(row.organization_id),
-        name=row.name,
-        events=list(row.events),
-        room_id=row.room_id,
-        enabled=row.enabled,
-        language=row.language,
-        version=row.version,
-        revision=row.revision,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-    key = registry_key("workflow", str(row.id)).encode()
-    return topics.registry, key, dumps(record.model_dump(mode="json"))
-
-
-def _execution(record: asyncpg.Record) -> Execution:
-    return Execution(
-        **{**dict(record), "id": str(record["id"]), "workflow_id": str(record["workflow_id"])}
-    )
-
-
 class WorkflowService:
+    """Workflow CRUD for one account at a time. Code is checked before it is stored (never
+    inside a transaction: a check holds no connection or lock); a new code or language is a
+    new version."""
+
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        workflows: WorkflowRepository,
         topics: Topics,
         clock: Callable[[], datetime],
         check_code: CodeChecker,
         *,
         quota: int = 100,
     ) -> None:
-        self._pool = pool
+        self._workflows = workflows
         self._topics = topics
         self._clock = clock
         self._check_code = check_code
@@ -122,7 +158,6 @@ class WorkflowService:
             raise InvalidChange("code", str(exc)) from exc
 
     async def create(self, account_id: str, body: WorkflowInput) -> Workflow:
-        # Checked before the transaction: a Deno parse holds no connection or lock.
         await self._checked(body.code, body.language)
         now = self._clock()
         row = WorkflowRow(
@@ -139,30 +174,20 @@ class WorkflowService:
             updated_at=now,
             code=body.code,
         )
-        async with self._pool.acquire() as conn, conn.transaction():
-            await check_quota(conn, "workflows", row.organization_id, self._quota)
-            await workflow_store.insert(conn, row)
-            await repository.enqueue(conn, [registry_entry(self._topics, row)])
+        async with self._workflows.transaction() as tx:
+            await tx.check_quota(row.organization_id, self._quota)
+            await tx.insert(row)
+            await tx.enqueue([registry_entry(self._topics, row)])
         log.info("workflow.created", account_id=account_id, workflow_id=str(row.id))
         return public_workflow(row)
 
     async def get(self, account_id: str, workflow_id: str) -> Workflow:
-        async with self._pool.acquire() as conn:
-            row = await workflow_store.get(
-                conn, organization_id=parse_id(account_id), workflow_id=parse_id(workflow_id)
-            )
-        if row is None:
-            raise NotFound(workflow_id)
-        return public_workflow(row)
+        return public_workflow(await self._require(account_id, workflow_id))
 
     async def list(self, account_id: str, *, limit: int, cursor: str | None) -> WorkflowPage:
-        async with self._pool.acquire() as conn:
-            rows = await workflow_store.page(
-                conn,
-                organization_id=parse_id(account_id),
-                limit=limit + 1,
-                after=after_cursor(cursor),
-            )
+        rows = await self._workflows.page(
+            parse_id(account_id), limit=limit + 1, after=after_cursor(cursor)
+        )
         rows, next_cursor = cut_page(rows, limit, lambda r: (r.created_at, r.id))
         return WorkflowPage([public_workflow(r) for r in rows], next_cursor)
 
@@ -204,13 +229,8 @@ class WorkflowService:
         """The patched row, stored; None when it needs a code check it has not had (it changed
         since it was read)."""
         fields = body.model_fields_set
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await workflow_store.get(
-                conn,
-                organization_id=parse_id(account_id),
-                workflow_id=parse_id(workflow_id),
-                for_update=True,
-            )
+        async with self._workflows.transaction() as tx:
+            row = await tx.get_for_update(parse_id(account_id), parse_id(workflow_id))
             if row is None:
                 raise NotFound(workflow_id)
             code = body.code if "code" in fields else row.code
@@ -235,31 +255,26 @@ class WorkflowService:
             except ValueError as exc:
                 raise InvalidChange("events", str(exc)) from exc
             if new_version:
-                await workflow_store.insert_version(conn, updated)
-            await workflow_store.update(conn, updated)
-            await repository.enqueue(conn, [registry_entry(self._topics, updated)])
+                await tx.insert_version(updated)
+            await tx.update(updated)
+            await tx.enqueue([registry_entry(self._topics, updated)])
         return updated
 
     async def delete(self, account_id: str, workflow_id: str) -> Workflow:
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await workflow_store.get(
-                conn, organization_id=parse_id(account_id), workflow_id=parse_id(workflow_id)
-            )
+        async with self._workflows.transaction() as tx:
+            row = await tx.get_for_update(parse_id(account_id), parse_id(workflow_id))
             if row is None:
                 raise NotFound(workflow_id)
-            await workflow_store.delete(
-                conn, organization_id=row.organization_id, workflow_id=row.id
-            )
-            key = registry_key("workflow", str(row.id)).encode()
-            await repository.enqueue(conn, [(self._topics.registry, key, None)])
+            await tx.delete(row.organization_id, row.id)
+            await tx.enqueue([tombstone_entry(self._topics, row)])
         log.info("workflow.deleted", account_id=account_id, workflow_id=workflow_id)
         return public_workflow(row)
 
     async def republish_all(self) -> int:
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await workflow_store.all_workflows(conn)
+        async with self._workflows.transaction() as tx:
+            rows = await tx.all()
             if rows:
-                await repository.enqueue(conn, [registry_entry(self._topics, r) for r in rows])
+                await tx.enqueue([registry_entry(self._topics, r) for r in rows])
         return len(rows)
 
     async def executions(
@@ -271,34 +286,27 @@ class WorkflowService:
         status: str | None,
         cursor: str | None,
     ) -> ExecutionPage:
-        async with self._pool.acquire() as conn:
-            await self._require(conn, account_id, workflow_id)
-            records = await workflow_store.executions(
-                conn,
-                organization_id=parse_id(account_id),
-                workflow_id=parse_id(workflow_id),
-                status=status,
-                limit=limit + 1,
-                after=after_cursor(cursor),
-            )
-        records, next_cursor = cut_page(records, limit, lambda r: (r["created_at"], r["id"]))
-        return ExecutionPage([_execution(r) for r in records], next_cursor)
+        await self._require(account_id, workflow_id)
+        rows = await self._workflows.executions(
+            parse_id(account_id),
+            parse_id(workflow_id),
+            status=status,
+            limit=limit + 1,
+            after=after_cursor(cursor),
+        )
+        rows, next_cursor = cut_page(rows, limit, lambda r: (r.created_at, r.id))
+        return ExecutionPage([public_execution(r) for r in rows], next_cursor)
 
     async def execution(self, account_id: str, workflow_id: str, execution_id: str) -> Execution:
-        async with self._pool.acquire() as conn:
-            record = await workflow_store.execution(
-                conn,
-                organization_id=parse_id(account_id),
-                workflow_id=parse_id(workflow_id),
-                execution_id=parse_id(execution_id),
-            )
-        if record is None:
-            raise NotFound(execution_id)
-        return _execution(record)
-
-    async def _require(self, conn: asyncpg.Connection, account_id: str, workflow_id: str) -> None:
-        row = await workflow_store.get(
-            conn, organization_id=parse_id(account_id), workflow_id=parse_id(workflow_id)
+        row = await self._workflows.execution(
+            parse_id(account_id), parse_id(workflow_id), parse_id(execution_id)
         )
         if row is None:
+            raise NotFound(execution_id)
+        return public_execution(row)
+
+    async def _require(self, account_id: str, workflow_id: str) -> WorkflowRow:
+        row = await self._workflows.get(parse_id(account_id), parse_id(workflow_id))
+        if row is None:
             raise NotFound(workflow_id)
+        return row

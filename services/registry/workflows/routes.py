@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.registry.auth import Authorizer, page_limit
-from services.registry.delivery_routes import status_filter
+from services.registry.auth import Authorizer
 from services.registry.http import ok, read_json
-from services.registry.models import WorkflowInput, WorkflowPatch
-from services.registry.workflows import EXECUTION_STATUSES, WorkflowService
+from services.registry.query import DEFAULT_PAGE_SIZE, page_limit, status_filter
+from services.registry.route_table import ACCOUNT_ERRORS, Answer, Route, register
+from services.registry.workflows.models import (
+    EXECUTION_STATUSES,
+    ExecutionData,
+    ExecutionListData,
+    WorkflowData,
+    WorkflowInput,
+    WorkflowListData,
+    WorkflowPatch,
+)
+from services.registry.workflows.service import WorkflowService
 
-DEFAULT_PAGE_SIZE = 50
+WORKFLOWS = "/v1/accounts/{account_id}/workflows"
+WORKFLOW = WORKFLOWS + "/{workflow_id}"
 
 
 class WorkflowRoutes:
@@ -28,15 +38,7 @@ class WorkflowRoutes:
         self._context = {"code_max_bytes": code_max_bytes}
 
     def register(self, app: web.Application) -> None:
-        base = "/v1/accounts/{account_id}/workflows"
-        one = base + "/{workflow_id}"
-        app.router.add_post(base, self.create)
-        app.router.add_get(base, self.list)
-        app.router.add_get(one, self.get)
-        app.router.add_patch(one, self.patch)
-        app.router.add_delete(one, self.delete)
-        app.router.add_get(one + "/executions", self.executions)
-        app.router.add_get(one + "/executions/{execution_id}", self.execution)
+        register(app, ROUTES, self)
 
     def _limit(self, request: web.Request) -> int:
         return page_limit(request, default=DEFAULT_PAGE_SIZE, maximum=self._page_size_max)
@@ -99,3 +101,64 @@ class WorkflowRoutes:
             account_id, request.match_info["workflow_id"], request.match_info["execution_id"]
         )
         return ok("Execution", {"execution": execution.model_dump(mode="json")})
+
+
+ROUTES = (
+    Route(
+        "POST",
+        WORKFLOWS,
+        WorkflowRoutes.create,
+        "Create a workflow; its code is checked on save.",
+        Answer(201, WorkflowData),
+        body=WorkflowInput,
+        errors=(*ACCOUNT_ERRORS, 409),
+        checks_code=True,
+    ),
+    Route(
+        "GET",
+        WORKFLOWS,
+        WorkflowRoutes.list,
+        "List the account's workflows, newest first.",
+        Answer(200, WorkflowListData),
+        paged=True,
+    ),
+    Route(
+        "GET",
+        WORKFLOW,
+        WorkflowRoutes.get,
+        "Get a workflow with its current code.",
+        Answer(200, WorkflowData),
+    ),
+    Route(
+        "PATCH",
+        WORKFLOW,
+        WorkflowRoutes.patch,
+        "Change some fields; new code or language is a new version.",
+        Answer(200, WorkflowData),
+        body=WorkflowPatch,
+        checks_code=True,
+    ),
+    Route(
+        "DELETE",
+        WORKFLOW,
+        WorkflowRoutes.delete,
+        "Delete a workflow; the answer is its last state.",
+        Answer(200, WorkflowData),
+    ),
+    Route(
+        "GET",
+        WORKFLOW + "/executions",
+        WorkflowRoutes.executions,
+        "The workflow's executions, newest first.",
+        Answer(200, ExecutionListData),
+        paged=True,
+        status_filter=EXECUTION_STATUSES,
+    ),
+    Route(
+        "GET",
+        WORKFLOW + "/executions/{execution_id}",
+        WorkflowRoutes.execution,
+        "One execution: status, result, error and logs.",
+        Answer(200, ExecutionData),
+    ),
+)

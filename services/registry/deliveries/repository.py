@@ -1,0 +1,80 @@
+"""asyncpg SQL: reads of the delivery schema (never written here) and of the registry's
+webhooks, and the outbox for orders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from services.registry import outbox
+from services.registry.deliveries.models import AttemptRow, DeliveryRow
+from services.registry.outbox import OutboxEntry
+from services.registry.webhooks.models import WebhookRow
+from services.registry.webhooks.repository import WebhookSql
+
+_COLUMNS = (
+    "id, webhook_id, event_id, event, payload, status, attempts, last_attempt_at,"
+    " next_attempt_at, status_code, last_error, created_at, updated_at"
+)
+
+
+class PostgresDeliveryLog:
+    """DeliveryLog on Postgres."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def webhook(self, organization_id: UUID, webhook_id: UUID) -> WebhookRow | None:
+        async with self._pool.acquire() as conn:
+            return await WebhookSql(conn).get(organization_id, webhook_id)
+
+    async def page(
+        self,
+        organization_id: UUID,
+        webhook_id: UUID,
+        *,
+        status: str | None,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> list[DeliveryRow]:
+        records = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM delivery.deliveries"
+            " WHERE webhook_id = $1 AND organization_id = $2"
+            " AND ($3::text IS NULL OR status = $3)"
+            " AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))"
+            " ORDER BY created_at DESC, id DESC LIMIT $6",
+            webhook_id,
+            organization_id,
+            status,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        return [DeliveryRow(**dict(r)) for r in records]
+
+    async def find(
+        self, organization_id: UUID, webhook_id: UUID, delivery_id: UUID
+    ) -> DeliveryRow | None:
+        record = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM delivery.deliveries"
+            " WHERE id = $1 AND webhook_id = $2 AND organization_id = $3",
+            delivery_id,
+            webhook_id,
+            organization_id,
+        )
+        return DeliveryRow(**dict(record)) if record else None
+
+    async def attempts(self, delivery_id: UUID) -> list[AttemptRow]:
+        records = await self._pool.fetch(
+            "SELECT attempt, started_at, duration_ms, status_code, error, response_body"
+            " FROM delivery.delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
+            delivery_id,
+        )
+        return [AttemptRow(**dict(r)) for r in records]
+
+    async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await outbox.enqueue(conn, entries)

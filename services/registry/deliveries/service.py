@@ -1,0 +1,149 @@
+"""The delivery log as the registry serves it, and the orders it sends the delivery service.
+
+The registry never writes the delivery schema: a redelivery or a test ping is an order on
+`roomhooks.deliveries`, written to the outbox and published by the relay like every change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from services.registry.deliveries.models import (
+    AttemptRow,
+    DeliveryAttempt,
+    DeliveryRow,
+    WebhookDelivery,
+)
+from services.registry.deliveries.records import (
+    order_entry,
+    public_attempt,
+    public_delivery,
+    test_ping_body,
+)
+from services.registry.errors import NotFound, parse_id
+from services.registry.outbox import OutboxEntry
+from services.registry.webhooks.models import WebhookRow
+from shared.kafka import Topics
+from shared.messages import DeliveryRequested, RedeliverRequested, delivery_id_for
+from shared.pagination import after_cursor, cut_page
+
+
+class DeliveryLog(Protocol):
+    """Reads of the delivery service's log (the registry never writes it) and of the
+    webhooks it belongs to, each inside its account; and the outbox, for orders."""
+
+    async def webhook(self, organization_id: UUID, webhook_id: UUID) -> WebhookRow | None: ...
+
+    async def page(
+        self,
+        organization_id: UUID,
+        webhook_id: UUID,
+        *,
+        status: str | None,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> list[DeliveryRow]:
+        """At most `limit` of the webhook's deliveries with this status (None: any), newest
+        first by (created_at, id), those before `after`."""
+
+    async def find(
+        self, organization_id: UUID, webhook_id: UUID, delivery_id: UUID
+    ) -> DeliveryRow | None: ...
+
+    async def attempts(self, delivery_id: UUID) -> list[AttemptRow]:
+        """The delivery's attempts, first to last."""
+
+    async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
+        """Add to the outbox in a transaction of their own, published in this order."""
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    deliveries: list[WebhookDelivery]
+    next_cursor: str | None
+
+
+class DeliveryLogService:
+    """A webhook's deliveries for its own account, and redelivery and test-ping orders."""
+
+    def __init__(self, log: DeliveryLog, topics: Topics, clock: Callable[[], datetime]):
+        self._log = log
+        self._topics = topics
+        self._clock = clock
+
+    async def list(
+        self,
+        account_id: str,
+        webhook_id: str,
+        *,
+        limit: int,
+        status: str | None,
+        cursor: str | None,
+    ) -> DeliveryPage:
+        after = after_cursor(cursor)
+        await self._webhook(account_id, webhook_id)
+        rows = await self._log.page(
+            parse_id(account_id), parse_id(webhook_id), status=status, limit=limit + 1, after=after
+        )
+        rows, next_cursor = cut_page(rows, limit, lambda r: (r.created_at, r.id))
+        return DeliveryPage([public_delivery(r) for r in rows], next_cursor)
+
+    async def get(
+        self, account_id: str, webhook_id: str, delivery_id: str
+    ) -> tuple[WebhookDelivery, list[DeliveryAttempt]]:
+        row = await self._delivery(account_id, webhook_id, delivery_id)
+        attempts = await self._log.attempts(row.id)
+        return public_delivery(row), [public_attempt(a) for a in attempts]
+
+    async def redeliver(self, account_id: str, webhook_id: str, delivery_id: str) -> None:
+        """Order a new attempt now, even after the delivery failed."""
+        await self._webhook(account_id, webhook_id)
+        await self._delivery(account_id, webhook_id, delivery_id)
+        order = RedeliverRequested(
+            delivery_id=str(parse_id(delivery_id)),
+            webhook_id=str(parse_id(webhook_id)),
+            organization_id=str(parse_id(account_id)),
+            requested_at=self._clock(),
+        )
+        await self._log.enqueue([order_entry(self._topics, order)])
+
+    async def send_test(self, account_id: str, webhook_id: str) -> tuple[str, str]:
+        """A `webhook.test` ping through the same path as every delivery; (delivery, event) ids."""
+        now = self._clock()
+        event_id = str(uuid.uuid4())
+        row = await self._webhook(account_id, webhook_id)
+        request = DeliveryRequested(
+            delivery_id=delivery_id_for(str(row.id), event_id),
+            webhook_id=str(row.id),
+            organization_id=str(row.organization_id),
+            event_id=event_id,
+            event="webhook.test",
+            body=test_ping_body(
+                event_id=event_id,
+                organization_id=str(row.organization_id),
+                webhook={"id": str(row.id), "name": row.name, "url": row.url},
+                now=now,
+            ),
+            created_at=now,
+        )
+        await self._log.enqueue([order_entry(self._topics, request)])
+        return request.delivery_id, event_id
+
+    async def _webhook(self, account_id: str, webhook_id: str) -> WebhookRow:
+        row = await self._log.webhook(parse_id(account_id), parse_id(webhook_id))
+        if row is None:
+            raise NotFound(webhook_id)
+        return row
+
+    async def _delivery(self, account_id: str, webhook_id: str, delivery_id: str) -> DeliveryRow:
+        row = await self._log.find(
+            parse_id(account_id), parse_id(webhook_id), parse_id(delivery_id)
+        )
+        if row is None:
+            raise NotFound(delivery_id)
+        return row

@@ -1,0 +1,62 @@
+"""The registry's route table: each entry both registers an aiohttp route and documents it
+in /openapi.json (openapi.py), so the two cannot disagree."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+# What every route under /v1/accounts/{account_id} may refuse with (429 comes with the key).
+ACCOUNT_ERRORS = (400, 401, 403, 404)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A route's success: the envelope with `data` (a model; None: null), or, for the few
+    routes outside the envelope, `schema` as `media_type`. `description` defaults to the
+    route's summary."""
+
+    status: int
+    data: type[BaseModel] | None = None
+    schema: dict[str, Any] | None = None
+    media_type: str = "application/json"
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation. `handler` is a method of the room's routes class (bound when the room
+    registers); `paged` adds the limit and cursor parameters, `status_filter` a status one;
+    `secured` routes need an API key (and may answer 429); `checks_code` ones may answer 503
+    while every code check is busy."""
+
+    method: str
+    path: str
+    handler: Callable[..., Awaitable[web.StreamResponse]]
+    summary: str
+    answer: Answer
+    body: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ACCOUNT_ERRORS
+    paged: bool = False
+    status_filter: tuple[str, ...] = ()
+    secured: bool = True
+    checks_code: bool = False
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.path)
+
+
+def register(app: web.Application, routes: Sequence[Route], handlers: object) -> None:
+    """Add each route to `app`, its handler the method of that name on `handlers`."""
+    for route in routes:
+        handler = getattr(handlers, route.handler.__name__)
+        if route.method == "GET":
+            app.router.add_get(route.path, handler)  # and HEAD, as aiohttp does by default
+        else:
+            app.router.add_route(route.method, route.path, handler)

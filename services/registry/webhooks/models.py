@@ -1,0 +1,194 @@
+"""Webhooks as stored (WebhookRow) and as the HTTP API reads and answers them.
+
+The pydantic models also feed /openapi.json: their docstrings and descriptions are its text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from services.registry.bodies import (
+    EVENTS_FIELD,
+    EVENTS_SCHEMA,
+    ROOM_ID_FIELD,
+    EventName,
+    StrictBody,
+)
+from services.registry.policy import (
+    check_events,
+    check_room_scope,
+    check_schedule,
+    check_webhook_url,
+)
+from shared.events import format_timestamp
+
+NAME_FIELD = Field(default=None, min_length=1, max_length=255, description="A label for humans.")
+URL_SCHEMA = {"pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$"}
+RETRY_SCHEDULE_FIELD = Field(
+    default=None,
+    validation_alias=AliasChoices("retrySchedule", "retry_schedule"),
+    description="Seconds to wait after each failed attempt (at most 10 delays, each 1 s to "
+    "24 h); its length + 1 is the number of attempts. Null: the deployment's default "
+    "(1, 5, 30).",
+)
+URL_FIELD = Field(
+    description="Absolute https URL (http only for hosts the operator allows), at most 2048 "
+    "characters.",
+    max_length=2048,
+    json_schema_extra=URL_SCHEMA,
+)
+
+
+@dataclass(frozen=True)
+class WebhookRow:
+    id: UUID
+    organization_id: UUID
+    name: str | None
+    url: str
+    # `<key id>:<Fernet token>` (shared/secrets_box.py); None only on a row written before
+    # secrets were sealed, until the registry's start-up seals it.
+    secret_ciphertext: str | None
+    events: list[str]
+    room_id: str | None
+    enabled: bool
+    disabled_reason: str | None
+    retry_schedule: list[int] | None
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def _http_hosts(info: ValidationInfo) -> frozenset[str]:
+    return (info.context or {}).get("http_hosts", frozenset())
+
+
+class WebhookInput(StrictBody):
+    """POST and PUT body: the whole webhook (PUT replaces every field)."""
+
+    url: str = URL_FIELD
+    events: list[EventName] = EVENTS_FIELD
+    room_id: str | None = ROOM_ID_FIELD
+    name: str | None = NAME_FIELD
+    enabled: bool = True
+    retry_schedule: list[int] | None = RETRY_SCHEDULE_FIELD
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule(cls, value: list[int] | None) -> list[int] | None:
+        return check_schedule(value)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        return check_webhook_url(value, http_hosts=_http_hosts(info))
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        return check_events(value)
+
+    @model_validator(mode="after")
+    def _scope(self) -> WebhookInput:
+        check_room_scope(self.events, room_id=self.room_id)
+        return self
+
+
+class WebhookPatch(StrictBody):
+    """PATCH body: only the fields present change; `roomId: null` removes the room scope."""
+
+    url: str | None = Field(default=None, max_length=2048, json_schema_extra=URL_SCHEMA)
+    events: list[EventName] | None = Field(
+        default=None, max_length=100, json_schema_extra=EVENTS_SCHEMA
+    )
+    room_id: str | None = ROOM_ID_FIELD
+    name: str | None = NAME_FIELD
+    enabled: bool | None = None
+    retry_schedule: list[int] | None = RETRY_SCHEDULE_FIELD
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule(cls, value: list[int] | None) -> list[int] | None:
+        return check_schedule(value)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            raise ValueError("must be a string (null is not allowed)")
+        return check_webhook_url(value, http_hosts=_http_hosts(info))
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str] | None) -> list[str]:
+        if value is None:
+            raise ValueError("must not be null")
+        return check_events(value)
+
+    @field_validator("enabled")
+    @classmethod
+    def _enabled(cls, value: bool | None) -> bool:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> WebhookPatch:
+        if not self.model_fields_set:
+            raise ValueError(
+                "at least one of url, events, roomId, name, enabled, retrySchedule is required"
+            )
+        return self
+
+
+class Webhook(BaseModel):
+    """`WebhookRegistrationPublic` of the CollabKit types: everything but the secret."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    organization_id: str
+    name: str | None
+    url: str
+    events: list[str]
+    room_id: str | None
+    enabled: bool
+    disabled_reason: str | None = None
+    retry_schedule: list[int] | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @field_serializer("created_at", "updated_at", when_used="json")
+    def _timestamps(self, value: datetime) -> str:
+        return format_timestamp(value)
+
+
+class WebhookWithSecret(Webhook):
+    """`WebhookRegistration` of the CollabKit types: only ever in the 201 answer to POST."""
+
+    secret: str = Field(description="64 hex characters; shown once.")
+
+
+class WebhookData(BaseModel):
+    webhook: Webhook
+
+
+class WebhookCreatedData(BaseModel):
+    webhook: WebhookWithSecret
+
+
+class WebhookListData(BaseModel):
+    webhooks: list[Webhook]
+    next_cursor: str | None

@@ -1,0 +1,189 @@
+"""asyncpg SQL for webhooks (registry schema); every query but `all` is bounded to one account."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from services.registry import outbox
+from services.registry.outbox import OutboxEntry
+from services.registry.quota import check_quota
+from services.registry.webhooks.models import WebhookRow
+
+_COLUMNS = (
+    "id, organization_id, name, url, secret_ciphertext, events, room_id, enabled, disabled_reason,"
+    " retry_schedule, revision, created_at, updated_at"
+)
+
+
+def _row(record: asyncpg.Record) -> WebhookRow:
+    return WebhookRow(**dict(record))
+
+
+class WebhookSql:
+    """WebhookWrites on one connection, inside the caller's transaction."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def check_quota(self, organization_id: UUID, quota: int) -> None:
+        await check_quota(self._conn, "webhooks", organization_id, quota)
+
+    async def insert(self, row: WebhookRow) -> WebhookRow:
+        record = await self._conn.fetchrow(
+            f"INSERT INTO registry.webhooks ({_COLUMNS})"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            f" RETURNING {_COLUMNS}",
+            row.id,
+            row.organization_id,
+            row.name,
+            row.url,
+            row.secret_ciphertext,
+            row.events,
+            row.room_id,
+            row.enabled,
+            row.disabled_reason,
+            row.retry_schedule,
+            row.revision,
+            row.created_at,
+            row.updated_at,
+        )
+        return _row(record)
+
+    async def get(
+        self, organization_id: UUID, webhook_id: UUID, *, for_update: bool = False
+    ) -> WebhookRow | None:
+        lock = " FOR UPDATE" if for_update else ""
+        record = await self._conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM registry.webhooks"
+            f" WHERE organization_id = $1 AND id = $2{lock}",
+            organization_id,
+            webhook_id,
+        )
+        return _row(record) if record else None
+
+    async def get_for_update(self, organization_id: UUID, webhook_id: UUID) -> WebhookRow | None:
+        return await self.get(organization_id, webhook_id, for_update=True)
+
+    async def page(
+        self, organization_id: UUID, *, limit: int, after: tuple[datetime, UUID] | None
+    ) -> list[WebhookRow]:
+        records = await self._conn.fetch(
+            f"SELECT {_COLUMNS} FROM registry.webhooks WHERE organization_id = $1"
+            " AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))"
+            " ORDER BY created_at DESC, id DESC LIMIT $4",
+            organization_id,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        return [_row(r) for r in records]
+
+    async def update(self, row: WebhookRow) -> WebhookRow:
+        record = await self._conn.fetchrow(
+            "UPDATE registry.webhooks SET name = $3, url = $4, events = $5, room_id = $6,"
+            " enabled = $7, disabled_reason = $8, updated_at = $9, retry_schedule = $10,"
+            " revision = revision + 1"
+            f" WHERE organization_id = $1 AND id = $2 RETURNING {_COLUMNS}",
+            row.organization_id,
+            row.id,
+            row.name,
+            row.url,
+            row.events,
+            row.room_id,
+            row.enabled,
+            row.disabled_reason,
+            row.updated_at,
+            row.retry_schedule,
+        )
+        return _row(record)
+
+    async def delete(self, organization_id: UUID, webhook_id: UUID) -> WebhookRow | None:
+        record = await self._conn.fetchrow(
+            f"DELETE FROM registry.webhooks WHERE organization_id = $1 AND id = $2"
+            f" RETURNING {_COLUMNS}",
+            organization_id,
+            webhook_id,
+        )
+        return _row(record) if record else None
+
+    async def all(self) -> list[WebhookRow]:
+        records = await self._conn.fetch(f"SELECT {_COLUMNS} FROM registry.webhooks ORDER BY id")
+        return [_row(r) for r in records]
+
+    async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
+        await outbox.enqueue(self._conn, entries)
+
+
+class PostgresWebhooks:
+    """WebhookRepository on Postgres: reads on a pooled connection, writes in a transaction."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[WebhookSql]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield WebhookSql(conn)
+
+    async def get(self, organization_id: UUID, webhook_id: UUID) -> WebhookRow | None:
+        async with self._pool.acquire() as conn:
+            return await WebhookSql(conn).get(organization_id, webhook_id)
+
+    async def page(
+        self, organization_id: UUID, *, limit: int, after: tuple[datetime, UUID] | None
+    ) -> list[WebhookRow]:
+        async with self._pool.acquire() as conn:
+            return await WebhookSql(conn).page(organization_id, limit=limit, after=after)
+
+
+# --- sealing stored secrets (start-up: sealing.py) -----------------------------------------
+
+
+async def claim_legacy_secrets(conn: asyncpg.Connection, *, limit: int) -> list[tuple[UUID, str]]:
+    """Rows still holding a plain secret (from before sealing), locked for the caller's
+    transaction. SKIP LOCKED: registry replicas starting together share the work."""
+    records = await conn.fetch(
+        "SELECT id, legacy_secret FROM registry.webhooks WHERE legacy_secret IS NOT NULL"
+        " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+    )
+    return [(r["id"], r["legacy_secret"]) for r in records]
+
+
+async def claim_sealed_under(
+    conn: asyncpg.Connection, key_ids: Sequence[str], *, limit: int
+) -> list[tuple[UUID, str]]:
+    """Rows sealed under one of `key_ids`, locked for the caller's transaction."""
+    records = await conn.fetch(
+        "SELECT id, secret_ciphertext FROM registry.webhooks"
+        " WHERE split_part(secret_ciphertext, ':', 1) = ANY($1::text[])"
+        " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+        list(key_ids),
+        limit,
+    )
+    return [(r["id"], r["secret_ciphertext"]) for r in records]
+
+
+async def store_sealed(conn: asyncpg.Connection, sealed: Sequence[tuple[UUID, str]]) -> None:
+    """Write sealed secrets and clear any plain one; the webhook's revision is unchanged
+    (its secret is the same)."""
+    await conn.executemany(
+        "UPDATE registry.webhooks SET secret_ciphertext = $2, legacy_secret = NULL WHERE id = $1",
+        sealed,
+    )
+
+
+async def count_sealed_outside(conn: asyncpg.Connection, key_ids: Sequence[str]) -> int:
+    """Rows sealed under a key not in `key_ids` (nobody here can open them)."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM registry.webhooks WHERE secret_ciphertext IS NOT NULL"
+            " AND split_part(secret_ciphertext, ':', 1) <> ALL($1::text[])",
+            list(key_ids),
+        )
+    )

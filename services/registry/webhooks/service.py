@@ -1,0 +1,231 @@
+"""Webhook use cases. Each change and the outbox entries announcing it share one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+import structlog
+
+from services.registry.errors import InvalidChange, NotFound, parse_id
+from services.registry.outbox import OutboxEntry
+from services.registry.policy import check_room_scope
+from services.registry.webhooks.models import (
+    Webhook,
+    WebhookInput,
+    WebhookPatch,
+    WebhookRow,
+    WebhookWithSecret,
+)
+from services.registry.webhooks.records import (
+    public_webhook,
+    registry_entry,
+    tombstone_entry,
+    webhook_created_entry,
+    webhook_with_secret,
+)
+from shared.kafka import Topics
+from shared.pagination import after_cursor, cut_page
+from shared.secrets_box import SecretsBox
+from shared.signing import new_secret
+
+log = structlog.get_logger(__name__)
+
+
+class WebhookWrites(Protocol):
+    """One transaction over webhooks and the outbox: everything written in it is kept when
+    the `async with` ends, and nothing when it raises. A webhook is only ever reached
+    through its account (`organization_id`)."""
+
+    async def check_quota(self, organization_id: UUID, quota: int) -> None:
+        """Raise QuotaExceeded when the account already holds `quota` webhooks; creates in
+        one account near its quota take turns, so they cannot pass it together."""
+
+    async def insert(self, row: WebhookRow) -> WebhookRow: ...
+
+    async def get_for_update(self, organization_id: UUID, webhook_id: UUID) -> WebhookRow | None:
+        """The webhook, which no other transaction changes until this one ends."""
+
+    async def update(self, row: WebhookRow) -> WebhookRow:
+        """Store the changeable fields of an existing webhook (all but ids, secret and
+        created_at), revision + 1; returns what is stored."""
+
+    async def delete(self, organization_id: UUID, webhook_id: UUID) -> WebhookRow | None:
+        """Delete it; its last state, None when there was none."""
+
+    async def all(self) -> list[WebhookRow]:
+        """Every account's webhooks, by id: only for announcing them all again."""
+
+    async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
+        """Add to the outbox, published in this order once the transaction is kept."""
+
+
+class WebhookRepository(Protocol):
+    """Webhooks, each inside its account, and the outbox announcing their changes."""
+
+    def transaction(self) -> AbstractAsyncContextManager[WebhookWrites]: ...
+
+    async def get(self, organization_id: UUID, webhook_id: UUID) -> WebhookRow | None: ...
+
+    async def page(
+        self, organization_id: UUID, *, limit: int, after: tuple[datetime, UUID] | None
+    ) -> list[WebhookRow]:
+        """At most `limit`, newest first by (created_at, id), those before `after`."""
+
+
+@dataclass(frozen=True)
+class Page:
+    webhooks: list[Webhook]
+    next_cursor: str | None
+
+
+class WebhookService:
+    """Webhook CRUD for one account at a time; every change is announced on the registry
+    topic (through the outbox) in the transaction that makes it."""
+
+    def __init__(
+        self,
+        webhooks: WebhookRepository,
+        topics: Topics,
+        clock: Callable[[], datetime],
+        box: SecretsBox,
+        *,
+        quota: int = 1_000,
+    ) -> None:
+        self._webhooks = webhooks
+        self._topics = topics
+        self._clock = clock
+        self._box = box
+        self._quota = quota
+
+    async def create(self, account_id: str, body: WebhookInput) -> WebhookWithSecret:
+        now = self._clock()
+        secret = new_secret()  # answered once, in the 201; stored sealed
+        row = WebhookRow(
+            id=uuid.uuid4(),
+            organization_id=parse_id(account_id),
+            name=body.name,
+            url=body.url,
+            secret_ciphertext=self._box.seal(secret),
+            events=list(body.events),
+            room_id=body.room_id,
+            enabled=body.enabled,
+            disabled_reason=None,
+            retry_schedule=body.retry_schedule,
+            revision=1,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._webhooks.transaction() as tx:
+            await tx.check_quota(row.organization_id, self._quota)
+            stored = await tx.insert(row)
+            event_id = str(uuid.uuid4())
+            await tx.enqueue(
+                [
+                    registry_entry(self._topics, stored),
+                    webhook_created_entry(self._topics, stored, event_id=event_id, now=now),
+                ]
+            )
+        log.info("webhook.created", account_id=account_id, webhook_id=str(stored.id))
+        return webhook_with_secret(stored, secret)
+
+    async def get(self, account_id: str, webhook_id: str) -> Webhook:
+        row = await self._webhooks.get(parse_id(account_id), parse_id(webhook_id))
+        if row is None:
+            raise NotFound(webhook_id)
+        return public_webhook(row)
+
+    async def list(self, account_id: str, *, limit: int, cursor: str | None) -> Page:
+        rows = await self._webhooks.page(
+            parse_id(account_id), limit=limit + 1, after=after_cursor(cursor)
+        )
+        rows, next_cursor = cut_page(rows, limit, lambda r: (r.created_at, r.id))
+        return Page([public_webhook(r) for r in rows], next_cursor)
+
+    async def replace(self, account_id: str, webhook_id: str, body: WebhookInput) -> Webhook:
+        def change(row: WebhookRow) -> WebhookRow:
+            return replace(
+                row,
+                url=body.url,
+                events=list(body.events),
+                room_id=body.room_id,
+                name=body.name,
+                enabled=body.enabled,
+                disabled_reason=None if body.enabled else row.disabled_reason,
+                retry_schedule=body.retry_schedule,
+            )
+
+        return await self._change(account_id, webhook_id, change)
+
+    async def patch(self, account_id: str, webhook_id: str, body: WebhookPatch) -> Webhook:
+        fields = body.model_fields_set
+
+        def change(row: WebhookRow) -> WebhookRow:
+            updated = replace(
+                row,
+                url=body.url if "url" in fields else row.url,
+                events=list(body.events) if "events" in fields else row.events,
+                room_id=body.room_id if "room_id" in fields else row.room_id,
+                name=body.name if "name" in fields else row.name,
+                enabled=body.enabled if "enabled" in fields else row.enabled,
+                retry_schedule=(
+                    body.retry_schedule if "retry_schedule" in fields else row.retry_schedule
+                ),
+            )
+            if updated.enabled and not row.enabled:
+                updated = replace(updated, disabled_reason=None)
+            try:
+                check_room_scope(updated.events, room_id=updated.room_id)
+            except ValueError as exc:
+                raise InvalidChange("events", str(exc)) from exc
+            return updated
+
+        return await self._change(account_id, webhook_id, change)
+
+    async def delete(self, account_id: str, webhook_id: str) -> Webhook:
+        async with self._webhooks.transaction() as tx:
+            row = await tx.delete(parse_id(account_id), parse_id(webhook_id))
+            if row is None:
+                raise NotFound(webhook_id)
+            await tx.enqueue([tombstone_entry(self._topics, row.id)])
+        log.info("webhook.deleted", account_id=account_id, webhook_id=webhook_id)
+        return public_webhook(row)
+
+    async def disable(self, account_id: str, webhook_id: str, *, reason: str) -> bool:
+        """Disable on another service's order (410 Gone); False when there was nothing to do."""
+        async with self._webhooks.transaction() as tx:
+            row = await tx.get_for_update(parse_id(account_id), parse_id(webhook_id))
+            if row is None or not row.enabled:
+                return False
+            stored = await tx.update(
+                replace(row, enabled=False, disabled_reason=reason, updated_at=self._clock())
+            )
+            await tx.enqueue([registry_entry(self._topics, stored)])
+        log.warning("webhook.disabled", account_id=account_id, webhook_id=webhook_id, reason=reason)
+        return True
+
+    async def republish_all(self) -> int:
+        """Announce every webhook again (a dev broker forgets its topics when it restarts)."""
+        async with self._webhooks.transaction() as tx:
+            rows = await tx.all()
+            if rows:
+                await tx.enqueue([registry_entry(self._topics, r) for r in rows])
+        log.info("webhook.republished", count=len(rows))
+        return len(rows)
+
+    async def _change(
+        self, account_id: str, webhook_id: str, change: Callable[[WebhookRow], WebhookRow]
+    ) -> Webhook:
+        async with self._webhooks.transaction() as tx:
+            row = await tx.get_for_update(parse_id(account_id), parse_id(webhook_id))
+            if row is None:
+                raise NotFound(webhook_id)
+            stored = await tx.update(replace(change(row), updated_at=self._clock()))
+            await tx.enqueue([registry_entry(self._topics, stored)])
+        log.info("webhook.updated", account_id=account_id, webhook_id=webhook_id)
+        return public_webhook(stored)

@@ -1,0 +1,1 @@
+"""Workflows: CRUD with code checked on save, versions, and their execution log."""

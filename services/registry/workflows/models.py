@@ -1,0 +1,204 @@
+"""Workflows and their executions as stored (rows) and as the HTTP API reads and answers them.
+
+The pydantic models also feed /openapi.json: their docstrings and descriptions are its text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from services.registry.bodies import (
+    EVENTS_FIELD,
+    EVENTS_SCHEMA,
+    ROOM_ID_FIELD,
+    EventName,
+    StrictBody,
+)
+from services.registry.policy import check_events, check_room_scope
+from shared.events import format_timestamp
+
+EXECUTION_STATUSES = ("running", "success", "error", "timeout")
+
+
+@dataclass(frozen=True)
+class WorkflowRow:
+    """A workflow with the code of its current version."""
+
+    id: UUID
+    organization_id: UUID
+    name: str
+    events: list[str]
+    room_id: str | None
+    enabled: bool
+    language: str
+    version: int
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+    code: str
+
+
+@dataclass(frozen=True)
+class ExecutionRow:
+    """One run of a workflow, as the workflow runner records it (never written here)."""
+
+    id: UUID
+    workflow_id: UUID
+    version: int
+    event_id: str
+    event: str
+    status: str
+    started_at: datetime | None
+    duration_ms: int | None
+    result: Any
+    error: dict[str, Any] | None
+    logs: list[dict[str, Any]]
+    created_at: datetime
+
+
+DEFAULT_CODE_MAX_BYTES = 256 * 1024
+CODE_DESCRIPTION = (
+    "An ES module whose default export is `async function(event, bindings)`; at most the "
+    "deployment's code size (256 KiB of UTF-8 by default)."
+)
+
+
+def _check_code_size(code: str, info: ValidationInfo) -> str:
+    limit = (info.context or {}).get("code_max_bytes", DEFAULT_CODE_MAX_BYTES)
+    size = len(code.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise ValueError(f"must be at most {limit:,} bytes of UTF-8 (it is {size:,})")
+    return code
+
+
+class WorkflowInput(StrictBody):
+    """POST body: a workflow as the CollabKit webhooks guide creates it."""
+
+    name: str = Field(min_length=1, max_length=255)
+    events: list[EventName] = EVENTS_FIELD
+    code: str = Field(min_length=1, description=CODE_DESCRIPTION)
+    language: Literal["js", "ts"] = "js"
+    room_id: str | None = ROOM_ID_FIELD
+    enabled: bool = True
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        return check_events(value)
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str, info: ValidationInfo) -> str:
+        return _check_code_size(value, info)
+
+    @model_validator(mode="after")
+    def _scope(self) -> WorkflowInput:
+        check_room_scope(self.events, room_id=self.room_id)
+        return self
+
+
+class WorkflowPatch(StrictBody):
+    """PATCH body: only the fields present change; a new `code` or `language` is a new version."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    events: list[EventName] | None = Field(
+        default=None, max_length=100, json_schema_extra=EVENTS_SCHEMA
+    )
+    code: str | None = Field(default=None, min_length=1, description=CODE_DESCRIPTION)
+    language: Literal["js", "ts"] | None = None
+    room_id: str | None = ROOM_ID_FIELD
+    enabled: bool | None = None
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str] | None) -> list[str]:
+        if value is None:
+            raise ValueError("must not be null")
+        return check_events(value)
+
+    @field_validator("name", "code", "language", "enabled")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            raise ValueError("must not be null")
+        if info.field_name == "code":
+            return _check_code_size(value, info)
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> WorkflowPatch:
+        if not self.model_fields_set:
+            raise ValueError(
+                "at least one of name, events, code, language, roomId, enabled is required"
+            )
+        return self
+
+
+class Workflow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    organization_id: str
+    name: str
+    events: list[str]
+    room_id: str | None
+    enabled: bool
+    language: Literal["js", "ts"]
+    version: int
+    code: str
+    created_at: datetime
+    updated_at: datetime
+
+    @field_serializer("created_at", "updated_at", when_used="json")
+    def _timestamps(self, value: datetime) -> str:
+        return format_timestamp(value)
+
+
+class Execution(BaseModel):
+    id: str
+    workflow_id: str
+    version: int
+    event_id: str
+    event: str
+    status: Literal["running", "success", "error", "timeout"]
+    started_at: datetime | None
+    duration_ms: int | None
+    result: Any = None
+    error: dict[str, Any] | None
+    logs: list[dict[str, Any]]
+    created_at: datetime
+
+    @field_serializer("started_at", "created_at", when_used="json")
+    def _timestamps(self, value: datetime | None) -> str | None:
+        return format_timestamp(value) if value is not None else None
+
+
+class WorkflowData(BaseModel):
+    workflow: Workflow
+
+
+class WorkflowListData(BaseModel):
+    workflows: list[Workflow]
+    next_cursor: str | None
+
+
+class ExecutionData(BaseModel):
+    execution: Execution
+
+
+class ExecutionListData(BaseModel):
+    executions: list[Execution]
+    next_cursor: str | None

@@ -1,0 +1,207 @@
+"""asyncpg SQL for workflows (registry schema) and reads of their executions (workflow schema)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from services.registry import outbox
+from services.registry.outbox import OutboxEntry
+from services.registry.quota import check_quota
+from services.registry.workflows.models import ExecutionRow, WorkflowRow
+
+_COLUMNS = (
+    "w.id, w.organization_id, w.name, w.events, w.room_id, w.enabled, w.language, w.version,"
+    " w.revision, w.created_at, w.updated_at, v.code"
+)
+_FROM = (
+    "registry.workflows w JOIN registry.workflow_versions v"
+    " ON v.workflow_id = w.id AND v.version = w.version"
+)
+_EXECUTION_COLUMNS = (
+    "id, workflow_id, version, event_id, event, status, started_at, duration_ms, result, error,"
+    " logs, created_at"
+)
+
+After = tuple[datetime, UUID] | None
+
+
+def _row(record: asyncpg.Record) -> WorkflowRow:
+    return WorkflowRow(**dict(record))
+
+
+class WorkflowSql:
+    """WorkflowWrites (and the reads) on one connection, inside the caller's transaction."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def check_quota(self, organization_id: UUID, quota: int) -> None:
+        await check_quota(self._conn, "workflows", organization_id, quota)
+
+    async def insert(self, row: WorkflowRow) -> None:
+        await self._conn.execute(
+            "INSERT INTO registry.workflows (id, organization_id, name, events, room_id, enabled,"
+            " language, version, revision, created_at, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            row.id,
+            row.organization_id,
+            row.name,
+            row.events,
+            row.room_id,
+            row.enabled,
+            row.language,
+            row.version,
+            row.revision,
+            row.created_at,
+            row.updated_at,
+        )
+        await self.insert_version(row)
+
+    async def insert_version(self, row: WorkflowRow) -> None:
+        await self._conn.execute(
+            "INSERT INTO registry.workflow_versions (workflow_id, version, language, code,"
+            " created_at) VALUES ($1, $2, $3, $4, $5)",
+            row.id,
+            row.version,
+            row.language,
+            row.code,
+            row.updated_at,
+        )
+
+    async def get(
+        self, organization_id: UUID, workflow_id: UUID, *, for_update: bool = False
+    ) -> WorkflowRow | None:
+        lock = " FOR UPDATE OF w" if for_update else ""
+        record = await self._conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM {_FROM} WHERE w.organization_id = $1 AND w.id = $2{lock}",
+            organization_id,
+            workflow_id,
+        )
+        return _row(record) if record else None
+
+    async def get_for_update(self, organization_id: UUID, workflow_id: UUID) -> WorkflowRow | None:
+        return await self.get(organization_id, workflow_id, for_update=True)
+
+    async def page(self, organization_id: UUID, *, limit: int, after: After) -> list[WorkflowRow]:
+        records = await self._conn.fetch(
+            f"SELECT {_COLUMNS} FROM {_FROM} WHERE w.organization_id = $1"
+            " AND ($2::timestamptz IS NULL OR (w.created_at, w.id) < ($2, $3::uuid))"
+            " ORDER BY w.created_at DESC, w.id DESC LIMIT $4",
+            organization_id,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        return [_row(r) for r in records]
+
+    async def update(self, row: WorkflowRow) -> None:
+        await self._conn.execute(
+            "UPDATE registry.workflows SET name = $3, events = $4, room_id = $5, enabled = $6,"
+            " language = $7, version = $8, updated_at = $9, revision = revision + 1"
+            " WHERE organization_id = $1 AND id = $2",
+            row.organization_id,
+            row.id,
+            row.name,
+            row.events,
+            row.room_id,
+            row.enabled,
+            row.language,
+            row.version,
+            row.updated_at,
+        )
+
+    async def delete(self, organization_id: UUID, workflow_id: UUID) -> bool:
+        result = await self._conn.execute(
+            "DELETE FROM registry.workflows WHERE organization_id = $1 AND id = $2",
+            organization_id,
+            workflow_id,
+        )
+        return result.endswith(" 1")
+
+    async def all(self) -> list[WorkflowRow]:
+        records = await self._conn.fetch(f"SELECT {_COLUMNS} FROM {_FROM} ORDER BY w.id")
+        return [_row(r) for r in records]
+
+    async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
+        await outbox.enqueue(self._conn, entries)
+
+    async def executions(
+        self,
+        organization_id: UUID,
+        workflow_id: UUID,
+        *,
+        status: str | None,
+        limit: int,
+        after: After,
+    ) -> list[ExecutionRow]:
+        records = await self._conn.fetch(
+            f"SELECT {_EXECUTION_COLUMNS} FROM workflow.executions"
+            " WHERE workflow_id = $1 AND organization_id = $2"
+            " AND ($3::text IS NULL OR status = $3)"
+            " AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))"
+            " ORDER BY created_at DESC, id DESC LIMIT $6",
+            workflow_id,
+            organization_id,
+            status,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        return [ExecutionRow(**dict(r)) for r in records]
+
+    async def execution(
+        self, organization_id: UUID, workflow_id: UUID, execution_id: UUID
+    ) -> ExecutionRow | None:
+        record = await self._conn.fetchrow(
+            f"SELECT {_EXECUTION_COLUMNS} FROM workflow.executions"
+            " WHERE id = $1 AND workflow_id = $2 AND organization_id = $3",
+            execution_id,
+            workflow_id,
+            organization_id,
+        )
+        return ExecutionRow(**dict(record)) if record else None
+
+
+class PostgresWorkflows:
+    """WorkflowRepository on Postgres: reads on a pooled connection, writes in a transaction."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[WorkflowSql]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield WorkflowSql(conn)
+
+    async def get(self, organization_id: UUID, workflow_id: UUID) -> WorkflowRow | None:
+        async with self._pool.acquire() as conn:
+            return await WorkflowSql(conn).get(organization_id, workflow_id)
+
+    async def page(self, organization_id: UUID, *, limit: int, after: After) -> list[WorkflowRow]:
+        async with self._pool.acquire() as conn:
+            return await WorkflowSql(conn).page(organization_id, limit=limit, after=after)
+
+    async def executions(
+        self,
+        organization_id: UUID,
+        workflow_id: UUID,
+        *,
+        status: str | None,
+        limit: int,
+        after: After,
+    ) -> list[ExecutionRow]:
+        async with self._pool.acquire() as conn:
+            return await WorkflowSql(conn).executions(
+                organization_id, workflow_id, status=status, limit=limit, after=after
+            )
+
+    async def execution(
+        self, organization_id: UUID, workflow_id: UUID, execution_id: UUID
+    ) -> ExecutionRow | None:
+        async with self._pool.acquire() as conn:
+            return await WorkflowSql(conn).execution(organization_id, workflow_id, execution_id)
