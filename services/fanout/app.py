@@ -1,4 +1,5 @@
-"""The one place that builds fanout's Kafka clients, probe server and loops.
+"""The one place that builds fanout's Kafka clients and probe server, and wires them to
+the loops (`consumer.FanoutLoops`).
 
 `Fanout` runs in-process (tests use `async with Fanout(settings) as fanout:`); `run` is what
 `python -m services.fanout` calls: it retries start-up while the broker is away and serves
@@ -10,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from types import TracebackType
 
 import structlog
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 
+from services.fanout.consumer import FanoutLoops, backoff, log_failure
 from services.fanout.index import SubscriptionIndex, Subscriptions
 from services.fanout.metrics import FanoutMetrics
 from services.fanout.processor import BatchProcessor
@@ -34,7 +35,6 @@ from shared.kafka import (
     stop_quietly,
 )
 from shared.lifecycle import stop_requested
-from shared.readiness import FetchWatch, RetryWatch
 
 log = structlog.get_logger(__name__)
 
@@ -62,11 +62,7 @@ class Fanout:
         self._feed: RegistryFeed | None = None
         self._events: AIOKafkaConsumer | None = None
         self._processor: BatchProcessor | None = None
-        self._retries = {
-            name: RetryWatch(f"the {name} loop", settings.retry_limit)
-            for name in ("events", "registry")
-        }
-        self._fetches = FetchWatch("the events consumer", settings.fetch_stall_s)
+        self.loops = FanoutLoops(settings, self.metrics, self._stopping)
         self._task: asyncio.Task[None] | None = None
         self._running = False
 
@@ -96,14 +92,14 @@ class Fanout:
         loaded = self._feed is not None and self._feed.loaded
         has_work = self._events is not None and bool(self._events.assignment())
         events = [  # the first that is not "ok" says why
-            self._retries["events"].check(),
-            self._fetches.check(now=time.monotonic(), has_work=has_work),
+            self.loops.retries["events"].check(),
+            self.loops.fetches.check(now=time.monotonic(), has_work=has_work),
             "ok" if self.ready else "not_consuming",
         ]
         checks = {
             "index": "ok" if loaded else "loading",
             "events": next((check for check in events if check != "ok"), "ok"),
-            "registry": self._retries["registry"].check(),
+            "registry": self.loops.retries["registry"].check(),
         }
         if self._events is not None:
             checks["broker"] = await broker_check(
@@ -174,50 +170,16 @@ class Fanout:
 
     async def run_until_stopped(self) -> None:
         """Serve until `stop()`; then close every client. Call after `start()`."""
-        if self._feed is None or self._processor is None:
+        if self._feed is None or self._events is None or self._processor is None:
             raise RuntimeError("Fanout.start() must succeed first")
         if self._running:
             raise RuntimeError("Fanout is already running")
         self._running = True
-        feed, processor = self._feed, self._processor
         try:
-            await asyncio.gather(
-                self._loop("registry", feed.poll),
-                self._loop("events", lambda: self._consume(processor)),
-            )
+            await self.loops.serve(self._feed, self._events, self._processor)
         finally:
             await self._stack.aclose()
             log.info("fanout.stopped")
-
-    async def _consume(self, processor: BatchProcessor) -> None:
-        assert self._events is not None
-        batch = await self._events.getmany(
-            timeout_ms=self.settings.poll_timeout_ms,
-            max_records=self.settings.batch_max_records,
-        )
-        self._fetches.fetched(now=time.monotonic())
-        await processor.process(batch)
-
-    async def _loop(self, name: str, step: Callable[[], Awaitable[object]]) -> None:
-        """Run `step` until stopped. The one broad except: log, back off, keep serving.
-
-        What fails here is the world's (the broker away, a bug): the step is retried with
-        back-off, and `/readyz` turns red past `retry_limit` failures in a row. An event that
-        fails for its content never gets here: the processor sends it to the DLQ.
-        """
-        watch = self._retries[name]
-        while not self._stopping.is_set():
-            try:
-                await step()
-            except Exception as exc:  # noqa: BLE001 - logged in _log_failure; keep serving
-                watch.failed(repr(exc))
-                self.metrics.loop_failures.labels(name).inc()
-                _log_failure("fanout.loop_failed", exc, loop=name, failures=watch.failures)
-                await _backoff(self.settings, watch.failures, self._stopping)
-            else:
-                if watch.failures:
-                    log.info("fanout.loop_recovered", loop=name, failures=watch.failures)
-                watch.succeeded()
 
     async def __aenter__(self) -> Fanout:
         await self.start()
@@ -266,22 +228,8 @@ async def _start_with_retries(settings: FanoutSettings, stopping: asyncio.Event)
         try:
             starting.result()
             return fanout
-        except Exception as exc:  # noqa: BLE001 - logged in _log_failure; retry
+        except Exception as exc:  # noqa: BLE001 - logged in log_failure; retry
             failures += 1
-            _log_failure("fanout.start_failed", exc, failures=failures)
-            await _backoff(settings, failures, stopping)
+            log_failure("fanout.start_failed", exc, failures=failures)
+            await backoff(settings, failures, stopping)
     return None
-
-
-def _log_failure(event: str, exc: Exception, **fields: object) -> None:
-    """Broker trouble is expected now and then (no traceback); anything else is a bug."""
-    if isinstance(exc, KafkaError):
-        log.warning(event, error=repr(exc), **fields)
-    else:
-        log.exception(event, error=repr(exc), **fields)
-
-
-async def _backoff(settings: FanoutSettings, failures: int, stopping: asyncio.Event) -> None:
-    delay = min(settings.backoff_max_s, settings.backoff_min_s * 2 ** (failures - 1))
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), timeout=delay)

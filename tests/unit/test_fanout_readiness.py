@@ -26,7 +26,7 @@ async def test_a_loop_failing_past_its_limit_is_red_with_the_reason_until_it_rec
             raise KafkaConnectionError("broker away")
         await asyncio.sleep(0.001)
 
-    loop = asyncio.create_task(service._loop("registry", broker_away_until_back))
+    loop = asyncio.create_task(service.loops.run("registry", broker_away_until_back))
     try:
 
         async def red() -> str:
@@ -74,7 +74,7 @@ async def test_a_consumer_holding_partitions_that_stops_fetching_turns_readiness
     consumer = IdleConsumer()
     service._events = consumer  # type: ignore[assignment]
     service._processor = NoWork()  # type: ignore[assignment]
-    await service._consume(NoWork())  # type: ignore[arg-type]
+    await service.loops.consume(consumer, NoWork())  # type: ignore[arg-type]
     assert consumer.fetches == 1
 
     async def stalled() -> str:
@@ -82,5 +82,5 @@ async def test_a_consumer_holding_partitions_that_stops_fetching_turns_readiness
         return checks["events"] if checks["events"] != "ok" else ""
 
     assert "the events consumer has not fetched for" in await eventually(stalled)
-    await service._consume(NoWork())  # type: ignore[arg-type]
+    await service.loops.consume(consumer, NoWork())  # type: ignore[arg-type]
     assert (await service.readiness())["events"] == "ok"
