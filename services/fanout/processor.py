@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError, MessageSizeTooLargeError
 from pydantic import BaseModel, ValidationError
 
@@ -32,6 +33,31 @@ from shared.kafka import JSON_HEADERS, Topics
 log = structlog.get_logger(__name__)
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord]]
+Headers = Sequence[tuple[str, bytes]]
+
+
+class RecordSink(Protocol):
+    """Where routed records go (the producer): `send` hands a record over and returns its
+    ack; awaiting the ack returns once the broker holds the record durably, or raises. Records
+    of one key reach their partition in the order sent."""
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+    ) -> asyncio.Future: ...
+
+
+class ConsumedOffsets(Protocol):
+    """The events consumer's positions: `commit` makes the group resume each partition at
+    the offset given (durable once it returns); `seek` makes the next fetch of a partition
+    start at the offset given."""
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None: ...
+
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
 
 
 @dataclass
@@ -68,10 +94,12 @@ def _reason(exc: Exception) -> str:
 
 
 class BatchProcessor:
+    """Routes a fetched batch, produces its records, awaits every ack, commits (see above)."""
+
     def __init__(
         self,
-        consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
+        consumer: ConsumedOffsets,
+        producer: RecordSink,
         topics: Topics,
         indexes: Subscriptions,
         metrics: FanoutMetrics,

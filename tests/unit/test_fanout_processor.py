@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -19,49 +18,13 @@ from shared.dead_letters import CUT_BYTES as DLQ_CUT_BYTES
 from shared.events import build_event
 from shared.kafka import Topics, dumps
 from shared.messages import WebhookRecord, WorkflowRecord, WorkflowRunRequested
+from tests.support.fanout_fakes import FakeConsumer, FakeProducer
 
 NOW = datetime(2026, 5, 29, 10, 6, tzinfo=UTC)
 ORG = str(uuid.uuid4())
 WORKFLOW_ID = str(uuid.uuid4())
 TOPICS = Topics("ns")
 TP0, TP1 = TopicPartition(TOPICS.events, 0), TopicPartition(TOPICS.events, 1)
-
-
-class FakeProducer:
-    def __init__(
-        self,
-        *,
-        fail_with: Exception | None = None,
-        fail_on: str | None = None,
-        too_large: str | None = None,
-    ) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes | None, list]] = []
-        self._fail_with = fail_with
-        self._fail_on = fail_on  # None: every topic
-        self._too_large = too_large
-
-    async def send(self, topic, value=None, key=None, headers=None):
-        if topic == self._too_large:
-            raise MessageSizeTooLargeError("too large")
-        self.sent.append((topic, key, value, headers))
-        ack = asyncio.get_running_loop().create_future()
-        if self._fail_with is not None and self._fail_on in (None, topic):
-            ack.set_exception(self._fail_with)
-        else:
-            ack.set_result(None)
-        return ack
-
-
-class FakeConsumer:
-    def __init__(self) -> None:
-        self.commits: list[dict[TopicPartition, int]] = []
-        self.seeks: list[tuple[TopicPartition, int]] = []
-
-    async def commit(self, offsets):
-        self.commits.append(dict(offsets))
-
-    def seek(self, tp, offset):
-        self.seeks.append((tp, offset))
 
 
 def message(tp: TopicPartition, offset: int, value: bytes | None) -> ConsumerRecord:

@@ -1,0 +1,57 @@
+"""In-memory fakes of what fanout's `BatchProcessor` produces to and commits on
+(`RecordSink`, `ConsumedOffsets` in services/fanout/processor.py); each passes its contract
+suite in tests/integration/test_fanout_contracts.py, as the real aiokafka client does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from aiokafka import TopicPartition
+from aiokafka.errors import MessageSizeTooLargeError
+
+
+class FakeProducer:
+    """A `RecordSink` keeping what it was sent in `sent`, in order. `fail_with` fails the
+    acks (of `fail_on`'s topic, or all); `too_large` refuses every record of that topic."""
+
+    def __init__(
+        self,
+        *,
+        fail_with: Exception | None = None,
+        fail_on: str | None = None,
+        too_large: str | None = None,
+    ) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes | None, list]] = []
+        self._fail_with = fail_with
+        self._fail_on = fail_on  # None: every topic
+        self._too_large = too_large
+
+    async def send(self, topic, value=None, key=None, headers=None):
+        if topic == self._too_large:
+            raise MessageSizeTooLargeError("too large")
+        self.sent.append((topic, key, value, headers))
+        ack = asyncio.get_running_loop().create_future()
+        if self._fail_with is not None and self._fail_on in (None, topic):
+            ack.set_exception(self._fail_with)
+        else:
+            ack.set_result(None)
+        return ack
+
+
+class FakeConsumer:
+    """`ConsumedOffsets`: `commits` and `seeks` in order, `committed` and `positions` now."""
+
+    def __init__(self) -> None:
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.seeks: list[tuple[TopicPartition, int]] = []
+        self.committed: dict[TopicPartition, int] = {}
+        self.positions: dict[TopicPartition, int] = {}
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        self.commits.append(dict(offsets))
+        self.committed.update(offsets)
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks.append((partition, offset))
+        self.positions[partition] = offset
