@@ -10,7 +10,7 @@
   ScaledObject, a CRD). kustomization.yaml files: every resource they name exists, and every
   manifest is named by one.
 - What must agree with the code: the ScaledObject's consumer group and topic are those of
-  shared/kafka.py, autoscalers stop at KAFKA_PARTITIONS replicas, and delivery's
+  shared/kafka/topics.py, autoscalers stop at KAFKA_PARTITIONS replicas, and delivery's
   terminationGracePeriodSeconds outlasts ROOMHOOKS_DELIVERY_SHUTDOWN_GRACE_S.
 
 Prints one line per problem; exits 1 when there is any.

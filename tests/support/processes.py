@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devtool.devstack import TANSU_GAP_RECHECK_MS
+from devtool.broker import TANSU_GAP_RECHECK_MS
 from tests.support.secrets import TEST_SECRETS_KEY
 
 REPO = Path(__file__).resolve().parents[2]
