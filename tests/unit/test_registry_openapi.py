@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from services.registry.app import RegistryDeps, create_app
 from services.registry.openapi import build_openapi
+from services.registry.settings import RegistrySettings
+from shared.secrets_box import SecretsBox, generate_key
 
 DOCUMENT = build_openapi(version="test", page_size_max=100)
 OPERATIONS = [
@@ -52,3 +55,17 @@ def test_every_json_refusal_is_the_error_envelope():
                     path,
                     status,
                 )
+
+
+async def _no_check(code: str, language: str) -> None:
+    return None
+
+
+def test_the_app_serves_exactly_the_documented_operations():
+    deps = RegistryDeps(
+        pool=None, producer=None, check_code=_no_check, box=SecretsBox([generate_key()])
+    )
+    app = create_app(RegistrySettings(), deps)
+    served = {(r.method, r.resource.canonical) for r in app.router.routes() if r.method != "HEAD"}
+    documented = {(m.upper(), path) for path, ops in DOCUMENT["paths"].items() for m in ops}
+    assert served == documented

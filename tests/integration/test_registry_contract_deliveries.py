@@ -1,0 +1,59 @@
+"""DeliveryLog's contract, on the fake and on Postgres alike."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.support.registry_contracts import (
+    attempt_row,
+    delivery_row,
+    subject_fixture,
+    webhook_row,
+)
+
+pytestmark = pytest.mark.integration
+
+subject = subject_fixture("deliveries")
+
+
+async def test_a_webhook_is_found_in_its_own_account_only(subject):
+    mine, theirs = await subject.account(), await subject.account()
+    hook = webhook_row(mine)
+    await subject.add_webhook(hook)
+    assert await subject.repo.webhook(mine, hook.id) == hook
+    assert await subject.repo.webhook(theirs, hook.id) is None
+
+
+async def test_pages_are_the_webhooks_own_newest_first_by_status(subject):
+    mine, theirs = await subject.account(), await subject.account()
+    hook, other = webhook_row(mine), webhook_row(mine)
+    rows = [delivery_row(hook.id, minute=m, status=("success", "failed")[m % 2]) for m in range(4)]
+    for row in rows:
+        await subject.record_delivery(mine, row)
+    await subject.record_delivery(mine, delivery_row(other.id, minute=9))
+    await subject.record_delivery(theirs, delivery_row(hook.id, minute=8))
+    page = subject.repo.page
+    assert await page(mine, hook.id, status=None, limit=10, after=None) == rows[::-1]
+    assert await page(mine, hook.id, status="failed", limit=10, after=None) == [rows[3], rows[1]]
+    after = (rows[3].created_at, rows[3].id)
+    assert await page(mine, hook.id, status=None, limit=2, after=after) == [rows[2], rows[1]]
+
+
+async def test_one_delivery_is_found_in_its_webhook_and_account_with_its_attempts(subject):
+    mine, theirs = await subject.account(), await subject.account()
+    hook = webhook_row(mine)
+    row = delivery_row(hook.id, status="failed")
+    await subject.record_delivery(mine, row, attempt_row(2), attempt_row(1))
+    assert await subject.repo.find(mine, hook.id, row.id) == row
+    assert await subject.repo.find(theirs, hook.id, row.id) is None
+    assert await subject.repo.find(mine, uuid.uuid4(), row.id) is None
+    assert await subject.repo.attempts(row.id) == [attempt_row(1), attempt_row(2)]
+    assert await subject.repo.attempts(uuid.uuid4()) == []
+
+
+async def test_orders_are_kept_in_the_outbox_in_order(subject):
+    entries = [("roomhooks.deliveries", b"w", b"1"), ("roomhooks.deliveries", b"w", b"2")]
+    await subject.repo.enqueue(entries)
+    assert await subject.outbox() == entries

@@ -1,0 +1,118 @@
+"""WebhookRepository's contract, on the fake and on Postgres alike."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from services.registry.errors import QuotaExceeded
+from tests.support.registry_contracts import T0, subject_fixture, webhook_row
+
+pytestmark = pytest.mark.integration
+
+subject = subject_fixture("webhooks")
+ENTRY = ("roomhooks.registry", b"webhook:1", b"{}")
+
+
+async def test_a_webhook_is_found_in_its_own_account_only(subject):
+    mine, theirs = await subject.account(), await subject.account()
+    row = webhook_row(mine)
+    async with subject.repo.transaction() as tx:
+        assert await tx.insert(row) == row
+    assert await subject.repo.get(mine, row.id) == row
+    assert await subject.repo.get(theirs, row.id) is None
+    assert await subject.repo.get(mine, uuid.uuid4()) is None
+
+
+async def test_pages_are_newest_first_and_go_on_after_the_cursor(subject):
+    mine, theirs = await subject.account(), await subject.account()
+    rows = [webhook_row(mine, minute=m) for m in range(5)]
+    async with subject.repo.transaction() as tx:
+        for row in [*rows, webhook_row(theirs, minute=9)]:
+            await tx.insert(row)
+    first = await subject.repo.page(mine, limit=2, after=None)
+    assert first == [rows[4], rows[3]]
+    rest = await subject.repo.page(mine, limit=10, after=(first[-1].created_at, first[-1].id))
+    assert rest == [rows[2], rows[1], rows[0]]
+
+
+async def test_an_update_keeps_ids_secret_and_creation_and_bumps_the_revision(subject):
+    mine = await subject.account()
+    row = webhook_row(mine)
+    async with subject.repo.transaction() as tx:
+        await tx.insert(row)
+    changed = replace(
+        row,
+        name="renamed",
+        url="https://other.example.com/in",
+        events=["participant.left"],
+        room_id="room-1",
+        enabled=False,
+        disabled_reason="gone",
+        retry_schedule=[1, 2],
+        updated_at=T0.replace(hour=13),
+        secret_ciphertext="k1:other",
+        created_at=T0.replace(hour=14),
+        revision=99,
+    )
+    async with subject.repo.transaction() as tx:
+        assert await tx.get_for_update(mine, row.id) == row
+        stored = await tx.update(changed)
+    expected = replace(changed, secret_ciphertext="k1:sealed", created_at=T0, revision=2)
+    assert stored == expected
+    assert await subject.repo.get(mine, row.id) == expected
+
+
+async def test_a_delete_answers_the_last_state_once_and_only_in_the_account(subject):
+    mine, theirs = await subject.account(), await subject.account()
+    row = webhook_row(mine)
+    async with subject.repo.transaction() as tx:
+        await tx.insert(row)
+    async with subject.repo.transaction() as tx:
+        assert await tx.delete(theirs, row.id) is None
+        assert await tx.delete(mine, row.id) == row
+        assert await tx.delete(mine, row.id) is None
+    assert await subject.repo.get(mine, row.id) is None
+
+
+async def test_the_quota_counts_the_accounts_own_webhooks(subject):
+    mine, theirs = await subject.account(), await subject.account()
+    async with subject.repo.transaction() as tx:
+        for _ in range(2):
+            await tx.insert(webhook_row(mine))
+        await tx.check_quota(mine, 3)
+        await tx.check_quota(theirs, 1)
+        with pytest.raises(QuotaExceeded) as refused:
+            await tx.check_quota(mine, 2)
+    assert (refused.value.what, refused.value.quota) == ("webhooks", 2)
+
+
+async def test_entries_are_kept_in_order_with_the_change(subject):
+    mine = await subject.account()
+    entries = [ENTRY, ("roomhooks.registry", b"webhook:2", None)]
+    async with subject.repo.transaction() as tx:
+        await tx.insert(webhook_row(mine))
+        await tx.enqueue(entries)
+    assert await subject.outbox() == entries
+
+
+async def test_a_transaction_that_raises_keeps_neither_change_nor_entries(subject):
+    mine = await subject.account()
+    row = webhook_row(mine)
+    with pytest.raises(RuntimeError):
+        async with subject.repo.transaction() as tx:
+            await tx.insert(row)
+            await tx.enqueue([ENTRY])
+            raise RuntimeError("rolled back")
+    assert await subject.repo.get(mine, row.id) is None
+    assert await subject.outbox() == []
+
+
+async def test_all_is_every_accounts_webhooks_by_id(subject):
+    rows = [webhook_row(await subject.account()) for _ in range(3)]
+    async with subject.repo.transaction() as tx:
+        for row in rows:
+            await tx.insert(row)
+        assert await tx.all() == sorted(rows, key=lambda r: r.id)

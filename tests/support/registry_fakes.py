@@ -1,0 +1,226 @@
+"""In-memory fakes of the registry's repository Protocols, for unit tests of its services.
+
+Each keeps what Postgres would, no more; the contract suites
+(tests/integration/test_registry_contract_*.py) hold them to the Postgres adapters.
+A transaction that raises leaves rows and outbox as they were.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Self
+from uuid import UUID
+
+from services.registry.accounts.service import ApiKeyRow, KeyOwner
+from services.registry.deliveries.models import AttemptRow, DeliveryRow
+from services.registry.errors import QuotaExceeded
+from services.registry.outbox import OutboxEntry
+from services.registry.webhooks.models import WebhookRow
+from services.registry.workflows.models import ExecutionRow, WorkflowRow
+
+After = tuple[datetime, UUID] | None
+
+
+def newest_first(rows: list[Any], *, limit: int, after: After) -> list[Any]:
+    """Rows by (created_at, id) descending, those before `after`, at most `limit`."""
+    ordered = sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)
+    return [r for r in ordered if after is None or (r.created_at, r.id) < after][:limit]
+
+
+class FakeAccounts:
+    def __init__(self) -> None:
+        self.accounts: dict[UUID, str] = {}
+        self.keys: dict[str, ApiKeyRow] = {}
+
+    async def insert_account(self, account_id: UUID, name: str) -> None:
+        self.accounts[account_id] = name
+
+    async def account_exists(self, account_id: UUID) -> bool:
+        return account_id in self.accounts
+
+    async def insert_key(self, key: ApiKeyRow) -> None:
+        self.keys[key.token_sha256] = key
+
+    async def find_key_owner(self, token_sha256: str) -> KeyOwner | None:
+        key = self.keys.get(token_sha256)
+        return KeyOwner(key.account_id, key.role) if key else None
+
+
+class _FakeTable:
+    """Rows by id, each in an account, and the outbox; the object is its own transaction."""
+
+    table = ""
+
+    def __init__(self) -> None:
+        self.rows: dict[UUID, Any] = {}
+        self.outbox: list[OutboxEntry] = []
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Self]:
+        before = copy.deepcopy(self.__dict__)
+        try:
+            yield self
+        except BaseException:
+            self.__dict__.update(before)
+            raise
+
+    async def get(self, organization_id: UUID, row_id: UUID) -> Any:
+        row = self.rows.get(row_id)
+        return row if row is not None and row.organization_id == organization_id else None
+
+    async def get_for_update(self, organization_id: UUID, row_id: UUID) -> Any:
+        return await self.get(organization_id, row_id)
+
+    async def page(self, organization_id: UUID, *, limit: int, after: After) -> list[Any]:
+        owned = [r for r in self.rows.values() if r.organization_id == organization_id]
+        return newest_first(owned, limit=limit, after=after)
+
+    async def check_quota(self, organization_id: UUID, quota: int) -> None:
+        if sum(r.organization_id == organization_id for r in self.rows.values()) >= quota:
+            raise QuotaExceeded(self.table, quota)
+
+    async def all(self) -> list[Any]:
+        return sorted(self.rows.values(), key=lambda r: r.id)
+
+    async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
+        self.outbox.extend(entries)
+
+    def _pop(self, organization_id: UUID, row_id: UUID) -> Any:
+        row = self.rows.get(row_id)
+        if row is None or row.organization_id != organization_id:
+            return None
+        return self.rows.pop(row_id)
+
+
+class FakeWebhooks(_FakeTable):
+    table = "webhooks"
+
+    async def insert(self, row: WebhookRow) -> WebhookRow:
+        self.rows[row.id] = row
+        return row
+
+    async def update(self, row: WebhookRow) -> WebhookRow:
+        stored = self.rows[row.id]
+        self.rows[row.id] = replace(
+            row,
+            secret_ciphertext=stored.secret_ciphertext,
+            created_at=stored.created_at,
+            revision=stored.revision + 1,
+        )
+        return self.rows[row.id]
+
+    async def delete(self, organization_id: UUID, webhook_id: UUID) -> WebhookRow | None:
+        return self._pop(organization_id, webhook_id)
+
+
+class FakeWorkflows(_FakeTable):
+    """Workflows with their versions' code, and the runs the workflow runner recorded."""
+
+    table = "workflows"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.versions: dict[tuple[UUID, int], str] = {}
+        self.runs: list[tuple[UUID, ExecutionRow]] = []  # (organization id, run)
+
+    async def insert(self, row: WorkflowRow) -> None:
+        self.rows[row.id] = row
+        await self.insert_version(row)
+
+    async def insert_version(self, row: WorkflowRow) -> None:
+        self.versions[(row.id, row.version)] = row.code
+
+    async def update(self, row: WorkflowRow) -> None:
+        stored = self.rows[row.id]
+        self.rows[row.id] = replace(
+            row,
+            code=self.versions[(row.id, row.version)],
+            created_at=stored.created_at,
+            revision=stored.revision + 1,
+        )
+
+    async def delete(self, organization_id: UUID, workflow_id: UUID) -> bool:
+        return self._pop(organization_id, workflow_id) is not None
+
+    def record_run(self, organization_id: UUID, run: ExecutionRow) -> None:
+        """What the workflow runner does (not part of the Protocol)."""
+        self.runs.append((organization_id, run))
+
+    async def executions(
+        self,
+        organization_id: UUID,
+        workflow_id: UUID,
+        *,
+        status: str | None,
+        limit: int,
+        after: After,
+    ) -> list[ExecutionRow]:
+        runs = [
+            run
+            for org, run in self.runs
+            if org == organization_id
+            and run.workflow_id == workflow_id
+            and status in (None, run.status)
+        ]
+        return newest_first(runs, limit=limit, after=after)
+
+    async def execution(
+        self, organization_id: UUID, workflow_id: UUID, execution_id: UUID
+    ) -> ExecutionRow | None:
+        runs = await self.executions(
+            organization_id, workflow_id, status=None, limit=len(self.runs), after=None
+        )
+        return next((run for run in runs if run.id == execution_id), None)
+
+
+class FakeDeliveryLog:
+    """Webhooks, the deliveries and attempts the delivery service recorded, and the outbox."""
+
+    def __init__(self) -> None:
+        self.webhooks: dict[UUID, WebhookRow] = {}
+        self.deliveries: list[tuple[UUID, DeliveryRow]] = []  # (organization id, delivery)
+        self.attempt_rows: dict[UUID, list[AttemptRow]] = {}
+        self.outbox: list[OutboxEntry] = []
+
+    def record(self, organization_id: UUID, delivery: DeliveryRow, *attempts: AttemptRow) -> None:
+        """What the delivery service does (not part of the Protocol)."""
+        self.deliveries.append((organization_id, delivery))
+        self.attempt_rows.setdefault(delivery.id, []).extend(attempts)
+
+    async def webhook(self, organization_id: UUID, webhook_id: UUID) -> WebhookRow | None:
+        row = self.webhooks.get(webhook_id)
+        return row if row is not None and row.organization_id == organization_id else None
+
+    async def page(
+        self,
+        organization_id: UUID,
+        webhook_id: UUID,
+        *,
+        status: str | None,
+        limit: int,
+        after: After,
+    ) -> list[DeliveryRow]:
+        rows = [
+            d
+            for org, d in self.deliveries
+            if org == organization_id and d.webhook_id == webhook_id and status in (None, d.status)
+        ]
+        return newest_first(rows, limit=limit, after=after)
+
+    async def find(
+        self, organization_id: UUID, webhook_id: UUID, delivery_id: UUID
+    ) -> DeliveryRow | None:
+        rows = await self.page(
+            organization_id, webhook_id, status=None, limit=len(self.deliveries), after=None
+        )
+        return next((d for d in rows if d.id == delivery_id), None)
+
+    async def attempts(self, delivery_id: UUID) -> list[AttemptRow]:
+        return sorted(self.attempt_rows.get(delivery_id, []), key=lambda a: a.attempt)
+
+    async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
+        self.outbox.extend(entries)
