@@ -7,7 +7,7 @@ import asyncio
 import os
 import resource
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from tests.support.sandbox import (
     MemoryBindings,
     request,
 )
+from tests.support.sandbox_hosts import gone, usable_host
 
 pytestmark = pytest.mark.integration
 
@@ -46,24 +47,10 @@ async def sandbox() -> AsyncIterator[Sandbox]:
     await sandbox.close()
 
 
-def gone(host: Host) -> Callable[[], Awaitable[bool]]:
-    """The host's process has exited (and was reaped)."""
-
-    async def probe() -> bool:
-        return host.died.is_set() and not Path(f"/proc/{host.pid}").exists()
-
-    return probe
-
-
 def host_of(sandbox: Sandbox) -> Host:
     host = sandbox.host_for(ORGANIZATION)
     assert host is not None
     return host
-
-
-async def usable_host(sandbox: Sandbox) -> Host:
-    """The host new runs go to (one organization), once any replacement has started."""
-    return await sandbox.ready_host(ORGANIZATION)
 
 
 async def benign(sandbox: Sandbox, run_id: str) -> RunOutcome:

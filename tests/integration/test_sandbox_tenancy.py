@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -20,6 +19,7 @@ from services.workflow_runner.sandbox import (
 from services.workflow_runner.sandbox.host import Host
 from tests.support.polling import eventually
 from tests.support.sandbox import LOG_NEW_PARTICIPANTS, MemoryBindings, request
+from tests.support.sandbox_hosts import gone
 
 pytestmark = pytest.mark.integration
 
@@ -69,13 +69,6 @@ def host_of(sandbox: Sandbox, organization: str) -> Host:
     host = sandbox.host_for(organization)
     assert host is not None and host.pid is not None
     return host
-
-
-def gone(host: Host) -> Callable[[], Awaitable[bool]]:
-    async def probe() -> bool:
-        return host.died.is_set() and not Path(f"/proc/{host.pid}").exists()
-
-    return probe
 
 
 def under_way(sandbox: Sandbox, organization: str) -> Callable[[], Awaitable[bool]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from urllib.parse import unquote
@@ -70,14 +71,12 @@ def fake_cgroup_tree(tmp_path: Path, *, controllers: str = "cpu memory pids") ->
 
 def test_each_host_gets_a_cgroup_with_memory_and_pids_limits(tmp_path: Path) -> None:
     root = fake_cgroup_tree(tmp_path)
-    cgroups = Cgroups(
-        memory_max_mb=256, pids_max=64, root=root, proc_self_cgroup=tmp_path / "self", name="rh"
-    )
+    cgroups = Cgroups(memory_max_mb=256, pids_max=64, root=root, proc_self_cgroup=tmp_path / "self")
     assert cgroups.prepare()
     own = root / "system.slice" / "runner.service"
     assert (own / "cgroup.subtree_control").read_text() == "+memory +pids"
     assert cgroups.place("1-2", 4242)
-    group = own / "rh-host-1-2"
+    group = own / f"roomhooks-sandbox-{os.getpid()}-host-1-2"
     assert (group / "memory.max").read_text() == str(256 * 1024 * 1024)
     assert (group / "pids.max").read_text() == "64"
     assert (group / "cgroup.procs").read_text() == "4242"

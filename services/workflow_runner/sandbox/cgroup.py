@@ -34,14 +34,13 @@ class Cgroups:
         root: Path = Path("/sys/fs/cgroup"),
         proc_self_cgroup: Path = Path("/proc/self/cgroup"),
         parent: Path | None = None,
-        name: str | None = None,
     ) -> None:
         self._memory_max = memory_max_mb * 1024 * 1024
         self._pids_max = pids_max
         self._root = root
         self._proc_self_cgroup = proc_self_cgroup
         self._parent = parent
-        self._name = name or f"roomhooks-sandbox-{os.getpid()}"
+        self._name = f"roomhooks-sandbox-{os.getpid()}"
         self._created: dict[str, Path] = {}
         self.available = False
         self.reason: str | None = None

@@ -32,7 +32,6 @@ async def watch(
     limit_bytes: int,
     alive: Callable[[], bool],
     on_over: Callable[[int], None],
-    interval_s: float = POLL_S,
 ) -> None:
     """Until the process ends: call `on_over(resident bytes)` once it is over the limit."""
     while alive():
@@ -42,4 +41,4 @@ async def watch(
         if resident > limit_bytes:
             on_over(resident)
             return
-        await asyncio.sleep(interval_s)
+        await asyncio.sleep(POLL_S)
