@@ -10,12 +10,16 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 import aiohttp
+import asyncpg
 import structlog
+from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
 from services.workflow_runner.bindings import Fetcher
 from services.workflow_runner.connection_shares import ConnectionShares, share_of
+from services.workflow_runner.executions import PostgresExecutions
 from services.workflow_runner.projection_consumer import ProjectionConsumer
+from services.workflow_runner.projection_store import PostgresProjection
 from services.workflow_runner.run_consumer import RunConsumer
 from services.workflow_runner.sandbox import Sandbox, SandboxSettings
 from services.workflow_runner.service import RunnerMetrics, RunnerService
@@ -71,82 +75,37 @@ class Runner:
         # The two consumers' loops, built in start(); each keeps the watches /readyz reads.
         self.runs: RunConsumer | None = None
         self.projection: ProjectionConsumer | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._runs: AIOKafkaConsumer | None = None
+        self._projection: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
         s, stack = self.settings, self._stack
-        pool = await create_pool(s.postgres)
-        stack.push_async_callback(pool.close)
-        async with pool.acquire() as conn:
-            await apply_migrations(conn, schema="workflow", package="services.workflow_runner")
+        self._pool = pool = await open_pool(s, stack)
         await ensure_topics(s.kafka, self.topics)
-
-        sandbox = Sandbox(sandbox_settings(s))
-        await sandbox.start()
-        stack.push_async_callback(sandbox.close)
-        self.sandbox = sandbox
-
-        policy = AddressPolicy.build(
-            allow_loopback=s.loopback_allowed, allowed_networks=s.allowed_networks
-        )
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(resolver=GuardedResolver(policy), limit=64),
-            auto_decompress=False,
-        )
-        stack.push_async_callback(session.close)
-        fetcher = Fetcher(
-            session, policy=policy, timeout_s=s.fetch_timeout_s, max_bytes=s.fetch_max_bytes
-        )
-        self.service = RunnerService(
-            pool=pool,
-            shares=ConnectionShares(pool, per_organization=share_of(s.postgres.pool_max_size)),
-            sandbox=sandbox,
-            fetcher=fetcher,
+        self.sandbox = await start_sandbox(s, stack)
+        shares = ConnectionShares(pool, per_organization=share_of(s.postgres.pool_max_size))
+        self.service = service = RunnerService(
+            executions=PostgresExecutions(shares),
+            projection=PostgresProjection(pool, shares),
+            sandbox=self.sandbox,
+            fetcher=open_fetcher(s, stack),
             clock=self._clock,
             metrics=self._metrics,
         )
-
         producer = make_producer(s.kafka)  # dead letters only
         await producer.start()
         stack.push_async_callback(stop_quietly, "producer", producer.stop)
-
-        runs = make_consumer(
-            s.kafka,
-            self.topics.workflow_runs,
-            group_id=self.topics.group("workflows"),
-            max_poll_records=s.fetch_max_records,
-        )
-        projection = make_consumer(
-            s.kafka,
-            self.topics.events,
-            self.topics.room_state,
-            group_id=self.topics.group("workflow-projection"),
-            background=True,
-        )
-        for name, consumer in (("runs", runs), ("projection", projection)):
-            await consumer.start()
-            stack.push_async_callback(stop_quietly, name, consumer.stop)
-        self._runs, self._projection = runs, projection
-        self._pool = pool
+        self._runs, self._projection = await start_consumers(s, self.topics, stack)
         self.runs = RunConsumer(
-            runs,
-            self.service,
-            producer=producer,
-            dlq_topic=self.topics.workflow_runs_dlq,
-            metrics=self._metrics,
-            stopping=self._stopping,
-            settings=s,
-        )
+            self._runs, service, producer=producer, dlq_topic=self.topics.workflow_runs_dlq,
+            metrics=self._metrics, stopping=self._stopping, settings=s,
+        )  # fmt: skip
         self.projection = ProjectionConsumer(
-            projection,
-            self.service,
-            room_state_topic=self.topics.room_state,
-            metrics=self._metrics,
-            stopping=self._stopping,
-            retry_limit=s.retry_limit,
-            fetch_stall_s=s.fetch_stall_s,
-            backoff_max_s=s.retry_backoff_max_s,
-        )
-
+            self._projection, service, room_state_topic=self.topics.room_state,
+            metrics=self._metrics, stopping=self._stopping, retry_limit=s.retry_limit,
+            fetch_stall_s=s.fetch_stall_s, backoff_max_s=s.retry_backoff_max_s,
+        )  # fmt: skip
         runner = await start_health_server(
             self._readiness, self.metrics_registry, host=s.health_host, port=s.health_port
         )
@@ -158,7 +117,7 @@ class Runner:
         ]
         # What is built by now (modules, clients, the sandbox's hosts) lives as long as the
         # process: out of the collector's sight, a full collection no longer walks it. In
-        # In `make chaos`'s sandbox scenario one took 61 ms of the event loop, every run waiting on
+        # `make chaos`'s sandbox scenario one took 61 ms of the event loop, every run waiting on
         # it; after the freeze no full collection ran at all, the longest one 7 ms.
         gc.freeze()
         log.info("workflows.started", group=self.topics.group("workflows"))
@@ -169,8 +128,10 @@ class Runner:
         # A loop that ended while not stopping is a bug: say so rather than look ready.
         ended = [task.get_name() for task in self._tasks if task.done()]
         now = asyncio.get_running_loop().time()
-        runs, projection = self.runs, self.projection
-        assert runs is not None and projection is not None  # served only once started
+        runs, projection, pool = self.runs, self.projection, self._pool
+        # served only once started
+        assert runs is not None and projection is not None and pool is not None
+        assert self._runs is not None and self._projection is not None
         return {
             "loops": f"ended: {', '.join(ended)}" if ended else "ok",
             "runs": "ok" if self._runs.assignment() else "waiting",
@@ -182,7 +143,7 @@ class Runner:
             ),
             "projection": projection.retries.check(),
             "broker": await broker_check(self._runs, [self.topics.workflow_runs]),
-            "postgres": await postgres_check(self._pool),
+            "postgres": await postgres_check(pool),
         }
 
     async def stop(self) -> None:
@@ -198,6 +159,58 @@ class Runner:
                 await asyncio.wait_for(task, timeout=self.settings.wall_timeout_s + 5)
         await self._stack.aclose()
         log.info("workflows.stopped", seconds=round(loop.time() - started, 3))
+
+
+async def open_pool(s: RunnerSettings, stack: AsyncExitStack) -> asyncpg.Pool:
+    """The runner's pool, its schema migrated."""
+    pool = await create_pool(s.postgres)
+    stack.push_async_callback(pool.close)
+    async with pool.acquire() as conn:
+        await apply_migrations(conn, schema="workflow", package="services.workflow_runner")
+    return pool
+
+
+async def start_sandbox(s: RunnerSettings, stack: AsyncExitStack) -> Sandbox:
+    sandbox = Sandbox(sandbox_settings(s))
+    await sandbox.start()
+    stack.push_async_callback(sandbox.close)
+    return sandbox
+
+
+def open_fetcher(s: RunnerSettings, stack: AsyncExitStack) -> Fetcher:
+    """Workflows' fetch: an HTTP client whose resolver is the SSRF guard."""
+    policy = AddressPolicy.build(
+        allow_loopback=s.loopback_allowed, allowed_networks=s.allowed_networks
+    )
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(resolver=GuardedResolver(policy), limit=64),
+        auto_decompress=False,
+    )
+    stack.push_async_callback(session.close)
+    return Fetcher(session, policy=policy, timeout_s=s.fetch_timeout_s, max_bytes=s.fetch_max_bytes)
+
+
+async def start_consumers(
+    s: RunnerSettings, topics: Topics, stack: AsyncExitStack
+) -> tuple[AIOKafkaConsumer, AIOKafkaConsumer]:
+    """The run requests' consumer and the projection's (events and room state), started."""
+    runs = make_consumer(
+        s.kafka,
+        topics.workflow_runs,
+        group_id=topics.group("workflows"),
+        max_poll_records=s.fetch_max_records,
+    )
+    projection = make_consumer(
+        s.kafka,
+        topics.events,
+        topics.room_state,
+        group_id=topics.group("workflow-projection"),
+        background=True,
+    )
+    for name, consumer in (("runs", runs), ("projection", projection)):
+        await consumer.start()
+        stack.push_async_callback(stop_quietly, name, consumer.stop)
+    return runs, projection
 
 
 async def run(settings: RunnerSettings) -> None:

@@ -13,8 +13,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from services.workflow_runner import projection_store
-from services.workflow_runner.connection_shares import ConnectionShares
+from services.workflow_runner.dependencies import Fetches, ProjectionStore
 from services.workflow_runner.sandbox.models import (
     BindingError,
     FetchRefused,
@@ -90,13 +89,13 @@ class RoomBindings:
 
     def __init__(
         self,
-        shares: ConnectionShares,
-        fetcher: Fetcher,
+        projection: ProjectionStore,
+        fetcher: Fetches,
         *,
         organization_id: str,
         room_id: str | None,
     ) -> None:
-        self._shares = shares
+        self._projection = projection
         self._fetcher = fetcher
         self._org = organization_id
         self._room = room_id
@@ -106,20 +105,19 @@ class RoomBindings:
         if self._room is None:  # an organization event: there is no room to read
             return {"room.get": None, "files.list": [], "room.getUsers": [],
                     "store.getAll": {}}.get(method)  # fmt: skip
-        async with self._shares.acquire(self._org) as conn:
-            match method:
-                case "room.get":
-                    return await projection_store.room(conn, self._org, self._room)
-                case "room.getUsers":
-                    return await projection_store.room_users(conn, self._org, self._room)
-                case "store.get":
-                    store, key = _name(args, 0, "store"), _name(args, 1, "key")
-                    return await projection_store.kv_get(conn, self._org, self._room, store, key)
-                case "store.getAll":
-                    store = _name(args, 0, "store")
-                    return await projection_store.kv_all(conn, self._org, self._room, store)
-                case "files.list":
-                    return await projection_store.files(conn, self._org, self._room)
+        projection, org, room = self._projection, self._org, self._room
+        match method:
+            case "room.get":
+                return await projection.room(org, room)
+            case "room.getUsers":
+                return await projection.room_users(org, room)
+            case "store.get":
+                store, key = _name(args, 0, "store"), _name(args, 1, "key")
+                return await projection.kv_get(org, room, store, key)
+            case "store.getAll":
+                return await projection.kv_all(org, room, _name(args, 0, "store"))
+            case "files.list":
+                return await projection.files(org, room)
         raise BindingError(f"unknown binding {method!r}")
 
     async def fetch(self, request: FetchRequest) -> FetchResponse:

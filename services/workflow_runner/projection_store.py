@@ -1,4 +1,5 @@
-"""asyncpg SQL of the projection: writes from the runner's consumers, reads for the bindings.
+"""asyncpg SQL of the projection: writes from the runner's consumers, reads for the bindings;
+and `PostgresProjection`, the ProjectionStore (dependencies.py) over it.
 
 Every read is bounded to one organization and one room: a workflow sees its event's room only.
 """
@@ -12,14 +13,18 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import structlog
 
+from services.workflow_runner.connection_shares import ConnectionShares
 from services.workflow_runner.projection import (
     Change,
     collapse,
     row_of,
 )
 from services.workflow_runner.storable import storable_json
-from shared.failures import is_content_error, storable_text
+from shared.failures import describe, is_content_error, storable_text
+
+log = structlog.get_logger(__name__)
 
 MAX_LIST = 1000  # rows a binding returns at most
 
@@ -135,7 +140,7 @@ async def write(conn: asyncpg.Connection, rows: Sequence[Row], *, now: datetime)
 
 async def write_each(
     conn: asyncpg.Connection, rows: Sequence[Row], *, now: datetime
-) -> list[tuple[Row, BaseException]]:
+) -> list[tuple[Row, Exception]]:
     """Write the rows one by one, each in its own transaction: the fallback when a batch fails
     on its content, so one row Postgres refuses does not hold back the others. Returns the
     rows refused for their content; any other failure (an outage) is raised as it is."""
@@ -211,3 +216,45 @@ async def files(conn: asyncpg.Connection, org: str, room_id: str) -> list[dict[s
         MAX_LIST,
     )
     return [{"path": r["path"], **r["metadata"]} for r in rows]
+
+
+class PostgresProjection:
+    """The projection in Postgres: batches written on `pool` (the projection consumer's), the
+    bindings' reads through each organization's share of the runs' connections."""
+
+    def __init__(self, pool: asyncpg.Pool, shares: ConnectionShares) -> None:
+        self._pool = pool
+        self._shares = shares
+
+    async def write(self, rows: Sequence[Row], *, now: datetime) -> list[tuple[Row, Exception]]:
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await write(conn, rows, now=now)
+            except Exception as exc:
+                if not is_content_error(exc):
+                    raise
+                log.warning("workflows.projection_batch_refused", rows=len(rows),
+                            error=describe(exc))  # fmt: skip
+                return await write_each(conn, rows, now=now)
+        return []
+
+    async def room(self, org: str, room_id: str) -> dict[str, Any] | None:
+        async with self._shares.acquire(org) as conn:
+            return await room(conn, org, room_id)
+
+    async def room_users(self, org: str, room_id: str) -> list[dict[str, Any]]:
+        async with self._shares.acquire(org) as conn:
+            return await room_users(conn, org, room_id)
+
+    async def kv_get(self, org: str, room_id: str, store: str, key: str) -> Any:
+        async with self._shares.acquire(org) as conn:
+            return await kv_get(conn, org, room_id, store, key)
+
+    async def kv_all(self, org: str, room_id: str, store: str) -> dict[str, Any]:
+        async with self._shares.acquire(org) as conn:
+            return await kv_all(conn, org, room_id, store)
+
+    async def files(self, org: str, room_id: str) -> list[dict[str, Any]]:
+        async with self._shares.acquire(org) as conn:
+            return await files(conn, org, room_id)

@@ -8,18 +8,24 @@ offset only up to its lowest run not yet recorded (flow.py).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from services.workflow_runner import executions, projection_store
-from services.workflow_runner.bindings import Fetcher, RoomBindings
-from services.workflow_runner.connection_shares import ConnectionShares
+from services.workflow_runner import projection_store
+from services.workflow_runner.bindings import RoomBindings
+from services.workflow_runner.dependencies import (
+    CodeSandbox,
+    Ended,
+    ExecutionStore,
+    Fetches,
+    ProjectionStore,
+)
 from services.workflow_runner.projection import Change, changes_from_event
-from services.workflow_runner.sandbox import RunOutcome, RunRequest, Sandbox
+from services.workflow_runner.sandbox import RunOutcome, RunRequest
 from services.workflow_runner.storable import storable_value
 from shared.failures import PoisonCounter, describe, is_content_error, storable_text
 from shared.messages import WorkflowRunRequested
@@ -47,18 +53,22 @@ class RunnerMetrics:
 
 
 class RunnerService:
+    """Projects room data for the bindings; runs a workflow version once per run id and
+    records how it ended. A failure for the world's sake (Postgres away, no sandbox host) is
+    raised for the caller to retry: every step is idempotent."""
+
     def __init__(
         self,
         *,
-        pool: asyncpg.Pool,
-        shares: ConnectionShares,
-        sandbox: Sandbox,
-        fetcher: Fetcher,
+        executions: ExecutionStore,
+        projection: ProjectionStore,
+        sandbox: CodeSandbox,
+        fetcher: Fetches,
         clock: Callable[[], datetime],
         metrics: RunnerMetrics,
     ) -> None:
-        self._pool = pool  # the projection consumer's; runs take theirs through `shares`
-        self._shares = shares
+        self._executions = executions
+        self._projection = projection
         self._sandbox = sandbox
         self._fetcher = fetcher
         self._clock = clock
@@ -72,25 +82,14 @@ class RunnerService:
         if not changes:
             return
         rows = projection_store.rows_of(changes)
-        now = self._clock()
-        refused: list[tuple[projection_store.Row, BaseException]] = []
-        async with self._pool.acquire() as conn:
-            try:
-                async with conn.transaction():
-                    await projection_store.write(conn, rows.rows, now=now)
-            except Exception as exc:
-                if not is_content_error(exc):
-                    raise
-                log.warning("workflows.projection_batch_refused", rows=len(rows.rows),
-                            error=describe(exc))  # fmt: skip
-                refused = await projection_store.write_each(conn, rows.rows, now=now)
+        refused = await self._projection.write(rows.rows, now=self._clock())
         self._metrics.projected.inc(len(rows.rows) - len(refused))
         self._report(rows, refused)
 
     def _report(
         self,
         rows: projection_store.Rows,
-        refused: list[tuple[projection_store.Row, BaseException]],
+        refused: list[tuple[projection_store.Row, Exception]],
     ) -> None:
         """Log once what a written batch cleaned or left out, and count what it left out."""
         for row, reason in rows.cleaned:
@@ -104,46 +103,25 @@ class RunnerService:
                         reason=describe(exc))  # fmt: skip
             self._metrics.poison.inc("projection_row")
 
-    async def _apply(self, conn: asyncpg.Connection, changes: list[Change]) -> None:
-        """The run's own event into the projection, in the run's transaction; a row Postgres
-        refuses is left to the projection consumer (which writes the others row by row)."""
-        if not changes:
-            return
-        try:
-            async with conn.transaction():  # a savepoint: a refused row spoils nothing else
-                rows = await projection_store.apply(conn, changes, now=self._clock())
-        except Exception as exc:
-            if not is_content_error(exc):
-                raise
-            log.warning("workflows.run_projection_refused", error=describe(exc))
-            return
-        self._metrics.projected.inc(len(rows.rows))
-
     async def run(self, request: WorkflowRunRequested) -> str | None:
         """Run once and record it; returns the status, or None when it had already run."""
         bound = log.bind(run_id=request.run_id, workflow_id=request.workflow_id,
                          version=request.version)  # fmt: skip
-        async with self._shares.acquire(request.organization_id) as conn, conn.transaction():
-            # What this transaction writes need not be durable, so its commit does not wait
-            # for the WAL flush (an fsync: 50-250 ms at times in `make chaos`'s sandbox scenario,
-            # before the code could start): `finish` writes the whole row, whether or not the
-            # `running` one survived a Postgres crash, and the event's room and user reach the
-            # projection through its own consumer too.
-            await conn.execute("SET LOCAL synchronous_commit TO OFF")
-            if not await executions.begin(conn, request, now=self._clock()):
-                bound.info("workflow.run_skipped", reason="already ran")
-                return None
-            source = await executions.code_of(conn, request.workflow_id, request.version)
-            # The run's own event first: its room and user are there even if the projection
-            # consumer has not reached this event yet.
-            await self._apply(conn, changes_from_event(request.event))
-        if source is None:
+        # The run's own event first: its room and user are there even if the projection
+        # consumer has not reached this event yet.
+        changes = changes_from_event(request.event)
+        begun = await self._executions.begin(request, changes, now=self._clock())
+        if begun is None:
+            bound.info("workflow.run_skipped", reason="already ran")
+            return None
+        self._metrics.projected.inc(begun.projected)
+        if begun.source is None:
             outcome = self._failed("this workflow version no longer exists")
             await self._finish(request, outcome, [])
             return outcome.status
-        code, language = source
+        code, language = begun.source
         bindings = RoomBindings(
-            self._shares,
+            self._projection,
             self._fetcher,
             organization_id=request.organization_id,
             # as the projection stores it: NUL and lone surrogates escaped
@@ -199,8 +177,9 @@ class RunnerService:
         logs, logs_cleaned = storable_value([*outcome.logs, *fetch_log])
         if cleaned := sorted({*result_cleaned, *error_cleaned, *logs_cleaned}):
             log.info("workflow.outcome_cleaned", run_id=request.run_id, reason=", ".join(cleaned))
+        ended = Ended(outcome.status, outcome.started_at, outcome.duration_ms, result, error, logs)
         try:
-            await self._write_finish(request, outcome, result=result, error=error, logs=logs)
+            await self._executions.finish(request, ended, now=self._clock())
         except Exception as exc:
             if not is_content_error(exc):
                 raise
@@ -209,31 +188,8 @@ class RunnerService:
             self._metrics.poison.inc("run_outcome")
             message = f"the run's outcome ({outcome.status}) could not be stored: {reason}"
             error = {"message": message, "stack": None}
-            await self._write_finish(request, outcome, result=None, error=error, logs=[],
-                                     status="error")  # fmt: skip
-
-    async def _write_finish(
-        self,
-        request: WorkflowRunRequested,
-        outcome: RunOutcome,
-        *,
-        result: Any,
-        error: dict[str, Any] | None,
-        logs: list[dict[str, Any]],
-        status: str | None = None,
-    ) -> None:
-        async with self._shares.acquire(request.organization_id) as conn:
-            await executions.finish(
-                conn,
-                request,
-                status=status or outcome.status,
-                started_at=outcome.started_at,
-                duration_ms=outcome.duration_ms,
-                result=result,
-                error=error,
-                logs=logs,
-                now=self._clock(),
-            )
+            ended = replace(ended, status="error", result=None, error=error, logs=[])
+            await self._executions.finish(request, ended, now=self._clock())
 
 
 def _shown(key: tuple[str, ...]) -> list[str]:

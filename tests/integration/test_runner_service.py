@@ -12,10 +12,13 @@ from prometheus_client import CollectorRegistry
 
 from services.workflow_runner import executions
 from services.workflow_runner.connection_shares import ConnectionShares
+from services.workflow_runner.executions import PostgresExecutions
+from services.workflow_runner.projection_store import PostgresProjection
 from services.workflow_runner.sandbox import RunOutcome
 from services.workflow_runner.service import RunnerMetrics, RunnerService
 from shared.failures import is_content_error
 from shared.messages import WorkflowRunRequested, run_id_for
+from tests.support.runner_fakes import FakeFetcher
 
 pytestmark = pytest.mark.integration
 
@@ -38,11 +41,12 @@ class ScriptedSandbox:
 
 
 def service_with(pool, sandbox: ScriptedSandbox) -> RunnerService:
+    shares = ConnectionShares(pool, per_organization=4)
     return RunnerService(
-        pool=pool,
-        shares=ConnectionShares(pool, per_organization=4),
-        sandbox=sandbox,  # type: ignore[arg-type]
-        fetcher=None,  # type: ignore[arg-type]
+        executions=PostgresExecutions(shares),
+        projection=PostgresProjection(pool, shares),
+        sandbox=sandbox,
+        fetcher=FakeFetcher(),
         clock=lambda: NOW,
         metrics=RunnerMetrics(CollectorRegistry()),
     )
