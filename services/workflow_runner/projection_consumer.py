@@ -84,11 +84,6 @@ class ProjectionConsumer:
                         consumer.seek(tp, records[0].offset)
                 await self._pause(backoff_s(failures, max_s=self._backoff_max_s))
 
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but no longer than until the runner stops."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-
     async def project_batch(self, records: list[ConsumerRecord]) -> None:
         """Project a batch; a record that is not JSON, has a bad room-state key or a wrongly
         shaped part is passed over and reported once, after the batch is written (a batch
