@@ -4,7 +4,7 @@ Where autogroup is on (`kernel.sched_autogroup_enabled`, for processes in the ro
 cgroup), the CPU is shared between sessions first, and by nice only within each: in the
 runner's session, a host's threads at nice 19 still took the CPU its session's group won from
 Postgres' (measured: Postgres backends waited 60-400 ms for a CPU while an attack spun). So
-each host starts a session of its own (host.py) whose group gets the host's nice (5, and 19
+each host starts a session of its own (process.py) whose group gets the host's nice (5, and 19
 for a quarantine's; `group_nice`): 10 while it carries a burst of runs, and 19 while one of
 its Workers keeps its event loop blocked (host.ts says "blocked", then "calm"; for good once
 one ran past the CPU limit, as its thread spins on). As a group, a host then takes the CPU the

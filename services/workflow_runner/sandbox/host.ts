@@ -1,4 +1,4 @@
-// The sandbox host: one long-lived Deno process, started by host.py (see launch.py for the
+// The sandbox host: one long-lived Deno process, started by process.py (see launch.py for the
 // exact command line). It connects to the Unix socket Python listens on (argv[0]) and speaks
 // JSON lines (protocol.py has the message shapes), never stdin/stdout: a Worker can reach
 // fds 0-2 through node:fs.
