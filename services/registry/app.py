@@ -109,16 +109,17 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
     auth = Authorizer(accounts, ApiLimits.from_settings(s))
     sends = Buckets(rate_per_s=s.webhook_sends_rate_per_s, burst=s.webhook_sends_burst)
     deliveries = DeliveryLogService(PostgresDeliveryLog(pool), topics, clock)
-    WorkflowRoutes(
-        auth, workflows, page_size_max=s.page_size_max, code_max_bytes=s.workflow_code_max_bytes
-    ).register(app)
-    DeliveryRoutes(auth, deliveries, page_size_max=s.page_size_max, sends=sends).register(app)
-    WebhookRoutes(auth, webhooks, http_hosts=s.http_hosts, page_size_max=s.page_size_max).register(
-        app
-    )
     document = build_openapi(version=version("roomhooks"), page_size_max=s.page_size_max)
     readiness = postgres_and_relay(pool, relay, metrics.backlog)
-    SystemRoutes(readiness, metrics.registry, document).register(app)
+    for routes in (
+        WorkflowRoutes(
+            auth, workflows, page_size_max=s.page_size_max, code_max_bytes=s.workflow_code_max_bytes
+        ),
+        DeliveryRoutes(auth, deliveries, page_size_max=s.page_size_max, sends=sends),
+        WebhookRoutes(auth, webhooks, http_hosts=s.http_hosts, page_size_max=s.page_size_max),
+        SystemRoutes(readiness, metrics.registry, document),
+    ):
+        routes.register(app)
     return app
 
 
@@ -171,7 +172,7 @@ class Registry:
         if s.should_republish_on_start:
             await app[WEBHOOKS].republish_all()
             await app[WORKFLOWS].republish_all()
-        await stack.enter_async_context(app[RELAY].running())
+        await stack.enter_async_context(app[RELAY].publishing())
         await stack.enter_async_context(commands_applied(s.kafka, app[WEBHOOKS]))
 
         runner = web.AppRunner(app, access_log=None, handle_signals=False)

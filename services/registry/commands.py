@@ -14,6 +14,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
+from services.registry.background import running
 from services.registry.errors import NotFound
 from services.registry.webhooks.service import WebhookService
 from shared.kafka import Topics, make_consumer
@@ -61,11 +62,8 @@ async def commands_applied(kafka: KafkaSettings, webhooks: WebhookService) -> As
         kafka, topics.registry_commands, group_id=topics.group("registry"), background=True
     )
     await consumer.start()
-    task = asyncio.create_task(consume_commands(consumer, webhooks), name="registry-commands")
     try:
-        yield
+        async with running(consume_commands(consumer, webhooks), name="registry-commands"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await consumer.stop()

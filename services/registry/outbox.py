@@ -18,6 +18,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
+from services.registry.background import running
 from shared.kafka import JSON_HEADERS
 
 log = structlog.get_logger(__name__)
@@ -137,16 +138,13 @@ class OutboxRelay:
                     await listener.close()
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
+    async def publishing(self) -> AsyncIterator[None]:
         """Publish (run) until the block ends, then one last pass so changes committed just
         before the stop are published now."""
-        task = asyncio.create_task(self.run(), name="outbox-relay")
         try:
-            yield
+            async with running(self.run(), name="outbox-relay"):
+                yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             with contextlib.suppress(Exception):
                 await self.publish_pending()
 
