@@ -22,8 +22,9 @@ import psutil
 from devtool.broker import TANSU_GAP_RECHECK_MS, tansu_command
 from devtool.devstack import DevSettings, ServiceLayout, services_root
 from devtool.postgres import migrate_all
+from services.registry.accounts.repository import PostgresAccounts
+from services.registry.accounts.service import AccountService
 from services.registry.policy import Role
-from services.registry.service import AccountService
 from shared.db import create_pool, with_database
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings, PostgresSettings
@@ -240,7 +241,7 @@ class Stack:
 
     async def create_account(self, name: str) -> Account:
         assert self.pool is not None
-        accounts = AccountService(self.pool)
+        accounts = AccountService(PostgresAccounts(self.pool))
         account_id = await accounts.create_account(name)
         return Account(str(account_id), await accounts.create_key(account_id, Role.OWNER))
 

@@ -28,8 +28,9 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from services.registry.accounts.repository import PostgresAccounts
+from services.registry.accounts.service import AccountService
 from services.registry.policy import Role
-from services.registry.service import AccountService
 from shared.dead_letters import H_ERROR, H_TOPIC
 from shared.kafka import JSON_HEADERS, make_consumer, make_producer
 from shared.messages import delivery_id_for, run_id_for
@@ -227,7 +228,9 @@ async def _attacker(chaos: ChaosRun, receiver: Receiver) -> Attacker:
 async def owner_of(stack: Stack, account_id: str) -> Account:
     """A new owner key of an account the stack made (it keeps none of their keys)."""
     assert stack.pool is not None
-    token = await AccountService(stack.pool).create_key(uuid.UUID(account_id), Role.OWNER)
+    token = await AccountService(PostgresAccounts(stack.pool)).create_key(
+        uuid.UUID(account_id), Role.OWNER
+    )
     return Account(account_id, token)
 
 

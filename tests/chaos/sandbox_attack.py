@@ -34,7 +34,9 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from services.registry import repository, workflow_store
+from services.registry.accounts.repository import PostgresAccounts
+from services.registry.workflows.models import WorkflowRow
+from services.registry.workflows.repository import WorkflowSql
 from services.workflow_runner.app import Runner
 from services.workflow_runner.projection import PutKv
 from services.workflow_runner.service import RunnerService
@@ -181,17 +183,17 @@ async def _seed(pool: asyncpg.Pool, service: RunnerService, fetch_url: str) -> T
     ids: dict[str, Hostile] = {}
 
     async def workflow(conn: asyncpg.Connection, org: uuid.UUID, name: str, code: str) -> str:
-        row = workflow_store.WorkflowRow(
+        row = WorkflowRow(
             id=uuid.uuid4(), organization_id=org, name=name, events=["participant.joined"],
             room_id=None, enabled=True, language="js", version=1, revision=1, created_at=now,
             updated_at=now, code=code,
         )  # fmt: skip
-        await workflow_store.insert(conn, row)
+        await WorkflowSql(conn).insert(row)
         return str(row.id)
 
     async with pool.acquire() as conn, conn.transaction():
-        await repository.insert_account(conn, account_id=attacker, name="chaos: the attacker")
-        await repository.insert_account(conn, account_id=victim, name="chaos: the victim")
+        await PostgresAccounts(conn).insert_account(attacker, "chaos: the attacker")
+        await PostgresAccounts(conn).insert_account(victim, "chaos: the victim")
         benign = await workflow(conn, victim, "Log new participants", LOG_NEW_PARTICIPANTS)
         for hostile in HOSTILE:
             code = hostile.code.replace(FETCH_URL, fetch_url)

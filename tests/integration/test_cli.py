@@ -12,8 +12,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from services.registry.accounts.repository import PostgresAccounts
+from services.registry.accounts.service import AccountService
 from services.registry.policy import Role
-from services.registry.service import AccountService
 from shared.events import parse_event
 from shared.kafka import Topics
 from shared.settings import KafkaSettings
@@ -57,7 +58,7 @@ async def run_cli(args: list[str], *, env: dict[str, str], cwd: Path) -> Result:
 
 @pytest.fixture
 async def account(pool: asyncpg.Pool) -> uuid.UUID:
-    return await AccountService(pool).create_account("cli-test")
+    return await AccountService(PostgresAccounts(pool)).create_account("cli-test")
 
 
 async def test_accounts_create_prints_the_id_of_a_stored_account(
@@ -83,7 +84,7 @@ async def test_keys_create_prints_a_working_key_whose_text_is_stored_nowhere(
 
     assert (result.code, result.stderr) == (0, "")
     token = result.stdout.strip()
-    owner = await AccountService(pool).authenticate(token)
+    owner = await AccountService(PostgresAccounts(pool)).authenticate(token)
     assert owner is not None
     assert (owner.account_id, owner.role) == (account, role.value)
     assert not await rows_containing(pool, token)
