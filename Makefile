@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(PY) deploy/validate.py
 	$(PY) -m tests.layers
-	$(PY) -m shared.asyncapi --check
+	$(PY) -m devtool.asyncapi --check
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

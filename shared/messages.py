@@ -3,7 +3,7 @@
 Facts on `roomhooks.registry` (`WebhookRecord`, `WorkflowRecord`), orders on
 `roomhooks.deliveries`, `roomhooks.workflow-runs` and `roomhooks.registry.commands`. Every
 topic is at-least-once: each model says what makes reading it twice harmless. `python -m
-shared.asyncapi` publishes these docstrings in docs/asyncapi.json.
+devtool.asyncapi` publishes these docstrings in docs/asyncapi.json.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ import pytest
 from jsonschema import Draft7Validator
 from pydantic import ValidationError, create_model
 
-from shared import asyncapi, events, messages
+from devtool import asyncapi
+from shared import events, messages
 from shared.kafka import Topics
 from shared.room_state import state_key
 
@@ -69,7 +70,7 @@ def test_lint_check_fails_when_a_message_model_changes_without_the_document(
     change(monkeypatch)
     assert asyncapi.render(asyncapi.build()) != asyncapi.DOCUMENT.read_text(encoding="utf-8")
     assert asyncapi.main(["--check"]) == 1
-    assert "python -m shared.asyncapi" in capsys.readouterr().err
+    assert "python -m devtool.asyncapi" in capsys.readouterr().err
 
 
 def test_lint_check_fails_when_the_document_is_missing(tmp_path):

@@ -1,7 +1,7 @@
 """The AsyncAPI 3.0 document of our topics, built from the models the services validate with.
 
-`docs/asyncapi.json` is this module's output, checked in: `python -m shared.asyncapi` writes
-it, `python -m shared.asyncapi --check` (in `make lint`) fails when it differs from what the
+`docs/asyncapi.json` is this module's output, checked in: `python -m devtool.asyncapi` writes
+it, `python -m devtool.asyncapi --check` (in `make lint`) fails when it differs from what the
 models generate. Tooling only: no service imports this module.
 """
 
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.path.is_file() and args.path.read_text(encoding="utf-8") == text:
         return 0
     print(
-        f"{args.path} differs from the message models: run `python -m shared.asyncapi`",
+        f"{args.path} differs from the message models: run `python -m devtool.asyncapi`",
         file=sys.stderr,
     )
     return 1
