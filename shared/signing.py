@@ -1,6 +1,7 @@
 """Webhook signatures: the seed's hex HMAC and Standard Webhooks. Pure, stdlib only.
 
-Every delivery carries both, computed from the same secret string (64 hex chars):
+Every delivery carries both, computed from the same secret string (ours: 64 hex chars; an
+imported one: `whsec_<base64>`):
 - `X-Webhook-Signature`: hex HMAC-SHA256 of the body, key = the secret's UTF-8 bytes, exactly
   what Node's `createHmac('sha256', secret).update(body).digest('hex')` gives (as the CollabKit and
   organization webhooks documents verify);
@@ -8,6 +9,10 @@ Every delivery carries both, computed from the same secret string (64 hex chars)
   https://www.standardwebhooks.com, with the key the official `standardwebhooks` libraries
   derive from that same string (optional `whsec_` prefix removed, the rest base64-decoded; a
   64-hex-char string is valid base64, so the key is its 48 decoded bytes).
+
+During a rotation's overlap (`PreviousSecret`) both secrets sign: `webhook-signature` lists
+one entry per secret, `X-Webhook-Signature` stays the old secret's (one value: receivers
+compare buffers of equal length) and `X-Webhook-Signature-Next` is the new one's.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 _STANDARD_PREFIX = "whsec_"
 _STANDARD_VERSION = "v1"
@@ -39,14 +45,43 @@ def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) ->
     return f"{_STANDARD_VERSION},{base64.b64encode(digest).decode('ascii')}"
 
 
-def signature_headers(secret: str, *, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The signature headers of one delivery attempt (`timestamp` in Unix seconds)."""
-    return {
+@dataclass(frozen=True)
+class PreviousSecret:
+    """The secret a rotation replaced: it still signs until `until` (Unix seconds, excluded)."""
+
+    secret: str
+    until: int
+
+    def live_at(self, timestamp: int) -> bool:
+        return timestamp < self.until
+
+
+def signature_headers(
+    secret: str,
+    *,
+    msg_id: str,
+    timestamp: int,
+    body: bytes,
+    previous: PreviousSecret | None = None,
+) -> dict[str, str]:
+    """The signature headers of one delivery attempt (`timestamp` in Unix seconds).
+
+    While `previous` is live at `timestamp`, it signs `X-Webhook-Signature`, `secret` signs
+    `X-Webhook-Signature-Next`, and `webhook-signature` carries both (the newest first).
+    """
+    standard = standard_signature(secret, msg_id, timestamp, body)
+    headers = {
         "X-Webhook-Signature": hex_signature(secret, body),
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": standard_signature(secret, msg_id, timestamp, body),
+        "webhook-signature": standard,
     }
+    if previous is not None and previous.live_at(timestamp):
+        old = standard_signature(previous.secret, msg_id, timestamp, body)
+        headers["X-Webhook-Signature"] = hex_signature(previous.secret, body)
+        headers["X-Webhook-Signature-Next"] = hex_signature(secret, body)
+        headers["webhook-signature"] = f"{standard} {old}"
+    return headers
 
 
 def verify_hex(secret: str, body: bytes, signature: str) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 import aiohttp
@@ -23,7 +23,7 @@ from yarl import URL
 
 from services.delivery.answers import answered, failed, redirect_error
 from services.delivery.policy import AttemptResult, Outcome
-from shared.signing import signature_headers
+from shared.signing import PreviousSecret, signature_headers
 from shared.ssrf import AddressPolicy, BlockedAddress, guard_message
 
 __all__ = ["Dispatcher", "build_headers", "redirect_error"]
@@ -40,17 +40,24 @@ def build_headers(
     attempt: int,
     timestamp: int,
     user_agent: str,
+    previous: PreviousSecret | None = None,
+    custom: Sequence[tuple[str, str]] = (),
 ) -> dict[str, str]:
-    """Every header of docs/webhooks.md: both signature schemes, and who/what/which attempt.
+    """Every header of docs/webhooks.md: the webhook's own (`custom`), both signature
+    schemes (with `previous` while it is live at `timestamp`), and who/what/which attempt.
 
     `webhook-id` is the delivery id on every attempt, so receivers can drop duplicates.
+    The registry refuses custom names that would collide with ours.
     """
     return {
+        **dict(custom),
         "Content-Type": "application/json",
         # A compressed answer is bytes we would have to inflate to show: ask for none.
         "Accept-Encoding": "identity",
         "User-Agent": user_agent,
-        **signature_headers(secret, msg_id=delivery_id, timestamp=timestamp, body=body),
+        **signature_headers(
+            secret, msg_id=delivery_id, timestamp=timestamp, body=body, previous=previous
+        ),
         "X-Webhook-Event": event,
         "X-Webhook-Delivery": delivery_id,
         "X-Webhook-Attempt": str(attempt),

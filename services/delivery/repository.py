@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from shared.messages import DeliveryRequested, RedeliverRequested
+from shared.signing import PreviousSecret
 
 _JOB_COLUMNS = "id, webhook_id, organization_id, event_id, event, payload, attempts, lease_until"
 
@@ -46,13 +47,16 @@ class StoredTarget:
 @dataclass(frozen=True)
 class Target:
     """Where and how to send for one webhook; the secret opened (None: it would not open,
-    and `secret_error` says why)."""
+    and `secret_error` says why), the secret a rotation replaced while it may still sign,
+    and the webhook's own headers (opened: their values may be credentials)."""
 
     url: str
     secret: str | None
     enabled: bool
     retry_schedule: tuple[float, ...] | None
     secret_error: str | None = None
+    previous_secret: PreviousSecret | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

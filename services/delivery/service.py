@@ -221,6 +221,8 @@ class DeliveryService:
             attempt=number,
             timestamp=int(self._clock().timestamp()),
             user_agent=self._user_agent,
+            previous=target.previous_secret,
+            custom=target.headers,
         )
         result = await self._dispatcher.post(target.url, body, headers)
         self._lanes.report(job.webhook_id, answered=result.outcome is not Outcome.NETWORK_ERROR)
