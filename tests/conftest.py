@@ -22,6 +22,7 @@ SCHEMAS = {
     "registry": "services.registry",
     "delivery": "services.delivery",
     "workflow": "services.workflow_runner",
+    "events": "services.fanout",
 }
 
 

@@ -6,3 +6,6 @@ and emits delivery requests to `<ns>.deliveries` and workflow run requests to
 `<ns>.workflow-runs`; rejects go to `<ns>.events.dlq`.
 Run it with `python -m services.fanout`; in-process with `services.fanout.app.Fanout`.
 """
+
+# The schema is named after what it holds, not after the service (ARCHITECTURE.md).
+SCHEMA = "events"

@@ -1,5 +1,5 @@
-"""The one place that builds fanout's Kafka clients and probe server, and wires them to
-the loops (`consumer.FanoutLoops`).
+"""The one place that builds fanout's Kafka clients, Postgres pool and probe server, and
+wires them to the loops (`consumer.FanoutLoops`).
 
 `Fanout` runs in-process (tests use `async with Fanout(settings) as fanout:`); `run` is what
 `python -m services.fanout` calls: it retries start-up while the broker is away and serves
@@ -19,12 +19,15 @@ from types import TracebackType
 import structlog
 from aiokafka import AIOKafkaConsumer
 
+from services.fanout import SCHEMA
 from services.fanout.consumer import FanoutLoops, backoff, log_failure
 from services.fanout.index import SubscriptionIndex, Subscriptions
 from services.fanout.metrics import FanoutMetrics
 from services.fanout.processor import BatchProcessor
 from services.fanout.registry_feed import RegistryFeed
+from services.fanout.repository import PostgresEventLog
 from services.fanout.settings import FanoutSettings
+from shared.db import apply_migrations, create_pool
 from shared.health import start_health_server
 from shared.kafka import (
     Topics,
@@ -44,7 +47,8 @@ def utcnow() -> datetime:
 
 
 class Fanout:
-    """Registry indexes + events consumer + producer, as one unit with a start and a stop.
+    """Registry indexes + events consumer + producer + event log, as one unit with a start and
+    a stop.
 
     `start()` returns once the index is loaded and the events consumer is subscribed (ready);
     `run_until_stopped()` serves until `stop()`; then the batch in hand is finished and
@@ -118,6 +122,10 @@ class Fanout:
 
     async def _start(self) -> None:
         settings, kafka = self.settings, self.settings.kafka
+        pool = await create_pool(settings.postgres)
+        self._stack.push_async_callback(stop_quietly, "postgres", pool.close)
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, schema=SCHEMA, package="services.fanout")
         await ensure_topics(kafka, self.topics)
         runner = await start_health_server(
             self.readiness,
@@ -153,7 +161,13 @@ class Fanout:
         self._stack.push_async_callback(stop_quietly, "events_consumer", events.stop)
         self._events = events
         self._processor = BatchProcessor(
-            events, producer, self.topics, self.indexes, self.metrics, self._clock
+            events,
+            producer,
+            self.topics,
+            self.indexes,
+            self.metrics,
+            self._clock,
+            events=PostgresEventLog(pool),
         )
         log.info(
             "fanout.started",

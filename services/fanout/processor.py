@@ -2,11 +2,13 @@
 committed offsets.
 
 Acknowledge only durable work: every record a batch produces is sent, all the broker's acks
-are awaited, and only then are the batch's offsets committed. If anything fails, nothing is
-committed and the consumer is rewound to the batch's first offsets, so the batch is routed
-again (at-least-once; the delivery service dedupes on `delivery_id`, the workflow runner on
-`run_id`). Only the broker's failures fail a batch: what fails for one event's content
-(parsing, routing, a record too large) sends that event to the DLQ once, and the batch goes on.
+are awaited and the batch's event log entries written (one insert), and only then are the
+batch's offsets committed. If anything fails, nothing is committed and the consumer is rewound
+to the batch's first offsets, so the batch is routed again (at-least-once; the delivery
+service dedupes on `delivery_id`, the workflow runner on `run_id`, the event log on its row
+id). Only the broker's and Postgres's failures fail a batch: what fails for one event's
+content (parsing, routing, a record too large) sends that event to the DLQ once, and the batch
+goes on.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError, MessageSizeTooLargeError
 from pydantic import BaseModel, ValidationError
 
+from services.fanout import event_log
+from services.fanout.event_log import LoggedEvent, ReadFrom
 from services.fanout.index import Subscriptions
 from services.fanout.metrics import FanoutMetrics
-from services.fanout.routing import Rejected, route
+from services.fanout.routing import Rejected, Routed, route
 from shared.dead_letters import send_dead_letter
 from shared.failures import describe, is_content_error
 from shared.kafka import JSON_HEADERS, Topics
@@ -60,6 +64,13 @@ class ConsumedOffsets(Protocol):
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
 
 
+class EventLogWriter(Protocol):
+    """Where the event log's entries go: `record` returns once every entry is durable, and
+    keeps the first of two entries with the same id (a re-read batch records nothing new)."""
+
+    async def record(self, entries: Sequence[LoggedEvent]) -> None: ...
+
+
 @dataclass
 class _Produced:
     """What one batch handed to the producer: the acks to await and what to count after."""
@@ -68,6 +79,7 @@ class _Produced:
     requests: int = 0
     runs: int = 0
     rejected: list[str] = field(default_factory=list)
+    logged: list[LoggedEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -77,11 +89,17 @@ class _Records:
     records: list[tuple[str, bytes, bytes]]
     requests: int
     runs: int
+    routed: Routed
 
 
 def _record(topic: str, key: str, message: BaseModel) -> tuple[str, bytes, bytes]:
     # model_dump_json runs in Rust; the bytes are what shared.kafka.dumps would give.
     return topic, key.encode("utf-8"), message.model_dump_json().encode()
+
+
+def _append(entries: list[LoggedEvent], entry: LoggedEvent | None) -> None:
+    if entry is not None:
+        entries.append(entry)
 
 
 def _reason(exc: Exception) -> str:
@@ -104,8 +122,11 @@ class BatchProcessor:
         indexes: Subscriptions,
         metrics: FanoutMetrics,
         clock: Callable[[], datetime],
+        *,
+        events: EventLogWriter,
     ) -> None:
         self._consumer = consumer
+        self._events = events
         self._producer = producer
         self._topics = topics
         self._indexes = indexes
@@ -113,13 +134,14 @@ class BatchProcessor:
         self._clock = clock
 
     async def process(self, batch: Batch) -> None:
-        """Route, produce, await every ack, commit. On failure rewind the batch and raise."""
+        """Route, produce, await every ack and the event log's write, commit. On failure
+        rewind the batch and raise."""
         if not batch:
             return
         started = time.perf_counter()
         try:
             produced = await self._produce(batch)
-            await asyncio.gather(*produced.acks)
+            await asyncio.gather(*produced.acks, self._events.record(produced.logged))
             await self._consumer.commit({tp: ms[-1].offset + 1 for tp, ms in batch.items() if ms})
         except BaseException:
             self.rewind(batch)
@@ -149,24 +171,34 @@ class BatchProcessor:
             for message in messages:
                 outcome = self._decide(message, now)
                 if isinstance(outcome, _Records):
-                    try:
-                        for topic, key, value in outcome.records:
-                            produced.acks.append(
-                                await self._producer.send(
-                                    topic, value=value, key=key, headers=JSON_HEADERS
-                                )
-                            )
-                        produced.requests += outcome.requests
-                        produced.runs += outcome.runs
-                        continue
-                    except MessageSizeTooLargeError:
-                        # Permanent: the same event would block its partition forever.
-                        outcome = Rejected(
-                            "producer: request exceeds max_request_size", "unproducible"
-                        )
-                produced.rejected.append(outcome.kind)
-                produced.acks.append(await self._dead_letter(message, outcome.reason))
+                    outcome = await self._send(outcome, produced, now)
+                if outcome is not None:
+                    await self._refuse(message, outcome, produced, now)
         return produced
+
+    async def _send(self, records: _Records, produced: _Produced, now: datetime) -> Rejected | None:
+        """Hand one event's records to the producer, or say why the event is refused."""
+        try:
+            for topic, key, value in records.records:
+                ack = await self._producer.send(topic, value=value, key=key, headers=JSON_HEADERS)
+                produced.acks.append(ack)
+        except MessageSizeTooLargeError:
+            # Permanent: the same event would block its partition forever.
+            return Rejected("producer: request exceeds max_request_size", "unproducible")
+        produced.requests += records.requests
+        produced.runs += records.runs
+        _append(produced.logged, event_log.accepted(records.routed, now=now))
+        return None
+
+    async def _refuse(
+        self, message: ConsumerRecord, rejected: Rejected, produced: _Produced, now: datetime
+    ) -> None:
+        """Send the event to the DLQ, and to the event log when its organization is readable."""
+        produced.rejected.append(rejected.kind)
+        produced.acks.append(await self._dead_letter(message, rejected.reason))
+        read_from = ReadFrom(message.topic, message.partition, message.offset, message.timestamp)
+        entry = event_log.rejected(message.value, rejected.reason, read_from=read_from, now=now)
+        _append(produced.logged, entry)
 
     def _decide(self, message: ConsumerRecord, now: datetime) -> _Records | Rejected:
         """The records one event makes, serialized, or why it goes to the DLQ. Whatever
@@ -183,6 +215,7 @@ class BatchProcessor:
                 ],
                 requests=len(outcome.requests),
                 runs=len(outcome.runs),
+                routed=outcome,
             )
         except Exception as exc:
             where = {"partition": message.partition, "offset": message.offset}

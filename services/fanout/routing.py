@@ -2,8 +2,8 @@
 
 `route` parses the event, matches it against the webhook and workflow indexes and returns the
 delivery requests and workflow run requests to emit (the payload rendered once and shared by
-both), or a `Rejected` naming why the bytes go to the DLQ. The adapter (`processor.py`) turns
-these into Kafka records.
+both, and by the event log), or a `Rejected` naming why the bytes go to the DLQ. The adapter
+(`processor.py`) turns these into Kafka records.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from shared.messages import DeliveryRequested, WorkflowRunRequested, delivery_id
 @dataclass(frozen=True, slots=True)
 class Routed:
     """A valid event, one delivery request per matching webhook and one run request per
-    matching workflow (either possibly none)."""
+    matching workflow (either possibly none); `body` is what a webhook receives."""
 
     event: str
     event_id: str
     organization_id: str
+    room_id: str | None
+    body: str
     requests: list[DeliveryRequested]
     runs: list[WorkflowRunRequested]
 
@@ -52,9 +54,7 @@ def route(value: bytes | None, indexes: Subscriptions, *, now: datetime) -> Rout
     where = (event.organization_id, event.event, event.room_id, event.scope)
     webhook_ids = indexes.webhooks.match(*where)
     workflow_ids = indexes.workflows.match(*where)
-    if not webhook_ids and not workflow_ids:
-        return Routed(event.event, event.id, event.organization_id, [], [])
-    body = render_payload(event).decode("utf-8")
+    body = render_payload(event).decode("utf-8")  # the event log keeps it, subscribers or not
     requests: list[DeliveryRequested] = []
     runs: list[WorkflowRunRequested] = []
     if webhook_ids:
@@ -85,7 +85,7 @@ def route(value: bytes | None, indexes: Subscriptions, *, now: datetime) -> Rout
             )
             for workflow_id in workflow_ids
         ]
-    return Routed(event.event, event.id, event.organization_id, requests, runs)
+    return Routed(event.event, event.id, event.organization_id, event.room_id, body, requests, runs)
 
 
 def _current_version(indexes: Subscriptions, workflow_id: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import KafkaSettings, RuntimeSettings
+from shared.settings import KafkaSettings, PostgresSettings, RuntimeSettings
 
 
 class FanoutSettings(BaseSettings):
@@ -29,3 +29,5 @@ class FanoutSettings(BaseSettings):
 
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    # The event log (schema `events`): one insert per batch, before its offsets are committed.
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)

@@ -121,9 +121,15 @@ def cli_env(database_url: str, kafka_settings: KafkaSettings) -> dict[str, str]:
 
 
 @pytest.fixture
-def fanout_settings(kafka_settings: KafkaSettings) -> FanoutSettings:
+def fanout_settings(
+    kafka_settings: KafkaSettings, postgres_settings: PostgresSettings
+) -> FanoutSettings:
     return FanoutSettings(
-        kafka=kafka_settings, health_port=0, poll_timeout_ms=100, batch_max_records=20
+        kafka=kafka_settings,
+        postgres=postgres_settings,
+        health_port=0,
+        poll_timeout_ms=100,
+        batch_max_records=20,
     )
 
 

@@ -1,14 +1,18 @@
-"""In-memory fakes of what fanout's `BatchProcessor` produces to and commits on
-(`RecordSink`, `ConsumedOffsets` in services/fanout/processor.py); each passes its contract
-suite in tests/integration/test_fanout_contracts.py, as the real aiokafka client does."""
+"""In-memory fakes of what fanout's `BatchProcessor` produces to, commits on and records in
+(`RecordSink`, `ConsumedOffsets`, `EventLogWriter` in services/fanout/processor.py); each
+passes its contract suite (tests/integration/test_fanout_contracts.py, as the real aiokafka
+client does; tests/integration/test_fanout_event_log_contract.py, as Postgres does)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from uuid import UUID
 
 from aiokafka import TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
+
+from services.fanout.event_log import LoggedEvent
 
 
 class FakeProducer:
@@ -55,3 +59,21 @@ class FakeConsumer:
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self.seeks.append((partition, offset))
         self.positions[partition] = offset
+
+
+class FakeEventLog:
+    """`EventLogWriter`: `entries` by id, the first of each kept; `writes` counts the calls
+    that wrote; `fail_with` fails every write."""
+
+    def __init__(self, *, fail_with: Exception | None = None) -> None:
+        self.entries: dict[UUID, LoggedEvent] = {}
+        self.writes = 0
+        self._fail_with = fail_with
+
+    async def record(self, entries: Sequence[LoggedEvent]) -> None:
+        if self._fail_with is not None:
+            raise self._fail_with
+        if entries:
+            self.writes += 1
+        for entry in entries:
+            self.entries.setdefault(entry.id, entry)

@@ -18,7 +18,7 @@ from shared.dead_letters import CUT_BYTES as DLQ_CUT_BYTES
 from shared.events import build_event
 from shared.kafka import Topics, dumps
 from shared.messages import WebhookRecord, WorkflowRecord, WorkflowRunRequested
-from tests.support.fanout_fakes import FakeConsumer, FakeProducer
+from tests.support.fanout_fakes import FakeConsumer, FakeEventLog, FakeProducer
 
 NOW = datetime(2026, 5, 29, 10, 6, tzinfo=UTC)
 ORG = str(uuid.uuid4())
@@ -43,7 +43,12 @@ def joined() -> bytes:
 
 
 def processor(
-    producer, consumer, *, workflows: bool = False, metrics: FanoutMetrics | None = None
+    producer,
+    consumer,
+    *,
+    workflows: bool = False,
+    metrics: FanoutMetrics | None = None,
+    events: FakeEventLog | None = None,
 ) -> BatchProcessor:
     indexes = Subscriptions()
     indexes.webhooks.apply(
@@ -77,7 +82,8 @@ def processor(
             )
         )
     metrics = metrics or FanoutMetrics.create()
-    return BatchProcessor(consumer, producer, TOPICS, indexes, metrics, lambda: NOW)
+    events = events if events is not None else FakeEventLog()
+    return BatchProcessor(consumer, producer, TOPICS, indexes, metrics, lambda: NOW, events=events)
 
 
 BATCH = {

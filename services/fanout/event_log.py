@@ -1,0 +1,152 @@
+"""What fanout records of each event it reads, as rows of `events.events` (pure, no I/O).
+
+An accepted event is recorded with the body its webhooks receive and the webhooks and
+workflows it reached; a refused one with the reason, when its organization id can be read
+(the DLQ keeps its bytes). Only events whose organization id is a UUID are recorded: no
+account can own another. Every text is storable (NUL and lone surrogates escaped, lengths
+capped), so no content can fail the batch's insert and hold its partition up.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from services.fanout.routing import Routed
+from shared.events import MAX_DEPTH, MAX_EVENT_BYTES, escape_unstorable, nested_deeper_than
+
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+MAX_REASON_CHARS = 1000
+MAX_ID_CHARS = 200
+MAX_NAME_CHARS = 100
+# The namespace of a refused event's row id (it may carry no id of its own).
+_REJECTED_NAMESPACE = UUID("0f6b3c1e-3f1a-5b8e-9a63-6e8f1c2d4b71")
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """One row of `events.events` (its columns in order: `row()`). Recording it twice keeps
+    the first: the id derives from the event (accepted) or from where it was read (refused)."""
+
+    id: UUID
+    organization_id: UUID
+    event_id: str | None
+    event: str | None
+    room_id: str | None
+    status: str
+    reason: str | None
+    payload: str | None
+    webhook_ids: tuple[UUID, ...]
+    workflow_ids: tuple[UUID, ...]
+    received_at: datetime
+
+    def row(self) -> tuple:
+        return (
+            self.id,
+            self.organization_id,
+            self.event_id,
+            self.event,
+            self.room_id,
+            self.status,
+            self.reason,
+            self.payload,
+            self.webhook_ids,
+            self.workflow_ids,
+            self.received_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReadFrom:
+    """Where a record was read: a refused event's identity when it carries none of its own."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+def logged_id(organization_id: UUID, event_id: str) -> UUID:
+    """The row id of an accepted event: the registry finds `GET /events/{id}` by it."""
+    return uuid.uuid5(organization_id, event_id)
+
+
+def accepted(routed: Routed, *, now: datetime) -> LoggedEvent | None:
+    """The row of an accepted event; None when its organization id names no account."""
+    organization_id = as_uuid(routed.organization_id)
+    if organization_id is None:
+        return None
+    return LoggedEvent(
+        id=logged_id(organization_id, routed.event_id),
+        organization_id=organization_id,
+        event_id=routed.event_id,
+        event=routed.event,
+        room_id=routed.room_id,
+        status=ACCEPTED,
+        reason=None,
+        payload=routed.body,
+        webhook_ids=tuple(UUID(r.webhook_id) for r in routed.requests),
+        workflow_ids=tuple(UUID(r.workflow_id) for r in routed.runs),
+        received_at=now,
+    )
+
+
+def rejected(
+    value: bytes | None, reason: str, *, read_from: ReadFrom, now: datetime
+) -> LoggedEvent | None:
+    """The row of a refused event, with what can be read of it; None when its organization
+    id cannot be read (not JSON, too large or deep, no UUID there)."""
+    fields = _readable_fields(value)
+    organization_id = as_uuid(fields.get("organization_id"))
+    if organization_id is None:
+        return None
+    room = fields.get("room")
+    where = f"{read_from.topic}/{read_from.partition}/{read_from.offset}/{read_from.timestamp_ms}"
+    return LoggedEvent(
+        id=uuid.uuid5(_REJECTED_NAMESPACE, where),
+        organization_id=organization_id,
+        event_id=_text(fields.get("id"), MAX_ID_CHARS),
+        event=_text(fields.get("event"), MAX_NAME_CHARS),
+        room_id=_text(room.get("id"), MAX_ID_CHARS) if isinstance(room, dict) else None,
+        status=REJECTED,
+        reason=_text(reason, MAX_REASON_CHARS),
+        payload=None,
+        webhook_ids=(),
+        workflow_ids=(),
+        received_at=now,
+    )
+
+
+def as_uuid(value: object) -> UUID | None:
+    if not isinstance(value, str) or len(value) > 36:
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        return None
+
+
+def _readable_fields(value: bytes | None) -> dict:
+    """The top-level fields of `value` when it is a JSON object fit to parse, else {}."""
+    if not value or len(value) > MAX_EVENT_BYTES:
+        return {}
+    try:
+        text = value.decode("utf-8")
+        if nested_deeper_than(text, MAX_DEPTH):
+            return {}
+        doc = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _text(value: object, limit: int) -> str | None:
+    """`value` when it is a string, cut to `limit` characters and storable; else None."""
+    if not isinstance(value, str) or not value:
+        return None
+    cut = value if len(value) <= limit else value[: limit - 3] + "..."
+    return escape_unstorable(cut)

@@ -1,0 +1,27 @@
+"""asyncpg SQL: fanout's event log (`events.events`), written once per consumed batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from services.fanout.event_log import LoggedEvent
+
+# One statement per batch, however many events: the rows travel as one array parameter.
+_INSERT = (
+    "INSERT INTO events.events (id, organization_id, event_id, event, room_id, status, reason,"
+    " payload, webhook_ids, workflow_ids, received_at)"
+    " SELECT * FROM unnest($1::events.entry[]) ON CONFLICT (id) DO NOTHING"
+)
+
+
+class PostgresEventLog:
+    """EventLogWriter on Postgres."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def record(self, entries: Sequence[LoggedEvent]) -> None:
+        if entries:
+            await self._pool.execute(_INSERT, [entry.row() for entry in entries])
