@@ -1,4 +1,4 @@
-"""Webhook secrets sealed at rest: Fernet (the `cryptography` package) under operator keys.
+"""Webhook secrets and custom headers sealed at rest: Fernet (`cryptography`) under operator keys.
 
 `ROOMHOOKS_SECRETS_KEY` holds one or more Fernet keys, comma-separated, newest first: the
 first seals, every one opens. A sealed secret is `<key id>:<Fernet token>`, where the key id is
@@ -14,7 +14,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -101,6 +102,17 @@ class SecretsBox:
     def reseal(self, sealed: str) -> str:
         """`sealed` under the newest key (raises UnreadableSecret like `open`)."""
         return self.seal(self.open(sealed))
+
+
+def seal_headers(box: SecretsBox, headers: Mapping[str, str]) -> str | None:
+    """A webhook's custom headers sealed as one JSON object (their values may be
+    credentials); None when it has none."""
+    return box.seal(json.dumps(dict(headers))) if headers else None
+
+
+def open_headers(box: SecretsBox, sealed: str | None) -> dict[str, str]:
+    """What `seal_headers` sealed (raises UnreadableSecret like `open`)."""
+    return json.loads(box.open(sealed)) if sealed is not None else {}
 
 
 def parse_keys(value: str | None) -> list[str]:

@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +33,43 @@ _STANDARD_VERSION = "v1"
 def new_secret() -> str:
     """A fresh webhook secret: 64 lowercase hex chars (256 random bits)."""
     return secrets.token_hex(32)
+
+
+# An imported Standard Webhooks secret's key: at least 192 bits, at most one SHA-256 block.
+IMPORTED_KEY_BYTES = (24, 64)
+_HEX_SECRET = re.compile(r"[0-9a-f]{64}")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+
+def check_secret(secret: str) -> str:
+    """`secret` when it is one a webhook may be given: our 64 lowercase hex characters, or a
+    Standard Webhooks `whsec_<base64>` secret whose key is 24 to 64 bytes; else ValueError
+    saying why.
+
+    The base64 is read strictly (standard alphabet, padding optional but right, nothing
+    after it), so the key we sign with is the key every official library derives from it.
+    """
+    if _HEX_SECRET.fullmatch(secret):
+        return secret
+    if not secret.startswith(_STANDARD_PREFIX):
+        raise ValueError(
+            "must be 64 lowercase hex characters or a Standard Webhooks secret (whsec_ and"
+            " the key in base64)"
+        )
+    encoded = secret.removeprefix(_STANDARD_PREFIX)
+    unpadded = encoded.rstrip("=")
+    if not _BASE64.fullmatch(encoded) or len(unpadded) % 4 == 1:
+        raise ValueError("is not valid base64 after whsec_ (standard alphabet: A-Z a-z 0-9 + /)")
+    padded = unpadded + "=" * (-len(unpadded) % 4)
+    if encoded != unpadded and encoded != padded:
+        raise ValueError("has wrong base64 padding after whsec_")
+    key = base64.b64decode(padded, validate=True)
+    if base64.b64encode(key).decode("ascii") != padded:
+        raise ValueError("is not canonical base64 after whsec_ (stray bits in its last character)")
+    low, high = IMPORTED_KEY_BYTES
+    if not low <= len(key) <= high:
+        raise ValueError(f"must hold a key of {low} to {high} bytes (this one has {len(key)})")
+    return secret
 
 
 def hex_signature(secret: str, body: bytes) -> str:

@@ -42,6 +42,9 @@ class StoredTarget:
     legacy_secret: str | None  # a row from before sealing that no registry has sealed yet
     enabled: bool
     retry_schedule: tuple[float, ...] | None
+    previous_secret_ciphertext: str | None = None  # a rotation's replaced secret...
+    previous_secret_until: datetime | None = None  # ...signs until then
+    headers_ciphertext: str | None = None  # the custom headers, one sealed JSON object
 
 
 @dataclass(frozen=True)
@@ -262,7 +265,8 @@ async def rearm(
 
 async def load_target(conn: asyncpg.Connection, webhook_id: UUID) -> StoredTarget | None:
     record = await conn.fetchrow(
-        "SELECT url, secret_ciphertext, legacy_secret, enabled, retry_schedule"
+        "SELECT url, secret_ciphertext, legacy_secret, enabled, retry_schedule,"
+        " previous_secret_ciphertext, previous_secret_until, headers_ciphertext"
         " FROM registry.webhooks WHERE id = $1",
         webhook_id,
     )
@@ -275,6 +279,9 @@ async def load_target(conn: asyncpg.Connection, webhook_id: UUID) -> StoredTarge
         record["legacy_secret"],
         record["enabled"],
         tuple(float(s) for s in schedule) if schedule is not None else None,
+        record["previous_secret_ciphertext"],
+        record["previous_secret_until"],
+        record["headers_ciphertext"],
     )
 
 

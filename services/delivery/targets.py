@@ -1,8 +1,10 @@
-"""The webhook targets cache: url, secret, enabled and schedule, loaded from Postgres.
+"""The webhook targets cache: url, secrets, headers, enabled and schedule, from Postgres.
 
 Entries are dropped when `roomhooks.registry` announces a change of their webhook (and after
 a TTL as a safety net), so an attempt always uses the registry's current settings. The
-secret is stored sealed; it is opened once per load, not per attempt.
+secrets and headers are stored sealed; they are opened once per load, not per attempt. A
+rotation's previous secret is held with its end, which each attempt compares with its own
+time: the overlap ends on time with no change announced.
 """
 
 from __future__ import annotations
@@ -17,23 +19,37 @@ import asyncpg
 
 from services.delivery import repository
 from services.delivery.repository import StoredTarget, Target
-from shared.secrets_box import SecretsBox, UnreadableSecret
+from shared.secrets_box import SecretsBox, UnreadableSecret, open_headers
+from shared.signing import PreviousSecret
 
 
 def open_target(stored: StoredTarget, box: SecretsBox) -> Target:
-    """The target with its secret opened; one that does not open is a Target without a
-    secret, whose attempts fail with the reason (never an exception that stalls a lane)."""
-    secret: str | None = None
-    error: str | None = None
-    if stored.secret_ciphertext is not None:
-        try:
+    """The target with its secrets and headers opened; when one does not open, a Target
+    without a secret, whose attempts fail with the reason (never an exception that stalls
+    a lane, never a request without the headers or the signature it should carry)."""
+    try:
+        if stored.secret_ciphertext is not None:
             secret = box.open(stored.secret_ciphertext)
-        except UnreadableSecret as exc:
-            error = str(exc)
-    else:
-        # A row from before sealing: the registry seals it when it starts.
-        secret = stored.legacy_secret
-    return Target(stored.url, secret, stored.enabled, stored.retry_schedule, error)
+        else:
+            # A row from before sealing: the registry seals it when it starts.
+            secret = stored.legacy_secret
+        previous = None
+        if stored.previous_secret_ciphertext is not None and stored.previous_secret_until:
+            previous = PreviousSecret(
+                box.open(stored.previous_secret_ciphertext),
+                until=int(stored.previous_secret_until.timestamp()),
+            )
+        headers = tuple(open_headers(box, stored.headers_ciphertext).items())
+    except UnreadableSecret as exc:
+        return Target(stored.url, None, stored.enabled, stored.retry_schedule, str(exc))
+    return Target(
+        stored.url,
+        secret,
+        stored.enabled,
+        stored.retry_schedule,
+        previous_secret=previous,
+        headers=headers,
+    )
 
 
 class Targets:
