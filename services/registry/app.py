@@ -26,6 +26,9 @@ from services.registry.commands import commands_applied
 from services.registry.deliveries.repository import PostgresDeliveryLog
 from services.registry.deliveries.routes import DeliveryRoutes
 from services.registry.deliveries.service import DeliveryLogService
+from services.registry.events.repository import PostgresEventLog
+from services.registry.events.routes import EventRoutes
+from services.registry.events.service import EventLogService
 from services.registry.http import build_middlewares
 from services.registry.metrics import RegistryMetrics
 from services.registry.openapi import build_openapi
@@ -116,6 +119,7 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
             auth, workflows, page_size_max=s.page_size_max, code_max_bytes=s.workflow_code_max_bytes
         ),
         DeliveryRoutes(auth, deliveries, page_size_max=s.page_size_max, sends=sends),
+        EventRoutes(auth, EventLogService(PostgresEventLog(pool)), page_size_max=s.page_size_max),
         WebhookRoutes(auth, webhooks, http_hosts=s.http_hosts, page_size_max=s.page_size_max),
         SystemRoutes(readiness, metrics.registry, document),
     ):

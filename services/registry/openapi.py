@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from services.registry.deliveries.routes import ROUTES as DELIVERY_ROUTES
+from services.registry.events.routes import ROUTES as EVENT_ROUTES
 from services.registry.http import ErrorEnvelope
 from services.registry.route_table import Answer, Route
 from services.registry.system_routes import ROUTES as SYSTEM_ROUTES
@@ -17,7 +18,13 @@ from services.registry.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 from services.registry.workflows.routes import ROUTES as WORKFLOW_ROUTES
 
 # Every route the registry serves, in the order the document lists them.
-ROUTES: tuple[Route, ...] = (*WEBHOOK_ROUTES, *DELIVERY_ROUTES, *WORKFLOW_ROUTES, *SYSTEM_ROUTES)
+ROUTES: tuple[Route, ...] = (
+    *WEBHOOK_ROUTES,
+    *DELIVERY_ROUTES,
+    *WORKFLOW_ROUTES,
+    *EVENT_ROUTES,
+    *SYSTEM_ROUTES,
+)
 
 _REF = "#/components/schemas/{model}"
 
@@ -54,6 +61,7 @@ _PATH_PARAMS = {
     "delivery_id": "The delivery id.",
     "workflow_id": "The workflow id.",
     "execution_id": "The execution id.",
+    "event_id": "The event's id, as its producer sent it.",
 }
 
 
@@ -157,6 +165,7 @@ def _parameters(route: Route, page_size_max: int) -> list[dict[str, Any]]:
     if route.status_filter:
         status = {"enum": list(route.status_filter)}
         params.append(_query("status", status, "Only those with this status."))
+    params += [_query(q.name, q.schema, q.description) for q in route.query]
     return params
 
 

@@ -29,9 +29,20 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class QueryParam:
+    """An optional query parameter a route reads besides limit, cursor and status, as
+    /openapi.json documents it (`schema` is its JSON Schema)."""
+
+    name: str
+    schema: dict[str, Any]
+    description: str
+
+
+@dataclass(frozen=True)
 class Route:
     """One operation. `handler` is a method of the room's routes class (bound when the room
-    registers); `paged` adds the limit and cursor parameters, `status_filter` a status one;
+    registers); `paged` adds the limit and cursor parameters, `status_filter` a status one,
+    `query` any others;
     `secured` routes need an API key (and may answer 429); `checks_code` ones may answer 503
     while every code check is busy."""
 
@@ -44,6 +55,7 @@ class Route:
     errors: tuple[int, ...] = ACCOUNT_ERRORS
     paged: bool = False
     status_filter: tuple[str, ...] = ()
+    query: tuple[QueryParam, ...] = ()
     secured: bool = True
     checks_code: bool = False
 

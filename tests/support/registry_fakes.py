@@ -8,16 +8,18 @@ A transaction that raises leaves rows and outbox as they were.
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Self
 from uuid import UUID
 
 from services.registry.accounts.service import ApiKeyRow, KeyOwner
 from services.registry.deliveries.models import AttemptRow, DeliveryRow
 from services.registry.errors import QuotaExceeded
+from services.registry.events.models import EventFilters, EventRow
 from services.registry.outbox import OutboxEntry
 from services.registry.webhooks.models import WebhookRow
 from services.registry.workflows.models import ExecutionRow, WorkflowRow
@@ -224,3 +226,80 @@ class FakeDeliveryLog:
 
     async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
         self.outbox.extend(entries)
+
+
+def event_row(**fields: Any) -> EventRow:
+    """A row of the event log as fanout writes it (accepted, reaching nothing), for tests."""
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "event_id": f"evt-{uuid.uuid4().hex[:8]}",
+        "event": "participant.joined",
+        "room_id": "room_1",
+        "status": "accepted",
+        "reason": None,
+        "payload": '{"id":"evt"}',
+        "webhook_ids": [],
+        "workflow_ids": [],
+        "received_at": datetime(2026, 5, 1, 12, 0, tzinfo=UTC),
+    }
+    return EventRow(**(values | fields))
+
+
+class FakeEventLog:
+    """The events fanout recorded, and the statuses of the deliveries and executions that the
+    delivery service and the workflow runner recorded for them."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[UUID, EventRow]] = []  # (organization id, row)
+        self.statuses: dict[str, dict[UUID, tuple[UUID, str]]] = {"delivery": {}, "run": {}}
+
+    def record(self, organization_id: UUID, row: EventRow) -> None:
+        """What fanout does (not part of the Protocol); the first row of an id is kept."""
+        if all(kept.id != row.id for _, kept in self.events):
+            self.events.append((organization_id, row))
+
+    def record_status(self, kind: str, organization_id: UUID, row_id: UUID, status: str) -> None:
+        """A delivery's (`kind` "delivery") or an execution's ("run") status, as recorded."""
+        self.statuses[kind][row_id] = (organization_id, status)
+
+    async def page(
+        self, organization_id: UUID, filters: EventFilters, *, limit: int, after: After
+    ) -> list[EventRow]:
+        rows = [
+            replace(row, payload=None)
+            for org, row in self.events
+            if org == organization_id and _passes(row, filters)
+        ]
+        ordered = sorted(rows, key=lambda r: (r.received_at, r.id), reverse=True)
+        return [r for r in ordered if after is None or (r.received_at, r.id) < after][:limit]
+
+    async def find(self, organization_id: UUID, event_id: str) -> EventRow | None:
+        mine = [r for org, r in self.events if org == organization_id and r.event_id == event_id]
+        ordered = sorted(
+            mine, key=lambda r: (r.status == "accepted", r.received_at, r.id), reverse=True
+        )
+        return ordered[0] if ordered else None
+
+    async def delivery_statuses(
+        self, organization_id: UUID, delivery_ids: Sequence[UUID]
+    ) -> dict[UUID, str]:
+        return self._statuses("delivery", organization_id, delivery_ids)
+
+    async def execution_statuses(
+        self, organization_id: UUID, execution_ids: Sequence[UUID]
+    ) -> dict[UUID, str]:
+        return self._statuses("run", organization_id, execution_ids)
+
+    def _statuses(self, kind: str, organization_id: UUID, ids: Sequence[UUID]) -> dict[UUID, str]:
+        held = self.statuses[kind]
+        return {i: held[i][1] for i in ids if i in held and held[i][0] == organization_id}
+
+
+def _passes(row: EventRow, filters: EventFilters) -> bool:
+    return (
+        filters.event in (None, row.event)
+        and filters.room_id in (None, row.room_id)
+        and filters.status in (None, row.status)
+        and (filters.since is None or row.received_at >= filters.since)
+        and (filters.until is None or row.received_at < filters.until)
+    )

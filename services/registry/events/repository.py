@@ -1,0 +1,113 @@
+"""asyncpg SQL: reads of fanout's event log and of the deliveries and executions its events
+reached (none of them written here).
+
+A page's statement names only the filters given, so the planner picks the index that serves
+that combination (a catch-all `$n IS NULL OR ...` would be planned once, generically, and a
+status filter must be a literal for the refused-events partial index to apply).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from services.registry.events.models import EventFilters, EventRow
+
+_COLUMNS = (
+    "id, event_id, event, room_id, status, reason, {payload} AS payload, webhook_ids,"
+    " workflow_ids, received_at"
+)
+# Literals, never the caller's text: the partial index's predicate must match by sight.
+_STATUS = {"accepted": "status = 'accepted'", "rejected": "status = 'rejected'"}
+
+
+def page_query(
+    organization_id: UUID,
+    filters: EventFilters,
+    *,
+    limit: int,
+    after: tuple[datetime, UUID] | None,
+) -> tuple[str, list[object]]:
+    """The statement and arguments of one page, newest first by (received_at, id)."""
+    args: list[object] = [organization_id]
+    where = ["organization_id = $1"]
+
+    def arg(value: object) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if filters.event is not None:
+        where.append(f"event = {arg(filters.event)}")
+    if filters.room_id is not None:
+        where.append(f"room_id = {arg(filters.room_id)}")
+    if filters.status is not None:
+        where.append(_STATUS[filters.status])
+    if filters.since is not None:
+        where.append(f"received_at >= {arg(filters.since)}")
+    if filters.until is not None:
+        where.append(f"received_at < {arg(filters.until)}")
+    if after is not None:
+        where.append(f"(received_at, id) < ({arg(after[0])}, {arg(after[1])})")
+    sql = (
+        f"SELECT {_COLUMNS.format(payload='NULL::text')} FROM events.events"
+        f" WHERE {' AND '.join(where)} ORDER BY received_at DESC, id DESC LIMIT {arg(limit)}"
+    )
+    return sql, args
+
+
+class PostgresEventLog:
+    """EventLog on Postgres."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def page(
+        self,
+        organization_id: UUID,
+        filters: EventFilters,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> list[EventRow]:
+        sql, args = page_query(organization_id, filters, limit=limit, after=after)
+        return [EventRow(**dict(r)) for r in await self._pool.fetch(sql, *args)]
+
+    async def find(self, organization_id: UUID, event_id: str) -> EventRow | None:
+        # An accepted event's row id is UUIDv5(organization id, event id), as fanout writes it.
+        row_id = uuid.uuid5(organization_id, event_id)
+        record = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS.format(payload='payload')} FROM events.events"
+            " WHERE organization_id = $1"
+            " AND (id = $2 OR (status = 'rejected' AND event_id = $3))"
+            " ORDER BY status = 'accepted' DESC, received_at DESC, id DESC LIMIT 1",
+            organization_id,
+            row_id,
+            event_id,
+        )
+        return EventRow(**dict(record)) if record else None
+
+    async def delivery_statuses(
+        self, organization_id: UUID, delivery_ids: Sequence[UUID]
+    ) -> dict[UUID, str]:
+        records = await self._pool.fetch(
+            "SELECT id, status FROM delivery.deliveries"
+            " WHERE id = ANY($1::uuid[]) AND organization_id = $2",
+            list(delivery_ids),
+            organization_id,
+        )
+        return {r["id"]: r["status"] for r in records}
+
+    async def execution_statuses(
+        self, organization_id: UUID, execution_ids: Sequence[UUID]
+    ) -> dict[UUID, str]:
+        records = await self._pool.fetch(
+            "SELECT id, status FROM workflow.executions"
+            " WHERE id = ANY($1::uuid[]) AND organization_id = $2",
+            list(execution_ids),
+            organization_id,
+        )
+        return {r["id"]: r["status"] for r in records}
