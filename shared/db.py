@@ -3,11 +3,15 @@
 Each service owns one schema and keeps plain SQL files in its `migrations/` folder
 (`0001_init.sql`, `0002_...sql`). `apply_migrations` runs the new ones in order, each in
 its own transaction, under an advisory lock so replicas starting together apply them once.
+A service applies them at start (`ROOMHOOKS_MIGRATE_ON_START`), or only checks that the
+migrate step (shared/migrate.py) has (`prepare_schema`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -67,11 +71,20 @@ def migration_files(package: str) -> list[tuple[str, str]]:
     return [(Path(name).stem, sql) for name, sql in files]
 
 
+@asynccontextmanager
+async def migration_lock(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """Hold the one migration lock (re-entrant within a session, like every advisory lock)."""
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
+    try:
+        yield
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
+
+
 async def apply_migrations(conn: asyncpg.Connection, *, schema: str, package: str) -> list[str]:
     """Apply the service's pending migrations; returns the versions applied now."""
     applied_now: list[str] = []
-    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
-    try:
+    async with migration_lock(conn):
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         await conn.execute(
             f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
@@ -92,9 +105,43 @@ async def apply_migrations(conn: asyncpg.Connection, *, schema: str, package: st
                 )
             applied_now.append(version)
             log.info("db.migration_applied", schema=schema, version=version)
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
     return applied_now
+
+
+class SchemaNotReady(RuntimeError):
+    """The schema lacks migrations this code needs, and the service may not apply them."""
+
+
+async def prepare_schema(
+    conn: asyncpg.Connection, settings: PostgresSettings, *, schema: str, package: str
+) -> None:
+    """At a service's start: apply its migrations (ROOMHOOKS_MIGRATE_ON_START, the default),
+    or, when a separate migrate step owns that, refuse to start on a schema it has not
+    migrated yet, saying what to run."""
+    if settings.migrate_on_start:
+        await apply_migrations(conn, schema=schema, package=package)
+        return
+    run = f"run `python -m {package} migrate` as the owner role first"
+    try:
+        missing = await missing_migrations(conn, schema=schema, package=package)
+    except asyncpg.InsufficientPrivilegeError:
+        raise SchemaNotReady(f"this role may not read {schema}.schema_migrations: {run}") from None
+    if missing:
+        raise SchemaNotReady(
+            f"schema {schema} lacks migrations {', '.join(missing)} and "
+            f"ROOMHOOKS_MIGRATE_ON_START is off: {run}"
+        )
+
+
+async def missing_migrations(conn: asyncpg.Connection, *, schema: str, package: str) -> list[str]:
+    """The versions `package` ships that `schema` has not recorded (all of them when the
+    schema does not exist)."""
+    try:
+        rows = await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations')
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+        rows = []
+    done = {row["version"] for row in rows}
+    return [version for version, _ in migration_files(package) if version not in done]
 
 
 def with_database(url: str, database: str) -> str:

@@ -10,9 +10,10 @@ Nothing else in the code base reads `os.environ`.
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -60,7 +61,10 @@ class SecretsSettings(BaseSettings):
     and keeps it in `.roomhooks/run.env`; a service started without one refuses to start.
     """
 
-    model_config = SettingsConfigDict(env_prefix="ROOMHOOKS_SECRETS_", extra="ignore")
+    # hide_input_in_errors: a refused setting's error must not print the secrets beside it.
+    model_config = SettingsConfigDict(
+        env_prefix="ROOMHOOKS_SECRETS_", extra="ignore", hide_input_in_errors=True
+    )
 
     # Fernet keys, comma-separated, newest first: the first seals, every one opens.
     # SecretStr: never shown by a repr, a log line or a validation error.
@@ -69,7 +73,7 @@ class SecretsSettings(BaseSettings):
 
 class PostgresSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="ROOMHOOKS_PG_", extra="ignore", populate_by_name=True
+        env_prefix="ROOMHOOKS_PG_", extra="ignore", populate_by_name=True, hide_input_in_errors=True
     )
 
     url: str = Field(
@@ -79,10 +83,41 @@ class PostgresSettings(BaseSettings):
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=10, ge=1)
     command_timeout_s: float = Field(default=30.0, gt=0)
+    # Apply the service's migrations when it starts (`make run`, the tests). Production: off,
+    # and `python -m services.<name> migrate` runs as the owner role before the services start.
+    migrate_on_start: bool = Field(default=True, validation_alias="ROOMHOOKS_MIGRATE_ON_START")
+    # For the migrate step only (shared/db_roles.py): each service's role is this prefix and
+    # the schema it writes (`roomhooks_delivery`); passwords by schema, JSON
+    # (`{"delivery": "..."}`): a role given one can log in with it.
+    role_prefix: str = Field(default="roomhooks_", pattern=r"^[a-z_][a-z0-9_]{0,40}$")
+    role_passwords: dict[str, SecretStr] = Field(default_factory=dict)
+
+
+class KafkaSecurityProtocol(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+    @property
+    def uses_tls(self) -> bool:
+        return self in (KafkaSecurityProtocol.SSL, KafkaSecurityProtocol.SASL_SSL)
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self in (KafkaSecurityProtocol.SASL_PLAINTEXT, KafkaSecurityProtocol.SASL_SSL)
+
+
+class SaslMechanism(StrEnum):
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
 
 
 class KafkaSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="KAFKA_", extra="ignore", hide_input_in_errors=True
+    )
 
     bootstrap_servers: str = "127.0.0.1:9092"
     # Every topic and consumer group name starts with this: tests and side-by-side
@@ -105,3 +140,55 @@ class KafkaSettings(BaseSettings):
     # stacks that start Tansu turn it on; real Kafka: 0, its gaps are real.
     gap_recheck_ms: int = Field(default=0, ge=0, le=60000)
     client_id: str = "roomhooks"
+
+    # How every client (producers, consumers, the admin) reaches the brokers.
+    security_protocol: KafkaSecurityProtocol = KafkaSecurityProtocol.PLAINTEXT
+    # TLS: the CA of the brokers' certificates (None: the system's CAs); a client certificate
+    # and its key only for brokers that ask for one.
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _security_is_whole(self) -> KafkaSettings:
+        problems = kafka_security_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def kafka_security_problems(settings: KafkaSettings) -> list[str]:
+    """What is missing or contradictory in the TLS and SASL settings, each naming its variable:
+    refused at start rather than found at the first connection (or silently ignored)."""
+    protocol = settings.security_protocol
+    password = settings.sasl_password.get_secret_value() if settings.sasl_password else None
+    sasl = {
+        "KAFKA_SASL_MECHANISM": settings.sasl_mechanism,
+        "KAFKA_SASL_USERNAME": settings.sasl_username,
+        "KAFKA_SASL_PASSWORD": password,
+    }
+    files = {
+        "KAFKA_SSL_CAFILE": settings.ssl_cafile,
+        "KAFKA_SSL_CERTFILE": settings.ssl_certfile,
+        "KAFKA_SSL_KEYFILE": settings.ssl_keyfile,
+    }
+    given = f"KAFKA_SECURITY_PROTOCOL is {protocol}"
+    if protocol.uses_sasl:
+        problems = [f"{name} is required when {given}" for name, v in sasl.items() if not v]
+    else:
+        problems = [
+            f"{name} is set but {given} (SASL needs SASL_SSL or SASL_PLAINTEXT)"
+            for name, v in sasl.items()
+            if v
+        ]
+    for name, path in files.items():
+        if path and not protocol.uses_tls:
+            problems.append(f"{name} is set but {given} (TLS needs SSL or SASL_SSL)")
+        elif path and not path.is_file():
+            problems.append(f"{name}: no file at {path}")
+    if settings.ssl_keyfile and not settings.ssl_certfile:
+        problems.append("KAFKA_SSL_KEYFILE is set without KAFKA_SSL_CERTFILE")
+    return problems

@@ -28,7 +28,7 @@ from services.delivery.scheduler import schedule_retries, watch_registry
 from services.delivery.service import DeliveryMetrics, DeliveryService
 from services.delivery.settings import DeliverySettings
 from services.delivery.targets import Targets
-from shared.db import apply_migrations, create_pool, postgres_check
+from shared.db import create_pool, postgres_check, prepare_schema
 from shared.failures import PoisonCounter
 from shared.guarded_resolver import GuardedResolver
 from shared.health import start_health_server
@@ -148,7 +148,9 @@ class Delivery:
         pool: asyncpg.Pool = await create_pool(self.settings.postgres)
         self._stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
-            await apply_migrations(conn, schema="delivery", package="services.delivery")
+            await prepare_schema(
+                conn, self.settings.postgres, schema="delivery", package="services.delivery"
+            )
         return pool
 
     async def _started(self, name: str, client: _Client) -> _Client:

@@ -27,7 +27,7 @@ from services.fanout.processor import BatchProcessor
 from services.fanout.registry_feed import RegistryFeed
 from services.fanout.repository import PostgresEventLog
 from services.fanout.settings import FanoutSettings
-from shared.db import apply_migrations, create_pool
+from shared.db import create_pool, prepare_schema
 from shared.health import start_health_server
 from shared.kafka import (
     Topics,
@@ -125,7 +125,7 @@ class Fanout:
         pool = await create_pool(settings.postgres)
         self._stack.push_async_callback(stop_quietly, "postgres", pool.close)
         async with pool.acquire() as conn:
-            await apply_migrations(conn, schema=SCHEMA, package="services.fanout")
+            await prepare_schema(conn, settings.postgres, schema=SCHEMA, package="services.fanout")
         await ensure_topics(kafka, self.topics)
         runner = await start_health_server(
             self.readiness,

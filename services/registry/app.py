@@ -43,7 +43,7 @@ from services.registry.webhooks.service import WebhookService
 from services.registry.workflows.repository import PostgresWorkflows
 from services.registry.workflows.routes import WorkflowRoutes
 from services.registry.workflows.service import CodeChecker, WorkflowService
-from shared.db import apply_migrations, create_pool
+from shared.db import create_pool, prepare_schema
 from shared.kafka import Topics, ensure_topics, make_producer
 from shared.lifecycle import run_until_signalled
 from shared.secrets_box import SecretsBox, SecretsKeyError, load_box
@@ -164,7 +164,9 @@ class Registry:
         pool = await create_pool(s.postgres)
         stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
-            await apply_migrations(conn, schema="registry", package="services.registry")
+            await prepare_schema(
+                conn, s.postgres, schema="registry", package="services.registry"
+            )
         await seal_stored_secrets(pool, self.box)
         await ensure_topics(s.kafka)
         producer = make_producer(s.kafka)

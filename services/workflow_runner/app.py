@@ -24,7 +24,7 @@ from services.workflow_runner.run_consumer import RunConsumer
 from services.workflow_runner.sandbox import Sandbox, SandboxSettings
 from services.workflow_runner.service import RunnerMetrics, RunnerService
 from services.workflow_runner.settings import RunnerSettings
-from shared.db import apply_migrations, create_pool, postgres_check
+from shared.db import create_pool, postgres_check, prepare_schema
 from shared.guarded_resolver import GuardedResolver
 from shared.health import start_health_server
 from shared.kafka import (
@@ -166,7 +166,9 @@ async def open_pool(s: RunnerSettings, stack: AsyncExitStack) -> asyncpg.Pool:
     pool = await create_pool(s.postgres)
     stack.push_async_callback(pool.close)
     async with pool.acquire() as conn:
-        await apply_migrations(conn, schema="workflow", package="services.workflow_runner")
+        await prepare_schema(
+            conn, s.postgres, schema="workflow", package="services.workflow_runner"
+        )
     return pool
 
 

@@ -9,6 +9,7 @@ back records past a young offset gap (`GapRecheckingConsumer`, shared/offset_gap
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.helpers import create_ssl_context
 
 from shared.offset_gaps import GapWatch
 from shared.settings import KafkaSettings
@@ -23,11 +25,43 @@ from shared.settings import KafkaSettings
 log = structlog.get_logger(__name__)
 
 
-def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
-    """A producer that acknowledges only what every in-sync replica holds."""
+def connection_options(settings: KafkaSettings) -> dict[str, Any]:
+    """How every client (producer, consumer, admin) reaches the brokers: the address, TLS and
+    SASL. The settings were checked whole when built (`kafka_security_problems`); the result
+    holds the SASL password in the clear, so it is handed to aiokafka and never logged."""
+    protocol = settings.security_protocol
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "client_id": settings.client_id,
+        "security_protocol": protocol.value,
+    }
+    if protocol.uses_tls:
+        options["ssl_context"] = tls_context(settings)
+    if protocol.uses_sasl and settings.sasl_mechanism and settings.sasl_password:
+        options["sasl_mechanism"] = settings.sasl_mechanism.value
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return options
+
+
+def tls_context(settings: KafkaSettings) -> ssl.SSLContext:
+    """A client context that verifies the brokers' certificates and host names against
+    KAFKA_SSL_CAFILE (else the system's CAs), with the client certificate when one is set."""
+    try:
+        return create_ssl_context(
+            cafile=settings.ssl_cafile,
+            certfile=settings.ssl_certfile,
+            keyfile=settings.ssl_keyfile,
+        )
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        files = "KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE"
+        raise ValueError(f"cannot read the TLS files ({files}): {exc}") from None
+
+
+def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
+    """A producer that acknowledges only what every in-sync replica holds."""
+    options: dict[str, Any] = {
+        **connection_options(settings),
         "acks": "all",
         "enable_idempotence": settings.idempotent_producer,
         "request_timeout_ms": settings.request_timeout_ms,
@@ -55,8 +89,7 @@ def make_consumer(
     pace instead of `settings.fetch_max_wait_ms`.
     """
     options: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap_servers,
-        "client_id": settings.client_id,
+        **connection_options(settings),
         "group_id": group_id,
         "enable_auto_commit": False,
         # Tansu's "latest" is wrong, and a new group must not skip what is already there.

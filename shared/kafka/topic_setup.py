@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from shared.kafka.clients import connection_options
 from shared.kafka.topics import Topics
 from shared.settings import KafkaSettings
 
@@ -30,11 +31,7 @@ async def ensure_topics(settings: KafkaSettings, topics: Topics | None = None) -
     not altered: it may be an operator's, with overrides of its own.
     """
     topics = topics or Topics.from_settings(settings)
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id=settings.client_id,
-        request_timeout_ms=settings.request_timeout_ms,
-    )
+    admin = make_admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -61,6 +58,13 @@ async def ensure_topics(settings: KafkaSettings, topics: Topics | None = None) -
         return [t.name for t in wanted]
     finally:
         await admin.close()
+
+
+def make_admin(settings: KafkaSettings) -> AIOKafkaAdminClient:
+    """An admin client that reaches the brokers as the producers and consumers do."""
+    return AIOKafkaAdminClient(
+        **connection_options(settings), request_timeout_ms=settings.request_timeout_ms
+    )
 
 
 class TopicsRefused(KafkaError):
