@@ -4,8 +4,9 @@ Two cases, both in batches, each batch one transaction with its rows locked SKIP
 registry replicas starting together share the work and never seal a row twice):
 - rows written before migration 0004 hold their secret in `legacy_secret`: sealed under the
   newest key, the plain copy cleared;
-- rows sealed under an older key that `ROOMHOOKS_SECRETS_KEY` still lists (rotation): sealed
-  again under the newest key, so the old key can then be dropped.
+- rows with a value (the secret, a rotation's previous secret, the custom headers) sealed
+  under an older key that `ROOMHOOKS_SECRETS_KEY` still lists (rotation): sealed again under
+  the newest key, so the old key can then be dropped.
 Rows sealed under a key the setting no longer lists cannot be opened by anyone here: counted
 and logged (their deliveries fail with that reason), never a start-up failure.
 """
@@ -13,12 +14,12 @@ and logged (their deliveries fail with that reason), never a start-up failure.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from uuid import UUID
 
 import asyncpg
 import structlog
 
 from services.registry.webhooks import repository
+from services.registry.webhooks.repository import SealedValues
 from shared.secrets_box import SecretsBox, UnreadableSecret
 
 log = structlog.get_logger(__name__)
@@ -49,7 +50,7 @@ async def seal_stored_secrets(
         async with pool.acquire() as conn, conn.transaction():
             rows = await repository.claim_sealed_under(conn, old_keys, limit=batch)
             renewed = _resealed(box, rows)
-            await repository.store_sealed(conn, renewed)
+            await repository.store_resealed(conn, renewed)
         resealed += len(renewed)
         if len(rows) < batch or not renewed:
             break
@@ -72,12 +73,26 @@ async def seal_stored_secrets(
     return report
 
 
-def _resealed(box: SecretsBox, rows: list[tuple[UUID, str]]) -> list[tuple[UUID, str]]:
-    """Each row under the newest key; one that does not open (altered) is left as it is."""
-    renewed = []
-    for webhook_id, sealed in rows:
+def _resealed(box: SecretsBox, rows: list[SealedValues]) -> list[SealedValues]:
+    """Each row's values under the newest key; a row with one that does not open (altered)
+    is left as it is."""
+
+    def renewed(sealed: str | None) -> str | None:
+        if sealed is None or box.sealed_with(sealed) == box.current_key_id:
+            return sealed
+        return box.reseal(sealed)
+
+    done = []
+    for row in rows:
         try:
-            renewed.append((webhook_id, box.reseal(sealed)))
+            done.append(
+                SealedValues(
+                    row.webhook_id,
+                    renewed(row.secret),
+                    renewed(row.previous_secret),
+                    renewed(row.headers),
+                )
+            )
         except UnreadableSecret:
             continue
-    return renewed
+    return done

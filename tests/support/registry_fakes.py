@@ -110,7 +110,21 @@ class FakeWebhooks(_FakeTable):
         self.rows[row.id] = replace(
             row,
             secret_ciphertext=stored.secret_ciphertext,
+            previous_secret_ciphertext=stored.previous_secret_ciphertext,
+            previous_secret_until=stored.previous_secret_until,
             created_at=stored.created_at,
+            revision=stored.revision + 1,
+        )
+        return self.rows[row.id]
+
+    async def replace_secret(self, row: WebhookRow) -> WebhookRow:
+        stored = self.rows[row.id]
+        self.rows[row.id] = replace(
+            stored,
+            secret_ciphertext=row.secret_ciphertext,
+            previous_secret_ciphertext=row.previous_secret_ciphertext,
+            previous_secret_until=row.previous_secret_until,
+            updated_at=row.updated_at,
             revision=stored.revision + 1,
         )
         return self.rows[row.id]

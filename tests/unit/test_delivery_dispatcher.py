@@ -14,9 +14,10 @@ from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.delivery.dispatcher import Dispatcher
+from services.delivery.dispatcher import Dispatcher, build_headers
 from services.delivery.policy import AttemptResult, Outcome
 from shared.failures import unstorable_at
+from shared.signing import PreviousSecret, hex_signature, new_secret
 from shared.ssrf import AddressPolicy
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -161,3 +162,41 @@ def test_any_bytes_an_endpoint_sends_become_a_storable_result_and_nothing_raises
         loop.run_until_complete(session.close())
         loop.run_until_complete(server.close())
         loop.close()
+
+
+# --- the headers of an attempt --------------------------------------------------------------
+
+
+OLD_SECRET, NEW_SECRET = new_secret(), new_secret()
+
+
+def attempt_headers(timestamp: int, **fields) -> dict[str, str]:
+    return build_headers(
+        secret=NEW_SECRET,
+        body=b"{}",
+        delivery_id="d1",
+        event="participant.joined",
+        attempt=1,
+        timestamp=timestamp,
+        user_agent="roomhooks/test",
+        **fields,
+    )
+
+
+def test_the_webhooks_own_headers_go_with_ours_which_they_cannot_replace():
+    custom = (("Authorization", "Bearer t0k3n"), ("X-Tenant", "acme"), ("User-Agent", "evil"))
+    headers = attempt_headers(1_000, custom=custom)
+    assert headers["Authorization"] == "Bearer t0k3n" and headers["X-Tenant"] == "acme"
+    assert headers["User-Agent"] == "roomhooks/test"
+
+
+def test_the_previous_secret_signs_until_its_overlap_ends_at_the_attempts_own_time():
+    previous = PreviousSecret(OLD_SECRET, until=1_000)
+    during = attempt_headers(999, previous=previous)
+    after = attempt_headers(1_000, previous=previous)
+    assert during["X-Webhook-Signature"] == hex_signature(OLD_SECRET, b"{}")
+    assert during["X-Webhook-Signature-Next"] == hex_signature(NEW_SECRET, b"{}")
+    assert len(during["webhook-signature"].split(" ")) == 2
+    assert after["X-Webhook-Signature"] == hex_signature(NEW_SECRET, b"{}")
+    assert "X-Webhook-Signature-Next" not in after
+    assert len(after["webhook-signature"].split(" ")) == 1

@@ -33,7 +33,9 @@ from services.registry.policy import (
     check_schedule,
     check_webhook_url,
 )
+from services.registry.webhooks.custom_headers import MAX_HEADERS, check_headers
 from shared.events import format_timestamp
+from shared.signing import check_secret
 
 NAME_FIELD = Field(default=None, min_length=1, max_length=255, description="A label for humans.")
 URL_SCHEMA = {"pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$"}
@@ -44,6 +46,15 @@ RETRY_SCHEDULE_FIELD = Field(
     "24 h); its length + 1 is the number of attempts. Null: the deployment's default "
     "(1, 5, 30).",
 )
+HEADERS_DESCRIPTION = (
+    f"Headers sent with every request, `{{name: value}}`: at most {MAX_HEADERS}; names are "
+    "RFC 9110 tokens, other than Host, Content-Length, Content-Type, Transfer-Encoding, "
+    "Connection, User-Agent, Accept-Encoding, hop-by-hop names and any `webhook-*` or "
+    "`X-Webhook-*`; values at most 1 KiB, without CR, LF, NUL or other control characters. "
+    "Stored sealed; MEMBER keys see each value as `****`."
+)
+HEADERS_SCHEMA = {"maxProperties": MAX_HEADERS}
+MAX_OVERLAP_S = 7 * 86_400
 URL_FIELD = Field(
     description="Absolute https URL (http only for hosts the operator allows), at most 2048 "
     "characters.",
@@ -69,6 +80,11 @@ class WebhookRow:
     revision: int
     created_at: datetime
     updated_at: datetime
+    # A rotation's replaced secret, sealed, and when it stops signing (both or neither).
+    previous_secret_ciphertext: str | None = None
+    previous_secret_until: datetime | None = None
+    # The custom headers as one sealed JSON object (shared/secrets_box.py); None: none.
+    headers_ciphertext: str | None = None
 
 
 def _http_hosts(info: ValidationInfo) -> frozenset[str]:
@@ -84,11 +100,19 @@ class WebhookInput(StrictBody):
     name: str | None = NAME_FIELD
     enabled: bool = True
     retry_schedule: list[int] | None = RETRY_SCHEDULE_FIELD
+    headers: dict[str, str] = Field(
+        default_factory=dict, description=HEADERS_DESCRIPTION, json_schema_extra=HEADERS_SCHEMA
+    )
 
     @field_validator("retry_schedule")
     @classmethod
     def _schedule(cls, value: list[int] | None) -> list[int] | None:
         return check_schedule(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_headers(value)
 
     @field_validator("url")
     @classmethod
@@ -106,6 +130,22 @@ class WebhookInput(StrictBody):
         return self
 
 
+class WebhookCreateInput(WebhookInput):
+    """POST body: the webhook, and optionally the secret it signs with (when migrating)."""
+
+    secret: str | None = Field(
+        default=None,
+        description="The signing secret to keep, for receivers migrating from another "
+        "platform: 64 lowercase hex characters, or a Standard Webhooks `whsec_<base64>` "
+        "secret whose key is 24 to 64 bytes. Absent: a new one is made.",
+    )
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        return check_secret(value) if value is not None else None
+
+
 class WebhookPatch(StrictBody):
     """PATCH body: only the fields present change; `roomId: null` removes the room scope."""
 
@@ -117,11 +157,23 @@ class WebhookPatch(StrictBody):
     name: str | None = NAME_FIELD
     enabled: bool | None = None
     retry_schedule: list[int] | None = RETRY_SCHEDULE_FIELD
+    headers: dict[str, str] | None = Field(
+        default=None,
+        description=HEADERS_DESCRIPTION + " The map given replaces the stored one.",
+        json_schema_extra=HEADERS_SCHEMA,
+    )
 
     @field_validator("retry_schedule")
     @classmethod
     def _schedule(cls, value: list[int] | None) -> list[int] | None:
         return check_schedule(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str] | None) -> dict[str, str]:
+        if value is None:
+            raise ValueError("must be an object (send {} to remove every header)")
+        return check_headers(value)
 
     @field_validator("url")
     @classmethod
@@ -148,7 +200,8 @@ class WebhookPatch(StrictBody):
     def _not_empty(self) -> WebhookPatch:
         if not self.model_fields_set:
             raise ValueError(
-                "at least one of url, events, roomId, name, enabled, retrySchedule is required"
+                "at least one of url, events, roomId, name, enabled, retrySchedule, headers is"
+                " required"
             )
         return self
 
@@ -167,6 +220,15 @@ class Webhook(BaseModel):
     enabled: bool
     disabled_reason: str | None = None
     retry_schedule: list[int] | None = None
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Sent with every request; MEMBER keys see each value as `****`.",
+    )
+    previous_secret_expires_at: datetime | None = Field(
+        default=None,
+        description="When the secret the last rotation replaced stops signing (null: no "
+        "rotation with an overlap; in the past: it no longer signs).",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -174,11 +236,32 @@ class Webhook(BaseModel):
     def _timestamps(self, value: datetime) -> str:
         return format_timestamp(value)
 
+    @field_serializer("previous_secret_expires_at", when_used="json")
+    def _expiry(self, value: datetime | None) -> str | None:
+        return format_timestamp(value) if value is not None else None
+
 
 class WebhookWithSecret(Webhook):
-    """`WebhookRegistration` of the CollabKit types: only ever in the 201 answer to POST."""
+    """`WebhookRegistration` of the CollabKit types: only ever in the answers to POST and
+    to a rotation."""
 
-    secret: str = Field(description="64 hex characters; shown once.")
+    secret: str = Field(
+        description="The signing secret (64 hex characters, or the `whsec_` secret given on "
+        "create); shown once."
+    )
+
+
+class SecretRotation(StrictBody):
+    """POST .../rotate-secret body (optional): how long the replaced secret still signs."""
+
+    overlap_seconds: int = Field(
+        default=86_400,
+        ge=0,
+        le=MAX_OVERLAP_S,
+        validation_alias=AliasChoices("overlapSeconds", "overlap_seconds"),
+        description="Seconds the replaced secret keeps signing beside the new one (0: it "
+        f"stops at once; at most {MAX_OVERLAP_S:,}, 7 days).",
+    )
 
 
 class WebhookData(BaseModel):

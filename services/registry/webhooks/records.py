@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from uuid import UUID
 
@@ -11,8 +12,14 @@ from shared.events import format_timestamp
 from shared.kafka import Topics, dumps
 from shared.messages import WebhookRecord, registry_key
 
+# Shown by the API, never published (registry record, webhook.created): the headers may be
+# credentials, and the rotation is nobody else's concern.
+_NOT_PUBLISHED = {"headers", "previous_secret_expires_at"}
 
-def public_webhook(row: WebhookRow) -> Webhook:
+
+def public_webhook(row: WebhookRow, headers: Mapping[str, str] | None = None) -> Webhook:
+    """The webhook as the API shows it, with `headers` opened (and masked or not) by the
+    caller; without them, as it is published (no headers)."""
     return Webhook(
         id=str(row.id),
         organization_id=str(row.organization_id),
@@ -23,19 +30,23 @@ def public_webhook(row: WebhookRow) -> Webhook:
         enabled=row.enabled,
         disabled_reason=row.disabled_reason,
         retry_schedule=row.retry_schedule,
+        headers=dict(headers or {}),
+        previous_secret_expires_at=row.previous_secret_until,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
 
 
-def webhook_with_secret(row: WebhookRow, secret: str) -> WebhookWithSecret:
-    """The 201 of a creation: the only answer that carries the (plain) secret."""
-    return WebhookWithSecret(**public_webhook(row).model_dump(), secret=secret)
+def webhook_with_secret(
+    row: WebhookRow, secret: str, headers: Mapping[str, str]
+) -> WebhookWithSecret:
+    """The answer to a creation or a rotation: the only ones that carry the (plain) secret."""
+    return WebhookWithSecret(**public_webhook(row, headers).model_dump(), secret=secret)
 
 
 def webhook_record(row: WebhookRow) -> WebhookRecord:
     return WebhookRecord(
-        **public_webhook(row).model_dump(exclude={"id", "organization_id"}),
+        **public_webhook(row).model_dump(exclude={"id", "organization_id", *_NOT_PUBLISHED}),
         id=str(row.id),
         organization_id=str(row.organization_id),
         revision=row.revision,
@@ -61,6 +72,6 @@ def webhook_created_entry(
         "timestamp": format_timestamp(now),
         "organization_id": str(row.organization_id),
         "room": None,
-        "webhook": public_webhook(row).model_dump(mode="json"),
+        "webhook": public_webhook(row).model_dump(mode="json", exclude=_NOT_PUBLISHED),
     }
     return topics.events, str(row.organization_id).encode(), dumps(event)

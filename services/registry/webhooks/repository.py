@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -16,7 +17,8 @@ from services.registry.webhooks.models import WebhookRow
 
 _COLUMNS = (
     "id, organization_id, name, url, secret_ciphertext, events, room_id, enabled, disabled_reason,"
-    " retry_schedule, revision, created_at, updated_at"
+    " retry_schedule, revision, created_at, updated_at, previous_secret_ciphertext,"
+    " previous_secret_until, headers_ciphertext"
 )
 
 
@@ -36,7 +38,7 @@ class WebhookSql:
     async def insert(self, row: WebhookRow) -> WebhookRow:
         record = await self._conn.fetchrow(
             f"INSERT INTO registry.webhooks ({_COLUMNS})"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
             f" RETURNING {_COLUMNS}",
             row.id,
             row.organization_id,
@@ -51,6 +53,9 @@ class WebhookSql:
             row.revision,
             row.created_at,
             row.updated_at,
+            row.previous_secret_ciphertext,
+            row.previous_secret_until,
+            row.headers_ciphertext,
         )
         return _row(record)
 
@@ -87,7 +92,7 @@ class WebhookSql:
         record = await self._conn.fetchrow(
             "UPDATE registry.webhooks SET name = $3, url = $4, events = $5, room_id = $6,"
             " enabled = $7, disabled_reason = $8, updated_at = $9, retry_schedule = $10,"
-            " revision = revision + 1"
+            " headers_ciphertext = $11, revision = revision + 1"
             f" WHERE organization_id = $1 AND id = $2 RETURNING {_COLUMNS}",
             row.organization_id,
             row.id,
@@ -99,6 +104,22 @@ class WebhookSql:
             row.disabled_reason,
             row.updated_at,
             row.retry_schedule,
+            row.headers_ciphertext,
+        )
+        return _row(record)
+
+    async def replace_secret(self, row: WebhookRow) -> WebhookRow:
+        record = await self._conn.fetchrow(
+            "UPDATE registry.webhooks SET secret_ciphertext = $3,"
+            " previous_secret_ciphertext = $4, previous_secret_until = $5, updated_at = $6,"
+            " revision = revision + 1"
+            f" WHERE organization_id = $1 AND id = $2 RETURNING {_COLUMNS}",
+            row.organization_id,
+            row.id,
+            row.secret_ciphertext,
+            row.previous_secret_ciphertext,
+            row.previous_secret_until,
+            row.updated_at,
         )
         return _row(record)
 
@@ -155,18 +176,35 @@ async def claim_legacy_secrets(conn: asyncpg.Connection, *, limit: int) -> list[
     return [(r["id"], r["legacy_secret"]) for r in records]
 
 
+@dataclass(frozen=True)
+class SealedValues:
+    """A webhook's sealed columns: its secret, a rotation's previous secret, its headers."""
+
+    webhook_id: UUID
+    secret: str | None
+    previous_secret: str | None
+    headers: str | None
+
+
+def _key_of(column: str) -> str:
+    return f"split_part({column}, ':', 1)"
+
+
+_SEALED = ("secret_ciphertext", "previous_secret_ciphertext", "headers_ciphertext")
+
+
 async def claim_sealed_under(
     conn: asyncpg.Connection, key_ids: Sequence[str], *, limit: int
-) -> list[tuple[UUID, str]]:
-    """Rows sealed under one of `key_ids`, locked for the caller's transaction."""
+) -> list[SealedValues]:
+    """Rows with a value sealed under one of `key_ids`, locked for the caller's transaction."""
+    under = " OR ".join(f"{_key_of(c)} = ANY($1::text[])" for c in _SEALED)
     records = await conn.fetch(
-        "SELECT id, secret_ciphertext FROM registry.webhooks"
-        " WHERE split_part(secret_ciphertext, ':', 1) = ANY($1::text[])"
+        f"SELECT id, {', '.join(_SEALED)} FROM registry.webhooks WHERE {under}"
         " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
         list(key_ids),
         limit,
     )
-    return [(r["id"], r["secret_ciphertext"]) for r in records]
+    return [SealedValues(*r.values()) for r in records]
 
 
 async def store_sealed(conn: asyncpg.Connection, sealed: Sequence[tuple[UUID, str]]) -> None:
@@ -178,12 +216,21 @@ async def store_sealed(conn: asyncpg.Connection, sealed: Sequence[tuple[UUID, st
     )
 
 
+async def store_resealed(conn: asyncpg.Connection, rows: Sequence[SealedValues]) -> None:
+    """Write every sealed column again (the same values, under another key); the revision is
+    unchanged."""
+    await conn.executemany(
+        "UPDATE registry.webhooks SET secret_ciphertext = $2, previous_secret_ciphertext = $3,"
+        " headers_ciphertext = $4 WHERE id = $1",
+        [(r.webhook_id, r.secret, r.previous_secret, r.headers) for r in rows],
+    )
+
+
 async def count_sealed_outside(conn: asyncpg.Connection, key_ids: Sequence[str]) -> int:
-    """Rows sealed under a key not in `key_ids` (nobody here can open them)."""
+    """Rows with a value sealed under a key not in `key_ids` (nobody here can open it)."""
+    outside = " OR ".join(f"{_key_of(c)} <> ALL($1::text[])" for c in _SEALED)
     return int(
         await conn.fetchval(
-            "SELECT count(*) FROM registry.webhooks WHERE secret_ciphertext IS NOT NULL"
-            " AND split_part(secret_ciphertext, ':', 1) <> ALL($1::text[])",
-            list(key_ids),
+            f"SELECT count(*) FROM registry.webhooks WHERE {outside}", list(key_ids)
         )
     )

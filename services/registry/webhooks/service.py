@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
@@ -15,6 +15,7 @@ import structlog
 from services.registry.errors import InvalidChange, NotFound, parse_id
 from services.registry.outbox import OutboxEntry
 from services.registry.policy import check_room_scope
+from services.registry.webhooks.custom_headers import masked
 from services.registry.webhooks.models import (
     Webhook,
     WebhookInput,
@@ -31,7 +32,7 @@ from services.registry.webhooks.records import (
 )
 from shared.kafka import Topics
 from shared.pagination import after_cursor, cut_page
-from shared.secrets_box import SecretsBox
+from shared.secrets_box import SecretsBox, UnreadableSecret, open_headers, seal_headers
 from shared.signing import new_secret
 
 log = structlog.get_logger(__name__)
@@ -52,8 +53,12 @@ class WebhookWrites(Protocol):
         """The webhook, which no other transaction changes until this one ends."""
 
     async def update(self, row: WebhookRow) -> WebhookRow:
-        """Store the changeable fields of an existing webhook (all but ids, secret and
+        """Store the changeable fields of an existing webhook (all but ids, the secrets and
         created_at), revision + 1; returns what is stored."""
+
+    async def replace_secret(self, row: WebhookRow) -> WebhookRow:
+        """Store the secret, the previous secret and its end, and updated_at of an existing
+        webhook, revision + 1; returns what is stored."""
 
     async def delete(self, organization_id: UUID, webhook_id: UUID) -> WebhookRow | None:
         """Delete it; its last state, None when there was none."""
@@ -103,9 +108,12 @@ class WebhookService:
         self._box = box
         self._quota = quota
 
-    async def create(self, account_id: str, body: WebhookInput) -> WebhookWithSecret:
+    async def create(
+        self, account_id: str, body: WebhookInput, *, secret: str | None = None
+    ) -> WebhookWithSecret:
+        """A new webhook signing with `secret` (checked by the caller) or a new one."""
         now = self._clock()
-        secret = new_secret()  # answered once, in the 201; stored sealed
+        secret = secret or new_secret()  # answered once, in the 201; stored sealed
         row = WebhookRow(
             id=uuid.uuid4(),
             organization_id=parse_id(account_id),
@@ -120,6 +128,7 @@ class WebhookService:
             revision=1,
             created_at=now,
             updated_at=now,
+            headers_ciphertext=seal_headers(self._box, body.headers),
         )
         async with self._webhooks.transaction() as tx:
             await tx.check_quota(row.organization_id, self._quota)
@@ -132,20 +141,55 @@ class WebhookService:
                 ]
             )
         log.info("webhook.created", account_id=account_id, webhook_id=str(stored.id))
-        return webhook_with_secret(stored, secret)
+        return webhook_with_secret(stored, secret, body.headers)
 
-    async def get(self, account_id: str, webhook_id: str) -> Webhook:
+    async def get(self, account_id: str, webhook_id: str, *, reveal: bool = False) -> Webhook:
+        """The webhook; its header values shown only when `reveal` (OWNER and ADMIN keys)."""
         row = await self._webhooks.get(parse_id(account_id), parse_id(webhook_id))
         if row is None:
             raise NotFound(webhook_id)
-        return public_webhook(row)
+        return self._shown(row, reveal=reveal)
 
-    async def list(self, account_id: str, *, limit: int, cursor: str | None) -> Page:
+    async def list(
+        self, account_id: str, *, limit: int, cursor: str | None, reveal: bool = False
+    ) -> Page:
         rows = await self._webhooks.page(
             parse_id(account_id), limit=limit + 1, after=after_cursor(cursor)
         )
         rows, next_cursor = cut_page(rows, limit, lambda r: (r.created_at, r.id))
-        return Page([public_webhook(r) for r in rows], next_cursor)
+        return Page([self._shown(r, reveal=reveal) for r in rows], next_cursor)
+
+    async def rotate_secret(
+        self, account_id: str, webhook_id: str, *, overlap_s: int
+    ) -> WebhookWithSecret:
+        """A new secret, answered once; the replaced one keeps signing beside it for
+        `overlap_s` seconds (0: not at all). A rotation during an overlap ends that overlap:
+        at most two secrets sign."""
+        secret, now = new_secret(), self._clock()
+        async with self._webhooks.transaction() as tx:
+            row = await tx.get_for_update(parse_id(account_id), parse_id(webhook_id))
+            if row is None:
+                raise NotFound(webhook_id)
+            previous = row.secret_ciphertext if overlap_s > 0 else None
+            stored = await tx.replace_secret(
+                replace(
+                    row,
+                    secret_ciphertext=self._box.seal(secret),
+                    previous_secret_ciphertext=previous,
+                    previous_secret_until=(
+                        now + timedelta(seconds=overlap_s) if previous is not None else None
+                    ),
+                    updated_at=now,
+                )
+            )
+            await tx.enqueue([registry_entry(self._topics, stored)])
+        log.info(
+            "webhook.secret_rotated",
+            account_id=account_id,
+            webhook_id=webhook_id,
+            overlap_s=overlap_s,
+        )
+        return webhook_with_secret(stored, secret, self._headers(stored))
 
     async def replace(self, account_id: str, webhook_id: str, body: WebhookInput) -> Webhook:
         def change(row: WebhookRow) -> WebhookRow:
@@ -158,6 +202,7 @@ class WebhookService:
                 enabled=body.enabled,
                 disabled_reason=None if body.enabled else row.disabled_reason,
                 retry_schedule=body.retry_schedule,
+                headers_ciphertext=seal_headers(self._box, body.headers),
             )
 
         return await self._change(account_id, webhook_id, change)
@@ -175,6 +220,11 @@ class WebhookService:
                 enabled=body.enabled if "enabled" in fields else row.enabled,
                 retry_schedule=(
                     body.retry_schedule if "retry_schedule" in fields else row.retry_schedule
+                ),
+                headers_ciphertext=(
+                    seal_headers(self._box, body.headers or {})
+                    if "headers" in fields
+                    else row.headers_ciphertext
                 ),
             )
             if updated.enabled and not row.enabled:
@@ -228,4 +278,17 @@ class WebhookService:
             stored = await tx.update(replace(change(row), updated_at=self._clock()))
             await tx.enqueue([registry_entry(self._topics, stored)])
         log.info("webhook.updated", account_id=account_id, webhook_id=webhook_id)
-        return public_webhook(stored)
+        return self._shown(stored, reveal=True)  # only OWNER and ADMIN keys change webhooks
+
+    def _headers(self, row: WebhookRow) -> dict[str, str]:
+        """The custom headers opened; none when they do not open (their deliveries fail
+        with the reason)."""
+        try:
+            return open_headers(self._box, row.headers_ciphertext)
+        except UnreadableSecret as exc:
+            log.warning("webhook.headers_unreadable", webhook_id=str(row.id), error=str(exc))
+            return {}
+
+    def _shown(self, row: WebhookRow, *, reveal: bool) -> Webhook:
+        headers = self._headers(row)
+        return public_webhook(row, headers if reveal else masked(headers))
