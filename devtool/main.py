@@ -25,9 +25,10 @@ from pydantic_settings import BaseSettings
 
 from devtool import devstack
 from devtool.devstack import DevSettings, redact_url
+from devtool.keys import keys_table, utc_text
 from devtool.listen import serve
 from devtool.postgres import UNREACHABLE, one_line
-from devtool.runenv import parse_run_env
+from devtool.runenv import ACCOUNT_SETTING, parse_run_env, saved_account
 from services.registry import admin as registry_admin
 from shared.db import create_pool
 from shared.events import CATALOG, InvalidEvent, Scope, build_event, parse_event
@@ -136,7 +137,7 @@ def build_parser() -> Parser:
 
 
 def _add_account_commands(commands: Any) -> None:
-    """`accounts create`, `keys create`, `secrets-key`."""
+    """`accounts create`, `keys create|list|revoke`, `secrets-key`."""
     accounts = commands.add_parser("accounts", help="manage accounts")
     accounts_do = accounts.add_subparsers(dest="action", metavar="ACTION", required=True)
     create_account = accounts_do.add_parser("create", help="create an account; prints its id")
@@ -147,8 +148,21 @@ def _add_account_commands(commands: Any) -> None:
     create_key = keys_do.add_parser(
         "create", help="mint an API key; prints it once (only its hash is stored)"
     )
-    create_key.add_argument("--account", required=True, type=account_id, metavar="ID")
     create_key.add_argument("--role", required=True, type=str.upper, choices=registry_admin.ROLES)
+    list_keys = keys_do.add_parser(
+        "list", help="list the account's keys, newest first (never the keys themselves)"
+    )
+    revoke_key = keys_do.add_parser(
+        "revoke", help="revoke a key: it is refused from now on (the last OWNER key stays)"
+    )
+    revoke_key.add_argument("key", type=account_id, metavar="KEY_ID", help="the key's id")
+    for sub in (create_key, list_keys, revoke_key):
+        sub.add_argument(
+            "--account",
+            type=account_id,
+            metavar="ID",
+            help=f"the account (default: {ACCOUNT_SETTING} from the environment or run.env)",
+        )
 
     commands.add_parser(
         "secrets-key",
@@ -247,14 +261,56 @@ async def create_account(args: argparse.Namespace) -> int:
     return 0
 
 
-async def create_key(args: argparse.Namespace) -> int:
+def keys_account(given: UUID | None, environ: Mapping[str, str]) -> UUID:
+    """`--account`, else the account `roomhooks dev` saved (environment first, then run.env)."""
+    if given is not None:
+        return given
+    path = DevSettings().run_env_path
+    saved = saved_account(environ, load_run_env(path))
+    if saved is None:
+        raise CliError(f"--account is required (no {ACCOUNT_SETTING} in the environment or {path})")
+    try:
+        return UUID(saved)
+    except ValueError:
+        raise CliError(f"{ACCOUNT_SETTING}: {saved!r} is not a UUID") from None
+
+
+@contextlib.asynccontextmanager
+async def account_pool(given: UUID | None) -> AsyncIterator[tuple[asyncpg.Pool, UUID]]:
+    """A pool on the registry's database and the keys commands' account (it must exist)."""
+    account = keys_account(given, os.environ)
     postgres, _kafka = connections(os.environ)
     async with postgres_pool(postgres) as pool:
         try:
-            token = await registry_admin.create_key(pool, args.account, args.role)
+            yield pool, account
         except registry_admin.NoSuchAccount:
-            raise CliError(f"--account: no account {args.account}") from None
+            raise CliError(f"--account: no account {account}") from None
+
+
+async def create_key(args: argparse.Namespace) -> int:
+    async with account_pool(args.account) as (pool, account):
+        token = await registry_admin.create_key(pool, account, args.role)
     print(token)
+    return 0
+
+
+async def list_keys(args: argparse.Namespace) -> int:
+    async with account_pool(args.account) as (pool, account):
+        print(keys_table(await registry_admin.list_keys(pool, account)))
+    return 0
+
+
+async def revoke_key(args: argparse.Namespace) -> int:
+    async with account_pool(args.account) as (pool, account):
+        try:
+            key = await registry_admin.revoke_key(pool, account, args.key)
+        except registry_admin.NoSuchKey:
+            raise CliError(f"KEY_ID: account {account} has no key {args.key}") from None
+        except registry_admin.LastOwnerKey:
+            raise CliError(
+                f"KEY_ID: {args.key} is the account's last live OWNER key: create another first"
+            ) from None
+    print(f"{key.id} revoked at {utc_text(key.revoked_at)}")
     return 0
 
 
@@ -366,6 +422,8 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Any]] = {
     ("state", "put-file"): put_state,
     ("accounts", "create"): create_account,
     ("keys", "create"): create_key,
+    ("keys", "list"): list_keys,
+    ("keys", "revoke"): revoke_key,
     ("publish", None): publish,
     ("secrets-key", None): print_secrets_key,
 }

@@ -49,3 +49,12 @@ def write_private_file(path: Path, text: str) -> None:
         file.write(text)
     os.chmod(temporary, 0o600)
     os.replace(temporary, path)
+
+
+# The account `roomhooks dev` made, saved in run.env for the commands that take `--account`.
+ACCOUNT_SETTING = "ROOMHOOKS_ACCOUNT_ID"
+
+
+def saved_account(environ: Mapping[str, str], saved: Mapping[str, str]) -> str | None:
+    """ROOMHOOKS_ACCOUNT_ID from the environment, else from run.env's values; None: neither."""
+    return environ.get(ACCOUNT_SETTING) or saved.get(ACCOUNT_SETTING) or None

@@ -2,7 +2,8 @@
 operators call these with a pool on the registry's database.
 
 - Accounts and API keys: the API needs an OWNER key to begin with, so the first account and
-  its keys are made here (no HTTP route mints keys yet).
+  its keys are made here; keys are also listed and revoked here, under the same rules as
+  the API's (the last live OWNER key of an account stays).
 - Announcing every webhook and workflow again, through the registry's own outbox (its relay
   publishes them): a restarted dev broker has forgotten `roomhooks.registry`.
 
@@ -17,8 +18,10 @@ from uuid import UUID
 import asyncpg
 
 from services.registry import outbox
+from services.registry.accounts.models import ApiKey
 from services.registry.accounts.repository import PostgresAccounts
 from services.registry.accounts.service import AccountService, KeyOwner
+from services.registry.accounts.service import LastOwnerKey as LastOwnerKey  # for tools
 from services.registry.errors import NotFound
 from services.registry.policy import Role
 from services.registry.settings import RegistrySettings
@@ -34,6 +37,14 @@ ROLES = tuple(role.value for role in Role)
 
 class NoSuchAccount(LookupError):
     """The account id names no account."""
+
+
+class NoSuchKey(LookupError):
+    """The key id names no key of the account."""
+
+
+# Keys read per query while listing an account's keys.
+_LIST_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,33 @@ async def create_key(pool: asyncpg.Pool, account_id: UUID, role: str) -> str:
 
 async def account_exists(pool: asyncpg.Pool, account_id: UUID) -> bool:
     return await _accounts(pool).account_exists(account_id)
+
+
+async def list_keys(pool: asyncpg.Pool, account_id: UUID) -> list[ApiKey]:
+    """Every key of the account, newest first, revoked ones included. NoSuchAccount."""
+    accounts = _accounts(pool)
+    if not await accounts.account_exists(account_id):
+        raise NoSuchAccount(str(account_id))
+    found: list[ApiKey] = []
+    cursor = None
+    while True:
+        page = await accounts.list_keys(account_id, limit=_LIST_PAGE, cursor=cursor)
+        found += page.keys
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
+
+
+async def revoke_key(pool: asyncpg.Pool, account_id: UUID, key_id: UUID) -> ApiKey:
+    """Revoke a key of the account (again: no change); its state now. NoSuchAccount,
+    NoSuchKey, LastOwnerKey (the account's last live OWNER key stays)."""
+    accounts = _accounts(pool)
+    if not await accounts.account_exists(account_id):
+        raise NoSuchAccount(str(account_id))
+    try:
+        return await accounts.revoke_key(account_id, key_id)
+    except NotFound:
+        raise NoSuchKey(str(key_id)) from None
 
 
 def keys_still_valid(account_id: str, owner: KeyOwner | None, member: KeyOwner | None) -> bool:

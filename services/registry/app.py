@@ -18,7 +18,9 @@ from prometheus_client import Gauge
 
 from services.registry import outbox
 from services.registry.accounts.repository import PostgresAccounts
+from services.registry.accounts.routes import KeyRoutes
 from services.registry.accounts.service import AccountService
+from services.registry.accounts.usage import usage_recorded
 from services.registry.auth import ApiLimits, Authorizer
 from services.registry.code_check import deno_code_check
 from services.registry.code_gate import CodeCheckGate
@@ -93,7 +95,7 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
     checks = CodeCheckGate(
         deps.check_code, at_once=s.code_checks_at_once, queued=s.code_checks_queued
     )
-    app[ACCOUNTS] = accounts = AccountService(PostgresAccounts(pool))
+    app[ACCOUNTS] = accounts = AccountService(PostgresAccounts(pool), clock=clock)
     app[WEBHOOKS] = webhooks = WebhookService(
         PostgresWebhooks(pool), topics, clock, box, quota=s.webhooks_per_account
     )
@@ -121,6 +123,7 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
         DeliveryRoutes(auth, deliveries, page_size_max=s.page_size_max, sends=sends),
         EventRoutes(auth, EventLogService(PostgresEventLog(pool)), page_size_max=s.page_size_max),
         WebhookRoutes(auth, webhooks, http_hosts=s.http_hosts, page_size_max=s.page_size_max),
+        KeyRoutes(auth, accounts, page_size_max=s.page_size_max),
         SystemRoutes(readiness, metrics.registry, document),
     ):
         routes.register(app)
@@ -180,6 +183,7 @@ class Registry:
             await app[WORKFLOWS].republish_all()
         await stack.enter_async_context(app[RELAY].publishing())
         await stack.enter_async_context(commands_applied(s.kafka, app[WEBHOOKS]))
+        await stack.enter_async_context(usage_recorded(app[ACCOUNTS].record_usage))
 
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from services.registry.accounts.models import ApiKey
 from services.registry.accounts.service import AccountService
 from services.registry.http import RATE_LIMIT, ApiError
 from services.registry.keys import bearer_token, hash_token
@@ -72,8 +73,8 @@ class Authorizer:
         self._limits = limits or ApiLimits.unlimited()
         self._known: OrderedDict[str, None] = OrderedDict()
 
-    async def account(self, request: web.Request, *, write: bool) -> str:
-        """The path's account id when the request's key may read (or write) it."""
+    async def caller(self, request: web.Request) -> ApiKey:
+        """The request's live key (401 and 429 decided here); its use is noted."""
         limits = self._limits
         address = request.remote or "unknown"
         token = bearer_token(request.headers.get("Authorization"))
@@ -86,8 +87,10 @@ class Authorizer:
             raise ApiError(
                 401, "unauthorized", "an `Authorization: Bearer <api key>` header is required"
             )
-        owner = await self._accounts.authenticate_digest(digest)
-        if owner is None:
+        # Looked up on every request, never cached: a revoked or expired key is refused by
+        # every replica from the moment its change is committed.
+        key = await self._accounts.identify(digest)
+        if key is None:
             self._known.pop(digest, None)
             limits.unknown_keys.take(address, now_ms=limits.clock_ms())
             raise ApiError(401, "unauthorized", "the API key is not valid")
@@ -96,15 +99,24 @@ class Authorizer:
         if not spent.allowed:
             raise too_many(spent, "with this API key")
         request[RATE_LIMIT] = spent
+        self._accounts.saw(key)
+        return key
+
+    async def account(self, request: web.Request, *, write: bool, owner: bool = False) -> str:
+        """The path's account id when the request's key may read (or write) it; `owner`:
+        only an OWNER key may."""
+        key = await self.caller(request)
         access = decide_access(
-            key_account=str(owner.account_id),
-            role=Role(owner.role),
+            key_account=str(key.account_id),
+            role=Role(key.role),
             path_account=request.match_info["account_id"],
             write=write,
         )
         if access is not Access.ALLOWED:
             raise ApiError(403, "forbidden", _DENIED[access])
-        return str(owner.account_id)
+        if owner and key.role != Role.OWNER:
+            raise ApiError(403, "forbidden", "only OWNER keys may do this")
+        return str(key.account_id)
 
     def _remember(self, digest: str) -> None:
         self._known[digest] = None

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from services.registry.accounts.routes import ROUTES as KEY_ROUTES
 from services.registry.deliveries.routes import ROUTES as DELIVERY_ROUTES
 from services.registry.events.routes import ROUTES as EVENT_ROUTES
 from services.registry.http import ErrorEnvelope
@@ -23,6 +24,7 @@ ROUTES: tuple[Route, ...] = (
     *DELIVERY_ROUTES,
     *WORKFLOW_ROUTES,
     *EVENT_ROUTES,
+    *KEY_ROUTES,
     *SYSTEM_ROUTES,
 )
 
@@ -32,9 +34,12 @@ _ERRORS = {
     400: "Invalid input: `error.details` names each field and what is wrong with it (JSON"
     " nested deeper than 64 levels, NUL or a lone surrogate in any text included).",
     401: "Missing or invalid API key.",
-    403: "The key belongs to another account, or its role may not write.",
-    404: "No such webhook, workflow, delivery or execution in this account.",
-    409: "The account holds as many webhooks (or workflows) as its quota allows.",
+    403: "The key belongs to another account, or its role may not do this (only OWNER and"
+    " ADMIN write; only OWNER manages API keys).",
+    404: "No such webhook, workflow, delivery, execution or API key in this account.",
+    409: "The account holds as many webhooks, workflows or live API keys as its quota allows"
+    " (`quota_exceeded`), or the key is the account's last live OWNER key"
+    " (`last_owner_key`).",
     413: "The body is larger than the server accepts.",
     429: "Too many requests: with this key, from this address without a valid key, or"
     " (redeliver, test) to this webhook. `Retry-After` says when to try again.",
@@ -62,6 +67,7 @@ _PATH_PARAMS = {
     "workflow_id": "The workflow id.",
     "execution_id": "The execution id.",
     "event_id": "The event's id, as its producer sent it.",
+    "key_id": "The API key id.",
 }
 
 

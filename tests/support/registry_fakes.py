@@ -7,18 +7,19 @@ A transaction that raises leaves rows and outbox as they were.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Self
 from uuid import UUID
 
-from services.registry.accounts.service import ApiKeyRow, KeyOwner
+from services.registry.accounts.models import ApiKey, ApiKeyRow
 from services.registry.deliveries.models import AttemptRow, DeliveryRow
-from services.registry.errors import QuotaExceeded
+from services.registry.errors import NotFound, QuotaExceeded
 from services.registry.events.models import EventFilters, EventRow
 from services.registry.outbox import OutboxEntry
 from services.registry.webhooks.models import WebhookRow
@@ -34,9 +35,14 @@ def newest_first(rows: list[Any], *, limit: int, after: After) -> list[Any]:
 
 
 class FakeAccounts:
+    """Accounts, the keys as minted (`keys`, by digest) and as they are now (`state`)."""
+
     def __init__(self) -> None:
         self.accounts: dict[UUID, str] = {}
         self.keys: dict[str, ApiKeyRow] = {}
+        self.state: dict[UUID, ApiKey] = {}
+        self.use_writes: list[dict[UUID, datetime]] = []  # each record_use call's argument
+        self._locks: dict[UUID, asyncio.Lock] = {}
 
     async def insert_account(self, account_id: UUID, name: str) -> None:
         self.accounts[account_id] = name
@@ -44,12 +50,71 @@ class FakeAccounts:
     async def account_exists(self, account_id: UUID) -> bool:
         return account_id in self.accounts
 
-    async def insert_key(self, key: ApiKeyRow) -> None:
-        self.keys[key.token_sha256] = key
+    @asynccontextmanager
+    async def keys_of(self, account_id: UUID) -> AsyncIterator[_FakeAccountKeys]:
+        if account_id not in self.accounts:
+            raise NotFound(str(account_id))
+        async with self._locks.setdefault(account_id, asyncio.Lock()):
+            writes = _FakeAccountKeys(self, account_id)
+            yield writes
+            self.keys.update(writes.keys)  # kept only when the block ends without raising
+            self.state.update(writes.state)
 
-    async def find_key_owner(self, token_sha256: str) -> KeyOwner | None:
-        key = self.keys.get(token_sha256)
-        return KeyOwner(key.account_id, key.role) if key else None
+    async def find_key(self, token_sha256: str, *, now: datetime) -> ApiKey | None:
+        row = self.keys.get(token_sha256)
+        key = self.state.get(row.id) if row is not None else None
+        return key if key is not None and key.live(now) else None
+
+    async def page_keys(self, account_id: UUID, *, limit: int, after: After) -> list[ApiKey]:
+        owned = [k for k in self.state.values() if k.account_id == account_id]
+        return newest_first(owned, limit=limit, after=after)
+
+    async def record_use(self, used: Mapping[UUID, datetime]) -> None:
+        self.use_writes.append(dict(used))
+        for key_id, at in used.items():
+            key = self.state.get(key_id)
+            if key is not None and (key.last_used_at is None or key.last_used_at < at):
+                self.state[key_id] = replace(key, last_used_at=at)
+
+
+class _FakeAccountKeys:
+    """One account's keys in a transaction: its writes are staged here until it ends."""
+
+    def __init__(self, store: FakeAccounts, account_id: UUID) -> None:
+        self._store = store
+        self._account_id = account_id
+        self.keys: dict[str, ApiKeyRow] = {}
+        self.state: dict[UUID, ApiKey] = {}
+
+    async def live_keys(self, now: datetime) -> list[ApiKey]:
+        await asyncio.sleep(0)  # as a query would: other tasks run meanwhile
+        current = self._store.state | self.state
+        return [k for k in current.values() if k.account_id == self._account_id and k.live(now)]
+
+    async def get(self, key_id: UUID) -> ApiKey | None:
+        key = self.state.get(key_id) or self._store.state.get(key_id)
+        return key if key is not None and key.account_id == self._account_id else None
+
+    async def insert(self, key: ApiKeyRow) -> ApiKey:
+        self.keys[key.token_sha256] = key
+        self.state[key.id] = ApiKey(
+            id=key.id,
+            account_id=self._account_id,
+            role=key.role,
+            label=key.label,
+            token_prefix=key.token_prefix,
+            created_at=key.created_at,
+            expires_at=key.expires_at,
+            last_used_at=None,
+            revoked_at=None,
+        )
+        return self.state[key.id]
+
+    async def revoke(self, key_id: UUID, now: datetime) -> ApiKey:
+        key = await self.get(key_id)
+        assert key is not None
+        self.state[key_id] = replace(key, revoked_at=now)
+        return self.state[key_id]
 
 
 class _FakeTable:
@@ -242,10 +307,10 @@ class FakeDeliveryLog:
         self.outbox.extend(entries)
 
 
-def event_row(**fields: Any) -> EventRow:
-    """A row of the event log as fanout writes it (accepted, reaching nothing), for tests."""
+def event_row(organization_id: UUID, **fields: Any) -> EventRow:
+    """A row of the event log as fanout writes it (accepted, reaching nothing), for tests: an
+    accepted event's id is UUIDv5(organization id, event id), a rejected one's random."""
     values: dict[str, Any] = {
-        "id": uuid.uuid4(),
         "event_id": f"evt-{uuid.uuid4().hex[:8]}",
         "event": "participant.joined",
         "room_id": "room_1",
@@ -255,8 +320,12 @@ def event_row(**fields: Any) -> EventRow:
         "webhook_ids": [],
         "workflow_ids": [],
         "received_at": datetime(2026, 5, 1, 12, 0, tzinfo=UTC),
-    }
-    return EventRow(**(values | fields))
+    } | fields
+    accepted = values["status"] == "accepted"
+    values.setdefault(
+        "id", uuid.uuid5(organization_id, values["event_id"]) if accepted else uuid.uuid4()
+    )
+    return EventRow(**values)
 
 
 class FakeEventLog:
@@ -288,7 +357,13 @@ class FakeEventLog:
         return [r for r in ordered if after is None or (r.received_at, r.id) < after][:limit]
 
     async def find(self, organization_id: UUID, event_id: str) -> EventRow | None:
-        mine = [r for org, r in self.events if org == organization_id and r.event_id == event_id]
+        accepted_id = uuid.uuid5(organization_id, event_id)  # as fanout writes it
+        mine = [
+            r
+            for org, r in self.events
+            if org == organization_id
+            and (r.id == accepted_id if r.status == "accepted" else r.event_id == event_id)
+        ]
         ordered = sorted(
             mine, key=lambda r: (r.status == "accepted", r.received_at, r.id), reverse=True
         )
