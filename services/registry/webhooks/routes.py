@@ -5,11 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.registry.auth import Authorizer
-from services.registry.http import ok, read_json
+from services.registry.http import ApiError, ok, read_json
+from services.registry.policy import WRITER_ROLES, Access, Role, decide_access
 from services.registry.query import DEFAULT_PAGE_SIZE, page_limit
 from services.registry.route_table import ACCOUNT_ERRORS, Answer, Route, register
 from services.registry.webhooks.models import (
+    SecretRotation,
     WebhookCreatedData,
+    WebhookCreateInput,
     WebhookData,
     WebhookInput,
     WebhookListData,
@@ -19,6 +22,7 @@ from services.registry.webhooks.service import WebhookService
 
 WEBHOOKS = "/v1/accounts/{account_id}/webhooks"
 WEBHOOK = WEBHOOKS + "/{webhook_id}"
+ROTATE_SECRET = WEBHOOK + "/rotate-secret"
 
 
 class WebhookRoutes:
@@ -40,15 +44,15 @@ class WebhookRoutes:
 
     async def create(self, request: web.Request) -> web.Response:
         account_id = await self._auth.account(request, write=True)
-        body = WebhookInput.model_validate(await read_json(request), context=self._context)
-        webhook = await self._webhooks.create(account_id, body)
+        body = WebhookCreateInput.model_validate(await read_json(request), context=self._context)
+        webhook = await self._webhooks.create(account_id, body, secret=body.secret)
         return ok("Webhook created", {"webhook": webhook.model_dump(mode="json")}, status=201)
 
     async def list(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=False)
+        account_id, reveal = await self._reader(request)
         limit = page_limit(request, default=DEFAULT_PAGE_SIZE, maximum=self._page_size_max)
         page = await self._webhooks.list(
-            account_id, limit=limit, cursor=request.query.get("cursor") or None
+            account_id, limit=limit, cursor=request.query.get("cursor") or None, reveal=reveal
         )
         return ok(
             "Webhooks",
@@ -59,9 +63,20 @@ class WebhookRoutes:
         )
 
     async def get(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=False)
-        webhook = await self._webhooks.get(account_id, request.match_info["webhook_id"])
+        account_id, reveal = await self._reader(request)
+        webhook = await self._webhooks.get(
+            account_id, request.match_info["webhook_id"], reveal=reveal
+        )
         return ok("Webhook", {"webhook": webhook.model_dump(mode="json")})
+
+    async def rotate_secret(self, request: web.Request) -> web.Response:
+        account_id = await self._auth.account(request, write=True)
+        given = await read_json(request) if request.body_exists else {}
+        body = SecretRotation.model_validate(given)
+        webhook = await self._webhooks.rotate_secret(
+            account_id, request.match_info["webhook_id"], overlap_s=body.overlap_seconds
+        )
+        return ok("Secret rotated", {"webhook": webhook.model_dump(mode="json")})
 
     async def replace(self, request: web.Request) -> web.Response:
         account_id = await self._auth.account(request, write=True)
@@ -74,6 +89,20 @@ class WebhookRoutes:
         body = WebhookPatch.model_validate(await read_json(request), context=self._context)
         webhook = await self._webhooks.patch(account_id, request.match_info["webhook_id"], body)
         return ok("Webhook updated", {"webhook": webhook.model_dump(mode="json")})
+
+    async def _reader(self, request: web.Request) -> tuple[str, bool]:
+        """The account the key may read, and whether it sees header values (OWNER and
+        ADMIN keys do; MEMBER keys see them masked)."""
+        key = await self._auth.caller(request)
+        access = decide_access(
+            key_account=str(key.account_id),
+            role=Role(key.role),
+            path_account=request.match_info["account_id"],
+            write=False,
+        )
+        if access is not Access.ALLOWED:
+            raise ApiError(403, "forbidden", "this API key belongs to another account")
+        return str(key.account_id), Role(key.role) in WRITER_ROLES
 
     async def delete(self, request: web.Request) -> web.Response:
         account_id = await self._auth.account(request, write=True)
@@ -88,7 +117,7 @@ ROUTES = (
         WebhookRoutes.create,
         "Create a webhook; the answer carries its secret, once.",
         Answer(201, WebhookCreatedData),
-        body=WebhookInput,
+        body=WebhookCreateInput,
         errors=(*ACCOUNT_ERRORS, 409),
     ),
     Route(
@@ -115,6 +144,15 @@ ROUTES = (
         "Change some fields of a webhook.",
         Answer(200, WebhookData),
         body=WebhookPatch,
+    ),
+    Route(
+        "POST",
+        ROTATE_SECRET,
+        WebhookRoutes.rotate_secret,
+        "Give a webhook a new secret, answered once; the replaced one keeps signing beside it "
+        "for `overlapSeconds` (default 86400; the body is optional).",
+        Answer(200, WebhookCreatedData),
+        body=SecretRotation,
     ),
     Route(
         "DELETE",
