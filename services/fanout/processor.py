@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
@@ -169,14 +169,18 @@ class BatchProcessor:
         produced = _Produced()
         for messages in batch.values():
             for message in messages:
+                # The log's newest-first order follows the order read, within a batch too.
+                received_at = now + timedelta(microseconds=len(produced.logged))
                 outcome = self._decide(message, now)
                 if isinstance(outcome, _Records):
-                    outcome = await self._send(outcome, produced, now)
+                    outcome = await self._send(outcome, produced, received_at)
                 if outcome is not None:
-                    await self._refuse(message, outcome, produced, now)
+                    await self._refuse(message, outcome, produced, received_at)
         return produced
 
-    async def _send(self, records: _Records, produced: _Produced, now: datetime) -> Rejected | None:
+    async def _send(
+        self, records: _Records, produced: _Produced, received_at: datetime
+    ) -> Rejected | None:
         """Hand one event's records to the producer, or say why the event is refused."""
         try:
             for topic, key, value in records.records:
@@ -187,17 +191,23 @@ class BatchProcessor:
             return Rejected("producer: request exceeds max_request_size", "unproducible")
         produced.requests += records.requests
         produced.runs += records.runs
-        _append(produced.logged, event_log.accepted(records.routed, now=now))
+        _append(produced.logged, event_log.accepted(records.routed, now=received_at))
         return None
 
     async def _refuse(
-        self, message: ConsumerRecord, rejected: Rejected, produced: _Produced, now: datetime
+        self,
+        message: ConsumerRecord,
+        rejected: Rejected,
+        produced: _Produced,
+        received_at: datetime,
     ) -> None:
         """Send the event to the DLQ, and to the event log when its organization is readable."""
         produced.rejected.append(rejected.kind)
         produced.acks.append(await self._dead_letter(message, rejected.reason))
         read_from = ReadFrom(message.topic, message.partition, message.offset, message.timestamp)
-        entry = event_log.rejected(message.value, rejected.reason, read_from=read_from, now=now)
+        entry = event_log.rejected(
+            message.value, rejected.reason, read_from=read_from, now=received_at
+        )
         _append(produced.logged, entry)
 
     def _decide(self, message: ConsumerRecord, now: datetime) -> _Records | Rejected:

@@ -105,7 +105,7 @@ async def platform(
     receiver = Receiver()
     await receiver.start()
     relay = asyncio.create_task(registry.relay.run())
-    fanout = Fanout(FanoutSettings(kafka=kafka_settings, health_port=0))
+    fanout = Fanout(FanoutSettings(kafka=kafka_settings, postgres=postgres_settings, health_port=0))
     await fanout.start()
     serving = asyncio.create_task(fanout.run_until_stopped())
     delivery = Delivery(

@@ -104,7 +104,7 @@ async def platform(
     registry, producer, topics, kafka_settings, postgres_settings
 ) -> AsyncIterator[Platform]:
     relay = asyncio.create_task(registry.relay.run())
-    fanout = Fanout(FanoutSettings(kafka=kafka_settings, health_port=0))
+    fanout = Fanout(FanoutSettings(kafka=kafka_settings, postgres=postgres_settings, health_port=0))
     await fanout.start()
     serving = asyncio.create_task(fanout.run_until_stopped())
     runner = Runner(

@@ -1,5 +1,6 @@
 """An account with real resources of every kind: a webhook, a workflow, a delivery with an
-attempt and an execution, written by the same code paths the services use.
+attempt, an execution and the event they came from in the event log, written by the same code
+paths the services use.
 
 The tenancy and fuzzing tests aim their requests at these ids, so a 403/404 they see is the
 registry refusing a real resource, not a typo in the test.
@@ -17,6 +18,8 @@ import asyncpg
 from aiohttp import ClientSession
 
 from services.delivery import repository as delivery_store
+from services.fanout.event_log import LoggedEvent, logged_id
+from services.fanout.repository import PostgresEventLog
 from services.workflow_runner import executions
 from shared.messages import WorkflowRunRequested, run_id_for
 from tests.support.deliveries import delivery_request
@@ -29,7 +32,7 @@ WORKFLOW_CODE = (
 )
 # Every path parameter of the registry's routes: Seeded.path_values has a value for each.
 PATH_PARAMETERS = frozenset(
-    {"account_id", "webhook_id", "delivery_id", "workflow_id", "execution_id"}
+    {"account_id", "webhook_id", "delivery_id", "workflow_id", "execution_id", "event_id"}
 )
 
 
@@ -54,6 +57,7 @@ class Seeded:
             "delivery_id": self.delivery_id,
             "workflow_id": self.workflow["id"],
             "execution_id": self.execution_id,
+            "event_id": self.event_id,
         }
 
     @property
@@ -99,6 +103,7 @@ async def seed_account(registry: Any, pool: asyncpg.Pool, account: Any) -> Seede
     async with pool.acquire() as conn, conn.transaction():
         delivery_id = await _delivery(conn, webhook, event_id, event, now)
         execution_id = await _execution(conn, workflow, event_id, event, now)
+    await _logged(pool, account_id, webhook, workflow, event, now)
     return Seeded(account_id, webhook, workflow, delivery_id, event_id, execution_id, marker)
 
 
@@ -108,6 +113,27 @@ async def _created(
     resp = await http.post(url, json=body, headers=auth)
     assert resp.status == 201, await resp.text()
     return (await resp.json())["data"][kind]
+
+
+async def _logged(
+    pool: asyncpg.Pool, account_id: str, webhook: dict, workflow: dict, event: dict, now: datetime
+) -> None:
+    """The event in the account's event log, as fanout records it, reaching both."""
+    organization_id = uuid.UUID(account_id)
+    entry = LoggedEvent(
+        id=logged_id(organization_id, event["id"]),
+        organization_id=organization_id,
+        event_id=event["id"],
+        event=event["event"],
+        room_id=None,
+        status="accepted",
+        reason=None,
+        payload=json.dumps(event, separators=(",", ":")),
+        webhook_ids=(uuid.UUID(webhook["id"]),),
+        workflow_ids=(uuid.UUID(workflow["id"]),),
+        received_at=now,
+    )
+    await PostgresEventLog(pool).record([entry])
 
 
 async def _delivery(

@@ -147,3 +147,12 @@ def test_a_refused_event_is_identified_by_where_it_was_read():
     assert again is not None and elsewhere is not None
     assert rejected(raw, "why", read_from=READ_FROM, now=NOW) == again
     assert elsewhere.id != again.id
+
+
+async def test_within_a_batch_the_newest_first_order_follows_the_order_read():
+    log = FakeEventLog()
+    raws = [joined() for _ in range(3)]
+    batch = {TP0: [message(TP0, n, raw) for n, raw in enumerate(raws)]}
+    await processor(FakeProducer(), FakeConsumer(), events=log).process(batch)
+    newest_first = sorted(log.entries.values(), key=lambda e: (e.received_at, e.id), reverse=True)
+    assert [e.event_id for e in newest_first] == [json.loads(r)["id"] for r in raws[::-1]]

@@ -31,10 +31,11 @@ def events(log) -> EventLogService:
 
 
 async def test_pages_walk_the_accounts_events_newest_first_with_a_cursor(events, log):
-    rows = [event_row(received_at=T0 + timedelta(seconds=n)) for n in range(5)]
+    rows = [event_row(ACCOUNT, received_at=T0 + timedelta(seconds=n)) for n in range(5)]
     for row in rows:
         log.record(ACCOUNT, row)
-    log.record(uuid.uuid4(), event_row(received_at=T0 + timedelta(hours=1)))
+    other = uuid.uuid4()
+    log.record(other, event_row(other, received_at=T0 + timedelta(hours=1)))
     first = await events.list(str(ACCOUNT), EventFilters(), limit=3, cursor=None)
     assert [e.id for e in first.events] == [r.event_id for r in rows[:1:-1]]
     second = await events.list(str(ACCOUNT), EventFilters(), limit=3, cursor=first.next_cursor)
@@ -42,11 +43,9 @@ async def test_pages_walk_the_accounts_events_newest_first_with_a_cursor(events,
     assert second.next_cursor is None
 
 
-async def test_one_event_shows_its_payload_and_the_delivery_and_run_of_each_it_reached(
-    events, log
-):
+async def test_one_event_shows_its_payload_and_the_delivery_and_run_of_each_it_reached(events, log):
     hook, gone, flow = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    row = event_row(event_id="evt-1", webhook_ids=[hook, gone], workflow_ids=[flow])
+    row = event_row(ACCOUNT, event_id="evt-1", webhook_ids=[hook, gone], workflow_ids=[flow])
     log.record(ACCOUNT, row)
     delivery = uuid.UUID(delivery_id_for(str(hook), "evt-1"))
     log.record_status("delivery", ACCOUNT, delivery, "success")
@@ -64,19 +63,20 @@ async def test_one_event_shows_its_payload_and_the_delivery_and_run_of_each_it_r
     ]
 
 
-async def test_a_rejected_event_is_found_by_the_id_it_carried_unless_one_was_accepted(
-    events, log
-):
-    log.record(ACCOUNT, event_row(event_id="evt-2", status="rejected", reason="room.id: missing"))
+async def test_a_rejected_event_is_found_by_the_id_it_carried_unless_one_was_accepted(events, log):
+    log.record(
+        ACCOUNT, event_row(ACCOUNT, event_id="evt-2", status="rejected", reason="room.id: missing")
+    )
     detail = await events.get(str(ACCOUNT), "evt-2")
     assert (detail.event.status, detail.event.reason) == ("rejected", "room.id: missing")
-    log.record(ACCOUNT, event_row(event_id="evt-2", received_at=T0 - timedelta(days=1)))
+    log.record(ACCOUNT, event_row(ACCOUNT, event_id="evt-2", received_at=T0 - timedelta(days=1)))
     assert (await events.get(str(ACCOUNT), "evt-2")).event.status == "accepted"
 
 
 @pytest.mark.parametrize("event_id", ["evt-x", "a\u0000b", "\ud800", "x" * 201])
 async def test_an_event_not_in_the_account_is_not_found(events, log, event_id):
-    log.record(uuid.uuid4(), event_row(event_id="evt-x"))
+    other = uuid.uuid4()
+    log.record(other, event_row(other, event_id="evt-x"))
     with pytest.raises(NotFound):
         await events.get(str(ACCOUNT), event_id)
     with pytest.raises(NotFound):

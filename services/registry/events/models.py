@@ -49,6 +49,7 @@ class LoggedEvent(BaseModel):
     """An event fanout read for the account: accepted (routed, with or without subscribers) or
     rejected at ingress (sent to the DLQ) with the reason."""
 
+    organization_id: str = Field(description="The account (organization) it belongs to.")
     id: str | None = Field(
         description="The event's id as its producer sent it; null when unreadable."
     )

@@ -69,8 +69,9 @@ class EventDetail:
     workflows: list[ReachedWorkflow]
 
 
-def public_event(row: EventRow) -> LoggedEvent:
+def public_event(organization_id: UUID, row: EventRow) -> LoggedEvent:
     return LoggedEvent(
+        organization_id=str(organization_id),
         id=row.event_id,
         event=row.event,
         room_id=row.room_id,
@@ -93,9 +94,10 @@ class EventLogService:
         self, account_id: str, filters: EventFilters, *, limit: int, cursor: str | None
     ) -> EventPage:
         after = after_cursor(cursor)
-        rows = await self._log.page(parse_id(account_id), filters, limit=limit + 1, after=after)
+        organization_id = parse_id(account_id)
+        rows = await self._log.page(organization_id, filters, limit=limit + 1, after=after)
         rows, next_cursor = cut_page(rows, limit, lambda r: (r.received_at, r.id))
-        return EventPage([public_event(r) for r in rows], next_cursor)
+        return EventPage([public_event(organization_id, r) for r in rows], next_cursor)
 
     async def get(self, account_id: str, event_id: str) -> EventDetail:
         organization_id = parse_id(account_id)
@@ -112,7 +114,7 @@ class EventLogService:
         if runs:
             ran = await self._log.execution_statuses(organization_id, [*runs.values()])
         return EventDetail(
-            public_event(row),
+            public_event(organization_id, row),
             row.payload,
             [
                 ReachedWebhook(webhook_id=str(w), delivery_id=str(d), status=delivered.get(d))
