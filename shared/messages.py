@@ -130,6 +130,25 @@ class RedeliverRequested(BaseModel):
     requested_at: datetime
 
 
+class RecoverRequested(BaseModel):
+    """An order: send again every `failed` delivery of one webhook created in [since, until).
+
+    `roomhooks.deliveries`, key = webhook id. Written by the registry (POST .../recover, with
+    the job in `registry.jobs`); read by delivery, which stores the job on `job_id` and runs it
+    from Postgres, so a re-read order starts nothing twice.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["recover"] = "recover"
+    job_id: UuidText
+    webhook_id: UuidText
+    organization_id: UuidText
+    since: datetime
+    until: datetime
+    requested_at: datetime
+
+
 def delivery_id_for(webhook_id: str, event_id: str) -> str:
     """UUIDv5 in the webhook's namespace: the same event never makes two deliveries."""
     return str(uuid.uuid5(uuid.UUID(webhook_id), event_id))

@@ -23,11 +23,13 @@ from services.delivery.consumer import RequestConsumer
 from services.delivery.dispatcher import Dispatcher
 from services.delivery.lanes import Lanes
 from services.delivery.recorder import AttemptRecorder
+from services.delivery.recoveries import PostgresUpkeep
 from services.delivery.repository import PostgresDeliveryStore
-from services.delivery.scheduler import schedule_retries, watch_registry
+from services.delivery.scheduler import keep_up, schedule_retries, watch_registry
 from services.delivery.service import DeliveryMetrics, DeliveryService
 from services.delivery.settings import DeliverySettings
 from services.delivery.targets import Targets
+from services.delivery.upkeep import Upkeep
 from shared.db import create_pool, postgres_check, prepare_schema
 from shared.failures import PoisonCounter
 from shared.guarded_resolver import GuardedResolver
@@ -87,8 +89,9 @@ class Delivery:
         self.poison = PoisonCounter(self.metrics_registry, service="delivery")
         # The request consumer's loop, built in start(); it watches its own fetching.
         self.requests: RequestConsumer | None = None
-        # /readyz: a retry scheduler that keeps failing.
+        # /readyz: a retry scheduler, an upkeep loop that keeps failing.
         self._claim_retries = RetryWatch("retry scheduler", settings.retry_limit)
+        self._upkeep_retries = RetryWatch("upkeep", settings.retry_limit)
 
     async def start(self) -> None:
         """Build every part, each closed by `stop()` in reverse order; start the loops."""
@@ -202,6 +205,14 @@ class Delivery:
 
     def _start_loops(self, watcher: AIOKafkaConsumer) -> None:
         assert self.service is not None and self.requests is not None
+        upkeep = Upkeep(
+            store=PostgresUpkeep(self._pool),
+            targets=self.targets,
+            clock=self._clock,
+            batch=self.settings.upkeep_batch,
+            wake=self.service.wake_upkeep,
+            due=self.service.wake_scheduler,
+        )
         self._fetching = [
             asyncio.create_task(self.requests.run(), name="consume"),
             asyncio.create_task(
@@ -214,12 +225,21 @@ class Delivery:
                 ),
                 name="scheduler",
             ),
+            asyncio.create_task(
+                keep_up(
+                    upkeep,
+                    stopping=self._stopping,
+                    retries=self._upkeep_retries,
+                    interval_s=self.settings.upkeep_interval_s,
+                ),
+                name="upkeep",
+            ),
         ]
         self._tasks = [
             asyncio.create_task(self._recorder.run(), name="recorder"),
             *self._fetching,
             asyncio.create_task(
-                watch_registry(watcher, self.topics.registry, self.targets),
+                watch_registry(watcher, self.topics.registry, self.targets, upkeep.wake.set),
                 name="registry-watch",
             ),
         ]
@@ -240,6 +260,7 @@ class Delivery:
             "fetching": requests.fetching(now=now, assigned=assigned) if requests else "ok",
             "consuming": requests.retries.check() if requests else "ok",
             "claiming": self._claim_retries.check(),
+            "upkeep": self._upkeep_retries.check(),
             "recorder": self._recorder.check(),
             "broker": await broker_check(consumer, [self.topics.deliveries])
             if consumer
@@ -263,6 +284,7 @@ class Delivery:
         self._stopping.set()
         if service is not None:
             service.start_draining()
+            service.wake_upkeep.set()  # its loop sees `stopping` now, not after its interval
         log.info("delivery.stopping", grace_s=grace, in_flight=service.in_flight if service else 0)
         for task in self._fetching:
             # Each loop sees the flag within a fetch (500 ms); past that it is cancelled,

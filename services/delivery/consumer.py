@@ -17,19 +17,20 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from services.delivery.lanes import Lanes
 from services.delivery.repository import Job
-from services.delivery.service import DeliveryService
+from services.delivery.service import DeliveryService, Request
 from shared.dead_letters import send_dead_letter
 from shared.failures import PoisonCounter, describe, is_content_error
-from shared.messages import DeliveryRequested, RedeliverRequested
+from shared.messages import DeliveryRequested, RecoverRequested, RedeliverRequested
 from shared.readiness import FetchWatch, RetryWatch
 
 log = structlog.get_logger(__name__)
 
 # By `type`: an invalid request's errors are those of the one model it claims to be.
 _REQUEST = TypeAdapter(
-    Annotated[DeliveryRequested | RedeliverRequested, Field(discriminator="type")]
+    Annotated[
+        DeliveryRequested | RedeliverRequested | RecoverRequested, Field(discriminator="type")
+    ]
 )
-Request = DeliveryRequested | RedeliverRequested
 # A fetched record set aside for the dead letters, why, and its kind (for the poison metric).
 Dead = tuple[TopicPartition, ConsumerRecord, str, str]
 

@@ -1,20 +1,23 @@
 """What `DeliveryService` depends on, as Protocols with their contracts.
 
 The real adapters: `repository.PostgresDeliveryStore`, `dispatcher.Dispatcher`,
-`recorder.AttemptRecorder`, `targets.Targets`. The fakes in tests/support/delivery_fakes.py
-pass the same contract suites (tests/integration/test_delivery_contracts.py).
+`recorder.AttemptRecorder`, `targets.Targets`, `recoveries.PostgresUpkeep`. The fakes in
+tests/support/delivery_fakes.py pass the same contract suites
+(tests/integration/test_delivery_contracts.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
 from services.delivery.policy import AttemptResult
+from services.delivery.recoveries import Recovery
 from services.delivery.repository import AttemptRow, Job, Target
-from shared.messages import DeliveryRequested, RedeliverRequested
+from shared.messages import DeliveryRequested, RecoverRequested, RedeliverRequested
 
 
 class DeliveryStore(Protocol):
@@ -31,9 +34,11 @@ class DeliveryStore(Protocol):
         *,
         now: datetime,
         lease_until: datetime,
+        recover: Sequence[RecoverRequested] = (),
     ) -> tuple[list[Job], list[bool]]:
-        """In one transaction: store the new requests, leased until `lease_until`, and make
-        each redelivered one due `now`; the new jobs, and per redelivery whether it exists."""
+        """In one transaction: store the new requests, leased until `lease_until`, make
+        each redelivered one due `now`, and start each recovery job not started before; the
+        new jobs, and per redelivery whether it exists."""
         ...
 
     async def claim_due(
@@ -53,7 +58,59 @@ class DeliveryStore(Protocol):
         ...
 
     async def stop(self, ids: Sequence[UUID], *, reason: str, now: datetime) -> None:
-        """End pending deliveries without an attempt (their webhook is gone or disabled)."""
+        """End pending deliveries without an attempt (their webhook is gone)."""
+        ...
+
+    async def hold(self, ids: Sequence[UUID], *, now: datetime) -> None:
+        """Keep pending deliveries of a disabled webhook: unleased, out of every claim (no
+        next attempt) until `UpkeepStore.resume_held`."""
+        ...
+
+
+class RecoveryTurn(Protocol):
+    """One recovery job, no other caller's until the turn ends; what it did is kept when the
+    turn ends, nothing when it raises."""
+
+    recovery: Recovery
+
+    async def settle(self, *, now: datetime) -> Recovery:
+        """Count into `done`, once each, the job's deliveries attempted (or gone) since it
+        marked them; the job as it is now."""
+        ...
+
+    async def mark(self, *, limit: int, now: datetime) -> int:
+        """Make the next `limit` failed deliveries of the window (by creation) pending and due
+        from `now`, in that order; how many (0: none is left, and the job is `exhausted`)."""
+        ...
+
+    async def finish(self, status: str, *, error: str | None, now: datetime) -> None:
+        """End the job: `done` or `failed` (with why)."""
+        ...
+
+
+class UpkeepStore(Protocol):
+    """Deliveries made due again from Postgres in batches of at most `limit`: held ones once
+    their webhook is enabled, and the failed ones of recovery jobs. Safe with N replicas: no
+    two callers take the same delivery or the same job at once."""
+
+    async def held_webhooks(self, *, after: UUID | None, limit: int) -> list[UUID]:
+        """Webhooks holding deliveries, by id, those after `after`; at most `limit`."""
+        ...
+
+    async def resume_held(self, webhook_id: UUID, *, now: datetime, limit: int) -> int:
+        """Make its oldest held deliveries due from `now`, in order of creation; how many."""
+        ...
+
+    async def fail_held(self, webhook_id: UUID, *, reason: str, now: datetime, limit: int) -> int:
+        """End its held deliveries as failed, with `reason` (it is deleted); how many."""
+        ...
+
+    async def running_recoveries(self, *, limit: int) -> list[UUID]:
+        """Running recovery jobs, the least recently advanced first."""
+        ...
+
+    def recovery_turn(self, job_id: UUID) -> AbstractAsyncContextManager[RecoveryTurn | None]:
+        """The job's turn; None when it is not running or another caller has its turn."""
         ...
 
 

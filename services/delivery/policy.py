@@ -153,3 +153,39 @@ def spill_delay(*, degraded: bool, timeout_s: float) -> timedelta:
     that stopped answering: its lane frees one slot per timeout at best, and making its
     deliveries due sooner only has every claim scan rows it must skip."""
     return timedelta(seconds=timeout_s) if degraded else SPILL_DELAY
+
+
+class HeldFate(StrEnum):
+    """What becomes of the deliveries a webhook holds (see `held_fate`)."""
+
+    KEEP = "keep"  # still disabled: they wait
+    RESUME = "resume"  # enabled again: due now, in order of creation
+    FAIL = "fail"  # deleted: they end as failed
+
+
+def held_fate(*, exists: bool, enabled: bool) -> HeldFate:
+    if not exists:
+        return HeldFate.FAIL
+    return HeldFate.RESUME if enabled else HeldFate.KEEP
+
+
+class RecoveryStep(StrEnum):
+    """A recovery job's next step (see `recovery_step`)."""
+
+    MARK = "mark"  # make its next batch of failed deliveries due
+    WAIT = "wait"  # enough of them are due, in flight or held: let those be attempted
+    FINISH = "finish"  # every delivery of the window made due and attempted
+    FAIL = "fail"  # its webhook is deleted: nothing more can be sent
+
+
+def recovery_step(
+    *, webhook_exists: bool, exhausted: bool, outstanding: int, batch: int
+) -> RecoveryStep:
+    """Mark a new batch only once at most half a batch of the job's deliveries waits to be
+    attempted: a job keeps at most 1.5 batches due (or held, while its webhook is disabled)
+    at once, however large its window, so claims and progress counts stay bounded."""
+    if not webhook_exists:
+        return RecoveryStep.FAIL
+    if exhausted:
+        return RecoveryStep.FINISH if outstanding <= 0 else RecoveryStep.WAIT
+    return RecoveryStep.MARK if outstanding <= batch // 2 else RecoveryStep.WAIT

@@ -9,7 +9,8 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.messages import DeliveryRequested, RedeliverRequested
+from services.delivery.recoveries import insert_recoveries
+from shared.messages import DeliveryRequested, RecoverRequested, RedeliverRequested
 from shared.signing import PreviousSecret
 
 _JOB_COLUMNS = "id, webhook_id, organization_id, event_id, event, payload, attempts, lease_until"
@@ -242,6 +243,17 @@ async def stop_deliveries(
     )
 
 
+async def hold_deliveries(conn: asyncpg.Connection, ids: Sequence[UUID], *, now: datetime) -> None:
+    """Keep deliveries of a disabled webhook pending, unleased and due never (next_attempt_at
+    NULL: out of every claim) until `recoveries.resume_held` makes them due again."""
+    await conn.execute(
+        "UPDATE delivery.deliveries SET next_attempt_at = NULL, lease_until = NULL,"
+        " updated_at = $2 WHERE id = ANY($1::uuid[]) AND status = 'pending'",
+        list(ids),
+        now,
+    )
+
+
 async def rearm(
     conn: asyncpg.Connection,
     *,
@@ -298,9 +310,11 @@ class PostgresDeliveryStore:
         *,
         now: datetime,
         lease_until: datetime,
+        recover: Sequence[RecoverRequested] = (),
     ) -> tuple[list[Job], list[bool]]:
         async with self._pool.acquire() as conn, conn.transaction():
             jobs = await insert_requested(conn, requested, now=now, lease_until=lease_until)
+            await insert_recoveries(conn, recover, now=now)
             found = [
                 await rearm(
                     conn,
@@ -332,3 +346,7 @@ class PostgresDeliveryStore:
     async def stop(self, ids: Sequence[UUID], *, reason: str, now: datetime) -> None:
         async with self._pool.acquire() as conn:
             await stop_deliveries(conn, ids, reason=reason, now=now)
+
+    async def hold(self, ids: Sequence[UUID], *, now: datetime) -> None:
+        async with self._pool.acquire() as conn:
+            await hold_deliveries(conn, ids, now=now)

@@ -32,12 +32,19 @@ from services.delivery.policy import (
 )
 from services.delivery.repository import AttemptRow, Job, Target
 from services.delivery.settings import DeliverySettings
-from shared.messages import DeliveryRequested, DisableWebhook, RedeliverRequested
+from shared.messages import (
+    DeliveryRequested,
+    DisableWebhook,
+    RecoverRequested,
+    RedeliverRequested,
+)
 
 log = structlog.get_logger(__name__)
 
 # Orders to the registry go out through this (the app wires a Kafka producer to it).
 DisablePublisher = Callable[[DisableWebhook], Awaitable[None]]
+# What the deliveries topic carries.
+Request = DeliveryRequested | RedeliverRequested | RecoverRequested
 
 
 class DeliveryMetrics:
@@ -109,24 +116,32 @@ class DeliveryService:
         self._draining = False
         self._not_started: list[UUID] = []
         self.wake_scheduler = asyncio.Event()
+        # Set when a recovery job is ordered: the upkeep loop starts it at once.
+        self.wake_upkeep = asyncio.Event()
 
     # --- requests from Kafka ---------------------------------------------------------------
 
-    async def accept(self, messages: Sequence[DeliveryRequested | RedeliverRequested]) -> list[Job]:
+    async def accept(self, messages: Sequence[Request]) -> list[Job]:
         """Store a batch of requests durably; returns the new deliveries, leased to us.
 
-        Idempotent: a request seen before (same webhook and event) stores nothing new.
+        Idempotent: a request seen before (same webhook and event), or a recovery job started
+        before, stores nothing new.
         """
         now = self._clock()
         requested = [m for m in messages if isinstance(m, DeliveryRequested)]
         redeliver = [m for m in messages if isinstance(m, RedeliverRequested)]
+        recover = [m for m in messages if isinstance(m, RecoverRequested)]
         jobs, found = await self._store.store_requests(
-            requested, redeliver, now=now, lease_until=now + self._lease
+            requested, redeliver, now=now, lease_until=now + self._lease, recover=recover
         )
         for order, rearmed in zip(redeliver, found, strict=True):
             log.info("delivery.redeliver", delivery_id=order.delivery_id, found=rearmed)
+        for job in recover:
+            log.info("delivery.recovery_ordered", job_id=job.job_id, webhook_id=job.webhook_id)
         if redeliver:
             self.wake_scheduler.set()
+        if recover:
+            self.wake_upkeep.set()
         self._metrics.accepted.inc(len(jobs))
         return jobs
 
@@ -171,7 +186,7 @@ class DeliveryService:
             job = held
             target = await self._targets.get(job.webhook_id)
             if target is None or not target.enabled:
-                await self._stop_unsendable(job, target, bound)
+                await self._set_aside(job, target, bound)
                 return
             number = job.attempts + 1
             result = await self._send(job, target, number)
@@ -196,14 +211,18 @@ class DeliveryService:
         except Exception:  # noqa: BLE001 - keep the lane going; the lease brings it back
             bound.exception("delivery.attempt_crashed")
 
-    async def _stop_unsendable(
+    async def _set_aside(
         self, job: Job, target: Target | None, bound: structlog.BoundLogger
     ) -> None:
-        """End a delivery whose webhook was deleted or disabled, without a request."""
-        reason = "webhook deleted" if target is None else "webhook disabled"
-        await self._store.stop([job.id], reason=reason, now=self._clock())
+        """Without a request: hold a delivery of a disabled webhook until it is enabled
+        again; end one of a deleted webhook as failed."""
+        if target is not None:
+            await self._store.hold([job.id], now=self._clock())
+            bound.info("delivery.held", attempts=job.attempts)
+            return
+        await self._store.stop([job.id], reason="webhook deleted", now=self._clock())
         self._metrics.finished.labels("failed").inc()
-        bound.info("delivery.stopped", reason=reason)
+        bound.info("delivery.stopped", reason="webhook deleted")
 
     async def _send(self, job: Job, target: Target, number: int) -> AttemptResult:
         """The signed POST of attempt `number`; without a secret, a failed attempt and no

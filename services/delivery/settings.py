@@ -44,6 +44,10 @@ class DeliverySettings(BaseSettings):
     scheduler_interval_s: float = Field(default=0.5, gt=0)
     claim_batch: int = Field(default=200, ge=1)
     fetch_max_records: int = Field(default=500, ge=1)
+    # Held deliveries resumed, and failed ones a recovery job makes due, per statement; a job
+    # keeps at most 1.5 of these due at once. The upkeep loop runs this often at least.
+    upkeep_batch: int = Field(default=500, ge=2, le=10_000)
+    upkeep_interval_s: float = Field(default=2.0, gt=0)
     record_batch: int = Field(default=500, ge=1)
     response_body_max_bytes: int = Field(default=4096, ge=0)
     webhook_cache_ttl_s: float = Field(default=60.0, ge=0)

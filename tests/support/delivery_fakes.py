@@ -8,20 +8,29 @@ Postgres and HTTP.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
+from prometheus_client import CollectorRegistry
 from yarl import URL
 
 from services.delivery.answers import answered, failed
+from services.delivery.lanes import Lanes
 from services.delivery.policy import AttemptResult, Outcome
+from services.delivery.recoveries import Recovery
 from services.delivery.repository import AttemptRow, Job, Target
-from shared.messages import DeliveryRequested, RedeliverRequested
+from services.delivery.service import DeliveryMetrics, DeliveryService
+from services.delivery.settings import DeliverySettings
+from services.delivery.upkeep import Upkeep
+from shared.messages import DeliveryRequested, DisableWebhook, RecoverRequested, RedeliverRequested
 from shared.ssrf import AddressPolicy, guard_message
 
 
@@ -35,6 +44,16 @@ class StoredDelivery:
     lease_until: datetime | None = None
     last_error: str | None = None
     attempts: list[AttemptRow] = field(default_factory=list)
+    created_at: datetime | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.status == "pending" and self.next_attempt_at is None
+
+    @property
+    def order(self) -> tuple[datetime, UUID]:
+        assert self.created_at is not None
+        return self.created_at, self.job.id
 
     def leased_job(self) -> Job:
         assert self.lease_until is not None
@@ -43,11 +62,24 @@ class StoredDelivery:
         )
 
 
+@dataclass
+class FakeRecovery:
+    """A row of delivery.recoveries and its items (delivery id -> [attempts before, attempted])."""
+
+    recovery: Recovery
+    status: str = "running"
+    error: str | None = None
+    items: dict[UUID, list] = field(default_factory=dict)
+
+
 class FakeDeliveryStore:
-    """`DeliveryStore` in a dict; refuses NUL in text as Postgres does (a content error)."""
+    """`DeliveryStore` and `UpkeepStore` in dicts; refuses NUL in text as Postgres does (a
+    content error)."""
 
     def __init__(self) -> None:
         self.rows: dict[UUID, StoredDelivery] = {}
+        self.recoveries: dict[UUID, FakeRecovery] = {}
+        self._turns: dict[UUID, asyncio.Lock] = {}
 
     async def store_requests(
         self,
@@ -56,6 +88,7 @@ class FakeDeliveryStore:
         *,
         now: datetime,
         lease_until: datetime,
+        recover: Sequence[RecoverRequested] = (),
     ) -> tuple[list[Job], list[bool]]:
         for request in requested:
             if any("\x00" in text for text in (request.event_id, request.event, request.body)):
@@ -76,8 +109,12 @@ class FakeDeliveryStore:
             if job.id in self.rows or (job.webhook_id, job.event_id) in taken:
                 continue
             taken.add((job.webhook_id, job.event_id))
-            self.rows[job.id] = StoredDelivery(job, next_attempt_at=now, lease_until=lease_until)
+            self.rows[job.id] = StoredDelivery(
+                job, next_attempt_at=now, lease_until=lease_until, created_at=request.created_at
+            )
             jobs.append(job)
+        for order in recover:
+            self.recoveries.setdefault(UUID(order.job_id), _started(order))
         return jobs, [self._rearm(order, now) for order in redeliver]
 
     def _rearm(self, order: RedeliverRequested, now: datetime) -> bool:
@@ -130,6 +167,49 @@ class FakeDeliveryStore:
             row.status, row.last_error = "failed", reason
             row.next_attempt_at = row.lease_until = None
 
+    async def hold(self, ids: Sequence[UUID], *, now: datetime) -> None:
+        for row in self._pending(ids):
+            row.next_attempt_at = row.lease_until = None
+
+    # --- UpkeepStore ---
+
+    async def held_webhooks(self, *, after: UUID | None, limit: int) -> list[UUID]:
+        held = {row.job.webhook_id for row in self.rows.values() if row.held}
+        return sorted(w for w in held if after is None or w > after)[:limit]
+
+    async def resume_held(self, webhook_id: UUID, *, now: datetime, limit: int) -> int:
+        rows = sorted(
+            (r for r in self.rows.values() if r.held and r.job.webhook_id == webhook_id),
+            key=lambda r: r.order,
+        )[:limit]
+        _due_in_order(rows, now)
+        return len(rows)
+
+    async def fail_held(self, webhook_id: UUID, *, reason: str, now: datetime, limit: int) -> int:
+        rows = [r for r in self.rows.values() if r.held and r.job.webhook_id == webhook_id]
+        for row in rows[:limit]:
+            row.status, row.last_error = "failed", reason
+        return len(rows[:limit])
+
+    async def running_recoveries(self, *, limit: int) -> list[UUID]:
+        running = [r for r in self.recoveries.values() if r.status == "running"]
+        return [r.recovery.job_id for r in running][:limit]
+
+    @asynccontextmanager
+    async def recovery_turn(self, job_id: UUID) -> AsyncIterator[FakeRecoveryTurn | None]:
+        found = self.recoveries.get(job_id)
+        lock = self._turns.setdefault(job_id, asyncio.Lock())
+        if found is None or found.status != "running" or lock.locked():
+            yield None
+            return
+        async with lock:
+            before = (copy.deepcopy(found), copy.deepcopy(self.rows))
+            try:
+                yield FakeRecoveryTurn(self, found)
+            except BaseException:
+                self.recoveries[job_id], self.rows = before
+                raise
+
     def _pending(self, ids: Sequence[UUID]) -> list[StoredDelivery]:
         rows = (self.rows.get(delivery_id) for delivery_id in ids)
         return [row for row in rows if row is not None and row.status == "pending"]
@@ -143,6 +223,82 @@ class FakeDeliveryStore:
         stored.status, stored.next_attempt_at = row.status, row.next_attempt_at
         stored.lease_until, stored.last_error = None, row.error
         return True
+
+
+def _started(order: RecoverRequested) -> FakeRecovery:
+    recovery = Recovery(
+        job_id=UUID(order.job_id),
+        webhook_id=UUID(order.webhook_id),
+        organization_id=UUID(order.organization_id),
+        since=order.since,
+        until=order.until,
+        marked=0,
+        done=0,
+        exhausted=False,
+        after_created_at=None,
+        after_id=None,
+    )
+    return FakeRecovery(recovery)
+
+
+def _due_in_order(rows: Sequence[StoredDelivery], now: datetime) -> None:
+    """Pending, unleased and due a microsecond apart from `now`, as the rows are ordered."""
+    for rank, row in enumerate(rows, start=1):
+        row.status, row.lease_until = "pending", None
+        row.next_attempt_at = now + timedelta(microseconds=rank)
+
+
+class FakeRecoveryTurn:
+    """`RecoveryTurn` over a `FakeDeliveryStore`'s rows."""
+
+    def __init__(self, store: FakeDeliveryStore, found: FakeRecovery) -> None:
+        self._store = store
+        self._found = found
+
+    @property
+    def recovery(self) -> Recovery:
+        return self._found.recovery
+
+    async def settle(self, *, now: datetime) -> Recovery:
+        settled = 0
+        for delivery_id, item in self._found.items.items():
+            row = self._store.rows.get(delivery_id)
+            if not item[1] and (row is None or len(row.attempts) > item[0]):
+                item[1], settled = True, settled + 1
+        self._set(done=self.recovery.done + settled)
+        return self.recovery
+
+    async def mark(self, *, limit: int, now: datetime) -> int:
+        r = self.recovery
+        after = (r.after_created_at, r.after_id) if r.after_created_at else None
+        rows = sorted(
+            (
+                row
+                for row in self._store.rows.values()
+                if row.job.webhook_id == r.webhook_id
+                and row.status == "failed"
+                and r.since <= row.order[0] < r.until
+                and (after is None or row.order > after)
+            ),
+            key=lambda row: row.order,
+        )[:limit]
+        _due_in_order(rows, now)
+        for row in rows:
+            self._found.items[row.job.id] = [len(row.attempts), False]
+        last = rows[-1].order if rows else (r.after_created_at, r.after_id)
+        self._set(
+            marked=r.marked + len(rows),
+            exhausted=not rows,
+            after_created_at=last[0],
+            after_id=last[1],
+        )
+        return len(rows)
+
+    async def finish(self, status: str, *, error: str | None, now: datetime) -> None:
+        self._found.status, self._found.error = status, error
+
+    def _set(self, **changes: object) -> None:
+        self._found.recovery = dataclasses.replace(self._found.recovery, **changes)  # type: ignore[arg-type]
 
 
 class FakeAttemptLog:
@@ -227,3 +383,83 @@ class FakeTargets:
         target = self.targets.get(webhook_id)
         if target is not None:
             self.targets[webhook_id] = dataclasses.replace(target, enabled=False)
+
+
+class FakeClock:
+    """A clock the test moves (`advance`)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class FakeDelivery:
+    """`DeliveryService` and `Upkeep` over one set of fakes; `disabled` holds the orders to
+    disable a webhook (410) the service sent."""
+
+    service: DeliveryService
+    upkeep: Upkeep
+    store: FakeDeliveryStore
+    attempts: FakeAttemptLog
+    poster: FakePoster
+    targets: FakeTargets
+    clock: FakeClock
+    disabled: list[DisableWebhook]
+
+    async def attempt_due(self) -> list[UUID]:
+        """Claim every delivery due a moment from now (as the scheduler would, after the
+        upkeep made them due a microsecond apart) and attempt each in turn; their ids, in
+        claim order."""
+        now = self.clock.now + timedelta(milliseconds=1)
+        jobs = await self.store.claim_due(
+            now=now, lease_until=now + timedelta(seconds=10), limit=10_000, skip_webhooks=[]
+        )
+        for job in jobs:
+            await self.service.attempt(job)
+        return [job.id for job in jobs]
+
+
+def fake_delivery(now: datetime, *, upkeep_batch: int = 500, **settings: Any) -> FakeDelivery:
+    store, poster, targets, clock = FakeDeliveryStore(), FakePoster(), FakeTargets(), FakeClock(now)
+    attempts = FakeAttemptLog(store)
+    s = DeliverySettings(
+        **{"retry_schedule": [1, 5], "timeout_s": 2, "lease_s": 10, **settings},
+        upkeep_batch=upkeep_batch,
+    )
+    disabled: list[DisableWebhook] = []
+
+    async def disable(order: DisableWebhook) -> None:
+        disabled.append(order)
+
+    service = DeliveryService(
+        store=store,
+        dispatcher=poster,
+        targets=targets,
+        lanes=Lanes(
+            max_in_flight=s.max_in_flight,
+            per_webhook_concurrency=s.per_webhook_concurrency,
+            per_webhook_backlog=s.per_webhook_backlog,
+            max_admitted=s.max_in_flight * 8,
+        ),
+        recorder=attempts,
+        disable=disable,
+        settings=s,
+        clock=clock,
+        metrics=DeliveryMetrics(CollectorRegistry()),
+        user_agent="roomhooks/test",
+    )
+    upkeep = Upkeep(
+        store=store,
+        targets=targets,
+        clock=clock,
+        batch=upkeep_batch,
+        wake=service.wake_upkeep,
+        due=service.wake_scheduler,
+    )
+    return FakeDelivery(service, upkeep, store, attempts, poster, targets, clock, disabled)
