@@ -21,6 +21,12 @@ _COLUMNS = (
     "id, event_id, event, room_id, status, reason, {payload} AS payload, webhook_ids,"
     " workflow_ids, received_at"
 )
+# The accepted event by its row id, else the latest refused one that carried the event id.
+FIND_EVENT = (
+    f"SELECT {_COLUMNS.format(payload='payload')} FROM events.events"
+    " WHERE organization_id = $1 AND (id = $2 OR (status = 'rejected' AND event_id = $3))"
+    " ORDER BY status = 'accepted' DESC, received_at DESC, id DESC LIMIT 1"
+)
 # Literals, never the caller's text: the partial index's predicate must match by sight.
 _STATUS = {"accepted": "status = 'accepted'", "rejected": "status = 'rejected'"}
 
@@ -80,10 +86,7 @@ class PostgresEventLog:
         # An accepted event's row id is UUIDv5(organization id, event id), as fanout writes it.
         row_id = uuid.uuid5(organization_id, event_id)
         record = await self._pool.fetchrow(
-            f"SELECT {_COLUMNS.format(payload='payload')} FROM events.events"
-            " WHERE organization_id = $1"
-            " AND (id = $2 OR (status = 'rejected' AND event_id = $3))"
-            " ORDER BY status = 'accepted' DESC, received_at DESC, id DESC LIMIT 1",
+            FIND_EVENT,
             organization_id,
             row_id,
             event_id,
