@@ -122,12 +122,14 @@ def rejected(
 
 
 def as_uuid(value: object) -> UUID | None:
-    if not isinstance(value, str) or len(value) > 36:
+    """The UUID `value` spells in its canonical form (the only one webhooks are matched on)."""
+    if not isinstance(value, str) or len(value) != 36:
         return None
     try:
-        return UUID(value)
+        parsed = UUID(value)
     except ValueError:
         return None
+    return parsed if str(parsed) == value else None
 
 
 def _readable_fields(value: bytes | None) -> dict:

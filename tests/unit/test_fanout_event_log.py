@@ -156,3 +156,13 @@ async def test_within_a_batch_the_newest_first_order_follows_the_order_read():
     await processor(FakeProducer(), FakeConsumer(), events=log).process(batch)
     newest_first = sorted(log.entries.values(), key=lambda e: (e.received_at, e.id), reverse=True)
     assert [e.event_id for e in newest_first] == [json.loads(r)["id"] for r in raws[::-1]]
+
+
+@pytest.mark.parametrize("spelling", [str.upper, lambda org: org.replace("-", "")])
+async def test_an_organization_id_not_in_canonical_form_names_no_account(spelling):
+    log = FakeEventLog()
+    raw = event(organization_id=spelling(ORG))
+    await processor(FakeProducer(), FakeConsumer(), events=log).process(
+        {TP0: [message(TP0, 1, raw)]}
+    )
+    assert log.entries == {}
