@@ -1,11 +1,101 @@
-"""What `roomhooks keys list` and `keys revoke` print: keys in aligned columns, times in UTC."""
+"""`roomhooks keys create|list|revoke`: an account's API keys, through the registry's admin
+module. The account is `--account`, else ROOMHOOKS_ACCOUNT_ID from the environment or run.env
+(what `roomhooks dev` saved)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import argparse
+import contextlib
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
 
+import asyncpg
+
+from devtool.cli_support import CliError, account_id, connections, load_run_env, postgres_pool
+from devtool.devstack import DevSettings
+from devtool.runenv import ACCOUNT_SETTING, saved_account
+from services.registry import admin as registry_admin
 from services.registry.admin import ApiKey
+
+
+def add_keys_commands(commands: Any) -> None:
+    """`keys create|list|revoke`, each with `--account`."""
+    keys = commands.add_parser("keys", help="manage API keys")
+    keys_do = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create_key = keys_do.add_parser(
+        "create", help="mint an API key; prints it once (only its hash is stored)"
+    )
+    create_key.add_argument("--role", required=True, type=str.upper, choices=registry_admin.ROLES)
+    list_keys = keys_do.add_parser(
+        "list", help="list the account's keys, newest first (never the keys themselves)"
+    )
+    revoke_key = keys_do.add_parser(
+        "revoke", help="revoke a key: it is refused from now on (the last OWNER key stays)"
+    )
+    revoke_key.add_argument("key", type=account_id, metavar="KEY_ID", help="the key's id")
+    for sub in (create_key, list_keys, revoke_key):
+        sub.add_argument(
+            "--account",
+            type=account_id,
+            metavar="ID",
+            help=f"the account (default: {ACCOUNT_SETTING} from the environment or run.env)",
+        )
+
+
+def keys_account(given: UUID | None, environ: Mapping[str, str]) -> UUID:
+    """`--account`, else the account `roomhooks dev` saved (environment first, then run.env)."""
+    if given is not None:
+        return given
+    path = DevSettings().run_env_path
+    saved = saved_account(environ, load_run_env(path))
+    if saved is None:
+        raise CliError(f"--account is required (no {ACCOUNT_SETTING} in the environment or {path})")
+    try:
+        return UUID(saved)
+    except ValueError:
+        raise CliError(f"{ACCOUNT_SETTING}: {saved!r} is not a UUID") from None
+
+
+@contextlib.asynccontextmanager
+async def account_pool(given: UUID | None) -> AsyncIterator[tuple[asyncpg.Pool, UUID]]:
+    """A pool on the registry's database and the keys commands' account (it must exist)."""
+    account = keys_account(given, os.environ)
+    postgres, _kafka = connections(os.environ)
+    async with postgres_pool(postgres) as pool:
+        try:
+            yield pool, account
+        except registry_admin.NoSuchAccount:
+            raise CliError(f"--account: no account {account}") from None
+
+
+async def create_key(args: argparse.Namespace) -> int:
+    async with account_pool(args.account) as (pool, account):
+        token = await registry_admin.create_key(pool, account, args.role)
+    print(token)
+    return 0
+
+
+async def list_keys(args: argparse.Namespace) -> int:
+    async with account_pool(args.account) as (pool, account):
+        print(keys_table(await registry_admin.list_keys(pool, account)))
+    return 0
+
+
+async def revoke_key(args: argparse.Namespace) -> int:
+    async with account_pool(args.account) as (pool, account):
+        try:
+            key = await registry_admin.revoke_key(pool, account, args.key)
+        except registry_admin.NoSuchKey:
+            raise CliError(f"KEY_ID: account {account} has no key {args.key}") from None
+        except registry_admin.LastOwnerKey:
+            raise CliError(
+                f"KEY_ID: {args.key} is the account's last live OWNER key: create another first"
+            ) from None
+    print(f"{key.id} revoked at {utc_text(key.revoked_at)}")
+    return 0
 
 
 def utc_text(moment: datetime | None) -> str:

@@ -1,118 +1,50 @@
 """`roomhooks`: the dev stack, accounts, API keys and test events from the command line.
 
 Connections (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC_NAMESPACE, ...) come from the
-environment, else from the run.env that `roomhooks dev` writes; the environment wins.
-Bad input exits 2 and an unreachable Postgres or broker exits 1, each with one line on stderr.
+environment, else from the run.env that `roomhooks dev` writes; the environment wins
+(devtool/cli_support.py). Bad input exits 2 and an unreachable Postgres or broker exits 1, each
+with one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, NoReturn, TypeVar
-from uuid import UUID
+from typing import Any
 
-import asyncpg
 from aiokafka.errors import KafkaError
-from pydantic_settings import BaseSettings
 
 from devtool import devstack
-from devtool.devstack import DevSettings, redact_url
-from devtool.keys import keys_table, utc_text
+from devtool.cli_support import (
+    EXIT_UNAVAILABLE,
+    CliError,
+    Parser,
+    account_id,
+    connections,
+    postgres_pool,
+)
+from devtool.devstack import DevSettings
+from devtool.keys import add_keys_commands, create_key, list_keys, revoke_key
 from devtool.listen import serve
-from devtool.postgres import UNREACHABLE, one_line
-from devtool.runenv import ACCOUNT_SETTING, parse_run_env, saved_account
+from devtool.postgres import one_line
 from services.registry import admin as registry_admin
-from shared.db import create_pool
 from shared.events import CATALOG, InvalidEvent, Scope, build_event, parse_event
 from shared.kafka import JSON_HEADERS, Topics, dumps, make_producer
 from shared.logging import configure_logging
 from shared.room_state import InvalidStateKey, state_key
 from shared.secrets_box import generate_key
-from shared.settings import KafkaSettings, PostgresSettings, RuntimeSettings
+from shared.settings import KafkaSettings, RuntimeSettings
 
-EXIT_UNAVAILABLE = 1
-EXIT_USAGE = 2
 BROKER_TIMEOUT_S = 30.0
-POSTGRES_TIMEOUT_S = 15.0
 # The JSON flags of `publish`, by the event field each fills.
 _FLAGS = {"room": "--room", "user": "--user", "users": "--users", "id": "--id", "event": "--event"}
 
-S = TypeVar("S", bound=BaseSettings)
-
-
-class CliError(Exception):
-    """Ends the command with `roomhooks: error: <message>` and `code`."""
-
-    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line: `roomhooks: error: ...`, exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        raise CliError(message.removeprefix("argument "))
-
-
-# --- run.env and settings ------------------------------------------------------------------
-
-
-def load_run_env(path: Path) -> dict[str, str]:
-    """The variables a `roomhooks dev` run saved in `path`; {} when there is no such file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise CliError(f"{path}: {exc.strerror}") from None
-    try:
-        return parse_run_env(text)
-    except ValueError as exc:
-        raise CliError(f"{path}: {exc}") from None
-
-
-def settings_with_fallback(
-    cls: type[S], fallback: Mapping[str, str], environ: Mapping[str, str]
-) -> S:
-    """`cls()` from the environment, taking from `fallback` what the environment lacks."""
-    present = {name.upper() for name in environ}
-    available = {name.upper(): value for name, value in fallback.items()}
-    prefix = str(cls.model_config.get("env_prefix", ""))
-    overrides: dict[str, Any] = {}
-    for field_name, info in cls.model_fields.items():
-        alias = info.validation_alias if isinstance(info.validation_alias, str) else None
-        env_name = (alias or f"{prefix}{field_name}").upper()
-        if env_name in available and env_name not in present:
-            overrides[alias or field_name] = available[env_name]
-    return cls(**overrides)
-
-
-def connections(environ: Mapping[str, str]) -> tuple[PostgresSettings, KafkaSettings]:
-    saved = load_run_env(DevSettings().run_env_path)
-    return (
-        settings_with_fallback(PostgresSettings, saved, environ),
-        settings_with_fallback(KafkaSettings, saved, environ),
-    )
-
-
 # --- argument types ------------------------------------------------------------------------
-
-
-def account_id(value: str) -> UUID:
-    try:
-        return UUID(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a UUID") from None
 
 
 def json_value(value: str) -> Any:
@@ -142,28 +74,7 @@ def _add_account_commands(commands: Any) -> None:
     accounts_do = accounts.add_subparsers(dest="action", metavar="ACTION", required=True)
     create_account = accounts_do.add_parser("create", help="create an account; prints its id")
     create_account.add_argument("--name", default="default", help="a label for humans")
-
-    keys = commands.add_parser("keys", help="manage API keys")
-    keys_do = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
-    create_key = keys_do.add_parser(
-        "create", help="mint an API key; prints it once (only its hash is stored)"
-    )
-    create_key.add_argument("--role", required=True, type=str.upper, choices=registry_admin.ROLES)
-    list_keys = keys_do.add_parser(
-        "list", help="list the account's keys, newest first (never the keys themselves)"
-    )
-    revoke_key = keys_do.add_parser(
-        "revoke", help="revoke a key: it is refused from now on (the last OWNER key stays)"
-    )
-    revoke_key.add_argument("key", type=account_id, metavar="KEY_ID", help="the key's id")
-    for sub in (create_key, list_keys, revoke_key):
-        sub.add_argument(
-            "--account",
-            type=account_id,
-            metavar="ID",
-            help=f"the account (default: {ACCOUNT_SETTING} from the environment or run.env)",
-        )
-
+    add_keys_commands(commands)
     commands.add_parser(
         "secrets-key",
         help="print a new key for ROOMHOOKS_SECRETS_KEY (it seals webhook secrets at rest)",
@@ -229,88 +140,11 @@ def run_dev(_args: argparse.Namespace) -> int:
     return devstack.run(DevSettings(), api_host=api_host, api_port=api_port, environ=os.environ)
 
 
-@contextlib.asynccontextmanager
-async def postgres_pool(settings: PostgresSettings) -> AsyncIterator[asyncpg.Pool]:
-    """A small pool; an unreachable or unmigrated Postgres ends the command with exit 1."""
-    where = redact_url(settings.url)
-    try:
-        async with asyncio.timeout(POSTGRES_TIMEOUT_S):
-            pool = await create_pool(
-                settings.model_copy(update={"pool_min_size": 1, "pool_max_size": 2})
-            )
-    except UNREACHABLE as exc:
-        raise CliError(
-            f"cannot reach Postgres at {where} ({one_line(exc)})", EXIT_UNAVAILABLE
-        ) from None
-    try:
-        yield pool
-    except asyncpg.UndefinedTableError:
-        raise CliError(
-            f"Postgres at {where} has no registry tables: run `roomhooks dev` once to create them",
-            EXIT_UNAVAILABLE,
-        ) from None
-    finally:
-        await pool.close()
-
-
 async def create_account(args: argparse.Namespace) -> int:
     postgres, _kafka = connections(os.environ)
     async with postgres_pool(postgres) as pool:
         new_id = await registry_admin.create_account(pool, args.name)
     print(new_id)
-    return 0
-
-
-def keys_account(given: UUID | None, environ: Mapping[str, str]) -> UUID:
-    """`--account`, else the account `roomhooks dev` saved (environment first, then run.env)."""
-    if given is not None:
-        return given
-    path = DevSettings().run_env_path
-    saved = saved_account(environ, load_run_env(path))
-    if saved is None:
-        raise CliError(f"--account is required (no {ACCOUNT_SETTING} in the environment or {path})")
-    try:
-        return UUID(saved)
-    except ValueError:
-        raise CliError(f"{ACCOUNT_SETTING}: {saved!r} is not a UUID") from None
-
-
-@contextlib.asynccontextmanager
-async def account_pool(given: UUID | None) -> AsyncIterator[tuple[asyncpg.Pool, UUID]]:
-    """A pool on the registry's database and the keys commands' account (it must exist)."""
-    account = keys_account(given, os.environ)
-    postgres, _kafka = connections(os.environ)
-    async with postgres_pool(postgres) as pool:
-        try:
-            yield pool, account
-        except registry_admin.NoSuchAccount:
-            raise CliError(f"--account: no account {account}") from None
-
-
-async def create_key(args: argparse.Namespace) -> int:
-    async with account_pool(args.account) as (pool, account):
-        token = await registry_admin.create_key(pool, account, args.role)
-    print(token)
-    return 0
-
-
-async def list_keys(args: argparse.Namespace) -> int:
-    async with account_pool(args.account) as (pool, account):
-        print(keys_table(await registry_admin.list_keys(pool, account)))
-    return 0
-
-
-async def revoke_key(args: argparse.Namespace) -> int:
-    async with account_pool(args.account) as (pool, account):
-        try:
-            key = await registry_admin.revoke_key(pool, account, args.key)
-        except registry_admin.NoSuchKey:
-            raise CliError(f"KEY_ID: account {account} has no key {args.key}") from None
-        except registry_admin.LastOwnerKey:
-            raise CliError(
-                f"KEY_ID: {args.key} is the account's last live OWNER key: create another first"
-            ) from None
-    print(f"{key.id} revoked at {utc_text(key.revoked_at)}")
     return 0
 
 

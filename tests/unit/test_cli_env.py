@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from devtool.cli_support import load_run_env, settings_with_fallback
 from devtool.devstack import ServiceLayout, child_env, choose_port, redact_url
-from devtool.main import load_run_env, settings_with_fallback
-from devtool.runenv import parse_run_env, render_run_env
+from devtool.keys import keys_table
+from devtool.runenv import parse_run_env, render_run_env, saved_account
 from devtool.supervisor import PALETTE, assign_colours, next_restart_delay, prefix_line
+from services.registry.admin import ApiKey
 from shared.settings import KafkaSettings, PostgresSettings
 
 AWKWARD_VALUES = {
@@ -160,3 +164,38 @@ def test_finds_runnable_services_and_schemas(tmp_path: Path) -> None:
     layout = ServiceLayout.scan(tmp_path)
     assert layout.runnable == ["fanout", "registry"]
     assert layout.with_migrations == ["delivery", "registry"]
+
+
+def test_the_account_comes_from_the_environment_before_run_env() -> None:
+    saved = {"ROOMHOOKS_ACCOUNT_ID": "from-file"}
+    assert saved_account({"ROOMHOOKS_ACCOUNT_ID": "from-env"}, saved) == "from-env"
+    assert saved_account({}, saved) == "from-file"
+    assert saved_account({"ROOMHOOKS_ACCOUNT_ID": ""}, {}) is None
+
+
+def test_keys_are_listed_in_aligned_columns_with_dashes_for_none() -> None:
+    at = datetime(2026, 5, 1, 12, 0, 30, 500, tzinfo=UTC)
+    key = ApiKey(
+        id=uuid.UUID(int=7),
+        account_id=uuid.UUID(int=1),
+        role="OWNER",
+        label="ci bot",
+        token_prefix="rhk_AbCdEf",
+        created_at=at,
+        expires_at=None,
+        last_used_at=at,
+        revoked_at=None,
+    )
+    header, line = keys_table([key]).splitlines()
+    assert header.index("ROLE") == line.index("OWNER")
+    assert line.split() == [
+        str(key.id),
+        "OWNER",
+        "rhk_AbCd",
+        "2026-05-01T12:00:30Z",
+        "2026-05-01T12:00:30Z",
+        "-",
+        "-",
+        "ci",
+        "bot",
+    ]
