@@ -134,6 +134,7 @@ class ApiKeyInfo(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str
+    account_id: str
     label: str | None
     role: str
     prefix: str
@@ -150,6 +151,7 @@ class ApiKeyInfo(BaseModel):
     def of(cls, key: ApiKey) -> ApiKeyInfo:
         return cls(
             id=str(key.id),
+            account_id=str(key.account_id),
             label=key.label,
             role=key.role,
             prefix=key.prefix,
