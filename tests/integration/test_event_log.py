@@ -3,56 +3,49 @@ delivered by the delivery service to a real receiver, listed and shown by the re
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from services.delivery.app import Delivery
-from services.delivery.settings import DeliverySettings
-from services.fanout.app import Fanout
 from services.workflow_runner import executions
 from shared.events import build_event
 from shared.kafka import JSON_HEADERS, dumps
 from shared.messages import WorkflowRunRequested, delivery_id_for, run_id_for
+from tests.integration import test_pipeline
 from tests.support.polling import eventually
-from tests.support.receiver import Receiver
 from tests.support.tenants import WORKFLOW_CODE
 
 pytestmark = pytest.mark.integration
 
+# The registry, its relay, fanout and delivery running, and a receiver: test_pipeline.py's.
+platform = test_pipeline.platform
 ROOM = {"id": "room-log", "name": "Log room"}
 ADA = {"id": "user-ada", "name": "Ada", "token": "secret-token-ada"}
 
 
 @dataclass
-class Platform:
-    registry: Any
-    producer: Any
-    topics: Any
-    fanout: Fanout
-    receiver: Receiver
+class EventLog:
+    """The event log's routes, and the events topic, on the platform of test_pipeline.py."""
+
+    platform: Any
 
     def url(self, account, suffix: str = "") -> str:
         account_id = account if isinstance(account, str) else account.id
-        return f"{self.registry.url}/v1/accounts/{account_id}/events{suffix}"
+        return f"{self.platform.registry.url}/v1/accounts/{account_id}/events{suffix}"
 
     async def get(self, account, suffix: str = "", key=None, **params: str) -> tuple[int, Any]:
-        headers = (key or account).auth()
-        resp = await self.registry.http.get(
-            self.url(account, suffix), params=params, headers=headers
-        )
+        http, headers = self.platform.registry.http, (key or account).auth()
+        resp = await http.get(self.url(account, suffix), params=params, headers=headers)
         return resp.status, await resp.json()
 
-    async def publish(self, value: dict | bytes, key: str = "k") -> None:
+    async def publish(self, value: dict | bytes) -> None:
+        """Onto one partition, so the log's order is the order published."""
         raw = value if isinstance(value, bytes) else dumps(value)
-        await self.producer.send_and_wait(
-            self.topics.events, raw, key=key.encode(), headers=JSON_HEADERS
+        await self.platform.producer.send_and_wait(
+            self.platform.topics.events, raw, key=b"k", headers=JSON_HEADERS
         )
 
     async def listed(self, account, at_least: int, **params: str) -> list[dict]:
@@ -64,49 +57,24 @@ class Platform:
 
         return await eventually(enough, timeout_s=30, interval_s=0.1)
 
-    async def created(self, account, kind: str, body: dict) -> dict:
-        url = f"{self.registry.url}/v1/accounts/{account.id}/{kind}s"
-        resp = await self.registry.http.post(url, json=body, headers=account.auth())
+    async def workflow(self, account) -> dict:
+        registry = self.platform.registry
+        body = {"name": "f", "events": ["participant.joined"], "code": WORKFLOW_CODE}
+        url = f"{registry.url}/v1/accounts/{account.id}/workflows"
+        resp = await registry.http.post(url, json=body, headers=account.auth())
         assert resp.status == 201, await resp.text()
-        made = (await resp.json())["data"][kind]
-        index = self.fanout.index if kind == "webhook" else self.fanout.workflows
-        await eventually(lambda: _held(index, made["id"]), timeout_s=15)
+        made = (await resp.json())["data"]["workflow"]
+
+        async def indexed() -> bool:
+            return self.platform.fanout.workflows.get(made["id"]) is not None
+
+        await eventually(indexed, timeout_s=15)
         return made
 
 
-async def _held(index, record_id: str) -> bool:
-    return index.get(record_id) is not None
-
-
 @pytest.fixture
-async def platform(
-    registry, producer, topics, kafka_settings, postgres_settings, fanout_settings
-) -> AsyncIterator[Platform]:
-    receiver = Receiver()
-    await receiver.start()
-    relay = asyncio.create_task(registry.relay.run())
-    fanout = Fanout(fanout_settings)  # the real clock: events are received one after another
-    await fanout.start()
-    serving = asyncio.create_task(fanout.run_until_stopped())
-    delivery = Delivery(
-        DeliverySettings(
-            postgres=postgres_settings,
-            kafka=kafka_settings,
-            health_port=0,
-            scheduler_interval_s=0.1,
-        )
-    )
-    await delivery.start()
-    try:
-        yield Platform(registry, producer, topics, fanout, receiver)
-    finally:
-        await delivery.stop()
-        fanout.stop()
-        await serving
-        relay.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay
-        await receiver.stop()
+def log(platform) -> EventLog:
+    return EventLog(platform)
 
 
 def joined(org: str, room: dict = ROOM, **fields: Any) -> dict:
@@ -117,26 +85,22 @@ def joined(org: str, room: dict = ROOM, **fields: Any) -> dict:
 
 
 async def test_events_accepted_and_rejected_are_listed_and_shown_with_whom_they_reached(
-    platform, registry, pool
+    platform, log, registry, pool
 ):
     alice, bob = registry.alice, registry.bob
-    hook = await platform.created(
-        alice, "webhook", {"url": platform.receiver.url("/log"), "events": ["participant.joined"]}
-    )
-    flow = await platform.created(
-        alice, "workflow", {"name": "f", "events": ["participant.joined"], "code": WORKFLOW_CODE}
-    )
+    hook = await platform.webhook(alice, "/log", ["participant.joined"])
+    flow = await log.workflow(alice)
     reached = joined(alice.id)
     unsubscribed = build_event(
         event="session.started", organization_id=alice.id, room=ROOM, now=datetime.now(UTC)
     )
     for value in (reached, unsubscribed, joined(bob.id)):
-        await platform.publish(value)
+        await log.publish(value)
     bad = {**joined(alice.id), "room": {"name": "no id"}}
-    await platform.publish(bad)
-    await platform.publish(b"not json at all")
+    await log.publish(bad)
+    await log.publish(b"not json at all")
 
-    events = await platform.listed(alice, at_least=3)
+    events = await log.listed(alice, at_least=3)
     assert [(e["id"], e["event"], e["status"]) for e in events] == [
         (bad["id"], "participant.joined", "rejected"),
         (unsubscribed["id"], "session.started", "accepted"),
@@ -144,12 +108,12 @@ async def test_events_accepted_and_rejected_are_listed_and_shown_with_whom_they_
     ]
     assert events[0]["reason"].startswith("room.id")
     assert [(e["webhooks"], e["workflows"]) for e in events] == [(0, 0), (0, 0), (1, 1)]
-    assert all(reached["id"] != e["id"] for e in await platform.listed(bob, at_least=1))
+    assert all(reached["id"] != e["id"] for e in await log.listed(bob, at_least=1))
 
     delivery_id = delivery_id_for(hook["id"], reached["id"])
 
     async def delivered():
-        status, body = await platform.get(alice, f"/{reached['id']}")
+        status, body = await log.get(alice, f"/{reached['id']}")
         assert status == 200, body
         webhooks = body["data"]["webhooks"]
         return body["data"] if webhooks[0]["status"] == "success" else None
@@ -170,7 +134,7 @@ async def test_events_accepted_and_rejected_are_listed_and_shown_with_whom_they_
         registry.webhooks_url(alice, hook["id"]), headers=alice.auth()
     )
     assert resp.status == 200
-    status, body = await platform.get(alice, f"/{reached['id']}")
+    status, body = await log.get(alice, f"/{reached['id']}")
     assert status == 200
     assert body["data"]["webhooks"][0]["status"] == "success"  # the webhook is gone, not its log
     assert body["data"]["workflows"][0]["status"] == "running"
@@ -192,32 +156,32 @@ async def _runner_records(pool, flow: dict, event: dict, run_id: str) -> None:
         assert await executions.begin(conn, run, now=datetime.now(UTC))
 
 
-async def test_filters_and_the_cursor_narrow_and_walk_the_log(platform, registry):
+async def test_filters_and_the_cursor_narrow_and_walk_the_log(log, registry):
     alice = registry.alice
     other_room = {"id": "room-other", "name": "Other"}
     sent = [joined(alice.id, room=ROOM if n % 2 else other_room) for n in range(6)]
     for value in sent:
-        await platform.publish(value)
-    everything = await platform.listed(alice, at_least=6)
+        await log.publish(value)
+    everything = await log.listed(alice, at_least=6)
     assert [e["id"] for e in everything] == [e["id"] for e in sent[::-1]]
 
-    in_room = await platform.listed(alice, at_least=3, roomId=ROOM["id"])
+    in_room = await log.listed(alice, at_least=3, roomId=ROOM["id"])
     assert [e["id"] for e in in_room] == [e["id"] for e in sent[::-1] if e["room"] == ROOM]
-    status, body = await platform.get(alice, event="session.started")
+    status, body = await log.get(alice, event="session.started")
     assert (status, body["data"]["events"]) == (200, [])
-    status, body = await platform.get(alice, status="rejected")
+    status, body = await log.get(alice, status="rejected")
     assert (status, body["data"]["events"]) == (200, [])
 
     middle = everything[2]["received_at"]
-    status, body = await platform.get(alice, since=middle, limit="100")
+    status, body = await log.get(alice, since=middle, limit="100")
     assert [e["id"] for e in body["data"]["events"]] == [e["id"] for e in everything[:3]]
-    status, body = await platform.get(alice, until=middle, limit="100")
+    status, body = await log.get(alice, until=middle, limit="100")
     assert [e["id"] for e in body["data"]["events"]] == [e["id"] for e in everything[3:]]
 
     walked, cursor = [], None
     while True:
         params = {"limit": "4", **({"cursor": cursor} if cursor else {})}
-        status, body = await platform.get(alice, **params)
+        status, body = await log.get(alice, **params)
         walked += [e["id"] for e in body["data"]["events"]]
         cursor = body["data"]["next_cursor"]
         if cursor is None:
@@ -225,20 +189,20 @@ async def test_filters_and_the_cursor_narrow_and_walk_the_log(platform, registry
     assert walked == [e["id"] for e in everything]
 
 
-async def test_another_accounts_event_is_404_and_its_key_is_refused(platform, registry):
+async def test_another_accounts_event_is_404_and_its_key_is_refused(log, registry):
     alice, bob = registry.alice, registry.bob
     secret = joined(alice.id)
-    await platform.publish(secret)
-    await platform.listed(alice, at_least=1)
-    status, _ = await platform.get(bob, f"/{secret['id']}")
+    await log.publish(secret)
+    await log.listed(alice, at_least=1)
+    status, _ = await log.get(bob, f"/{secret['id']}")
     assert status == 404
-    status, _ = await platform.get(alice, f"/{secret['id']}", key=bob)
+    status, _ = await log.get(alice, f"/{secret['id']}", key=bob)
     assert status == 403
-    status, _ = await platform.get(alice, key=bob)
+    status, _ = await log.get(alice, key=bob)
     assert status == 403
-    status, body = await platform.get(bob)
+    status, body = await log.get(bob)
     assert status == 200 and secret["id"] not in str(body)
-    status, _ = await platform.get(alice, f"/{uuid.uuid4()}")
+    status, _ = await log.get(alice, f"/{uuid.uuid4()}")
     assert status == 404
 
 
@@ -254,7 +218,10 @@ async def test_another_accounts_event_is_404_and_its_key_is_refused(platform, re
         ("cursor", "not-a-cursor"),
     ],
 )
-async def test_bad_input_for_each_query_field_is_a_400_naming_it(platform, registry, field, value):
-    status, body = await platform.get(registry.alice, **{field: value})
-    assert status == 400, body
+async def test_bad_input_for_each_query_field_is_a_400_naming_it(registry, field, value):
+    alice = registry.alice
+    url = f"{registry.url}/v1/accounts/{alice.id}/events"
+    resp = await registry.http.get(url, params={field: value}, headers=alice.auth())
+    body = await resp.json()
+    assert resp.status == 400, body
     assert [d["field"] for d in body["error"]["details"]] == [field]
