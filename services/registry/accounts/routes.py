@@ -102,8 +102,9 @@ ROUTES = (
         "DELETE",
         API_KEY,
         KeyRoutes.revoke,
-        "Revoke an API key (OWNER keys only): every request with it is refused from now on."
-        " The account's last live OWNER key cannot be revoked (409).",
+        "Revoke an API key (OWNER keys only): every request with it is refused from now on;"
+        " a revoked key is answered as it is. The account's last live OWNER key cannot be"
+        " revoked (409).",
         Answer(200, ApiKeyData),
         errors=(*ACCOUNT_ERRORS, 409),
     ),
