@@ -32,6 +32,9 @@ from services.registry.events.repository import PostgresEventLog
 from services.registry.events.routes import EventRoutes
 from services.registry.events.service import EventLogService
 from services.registry.http import build_middlewares
+from services.registry.jobs.repository import PostgresJobs
+from services.registry.jobs.routes import JobRoutes
+from services.registry.jobs.service import JobService
 from services.registry.metrics import RegistryMetrics
 from services.registry.openapi import build_openapi
 from services.registry.outbox import OutboxRelay
@@ -121,6 +124,7 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
             auth, workflows, page_size_max=s.page_size_max, code_max_bytes=s.workflow_code_max_bytes
         ),
         DeliveryRoutes(auth, deliveries, page_size_max=s.page_size_max, sends=sends),
+        JobRoutes(auth, JobService(PostgresJobs(pool), topics, clock)),
         EventRoutes(auth, EventLogService(PostgresEventLog(pool)), page_size_max=s.page_size_max),
         WebhookRoutes(auth, webhooks, http_hosts=s.http_hosts, page_size_max=s.page_size_max),
         KeyRoutes(auth, accounts, page_size_max=s.page_size_max),
@@ -167,9 +171,7 @@ class Registry:
         pool = await create_pool(s.postgres)
         stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
-            await prepare_schema(
-                conn, s.postgres, schema="registry", package="services.registry"
-            )
+            await prepare_schema(conn, s.postgres, schema="registry", package="services.registry")
         await seal_stored_secrets(pool, self.box)
         await ensure_topics(s.kafka)
         producer = make_producer(s.kafka)

@@ -13,6 +13,7 @@ from services.registry.accounts.routes import ROUTES as KEY_ROUTES
 from services.registry.deliveries.routes import ROUTES as DELIVERY_ROUTES
 from services.registry.events.routes import ROUTES as EVENT_ROUTES
 from services.registry.http import ErrorEnvelope
+from services.registry.jobs.routes import ROUTES as JOB_ROUTES
 from services.registry.route_table import Answer, Route
 from services.registry.system_routes import ROUTES as SYSTEM_ROUTES
 from services.registry.webhooks.routes import ROUTES as WEBHOOK_ROUTES
@@ -22,6 +23,7 @@ from services.registry.workflows.routes import ROUTES as WORKFLOW_ROUTES
 ROUTES: tuple[Route, ...] = (
     *WEBHOOK_ROUTES,
     *DELIVERY_ROUTES,
+    *JOB_ROUTES,
     *WORKFLOW_ROUTES,
     *EVENT_ROUTES,
     *KEY_ROUTES,
@@ -36,10 +38,11 @@ _ERRORS = {
     401: "Missing or invalid API key.",
     403: "The key belongs to another account, or its role may not do this (only OWNER and"
     " ADMIN write; only OWNER manages API keys).",
-    404: "No such webhook, workflow, delivery, execution or API key in this account.",
+    404: "No such webhook, workflow, delivery, execution, API key or job in this account.",
     409: "The account holds as many webhooks, workflows or live API keys as its quota allows"
-    " (`quota_exceeded`), or the key is the account's last live OWNER key"
-    " (`last_owner_key`).",
+    " (`quota_exceeded`), the key is the account's last live OWNER key"
+    " (`last_owner_key`), or the account has as many recovery jobs queued or running as it"
+    " may (`too_many_jobs`).",
     413: "The body is larger than the server accepts.",
     429: "Too many requests: with this key, from this address without a valid key, or"
     " (redeliver, test) to this webhook. `Retry-After` says when to try again.",
@@ -66,6 +69,7 @@ _PATH_PARAMS = {
     "delivery_id": "The delivery id.",
     "workflow_id": "The workflow id.",
     "execution_id": "The execution id.",
+    "job_id": "The job id.",
     "event_id": "The event's id, as its producer sent it.",
     "key_id": "The API key id.",
 }

@@ -1,5 +1,6 @@
 """Pure translations: stored deliveries to what the API shows, and the orders the registry
-sends the delivery service (on `roomhooks.deliveries`, keyed by webhook)."""
+sends the delivery service (on `roomhooks.deliveries`, keyed by webhook: deliveries,
+redeliveries, recoveries)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from services.registry.outbox import OutboxEntry
 from shared.events import format_timestamp
 from shared.jsjson import to_js_json
 from shared.kafka import Topics, dumps
-from shared.messages import DeliveryRequested, RedeliverRequested
+from shared.messages import DeliveryRequested, RecoverRequested, RedeliverRequested
 
 
 def public_delivery(row: DeliveryRow) -> WebhookDelivery:
@@ -56,6 +57,8 @@ def test_ping_body(*, event_id: str, organization_id: str, webhook: dict, now: d
     )
 
 
-def order_entry(topics: Topics, order: DeliveryRequested | RedeliverRequested) -> OutboxEntry:
+def order_entry(
+    topics: Topics, order: DeliveryRequested | RedeliverRequested | RecoverRequested
+) -> OutboxEntry:
     value = dumps(order.model_dump(mode="json"))
     return topics.deliveries, order.webhook_id.encode(), value
