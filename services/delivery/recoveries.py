@@ -115,7 +115,8 @@ class PostgresRecoveryTurn:
             ), marked AS (
                 -- Due a microsecond apart: claims take them in order of creation.
                 UPDATE delivery.deliveries d
-                SET status = 'pending', next_attempt_at = $7 + r.rank * interval '1 microsecond',
+                SET status = 'pending',
+                    next_attempt_at = $7::timestamptz + r.rank::float8 * interval '1 microsecond',
                     lease_until = NULL, updated_at = $7
                 FROM ranked r WHERE d.id = r.id
                 RETURNING d.id, d.attempts, d.created_at
@@ -198,7 +199,8 @@ class PostgresUpkeep:
         result = await self._pool.execute(
             """
             UPDATE delivery.deliveries d
-            SET next_attempt_at = $3 + h.rank * interval '1 microsecond', updated_at = $3
+            SET next_attempt_at = $3::timestamptz + h.rank::float8 * interval '1 microsecond',
+                updated_at = $3
             FROM (
                 SELECT id, row_number() OVER (ORDER BY created_at, id) AS rank
                 FROM (SELECT id, created_at FROM delivery.deliveries
