@@ -3,6 +3,7 @@ an in-memory JobStore (tests/integration/test_registry_jobs_contract.py holds it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 
 from services.registry.errors import InvalidChange, NotFound
 from services.registry.jobs.models import (
+    QUEUED_COUNTS_FOR,
     JobRow,
     Progress,
     RecoverInput,
@@ -53,7 +55,11 @@ class FakeJobs:
             job
             for job in self.jobs.values()
             if job.organization_id == row.organization_id
-            and self.progress.get(job.id, _RUNNING).status == "running"
+            and (
+                self.progress[job.id].status == "running"
+                if job.id in self.progress
+                else job.created_at > row.created_at - QUEUED_COUNTS_FOR
+            )
         ]
         if len(unfinished) >= open_max:
             raise TooManyJobs(open_max)
@@ -65,9 +71,6 @@ class FakeJobs:
         if row is None or row.organization_id != organization_id:
             return None
         return row, self.progress.get(job_id)
-
-
-_RUNNING = Progress("running", 0, 0, False, None, NOW)
 
 
 @pytest.fixture
@@ -179,4 +182,15 @@ async def test_an_account_may_have_only_so_many_jobs_queued_or_running(jobs, sto
     with pytest.raises(TooManyJobs):
         await jobs.recover(str(ACCOUNT), str(HOOK), body)
     store.progress[UUID(first.id)] = Progress("done", 3, 3, True, None, NOW)
+    await jobs.recover(str(ACCOUNT), str(HOOK), body)
+
+
+async def test_a_job_queued_for_over_an_hour_no_longer_counts_against_the_account(jobs, store):
+    body = window("2026-12-01T08:00:00Z")
+    await jobs.recover(str(ACCOUNT), str(HOOK), body)
+    lost = await jobs.recover(str(ACCOUNT), str(HOOK), body)  # its order never arrived
+    with pytest.raises(TooManyJobs):
+        await jobs.recover(str(ACCOUNT), str(HOOK), body)
+    row = store.jobs[UUID(lost.id)]
+    store.jobs[row.id] = dataclasses.replace(row, created_at=NOW - timedelta(minutes=61))
     await jobs.recover(str(ACCOUNT), str(HOOK), body)

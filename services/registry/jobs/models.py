@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -18,8 +18,10 @@ from services.registry.bodies import StrictBody
 from services.registry.errors import InvalidChange
 from shared.events import format_timestamp
 
-# At most this many recovery jobs of one account may be queued or running at once.
+# At most this many recovery jobs of one account may be queued or running at once; a job
+# still queued (not begun by the delivery service) after QUEUED_COUNTS_FOR no longer counts.
 OPEN_JOBS_MAX = 10
+QUEUED_COUNTS_FOR = timedelta(hours=1)
 
 # RFC 3339's date-time: a full date, a full time and an offset (`Z` or `+hh:mm`).
 _RFC3339 = re.compile(
@@ -43,7 +45,7 @@ Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
 class TooManyJobs(Exception):
-    """The account already has `OPEN_JOBS_MAX` jobs queued or running."""
+    """The account already has as many jobs queued or running as it may."""
 
     def __init__(self, limit: int) -> None:
         super().__init__(

@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from services.registry import outbox
-from services.registry.jobs.models import JobRow, Progress, TooManyJobs
+from services.registry.jobs.models import QUEUED_COUNTS_FOR, JobRow, Progress, TooManyJobs
 from services.registry.outbox import OutboxEntry
 
 _JOB_COLUMNS = "id, organization_id, kind, webhook_id, since, until, total, created_at"
@@ -47,11 +47,15 @@ class PostgresJobs:
                 "SELECT 1 FROM registry.accounts WHERE id = $1 FOR NO KEY UPDATE",
                 row.organization_id,
             )
+            # A queued job whose order never arrived (a broker that lost it) stops counting
+            # after QUEUED_COUNTS_FOR: it cannot take the account's room for good.
             unfinished = await conn.fetchval(
                 "SELECT count(*) FROM registry.jobs j"
                 " LEFT JOIN delivery.recoveries r ON r.job_id = j.id"
-                " WHERE j.organization_id = $1 AND coalesce(r.status, 'running') = 'running'",
+                " WHERE j.organization_id = $1 AND (r.status = 'running'"
+                "  OR (r.status IS NULL AND j.created_at > $2))",
                 row.organization_id,
+                row.created_at - QUEUED_COUNTS_FOR,
             )
             if unfinished >= open_max:
                 raise TooManyJobs(open_max)

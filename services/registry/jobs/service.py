@@ -45,7 +45,8 @@ class JobStore(Protocol):
 
     async def insert(self, row: JobRow, entries: Sequence[OutboxEntry], *, open_max: int) -> None:
         """Store the job and its outbox entries in one transaction; TooManyJobs (nothing
-        stored) when its account already has `open_max` jobs queued or running."""
+        stored) when its account already has `open_max` jobs running, or queued for less
+        than QUEUED_COUNTS_FOR."""
         ...
 
     async def get(
