@@ -25,7 +25,8 @@ from services.delivery.repository import AttemptRow, Job, PostgresDeliveryStore,
 from services.delivery.targets import Targets
 from shared.failures import is_content_error
 from shared.messages import DeliveryRequested, RedeliverRequested, delivery_id_for
-from shared.secrets_box import SecretsBox
+from shared.secrets_box import SecretsBox, seal_headers
+from shared.signing import PreviousSecret
 from shared.ssrf import AddressPolicy
 from tests.support.delivery_fakes import FakeAttemptLog, FakeDeliveryStore, FakePoster, FakeTargets
 from tests.support.secrets import TEST_SECRETS_KEY
@@ -398,3 +399,39 @@ async def test_a_webhook_marked_disabled_is_disabled_at_once(registered):
     registered.targets.mark_disabled(webhook_id)
     target = await registered.targets.get(webhook_id)
     assert target is not None and not target.enabled
+
+
+async def test_a_webhook_has_its_rotations_previous_secret_and_its_headers_opened(pool_or_fake):
+    until = T0 + timedelta(hours=1)
+    headers = {"Authorization": "Bearer t0k3n", "X-Tenant": "acme"}
+    expected = Target(
+        "https://hooks.example.com/in",
+        "new",
+        True,
+        None,
+        previous_secret=PreviousSecret("old", until=int(until.timestamp())),
+        headers=tuple(headers.items()),
+    )
+    webhook_id = uuid.uuid4()
+    if pool_or_fake is None:
+        targets: TargetLookup = FakeTargets()
+        targets.put(webhook_id, expected)
+    else:
+        pool, box = pool_or_fake, SecretsBox([TEST_SECRETS_KEY])
+        account = uuid.uuid4()
+        await pool.execute("INSERT INTO registry.accounts (id, name) VALUES ($1, 'a')", account)
+        await pool.execute(
+            "INSERT INTO registry.webhooks (id, organization_id, url, secret_ciphertext,"
+            " previous_secret_ciphertext, previous_secret_until, headers_ciphertext, events,"
+            " created_at, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, '{participant.joined}', now(), now())",
+            webhook_id,
+            account,
+            expected.url,
+            box.seal("new"),
+            box.seal("old"),
+            until,
+            seal_headers(box, headers),
+        )
+        targets = Targets(pool, box, ttl_s=60)
+    assert await targets.get(webhook_id) == expected

@@ -116,3 +116,47 @@ async def test_all_is_every_accounts_webhooks_by_id(subject):
         for row in rows:
             await tx.insert(row)
         assert await tx.all() == sorted(rows, key=lambda r: r.id)
+
+
+async def test_an_update_stores_the_headers_and_keeps_a_rotations_previous_secret(subject):
+    mine = await subject.account()
+    row = webhook_row(
+        mine,
+        previous_secret_ciphertext="k1:old",
+        previous_secret_until=T0.replace(hour=13),
+        headers_ciphertext="k1:headers",
+    )
+    async with subject.repo.transaction() as tx:
+        assert await tx.insert(row) == row
+    changed = replace(
+        row,
+        headers_ciphertext="k1:other-headers",
+        previous_secret_ciphertext=None,
+        previous_secret_until=None,
+    )
+    async with subject.repo.transaction() as tx:
+        stored = await tx.update(changed)
+    expected = replace(row, headers_ciphertext="k1:other-headers", revision=2)
+    assert stored == expected and await subject.repo.get(mine, row.id) == expected
+
+
+async def test_a_secret_replaced_keeps_every_other_field_and_bumps_the_revision(subject):
+    mine = await subject.account()
+    row = webhook_row(mine, headers_ciphertext="k1:headers")
+    async with subject.repo.transaction() as tx:
+        await tx.insert(row)
+    rotated = replace(
+        row,
+        secret_ciphertext="k1:new",
+        previous_secret_ciphertext="k1:sealed",
+        previous_secret_until=T0.replace(hour=14),
+        updated_at=T0.replace(hour=13),
+        name="ignored",
+        headers_ciphertext=None,
+        revision=99,
+    )
+    async with subject.repo.transaction() as tx:
+        assert await tx.get_for_update(mine, row.id) == row
+        stored = await tx.replace_secret(rotated)
+    expected = replace(rotated, name=row.name, headers_ciphertext="k1:headers", revision=2)
+    assert stored == expected and await subject.repo.get(mine, row.id) == expected
