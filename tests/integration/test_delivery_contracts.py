@@ -17,14 +17,26 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from services.delivery.dependencies import AttemptLog, DeliveryStore, TargetLookup, WebhookPoster
+from services.delivery.dependencies import (
+    AttemptLog,
+    DeliveryStore,
+    TargetLookup,
+    UpkeepStore,
+    WebhookPoster,
+)
 from services.delivery.dispatcher import Dispatcher
 from services.delivery.policy import Outcome
 from services.delivery.recorder import AttemptRecorder
+from services.delivery.recoveries import PostgresUpkeep
 from services.delivery.repository import AttemptRow, Job, PostgresDeliveryStore, Target
 from services.delivery.targets import Targets
 from shared.failures import is_content_error
-from shared.messages import DeliveryRequested, RedeliverRequested, delivery_id_for
+from shared.messages import (
+    DeliveryRequested,
+    RecoverRequested,
+    RedeliverRequested,
+    delivery_id_for,
+)
 from shared.secrets_box import SecretsBox, seal_headers
 from shared.signing import PreviousSecret
 from shared.ssrf import AddressPolicy
@@ -224,6 +236,139 @@ async def test_an_attempt_that_is_not_its_deliverys_next_is_not_recorded(recordi
         await recording.settle()
     [again] = await claim(recording.store, at(30))
     assert (again.id, again.attempts) == (job.id, 1)
+
+
+# --- UpkeepStore ----------------------------------------------------------------------------
+
+HOOK = str(uuid.UUID(int=7))
+
+
+def created(minute: int, webhook: str = HOOK) -> DeliveryRequested:
+    """A request for `webhook` created `minute` minutes after T0."""
+    made = request(f"e{minute}", webhook=webhook)
+    return made.model_copy(update={"created_at": at(60 * minute)})
+
+
+@dataclass
+class Upkept:
+    recording: Recording
+    upkeep: UpkeepStore
+
+    async def stored(self, *requests: DeliveryRequested) -> list[uuid.UUID]:
+        return [job.id for job in await stored(self.recording.store, *requests)]
+
+
+@pytest.fixture
+def upkept(recording: Recording, pool_or_fake: asyncpg.Pool | None) -> Upkept:
+    store = recording.store
+    upkeep = store if pool_or_fake is None else PostgresUpkeep(pool_or_fake)
+    return Upkept(recording, upkeep)  # type: ignore[arg-type]
+
+
+async def test_a_held_delivery_is_out_of_every_claim_until_resumed_in_order_of_creation(upkept):
+    store, upkeep = upkept.recording.store, upkept.upkeep
+    ids = await upkept.stored(created(2), created(0), created(1))
+    await store.hold(ids, now=T0)
+    assert await claim(store, at(3600)) == []
+    assert await upkeep.held_webhooks(after=None, limit=10) == [uuid.UUID(HOOK)]
+    assert await upkeep.resume_held(uuid.UUID(HOOK), now=at(10), limit=2) == 2
+    assert await claim(store, at(10)) == []  # due from a microsecond after
+    first = [job.id for job in await claim(store, at(11))]
+    assert first == [ids[1], ids[2]]  # created at minutes 0 and 1
+    assert await upkeep.resume_held(uuid.UUID(HOOK), now=at(20), limit=2) == 1
+    assert await upkeep.held_webhooks(after=None, limit=10) == []
+    assert [job.id for job in await claim(store, at(21))] == [ids[0]]
+
+
+async def test_webhooks_holding_deliveries_are_listed_by_id_after_a_cursor(upkept):
+    webhooks = sorted(uuid.uuid4() for _ in range(3))
+    ids = await upkept.stored(*(created(0, webhook=str(w)) for w in webhooks))
+    await upkept.recording.store.hold(ids, now=T0)
+    upkeep = upkept.upkeep
+    assert await upkeep.held_webhooks(after=None, limit=2) == webhooks[:2]
+    assert await upkeep.held_webhooks(after=webhooks[1], limit=2) == webhooks[2:]
+
+
+async def test_held_deliveries_of_a_deleted_webhook_end_failed_and_only_theirs(upkept):
+    store, upkeep = upkept.recording.store, upkept.upkeep
+    ids = await upkept.stored(created(0), created(1), created(2))
+    await store.hold(ids[:2], now=T0)
+    await store.release(ids[2:], due_at=at(5))
+    assert await upkeep.fail_held(uuid.UUID(HOOK), reason="webhook deleted", now=T0, limit=10) == 2
+    assert await upkeep.held_webhooks(after=None, limit=10) == []
+    assert [job.id for job in await claim(store, at(3600))] == ids[2:]
+
+
+def recover_order(first_minute: int, end_minute: int) -> RecoverRequested:
+    return RecoverRequested(
+        job_id=str(uuid.uuid4()),
+        webhook_id=HOOK,
+        organization_id=str(uuid.UUID(int=1)),
+        since=at(60 * first_minute),
+        until=at(60 * end_minute),
+        requested_at=T0,
+    )
+
+
+async def failed_deliveries(upkept: Upkept, count: int) -> list[uuid.UUID]:
+    ids = await upkept.stored(*(created(minute) for minute in range(count)))
+    await upkept.recording.store.stop(ids, reason="HTTP 503", now=T0)
+    return ids
+
+
+async def test_a_recovery_makes_its_windows_failed_deliveries_due_in_order_a_batch_at_a_time(
+    upkept,
+):
+    store, upkeep = upkept.recording.store, upkept.upkeep
+    ids = await failed_deliveries(upkept, 4)
+    job = recover_order(1, 3)  # minutes 1 and 2
+    for _ in range(2):  # a re-read order starts nothing new
+        await store.store_requests([], [], now=T0, lease_until=T0 + LEASE, recover=[job])
+    assert await upkeep.running_recoveries(limit=10) == [uuid.UUID(job.job_id)]
+    async with upkeep.recovery_turn(uuid.UUID(job.job_id)) as turn:
+        assert turn is not None
+        async with upkeep.recovery_turn(uuid.UUID(job.job_id)) as other:
+            assert other is None  # one turn at a time
+        assert await turn.mark(limit=1, now=at(100)) == 1
+        assert await turn.mark(limit=5, now=at(100)) == 1
+        assert await turn.mark(limit=5, now=at(100)) == 0
+        assert (turn.recovery.marked, turn.recovery.exhausted) == (2, True)
+    assert [job.id for job in await claim(store, at(101))] == ids[1:3]
+
+
+async def test_a_recovered_delivery_counts_as_done_once_attempted_and_a_finished_job_stops(upkept):
+    store, upkeep, recording = upkept.recording.store, upkept.upkeep, upkept.recording
+    await failed_deliveries(upkept, 2)
+    job = recover_order(0, 10)
+    await store.store_requests([], [], now=T0, lease_until=T0 + LEASE, recover=[job])
+    async with upkeep.recovery_turn(uuid.UUID(job.job_id)) as turn:
+        assert turn is not None and await turn.mark(limit=10, now=at(100)) == 2
+    [sent, _] = await claim(store, at(101))
+    await recording.log.record(attempt_row(sent, 1, "success", None))
+    await recording.settle()
+    async with upkeep.recovery_turn(uuid.UUID(job.job_id)) as turn:
+        assert turn is not None
+        settled = await turn.settle(now=at(102))
+        assert (settled.marked, settled.done, settled.outstanding) == (2, 1, 1)
+        assert (await turn.settle(now=at(103))).done == 1  # counted once
+        await turn.finish("done", error=None, now=at(104))
+    assert await upkeep.running_recoveries(limit=10) == []
+    async with upkeep.recovery_turn(uuid.UUID(job.job_id)) as turn:
+        assert turn is None
+
+
+async def test_a_recovery_turn_that_raises_keeps_nothing(upkept):
+    store, upkeep = upkept.recording.store, upkept.upkeep
+    await failed_deliveries(upkept, 2)
+    job = recover_order(0, 10)
+    await store.store_requests([], [], now=T0, lease_until=T0 + LEASE, recover=[job])
+    with pytest.raises(RuntimeError):
+        async with upkeep.recovery_turn(uuid.UUID(job.job_id)) as turn:
+            assert turn is not None and await turn.mark(limit=10, now=at(100)) == 2
+            raise RuntimeError("crashed mid-turn")
+    assert await claim(store, at(101)) == []
+    async with upkeep.recovery_turn(uuid.UUID(job.job_id)) as turn:
+        assert turn is not None and turn.recovery.marked == 0
 
 
 # --- WebhookPoster --------------------------------------------------------------------------
