@@ -115,22 +115,26 @@ class SchemaNotReady(RuntimeError):
 async def prepare_schema(
     conn: asyncpg.Connection, settings: PostgresSettings, *, schema: str, package: str
 ) -> None:
-    """At a service's start: apply its migrations (ROOMHOOKS_MIGRATE_ON_START, the default),
-    or, when a separate migrate step owns that, refuse to start on a schema it has not
-    migrated yet, saying what to run."""
-    if settings.migrate_on_start:
-        await apply_migrations(conn, schema=schema, package=package)
-        return
+    """At a service's start: nothing when the schema has every migration this code ships;
+    else apply them (ROOMHOOKS_MIGRATE_ON_START, the default) or, when a separate migrate step
+    owns that, refuse to start saying what to run. A service role, which may not change a
+    schema, gets the same advice instead of a bare "permission denied"."""
     run = f"run `python -m {package} migrate` as the owner role first"
     try:
         missing = await missing_migrations(conn, schema=schema, package=package)
     except asyncpg.InsufficientPrivilegeError:
         raise SchemaNotReady(f"this role may not read {schema}.schema_migrations: {run}") from None
-    if missing:
+    if not missing:
+        return
+    if not settings.migrate_on_start:
         raise SchemaNotReady(
             f"schema {schema} lacks migrations {', '.join(missing)} and "
             f"ROOMHOOKS_MIGRATE_ON_START is off: {run}"
         )
+    try:
+        await apply_migrations(conn, schema=schema, package=package)
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise SchemaNotReady(f"this role may not migrate schema {schema} ({exc}): {run}") from None
 
 
 async def missing_migrations(conn: asyncpg.Connection, *, schema: str, package: str) -> list[str]:
