@@ -1,95 +1,33 @@
-"""Kafka clients over real TLS: the admin, a producer and a consumer built from settings.
+"""Kafka clients over real TLS, and SASL over TLS: the admin, a producer and a consumer built
+from settings.
 
 The dev broker (Tansu 0.6) serves no TLS: its `--cert` and `--key` flags cannot be given
-together and its listener stays plaintext whatever they say. So a TLS-terminating relay
-(asyncio, a certificate from a throwaway CA) sits in front of a broker of the test's own,
-which advertises the relay's address: every connection the clients make, bootstrap and
-broker alike, is a TLS session that the relay counts.
+together and its listener stays plaintext whatever they say; its SASL offers SCRAM only, for
+users it can be given only over an authenticated connection. So a TLS-terminating relay
+(tests/support/kafka_relay.py, a certificate from a throwaway CA, SASL PLAIN and SCRAM
+answered as Kafka does) sits in front of a broker of the test's own, which advertises the
+relay's address: every connection the clients make, bootstrap and broker alike, goes
+through it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ssl
-import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from devtool.broker import tansu_binary
 from shared.kafka import JSON_HEADERS, Topics, ensure_topics, make_consumer, make_producer
 from shared.settings import KafkaSettings
-from tests.support.services import free_port, wait_for_port
+from tests.support.kafka_relay import TlsRelay, broker_behind
+from tests.support.services import free_port
 from tests.support.tls import TestCA
 
 pytestmark = pytest.mark.integration
-
-
-class TlsRelay:
-    """Accepts TLS on `port` and relays the plaintext to the broker; counts the sessions."""
-
-    def __init__(self, context: ssl.SSLContext, *, port: int, broker_port: int) -> None:
-        self.context, self.port, self.broker_port = context, port, broker_port
-        self.sessions = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task] = set()
-
-    async def __aenter__(self) -> TlsRelay:
-        self._server = await asyncio.start_server(
-            self._relay, "127.0.0.1", self.port, ssl=self.context
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter):
-        self.sessions += 1
-        broker_r, broker_w = await asyncio.open_connection("127.0.0.1", self.broker_port)
-        pipes = [
-            asyncio.create_task(_pipe(client_r, broker_w)),
-            asyncio.create_task(_pipe(broker_r, client_w)),
-        ]
-        self._tasks.update(pipes)
-        try:
-            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in pipes:
-                task.cancel()
-                self._tasks.discard(task)
-            for writer in (broker_w, client_w):
-                writer.close()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError, ssl.SSLError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-
-
-@contextlib.contextmanager
-def broker_behind(advertised_port: int, log: Path) -> Iterator[int]:
-    """A memory-only Tansu on a free port that tells clients to connect to `advertised_port`."""
-    port = free_port()
-    argv = [str(tansu_binary()), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
-            "--advertised-listener-url", f"tcp://localhost:{advertised_port}"]  # fmt: skip
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port("127.0.0.1", port, timeout_s=15)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +46,13 @@ def server_context(ca: TestCA, *, client_certs: bool = False) -> ssl.SSLContext:
 
 
 @contextlib.asynccontextmanager
-async def tls_broker(ca: TestCA, tmp_path: Path, **context) -> AsyncIterator[TlsRelay]:
+async def tls_broker(
+    ca: TestCA, tmp_path: Path, *, client_certs: bool = False, **sasl
+) -> AsyncIterator[TlsRelay]:
     relay_port = free_port()
     with broker_behind(relay_port, tmp_path / "tansu.log") as broker_port:
-        context = server_context(ca, **context)
-        async with TlsRelay(context, port=relay_port, broker_port=broker_port) as relay:
+        context = server_context(ca, client_certs=client_certs)
+        async with TlsRelay(context, port=relay_port, broker_port=broker_port, **sasl) as relay:
             yield relay
 
 
@@ -178,3 +118,41 @@ async def test_a_plaintext_client_gets_nothing_from_a_tls_listener(ca, tmp_path)
     async with tls_broker(ca, tmp_path) as relay:
         with pytest.raises(KafkaConnectionError):
             await ensure_topics(tls_settings(relay, "PLAINTEXT"))
+
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"])
+async def test_every_client_logs_in_with_sasl_over_tls(ca, tmp_path, mechanism):
+    users = {"roomhooks": PASSWORD}
+    async with tls_broker(ca, tmp_path, users=users, mechanism=mechanism) as relay:
+        settings = tls_settings(
+            relay, "SASL_SSL", ssl_cafile=ca.cafile, sasl_mechanism=mechanism,
+            sasl_username="roomhooks", sasl_password=PASSWORD,
+        )  # fmt: skip
+        assert await round_trip(settings) == [b'{"over":"tls"}']
+        assert relay.logins >= 3 and relay.refused == 0
+
+
+@pytest.mark.parametrize(
+    ("username", "password"), [("roomhooks", "wrong"), ("someone", PASSWORD)],
+    ids=["wrong-password", "unknown-user"],
+)  # fmt: skip
+async def test_a_wrong_sasl_login_is_refused(ca, tmp_path, username, password):
+    users = {"roomhooks": PASSWORD}
+    async with tls_broker(ca, tmp_path, users=users) as relay:
+        settings = tls_settings(
+            relay, "SASL_SSL", ssl_cafile=ca.cafile, sasl_mechanism="SCRAM-SHA-512",
+            sasl_username=username, sasl_password=password,
+        )  # fmt: skip
+        with pytest.raises(KafkaConnectionError):
+            await ensure_topics(settings)
+        assert relay.refused >= 1 and relay.logins == 0
+
+
+async def test_a_client_without_sasl_gets_nothing_from_a_sasl_listener(ca, tmp_path):
+    async with tls_broker(ca, tmp_path, users={"roomhooks": PASSWORD}) as relay:
+        with pytest.raises(KafkaConnectionError):
+            await ensure_topics(tls_settings(relay, ssl_cafile=ca.cafile))
+        assert relay.logins == 0
