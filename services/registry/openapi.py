@@ -175,18 +175,21 @@ def _parameters(route: Route, page_size_max: int) -> list[dict[str, Any]]:
     if route.status_filter:
         status = {"enum": list(route.status_filter)}
         params.append(_query("status", status, "Only those with this status."))
-    params += [_query(q.name, q.schema, q.description) for q in route.query]
+    params += [_query(q.name, q.schema, q.description, empty_is_absent=False) for q in route.query]
     return params
 
 
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    """An optional query parameter; sent empty (`?limit=`) it counts as left out."""
+def _query(
+    name: str, schema: dict[str, Any], description: str, *, empty_is_absent: bool = True
+) -> dict[str, Any]:
+    """An optional query parameter; sent empty (`?limit=`) it counts as left out, or, with
+    `empty_is_absent=False`, is refused."""
     return {
         "name": name,
         "in": "query",
         "required": False,
-        "allowEmptyValue": True,
-        "description": description + " Empty: as if left out.",
+        "allowEmptyValue": empty_is_absent,
+        "description": description + (" Empty: as if left out." if empty_is_absent else ""),
         "schema": schema,
     }
 
