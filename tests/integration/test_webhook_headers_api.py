@@ -104,6 +104,11 @@ async def test_a_rotation_answers_the_new_secret_once_only_to_writers_of_the_acc
     assert (await call(registry, "POST", url, Role.MEMBER))[0] == 403
     bobs = registry.webhooks_url(registry.bob, webhook["id"]) + "/rotate-secret"
     assert (await call(registry, "POST", bobs, account=registry.bob))[0] == 404
+    status, answer = await call(registry, "POST", url, account=registry.bob)
+    assert status == 403 and answer["data"] is None
+    one = registry.webhooks_url(registry.alice, webhook["id"])
+    unchanged = (await call(registry, "GET", one))[1]["data"]["webhook"]
+    assert unchanged["updated_at"] == rotated["updated_at"]  # refused rotations changed nothing
     status, answer = await call(registry, "POST", url, json={"overlapSeconds": 0})
     assert status == 200 and answer["data"]["webhook"]["previous_secret_expires_at"] is None
 
