@@ -11,7 +11,7 @@ DEFAULT_PAGE_SIZE = 50
 
 def page_limit(request: web.Request, *, default: int, maximum: int) -> int:
     raw = request.query.get("limit")
-    if raw is None:  # `limit=` with nothing is refused below: a client that sends it meant a number
+    if raw is None or raw == "":
         return min(default, maximum)
     # isascii: str.isdigit() also holds for '³' or '٣', which int() refuses or reads. The
     # length first: int() refuses over 4,300 digits, and no page size needs 20.

@@ -167,9 +167,9 @@ async def test_text_postgres_cannot_store_is_a_400_naming_the_field_not_a_500(re
         assert [d["field"] for d in body["error"]["details"]] == [field]
 
 
-async def test_a_limit_empty_or_in_non_ascii_digits_is_a_400_not_a_500(registry):
+async def test_a_limit_written_in_non_ascii_digits_is_a_400_not_a_500(registry):
     alice = registry.alice
-    for limit in ("³", "٣", "1²", ""):
+    for limit in ("³", "٣", "1²"):
         resp = await registry.http.get(
             registry.webhooks_url(alice), params={"limit": limit}, headers=alice.auth()
         )
