@@ -30,6 +30,7 @@ from schemathesis.checks import (
 )
 
 from services.registry.policy import Role
+from services.registry.settings import RegistrySettings
 from tests.support.tenants import Seeded, seed_account
 
 pytestmark = pytest.mark.integration
@@ -54,6 +55,25 @@ CONFIG = {
         }
     }
 }
+# More requests than any run sends: a fuzzer's key outruns the dev profile's limits (a burst
+# of 200, then 100/s; 10 sends per webhook, then 1/s).
+UNREACHABLE = 10**9
+
+
+@pytest.fixture
+def registry_settings(postgres_settings, kafka_settings) -> RegistrySettings:
+    """The dev profile's without rate limits: a 429 says nothing about the input, yet
+    negative_data_rejection counts it as invalid input accepted. The limits have their own
+    tests (test_registry_limits.py)."""
+    return RegistrySettings(
+        postgres=postgres_settings,
+        kafka=kafka_settings,
+        allowed_http_hosts=None,
+        api_rate_per_s=UNREACHABLE,
+        api_burst=UNREACHABLE,
+        webhook_sends_rate_per_s=UNREACHABLE,
+        webhook_sends_burst=UNREACHABLE,
+    )
 
 
 def fuzz(api_url: str, token: str, seeded: Seeded) -> list[str]:
@@ -136,6 +156,28 @@ async def test_every_served_route_is_in_the_document_so_it_is_fuzzed(registry):
 
 
 # Regressions: what the fuzzing found, pinned by behaviour.
+
+
+async def test_the_fuzzer_is_never_rate_limited_so_no_429_is_judged_as_accepted(registry, pool):
+    """Found by the fuzzing: once the key's bucket ran dry every request was a 429, which
+    negative_data_rejection reported as a schema-violating body accepted (shrunk to random
+    bytes). Past the dev profile's limits, this registry still answers every request."""
+    alice = registry.alice
+    seeded = await seed_account(registry, pool, alice)
+    defaults = RegistrySettings.model_fields
+
+    async def status(method: str, url: str) -> int:
+        async with registry.http.request(method, url, headers=alice.auth()) as resp:
+            return resp.status
+
+    reads = 5 * defaults["api_burst"].default
+    statuses = await asyncio.gather(
+        *(status("GET", registry.webhooks_url(alice)) for _ in range(reads))
+    )
+    assert set(statuses) == {200}
+    ping = registry.webhooks_url(alice, seeded.webhook["id"]) + "/test"
+    sends = 3 * defaults["webhook_sends_burst"].default
+    assert {await status("POST", ping) for _ in range(sends)} == {202}
 
 
 async def test_text_postgres_cannot_store_is_a_400_naming_the_field_not_a_500(registry, pool):
