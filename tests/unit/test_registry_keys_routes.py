@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,15 +20,7 @@ from services.registry.http import build_middlewares
 from services.registry.metrics import RegistryMetrics
 from services.registry.policy import Role
 from tests.support.registry_fakes import FakeAccounts
-
-T0 = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
-
-
-class Clock:
-    now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.unit.test_registry_keys import T0, Clock
 
 
 @dataclass
