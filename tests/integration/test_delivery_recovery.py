@@ -163,3 +163,30 @@ async def test_a_recovery_of_a_disabled_webhook_waits_for_it_to_be_enabled(
 
         await eventually(finished, timeout_s=30)
     assert await statuses(pool, ids) == Counter({("success", 2): 3})
+
+
+async def test_a_recovery_in_progress_does_not_hold_back_another_webhooks_deliveries(
+    registry, pool, producer, topics, receiver, postgres_settings, kafka_settings
+):
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    slow = {**FAST, "per_webhook_concurrency": 1}
+    async with running_delivery(postgres_settings, kafka_settings, **slow):
+        webhook, _ = await failed_after_outage(
+            registry, pool, producer, topics, receiver, "/backlog", 60
+        )
+        receiver.script("/backlog", Script(statuses=[200], delay_s=0.2))  # 12 s of work
+        job = await order_recovery(registry, webhook, started)
+
+        async def under_way():
+            return (await job_state(registry, job["id"]))["done"] >= 1
+
+        await eventually(under_way, timeout_s=30)
+        other = await create_webhook(registry, receiver.script("/other", Script()))
+        [fresh] = await request_deliveries(producer, topics.deliveries, other, ["new"])
+
+        async def delivered():
+            return await statuses(pool, [fresh]) == Counter({("success", 1): 1})
+
+        await eventually(delivered, timeout_s=30)
+        state = await job_state(registry, job["id"])
+        assert state["status"] == "running" and state["done"] < 60  # still recovering
