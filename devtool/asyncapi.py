@@ -188,6 +188,7 @@ def _channels(topics: Topics) -> dict[str, tuple[str, str, dict[str, Any], str, 
             {
                 "DeliveryRequested": _model(messages.DeliveryRequested, webhook_key),
                 "RedeliverRequested": _model(messages.RedeliverRequested, webhook_key),
+                "RecoverRequested": _model(messages.RecoverRequested, webhook_key),
             },
             "fanout, registry",
             "delivery",
@@ -225,6 +226,7 @@ def _schemas() -> dict[str, Any]:
         messages.DisableWebhook,
         messages.DeliveryRequested,
         messages.RedeliverRequested,
+        messages.RecoverRequested,
         messages.WorkflowRunRequested,
     }
     ordered = sorted(models, key=lambda m: m.__name__)

@@ -196,16 +196,20 @@ async def test_410_gone_disables_the_webhook(harness, delivery, kafka_settings, 
         await commands.stop()
 
 
-async def test_a_disabled_webhook_gets_nothing_and_the_delivery_says_why(
+async def test_a_disabled_webhook_gets_nothing_and_holds_the_delivery(
     harness, delivery, registry
 ):
     webhook = await harness.webhook("/off")
     url = registry.webhooks_url(registry.alice, webhook["id"])
     await registry.http.patch(url, json={"enabled": False}, headers=registry.alice.auth())
     message = await harness.request(webhook)
-    row = await harness.final(message.delivery_id)
-    assert row["status"] == "failed" and row["last_error"] == "webhook disabled"
-    assert row["attempts"] == 0
+
+    async def held():
+        row = await harness.row(message.delivery_id)
+        return row if row is not None and row["next_attempt_at"] is None else None
+
+    row = await eventually(held)
+    assert (row["status"], row["attempts"], row["lease_until"]) == ("pending", 0, None)
     assert harness.receiver.received["/off"] == []
 
 
