@@ -1,6 +1,6 @@
 """An account with real resources of every kind: a webhook, a workflow, a delivery with an
-attempt, an execution and the event they came from in the event log, written by the same code
-paths the services use.
+attempt, an execution and the event they came from in the event log, a recovery job and an API
+key, written by the same code paths the services use.
 
 The tenancy and fuzzing tests aim their requests at these ids, so a 403/404 they see is the
 registry refusing a real resource, not a typo in the test.
@@ -32,7 +32,16 @@ WORKFLOW_CODE = (
 )
 # Every path parameter of the registry's routes: Seeded.path_values has a value for each.
 PATH_PARAMETERS = frozenset(
-    {"account_id", "webhook_id", "delivery_id", "workflow_id", "execution_id", "event_id"}
+    {
+        "account_id",
+        "webhook_id",
+        "delivery_id",
+        "workflow_id",
+        "execution_id",
+        "event_id",
+        "job_id",
+        "key_id",
+    }
 )
 
 
@@ -47,6 +56,8 @@ class Seeded:
     event_id: str
     execution_id: str
     marker: str  # unique text inside the payload, the answer body, the result and the logs
+    job_id: str  # a recovery of the webhook's failed deliveries
+    api_key: dict[str, Any]  # a MEMBER key, as the 201 answered it, with the key
 
     @property
     def path_values(self) -> dict[str, str]:
@@ -58,6 +69,8 @@ class Seeded:
             "workflow_id": self.workflow["id"],
             "execution_id": self.execution_id,
             "event_id": self.event_id,
+            "job_id": self.job_id,
+            "key_id": self.api_key["id"],
         }
 
     @property
@@ -70,6 +83,8 @@ class Seeded:
             self.workflow["name"],
             self.event_id,
             self.marker,
+            self.api_key["key"],
+            self.api_key["label"],
         ]
 
 
@@ -104,7 +119,18 @@ async def seed_account(registry: Any, pool: asyncpg.Pool, account: Any) -> Seede
         delivery_id = await _delivery(conn, webhook, event_id, event, now)
         execution_id = await _execution(conn, workflow, event_id, event, now)
     await _logged(pool, account_id, webhook, workflow, event, now)
-    return Seeded(account_id, webhook, workflow, delivery_id, event_id, execution_id, marker)
+    recover = {"since": "2020-01-01T00:00:00Z"}
+    recovered = await http.post(
+        f"{base}/webhooks/{webhook['id']}/recover", json=recover, headers=auth
+    )
+    assert recovered.status == 202, await recovered.text()
+    job_id = (await recovered.json())["data"]["job"]["id"]
+    api_key = await _created(
+        http, f"{base}/api-keys", auth, {"role": "MEMBER", "label": f"key of {marker}"}, "api_key"
+    )
+    return Seeded(
+        account_id, webhook, workflow, delivery_id, event_id, execution_id, marker, job_id, api_key
+    )
 
 
 async def _created(
