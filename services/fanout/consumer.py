@@ -1,5 +1,10 @@
 """Fanout's loops: the events consumer (fetch a batch, hand it to the processor, which
-produces, awaits the acks and commits, or rewinds) and the registry feed's poll.
+produces, awaits the acks and the event log's write and commits, or rewinds) and the registry
+feed's poll.
+
+One batch is in flight while the next is fetched and routed: its acks and its event log write
+finish meanwhile, and its offsets are committed before the next batch's are (or at a stop).
+If either batch fails, neither is committed and both are rewound.
 
 Each loop runs until `stopping` is set; the batch in hand is finished first. What fails here
 is the world's (the broker away, a bug): the step is retried with back-off, and /readyz turns
@@ -13,18 +18,25 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from services.fanout.metrics import FanoutMetrics
-from services.fanout.processor import BatchProcessor
+from services.fanout.processor import Batch, BatchProcessor, InFlight
 from services.fanout.registry_feed import RegistryFeed
 from services.fanout.settings import FanoutSettings
 from shared.readiness import FetchWatch, RetryWatch
 
 log = structlog.get_logger(__name__)
+
+
+class EventsSource(Protocol):
+    """Where batches of events come from (the events consumer)."""
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> Batch: ...
 
 
 class FanoutLoops:
@@ -41,24 +53,47 @@ class FanoutLoops:
             for name in ("events", "registry")
         }
         self.fetches = FetchWatch("the events consumer", settings.fetch_stall_s)
+        self._in_flight: InFlight | None = None
 
     async def serve(
         self, feed: RegistryFeed, events: AIOKafkaConsumer, processor: BatchProcessor
     ) -> None:
-        """Both loops, until `stopping` is set."""
+        """Both loops, until `stopping` is set; then the batch in flight is finished."""
         await asyncio.gather(
             self.run("registry", feed.poll),
             self.run("events", lambda: self.consume(events, processor)),
         )
+        flight, self._in_flight = self._in_flight, None
+        if flight is not None:
+            try:
+                await processor.finish(flight)
+            except Exception as exc:  # noqa: BLE001 - logged; its events are read again
+                log_failure("fanout.last_batch_failed", exc)
 
-    async def consume(self, events: AIOKafkaConsumer, processor: BatchProcessor) -> None:
-        """One fetch of the events topic, processed (committed, or rewound and raised)."""
+    async def consume(self, events: EventsSource, processor: BatchProcessor) -> None:
+        """One fetch of the events topic, routed and produced; then the batch before it
+        finished (committed, or both rewound and raised)."""
         batch = await events.getmany(
             timeout_ms=self._settings.poll_timeout_ms,
             max_records=self._settings.batch_max_records,
         )
         self.fetches.fetched(now=time.monotonic())
-        await processor.process(batch)
+        previous, self._in_flight = self._in_flight, None
+        try:
+            flight = await processor.start(batch)
+        except BaseException:
+            if previous is not None:
+                await processor.abandon(previous)  # rewound after this batch: the earlier wins
+            raise
+        if previous is not None:
+            try:
+                await processor.finish(previous)
+            except BaseException:
+                if flight is not None:
+                    await processor.abandon(flight)
+                processor.rewind(previous.batch)  # again, last: its offsets are the earlier
+                raise
+        self._in_flight = flight
 
     async def run(self, name: str, step: Callable[[], Awaitable[object]]) -> None:
         """Run `step` until stopped. The one broad except: log, back off, keep serving."""

@@ -14,6 +14,7 @@ goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,17 @@ class _Produced:
 
 
 @dataclass
+class InFlight:
+    """A batch routed and produced whose acks and event log write (`done`) may still be
+    running; `finish` commits its offsets once they are through."""
+
+    batch: Batch
+    produced: _Produced
+    done: asyncio.Future
+    started: float
+
+
+@dataclass
 class _Records:
     """What one routed event produces: (topic, key, value) each, and how many of each kind."""
 
@@ -136,12 +148,30 @@ class BatchProcessor:
     async def process(self, batch: Batch) -> None:
         """Route, produce, await every ack and the event log's write, commit. On failure
         rewind the batch and raise."""
-        if not batch:
-            return
+        flight = await self.start(batch)
+        if flight is not None:
+            await self.finish(flight)
+
+    async def start(self, batch: Batch) -> InFlight | None:
+        """Route and produce the batch, and start its event log write; None for no records.
+        On failure rewind the batch and raise."""
+        if not any(batch.values()):
+            return None
         started = time.perf_counter()
         try:
             produced = await self._produce(batch)
-            await asyncio.gather(*produced.acks, self._events.record(produced.logged))
+        except BaseException:
+            self.rewind(batch)
+            raise
+        done = asyncio.gather(*produced.acks, self._events.record(produced.logged))
+        return InFlight(batch, produced, done, started)
+
+    async def finish(self, flight: InFlight) -> None:
+        """Await the batch's acks and event log write, then commit its offsets. On failure
+        rewind the batch and raise."""
+        batch, produced = flight.batch, flight.produced
+        try:
+            await flight.done
             await self._consumer.commit({tp: ms[-1].offset + 1 for tp, ms in batch.items() if ms})
         except BaseException:
             self.rewind(batch)
@@ -152,7 +182,14 @@ class BatchProcessor:
         for kind in produced.rejected:
             self._metrics.dlq_entries.labels(kind).inc()
             self._metrics.poison.inc(kind)
-        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        self._metrics.batch_seconds.observe(time.perf_counter() - flight.started)
+
+    async def abandon(self, flight: InFlight) -> None:
+        """Give up a started batch: wait its work out (whatever it raises) and rewind it, so
+        it is routed again and its offsets never committed."""
+        with contextlib.suppress(BaseException):
+            await flight.done
+        self.rewind(flight.batch)
 
     def rewind(self, batch: Batch) -> None:
         """Seek back to the batch's first offsets so its records are fetched again."""

@@ -24,4 +24,4 @@ class PostgresEventLog:
 
     async def record(self, entries: Sequence[LoggedEvent]) -> None:
         if entries:
-            await self._pool.execute(_INSERT, [entry.row() for entry in entries])
+            await self._pool.execute(_INSERT, entries)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -81,7 +81,7 @@ async def test_recorded_entries_are_kept_as_given(subject):
 async def test_an_entry_recorded_again_keeps_the_first_and_the_rest_are_added(subject):
     first = entry(1)
     await subject.writer.record([first])
-    again = replace(first, payload='{"changed":true}')
+    again = first._replace(payload='{"changed":true}')
     added = entry(2)
     await subject.writer.record([again, added])
     assert await subject.stored() == {first.id: first, added.id: added}
