@@ -96,21 +96,19 @@ class PostgresEventLog:
     async def delivery_statuses(
         self, organization_id: UUID, delivery_ids: Sequence[UUID]
     ) -> dict[UUID, str]:
-        records = await self._pool.fetch(
-            "SELECT id, status FROM delivery.deliveries"
-            " WHERE id = ANY($1::uuid[]) AND organization_id = $2",
-            list(delivery_ids),
-            organization_id,
-        )
-        return {r["id"]: r["status"] for r in records}
+        return await self._statuses("delivery.deliveries", organization_id, delivery_ids)
 
     async def execution_statuses(
         self, organization_id: UUID, execution_ids: Sequence[UUID]
     ) -> dict[UUID, str]:
+        return await self._statuses("workflow.executions", organization_id, execution_ids)
+
+    async def _statuses(
+        self, table: str, organization_id: UUID, ids: Sequence[UUID]
+    ) -> dict[UUID, str]:
         records = await self._pool.fetch(
-            "SELECT id, status FROM workflow.executions"
-            " WHERE id = ANY($1::uuid[]) AND organization_id = $2",
-            list(execution_ids),
+            f"SELECT id, status FROM {table} WHERE id = ANY($1::uuid[]) AND organization_id = $2",
+            list(ids),
             organization_id,
         )
         return {r["id"]: r["status"] for r in records}
