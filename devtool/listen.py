@@ -20,8 +20,12 @@ from shared.signing import verify_hex, verify_standard
 
 
 def check_delivery(secret: str, body: bytes, headers: dict[str, str], *, now: int) -> dict:
-    """Both schemes, verified: what `listen` prints for one request."""
-    hex_ok = verify_hex(secret, body, headers.get("X-Webhook-Signature", ""))
+    """Both schemes, verified: what `listen` prints for one request. During a rotation's
+    overlap the new secret signs `X-Webhook-Signature-Next`; either header may match."""
+    hex_ok = any(
+        verify_hex(secret, body, headers.get(name, ""))
+        for name in ("X-Webhook-Signature", "X-Webhook-Signature-Next")
+    )
     standard_ok = verify_standard(secret, body, headers, now=now)
     return {
         "event": headers.get("X-Webhook-Event"),

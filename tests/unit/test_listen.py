@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from devtool.listen import check_delivery, listen_app
 from services.delivery.dispatcher import build_headers
-from shared.signing import new_secret
+from shared.signing import PreviousSecret, new_secret
 
 SECRET = new_secret()
 BODY = b'{"id":"e1","event":"participant.joined","data":{"roomId":"r1"}}'
@@ -52,3 +52,20 @@ async def test_listen_answers_200_to_signed_and_401_to_unsigned_requests():
     printed = out.getvalue()
     assert "participant.joined delivery=d1 attempt=2 X-Webhook-Signature=valid" in printed
     assert "INVALID" in printed and '"roomId": "r1"' in printed
+
+
+def test_during_a_rotation_the_new_secret_verifies_by_the_next_header_and_the_old_by_the_first():
+    old, new = new_secret(), new_secret()
+    sent = build_headers(
+        secret=new,
+        body=BODY,
+        delivery_id="d1",
+        event="participant.joined",
+        attempt=1,
+        timestamp=NOW,
+        user_agent="roomhooks/test",
+        previous=PreviousSecret(old, NOW + 60),
+    )
+    for secret in (old, new):
+        assert check_delivery(secret, BODY, sent, now=NOW)["verified"]
+    assert not check_delivery(new_secret(), BODY, sent, now=NOW)["verified"]
