@@ -21,6 +21,9 @@ from services.registry.accounts.repository import PostgresAccounts
 from services.registry.accounts.routes import KeyRoutes
 from services.registry.accounts.service import AccountService
 from services.registry.accounts.usage import usage_recorded
+from services.registry.audit.repository import PostgresAuditLog
+from services.registry.audit.routes import AuditRoutes
+from services.registry.audit.service import AuditService
 from services.registry.auth import ApiLimits, Authorizer
 from services.registry.code_check import deno_code_check
 from services.registry.code_gate import CodeCheckGate
@@ -128,6 +131,7 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
         EventRoutes(auth, EventLogService(PostgresEventLog(pool)), page_size_max=s.page_size_max),
         WebhookRoutes(auth, webhooks, http_hosts=s.http_hosts, page_size_max=s.page_size_max),
         KeyRoutes(auth, accounts, page_size_max=s.page_size_max),
+        AuditRoutes(auth, AuditService(PostgresAuditLog(pool)), page_size_max=s.page_size_max),
         SystemRoutes(readiness, metrics.registry, document),
     ):
         routes.register(app)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from services.registry.accounts.models import ApiKey
 from services.registry.accounts.service import AccountService
+from services.registry.audit.models import Actor
 from services.registry.http import RATE_LIMIT, ApiError
 from services.registry.keys import bearer_token, hash_token
 from services.registry.policy import Access, Role, decide_access
@@ -105,6 +106,11 @@ class Authorizer:
     async def account(self, request: web.Request, *, write: bool, owner: bool = False) -> str:
         """The path's account id when the request's key may read (or write) it; `owner`:
         only an OWNER key may."""
+        return (await self.actor(request, write=write, owner=owner)).account_id
+
+    async def actor(self, request: web.Request, *, write: bool, owner: bool = False) -> Actor:
+        """The request's key as the actor of its changes, when it may read (or write) the
+        path's account; `owner`: only an OWNER key may."""
         key = await self.caller(request)
         access = decide_access(
             key_account=str(key.account_id),
@@ -116,7 +122,7 @@ class Authorizer:
             raise ApiError(403, "forbidden", _DENIED[access])
         if owner and key.role != Role.OWNER:
             raise ApiError(403, "forbidden", "only OWNER keys may do this")
-        return str(key.account_id)
+        return Actor("key", str(key.account_id), key.id, key.label, key.role)
 
     def _remember(self, digest: str) -> None:
         self._known[digest] = None

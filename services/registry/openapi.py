@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from services.registry.accounts.routes import ROUTES as KEY_ROUTES
+from services.registry.audit.routes import ROUTES as AUDIT_ROUTES
 from services.registry.deliveries.routes import ROUTES as DELIVERY_ROUTES
 from services.registry.events.routes import ROUTES as EVENT_ROUTES
 from services.registry.http import ErrorEnvelope
@@ -27,6 +28,7 @@ ROUTES: tuple[Route, ...] = (
     *WORKFLOW_ROUTES,
     *EVENT_ROUTES,
     *KEY_ROUTES,
+    *AUDIT_ROUTES,
     *SYSTEM_ROUTES,
 )
 
@@ -37,7 +39,7 @@ _ERRORS = {
     " nested deeper than 64 levels, NUL or a lone surrogate in any text included).",
     401: "Missing or invalid API key.",
     403: "The key belongs to another account, or its role may not do this (only OWNER and"
-    " ADMIN write; only OWNER manages API keys).",
+    " ADMIN write and read the audit log; only OWNER manages API keys).",
     404: "No such webhook, workflow, delivery, execution, API key or job in this account.",
     409: "The account holds as many webhooks, workflows or live API keys as its quota allows"
     " (`quota_exceeded`), the key is the account's last live OWNER key"
@@ -175,7 +177,10 @@ def _parameters(route: Route, page_size_max: int) -> list[dict[str, Any]]:
     if route.status_filter:
         status = {"enum": list(route.status_filter)}
         params.append(_query("status", status, "Only those with this status."))
-    params += [_query(q.name, q.schema, q.description, empty_is_absent=False) for q in route.query]
+    params += [
+        _query(q.name, q.schema, q.description, empty_is_absent=q.empty_is_absent)
+        for q in route.query
+    ]
     return params
 
 

@@ -18,6 +18,7 @@ from typing import Any, Self
 from uuid import UUID
 
 from services.registry.accounts.models import ApiKey, ApiKeyRow
+from services.registry.audit.models import AuditEntry
 from services.registry.deliveries.models import AttemptRow, DeliveryRow
 from services.registry.errors import NotFound, QuotaExceeded
 from services.registry.events.models import EventFilters, EventRow
@@ -125,6 +126,7 @@ class _FakeTable:
     def __init__(self) -> None:
         self.rows: dict[UUID, Any] = {}
         self.outbox: list[OutboxEntry] = []
+        self.audited: list[AuditEntry] = []
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Self]:
@@ -155,6 +157,9 @@ class _FakeTable:
 
     async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
         self.outbox.extend(entries)
+
+    async def audit(self, entry: AuditEntry) -> None:
+        self.audited.append(entry)
 
     def _pop(self, organization_id: UUID, row_id: UUID) -> Any:
         row = self.rows.get(row_id)

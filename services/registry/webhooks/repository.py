@@ -11,6 +11,8 @@ from uuid import UUID
 import asyncpg
 
 from services.registry import outbox
+from services.registry.audit import repository as audit_log
+from services.registry.audit.models import AuditEntry
 from services.registry.outbox import OutboxEntry
 from services.registry.quota import check_quota
 from services.registry.webhooks.models import WebhookRow
@@ -138,6 +140,9 @@ class WebhookSql:
 
     async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
         await outbox.enqueue(self._conn, entries)
+
+    async def audit(self, entry: AuditEntry) -> None:
+        await audit_log.insert(self._conn, entry)
 
 
 class PostgresWebhooks:

@@ -43,9 +43,11 @@ class WebhookRoutes:
         register(app, ROUTES, self)
 
     async def create(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=True)
+        actor = await self._auth.actor(request, write=True)
         body = WebhookCreateInput.model_validate(await read_json(request), context=self._context)
-        webhook = await self._webhooks.create(account_id, body, secret=body.secret)
+        webhook = await self._webhooks.create(
+            actor.account_id, body, secret=body.secret, actor=actor
+        )
         return ok("Webhook created", {"webhook": webhook.model_dump(mode="json")}, status=201)
 
     async def list(self, request: web.Request) -> web.Response:
@@ -70,24 +72,31 @@ class WebhookRoutes:
         return ok("Webhook", {"webhook": webhook.model_dump(mode="json")})
 
     async def rotate_secret(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=True)
+        actor = await self._auth.actor(request, write=True)
         given = await read_json(request) if request.body_exists else {}
         body = SecretRotation.model_validate(given)
         webhook = await self._webhooks.rotate_secret(
-            account_id, request.match_info["webhook_id"], overlap_s=body.overlap_seconds
+            actor.account_id,
+            request.match_info["webhook_id"],
+            overlap_s=body.overlap_seconds,
+            actor=actor,
         )
         return ok("Secret rotated", {"webhook": webhook.model_dump(mode="json")})
 
     async def replace(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=True)
+        actor = await self._auth.actor(request, write=True)
         body = WebhookInput.model_validate(await read_json(request), context=self._context)
-        webhook = await self._webhooks.replace(account_id, request.match_info["webhook_id"], body)
+        webhook = await self._webhooks.replace(
+            actor.account_id, request.match_info["webhook_id"], body, actor=actor
+        )
         return ok("Webhook replaced", {"webhook": webhook.model_dump(mode="json")})
 
     async def patch(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=True)
+        actor = await self._auth.actor(request, write=True)
         body = WebhookPatch.model_validate(await read_json(request), context=self._context)
-        webhook = await self._webhooks.patch(account_id, request.match_info["webhook_id"], body)
+        webhook = await self._webhooks.patch(
+            actor.account_id, request.match_info["webhook_id"], body, actor=actor
+        )
         return ok("Webhook updated", {"webhook": webhook.model_dump(mode="json")})
 
     async def _reader(self, request: web.Request) -> tuple[str, bool]:
@@ -105,8 +114,10 @@ class WebhookRoutes:
         return str(key.account_id), Role(key.role) in WRITER_ROLES
 
     async def delete(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=True)
-        webhook = await self._webhooks.delete(account_id, request.match_info["webhook_id"])
+        actor = await self._auth.actor(request, write=True)
+        webhook = await self._webhooks.delete(
+            actor.account_id, request.match_info["webhook_id"], actor=actor
+        )
         return ok("Webhook deleted", {"webhook": webhook.model_dump(mode="json")})
 
 

@@ -7,11 +7,13 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
 
+from services.registry.audit.models import Actor, AuditEntry
+from services.registry.audit.recorder import audit_entry, changed_fields, safe_change
 from services.registry.errors import InvalidChange, NotFound, parse_id
 from services.registry.outbox import OutboxEntry
 from services.registry.policy import check_room_scope
@@ -69,6 +71,9 @@ class WebhookWrites(Protocol):
     async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
         """Add to the outbox, published in this order once the transaction is kept."""
 
+    async def audit(self, entry: AuditEntry) -> None:
+        """Add to the audit log, kept with this transaction."""
+
 
 class WebhookRepository(Protocol):
     """Webhooks, each inside its account, and the outbox announcing their changes."""
@@ -109,9 +114,15 @@ class WebhookService:
         self._quota = quota
 
     async def create(
-        self, account_id: str, body: WebhookInput, *, secret: str | None = None
+        self,
+        account_id: str,
+        body: WebhookInput,
+        *,
+        secret: str | None = None,
+        actor: Actor | None = None,
     ) -> WebhookWithSecret:
-        """A new webhook signing with `secret` (checked by the caller) or a new one."""
+        """A new webhook signing with `secret` (checked by the caller) or a new one; `actor`
+        (None: the platform) is audited."""
         now = self._clock()
         secret = secret or new_secret()  # answered once, in the 201; stored sealed
         row = WebhookRow(
@@ -140,6 +151,8 @@ class WebhookService:
                     webhook_created_entry(self._topics, stored, event_id=event_id, now=now),
                 ]
             )
+            changes = changed_fields(None, self._fields(stored))
+            await self._audit(tx, actor, account_id, "webhook.created", stored.id, changes)
         log.info("webhook.created", account_id=account_id, webhook_id=str(stored.id))
         return webhook_with_secret(stored, secret, body.headers)
 
@@ -160,7 +173,7 @@ class WebhookService:
         return Page([self._shown(r, reveal=reveal) for r in rows], next_cursor)
 
     async def rotate_secret(
-        self, account_id: str, webhook_id: str, *, overlap_s: int
+        self, account_id: str, webhook_id: str, *, overlap_s: int, actor: Actor | None = None
     ) -> WebhookWithSecret:
         """A new secret, answered once; the replaced one keeps signing beside it for
         `overlap_s` seconds (0: not at all). A rotation during an overlap ends that overlap:
@@ -183,6 +196,11 @@ class WebhookService:
                 )
             )
             await tx.enqueue([registry_entry(self._topics, stored)])
+            changes = [
+                safe_change("secret", None),
+                *changed_fields(self._fields(row), self._fields(stored)),
+            ]
+            await self._audit(tx, actor, account_id, "webhook.secret_rotated", row.id, changes)
         log.info(
             "webhook.secret_rotated",
             account_id=account_id,
@@ -191,7 +209,9 @@ class WebhookService:
         )
         return webhook_with_secret(stored, secret, self._headers(stored))
 
-    async def replace(self, account_id: str, webhook_id: str, body: WebhookInput) -> Webhook:
+    async def replace(
+        self, account_id: str, webhook_id: str, body: WebhookInput, *, actor: Actor | None = None
+    ) -> Webhook:
         def change(row: WebhookRow) -> WebhookRow:
             return replace(
                 row,
@@ -205,9 +225,11 @@ class WebhookService:
                 headers_ciphertext=seal_headers(self._box, body.headers),
             )
 
-        return await self._change(account_id, webhook_id, change)
+        return await self._change(account_id, webhook_id, change, actor)
 
-    async def patch(self, account_id: str, webhook_id: str, body: WebhookPatch) -> Webhook:
+    async def patch(
+        self, account_id: str, webhook_id: str, body: WebhookPatch, *, actor: Actor | None = None
+    ) -> Webhook:
         fields = body.model_fields_set
 
         def change(row: WebhookRow) -> WebhookRow:
@@ -235,14 +257,17 @@ class WebhookService:
                 raise InvalidChange("events", str(exc)) from exc
             return updated
 
-        return await self._change(account_id, webhook_id, change)
+        return await self._change(account_id, webhook_id, change, actor)
 
-    async def delete(self, account_id: str, webhook_id: str) -> Webhook:
+    async def delete(
+        self, account_id: str, webhook_id: str, *, actor: Actor | None = None
+    ) -> Webhook:
         async with self._webhooks.transaction() as tx:
             row = await tx.delete(parse_id(account_id), parse_id(webhook_id))
             if row is None:
                 raise NotFound(webhook_id)
             await tx.enqueue([tombstone_entry(self._topics, row.id)])
+            await self._audit(tx, actor, account_id, "webhook.deleted", row.id, [])
         log.info("webhook.deleted", account_id=account_id, webhook_id=webhook_id)
         return public_webhook(row)
 
@@ -256,6 +281,8 @@ class WebhookService:
                 replace(row, enabled=False, disabled_reason=reason, updated_at=self._clock())
             )
             await tx.enqueue([registry_entry(self._topics, stored)])
+            changes = changed_fields(self._fields(row), self._fields(stored))
+            await self._audit(tx, None, account_id, "webhook.disabled", row.id, changes)
         log.warning("webhook.disabled", account_id=account_id, webhook_id=webhook_id, reason=reason)
         return True
 
@@ -269,7 +296,11 @@ class WebhookService:
         return len(rows)
 
     async def _change(
-        self, account_id: str, webhook_id: str, change: Callable[[WebhookRow], WebhookRow]
+        self,
+        account_id: str,
+        webhook_id: str,
+        change: Callable[[WebhookRow], WebhookRow],
+        actor: Actor | None,
     ) -> Webhook:
         async with self._webhooks.transaction() as tx:
             row = await tx.get_for_update(parse_id(account_id), parse_id(webhook_id))
@@ -277,8 +308,28 @@ class WebhookService:
                 raise NotFound(webhook_id)
             stored = await tx.update(replace(change(row), updated_at=self._clock()))
             await tx.enqueue([registry_entry(self._topics, stored)])
+            changes = changed_fields(self._fields(row), self._fields(stored))
+            await self._audit(tx, actor, account_id, "webhook.updated", row.id, changes)
         log.info("webhook.updated", account_id=account_id, webhook_id=webhook_id)
         return self._shown(stored, reveal=True)  # only OWNER and ADMIN keys change webhooks
+
+    async def _audit(
+        self,
+        tx: WebhookWrites,
+        actor: Actor | None,
+        account_id: str,
+        action: str,
+        webhook_id: UUID,
+        changes: list[dict[str, Any]],
+    ) -> None:
+        """Audit a change in its transaction; no actor: the platform made it."""
+        who = actor or Actor.system(account_id)
+        await tx.audit(audit_entry(who, action, webhook_id, changes, now=self._clock()))
+
+    def _fields(self, row: WebhookRow) -> dict[str, Any]:
+        """The fields as the API shows them to OWNER and ADMIN keys (the recorder masks what
+        the audit log may not show)."""
+        return self._shown(row, reveal=True).model_dump(mode="json")
 
     def _headers(self, row: WebhookRow) -> dict[str, str]:
         """The custom headers opened; none when they do not open (their deliveries fail
