@@ -49,19 +49,21 @@ def safe_change(name: str, value: Any) -> dict[str, Any]:
 
 
 def audit_entry(
-    actor: Actor,
+    actor: Actor | None,
+    account_id: str,
     action: str,
     target_id: object | None,
     changes: list[dict[str, Any]],
     *,
     now: datetime,
 ) -> AuditEntry:
-    """An entry to write in the transaction of the change it records."""
+    """An entry to write in the transaction of the change it records; no actor: the
+    platform made the change."""
     return AuditEntry(
         id=uuid.uuid4(),
-        account_id=uuid.UUID(actor.account_id),
+        account_id=uuid.UUID(account_id),
         created_at=now,
-        actor=actor,
+        actor=actor or Actor.system(account_id),
         action=action,
         target_id=str(target_id) if target_id is not None else None,
         changes=changes,

@@ -152,7 +152,11 @@ class WebhookService:
                 ]
             )
             changes = changed_fields(None, self._fields(stored))
-            await self._audit(tx, actor, account_id, "webhook.created", stored.id, changes)
+            await tx.audit(
+                audit_entry(
+                    actor, account_id, "webhook.created", stored.id, changes, now=self._clock()
+                )
+            )
         log.info("webhook.created", account_id=account_id, webhook_id=str(stored.id))
         return webhook_with_secret(stored, secret, body.headers)
 
@@ -200,7 +204,11 @@ class WebhookService:
                 safe_change("secret", None),
                 *changed_fields(self._fields(row), self._fields(stored)),
             ]
-            await self._audit(tx, actor, account_id, "webhook.secret_rotated", row.id, changes)
+            await tx.audit(
+                audit_entry(
+                    actor, account_id, "webhook.secret_rotated", row.id, changes, now=self._clock()
+                )
+            )
         log.info(
             "webhook.secret_rotated",
             account_id=account_id,
@@ -267,7 +275,9 @@ class WebhookService:
             if row is None:
                 raise NotFound(webhook_id)
             await tx.enqueue([tombstone_entry(self._topics, row.id)])
-            await self._audit(tx, actor, account_id, "webhook.deleted", row.id, [])
+            await tx.audit(
+                audit_entry(actor, account_id, "webhook.deleted", row.id, [], now=self._clock())
+            )
         log.info("webhook.deleted", account_id=account_id, webhook_id=webhook_id)
         return public_webhook(row)
 
@@ -282,7 +292,11 @@ class WebhookService:
             )
             await tx.enqueue([registry_entry(self._topics, stored)])
             changes = changed_fields(self._fields(row), self._fields(stored))
-            await self._audit(tx, None, account_id, "webhook.disabled", row.id, changes)
+            await tx.audit(
+                audit_entry(
+                    None, account_id, "webhook.disabled", row.id, changes, now=self._clock()
+                )
+            )
         log.warning("webhook.disabled", account_id=account_id, webhook_id=webhook_id, reason=reason)
         return True
 
@@ -309,22 +323,13 @@ class WebhookService:
             stored = await tx.update(replace(change(row), updated_at=self._clock()))
             await tx.enqueue([registry_entry(self._topics, stored)])
             changes = changed_fields(self._fields(row), self._fields(stored))
-            await self._audit(tx, actor, account_id, "webhook.updated", row.id, changes)
+            await tx.audit(
+                audit_entry(
+                    actor, account_id, "webhook.updated", row.id, changes, now=self._clock()
+                )
+            )
         log.info("webhook.updated", account_id=account_id, webhook_id=webhook_id)
         return self._shown(stored, reveal=True)  # only OWNER and ADMIN keys change webhooks
-
-    async def _audit(
-        self,
-        tx: WebhookWrites,
-        actor: Actor | None,
-        account_id: str,
-        action: str,
-        webhook_id: UUID,
-        changes: list[dict[str, Any]],
-    ) -> None:
-        """Audit a change in its transaction; no actor: the platform made it."""
-        who = actor or Actor.system(account_id)
-        await tx.audit(audit_entry(who, action, webhook_id, changes, now=self._clock()))
 
     def _fields(self, row: WebhookRow) -> dict[str, Any]:
         """The fields as the API shows them to OWNER and ADMIN keys (the recorder masks what

@@ -10,6 +10,8 @@ from uuid import UUID
 import asyncpg
 
 from services.registry import outbox
+from services.registry.audit import repository as audit_log
+from services.registry.audit.models import AuditEntry
 from services.registry.outbox import OutboxEntry
 from services.registry.quota import check_quota
 from services.registry.workflows.models import ExecutionRow, WorkflowRow
@@ -129,6 +131,9 @@ class WorkflowSql:
 
     async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
         await outbox.enqueue(self._conn, entries)
+
+    async def audit(self, entry: AuditEntry) -> None:
+        await audit_log.insert(self._conn, entry)
 
     async def executions(
         self,

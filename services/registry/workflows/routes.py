@@ -44,9 +44,9 @@ class WorkflowRoutes:
         return page_limit(request, default=DEFAULT_PAGE_SIZE, maximum=self._page_size_max)
 
     async def create(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=True)
+        actor = await self._auth.actor(request, write=True)
         body = WorkflowInput.model_validate(await read_json(request), context=self._context)
-        workflow = await self._workflows.create(account_id, body)
+        workflow = await self._workflows.create(actor.account_id, body, actor=actor)
         return ok("Workflow created", {"workflow": workflow.model_dump(mode="json")}, status=201)
 
     async def list(self, request: web.Request) -> web.Response:
@@ -68,14 +68,18 @@ class WorkflowRoutes:
         return ok("Workflow", {"workflow": workflow.model_dump(mode="json")})
 
     async def patch(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=True)
+        actor = await self._auth.actor(request, write=True)
         body = WorkflowPatch.model_validate(await read_json(request), context=self._context)
-        workflow = await self._workflows.patch(account_id, request.match_info["workflow_id"], body)
+        workflow = await self._workflows.patch(
+            actor.account_id, request.match_info["workflow_id"], body, actor=actor
+        )
         return ok("Workflow updated", {"workflow": workflow.model_dump(mode="json")})
 
     async def delete(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=True)
-        workflow = await self._workflows.delete(account_id, request.match_info["workflow_id"])
+        actor = await self._auth.actor(request, write=True)
+        workflow = await self._workflows.delete(
+            actor.account_id, request.match_info["workflow_id"], actor=actor
+        )
         return ok("Workflow deleted", {"workflow": workflow.model_dump(mode="json")})
 
     async def executions(self, request: web.Request) -> web.Response:

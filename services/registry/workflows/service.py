@@ -10,11 +10,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
 
+from services.registry.audit.models import Actor, AuditEntry
+from services.registry.audit.recorder import audit_entry, changed_fields
 from services.registry.errors import InvalidChange, NotFound, parse_id
 from services.registry.outbox import OutboxEntry
 from services.registry.policy import check_room_scope
@@ -90,6 +92,9 @@ class WorkflowWrites(Protocol):
     async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
         """Add to the outbox, published in this order once the transaction is kept."""
 
+    async def audit(self, entry: AuditEntry) -> None:
+        """Add to the audit log, kept with this transaction."""
+
 
 class WorkflowRepository(Protocol):
     """Workflows, each inside its account, with the code of their current version; and the
@@ -157,7 +162,10 @@ class WorkflowService:
         except CodeRejected as exc:
             raise InvalidChange("code", str(exc)) from exc
 
-    async def create(self, account_id: str, body: WorkflowInput) -> Workflow:
+    async def create(
+        self, account_id: str, body: WorkflowInput, *, actor: Actor | None = None
+    ) -> Workflow:
+        """A new workflow, its code checked first; `actor` (None: the platform) is audited."""
         await self._checked(body.code, body.language)
         now = self._clock()
         row = WorkflowRow(
@@ -178,6 +186,12 @@ class WorkflowService:
             await tx.check_quota(row.organization_id, self._quota)
             await tx.insert(row)
             await tx.enqueue([registry_entry(self._topics, row)])
+            changes = changed_fields(None, _fields(row))
+            await tx.audit(
+                audit_entry(
+                    actor, account_id, "workflow.created", row.id, changes, now=self._clock()
+                )
+            )
         log.info("workflow.created", account_id=account_id, workflow_id=str(row.id))
         return public_workflow(row)
 
@@ -191,7 +205,9 @@ class WorkflowService:
         rows, next_cursor = cut_page(rows, limit, lambda r: (r.created_at, r.id))
         return WorkflowPage([public_workflow(r) for r in rows], next_cursor)
 
-    async def patch(self, account_id: str, workflow_id: str, body: WorkflowPatch) -> Workflow:
+    async def patch(
+        self, account_id: str, workflow_id: str, body: WorkflowPatch, *, actor: Actor | None = None
+    ) -> Workflow:
         fields = body.model_fields_set
         checked: tuple[str, str] | None = None
         for _ in range(PATCH_ATTEMPTS):
@@ -206,7 +222,7 @@ class WorkflowService:
                 if wanted != (current.code, current.language) and wanted != checked:
                     await self._checked(*wanted)
                     checked = wanted
-            updated = await self._apply_patch(account_id, workflow_id, body, checked)
+            updated = await self._apply_patch(account_id, workflow_id, body, checked, actor)
             if updated is not None:
                 break
         else:
@@ -225,6 +241,7 @@ class WorkflowService:
         workflow_id: str,
         body: WorkflowPatch,
         checked: tuple[str, str] | None,
+        actor: Actor | None,
     ) -> WorkflowRow | None:
         """The patched row, stored; None when it needs a code check it has not had (it changed
         since it was read)."""
@@ -258,15 +275,26 @@ class WorkflowService:
                 await tx.insert_version(updated)
             await tx.update(updated)
             await tx.enqueue([registry_entry(self._topics, updated)])
+            changes = changed_fields(_fields(row), _fields(updated))
+            await tx.audit(
+                audit_entry(
+                    actor, account_id, "workflow.updated", row.id, changes, now=self._clock()
+                )
+            )
         return updated
 
-    async def delete(self, account_id: str, workflow_id: str) -> Workflow:
+    async def delete(
+        self, account_id: str, workflow_id: str, *, actor: Actor | None = None
+    ) -> Workflow:
         async with self._workflows.transaction() as tx:
             row = await tx.get_for_update(parse_id(account_id), parse_id(workflow_id))
             if row is None:
                 raise NotFound(workflow_id)
             await tx.delete(row.organization_id, row.id)
             await tx.enqueue([tombstone_entry(self._topics, row)])
+            await tx.audit(
+                audit_entry(actor, account_id, "workflow.deleted", row.id, [], now=self._clock())
+            )
         log.info("workflow.deleted", account_id=account_id, workflow_id=workflow_id)
         return public_workflow(row)
 
@@ -310,3 +338,8 @@ class WorkflowService:
         if row is None:
             raise NotFound(workflow_id)
         return row
+
+
+def _fields(row: WorkflowRow) -> dict[str, Any]:
+    """The fields as the API shows them (the recorder keeps the code out of the audit log)."""
+    return public_workflow(row).model_dump(mode="json")
