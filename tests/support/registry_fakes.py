@@ -43,6 +43,7 @@ class FakeAccounts:
         self.keys: dict[str, ApiKeyRow] = {}
         self.state: dict[UUID, ApiKey] = {}
         self.use_writes: list[dict[UUID, datetime]] = []  # each record_use call's argument
+        self.audited: list[AuditEntry] = []
         self._locks: dict[UUID, asyncio.Lock] = {}
 
     async def insert_account(self, account_id: UUID, name: str) -> None:
@@ -60,6 +61,7 @@ class FakeAccounts:
             yield writes
             self.keys.update(writes.keys)  # kept only when the block ends without raising
             self.state.update(writes.state)
+            self.audited.extend(writes.audited)
 
     async def find_key(self, token_sha256: str, *, now: datetime) -> ApiKey | None:
         row = self.keys.get(token_sha256)
@@ -86,6 +88,7 @@ class _FakeAccountKeys:
         self._account_id = account_id
         self.keys: dict[str, ApiKeyRow] = {}
         self.state: dict[UUID, ApiKey] = {}
+        self.audited: list[AuditEntry] = []
 
     async def live_keys(self, now: datetime) -> list[ApiKey]:
         await asyncio.sleep(0)  # as a query would: other tasks run meanwhile
@@ -116,6 +119,9 @@ class _FakeAccountKeys:
         assert key is not None
         self.state[key_id] = replace(key, revoked_at=now)
         return self.state[key_id]
+
+    async def audit(self, entry: AuditEntry) -> None:
+        self.audited.append(entry)
 
 
 class _FakeTable:

@@ -10,6 +10,8 @@ from uuid import UUID
 import asyncpg
 
 from services.registry.accounts.models import ApiKey, ApiKeyRow
+from services.registry.audit import repository as audit_log
+from services.registry.audit.models import AuditEntry
 from services.registry.errors import NotFound
 
 # Never the digest: no read answers it.
@@ -71,6 +73,9 @@ class AccountKeySql:
             now,
         )
         return _key(record)
+
+    async def audit(self, entry: AuditEntry) -> None:
+        await audit_log.insert(self._conn, entry)
 
 
 class PostgresAccounts:

@@ -49,19 +49,23 @@ class KeyRoutes:
         )
 
     async def create(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=True, owner=True)
+        actor = await self._auth.actor(request, write=True, owner=True)
         body = ApiKeyInput.model_validate(await read_json(request))
         minted = await self._accounts.mint_key(
-            parse_id(account_id), Role(body.role), label=body.label, expires_at=body.expires_at
+            parse_id(actor.account_id),
+            Role(body.role),
+            label=body.label,
+            expires_at=body.expires_at,
+            actor=actor,
         )
         created = ApiKeyWithToken(**ApiKeyInfo.of(minted.key).model_dump(), key=minted.token)
         return ok("API key created", {"api_key": created.model_dump(mode="json")}, status=201)
 
     async def revoke(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=True, owner=True)
+        actor = await self._auth.actor(request, write=True, owner=True)
         try:
             key = await self._accounts.revoke_key(
-                parse_id(account_id), parse_id(request.match_info["key_id"])
+                parse_id(actor.account_id), parse_id(request.match_info["key_id"]), actor=actor
             )
         except LastOwnerKey:
             raise ApiError(

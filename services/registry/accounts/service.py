@@ -8,14 +8,16 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
 
 from services.registry import keys
-from services.registry.accounts.models import ApiKey, ApiKeyRow, KeyOwner
+from services.registry.accounts.models import ApiKey, ApiKeyInfo, ApiKeyRow, KeyOwner
 from services.registry.accounts.usage import KeyUsage
+from services.registry.audit.models import Actor, AuditEntry
+from services.registry.audit.recorder import audit_entry, changed_fields
 from services.registry.errors import InvalidChange, NotFound, QuotaExceeded
 from services.registry.policy import Role
 from shared.pagination import after_cursor, cut_page
@@ -42,6 +44,9 @@ class AccountKeyWrites(Protocol):
 
     async def revoke(self, key_id: UUID, now: datetime) -> ApiKey:
         """Set `revoked_at` to `now` on a key of this account; returns what is stored."""
+
+    async def audit(self, entry: AuditEntry) -> None:
+        """Add to the audit log, kept with this transaction."""
 
 
 class AccountRepository(Protocol):
@@ -93,6 +98,11 @@ def leaves_no_owner(target: ApiKey, live: list[ApiKey]) -> bool:
     return not any(k.role == Role.OWNER and k.id != target.id for k in live)
 
 
+def _fields(key: ApiKey) -> dict[str, Any]:
+    """The key as its account sees it (never the key itself)."""
+    return ApiKeyInfo.of(key).model_dump(mode="json")
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -130,8 +140,10 @@ class AccountService:
         *,
         label: str | None = None,
         expires_at: datetime | None = None,
+        actor: Actor | None = None,
     ) -> MintedKey:
-        """A new key; NotFound (no account), QuotaExceeded, InvalidChange (expiresAt)."""
+        """A new key; NotFound (no account), QuotaExceeded, InvalidChange (expiresAt).
+        `actor` (None: the platform, e.g. the admin CLI) is audited."""
         now = self._clock()
         if expires_at is not None and expires_at <= now:
             raise InvalidChange("expiresAt", "must be in the future")
@@ -150,6 +162,10 @@ class AccountService:
             if len(await account_keys.live_keys(now)) >= self._quota:
                 raise QuotaExceeded("live API keys", self._quota)
             key = await account_keys.insert(row)
+            changes = changed_fields(None, _fields(key))
+            await account_keys.audit(
+                audit_entry(actor, str(account_id), "api_key.created", key.id, changes, now=now)
+            )
         log.info("api_key.created", account_id=str(account_id), key_id=str(key.id), role=role.value)
         return MintedKey(key, token)
 
@@ -164,7 +180,9 @@ class AccountService:
         page, next_cursor = cut_page(rows, limit, lambda k: (k.created_at, k.id))
         return KeyPage(page, next_cursor)
 
-    async def revoke_key(self, account_id: UUID, key_id: UUID) -> ApiKey:
+    async def revoke_key(
+        self, account_id: UUID, key_id: UUID, *, actor: Actor | None = None
+    ) -> ApiKey:
         """Revoke a key of the account (again: no change); NotFound, LastOwnerKey."""
         now = self._clock()
         async with self._accounts.keys_of(account_id) as account_keys:
@@ -176,6 +194,10 @@ class AccountService:
             if leaves_no_owner(target, await account_keys.live_keys(now)):
                 raise LastOwnerKey(str(key_id))
             revoked = await account_keys.revoke(key_id, now)
+            changes = changed_fields(_fields(target), _fields(revoked))
+            await account_keys.audit(
+                audit_entry(actor, str(account_id), "api_key.revoked", key_id, changes, now=now)
+            )
         log.info("api_key.revoked", account_id=str(account_id), key_id=str(key_id))
         return revoked
 
