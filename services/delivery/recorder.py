@@ -1,4 +1,5 @@
 """Batches finished attempts into one statement: thousands of deliveries a second need it.
+The batch's endpoint health (`attempt_stats`) goes in the same transaction, one upsert.
 
 Bounded: `record()` waits when the queue is full. Failures follow the one rule
 (`shared.failures`): an outage (connection lost, timeout) keeps the batch and retries it with
@@ -135,7 +136,7 @@ class AttemptRecorder:
         while True:
             try:
                 async with self._pool.acquire() as conn:
-                    await repository.record_attempts(conn, rows, now=self._clock())
+                    await repository.record_attempts_with_health(conn, rows, now=self._clock())
                 self.retries.succeeded()
                 return None
             except Exception as exc:  # noqa: BLE001 - whatever the pool raises, the task lives on

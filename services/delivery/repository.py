@@ -9,6 +9,12 @@ from uuid import UUID
 
 import asyncpg
 
+from services.delivery.attempt_stats import (
+    HealthChange,
+    RecordedAttempt,
+    StatsBucket,
+    aggregate,
+)
 from services.delivery.recoveries import insert_recoveries
 from shared.messages import DeliveryRequested, RecoverRequested, RedeliverRequested
 from shared.signing import PreviousSecret
@@ -188,8 +194,31 @@ async def record_attempts(
     Fenced on the attempt count: an attempt whose lease ran out and whose delivery another
     replica has attempted since is not recorded twice.
     """
+    return len(await _insert_attempts(conn, rows, now=now))
+
+
+async def record_attempts_with_health(
+    conn: asyncpg.Connection, rows: Sequence[AttemptRow], *, now: datetime
+) -> int:
+    """`record_attempts`, and in the same transaction the endpoint health of the attempts
+    recorded (`attempt_stats`), in one upsert for the batch."""
+    async with conn.transaction():
+        webhooks = await _insert_attempts(conn, rows, now=now)
+        recorded = [
+            RecordedAttempt(webhooks[r.delivery_id], r.started_at, r.duration_ms, r.status, r.error)
+            for r in rows
+            if r.delivery_id in webhooks
+        ]
+        await upsert_health(conn, *aggregate(recorded), now=now)
+    return len(webhooks)
+
+
+async def _insert_attempts(
+    conn: asyncpg.Connection, rows: Sequence[AttemptRow], *, now: datetime
+) -> dict[UUID, UUID]:
+    """The attempts recorded: delivery id -> its webhook id."""
     if not rows:
-        return 0
+        return {}
     records = await conn.fetch(
         """
         WITH input AS (
@@ -205,15 +234,18 @@ async def record_attempts(
                 next_attempt_at = i.next_attempt_at, lease_until = NULL, updated_at = $10
             FROM input i
             WHERE d.id = i.id AND d.attempts = i.attempt - 1
-            RETURNING d.id
+            RETURNING d.id, d.webhook_id
+        ), inserted AS (
+            INSERT INTO delivery.delivery_attempts
+                (delivery_id, attempt, started_at, duration_ms, status_code, error,
+                 response_body)
+            SELECT i.id, i.attempt, i.started_at, i.duration_ms, i.status_code, i.error,
+                   i.response_body
+            FROM input i JOIN updated u ON u.id = i.id
+            ON CONFLICT DO NOTHING
+            RETURNING delivery_id
         )
-        INSERT INTO delivery.delivery_attempts
-            (delivery_id, attempt, started_at, duration_ms, status_code, error, response_body)
-        SELECT i.id, i.attempt, i.started_at, i.duration_ms, i.status_code, i.error,
-               i.response_body
-        FROM input i JOIN updated u ON u.id = i.id
-        ON CONFLICT DO NOTHING
-        RETURNING delivery_id
+        SELECT n.delivery_id, u.webhook_id FROM inserted n JOIN updated u ON u.id = n.delivery_id
         """,
         [r.delivery_id for r in rows],
         [r.attempt for r in rows],
@@ -226,7 +258,67 @@ async def record_attempts(
         [r.next_attempt_at for r in rows],
         now,
     )
-    return len(records)
+    return {r["delivery_id"]: r["webhook_id"] for r in records}
+
+
+async def upsert_health(
+    conn: asyncpg.Connection,
+    buckets: Sequence[StatsBucket],
+    changes: Sequence[HealthChange],
+    *,
+    now: datetime,
+) -> None:
+    """Add a batch's stats to their minute and hour rows and merge its health changes, in
+    one statement."""
+    if not buckets:
+        return
+    await conn.execute(
+        """
+        WITH stats AS (
+            INSERT INTO delivery.attempt_stats AS s
+                (webhook_id, period_s, bucket_start, attempts, successes, gave_up, latency_ms)
+            SELECT w, p, b, a, ok, g, l::int[]
+            FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::int[], $5::int[],
+                        $6::int[], $7::text[]) AS t(w, p, b, a, ok, g, l)
+            ON CONFLICT (webhook_id, period_s, bucket_start) DO UPDATE SET
+                attempts = s.attempts + EXCLUDED.attempts,
+                successes = s.successes + EXCLUDED.successes,
+                gave_up = s.gave_up + EXCLUDED.gave_up,
+                latency_ms = ARRAY(
+                    SELECT x + y FROM unnest(s.latency_ms, EXCLUDED.latency_ms)
+                        WITH ORDINALITY AS h(x, y, n) ORDER BY n)
+        )
+        INSERT INTO delivery.webhook_health AS h
+            (webhook_id, last_success_at, last_failure_at, last_error, failure_streak,
+             last_gave_up_at, updated_at)
+        SELECT *, $14::timestamptz FROM unnest($8::uuid[], $9::timestamptz[],
+            $10::timestamptz[], $11::text[], $12::int[], $13::timestamptz[])
+        ON CONFLICT (webhook_id) DO UPDATE SET
+            last_error = CASE WHEN EXCLUDED.last_failure_at
+                    >= COALESCE(h.last_failure_at, '-infinity') THEN EXCLUDED.last_error
+                ELSE h.last_error END,
+            failure_streak = CASE WHEN EXCLUDED.last_success_at IS NOT NULL
+                THEN EXCLUDED.failure_streak ELSE h.failure_streak + EXCLUDED.failure_streak END,
+            last_success_at = GREATEST(h.last_success_at, EXCLUDED.last_success_at),
+            last_failure_at = GREATEST(h.last_failure_at, EXCLUDED.last_failure_at),
+            last_gave_up_at = GREATEST(h.last_gave_up_at, EXCLUDED.last_gave_up_at),
+            updated_at = EXCLUDED.updated_at
+        """,
+        [b.webhook_id for b in buckets],
+        [b.period_s for b in buckets],
+        [b.bucket_start for b in buckets],
+        [b.attempts for b in buckets],
+        [b.successes for b in buckets],
+        [b.gave_up for b in buckets],
+        ["{" + ",".join(map(str, b.latency_ms)) + "}" for b in buckets],
+        [c.webhook_id for c in changes],
+        [c.last_success_at for c in changes],
+        [c.last_failure_at for c in changes],
+        [c.last_error for c in changes],
+        [c.failure_streak for c in changes],
+        [c.last_gave_up_at for c in changes],
+        now,
+    )
 
 
 async def stop_deliveries(
