@@ -277,6 +277,7 @@ class FakeDeliveryLog:
         self.deliveries: list[tuple[UUID, DeliveryRow]] = []  # (organization id, delivery)
         self.attempt_rows: dict[UUID, list[AttemptRow]] = {}
         self.outbox: list[OutboxEntry] = []
+        self.audited: list[AuditEntry] = []
 
     def record(self, organization_id: UUID, delivery: DeliveryRow, *attempts: AttemptRow) -> None:
         """What the delivery service does (not part of the Protocol)."""
@@ -314,8 +315,11 @@ class FakeDeliveryLog:
     async def attempts(self, delivery_id: UUID) -> list[AttemptRow]:
         return sorted(self.attempt_rows.get(delivery_id, []), key=lambda a: a.attempt)
 
-    async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
+    async def enqueue(
+        self, entries: Sequence[OutboxEntry], *, audit: AuditEntry | None = None
+    ) -> None:
         self.outbox.extend(entries)
+        self.audited.extend([audit] if audit is not None else [])
 
 
 def event_row(organization_id: UUID, **fields: Any) -> EventRow:

@@ -10,6 +10,8 @@ from uuid import UUID
 import asyncpg
 
 from services.registry import outbox
+from services.registry.audit import repository as audit_log
+from services.registry.audit.models import AuditEntry
 from services.registry.deliveries.models import AttemptRow, DeliveryRow
 from services.registry.outbox import OutboxEntry
 from services.registry.webhooks.models import WebhookRow
@@ -75,6 +77,10 @@ class PostgresDeliveryLog:
         )
         return [AttemptRow(**dict(r)) for r in records]
 
-    async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
+    async def enqueue(
+        self, entries: Sequence[OutboxEntry], *, audit: AuditEntry | None = None
+    ) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             await outbox.enqueue(conn, entries)
+            if audit is not None:
+                await audit_log.insert(conn, audit)

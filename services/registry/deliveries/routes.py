@@ -80,17 +80,19 @@ class DeliveryRoutes:
         )
 
     async def redeliver(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=True)
+        actor = await self._auth.actor(request, write=True)
         self._spend_send(request)
         delivery_id = request.match_info["delivery_id"]
-        await self._log.redeliver(account_id, request.match_info["webhook_id"], delivery_id)
+        await self._log.redeliver(
+            actor.account_id, request.match_info["webhook_id"], delivery_id, actor=actor
+        )
         return ok("Redelivery queued", {"delivery_id": delivery_id.lower()}, status=202)
 
     async def test(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=True)
+        actor = await self._auth.actor(request, write=True)
         self._spend_send(request)
         delivery_id, event_id = await self._log.send_test(
-            account_id, request.match_info["webhook_id"]
+            actor.account_id, request.match_info["webhook_id"], actor=actor
         )
         return ok(
             "Test delivery queued", {"delivery_id": delivery_id, "event_id": event_id}, status=202

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from services.registry.audit.models import Actor, AuditEntry
+from services.registry.audit.recorder import audit_entry, safe_change
 from services.registry.deliveries.models import (
     AttemptRow,
     DeliveryAttempt,
@@ -58,8 +60,11 @@ class DeliveryLog(Protocol):
     async def attempts(self, delivery_id: UUID) -> list[AttemptRow]:
         """The delivery's attempts, first to last."""
 
-    async def enqueue(self, entries: Sequence[OutboxEntry]) -> None:
-        """Add to the outbox in a transaction of their own, published in this order."""
+    async def enqueue(
+        self, entries: Sequence[OutboxEntry], *, audit: AuditEntry | None = None
+    ) -> None:
+        """Add to the outbox, and `audit` to the audit log, in a transaction of their own;
+        the entries are published in this order."""
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,10 @@ class DeliveryLogService:
         attempts = await self._log.attempts(row.id)
         return public_delivery(row), [public_attempt(a) for a in attempts]
 
-    async def redeliver(self, account_id: str, webhook_id: str, delivery_id: str) -> None:
-        """Order a new attempt now, even after the delivery failed."""
+    async def redeliver(
+        self, account_id: str, webhook_id: str, delivery_id: str, *, actor: Actor | None = None
+    ) -> None:
+        """Order a new attempt now, even after the delivery failed; `actor` is audited."""
         await self._webhook(account_id, webhook_id)
         await self._delivery(account_id, webhook_id, delivery_id)
         order = RedeliverRequested(
@@ -110,10 +117,16 @@ class DeliveryLogService:
             organization_id=str(parse_id(account_id)),
             requested_at=self._clock(),
         )
-        await self._log.enqueue([order_entry(self._topics, order)])
+        audit = audit_entry(
+            actor, account_id, "delivery.redelivered", order.delivery_id, [], now=order.requested_at
+        )
+        await self._log.enqueue([order_entry(self._topics, order)], audit=audit)
 
-    async def send_test(self, account_id: str, webhook_id: str) -> tuple[str, str]:
-        """A `webhook.test` ping through the same path as every delivery; (delivery, event) ids."""
+    async def send_test(
+        self, account_id: str, webhook_id: str, *, actor: Actor | None = None
+    ) -> tuple[str, str]:
+        """A `webhook.test` ping through the same path as every delivery; (delivery, event)
+        ids. `actor` is audited."""
         now = self._clock()
         event_id = str(uuid.uuid4())
         row = await self._webhook(account_id, webhook_id)
@@ -131,7 +144,9 @@ class DeliveryLogService:
             ),
             created_at=now,
         )
-        await self._log.enqueue([order_entry(self._topics, request)])
+        sent = [safe_change("delivery_id", request.delivery_id)]
+        audit = audit_entry(actor, account_id, "webhook.test_sent", row.id, sent, now=now)
+        await self._log.enqueue([order_entry(self._topics, request)], audit=audit)
         return request.delivery_id, event_id
 
     async def _webhook(self, account_id: str, webhook_id: str) -> WebhookRow:
