@@ -43,6 +43,7 @@ class FakeJobs:
         self.jobs: dict[UUID, JobRow] = {}
         self.progress: dict[UUID, Progress] = {}
         self.outbox: list[OutboxEntry] = []
+        self.audited: list = []
 
     async def webhook_exists(self, organization_id: UUID, webhook_id: UUID) -> bool:
         return (organization_id, webhook_id) in self.webhooks
@@ -50,7 +51,9 @@ class FakeJobs:
     async def count_failed(self, webhook_id: UUID, *, since: datetime, until: datetime) -> int:
         return sum(since <= at < until for at in self.failed.get(webhook_id, []))
 
-    async def insert(self, row: JobRow, entries: Sequence[OutboxEntry], *, open_max: int) -> None:
+    async def insert(
+        self, row: JobRow, entries: Sequence[OutboxEntry], *, open_max: int, audit=None
+    ) -> None:
         unfinished = [
             job
             for job in self.jobs.values()
@@ -65,6 +68,7 @@ class FakeJobs:
             raise TooManyJobs(open_max)
         self.jobs[row.id] = row
         self.outbox.extend(entries)
+        self.audited.extend([audit] if audit is not None else [])
 
     async def get(self, organization_id: UUID, job_id: UUID):
         row = self.jobs.get(job_id)

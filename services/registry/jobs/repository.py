@@ -10,6 +10,8 @@ from uuid import UUID
 import asyncpg
 
 from services.registry import outbox
+from services.registry.audit import repository as audit_log
+from services.registry.audit.models import AuditEntry
 from services.registry.jobs.models import QUEUED_COUNTS_FOR, JobRow, Progress, TooManyJobs
 from services.registry.outbox import OutboxEntry
 
@@ -40,7 +42,14 @@ class PostgresJobs:
             until,
         )
 
-    async def insert(self, row: JobRow, entries: Sequence[OutboxEntry], *, open_max: int) -> None:
+    async def insert(
+        self,
+        row: JobRow,
+        entries: Sequence[OutboxEntry],
+        *,
+        open_max: int,
+        audit: AuditEntry | None = None,
+    ) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             # The account's row lock: two orders at once cannot both pass the bound.
             await conn.execute(
@@ -72,6 +81,8 @@ class PostgresJobs:
                 row.created_at,
             )
             await outbox.enqueue(conn, entries)
+            if audit is not None:
+                await audit_log.insert(conn, audit)
 
     async def get(
         self, organization_id: UUID, job_id: UUID

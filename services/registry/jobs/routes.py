@@ -24,10 +24,12 @@ class JobRoutes:
         register(app, ROUTES, self)
 
     async def recover(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=True)
+        actor = await self._auth.actor(request, write=True)
         body = RecoverInput.model_validate(await read_json(request))
         try:
-            job = await self._jobs.recover(account_id, request.match_info["webhook_id"], body)
+            job = await self._jobs.recover(
+                actor.account_id, request.match_info["webhook_id"], body, actor=actor
+            )
         except TooManyJobs as exc:
             raise ApiError(409, "too_many_jobs", str(exc)) from exc
         return ok("Recovery queued", {"job": job.model_dump(mode="json")}, status=202)

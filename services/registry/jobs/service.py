@@ -15,6 +15,8 @@ from uuid import UUID
 
 import structlog
 
+from services.registry.audit.models import Actor, AuditEntry
+from services.registry.audit.recorder import audit_entry, safe_change
 from services.registry.deliveries.records import order_entry
 from services.registry.errors import NotFound, parse_id
 from services.registry.jobs.models import (
@@ -43,10 +45,17 @@ class JobStore(Protocol):
         """The webhook's failed deliveries created in [since, until)."""
         ...
 
-    async def insert(self, row: JobRow, entries: Sequence[OutboxEntry], *, open_max: int) -> None:
-        """Store the job and its outbox entries in one transaction; TooManyJobs (nothing
-        stored) when its account already has `open_max` jobs running, or queued for less
-        than QUEUED_COUNTS_FOR."""
+    async def insert(
+        self,
+        row: JobRow,
+        entries: Sequence[OutboxEntry],
+        *,
+        open_max: int,
+        audit: AuditEntry | None = None,
+    ) -> None:
+        """Store the job, its outbox entries and `audit` in one transaction; TooManyJobs
+        (nothing stored) when its account already has `open_max` jobs running, or queued for
+        less than QUEUED_COUNTS_FOR."""
         ...
 
     async def get(
@@ -73,8 +82,11 @@ class JobService:
         self._clock = clock
         self._open_max = open_max
 
-    async def recover(self, account_id: str, webhook_id: str, body: RecoverInput) -> Job:
-        """Order every failed delivery of the webhook created in the window sent again."""
+    async def recover(
+        self, account_id: str, webhook_id: str, body: RecoverInput, *, actor: Actor | None = None
+    ) -> Job:
+        """Order every failed delivery of the webhook created in the window sent again;
+        `actor` is audited."""
         organization, webhook = parse_id(account_id), parse_id(webhook_id)
         if not await self._jobs.webhook_exists(organization, webhook):
             raise NotFound(webhook_id)
@@ -98,7 +110,18 @@ class JobService:
             until=until,
             requested_at=now,
         )
-        await self._jobs.insert(row, [order_entry(self._topics, order)], open_max=self._open_max)
+        window = [safe_change(f, str(v)) for f, v in (("since", since), ("until", until))]
+        audit = audit_entry(
+            actor,
+            account_id,
+            "webhook.recovery_requested",
+            webhook,
+            [safe_change("job_id", str(row.id)), *window],
+            now=now,
+        )
+        await self._jobs.insert(
+            row, [order_entry(self._topics, order)], open_max=self._open_max, audit=audit
+        )
         log.info(
             "job.recovery_ordered",
             account_id=account_id,
