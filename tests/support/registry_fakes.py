@@ -407,3 +407,21 @@ def _passes(row: EventRow, filters: EventFilters) -> bool:
         and (filters.since is None or row.received_at >= filters.since)
         and (filters.until is None or row.received_at < filters.until)
     )
+
+
+class FakeAuditLog:
+    """AuditLog over `entries`, as the rooms' transactions wrote them (each write fake keeps
+    its own in `audited`)."""
+
+    def __init__(self, entries: Sequence[AuditEntry] = ()) -> None:
+        self.entries: list[AuditEntry] = list(entries)
+
+    async def page(
+        self, account_id: UUID, *, since: datetime | None, limit: int, after: After
+    ) -> list[AuditEntry]:
+        owned = [
+            e
+            for e in self.entries
+            if e.account_id == account_id and (since is None or e.created_at >= since)
+        ]
+        return newest_first(owned, limit=limit, after=after)
