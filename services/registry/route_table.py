@@ -31,13 +31,13 @@ class Answer:
 @dataclass(frozen=True)
 class QueryParam:
     """An optional query parameter a route reads besides limit, cursor and status, as
-    /openapi.json documents it (`schema` is its JSON Schema); `empty_is_absent`: sent empty
-    it counts as left out, else it is refused."""
+    /openapi.json documents it (`schema` is its JSON Schema). Sent empty (`?since=`) it
+    counts as left out, as every query parameter of this API does (`allowEmptyValue`)."""
 
     name: str
     schema: dict[str, Any]
     description: str
-    empty_is_absent: bool = False
+    empty_is_absent: bool = True
 
 
 @dataclass(frozen=True)
