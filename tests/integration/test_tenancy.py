@@ -58,7 +58,7 @@ BODILESS_WRITES = {
     ("POST", WEBHOOK + "/rotate-secret"),
 }
 READ_METHODS = {"GET", "HEAD"}
-TENANT_SCHEMAS = ("registry", "delivery", "workflow")
+TENANT_SCHEMAS = ("registry", "delivery", "workflow", "events")
 
 
 @dataclass(frozen=True)
