@@ -3,7 +3,6 @@ the change it records; reads are bounded to one account."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from uuid import UUID
 
@@ -19,7 +18,7 @@ async def insert(conn: asyncpg.Connection, entry: AuditEntry) -> None:
     actor = entry.actor
     await conn.execute(
         f"INSERT INTO registry.audit_log ({_COLUMNS})"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)",
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         entry.id,
         entry.account_id,
         entry.created_at,
@@ -29,7 +28,7 @@ async def insert(conn: asyncpg.Connection, entry: AuditEntry) -> None:
         actor.role,
         entry.action,
         entry.target_id,
-        json.dumps(entry.changes),
+        entry.changes,  # the pool's codec writes it as JSON (shared/db.py)
     )
 
 
@@ -48,7 +47,7 @@ def _entry(record: asyncpg.Record) -> AuditEntry:
         actor=actor,
         action=record["action"],
         target_id=record["target_id"],
-        changes=json.loads(record["changes"]),
+        changes=record["changes"],
     )
 
 
