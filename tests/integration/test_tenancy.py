@@ -32,6 +32,8 @@ PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/event-types"}
 CALLER = {"/v1/me"}
 # Reads only an OWNER key may make: the other roles get 403.
 OWNER_READS = {ACCOUNT + "/api-keys"}
+# Reads only OWNER and ADMIN keys may make: MEMBER keys get 403.
+WRITER_READS = {ACCOUNT + "/audit-log"}
 # A valid body for every write that reads one, so a refusal is about who asks, not what.
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", ACCOUNT + "/webhooks"): {
@@ -173,10 +175,10 @@ async def test_the_matrix_aims_at_real_resources(registry, tenants):
         if route.writes:
             continue
         member = alice.auth(Role.MEMBER)
-        if route.path in OWNER_READS:
+        if route.path in OWNER_READS | WRITER_READS:
             status, text = await call(registry, route, seeded.path_values, member)
             assert status == 403, f"{route}: {status} {text[:300]}"
-        role = Role.OWNER if route.path in OWNER_READS else Role.MEMBER
+        role = Role.OWNER if route.path in OWNER_READS | WRITER_READS else Role.MEMBER
         status, text = await call(registry, route, seeded.path_values, alice.auth(role))
         assert status == 200, f"{route}: {status} {text[:300]}"
         last = route.params[-1]
@@ -202,7 +204,10 @@ async def test_another_accounts_key_gets_403_or_404_and_none_of_its_data(
         if not route.writes and route.params == ["account_id"]:
             # B's own collection answers, and holds nothing of A's.
             status, text = await call(registry, route, b.path_values, bob_auth)
-            expected = 403 if route.path in OWNER_READS and role is not Role.OWNER else 200
+            refused = (route.path in OWNER_READS and role is not Role.OWNER) or (
+                route.path in WRITER_READS and role is Role.MEMBER
+            )
+            expected = 403 if refused else 200
             if status != expected or leaks(text, a):
                 failures.append(f"{route} on B's own account: {status}, A's {leaks(text, a)}")
     assert failures == []
