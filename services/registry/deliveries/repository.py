@@ -13,6 +13,7 @@ from services.registry import outbox
 from services.registry.audit import repository as audit_log
 from services.registry.audit.models import AuditEntry
 from services.registry.deliveries.models import AttemptRow, DeliveryRow
+from services.registry.deliveries.stats import HealthRow, StatsRow
 from services.registry.outbox import OutboxEntry
 from services.registry.webhooks.models import WebhookRow
 from services.registry.webhooks.repository import WebhookSql
@@ -76,6 +77,26 @@ class PostgresDeliveryLog:
             delivery_id,
         )
         return [AttemptRow(**dict(r)) for r in records]
+
+    async def stats(
+        self, webhook_id: UUID, *, period_s: int, since: datetime
+    ) -> tuple[list[StatsRow], HealthRow | None]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT bucket_start, attempts, successes, gave_up, latency_ms"
+                " FROM delivery.attempt_stats"
+                " WHERE webhook_id = $1 AND period_s = $2 AND bucket_start >= $3"
+                " ORDER BY bucket_start",
+                webhook_id,
+                period_s,
+                since,
+            )
+            health = await conn.fetchrow(
+                "SELECT last_success_at, last_failure_at, last_error, failure_streak"
+                " FROM delivery.webhook_health WHERE webhook_id = $1",
+                webhook_id,
+            )
+        return [StatsRow(**dict(r)) for r in rows], HealthRow(**dict(health)) if health else None
 
     async def enqueue(
         self, entries: Sequence[OutboxEntry], *, audit: AuditEntry | None = None

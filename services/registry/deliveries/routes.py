@@ -14,10 +14,11 @@ from services.registry.deliveries.models import (
     DeliveryQueuedData,
 )
 from services.registry.deliveries.service import DeliveryLogService
-from services.registry.http import ok
+from services.registry.deliveries.stats import DEFAULT_WINDOW, WINDOWS, WebhookStatsData
+from services.registry.http import ApiError, ok
 from services.registry.query import DEFAULT_PAGE_SIZE, page_limit, status_filter
 from services.registry.rate_limits import Buckets
-from services.registry.route_table import Answer, Route, register
+from services.registry.route_table import Answer, QueryParam, Route, register
 
 WEBHOOK = "/v1/accounts/{account_id}/webhooks/{webhook_id}"
 DELIVERIES = WEBHOOK + "/deliveries"
@@ -79,6 +80,20 @@ class DeliveryRoutes:
             },
         )
 
+    async def stats(self, request: web.Request) -> web.Response:
+        account_id = await self._auth.account(request, write=False)
+        window = request.query.get("window") or DEFAULT_WINDOW
+        if window not in WINDOWS:
+            allowed = ", ".join(WINDOWS)
+            raise ApiError(
+                400,
+                "validation_error",
+                f"window: must be one of {allowed}",
+                [{"field": "window", "message": f"must be one of {allowed}"}],
+            )
+        stats = await self._log.stats(account_id, request.match_info["webhook_id"], window)
+        return ok("Webhook stats", {"stats": stats.model_dump(mode="json")})
+
     async def redeliver(self, request: web.Request) -> web.Response:
         actor = await self._auth.actor(request, write=True)
         self._spend_send(request)
@@ -115,6 +130,22 @@ ROUTES = (
         DeliveryRoutes.get,
         "One delivery with every attempt made.",
         Answer(200, DeliveryData),
+    ),
+    Route(
+        "GET",
+        WEBHOOK + "/stats",
+        DeliveryRoutes.stats,
+        "The webhook's endpoint health over a window: attempts, outcomes, success rate,"
+        " latency percentiles, last success and failure, the failure streak, and buckets for"
+        " a chart; from aggregates kept as attempts are recorded.",
+        Answer(200, WebhookStatsData),
+        query=(
+            QueryParam(
+                "window",
+                {"enum": list(WINDOWS), "default": DEFAULT_WINDOW},
+                "The last hour (minute buckets), day or week (hour buckets).",
+            ),
+        ),
     ),
     Route(
         "POST",

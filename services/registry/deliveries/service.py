@@ -27,6 +27,13 @@ from services.registry.deliveries.records import (
     public_delivery,
     test_ping_body,
 )
+from services.registry.deliveries.stats import (
+    HealthRow,
+    StatsRow,
+    WebhookStats,
+    summarise,
+    window_start,
+)
 from services.registry.errors import NotFound, parse_id
 from services.registry.outbox import OutboxEntry
 from services.registry.webhooks.models import WebhookRow
@@ -59,6 +66,12 @@ class DeliveryLog(Protocol):
 
     async def attempts(self, delivery_id: UUID) -> list[AttemptRow]:
         """The delivery's attempts, first to last."""
+
+    async def stats(
+        self, webhook_id: UUID, *, period_s: int, since: datetime
+    ) -> tuple[list[StatsRow], HealthRow | None]:
+        """The webhook's stored stats buckets of `period_s` from `since`, oldest first, and its
+        health row (None: no attempt yet); from aggregates, never a scan of attempts."""
 
     async def enqueue(
         self, entries: Sequence[OutboxEntry], *, audit: AuditEntry | None = None
@@ -104,6 +117,14 @@ class DeliveryLogService:
         row = await self._delivery(account_id, webhook_id, delivery_id)
         attempts = await self._log.attempts(row.id)
         return public_delivery(row), [public_attempt(a) for a in attempts]
+
+    async def stats(self, account_id: str, webhook_id: str, window: str) -> WebhookStats:
+        """The webhook's endpoint health over `window` (one of `WINDOWS`)."""
+        row = await self._webhook(account_id, webhook_id)
+        now = self._clock()
+        period_s, since = window_start(window, now)
+        buckets, health = await self._log.stats(row.id, period_s=period_s, since=since)
+        return summarise(window, buckets, health, now=now)
 
     async def redeliver(
         self, account_id: str, webhook_id: str, delivery_id: str, *, actor: Actor | None = None
