@@ -223,6 +223,11 @@ CATALOG: dict[str, EventType] = {
         _org("oauth_app.created", "An OAuth app was created"),
         _org("oauth_app.revoked", "An OAuth app was revoked"),
         _org("webhook.created", "A webhook was created"),
+        _org(
+            "webhook.disabled",
+            "A webhook was disabled by the platform (its endpoint answered 410, or stopped"
+            " succeeding), with the reason",
+        ),
     )
 }
 

@@ -67,6 +67,7 @@ ORGANIZATION_EVENTS = [
     "oauth_app.created",
     "oauth_app.revoked",
     "webhook.created",
+    "webhook.disabled",
 ]
 
 JS_ROUNDTRIP = (

@@ -104,7 +104,7 @@ async def test_a_disabled_webhook_enabled_again_loses_its_reason(webhooks, store
     assert (await webhooks.get(ACCOUNT, created.id)).disabled_reason == "410 Gone"
     enabled = await webhooks.patch(ACCOUNT, created.id, WebhookPatch(enabled=True))
     assert enabled.enabled and enabled.disabled_reason is None
-    assert len(store.outbox) == 4  # created (2), disabled once, enabled
+    assert len(store.outbox) == 5  # created (2), disabled once (record, event), enabled
 
 
 async def test_a_replace_takes_every_field_from_the_body(webhooks):

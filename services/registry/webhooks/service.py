@@ -30,9 +30,11 @@ from services.registry.webhooks.records import (
     registry_entry,
     tombstone_entry,
     webhook_created_entry,
+    webhook_record,
     webhook_with_secret,
 )
-from shared.kafka import Topics
+from shared.events import format_timestamp
+from shared.kafka import Topics, dumps
 from shared.pagination import after_cursor, cut_page
 from shared.secrets_box import SecretsBox, UnreadableSecret, open_headers, seal_headers
 from shared.signing import new_secret
@@ -282,15 +284,22 @@ class WebhookService:
         return public_webhook(row)
 
     async def disable(self, account_id: str, webhook_id: str, *, reason: str) -> bool:
-        """Disable on another service's order (410 Gone); False when there was nothing to do."""
+        """Disable on another service's order (410 Gone, auto-disable), announced to the
+        account as `webhook.disabled` with the reason; False when there was nothing to do."""
         async with self._webhooks.transaction() as tx:
             row = await tx.get_for_update(parse_id(account_id), parse_id(webhook_id))
             if row is None or not row.enabled:
                 return False
+            now = self._clock()
             stored = await tx.update(
-                replace(row, enabled=False, disabled_reason=reason, updated_at=self._clock())
+                replace(row, enabled=False, disabled_reason=reason, updated_at=now)
             )
-            await tx.enqueue([registry_entry(self._topics, stored)])
+            await tx.enqueue(
+                [
+                    registry_entry(self._topics, stored),
+                    _webhook_disabled_entry(self._topics, stored, reason=reason, now=now),
+                ]
+            )
             changes = changed_fields(self._fields(row), self._fields(stored))
             await tx.audit(
                 audit_entry(
@@ -348,3 +357,19 @@ class WebhookService:
     def _shown(self, row: WebhookRow, *, reveal: bool) -> Webhook:
         headers = self._headers(row)
         return public_webhook(row, headers if reveal else masked(headers))
+
+
+def _webhook_disabled_entry(
+    topics: Topics, row: WebhookRow, *, reason: str, now: datetime
+) -> OutboxEntry:
+    """The organization event `webhook.disabled`: the webhook's public record and why."""
+    event = {
+        "id": str(uuid.uuid4()),
+        "event": "webhook.disabled",
+        "timestamp": format_timestamp(now),
+        "organization_id": str(row.organization_id),
+        "room": None,
+        "webhook": webhook_record(row).model_dump(mode="json"),
+        "reason": reason,
+    }
+    return topics.events, str(row.organization_id).encode(), dumps(event)
