@@ -9,12 +9,8 @@ from uuid import UUID
 
 import asyncpg
 
-from services.delivery.attempt_stats import (
-    HealthChange,
-    RecordedAttempt,
-    StatsBucket,
-    aggregate,
-)
+from services.delivery.attempt_stats import RecordedAttempt, aggregate
+from services.delivery.health_store import upsert_health
 from services.delivery.recoveries import insert_recoveries
 from shared.messages import DeliveryRequested, RecoverRequested, RedeliverRequested
 from shared.signing import PreviousSecret
@@ -259,66 +255,6 @@ async def _insert_attempts(
         now,
     )
     return {r["delivery_id"]: r["webhook_id"] for r in records}
-
-
-async def upsert_health(
-    conn: asyncpg.Connection,
-    buckets: Sequence[StatsBucket],
-    changes: Sequence[HealthChange],
-    *,
-    now: datetime,
-) -> None:
-    """Add a batch's stats to their minute and hour rows and merge its health changes, in
-    one statement."""
-    if not buckets:
-        return
-    await conn.execute(
-        """
-        WITH stats AS (
-            INSERT INTO delivery.attempt_stats AS s
-                (webhook_id, period_s, bucket_start, attempts, successes, gave_up, latency_ms)
-            SELECT w, p, b, a, ok, g, l::int[]
-            FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::int[], $5::int[],
-                        $6::int[], $7::text[]) AS t(w, p, b, a, ok, g, l)
-            ON CONFLICT (webhook_id, period_s, bucket_start) DO UPDATE SET
-                attempts = s.attempts + EXCLUDED.attempts,
-                successes = s.successes + EXCLUDED.successes,
-                gave_up = s.gave_up + EXCLUDED.gave_up,
-                latency_ms = ARRAY(
-                    SELECT x + y FROM unnest(s.latency_ms, EXCLUDED.latency_ms)
-                        WITH ORDINALITY AS h(x, y, n) ORDER BY n)
-        )
-        INSERT INTO delivery.webhook_health AS h
-            (webhook_id, last_success_at, last_failure_at, last_error, failure_streak,
-             last_gave_up_at, updated_at)
-        SELECT *, $14::timestamptz FROM unnest($8::uuid[], $9::timestamptz[],
-            $10::timestamptz[], $11::text[], $12::int[], $13::timestamptz[])
-        ON CONFLICT (webhook_id) DO UPDATE SET
-            last_error = CASE WHEN EXCLUDED.last_failure_at
-                    >= COALESCE(h.last_failure_at, '-infinity') THEN EXCLUDED.last_error
-                ELSE h.last_error END,
-            failure_streak = CASE WHEN EXCLUDED.last_success_at IS NOT NULL
-                THEN EXCLUDED.failure_streak ELSE h.failure_streak + EXCLUDED.failure_streak END,
-            last_success_at = GREATEST(h.last_success_at, EXCLUDED.last_success_at),
-            last_failure_at = GREATEST(h.last_failure_at, EXCLUDED.last_failure_at),
-            last_gave_up_at = GREATEST(h.last_gave_up_at, EXCLUDED.last_gave_up_at),
-            updated_at = EXCLUDED.updated_at
-        """,
-        [b.webhook_id for b in buckets],
-        [b.period_s for b in buckets],
-        [b.bucket_start for b in buckets],
-        [b.attempts for b in buckets],
-        [b.successes for b in buckets],
-        [b.gave_up for b in buckets],
-        ["{" + ",".join(map(str, b.latency_ms)) + "}" for b in buckets],
-        [c.webhook_id for c in changes],
-        [c.last_success_at for c in changes],
-        [c.last_failure_at for c in changes],
-        [c.last_error for c in changes],
-        [c.failure_streak for c in changes],
-        [c.last_gave_up_at for c in changes],
-        now,
-    )
 
 
 async def stop_deliveries(

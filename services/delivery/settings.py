@@ -48,6 +48,10 @@ class DeliverySettings(BaseSettings):
     # keeps at most 1.5 of these due at once. The upkeep loop runs this often at least.
     upkeep_batch: int = Field(default=500, ge=2, le=10_000)
     upkeep_interval_s: float = Field(default=2.0, gt=0)
+    # Auto-disable: a webhook without a successful attempt for this long (never succeeded:
+    # since its creation) and with a delivery failed for good since is disabled, with the
+    # reason (5 days; seconds for tests). Checked on every upkeep pass.
+    disable_after_s: float = Field(default=432_000.0, gt=0)
     record_batch: int = Field(default=500, ge=1)
     response_body_max_bytes: int = Field(default=4096, ge=0)
     webhook_cache_ttl_s: float = Field(default=60.0, ge=0)

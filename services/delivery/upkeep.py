@@ -1,5 +1,6 @@
 """Stored deliveries made due again from Postgres, batch by batch: the ones a disabled webhook
-holds, once it is enabled (failed, once it is deleted), and the failed ones of recovery jobs.
+holds, once it is enabled (failed, once it is deleted), and the failed ones of recovery jobs;
+and auto-disable, which orders the registry to disable webhooks that stopped succeeding.
 
 Idempotent and safe with N replicas (see `UpkeepStore`); a pass that dies leaves Postgres as
 its last batch left it, and the next pass, on any replica, goes on from there. What it makes
@@ -9,14 +10,19 @@ due is claimed by the retry scheduler like any retry, so it waits in the same la
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
+from typing import Protocol
 from uuid import UUID
 
 import structlog
 
 from services.delivery.dependencies import RecoveryTurn, TargetLookup, UpkeepStore
+from services.delivery.health_store import StaleWebhook
 from services.delivery.policy import HeldFate, RecoveryStep, held_fate, recovery_step
+from shared.events import format_timestamp
+from shared.messages import DisableWebhook
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +43,7 @@ class Upkeep:
         batch: int,
         wake: asyncio.Event,
         due: asyncio.Event,
+        auto_disable: AutoDisable | None = None,
     ) -> None:
         self._store = store
         self._targets = targets
@@ -44,12 +51,14 @@ class Upkeep:
         self._batch = batch
         self.wake = wake  # set by whoever has news for a pass (a registry change, an order)
         self._due = due  # set when deliveries became due: the retry scheduler claims them
+        self._auto_disable = auto_disable
 
     async def run_once(self) -> bool:
         """One pass; True when a batch was full, so there is more to do at once."""
         held = await self.resume_held()
         recovered = await self.advance_recoveries()
-        return held or recovered
+        disabled = await self._auto_disable.run_once() if self._auto_disable else False
+        return held or recovered or disabled
 
     async def resume_held(self) -> bool:
         """For every webhook holding deliveries: resume a batch when it is enabled, fail a
@@ -126,3 +135,72 @@ class Upkeep:
             outstanding=job.outstanding,
             batch=self._batch,
         )
+
+
+class StaleWebhooks(Protocol):
+    """Webhooks auto-disable should disable, each in one caller's turn at a time."""
+
+    def stale_turn(
+        self, *, stale_before: datetime, limit: int, now: datetime
+    ) -> AbstractAsyncContextManager[list[StaleWebhook]]:
+        """At most `limit` webhooks with no successful attempt since before `stale_before`
+        (their creation when none ever succeeded) and a delivery failed for good since, not
+        ordered disabled since that failure; no other caller's until the block ends, and
+        noted as ordered (at `now`) when it ends, not when it raises."""
+        ...
+
+
+class AutoDisable:
+    """Orders the registry (`DisableWebhook`) to disable each webhook that has not succeeded
+    for `disable_after_s` and has failed a delivery for good since; once per such failure,
+    whatever the number of replicas. A failed order is made again on a later pass."""
+
+    def __init__(
+        self,
+        *,
+        store: StaleWebhooks,
+        disable: Callable[[DisableWebhook], Awaitable[None]],
+        clock: Callable[[], datetime],
+        disable_after_s: float,
+        batch: int,
+    ) -> None:
+        self._store = store
+        self._disable = disable
+        self._clock = clock
+        self._after = timedelta(seconds=disable_after_s)
+        self._batch = batch
+
+    async def run_once(self) -> bool:
+        """One sweep; True when the batch was full."""
+        now = self._clock()
+        turn = self._store.stale_turn(stale_before=now - self._after, limit=self._batch, now=now)
+        async with turn as stale:
+            for webhook in stale:
+                if webhook.enabled and webhook.organization_id is not None:
+                    await self._order(webhook, now)
+        return len(stale) >= self._batch
+
+    async def _order(self, webhook: StaleWebhook, now: datetime) -> None:
+        reason = stale_reason(webhook, self._after)
+        await self._disable(
+            DisableWebhook(
+                webhook_id=str(webhook.webhook_id),
+                organization_id=str(webhook.organization_id),
+                reason=reason,
+                requested_at=now,
+            )
+        )
+        log.warning("delivery.webhook_auto_disabled", webhook_id=str(webhook.webhook_id))
+
+
+def stale_reason(webhook: StaleWebhook, after: timedelta) -> str:
+    """Why auto-disable disabled it, for the webhook's `disabled_reason` and the event."""
+    seconds = int(after.total_seconds())
+    span = f"{seconds // 86400} days" if seconds % 86400 == 0 else f"{seconds} s"
+    reason = (
+        f"auto-disabled: no successful attempt for over {span} (since"
+        f" {format_timestamp(webhook.since)}) and a delivery failed for good since"
+    )
+    if webhook.last_error:
+        reason += f"; last error: {webhook.last_error}"
+    return reason[:1000]
