@@ -1,6 +1,6 @@
 """Endpoint health written with the attempts on real Postgres: the recorder's batch adds to
 the minute and hour rows and merges the webhook's health row; a fenced attempt counts for
-nothing."""
+nothing; auto-disable's turn takes each stale webhook once, one replica at a time."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
 
 from services.delivery import repository
 from services.delivery.attempt_stats import latency_bucket
+from services.delivery.health_store import PostgresStaleWebhooks
 from services.delivery.repository import AttemptRow
 from shared.messages import DeliveryRequested, delivery_id_for
+from tests.support.deliveries import create_webhook
 
 pytestmark = pytest.mark.integration
 
@@ -113,3 +115,32 @@ async def test_a_success_ends_the_streak_and_a_fenced_attempt_counts_for_nothing
         webhook,
     )
     assert attempts == 2
+
+
+async def test_the_stale_turn_takes_what_failed_for_good_since_its_last_success_once(
+    registry, pool
+):
+    never = await create_webhook(registry, "http://127.0.0.1:9/never")
+    recovered = await create_webhook(registry, "http://127.0.0.1:9/recovered")
+    gone = uuid.uuid4()  # no registry row: deleted
+    ids = {}
+    for webhook in (uuid.UUID(never["id"]), uuid.UUID(recovered["id"]), gone):
+        ids[webhook] = await deliveries(pool, webhook, 2)
+    now = datetime.now(UTC)
+    for webhook, (first, second) in ids.items():
+        rows = [row(first, status="failed", error="HTTP 503")]
+        if webhook == uuid.UUID(recovered["id"]):
+            rows.append(row(second, seconds=10))  # a success after it gave up
+        await record(pool, rows)
+    store = PostgresStaleWebhooks(pool)
+    later = now + timedelta(days=1)
+
+    async with store.stale_turn(stale_before=later, limit=10, now=later) as stale:
+        async with store.stale_turn(stale_before=later, limit=10, now=later) as meanwhile:
+            assert meanwhile == []  # SKIP LOCKED: another replica's turn takes none of them
+        by_id = {s.webhook_id: s for s in stale}
+    assert set(by_id) == {uuid.UUID(never["id"]), gone}
+    assert by_id[uuid.UUID(never["id"])].enabled and by_id[gone].organization_id is None
+    assert by_id[uuid.UUID(never["id"])].last_error == "HTTP 503"
+    async with store.stale_turn(stale_before=later, limit=10, now=later) as again:
+        assert again == []  # ordered once per failure
