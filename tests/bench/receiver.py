@@ -2,7 +2,8 @@
 
 `POST /hook/<name>` answers 200 at once and counts; `POST /hang/<name>` accepts the request and
 never answers (head-of-line tests); `POST /flaky/<name>` answers 500 to a delivery's first
-attempt and 200 to the others (retries, `make chaos`), counted as hooks. While tracking is on
+attempt and 200 to the others (retries, `make chaos`), counted as hooks; `POST /aside/<name>`
+answers 200 and is counted apart (the scale part's recovery). While tracking is on
 (`POST /track/start` .. `/track/stop`) it also keeps, per request to `/hook/` or `/flaky/`, the
 receipt time, the `X-Webhook-Delivery` id, the attempt number and the publish time the bench
 wrote into the event (`"bench_sent_us":<unix µs>`), so the bench can count deliveries inside a
@@ -30,6 +31,7 @@ MARKER = b'"bench_sent_us":'
 class Tally:
     hooks: int = 0
     hangs: int = 0
+    aside: int = 0  # POSTs to /aside/: answered 200, kept out of every other count
     tracking: bool = False
     received_at: list[float] = field(default_factory=list)
     delivery_ids: list[str] = field(default_factory=list)
@@ -79,6 +81,11 @@ def build_app(tally: Tally) -> web.Application:
             return web.Response(status=500, body=b"first attempts fail here")
         return web.Response(body=ok)
 
+    async def aside(request: web.Request) -> web.Response:
+        await request.read()
+        tally.aside += 1
+        return web.Response(body=ok)
+
     async def hang(request: web.Request) -> web.Response:
         await request.read()
         tally.hangs += 1
@@ -86,7 +93,9 @@ def build_app(tally: Tally) -> web.Application:
         return web.Response(status=500)
 
     async def stats(_request: web.Request) -> web.Response:
-        return web.json_response({"hooks": tally.hooks, "hangs": tally.hangs, "now": time.time()})
+        return web.json_response(
+            {"hooks": tally.hooks, "hangs": tally.hangs, "aside": tally.aside, "now": time.time()}
+        )
 
     async def track_start(_request: web.Request) -> web.Response:
         tally.reset()
@@ -109,6 +118,7 @@ def build_app(tally: Tally) -> web.Application:
     app = web.Application()
     app.router.add_post("/hook/{name}", hook)
     app.router.add_post("/hang/{name}", hang)
+    app.router.add_post("/aside/{name}", aside)
     app.router.add_post("/flaky/{name}", flaky)
     app.router.add_get("/stats", stats)
     app.router.add_post("/track/start", track_start)
@@ -148,6 +158,10 @@ class ReceiverClient:
 
     def hang_url(self, name: str) -> str:
         return f"{self.base_url}/hang/{name}"
+
+    def aside_url(self, name: str) -> str:
+        """A healthy endpoint whose POSTs no throughput or latency figure counts."""
+        return f"{self.base_url}/aside/{name}"
 
     def flaky_url(self, name: str) -> str:
         return f"{self.base_url}/flaky/{name}"

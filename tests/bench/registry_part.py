@@ -69,6 +69,30 @@ async def list_run(
     progress: Callable[[str], None],
 ) -> dict:
     url = f"{stack.api_url}/v1/accounts/{account_id}/webhooks"
+    return await get_at_rate(
+        stack,
+        url,
+        auth,
+        rate=rate,
+        warmup_s=warmup_s,
+        duration_s=duration_s,
+        progress=progress,
+        label="GET list",
+    )
+
+
+async def get_at_rate(
+    stack: Stack,
+    url: str,
+    auth: dict[str, str],
+    *,
+    rate: float,
+    warmup_s: float,
+    duration_s: float,
+    progress: Callable[[str], None],
+    label: str,
+) -> dict:
+    """GET `url` at `rate`/s, open loop; latency percentiles of the requests after warm-up."""
     latencies: list[float] = []
     errors = 0
     meter = stack.cpu_meter(bench_pid=os.getpid())
@@ -105,7 +129,7 @@ async def list_run(
             task.add_done_callback(tasks.discard)
             if i % int(rate) == 0:
                 phase = "warm-up" if i < warm else "measuring"
-                progress(f"GET list at {rate:,.0f}/s, {phase} {i / rate:.0f} s")
+                progress(f"{label} at {rate:,.0f}/s, {phase} {i / rate:.0f} s")
         sent_s = time.monotonic() - started - warmup_s
         await asyncio.gather(*tasks)
         cpu = meter.stop()

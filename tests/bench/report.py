@@ -33,6 +33,15 @@ KEYS = (
     "registry_get_p50_ms",
     "registry_get_p99_ms",
     "registry_create_per_s",
+    "scale_deliveries_failed_p50_ms",
+    "scale_deliveries_failed_p99_ms",
+    "scale_deliveries_failed_deep_p99_ms",
+    "scale_events_p50_ms",
+    "scale_events_p99_ms",
+    "scale_events_deep_p99_ms",
+    "scale_recovery_kept_fraction",
+    "scale_recovery_s",
+    "scale_retention_day_s",
     "cores",
     "commit",
 )
@@ -54,6 +63,12 @@ TARGETS: dict[str, tuple[bool, float]] = {
     "workflow_p50_ms": (False, 5),
     "workflow_cold_start_ms": (False, 50),
     "registry_get_p99_ms": (False, 20),
+    "scale_deliveries_failed_p99_ms": (False, 20),
+    "scale_deliveries_failed_deep_p99_ms": (False, 20),
+    "scale_events_p99_ms": (False, 20),
+    "scale_events_deep_p99_ms": (False, 20),
+    "scale_recovery_kept_fraction": (True, 0.9),
+    "scale_retention_day_s": (False, 1),
 }
 
 
@@ -78,6 +93,7 @@ def results(details: dict, *, cores: int, commit: str) -> dict[str, Any]:
     hol = _get(details, "hol", "per_s")
     # Part 5 brings its own clean runs (just before and after it); older runs lack them.
     hol_clean = _get(details, "hol", "clean_per_s") or delivery
+    reads = details.get("scale_reads") or {}
     out: dict[str, Any] = {
         "delivery_per_s": delivery,
         "raw_post_per_s": raw,
@@ -100,6 +116,16 @@ def results(details: dict, *, cores: int, commit: str) -> dict[str, Any]:
         "registry_get_p50_ms": _get(details, "registry_get", "p50_ms"),
         "registry_get_p99_ms": _get(details, "registry_get", "p99_ms"),
         "registry_create_per_s": _get(details, "registry_create", "per_s"),
+        "scale_deliveries_failed_p50_ms": _get(reads, "deliveries_failed", "p50_ms"),
+        "scale_deliveries_failed_p99_ms": _get(reads, "deliveries_failed", "p99_ms"),
+        "scale_deliveries_failed_deep_p99_ms": _get(reads, "deliveries_failed_deep", "p99_ms"),
+        "scale_events_p50_ms": _get(reads, "events", "p50_ms"),
+        "scale_events_p99_ms": _get(reads, "events", "p99_ms"),
+        "scale_events_deep_p99_ms": _get(reads, "events_deep", "p99_ms"),
+        "scale_recovery_kept_fraction": _get(details, "scale_recovery", "kept_fraction"),
+        "scale_recovery_s": _get(details, "scale_recovery", "recovery_s"),
+        # Retention is not built: no figure until it is (details.json says so).
+        "scale_retention_day_s": None,
         "cores": cores,
         "commit": commit,
     }
@@ -213,6 +239,7 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
         add("(8) GET list rate reached /s", registry.get("achieved_rate"))
         if registry.get("errors"):
             add("(8) GET list errors", registry["errors"], "non-200 or no answer within 10 s")
+    rows.extend(_scale_rows(details))
     for part, info in details.items():
         if isinstance(info, dict) and info.get("error") and part != "celery":
             add(f"{part} FAILED", str(info["error"])[:60])
@@ -223,6 +250,43 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
                 f"{other['other processes']:.0f} %",
                 "CPU used by processes the bench did not start: figures skewed",
             )
+    return rows
+
+
+def _scale_rows(details: dict) -> list[tuple[str, str, str, str]]:
+    seeded = details.get("scale_seed") or {}
+    if not seeded:
+        return []
+    rows = [
+        (
+            "(9) seeded",
+            f"{seeded['deliveries']:,} deliveries, {seeded['events']:,} events",
+            f"{seeded['failed']:,} failed, in {seeded['seed_s']:.0f} s",
+            "",
+        )
+    ]
+    recovery = details.get("scale_recovery") or {}
+    if recovery:
+        rows.append(
+            (
+                "(9) recovery",
+                f"{recovery['recovery_done']:,} of {recovery['recovery_total']:,}",
+                f"{recovery['recovery_status']}, ended in the window:"
+                f" {recovery['recovery_ended_in_window']}",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "(9) healthy /s before, during, after",
+                f"{recovery['clean_before_per_s']:,.0f}, {recovery['per_s']:,.0f},"
+                f" {recovery['clean_after_per_s']:,.0f}",
+                "",
+                "",
+            )
+        )
+    if details.get("scale_retention"):
+        rows.append(("(9) scale_retention_day_s", details["scale_retention"]["note"], "", ""))
     return rows
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from shared.logging import configure_logging
 from shared.settings import RuntimeSettings
-from tests.bench import baselines, fanout_part, pipeline, registry_part, report
+from tests.bench import baselines, fanout_part, pipeline, registry_part, report, scale_part
 from tests.bench.processes import Processes, python_module
 from tests.bench.profiling import Profiler
 from tests.bench.progress import Progress
@@ -30,7 +30,17 @@ from tests.bench.stack import Stack, drop_database
 from tests.support.processes import REPO
 from tests.support.services import LOCAL_POSTGRES
 
-PARTS = ("delivery", "raw", "celery", "latency", "hol", "fanout", "workflows", "registry")
+PARTS = (
+    "delivery",
+    "raw",
+    "celery",
+    "latency",
+    "hol",
+    "fanout",
+    "workflows",
+    "registry",
+    "scale",
+)
 NEEDS_STACK = set(PARTS) - {"workflows"}
 
 
@@ -58,6 +68,12 @@ class Durations:
     registry_duration_s: float = 20.0
     registry_create_s: float = 10.0
     registry_create_concurrency: int = 8
+    scale_deliveries: int = 1_000_000
+    scale_events: int = 100_000
+    scale_recovery: int = 10_000
+    scale_rate: float = 100.0
+    scale_warmup_s: float = 3.0
+    scale_duration_s: float = 20.0
 
 
 QUICK = Durations(
@@ -79,6 +95,11 @@ QUICK = Durations(
     registry_warmup_s=1,
     registry_duration_s=5,
     registry_create_s=3,
+    scale_deliveries=100_000,
+    scale_events=10_000,
+    scale_recovery=2_000,
+    scale_warmup_s=1,
+    scale_duration_s=5,
 )
 
 
@@ -374,6 +395,48 @@ class Bench:
                 f"GET list at {listed['rate']:,.0f}/s: p50 {listed['p50_ms']:.1f} ms,"
                 f" p99 {listed['p99_ms']:.1f} ms"
             )
+
+    async def part_scale(self) -> None:
+        """One account with a million deliveries and 100,000 events: its logs read at a fixed
+        rate, then a recovery of failed deliveries beside the healthy load."""
+        assert self.stack is not None
+        d = self.d
+        scale, seeded = await scale_part.seed(
+            self.stack,
+            deliveries=d.scale_deliveries,
+            events=d.scale_events,
+            recovery_failed=d.scale_recovery,
+            progress=self.progress,
+        )
+        self.details["scale_seed"] = seeded
+        self.progress.done(
+            f"seeded {seeded['deliveries']:,} deliveries, {seeded['events']:,} events"
+            f" in {seeded['seed_s']:.0f} s"
+        )
+        reads = await scale_part.reads(
+            self.stack,
+            scale,
+            rate=d.scale_rate,
+            warmup_s=d.scale_warmup_s,
+            duration_s=d.scale_duration_s,
+            progress=self.progress,
+        )
+        self.details["scale_reads"] = reads
+        for name, read in reads.items():
+            if "p99_ms" in read:
+                self.progress.done(
+                    f"GET {name} at {read['rate']:,.0f}/s: p50 {read['p50_ms']:.1f} ms,"
+                    f" p99 {read['p99_ms']:.1f} ms"
+                )
+        recovery = await scale_part.recovery_under_load(
+            self.stack, scale, self._throughput, warmup_s=d.warmup_s, progress=self.progress
+        )
+        self.details["scale_recovery"] = recovery
+        self.details["scale_retention"] = {"note": scale_part.RETENTION_NOTE}
+        self.progress.done(
+            f"recovered {recovery['recovery_done']:,} in {recovery['recovery_s']:.0f} s;"
+            f" healthy {recovery['per_s']:,.0f}/s, {recovery['kept_fraction']:.0%} of clean"
+        )
 
 
 def _clean_env() -> dict[str, str]:
