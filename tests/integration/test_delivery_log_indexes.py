@@ -1,0 +1,78 @@
+"""The delivery log's page (`GET .../webhooks/{id}/deliveries`, the registry's own statement)
+is read from an index for every status filter, first page and next: `status=failed` from the
+failed deliveries' partial index, so it never walks the webhook's whole log to find them.
+
+The plans are Postgres's own choice for the values given (as asyncpg's first executions of a
+prepared statement get them) on a table shaped like a busy account's log (ANALYZEd).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.registry.deliveries.repository import PostgresDeliveryLog
+from tests.bench.scale_seed import DELIVERY_COLUMNS, DeliveryShape, delivery_rows
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+MAX_SORTED_ROWS = 1_000
+
+
+class ExplainingPool:
+    """Stands in for the pool: plans each statement the log would run, runs none."""
+
+    def __init__(self, pool) -> None:
+        self._pool = pool
+        self.plans: list[dict] = []
+
+    async def fetch(self, sql: str, *args: object) -> list:
+        plan = await self._pool.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
+        self.plans.append((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+        return []
+
+
+def _nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+async def fill(pool, org: uuid.UUID, webhooks: list[uuid.UUID], count: int) -> None:
+    shape = DeliveryShape(org, webhooks, count, T0, timedelta(days=10))
+    rows = [row for row, _attempt in delivery_rows(shape, random.Random(org.int))]
+    async with pool.acquire() as conn:
+        await conn.copy_records_to_table(
+            "deliveries", schema_name="delivery", columns=DELIVERY_COLUMNS, records=rows
+        )
+
+
+@pytest.mark.parametrize("cursor", [False, True], ids=["first-page", "next-page"])
+async def test_every_status_filter_is_read_from_an_index_in_page_order(pool, cursor):
+    org, other = uuid.uuid4(), uuid.uuid4()
+    webhooks = [uuid.uuid4() for _ in range(4)]
+    await fill(pool, org, webhooks, 8_000)
+    await fill(pool, other, [uuid.uuid4() for _ in range(4)], 4_000)
+    await pool.execute("ANALYZE delivery.deliveries")
+    explaining = ExplainingPool(pool)
+    log = PostgresDeliveryLog(explaining)
+    after = (T0 + timedelta(days=5), uuid.uuid4()) if cursor else None
+    used, problems = {}, []
+    for status in (None, "failed", "success", "pending"):
+        await log.page(org, webhooks[0], status=status, limit=51, after=after)
+        nodes = list(_nodes(explaining.plans[-1]))
+        kinds = {n["Node Type"] for n in nodes}
+        indexes = {n.get("Index Name") for n in nodes} - {None}
+        used[status or "none"] = sorted(indexes)
+        sorted_rows = max((n["Plan Rows"] for n in nodes if n["Node Type"] == "Sort"), default=0)
+        if "Seq Scan" in kinds or not indexes or sorted_rows > MAX_SORTED_ROWS:
+            problems.append(f"{status}: {sorted(kinds)} {sorted(indexes)} {sorted_rows}")
+    print(json.dumps(used, indent=1))
+    assert problems == [], "\n".join(problems)
+    assert used["none"] == ["deliveries_log_idx"]
+    assert used["failed"] == ["deliveries_failed_idx"]
