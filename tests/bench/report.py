@@ -261,7 +261,7 @@ def _scale_rows(details: dict) -> list[tuple[str, str, str, str]]:
         (
             "(9) seeded",
             f"{seeded['deliveries']:,} deliveries, {seeded['events']:,} events",
-            f"{seeded['failed']:,} failed, in {seeded['seed_s']:.0f} s",
+            f"{seeded['failed']:,} failed; {seeded['seed_s']:.0f} s",
             "",
         )
     ]
@@ -271,8 +271,8 @@ def _scale_rows(details: dict) -> list[tuple[str, str, str, str]]:
             (
                 "(9) recovery",
                 f"{recovery['recovery_done']:,} of {recovery['recovery_total']:,}",
-                f"{recovery['recovery_status']}, ended in the window:"
-                f" {recovery['recovery_ended_in_window']}",
+                f"{recovery['recovery_status']} in {recovery['recovery_s']:.0f} s,"
+                f" {recovery['recovering_runs']} healthy runs meanwhile",
                 "",
             )
         )
