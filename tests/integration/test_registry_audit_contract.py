@@ -103,19 +103,43 @@ async def audited(subject: Subject, account_id: uuid.UUID) -> list[str]:
     return [e.action for e in reversed(page)]
 
 
-@pytest.mark.parametrize("kept", [True, False], ids=["committed", "rolled-back"])
-async def test_a_webhooks_audit_entry_is_kept_iff_its_transaction_is(webhooks, kept):
-    mine = await webhooks.account()
+async def written(transaction, write, *, kept: bool) -> None:
+    """`write` in `transaction`, which then commits (kept) or raises."""
     with pytest.raises(RuntimeError) if not kept else nullcontext():
-        async with webhooks.repo.transaction() as tx:
-            await tx.insert(webhook_row(mine))
-            await tx.audit(entry(mine, 0, action="webhook.created"))
+        async with transaction as tx:
+            await write(tx)
             if not kept:
                 raise RuntimeError("rolled back")
+
+
+KEPT = pytest.mark.parametrize("kept", [True, False], ids=["committed", "rolled-back"])
+
+
+@KEPT
+async def test_a_webhooks_audit_entry_is_kept_iff_its_transaction_is(webhooks, kept):
+    mine = await webhooks.account()
+
+    async def write(tx) -> None:
+        await tx.insert(webhook_row(mine))
+        await tx.audit(entry(mine, 0, action="webhook.created"))
+
+    await written(webhooks.repo.transaction(), write, kept=kept)
     assert await audited(webhooks, mine) == (["webhook.created"] if kept else [])
 
 
-@pytest.mark.parametrize("kept", [True, False], ids=["committed", "rolled-back"])
+@KEPT
+async def test_a_workflows_audit_entry_is_kept_iff_its_transaction_is(workflows, kept):
+    mine = await workflows.account()
+
+    async def write(tx) -> None:
+        await tx.insert(workflow_row(mine))
+        await tx.audit(entry(mine, 0, action="workflow.created"))
+
+    await written(workflows.repo.transaction(), write, kept=kept)
+    assert await audited(workflows, mine) == (["workflow.created"] if kept else [])
+
+
+@KEPT
 async def test_a_keys_audit_entry_is_kept_iff_its_transaction_is(accounts, kept):
     account_id = uuid.uuid4()
     await accounts.repo.insert_account(account_id, "acme")
@@ -127,25 +151,13 @@ async def test_a_keys_audit_entry_is_kept_iff_its_transaction_is(accounts, kept)
         token_prefix="rhk_abcd",
         created_at=T0,
     )
-    with pytest.raises(RuntimeError) if not kept else nullcontext():
-        async with accounts.repo.keys_of(account_id) as keys:
-            await keys.insert(row)
-            await keys.audit(entry(account_id, 0, action="api_key.created"))
-            if not kept:
-                raise RuntimeError("rolled back")
+
+    async def write(keys) -> None:
+        await keys.insert(row)
+        await keys.audit(entry(account_id, 0, action="api_key.created"))
+
+    await written(accounts.repo.keys_of(account_id), write, kept=kept)
     assert await audited(accounts, account_id) == (["api_key.created"] if kept else [])
-
-
-@pytest.mark.parametrize("kept", [True, False], ids=["committed", "rolled-back"])
-async def test_a_workflows_audit_entry_is_kept_iff_its_transaction_is(workflows, kept):
-    mine = await workflows.account()
-    with pytest.raises(RuntimeError) if not kept else nullcontext():
-        async with workflows.repo.transaction() as tx:
-            await tx.insert(workflow_row(mine))
-            await tx.audit(entry(mine, 0, action="workflow.created"))
-            if not kept:
-                raise RuntimeError("rolled back")
-    assert await audited(workflows, mine) == (["workflow.created"] if kept else [])
 
 
 async def test_an_order_and_its_audit_entry_are_kept_together(deliveries):
