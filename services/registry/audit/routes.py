@@ -72,7 +72,6 @@ ROUTES = (
                 "since",
                 {"type": "string", "format": "date-time"},
                 "Only changes made at or after this instant (RFC 3339 with an offset).",
-                empty_is_absent=True,
             ),
         ),
     ),
