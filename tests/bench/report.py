@@ -285,6 +285,14 @@ def _scale_rows(details: dict) -> list[tuple[str, str, str, str]]:
                 "",
             )
         )
+        rows.append(
+            (
+                "(9) healthy success /s over the job",
+                _fmt(recovery["healthy_success_per_s_while_recovering"]),
+                "Postgres, order to done, warm-ups and drains included",
+                "",
+            )
+        )
     if details.get("scale_retention"):
         rows.append(("(9) scale_retention_day_s", details["scale_retention"]["note"], "", ""))
     return rows

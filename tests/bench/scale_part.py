@@ -209,17 +209,21 @@ async def recovery_under_load(
     progress: Callable[[str], None],
 ) -> dict:
     """Clean run; runs with the recovery ordered as the first one's window opens, until it has
-    ended (at most MAX_RECOVERING_RUNS); clean run again. Warm-ups and drains are not counted."""
+    ended (at most MAX_RECOVERING_RUNS); clean run again. Only windows opened before the job
+    ended count; warm-ups and drains never do."""
     before = await throughput("clean, just before")
     recovering = asyncio.create_task(_recover(stack, scale, warmup_s))
     runs: list[dict] = []
     try:
         while not recovering.done() and len(runs) < MAX_RECOVERING_RUNS:
-            runs.append(await throughput(f"recovering, run {len(runs) + 1}"))
+            opens_at = time.time() + warmup_s
+            runs.append(await throughput(f"recovering, run {len(runs) + 1}") | {"at": opens_at})
         progress("waiting for the recovery job to end")
         job = await recovering
     finally:
         recovering.cancel()
+    # A run whose window opened after the job ended measured no recovery.
+    runs = [run for run in runs if run["at"] < job["until"]] or runs[:1]
     aside = (await stack.receiver.stats())["aside"] if stack.receiver else None
     after = await throughput("clean, just after")
     clean = (before["per_s"] + after["per_s"]) / 2
