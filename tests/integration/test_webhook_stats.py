@@ -79,7 +79,8 @@ async def test_stats_sum_the_recorded_attempts_for_any_role(registry, pool):
     status, body = await stats(registry, alice, webhook_id)
     assert status == 200, body
     s = body["data"]["stats"]
-    assert (s["window"], s["attempts"], s["successes"], s["failures"]) == ("1h", 10, 8, 2)
+    assert (s["webhook_id"], s["window"]) == (webhook_id, "1h")
+    assert (s["attempts"], s["successes"], s["failures"]) == (10, 8, 2)
     assert s["success_rate"] == 0.8
     assert s["deliveries"] == {"success": 8, "failed": 1, "pending": 1}
     assert s["latency_ms"] == {"p50": 15, "p95": 3000, "p99": 3000}

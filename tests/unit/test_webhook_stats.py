@@ -45,7 +45,7 @@ def test_windows_end_with_the_current_minute_or_hour():
 
 def test_missing_buckets_are_zeros_and_stored_ones_sum():
     start = datetime(2026, 12, 1, 12, 30, tzinfo=UTC)
-    stats = summarise("1h", [StatsRow(start, 4, 3, 1, histogram(b20=4))], None, now=NOW)
+    stats = summarise("w-1", "1h", [StatsRow(start, 4, 3, 1, histogram(b20=4))], None, now=NOW)
     assert (stats.attempts, stats.success_rate, stats.failure_streak) == (4, 0.75, 0)
     assert stats.deliveries.model_dump() == {"success": 3, "failed": 1, "pending": 0}
     assert len(stats.buckets) == 60 and stats.buckets[-1].attempts == 4

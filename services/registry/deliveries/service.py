@@ -124,7 +124,7 @@ class DeliveryLogService:
         now = self._clock()
         period_s, since = window_start(window, now)
         buckets, health = await self._log.stats(row.id, period_s=period_s, since=since)
-        return summarise(window, buckets, health, now=now)
+        return summarise(str(row.id), window, buckets, health, now=now)
 
     async def redeliver(
         self, account_id: str, webhook_id: str, delivery_id: str, *, actor: Actor | None = None

@@ -84,6 +84,7 @@ class StatsBucket(BaseModel):
 class WebhookStats(BaseModel):
     """A webhook's endpoint health over a window (the current minute or hour included)."""
 
+    webhook_id: str
     window: Window
     since: datetime = Field(description="The start of the window's first bucket.")
     attempts: int
@@ -130,7 +131,12 @@ def percentile(histogram: Sequence[int], q: float) -> int | None:
 
 
 def summarise(
-    window: str, rows: Sequence[StatsRow], health: HealthRow | None, *, now: datetime
+    webhook_id: str,
+    window: str,
+    rows: Sequence[StatsRow],
+    health: HealthRow | None,
+    *,
+    now: datetime,
 ) -> WebhookStats:
     """The answer for `window` from its stored buckets (oldest first, any missing) and the
     webhook's health row (None: no attempt yet)."""
@@ -144,6 +150,7 @@ def summarise(
     gave_up = sum(r.gave_up for r in rows)
     health = health or HealthRow(None, None, None, 0)
     return WebhookStats(
+        webhook_id=webhook_id,
         window=window,  # type: ignore[arg-type]
         since=since,
         attempts=attempts,
