@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from services.delivery.consumer import RequestConsumer
 from services.delivery.dispatcher import Dispatcher
+from services.delivery.health_store import PostgresStaleWebhooks
 from services.delivery.lanes import Lanes
 from services.delivery.recorder import AttemptRecorder
 from services.delivery.recoveries import PostgresUpkeep
@@ -29,7 +30,7 @@ from services.delivery.scheduler import keep_up, schedule_retries, watch_registr
 from services.delivery.service import DeliveryMetrics, DeliveryService
 from services.delivery.settings import DeliverySettings
 from services.delivery.targets import Targets
-from services.delivery.upkeep import Upkeep
+from services.delivery.upkeep import AutoDisable, Upkeep
 from shared.db import create_pool, postgres_check, prepare_schema
 from shared.failures import PoisonCounter
 from shared.guarded_resolver import GuardedResolver
@@ -184,6 +185,7 @@ class Delivery:
                 headers=JSON_HEADERS,
             )
 
+        self._send_disable = disable  # auto-disable's orders go out the same way
         return DeliveryService(
             store=PostgresDeliveryStore(self._pool),
             dispatcher=Dispatcher(
@@ -212,6 +214,13 @@ class Delivery:
             batch=self.settings.upkeep_batch,
             wake=self.service.wake_upkeep,
             due=self.service.wake_scheduler,
+            auto_disable=AutoDisable(
+                store=PostgresStaleWebhooks(self._pool),
+                disable=self._send_disable,
+                clock=self._clock,
+                disable_after_s=self.settings.disable_after_s,
+                batch=self.settings.upkeep_batch,
+            ),
         )
         self._fetching = [
             asyncio.create_task(self.requests.run(), name="consume"),
