@@ -14,12 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-# Upper bounds (ms) of the latency buckets; one more bucket counts the slower attempts. The
-# registry's stats reader holds the same tuple (the schema's contract, migration 0003).
-LATENCY_BOUNDS_MS = (
-    *(1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700),
-    *(1_000, 1_500, 2_000, 3_000, 5_000, 7_000, 10_000, 15_000, 20_000, 30_000, 60_000, 120_000),
-)
+from shared.latency_buckets import LATENCY_BOUNDS_MS
+
 PERIODS_S = (60, 3600)  # minute rows serve the 1h window, hour rows 24h and 7d
 
 

@@ -3,7 +3,7 @@
 
 -- Attempts of one webhook per minute (period_s 60, for the 1h window) and per hour
 -- (period_s 3600, for 24h and 7d). latency_ms[i] counts attempts that took at most
--- LATENCY_BOUNDS_MS[i] ms (services/delivery/attempt_stats.py); the last element counts the
+-- LATENCY_BOUNDS_MS[i] ms (shared/latency_buckets.py); the last element counts the
 -- slower ones.
 CREATE TABLE attempt_stats (
     webhook_id   uuid NOT NULL,

@@ -16,13 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_serializer
 
 from shared.events import format_timestamp
-
-# The schema's contract (delivery migration 0003): latency_ms[i] counts attempts that took at
-# most LATENCY_BOUNDS_MS[i] ms; one more element counts the slower ones.
-LATENCY_BOUNDS_MS = (
-    *(1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700),
-    *(1_000, 1_500, 2_000, 3_000, 5_000, 7_000, 10_000, 15_000, 20_000, 30_000, 60_000, 120_000),
-)
+from shared.latency_buckets import LATENCY_BOUNDS_MS
 
 Window = Literal["1h", "24h", "7d"]
 # Each window: its series' bucket (seconds) and how many buckets, the current one last.
