@@ -1,9 +1,15 @@
-"""The served OpenAPI document says what it said before it was derived from the route table.
+"""The served OpenAPI document says what was last reviewed, operation by operation.
 
-`fixtures/registry_openapi_before.json` is the document as the hand-written builder served
-it (version "test", page size maximum 100). The form may change ($ref names, key order,
-pydantic's `title` keys); the content may not: every operation, parameter, request body,
-response and schema is compared with references inlined.
+`fixtures/registry_openapi.json` is the document as reviewed (version "test", page size
+maximum 100); it was first captured from the hand-written builder, before the document was
+derived from the route table, and showed the derivation changed no content. The form may
+change ($ref names, key order, pydantic's `title` keys); the content may not without the
+fixture changing in the same commit, so a review sees the API's change as a diff. After a
+deliberate change, write it again with:
+
+    .venv/bin/python -c "import json; from services.registry.openapi import build_openapi; \
+      print(json.dumps(build_openapi(version='test', page_size_max=100), indent=2, \
+      sort_keys=True))" > tests/unit/fixtures/registry_openapi.json
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import pytest
 
 from services.registry.openapi import build_openapi
 
-BEFORE = json.loads((Path(__file__).parent / "fixtures/registry_openapi_before.json").read_text())
+BEFORE = json.loads((Path(__file__).parent / "fixtures/registry_openapi.json").read_text())
 AFTER = json.loads(json.dumps(build_openapi(version="test", page_size_max=100)))
 
 
