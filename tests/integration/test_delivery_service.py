@@ -196,9 +196,7 @@ async def test_410_gone_disables_the_webhook(harness, delivery, kafka_settings, 
         await commands.stop()
 
 
-async def test_a_disabled_webhook_gets_nothing_and_holds_the_delivery(
-    harness, delivery, registry
-):
+async def test_a_disabled_webhook_gets_nothing_and_holds_the_delivery(harness, delivery, registry):
     webhook = await harness.webhook("/off")
     url = registry.webhooks_url(registry.alice, webhook["id"])
     await registry.http.patch(url, json={"enabled": False}, headers=registry.alice.auth())
