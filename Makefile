@@ -41,7 +41,7 @@ clean:
 	rm -rf $(VENV) .roomhooks .pytest_cache .ruff_cache *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-# `make bench` (PART=delivery|raw|celery|latency|hol|fanout|workflows|registry, comma-separated;
+# `make bench` (PART=delivery|raw|celery|latency|hol|fanout|workflows|registry|scale, comma-separated;
 # QUICK=1 for a short smoke run; BENCH_ARGS for anything else, see `python -m tests.bench -h`).
 BENCH_STAMP := $(VENV)/.bench-installed-stamp
 
