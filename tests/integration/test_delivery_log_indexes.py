@@ -2,8 +2,9 @@
 is read from an index for every status filter, first page and next: `status=failed` from the
 failed deliveries' partial index, so it never walks the webhook's whole log to find them.
 
-The plans are Postgres's own choice for the values given (as asyncpg's first executions of a
-prepared statement get them) on a table shaped like a busy account's log (ANALYZEd).
+The plans are Postgres's own choice, for the values given (as asyncpg's first executions of a
+prepared statement get them) and the generic one it may cache later, on a table shaped like a
+busy account's log (ANALYZEd).
 """
 
 from __future__ import annotations
@@ -25,16 +26,38 @@ MAX_SORTED_ROWS = 1_000
 
 
 class ExplainingPool:
-    """Stands in for the pool: plans each statement the log would run, runs none."""
+    """Stands in for the pool: plans each statement the log would run, runs none; `generic`
+    asks for the plan Postgres caches once a prepared statement has run a few times, made
+    without the values."""
 
-    def __init__(self, pool) -> None:
+    def __init__(self, pool, *, generic: bool) -> None:
         self._pool = pool
+        self._generic = generic
         self.plans: list[dict] = []
 
     async def fetch(self, sql: str, *args: object) -> list:
-        plan = await self._pool.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
+        async with self._pool.acquire() as conn:
+            if self._generic:  # EXPLAIN with values always plans for them: PREPARE, EXECUTE
+                await conn.execute("SET plan_cache_mode = force_generic_plan")
+                await conn.execute(f"PREPARE page AS {sql}")
+                try:
+                    values = ", ".join(_literal(a) for a in args)
+                    plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE page({values})")
+                finally:
+                    await conn.execute("DEALLOCATE page")
+                    await conn.execute("RESET plan_cache_mode")
+            else:
+                plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
         self.plans.append((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
         return []
+
+
+def _literal(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _nodes(plan: dict):
@@ -52,14 +75,15 @@ async def fill(pool, org: uuid.UUID, webhooks: list[uuid.UUID], count: int) -> N
         )
 
 
+@pytest.mark.parametrize("generic", [False, True], ids=["custom-plan", "generic-plan"])
 @pytest.mark.parametrize("cursor", [False, True], ids=["first-page", "next-page"])
-async def test_every_status_filter_is_read_from_an_index_in_page_order(pool, cursor):
+async def test_every_status_filter_is_read_from_an_index_in_page_order(pool, cursor, generic):
     org, other = uuid.uuid4(), uuid.uuid4()
     webhooks = [uuid.uuid4() for _ in range(4)]
     await fill(pool, org, webhooks, 8_000)
     await fill(pool, other, [uuid.uuid4() for _ in range(4)], 4_000)
     await pool.execute("ANALYZE delivery.deliveries")
-    explaining = ExplainingPool(pool)
+    explaining = ExplainingPool(pool, generic=generic)
     log = PostgresDeliveryLog(explaining)
     after = (T0 + timedelta(days=5), uuid.uuid4()) if cursor else None
     used, problems = {}, []

@@ -12,7 +12,7 @@ import asyncpg
 from services.registry import outbox
 from services.registry.audit import repository as audit_log
 from services.registry.audit.models import AuditEntry
-from services.registry.deliveries.models import AttemptRow, DeliveryRow
+from services.registry.deliveries.models import STATUSES, AttemptRow, DeliveryRow
 from services.registry.deliveries.stats import HealthRow, StatsRow
 from services.registry.outbox import OutboxEntry
 from services.registry.webhooks.models import WebhookRow
@@ -43,18 +43,22 @@ class PostgresDeliveryLog:
         limit: int,
         after: tuple[datetime, UUID] | None,
     ) -> list[DeliveryRow]:
+        # Only the filters given go into the statement, and the status as a literal of the
+        # fixed set: a parameter (or a catch-all `$3 IS NULL OR ...`) keeps a generic plan off
+        # the failed deliveries' partial index, so it would walk the log past old failures.
+        where, args = ["webhook_id = $1", "organization_id = $2"], [webhook_id, organization_id]
+        if status is not None:
+            if status not in STATUSES:
+                raise ValueError(f"unknown delivery status {status!r}")
+            where.append(f"status = '{status}'")
+        if after is not None:
+            args += after
+            where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+        args.append(limit)
         records = await self._pool.fetch(
-            f"SELECT {_COLUMNS} FROM delivery.deliveries"
-            " WHERE webhook_id = $1 AND organization_id = $2"
-            " AND ($3::text IS NULL OR status = $3)"
-            " AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))"
-            " ORDER BY created_at DESC, id DESC LIMIT $6",
-            webhook_id,
-            organization_id,
-            status,
-            after[0] if after else None,
-            after[1] if after else None,
-            limit,
+            f"SELECT {_COLUMNS} FROM delivery.deliveries WHERE {' AND '.join(where)}"
+            f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}",
+            *args,
         )
         return [DeliveryRow(**dict(r)) for r in records]
 
