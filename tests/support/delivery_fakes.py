@@ -425,7 +425,14 @@ class FakeDelivery:
         return [job.id for job in jobs]
 
 
-def fake_delivery(now: datetime, *, upkeep_batch: int = 500, **settings: Any) -> FakeDelivery:
+def fake_delivery(
+    now: datetime,
+    *,
+    upkeep_batch: int = 500,
+    metrics: CollectorRegistry | None = None,
+    **settings: Any,
+) -> FakeDelivery:
+    """The delivery service and its upkeep on the fakes; `metrics` to read what it counts."""
     store, poster, targets, clock = FakeDeliveryStore(), FakePoster(), FakeTargets(), FakeClock(now)
     attempts = FakeAttemptLog(store)
     s = DeliverySettings(
@@ -451,7 +458,7 @@ def fake_delivery(now: datetime, *, upkeep_batch: int = 500, **settings: Any) ->
         disable=disable,
         settings=s,
         clock=clock,
-        metrics=DeliveryMetrics(CollectorRegistry()),
+        metrics=DeliveryMetrics(metrics or CollectorRegistry()),
         user_agent="roomhooks/test",
     )
     upkeep = Upkeep(

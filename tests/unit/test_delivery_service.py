@@ -12,30 +12,24 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.delivery.consumer import RequestConsumer
-from services.delivery.lanes import Lanes
 from services.delivery.repository import Job, Target
-from services.delivery.service import DeliveryMetrics, DeliveryService
-from services.delivery.settings import DeliverySettings
+from services.delivery.service import DeliveryService
 from shared.failures import is_content_error
 from shared.messages import DeliveryRequested, DisableWebhook, RedeliverRequested, delivery_id_for
 from shared.signing import verify_hex, verify_standard
-from tests.support.delivery_fakes import FakeAttemptLog, FakeDeliveryStore, FakePoster, FakeTargets
+from tests.support.delivery_fakes import (
+    FakeAttemptLog,
+    FakeClock,
+    FakeDeliveryStore,
+    FakePoster,
+    FakeTargets,
+    fake_delivery,
+)
 from tests.support.polling import eventually
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SECRET = "s3cret"
 URL = "http://hooks.example.com/in"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -45,7 +39,7 @@ class World:
     attempts: FakeAttemptLog
     poster: FakePoster
     targets: FakeTargets
-    clock: Clock
+    clock: FakeClock
     metrics: CollectorRegistry
     webhook_id: uuid.UUID = field(default_factory=uuid.uuid4)
     organization_id: uuid.UUID = field(default_factory=uuid.uuid4)
@@ -75,31 +69,16 @@ class World:
 
 
 def world(**settings: object) -> World:
-    store, poster, targets, clock = FakeDeliveryStore(), FakePoster(), FakeTargets(), Clock()
-    attempts, metrics = FakeAttemptLog(store), CollectorRegistry()
-    s = DeliverySettings(**{"retry_schedule": [1, 5], "timeout_s": 2, "lease_s": 10, **settings})
-    disabled: list[DisableWebhook] = []
-
-    async def disable(order: DisableWebhook) -> None:
-        disabled.append(order)
-
-    service = DeliveryService(
-        store=store,
-        dispatcher=poster,
-        targets=targets,
-        lanes=Lanes(
-            max_in_flight=s.max_in_flight,
-            per_webhook_concurrency=s.per_webhook_concurrency,
-            per_webhook_backlog=s.per_webhook_backlog,
-            max_admitted=s.max_in_flight * 8,
-        ),
-        recorder=attempts,
-        disable=disable,
-        settings=s,
-        clock=clock,
-        metrics=DeliveryMetrics(metrics),
-        user_agent="roomhooks/test",
+    metrics = CollectorRegistry()
+    fake = fake_delivery(NOW, metrics=metrics, **settings)
+    store, attempts, poster, targets, clock = (
+        fake.store,
+        fake.attempts,
+        fake.poster,
+        fake.targets,
+        fake.clock,
     )
+    service, disabled = fake.service, fake.disabled
     found = World(service, store, attempts, poster, targets, clock, metrics, disabled=disabled)
     found.target()
     return found
