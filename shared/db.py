@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import structlog
 
+from shared.retention import RetentionPlan, prepare_partitions
 from shared.settings import PostgresSettings
 
 log = structlog.get_logger(__name__)
@@ -113,7 +114,12 @@ class SchemaNotReady(RuntimeError):
 
 
 async def prepare_schema(
-    conn: asyncpg.Connection, settings: PostgresSettings, *, schema: str, package: str
+    conn: asyncpg.Connection,
+    settings: PostgresSettings,
+    *,
+    schema: str,
+    package: str,
+    plan: RetentionPlan | None = None,
 ) -> None:
     """At a service's start: nothing when the schema has every migration this code ships;
     else apply them (ROOMHOOKS_MIGRATE_ON_START, the default) or, when a separate migrate step
@@ -125,6 +131,8 @@ async def prepare_schema(
     except asyncpg.InsufficientPrivilegeError:
         raise SchemaNotReady(f"this role may not read {schema}.schema_migrations: {run}") from None
     if not missing:
+        if settings.migrate_on_start and plan is not None:
+            await prepare_partitions(conn, plan)  # days ahead, after a long pause of `make run`
         return
     if not settings.migrate_on_start:
         raise SchemaNotReady(
@@ -133,6 +141,8 @@ async def prepare_schema(
         )
     try:
         await apply_migrations(conn, schema=schema, package=package)
+        if plan is not None:
+            await prepare_partitions(conn, plan)
     except asyncpg.InsufficientPrivilegeError as exc:
         raise SchemaNotReady(f"this role may not migrate schema {schema} ({exc}): {run}") from None
 

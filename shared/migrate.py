@@ -13,13 +13,17 @@ import structlog
 
 from shared.db import apply_migrations, migration_lock
 from shared.db_roles import SCHEMA_ACCESS, grant_schema_access
+from shared.retention import RetentionPlan, prepare_partitions
 from shared.settings import PostgresSettings
 
 log = structlog.get_logger(__name__)
 
 
-async def migrate(settings: PostgresSettings, *, schema: str, package: str) -> list[str]:
-    """Apply `schema`'s pending migrations and its grants; returns the versions applied now."""
+async def migrate(
+    settings: PostgresSettings, *, schema: str, package: str, plan: RetentionPlan | None = None
+) -> list[str]:
+    """Apply `schema`'s pending migrations, the day partitions of `plan`'s tables, and the
+    schema's grants; returns the versions applied now."""
     schemas = {entry.schema for entry in SCHEMA_ACCESS}
     unknown = sorted(set(settings.role_passwords) - schemas)
     if unknown:
@@ -31,6 +35,8 @@ async def migrate(settings: PostgresSettings, *, schema: str, package: str) -> l
     try:
         async with migration_lock(conn):
             applied = await apply_migrations(conn, schema=schema, package=package)
+            if plan is not None:
+                await prepare_partitions(conn, plan)
             await grant_schema_access(
                 conn, schema, prefix=settings.role_prefix, passwords=settings.role_passwords
             )
@@ -40,11 +46,13 @@ async def migrate(settings: PostgresSettings, *, schema: str, package: str) -> l
     return applied
 
 
-def migrate_main(settings: PostgresSettings, *, schema: str, package: str) -> int:
+def migrate_main(
+    settings: PostgresSettings, *, schema: str, package: str, plan: RetentionPlan | None = None
+) -> int:
     """The command's exit status: 0 once the schema is migrated and granted, else 1 with the
     reason logged (a Job or compose dependency then stops the rollout)."""
     try:
-        asyncio.run(migrate(settings, schema=schema, package=package))
+        asyncio.run(migrate(settings, schema=schema, package=package, plan=plan))
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         log.critical("db.migrate_failed", schema=schema, error=f"{type(exc).__name__}: {exc}")
         return 1

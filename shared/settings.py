@@ -86,6 +86,15 @@ class PostgresSettings(BaseSettings):
     # Apply the service's migrations when it starts (`make run`, the tests). Production: off,
     # and `python -m services.<name> migrate` runs as the owner role before the services start.
     migrate_on_start: bool = Field(default=True, validation_alias="ROOMHOOKS_MIGRATE_ON_START")
+    # Events, deliveries, attempts, executions and the audit log older than this many days
+    # are removed (shared/retention.py), every `retention_every_s`: by the service itself
+    # when it migrates on start, else by `python -m services.<name> retention` as the owner.
+    retention_days: int = Field(
+        default=30, ge=1, le=3650, validation_alias="ROOMHOOKS_RETENTION_DAYS"
+    )
+    retention_every_s: float = Field(
+        default=3600.0, gt=0, validation_alias="ROOMHOOKS_RETENTION_EVERY_S"
+    )
     # For the migrate step only (shared/db_roles.py): each service's role is this prefix and
     # the schema it writes (`roomhooks_delivery`); passwords by schema, JSON
     # (`{"delivery": "..."}`): a role given one can log in with it.
