@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,12 +13,14 @@ import pytest
 from devtool.broker import TANSU_GAP_RECHECK_MS
 from shared.db import apply_migrations, create_pool, with_database
 from shared.kafka import Topics, ensure_topics
+from shared.retention import prepare_partitions
 from shared.secrets_box import KEY_SETTING
 from shared.settings import KafkaSettings, PostgresSettings
 from tests.support.secrets import TEST_SECRETS_KEY
 from tests.support.services import grants_idempotent_producer, kafka_bootstrap, postgres_server
 
-# Every service that owns a schema; the template database has all of them migrated.
+# Every service that owns a schema; the template database has all of them migrated, with
+# their day partitions made.
 SCHEMAS = {
     "registry": "services.registry",
     "delivery": "services.delivery",
@@ -66,6 +69,7 @@ async def template_database(postgres_url: str) -> AsyncIterator[str]:
     try:
         for schema, package in SCHEMAS.items():
             await apply_migrations(conn, schema=schema, package=package)
+            await prepare_partitions(conn, importlib.import_module(f"{package}.retention").PLAN)
     finally:
         await conn.close()
     yield name

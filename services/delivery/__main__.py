@@ -1,8 +1,8 @@
 """`python -m services.delivery`: signed POSTs, retries, every attempt recorded.
 
 `python -m services.delivery healthcheck` asks its /healthz instead (the container's check);
-`python -m services.delivery migrate`, as the owner role, applies its schema's migrations and
-grants (the migrate step of deploy/README.md).
+`python -m services.delivery migrate` and `retention` run as the owner role
+(shared/owner_commands.py).
 """
 
 import sys
@@ -10,6 +10,7 @@ import sys
 from services.delivery.settings import DeliverySettings
 from shared.healthcheck import probe
 from shared.logging import configure_logging
+from shared.owner_commands import OWNER_COMMANDS, run_owner_command
 
 
 def main() -> None:
@@ -17,10 +18,10 @@ def main() -> None:
     if sys.argv[1:] == ["healthcheck"]:
         sys.exit(probe("delivery", settings.health_host, settings.health_port))
     configure_logging(settings.runtime, service="delivery")
-    if sys.argv[1:] == ["migrate"]:
-        from shared.migrate import migrate_main
+    if sys.argv[1:2] and sys.argv[1] in OWNER_COMMANDS:
+        from services.delivery.retention import PLAN
 
-        sys.exit(migrate_main(settings.postgres, schema="delivery", package="services.delivery"))
+        sys.exit(run_owner_command(sys.argv[1:], settings.postgres, package=__package__, plan=PLAN))
     # Imported here, not above: the health check runs often and needs none of the service.
     import uvloop
 
