@@ -6,16 +6,18 @@ answers.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from aiohttp import web
 
+from devtool.cli_support import CliError
 from shared.signing import verify_hex, verify_standard
 
 
@@ -83,3 +85,28 @@ async def serve(
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def add_listen_command(commands: Any) -> None:
+    listen = commands.add_parser(
+        "listen",
+        help="run a local webhook endpoint that verifies signatures and prints each delivery",
+    )
+    listen.add_argument("--port", required=True, type=int, help="port to listen on")
+    listen.add_argument("--secret", required=True, help="the webhook's secret (from its 201)")
+    listen.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    listen.add_argument(
+        "--status", type=int, default=200, help="status to answer verified deliveries with"
+    )
+
+
+async def listen(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        raise CliError("--port: must be from 1 to 65535")
+    try:
+        await serve(host=args.host, port=args.port, secret=args.secret, status=args.status)
+    except OSError as exc:
+        raise CliError(
+            f"--port: cannot listen on {args.host}:{args.port} ({exc.strerror})"
+        ) from None
+    return 0

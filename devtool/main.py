@@ -30,7 +30,7 @@ from devtool.cli_support import (
 )
 from devtool.devstack import DevSettings
 from devtool.keys import add_keys_commands, create_key, list_keys, revoke_key
-from devtool.listen import serve
+from devtool.listen import add_listen_command, listen
 from devtool.postgres import one_line
 from services.registry import admin as registry_admin
 from shared.events import CATALOG, InvalidEvent, Scope, build_event, parse_event
@@ -64,7 +64,7 @@ def build_parser() -> Parser:
     )
     _add_account_commands(commands)
     _add_publish_commands(commands)
-    _add_listen_command(commands)
+    add_listen_command(commands)
     return parser
 
 
@@ -110,19 +110,6 @@ def _add_publish_commands(commands: Any) -> None:
     put_file.add_argument("--path", required=True)
     put_file.add_argument(
         "--metadata", type=json_value, metavar="JSON", help="e.g. '{\"size\": 1024}'"
-    )
-
-
-def _add_listen_command(commands: Any) -> None:
-    listen = commands.add_parser(
-        "listen",
-        help="run a local webhook endpoint that verifies signatures and prints each delivery",
-    )
-    listen.add_argument("--port", required=True, type=int, help="port to listen on")
-    listen.add_argument("--secret", required=True, help="the webhook's secret (from its 201)")
-    listen.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    listen.add_argument(
-        "--status", type=int, default=200, help="status to answer verified deliveries with"
     )
 
 
@@ -235,18 +222,6 @@ async def send(kafka: KafkaSettings, topic: str, key: str, value: bytes | None) 
         ) from None
     finally:
         await producer.stop()
-
-
-async def listen(args: argparse.Namespace) -> int:
-    if not 0 < args.port < 65536:
-        raise CliError("--port: must be from 1 to 65535")
-    try:
-        await serve(host=args.host, port=args.port, secret=args.secret, status=args.status)
-    except OSError as exc:
-        raise CliError(
-            f"--port: cannot listen on {args.host}:{args.port} ({exc.strerror})"
-        ) from None
-    return 0
 
 
 COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Any]] = {
