@@ -31,6 +31,9 @@ class RegistrySettings(BaseSettings):
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
     # Re-announce every webhook on start: a dev broker forgets its topics when it restarts.
     republish_on_start: bool | None = None
+    # How often a rotation's previous secret is looked for once its overlap has ended, to be
+    # erased (delivery stops signing with it on time whatever this is).
+    secret_overlap_sweep_s: float = Field(default=60.0, gt=0)
 
     # Quotas per account. Fanout holds every enabled webhook in memory (README: what the
     # index costs at the quota), so the webhook quota bounds a tenant's share of it.

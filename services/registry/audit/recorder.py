@@ -13,7 +13,7 @@ from services.registry.audit.models import Actor, AuditEntry
 
 MASK = "****"
 # Never copied, whatever their value: only that they changed is kept.
-HIDDEN_FIELDS = frozenset({"secret", "key", "token", "code"})
+HIDDEN_FIELDS = frozenset({"secret", "previous_secret", "key", "token", "code"})
 # {name: value} maps whose values may hold credentials: names kept, each value masked.
 MASKED_MAPS = frozenset({"headers"})
 # Bookkeeping every change moves, or the target's own identity: not a change of its own.

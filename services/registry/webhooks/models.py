@@ -87,6 +87,15 @@ class WebhookRow:
     headers_ciphertext: str | None = None
 
 
+@dataclass(frozen=True)
+class EndedOverlap:
+    """A webhook whose rotation's overlap ended at `ended_at`, its previous secret erased."""
+
+    webhook_id: UUID
+    organization_id: UUID
+    ended_at: datetime
+
+
 def _http_hosts(info: ValidationInfo) -> frozenset[str]:
     return (info.context or {}).get("http_hosts", frozenset())
 

@@ -15,7 +15,7 @@ from services.registry.audit import repository as audit_log
 from services.registry.audit.models import AuditEntry
 from services.registry.outbox import OutboxEntry
 from services.registry.quota import check_quota
-from services.registry.webhooks.models import WebhookRow
+from services.registry.webhooks.models import EndedOverlap, WebhookRow
 
 _COLUMNS = (
     "id, organization_id, name, url, secret_ciphertext, events, room_id, enabled, disabled_reason,"
@@ -239,3 +239,51 @@ async def count_sealed_outside(conn: asyncpg.Connection, key_ids: Sequence[str])
             f"SELECT count(*) FROM registry.webhooks WHERE {outside}", list(key_ids)
         )
     )
+
+
+# --- ending rotations' overlaps (secret_overlaps.py) ---------------------------------------
+
+# SKIP LOCKED: N replicas sweeping at once never clear (nor audit) the same webhook twice; a
+# webhook a rotation holds is left for the next pass. The outer condition is the decision:
+# only a row whose overlap is still ended when claimed is cleared. The subquery's ORDER BY
+# and LIMIT walk the partial index on previous_secret_until (migration 0010).
+_END_OVERLAPS = """
+WITH due AS (
+    SELECT id, previous_secret_until FROM registry.webhooks
+    WHERE previous_secret_until <= $1
+    ORDER BY previous_secret_until
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE registry.webhooks w
+SET previous_secret_ciphertext = NULL, previous_secret_until = NULL
+FROM due
+WHERE w.id = due.id AND w.previous_secret_until <= $1
+RETURNING w.id AS webhook_id, w.organization_id, due.previous_secret_until AS ended_at
+"""
+
+
+class OverlapSql:
+    """OverlapWrites on one connection, inside the caller's transaction."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def end_overlaps(self, *, now: datetime, limit: int) -> list[EndedOverlap]:
+        records = await self._conn.fetch(_END_OVERLAPS, now, limit)
+        return sorted((EndedOverlap(**dict(r)) for r in records), key=lambda e: e.ended_at)
+
+    async def audit(self, entry: AuditEntry) -> None:
+        await audit_log.insert(self._conn, entry)
+
+
+class PostgresEndedOverlaps:
+    """EndedOverlaps on Postgres: each transaction on a pooled connection of its own."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[OverlapSql]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield OverlapSql(conn)
