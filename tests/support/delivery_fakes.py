@@ -1,8 +1,9 @@
-"""In-memory fakes of what `DeliveryService` depends on (services/delivery/dependencies.py).
+"""In-memory fakes of what `DeliveryService` depends on (services/delivery/dependencies.py)
+and of what its upkeep depends on (`StaleWebhooks`, services/delivery/upkeep.py).
 
 Each passes the contract suite its real adapter passes (tests/integration/
-test_delivery_contracts.py), so a unit test on these fakes says what the service does on
-Postgres and HTTP.
+test_delivery_contracts.py, test_delivery_stale_webhooks_contract.py), so a unit test on
+these fakes says what the service does on Postgres and HTTP.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from prometheus_client import CollectorRegistry
 from yarl import URL
 
 from services.delivery.answers import answered, failed
+from services.delivery.health_store import StaleWebhook
 from services.delivery.lanes import Lanes
 from services.delivery.policy import AttemptResult, Outcome
 from services.delivery.recoveries import Recovery
 from services.delivery.repository import AttemptRow, Job, Target
 from services.delivery.service import DeliveryMetrics, DeliveryService
 from services.delivery.settings import DeliverySettings
-from services.delivery.upkeep import Upkeep
+from services.delivery.upkeep import AutoDisable, Upkeep
 from shared.messages import DeliveryRequested, DisableWebhook, RecoverRequested, RedeliverRequested
 from shared.ssrf import AddressPolicy, guard_message
 
@@ -385,6 +387,89 @@ class FakeTargets:
             self.targets[webhook_id] = dataclasses.replace(target, enabled=False)
 
 
+@dataclass
+class FakeHealth:
+    """A row of delivery.webhook_health, as far as auto-disable reads it."""
+
+    updated_at: datetime
+    last_success_at: datetime | None = None
+    last_gave_up_at: datetime | None = None
+    last_error: str | None = None
+    disable_sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FakeRegistered:
+    """A row of registry.webhooks, as far as auto-disable reads it."""
+
+    organization_id: UUID
+    enabled: bool
+    created_at: datetime
+
+
+class FakeStaleWebhooks:
+    """`StaleWebhooks` over health rows and registry rows the test fills (`register`,
+    `put_health`); a webhook without a registry row is deleted. A turn holds what it took
+    until it ends, and notes it ordered only when it ends without raising."""
+
+    def __init__(self) -> None:
+        self.health: dict[UUID, FakeHealth] = {}
+        self.webhooks: dict[UUID, FakeRegistered] = {}
+        self._held: set[UUID] = set()
+
+    def register(
+        self, webhook_id: UUID, organization_id: UUID, *, enabled: bool, created_at: datetime
+    ) -> None:
+        self.webhooks[webhook_id] = FakeRegistered(organization_id, enabled, created_at)
+
+    def put_health(self, webhook_id: UUID, *, updated_at: datetime, **fields: Any) -> None:
+        """Set these columns of the webhook's row (made when missing), as an upsert would."""
+        row = self.health.setdefault(webhook_id, FakeHealth(updated_at))
+        for name, value in {"updated_at": updated_at, **fields}.items():
+            setattr(row, name, value)
+
+    @asynccontextmanager
+    async def stale_turn(
+        self, *, stale_before: datetime, limit: int, now: datetime
+    ) -> AsyncIterator[list[StaleWebhook]]:
+        candidates = (self._stale(webhook_id) for webhook_id in self.health)
+        stale = sorted(
+            (
+                s
+                for s in candidates
+                if s is not None and s.webhook_id not in self._held and s.since < stale_before
+            ),
+            key=lambda s: s.last_gave_up_at,
+        )[:limit]
+        taken = {s.webhook_id for s in stale}
+        self._held |= taken
+        try:
+            yield stale
+            for webhook_id in taken:
+                self.health[webhook_id].disable_sent_at = now
+        finally:
+            self._held -= taken
+
+    def _stale(self, webhook_id: UUID) -> StaleWebhook | None:
+        """The webhook when it failed for good since its last success and its last order."""
+        h = self.health[webhook_id]
+        gave_up = h.last_gave_up_at
+        if gave_up is None or any(
+            at is not None and gave_up <= at for at in (h.last_success_at, h.disable_sent_at)
+        ):
+            return None
+        registered = self.webhooks.get(webhook_id)
+        created_at = registered.created_at if registered else None
+        return StaleWebhook(
+            webhook_id,
+            registered.organization_id if registered else None,
+            registered.enabled if registered else False,
+            h.last_success_at or created_at or h.updated_at,
+            gave_up,
+            h.last_error,
+        )
+
+
 class FakeClock:
     """A clock the test moves (`advance`)."""
 
@@ -410,7 +495,8 @@ class FakeDelivery:
     poster: FakePoster
     targets: FakeTargets
     clock: FakeClock
-    disabled: list[DisableWebhook]
+    disabled: list[DisableWebhook]  # by a 410 or by auto-disable
+    stale: FakeStaleWebhooks
 
     async def attempt_due(self) -> list[UUID]:
         """Claim every delivery due a moment from now (as the scheduler would, after the
@@ -432,8 +518,10 @@ def fake_delivery(
     metrics: CollectorRegistry | None = None,
     **settings: Any,
 ) -> FakeDelivery:
-    """The delivery service and its upkeep on the fakes; `metrics` to read what it counts."""
+    """The delivery service and its upkeep (auto-disable included) on the fakes, wired as
+    services/delivery/app.py wires them; `metrics` to read what it counts."""
     store, poster, targets, clock = FakeDeliveryStore(), FakePoster(), FakeTargets(), FakeClock(now)
+    stale = FakeStaleWebhooks()
     attempts = FakeAttemptLog(store)
     s = DeliverySettings(
         **{"retry_schedule": [1, 5], "timeout_s": 2, "lease_s": 10, **settings},
@@ -468,5 +556,12 @@ def fake_delivery(
         batch=upkeep_batch,
         wake=service.wake_upkeep,
         due=service.wake_scheduler,
+        auto_disable=AutoDisable(
+            store=stale,
+            disable=disable,
+            clock=clock,
+            disable_after_s=s.disable_after_s,
+            batch=upkeep_batch,
+        ),
     )
-    return FakeDelivery(service, upkeep, store, attempts, poster, targets, clock, disabled)
+    return FakeDelivery(service, upkeep, store, attempts, poster, targets, clock, disabled, stale)
