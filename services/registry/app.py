@@ -25,6 +25,7 @@ from services.registry.audit.repository import PostgresAuditLog
 from services.registry.audit.routes import AuditRoutes
 from services.registry.audit.service import AuditService
 from services.registry.auth import ApiLimits, Authorizer
+from services.registry.background import running
 from services.registry.code_check import deno_code_check
 from services.registry.code_gate import CodeCheckGate
 from services.registry.commands import commands_applied
@@ -42,6 +43,7 @@ from services.registry.metrics import RegistryMetrics
 from services.registry.openapi import build_openapi
 from services.registry.outbox import OutboxRelay
 from services.registry.rate_limits import Buckets
+from services.registry.retention import PLAN
 from services.registry.sealing import seal_stored_secrets
 from services.registry.settings import RegistrySettings
 from services.registry.system_routes import SystemRoutes
@@ -54,6 +56,7 @@ from services.registry.workflows.service import CodeChecker, WorkflowService
 from shared.db import create_pool, prepare_schema
 from shared.kafka import Topics, ensure_topics, make_producer
 from shared.lifecycle import run_until_signalled
+from shared.retention import retention_loop
 from shared.secrets_box import SecretsBox, SecretsKeyError, load_box
 
 log = structlog.get_logger(__name__)
@@ -158,8 +161,9 @@ def postgres_and_relay(
 
 class Registry:
     """The running registry. `start()` migrates, seals stored secrets, and starts the
-    producer, the outbox relay, the commands consumer and the HTTP server; `stop()` stops
-    taking requests, then stops the loops (the relay with one last pass) and closes."""
+    producer, the outbox relay, the commands consumer, retention (when it migrates on start)
+    and the HTTP server; `stop()` stops taking requests, then stops the loops (the relay with
+    one last pass) and closes."""
 
     def __init__(self, settings: RegistrySettings) -> None:
         self.settings = settings
@@ -175,7 +179,9 @@ class Registry:
         pool = await create_pool(s.postgres)
         stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
-            await prepare_schema(conn, s.postgres, schema="registry", package="services.registry")
+            await prepare_schema(
+                conn, s.postgres, schema="registry", package="services.registry", plan=PLAN
+            )
         await seal_stored_secrets(pool, self.box)
         await ensure_topics(s.kafka)
         producer = make_producer(s.kafka)
@@ -190,6 +196,9 @@ class Registry:
         await stack.enter_async_context(app[RELAY].publishing())
         await stack.enter_async_context(commands_applied(s.kafka, app[WEBHOOKS]))
         await stack.enter_async_context(usage_recorded(app[ACCOUNTS].record_usage))
+        if s.postgres.migrate_on_start:  # the owner role; else the retention CronJob runs it
+            retention = retention_loop(pool, PLAN, s.postgres)
+            await stack.enter_async_context(running(retention, name="retention"))
 
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
