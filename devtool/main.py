@@ -1,9 +1,12 @@
-"""`roomhooks`: the dev stack, accounts, API keys and test events from the command line.
+"""`roomhooks`: the dev stack, accounts, API keys and test events from the command line, and
+command groups that mirror the registry's HTTP API (webhooks, deliveries, workflows, events).
 
-Connections (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC_NAMESPACE, ...) come from the
-environment, else from the run.env that `roomhooks dev` writes; the environment wins
-(devtool/cli_support.py). Bad input exits 2 and an unreachable Postgres or broker exits 1, each
-with one line on stderr.
+Connections (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC_NAMESPACE, ROOMHOOKS_API_URL,
+...) come from the environment, else from the run.env that `roomhooks dev` writes; the
+environment wins (devtool/cli_support.py, devtool/api_client.py). Exit codes: 0 done, 1 the
+platform refused or failed (an API 4xx/5xx, an unreachable registry, Postgres or broker),
+2 bad command-line input; each error is one line on stderr. This module only registers the
+commands: each group's module holds its parser and handlers.
 """
 
 from __future__ import annotations
@@ -17,30 +20,31 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka.errors import KafkaError
-
 from devtool import devstack
 from devtool.cli_support import (
-    EXIT_UNAVAILABLE,
     CliError,
     Parser,
     account_id,
     connections,
     postgres_pool,
 )
+from devtool.deliveries_cli import DELIVERIES_COMMANDS, add_deliveries_commands
 from devtool.devstack import DevSettings
+from devtool.events_cli import EVENTS_COMMANDS, add_events_commands
 from devtool.keys import add_keys_commands, create_key, list_keys, revoke_key
 from devtool.listen import add_listen_command, listen
-from devtool.postgres import one_line
+from devtool.publishing import publish_event, send
+from devtool.trigger import add_trigger_command, trigger
+from devtool.webhooks_cli import WEBHOOKS_COMMANDS, add_webhooks_commands
+from devtool.workflows_cli import WORKFLOWS_COMMANDS, add_workflows_commands
 from services.registry import admin as registry_admin
-from shared.events import CATALOG, InvalidEvent, Scope, build_event, parse_event
-from shared.kafka import JSON_HEADERS, Topics, dumps, make_producer
+from shared.events import CATALOG, InvalidEvent, Scope, build_event
+from shared.kafka import Topics, dumps
 from shared.logging import configure_logging
 from shared.room_state import InvalidStateKey, state_key
 from shared.secrets_box import generate_key
-from shared.settings import KafkaSettings, RuntimeSettings
+from shared.settings import RuntimeSettings
 
-BROKER_TIMEOUT_S = 30.0
 # The JSON flags of `publish`, by the event field each fills.
 _FLAGS = {"room": "--room", "user": "--user", "users": "--users", "id": "--id", "event": "--event"}
 
@@ -64,7 +68,12 @@ def build_parser() -> Parser:
     )
     _add_account_commands(commands)
     _add_publish_commands(commands)
+    add_trigger_command(commands)
     add_listen_command(commands)
+    add_webhooks_commands(commands)
+    add_deliveries_commands(commands)
+    add_workflows_commands(commands)
+    add_events_commands(commands)
     return parser
 
 
@@ -161,15 +170,7 @@ def event_from_args(args: argparse.Namespace, *, now: datetime) -> dict[str, Any
 
 
 async def publish(args: argparse.Namespace) -> int:
-    event = event_from_args(args, now=datetime.now(UTC))
-    parsed = parse_event(event)
-    postgres, kafka = connections(os.environ)
-    async with postgres_pool(postgres) as pool:
-        if not await registry_admin.account_exists(pool, args.account):
-            raise CliError(f"--account: no account {args.account}")
-    key = parsed.room_id or parsed.organization_id
-    await send(kafka, Topics.from_settings(kafka).events, key, dumps(event))
-    print(parsed.id)
+    print(await publish_event(args.account, event_from_args(args, now=datetime.now(UTC))))
     return 0
 
 
@@ -206,24 +207,6 @@ async def put_state(args: argparse.Namespace) -> int:
     return 0
 
 
-async def send(kafka: KafkaSettings, topic: str, key: str, value: bytes | None) -> None:
-    """Publish one record and wait for the broker's acknowledgement; exit 1 when unreachable."""
-    producer = make_producer(kafka)
-    try:
-        async with asyncio.timeout(BROKER_TIMEOUT_S):
-            await producer.start()
-            await producer.send_and_wait(
-                topic, value=value, key=key.encode(), headers=JSON_HEADERS if value else None
-            )
-    except (KafkaError, OSError, TimeoutError) as exc:
-        where = kafka.bootstrap_servers
-        raise CliError(
-            f"cannot publish to Kafka at {where} ({one_line(exc)})", EXIT_UNAVAILABLE
-        ) from None
-    finally:
-        await producer.stop()
-
-
 COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Any]] = {
     ("dev", None): run_dev,
     ("listen", None): listen,
@@ -234,7 +217,12 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Any]] = {
     ("keys", "list"): list_keys,
     ("keys", "revoke"): revoke_key,
     ("publish", None): publish,
+    ("trigger", None): trigger,
     ("secrets-key", None): print_secrets_key,
+    **WEBHOOKS_COMMANDS,
+    **DELIVERIES_COMMANDS,
+    **WORKFLOWS_COMMANDS,
+    **EVENTS_COMMANDS,
 }
 
 
