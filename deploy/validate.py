@@ -5,7 +5,9 @@
   Python wrapper always exits 0), with `--env-file deploy/production.env.example` (the real
   env file is not in git); then what scaling needs (delivery has no container_name and no
   host port) and the Postgres trust boundary: the services connect as their own roles, never
-  see the owner's password, do not migrate, and wait for the `migrate` job.
+  see the owner's password, do not migrate, and wait for the `migrate` job; each service has
+  a retention service running `python -m services.<name> retention --every N` (at most an
+  hour) as the owner, after the `migrate` job.
 - Every manifest: kubernetes-validate's schemas in strict mode (unknown fields refused). Its
   CLI only warns about a kind it has no schema for and exits 0, so this calls its library and
   counts that as an error, except for kinds with a schema in deploy/schemas/ (KEDA's
@@ -13,8 +15,10 @@
   manifest is named by one.
 - What must agree with the code: the ScaledObject's consumer group and topic are those of
   shared/kafka/topics.py, autoscalers stop at KAFKA_PARTITIONS replicas, delivery's
-  terminationGracePeriodSeconds outlasts ROOMHOOKS_DELIVERY_SHUTDOWN_GRACE_S, and only the
-  migrate Job reads the Postgres owner's Secret.
+  terminationGracePeriodSeconds outlasts ROOMHOOKS_DELIVERY_SHUTDOWN_GRACE_S, no Deployment
+  reads the Postgres owner's Secret, and each service's Deployment has a retention CronJob:
+  `python -m services.<name> retention`, hourly, concurrencyPolicy Forbid, with the owner's
+  Secret (the migrate Job's credentials) and no service role's.
 
 Prints one line per problem; exits 1 when there is any.
 """
@@ -40,8 +44,12 @@ ENV_EXAMPLE = ROOT / "deploy" / "production.env.example"
 K8S_DIR = ROOT / "deploy" / "k8s"
 SCHEMAS = ROOT / "deploy" / "schemas"
 KUBERNETES_VERSION = "1.37"
-# The Secret holding the Postgres owner's URL: the migrate Job's alone.
+# The Secret holding the Postgres owner's URL: the migrate Job's and the retention CronJobs'.
 MIGRATE_ONLY = "roomhooks-postgres-owner"
+# The services' roles' URLs: never in a job that runs as the owner.
+SERVICE_ROLES = "roomhooks-postgres"
+# How often retention runs at the least (its `--every`, a CronJob's schedule): hourly.
+RETENTION_EVERY_MAX_S = 3600
 # (apiVersion, kind) -> the schema kubernetes-validate lacks.
 CRD_SCHEMAS = {("keda.sh/v1alpha1", "ScaledObject"): "scaledobject-keda.sh-v1alpha1.json"}
 
@@ -76,7 +84,8 @@ def validate_compose(path: Path = COMPOSE_FILE, *overrides: Path) -> list[str]:
         for key in ("container_name", "ports")
         if delivery.get(key)
     ]
-    return scaling + [f"{name}: {problem}" for problem in compose_trust_problems(services)]
+    problems = compose_trust_problems(services) + compose_retention_problems(services)
+    return scaling + [f"{name}: {problem}" for problem in problems]
 
 
 def compose_trust_problems(services: dict[str, Any]) -> list[str]:
@@ -85,7 +94,7 @@ def compose_trust_problems(services: dict[str, Any]) -> list[str]:
     owner_password = _example_env()["POSTGRES_PASSWORD"]
     problems = []
     for name, service in sorted(services.items()):
-        if name in ("migrate", "postgres"):
+        if name in ("migrate", "postgres") or retention_of(service.get("command")):
             continue
         env = service.get("environment") or {}
         if any(owner_password in str(value) for value in env.values()):
@@ -100,6 +109,52 @@ def compose_trust_problems(services: dict[str, Any]) -> list[str]:
         if waits != "service_completed_successfully":
             problems.append(f"{name} does not wait for the migrate job to complete")
     return problems
+
+
+def service_of(command: Any) -> str | None:
+    """`services.<name>` when `command` runs a service: `python -m services.<name>`."""
+    if isinstance(command, list) and command[:2] == ["python", "-m"] and len(command) > 2:
+        if str(command[2]).startswith("services."):
+            return str(command[2])
+    return None
+
+
+def retention_of(command: Any) -> str | None:
+    """`services.<name>` when `command` is that service's retention command."""
+    package = service_of(command)
+    return package if package and command[3:4] == ["retention"] else None
+
+
+def compose_retention_problems(services: dict[str, Any]) -> list[str]:
+    """Each service has a retention service: `python -m services.<name> retention --every N`
+    (a loop: a single run would be restarted at once), N at most an hour, as the owner (the
+    `migrate` job's DATABASE_URL), started once the `migrate` job has completed."""
+    owner_url = (services.get("migrate", {}).get("environment") or {}).get("DATABASE_URL")
+    packages = {service_of(s.get("command")) for s in services.values()}
+    retention = {retention_of(s.get("command")): n for n, s in services.items()}
+    problems = [
+        f"{package} has no retention service (`python -m {package} retention --every 3600`)"
+        for package in sorted(p for p in packages if p and p not in retention)
+    ]
+    for name in sorted(n for p, n in retention.items() if p):
+        service = services[name]
+        if not 0 < _every_s(service["command"][4:]) <= RETENTION_EVERY_MAX_S:
+            problems.append(f"{name}: `retention` needs --every SECONDS, at most an hour")
+        url = (service.get("environment") or {}).get("DATABASE_URL")
+        if owner_url is None or url != owner_url:
+            problems.append(f"{name}: DATABASE_URL is not the owner's (the migrate job's)")
+        waits = service.get("depends_on", {}).get("migrate", {}).get("condition")
+        if waits != "service_completed_successfully":
+            problems.append(f"{name} does not wait for the migrate job to complete")
+    return problems
+
+
+def _every_s(args: list[str]) -> float:
+    """The seconds of `--every SECONDS`; 0 when the arguments are anything else."""
+    try:
+        return float(args[1]) if args[:1] == ["--every"] and len(args) == 2 else 0.0
+    except ValueError:
+        return 0.0
 
 
 def _example_env() -> dict[str, str]:
@@ -211,7 +266,7 @@ def agreement_with_code(objects: list[dict[str, Any]]) -> list[str]:
 
 
 def postgres_owner_problems(objects: list[dict[str, Any]], config: dict[str, str]) -> list[str]:
-    """Only the migrate Job reads the owner's Secret; the services do not migrate."""
+    """No service reads the owner's Secret; the services do not migrate."""
     problems = [
         f"{o['metadata']['name']}: only the migrate Job may read {MIGRATE_ONLY}"
         for o in objects
@@ -219,7 +274,54 @@ def postgres_owner_problems(objects: list[dict[str, Any]], config: dict[str, str
     ]
     if config.get("ROOMHOOKS_MIGRATE_ON_START") != "false":
         problems.append("ConfigMap: ROOMHOOKS_MIGRATE_ON_START must be false (the Job migrates)")
+    return problems + retention_cronjob_problems(objects)
+
+
+def _containers(pod_template: dict[str, Any]) -> list[dict[str, Any]]:
+    return pod_template.get("spec", {}).get("containers") or []
+
+
+def retention_cronjob_problems(objects: list[dict[str, Any]]) -> list[str]:
+    """Each service's Deployment has a CronJob running `python -m services.<name> retention`
+    hourly, one run at a time, as the owner (the migrate Job's Secret), never a service role."""
+    deployments = [o for o in objects if o.get("kind") == "Deployment"]
+    packages = {
+        service_of(c.get("command"))
+        for d in deployments
+        for c in _containers(d.get("spec", {}).get("template", {}))
+    }
+    cronjobs = {}
+    for job in (o for o in objects if o.get("kind") == "CronJob"):
+        pod = job.get("spec", {}).get("jobTemplate", {}).get("spec", {}).get("template", {})
+        for container in _containers(pod):
+            package = retention_of(container.get("command"))
+            if package:
+                cronjobs[package] = (job, container)
+    problems = [
+        f"{package} has no retention CronJob (`python -m {package} retention`)"
+        for package in sorted(p for p in packages if p and p not in cronjobs)
+    ]
+    for job, container in (cronjobs[p] for p in sorted(cronjobs)):
+        name = job["metadata"]["name"]
+        problems += [f"CronJob {name}: {fault}" for fault in _cronjob_faults(job, container)]
     return problems
+
+
+def _cronjob_faults(job: dict[str, Any], container: dict[str, Any]) -> list[str]:
+    spec, faults = job.get("spec", {}), []
+    if container["command"][4:]:
+        faults.append("runs `retention` with arguments (the schedule repeats it, not --every)")
+    minute, *rest = str(spec.get("schedule", "")).split()
+    if rest != ["*", "*", "*", "*"] or not minute.isdigit():
+        faults.append(f"schedule {spec.get('schedule')!r} is not hourly (`M * * * *`)")
+    if spec.get("concurrencyPolicy") != "Forbid":
+        faults.append("concurrencyPolicy must be Forbid (one run of a schema at a time)")
+    secrets = {source.get("secretRef", {}).get("name") for source in container.get("envFrom", [])}
+    if MIGRATE_ONLY not in secrets:
+        faults.append(f"does not run as the owner (envFrom secretRef {MIGRATE_ONLY})")
+    if SERVICE_ROLES in json.dumps(container.get("env", [])) or SERVICE_ROLES in secrets:
+        faults.append(f"reads {SERVICE_ROLES}: retention runs as the owner, not a service role")
+    return faults
 
 
 def main(argv: list[str]) -> int:

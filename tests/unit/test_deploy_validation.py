@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -184,5 +186,107 @@ def test_manifests_that_cross_the_postgres_trust_boundary_fail(
     tmp_path, capsys, manifest, old, new, expected
 ):
     copy = broken_k8s(tmp_path, manifest, old, new)
+    assert validate.main([str(COMPOSE), str(copy)]) == 1
+    assert expected in capsys.readouterr().err
+
+
+CRONJOBS = "base/retention-cronjobs.yaml"
+
+
+def test_every_service_has_its_retention_job_as_the_owner_in_compose_and_kubernetes():
+    rendered = _rendered_compose()
+    retention = {validate.retention_of(s.get("command")): s for s in rendered.values()}
+    packages = {"services.registry", "services.fanout", "services.delivery",
+                "services.workflow_runner"}  # fmt: skip
+    assert packages <= set(retention)
+    owner_url = rendered["migrate"]["environment"]["DATABASE_URL"]
+    for package in packages:
+        service = retention[package]
+        assert service["command"] == ["python", "-m", package, "retention", "--every", "3600"]
+        assert service["environment"]["DATABASE_URL"] == owner_url
+    jobs = [doc for doc in validate.load_documents(K8S / CRONJOBS) if doc["kind"] == "CronJob"]
+    containers = [doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+                  for doc in jobs]  # fmt: skip
+    assert {tuple(c["command"]) for c in containers} == {
+        ("python", "-m", package, "retention") for package in packages
+    }
+    for container in containers:  # the migrate Job's credentials, no service role's
+        assert container["envFrom"][0] == {"secretRef": {"name": "roomhooks-postgres-owner"}}
+        assert 'roomhooks-postgres"' not in json.dumps(container)
+    assert {doc["spec"]["concurrencyPolicy"] for doc in jobs} == {"Forbid"}
+    assert all(doc["spec"]["schedule"].endswith(" * * * *") for doc in jobs)  # hourly
+
+
+def _rendered_compose() -> dict:
+    binary = str(validate.compose_binary())
+    rendered = subprocess.run(
+        [binary, "--project-directory", str(ROOT), "--env-file", str(validate.ENV_EXAMPLE),
+         "--file", str(COMPOSE), "config", "--format", "json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(rendered.stdout)["services"]
+
+
+NEEDS_EVERY = "retention_delivery: `retention` needs --every SECONDS, at most an hour"
+RETENTION_FANOUT = (
+    "  retention_fanout:\n    <<: *retention\n"
+    '    command: ["python", "-m", "services.fanout", "retention", "--every", "3600"]\n'
+)
+RETENTION_ANCHOR_DB = (
+    "    DATABASE_URL: postgresql://roomhooks:${POSTGRES_PASSWORD:?}@postgres:5432/roomhooks\n"
+    '    ROOMHOOKS_RETENTION_DAYS: "30"'
+)
+RETENTION_ANCHOR_WAIT = (
+    "    postgres:\n      condition: service_healthy\n"
+    "    migrate:\n      condition: service_completed_successfully\n  healthcheck:"
+)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # a service whose schema nobody keeps in bounds
+        (RETENTION_FANOUT, "", "services.fanout has no retention service"),
+        # one run, which `restart: unless-stopped` would start again at once
+        ('"services.delivery", "retention", "--every", "3600"]',
+         '"services.delivery", "retention"]', NEEDS_EVERY),
+        ('"services.delivery", "retention", "--every", "3600"]',
+         '"services.delivery", "retention", "--every", "86400"]', NEEDS_EVERY),
+        # as a service role, which may not make or drop partitions
+        (RETENTION_ANCHOR_DB, RETENTION_ANCHOR_DB.replace(
+            "roomhooks:${POSTGRES_PASSWORD:?}", "roomhooks_registry:${PG_REGISTRY_PASSWORD:?}"),
+         "retention_registry: DATABASE_URL is not the owner's"),
+        # before the schema it keeps exists
+        (RETENTION_ANCHOR_WAIT,
+         "    postgres:\n      condition: service_healthy\n  healthcheck:",
+         "retention_workflow_runner does not wait for the migrate job to complete"),
+    ],
+    ids=["missing", "one-run", "daily", "service-role", "no-wait-for-migrate"],
+)  # fmt: skip
+def test_a_compose_file_without_a_sound_retention_job_fails(tmp_path, capsys, old, new, expected):
+    copy = broken_compose(tmp_path, old, new)
+    assert validate.main([str(copy), str(K8S)]) == 1
+    assert expected in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('command: ["python", "-m", "services.delivery", "retention"]',
+         'command: ["python", "-m", "services.delivery", "migrate"]',
+         "services.delivery has no retention CronJob"),
+        ('schedule: "5 * * * *"', 'schedule: "5 3 * * *"',
+         "CronJob roomhooks-retention-registry: schedule '5 3 * * *' is not hourly"),
+        ("concurrencyPolicy: Forbid", "concurrencyPolicy: Allow",
+         "CronJob roomhooks-retention-registry: concurrencyPolicy must be Forbid"),
+        ("name: roomhooks-postgres-owner", "name: roomhooks-postgres",
+         "CronJob roomhooks-retention-registry: does not run as the owner"),
+        ('"services.registry", "retention"]', '"services.registry", "retention", "--every", "60"]',
+         "CronJob roomhooks-retention-registry: runs `retention` with arguments"),
+    ],
+    ids=["missing", "daily", "concurrent", "service-role", "looping"],
+)  # fmt: skip
+def test_manifests_without_a_sound_retention_cronjob_fail(tmp_path, capsys, old, new, expected):
+    copy = broken_k8s(tmp_path, CRONJOBS, old, new)
     assert validate.main([str(COMPOSE), str(copy)]) == 1
     assert expected in capsys.readouterr().err
