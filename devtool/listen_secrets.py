@@ -161,7 +161,8 @@ def gather_secrets(
         sources.append(f"{len(from_env)} from {ENV_NAME}")
     secret_file = _open_secret_file(file, warn) if file is not None else None
     if secret_file is not None:
-        sources.append(f"the secrets of {file} (read again when it changes)")
+        count = len(secret_file.current())
+        sources.append(f"{count} from {file} (read again when it changes)")
     return Secrets((*cli, *from_env), secret_file, tuple(sources))
 
 

@@ -78,7 +78,7 @@ def test_every_source_counts_and_duplicates_are_dropped(tmp_path: Path):
     assert secrets.sources == (
         "1 from --secret",
         f"1 from {ENV_NAME}",
-        f"the secrets of {file} (read again when it changes)",
+        f"2 from {file} (read again when it changes)",
     )
 
 
