@@ -39,9 +39,10 @@ ROOM = {"id": ROOM_ID, "name": "Design review"}
 USER = {"id": "user-001", "name": "Ada", "token": "never-forwarded"}
 INDEX_TIMEOUT_S = 30.0
 DELIVERY_TIMEOUT_S = 30.0
-# What `listen` prints before each body.
+# What `listen` prints before each body: when, the status it answered, what it got.
 HEAD = re.compile(
-    r"(?P<event>\S+) delivery=(?P<delivery>\S+) attempt=(?P<attempt>\S+)"
+    r"(?P<at>\S+) (?P<status>\d{3}) (?P<event>\S+) delivery=(?P<delivery>\S+)"
+    r" attempt=(?P<attempt>\S+)"
     r" X-Webhook-Signature=(?P<hex>\S+) webhook-signature=(?P<standard>\S+)"
 )
 
@@ -125,9 +126,14 @@ async def delivered(listen: CliProcess, event: str) -> Printed:
 
 
 @contextlib.asynccontextmanager
-async def listening(port: int, secret: str) -> AsyncIterator[CliProcess]:
-    """`roomhooks listen --port P --secret S`, up; stopped afterwards."""
-    listen = await start_cli("listen", "--port", str(port), "--secret", secret, env=clean_environ())
+async def listening(port: int, secret: str, folder: Path) -> AsyncIterator[CliProcess]:
+    """`roomhooks listen --port P --secret-file F` with the secret in F, up; stopped afterwards."""
+    secrets = folder / "webhook-secrets"
+    secrets.write_text(f"{secret}\n")
+    secrets.chmod(0o600)
+    listen = await start_cli(
+        "listen", "--port", str(port), "--secret-file", str(secrets), env=clean_environ()
+    )
     try:
         await listen.wait_for_line(lambda line: "listening on" in line, timeout_s=15)
         yield listen
@@ -171,7 +177,7 @@ async def test_readme_walk_through_delivers_a_signed_event_and_logs_it(
         webhook = created["data"]["webhook"]
         assert re.fullmatch(r"[0-9a-f]{64}", webhook["secret"])
 
-        async with listening(receiver_port, webhook["secret"]) as listen:
+        async with listening(receiver_port, webhook["secret"], tmp_path) as listen:
             # Publishing before fanout indexed the webhook would match nothing.
             async def indexed() -> bool:
                 return await indexed_webhooks(http, fanout_health_port) >= 1
@@ -197,7 +203,7 @@ async def test_readme_walk_through_delivers_a_signed_event_and_logs_it(
             event_id = str(uuid.UUID(publish.stdout[0]))
 
             joined = await delivered(listen, "participant.joined")
-            assert joined.head["attempt"] == "1"
+            assert (joined.head["attempt"], joined.head["status"]) == ("1", "200")
             assert joined.head["hex"] == "valid", listen.output()
             assert joined.head["standard"] == "valid", listen.output()
             assert '"userId": "user-001"' in joined.text
