@@ -46,6 +46,27 @@ class RetentionPlan:
     expiring: tuple[ExpiringTable, ...] = ()
 
 
+class RetentionRefused(PermissionError):
+    """This role may not run the schema's retention: only its owner makes and drops partitions
+    (a service role could delete rows, but never keep a partitioned table in bounds)."""
+
+
+async def check_owner(conn: asyncpg.Connection, schema: str) -> None:
+    """Refuse, before any change, a role that does not own `schema`, saying what to run."""
+    row = await conn.fetchrow(
+        "SELECT current_user AS role, pg_has_role(current_user, nspowner, 'USAGE') AS owns"
+        " FROM pg_namespace WHERE nspname = $1",
+        schema,
+    )
+    if row is None:
+        raise RetentionRefused(f"schema {schema} does not exist: run the migrate step first")
+    if not row["owns"]:
+        raise RetentionRefused(
+            f"role {row['role']} does not own schema {schema}: run retention as the owner role"
+            " (the migrate step's DATABASE_URL)"
+        )
+
+
 @dataclass
 class RetentionReport:
     schema: str
@@ -76,7 +97,9 @@ async def run_retention(
     now: datetime | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> RetentionReport:
-    """One retention run of the plan's schema, unless another process is running it."""
+    """One retention run of the plan's schema, unless another process is running it;
+    RetentionRefused when this role does not own the schema."""
+    await check_owner(conn, plan.schema)
     report = RetentionReport(plan.schema)
     if not await conn.fetchval(
         "SELECT pg_try_advisory_lock($1, hashtext($2))", _LOCK_CLASS, plan.schema
@@ -133,7 +156,7 @@ async def retention_loop(
         try:
             async with pool.acquire() as conn:
                 await run_retention(conn, plan, retention_days=settings.retention_days)
-        except asyncpg.InsufficientPrivilegeError as exc:
+        except (asyncpg.InsufficientPrivilegeError, RetentionRefused) as exc:
             log.error(
                 "retention.not_allowed",
                 schema=plan.schema,
@@ -188,6 +211,9 @@ def retention_main(settings: PostgresSettings, plan: RetentionPlan, args: list[s
         return 2
     try:
         asyncio.run(_command(settings, plan, every_s))
+    except RetentionRefused as exc:
+        log.critical("retention.not_allowed", schema=plan.schema, error=str(exc))
+        return 1
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         log.critical("retention.failed", schema=plan.schema, error=f"{type(exc).__name__}: {exc}")
         return 1

@@ -28,6 +28,7 @@ from tests.support.deliveries import (
     running_delivery,
     send_request,
 )
+from tests.support.devstack import clean_environ
 from tests.support.polling import eventually
 from tests.support.receiver import Script
 
@@ -252,3 +253,19 @@ async def test_registry_and_delivery_do_their_work_under_their_roles(
         finally:
             await owner.close()
     assert len(receiver.received["/roles"]) == 1
+
+
+@pytest.mark.parametrize("schema", list(PACKAGES))
+async def test_retention_as_a_service_role_is_refused_with_the_reason(roles_db, schema):
+    """Retention makes and drops day partitions, DDL a service role may not do: it is refused
+    before any change, exit 1 with what to run instead, never a traceback."""
+    env = {**clean_environ(), "DATABASE_URL": roles_db.url_of(schema),
+           "ROOMHOOKS_LOG_FORMAT": "json"}  # fmt: skip
+    command = [sys.executable, "-m", PACKAGES[schema], "retention"]
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    said = refused.stdout + refused.stderr
+    assert refused.returncode == 1, said
+    assert f"does not own schema {schema}" in said
+    assert "as the owner role" in said
+    assert "Traceback" not in said
+    assert f"pw-{schema}" not in said
