@@ -39,14 +39,16 @@ def cell(value: Any, *, width: int | None = None) -> str:
 def rows_table(rows: Iterable[Mapping[str, Any]], columns: Columns) -> str:
     """One row per item under the column headers, cells cut to CELL_WIDTH."""
     body = [[cell(row.get(field), width=CELL_WIDTH) for _, field in columns] for row in rows]
-    return tabulate(body, headers=[header for header, _ in columns], tablefmt="plain")
+    return tabulate(
+        body, headers=[header for header, _ in columns], tablefmt="plain", disable_numparse=True
+    )
 
 
 def record_table(record: Mapping[str, Any], *, leave_out: Iterable[str] = ()) -> str:
     """One item as `field  value` lines, every field but those left out."""
     skipped = set(leave_out)
     body = [[field, cell(value)] for field, value in record.items() if field not in skipped]
-    return tabulate(body, tablefmt="plain")
+    return tabulate(body, tablefmt="plain", disable_numparse=True)
 
 
 def page_note(data: Mapping[str, Any]) -> str:

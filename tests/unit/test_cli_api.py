@@ -12,7 +12,7 @@ import pytest
 from devtool.api_client import ApiTarget, error_line, resolve_target
 from devtool.cli_support import EXIT_USAGE, CliError
 from devtool.main import build_parser
-from devtool.output import CELL_WIDTH, cell, page_note, rows_table
+from devtool.output import CELL_WIDTH, cell, page_note, record_table, rows_table
 from devtool.webhooks_cli import webhook_body
 from devtool.workflows_cli import workflow_body
 
@@ -181,3 +181,9 @@ def test_bad_flags_are_refused_before_any_request(argv: list[str], problem: str)
         parse(*argv)
     assert raised.value.code == EXIT_USAGE
     assert raised.value.message.startswith(problem)
+
+
+def test_cells_that_look_like_numbers_are_shown_as_given() -> None:
+    table = rows_table([{"name": "1e3", "room": "007"}], [("NAME", "name"), ("ROOM", "room")])
+    assert table.splitlines()[1].split() == ["1e3", "007"]
+    assert record_table({"name": "1e3"}).split() == ["name", "1e3"]
