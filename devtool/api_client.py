@@ -22,6 +22,7 @@ import aiohttp
 
 from devtool.cli_support import EXIT_UNAVAILABLE, CliError, load_run_env
 from devtool.devstack import DevSettings, api_url, redact_url
+from devtool.output import cell
 from devtool.postgres import one_line
 from devtool.runenv import ACCOUNT_SETTING, saved_account
 from services.registry import admin as registry_admin
@@ -30,6 +31,8 @@ URL_SETTING = "ROOMHOOKS_API_URL"
 # In order of preference; the first present, in the environment then run.env, is used.
 KEY_SETTINGS = ("ROOMHOOKS_API_KEY", "ROOMHOOKS_OWNER_TOKEN")
 REQUEST_TIMEOUT_S = 30.0
+# A refusal's line is cut here: a description may quote a long input.
+MAX_ERROR_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,8 @@ def error_line(status: int, body: Any) -> str:
             said = f"{detail.get('field')}: {detail.get('message')}"
             if said not in description:
                 parts.append(said)
-    line = f"{status} {code}: " if code else f"{status}: "
-    return " ".join((line + "; ".join(parts)).split())
+    line = " ".join(((f"{status} {code}: " if code else f"{status}: ") + "; ".join(parts)).split())
+    return cell(line, width=MAX_ERROR_CHARS)  # the tenant's input, quoted: printable, bounded
 
 
 class RegistryApi:
@@ -123,7 +126,12 @@ class RegistryApi:
         headers = {"Authorization": f"Bearer {self._target.key}"}
         try:
             async with self._session.request(
-                method, self._target.url + path, params=params, json=body, headers=headers
+                method,
+                self._target.url + path,
+                params=params,
+                json=body,
+                headers=headers,
+                allow_redirects=False,  # the key goes to the registry named, nowhere else
             ) as response:
                 text = await response.text(errors="replace")
                 status = response.status

@@ -7,10 +7,13 @@ import argparse
 import uuid
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from devtool.api_client import ApiTarget, error_line, resolve_target
-from devtool.cli_support import EXIT_USAGE, CliError
+from devtool.api_client import ApiTarget, RegistryApi, error_line, resolve_target
+from devtool.cli_support import EXIT_UNAVAILABLE, EXIT_USAGE, CliError
 from devtool.main import build_parser
 from devtool.output import CELL_WIDTH, cell, page_note, record_table, rows_table
 from devtool.webhooks_cli import webhook_body
@@ -187,3 +190,33 @@ def test_cells_that_look_like_numbers_are_shown_as_given() -> None:
     table = rows_table([{"name": "1e3", "room": "007"}], [("NAME", "name"), ("ROOM", "room")])
     assert table.splitlines()[1].split() == ["1e3", "007"]
     assert record_table({"name": "1e3"}).split() == ["name", "1e3"]
+
+
+def test_a_refusal_quoting_hostile_input_stays_printable_and_bounded() -> None:
+    body = envelope("name: \x1b[2J" + "x" * 5000, "validation_error", [])
+    line = error_line(400, body)
+    assert "\x1b" not in line and "\\x1b[2J" in line
+    assert len(line) <= 2000 and line.endswith("…")
+
+
+async def test_a_redirect_is_not_followed_so_the_key_goes_to_the_registry_only() -> None:
+    reached: list[str | None] = []
+
+    async def moved(_request: web.Request) -> web.Response:
+        raise web.HTTPFound("/elsewhere")
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        reached.append(request.headers.get("Authorization"))
+        return web.json_response({"data": {}})
+
+    app = web.Application()
+    app.router.add_get("/v1/me", moved)
+    app.router.add_get("/elsewhere", elsewhere)
+    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session:
+        api = RegistryApi(ApiTarget(str(server.make_url("")).rstrip("/"), "rh_key", None), session)
+        with pytest.raises(CliError) as raised:
+            await api.call("GET", "/v1/me")
+
+    assert raised.value.code == EXIT_UNAVAILABLE
+    assert "answered 302 without its JSON envelope" in raised.value.message
+    assert reached == []
