@@ -1,11 +1,13 @@
-"""Is this source a module with a default-exported function? Decided by Deno's parser (swc,
-through `deno doc --json`), never by running the code: the registry calls it on save, the
-workflow runner's sandbox before a run; neither needs the other.
+"""Can this source run in the workflow sandbox? Decided by Deno's parser (swc), never by
+running the code: the registry calls it on save, the workflow runner's sandbox before a run;
+neither needs the other.
 
-One short-lived `deno doc` per call (~20 ms): it parses, resolves static imports offline
-(`--no-remote --no-npm`) and lists the exports with their kinds. What a parser cannot see
-(early errors such as a redeclared `const`, what a call expression returns) shows up at the
-first run as an error outcome instead.
+First the imports and Deno APIs the sandbox refuses (`code_facts`, judged by
+`sandbox_rules`), then one short-lived `deno doc` (~20 ms): it parses, resolves static imports
+offline (`--no-remote --no-npm`) and lists the exports with their kinds. What a parser cannot
+see (early errors such as a redeclared `const`, what a call expression returns, a dynamic
+`import()`, `Deno` reached through another name) shows up at the first run as an error outcome
+instead, with the same advice.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ import asyncio
 import json
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from shared.code_facts import Fact, could_hold_facts, read_facts
+from shared.sandbox_rules import deno_api_refusal, import_refusal, process_env_refusal
 
 NO_DEFAULT = "the module must export a default function"
 TIMEOUT_S = 10.0
@@ -64,39 +70,70 @@ def deno_env(deno_dir: Path) -> dict[str, str]:
 
 
 async def compile_check(code: str, language: str, *, deno_bin: str | None = None) -> None:
-    """Raise CodeError(message, line, column) (1-based) for a syntax error or an import the
-    sandbox cannot load, CodeError(NO_DEFAULT) when no default export is a function."""
+    """Raise CodeError(message, line, column) (1-based) for a syntax error, an import or a
+    Deno API the sandbox refuses, CodeError(NO_DEFAULT) when no default export is a function."""
     deno = deno_bin or packaged_deno()
     suffix = ".ts" if language == "ts" else ".js"
     with tempfile.TemporaryDirectory(prefix="rh-check-") as tmp:
-        path = Path(tmp) / f"workflow{suffix}"
+        workdir = Path(tmp)
+        path = workdir / f"workflow{suffix}"
         path.write_text(code)
-        proc = await asyncio.create_subprocess_exec(
-            deno,
-            "doc",
-            "--json",
-            "--no-remote",
-            "--no-npm",
-            "--no-config",
-            "--no-lock",
-            str(path),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=deno_env(Path(tmp) / "deno"),
-            cwd=tmp,
-        )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise RuntimeError(f"deno doc did not answer in {TIMEOUT_S} s") from None
-    if proc.returncode != 0:
+        env = deno_env(workdir / "deno")
+        if could_hold_facts(code):
+            refusal = sandbox_refusal(await read_facts(path, deno=deno, env=env, cwd=workdir))
+            if refusal is not None:
+                raise refusal
+        returncode, out, err = await _deno_doc(deno, path, env=env, cwd=workdir)
+    if returncode != 0:
         raise parse_failure(err.decode(errors="replace"), code)
     problem = default_export_problem(json.loads(out))
     if problem is not None:
         raise problem
+
+
+async def _deno_doc(
+    deno: str, path: Path, *, env: dict[str, str], cwd: Path
+) -> tuple[int | None, bytes, bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        deno,
+        "doc",
+        "--json",
+        "--no-remote",
+        "--no-npm",
+        "--no-config",
+        "--no-lock",
+        str(path),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"deno doc did not answer in {TIMEOUT_S} s") from None
+    return proc.returncode, out, err
+
+
+def sandbox_refusal(facts: Sequence[Fact]) -> CodeError | None:
+    """The first fact the sandbox would refuse at run time, as a CodeError at its place. A
+    module that declares its own `Deno` (or `process`) names no global by it: best effort,
+    whatever the scope, since the run says the same of what gets past."""
+    hidden = {fact.name for fact in facts if fact.kind == "declares"}
+    for fact in facts:
+        message = None
+        if fact.kind == "import" and fact.name is not None:
+            message = import_refusal(fact.name)
+        elif fact.kind == "deno" and fact.name is not None and "Deno" not in hidden:
+            message = deno_api_refusal(fact.name)
+        elif fact.kind == "process.env" and "process" not in hidden:
+            message = process_env_refusal()
+        if message is not None:
+            return CodeError(message, fact.line, fact.column)
+    return None
 
 
 def packaged_deno() -> str:
@@ -113,11 +150,8 @@ def parse_failure(stderr: str, code: str) -> CodeError:
     if unresolved:
         specifier = unresolved.group(1)
         line, column = locate(code, specifier)
-        return CodeError(
-            f"cannot import {specifier!r}: a workflow can import node: built-in modules only",
-            line,
-            column,
-        )
+        message = import_refusal(specifier) or f"workflows cannot import {specifier!r}"
+        return CodeError(message, line, column)
     # The location printed after the last error (the error repeats a warning's text).
     tail = stderr[stderr.rfind("error: ") :] if errors else stderr
     where = _LOCATION.search(tail)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.workflow_runner.sandbox import Sandbox, SandboxSettings
+from services.workflow_runner.sandbox import CodeError, Sandbox, SandboxSettings
 from tests.support.sandbox import (
     LOG_NEW_PARTICIPANTS,
     NOTIFY_SLACK,
@@ -247,6 +247,7 @@ async def test_compile_check_never_runs_the_code(sandbox: Sandbox, tmp_path) -> 
     marker = tmp_path / "ran"
     code = f"await Deno.writeTextFile({str(marker)!r}, 'x');\nexport default () => 1;\n"
     started = time.perf_counter()
-    await sandbox.compile_check(code, "ts")
+    with pytest.raises(CodeError, match=r"Deno\.writeTextFile is not available"):
+        await sandbox.compile_check(code, "ts")
     assert not marker.exists()
     assert time.perf_counter() - started < 5  # ~20 ms; generous for slow CI
