@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from shared.code_check import deno_env
+from shared.sandbox_rules import BLOCKED_BUILTINS, blocked_builtin_message, worker_rules
 
 PACKAGE_DIR = Path(__file__).parent
 HOST_SCRIPT = PACKAGE_DIR / "host.ts"
@@ -31,20 +32,6 @@ HOST_NICE = 5
 # other account's hosts: its attack costs the others as little CPU as it can.
 OFFENDER_NICE = 19
 
-BLOCKED_BUILTINS = (
-    "child_process",
-    "cluster",
-    "fs",
-    "fs/promises",
-    "inspector",
-    "inspector/promises",
-    "module",
-    "repl",
-    "trace_events",
-    "v8",
-    "wasi",
-    "worker_threads",
-)
 
 # node:process' named exports (deno 2.9.8), all read from the locked global `process`.
 PROCESS_EXPORTS = (
@@ -63,7 +50,7 @@ def _module(source: str) -> str:
 def import_map() -> dict[str, dict[str, str]]:
     imports = {
         f"node:{name}": _module(
-            f'throw new TypeError("node:{name} is not available in the workflow sandbox");'
+            f"throw new TypeError({json.dumps(blocked_builtin_message(name))});"
         )
         for name in BLOCKED_BUILTINS
     }
@@ -72,6 +59,12 @@ def import_map() -> dict[str, dict[str, str]]:
         f"export const {{ {', '.join(PROCESS_EXPORTS)} }} = p;\n"
     )
     return {"imports": imports}
+
+
+def worker_prelude() -> str:
+    """worker.js, after the `RULES` it reads: what the sandbox refuses and what to say instead
+    (shared/sandbox_rules.py), the same words the registry's code check uses on save."""
+    return f"const RULES = {json.dumps(worker_rules())};\n{WORKER_PRELUDE.read_text()}"
 
 
 def write_import_map(directory: Path) -> Path:

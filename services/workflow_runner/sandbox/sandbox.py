@@ -24,7 +24,7 @@ import structlog
 
 from services.workflow_runner.sandbox.cgroup import Cgroups
 from services.workflow_runner.sandbox.host import Host, HostPaths
-from services.workflow_runner.sandbox.launch import WORKER_PRELUDE, write_import_map
+from services.workflow_runner.sandbox.launch import worker_prelude, write_import_map
 from services.workflow_runner.sandbox.lifecycle import (
     EXTRA_HOSTS,
     Hosts,
@@ -83,7 +83,7 @@ class Sandbox:
             workdir=self._workdir,
             deno_dir=deno_dir,
             import_map=write_import_map(self._workdir),
-            prelude=WORKER_PRELUDE.read_text(),
+            prelude=worker_prelude(),
         )
         cgroups = Cgroups(
             memory_max_mb=s.memory_max_mb,

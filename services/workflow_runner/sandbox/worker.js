@@ -23,12 +23,18 @@ const toBase64 = (bytes) => bytes.toBase64();
 // data:application/...; Deno elides long data: URLs in stack traces, so match by shape.
 const PRELUDE_MARK = "data:text/javascript,";
 const DATA_URL = /data:application\/(?:javascript|typescript),.*?(?=:\d+:\d+\)?$)/gm;
-// Built-in modules a workflow must not reach through process.getBuiltinModule; the import
-// map (launch.py, BLOCKED_BUILTINS: keep both lists equal) blocks them for import/import().
-const DENIED_BUILTINS = new Set([
-  "child_process", "cluster", "fs", "fs/promises", "inspector", "inspector/promises", "module",
-  "repl", "trace_events", "v8", "wasi", "worker_threads",
-]);
+// RULES is declared above this file by launch.worker_prelude(), from shared/sandbox_rules.py:
+// `blockedBuiltins` (name -> message), the built-in modules a workflow must not reach through
+// process.getBuiltinModule (the import map blocks the same for import/import()), and what to
+// say in place of Deno's refusals, which tell the reader to run again with an --allow flag.
+const BLOCKED_BUILTINS = RULES.blockedBuiltins;
+const REFUSED = /(?:\b(?:NotCapable|PermissionDenied|TypeError|Error): )?Requires (\w+) access( to (?:"[^"\n]*"|[^,\n]*))?, run again with the --allow-[\w-]+ flag/g;
+const NO_NPM = /(?:TypeError: )?npm specifiers were requested; but --no-npm is specified/g;
+const NOT_MAPPED = /(?:TypeError: )?Import "([^"\n]*)" not a dependency and not in import map from "[^"\n]*"/g;
+const NO_JSR = /(?:TypeError: )?JSR package manifest for '[^'\n]*' failed to load\. /g;
+// Without PATH, Deno looks a bare command up before it asks for the run permission.
+const NO_SPAWN = /(?:NotFound: )?Failed to spawn '([^'\n]*)': entity not found/g;
+const NO_EXPORT = /(?:SyntaxError: )?The requested module '(node:[^'\n]+)' does not provide an export named '[^'\n]*'/g;
 
 let limits = null; // from the first run message; the same for every run of this Worker
 let run = null; // the current run's counters; null between runs
@@ -104,7 +110,7 @@ function lockProcess(proc) {
   const getBuiltinModule = proc.getBuiltinModule;
   lock(proc, "getBuiltinModule", (id) => {
     const name = String(id).replace(/^node:/, "");
-    if (DENIED_BUILTINS.has(name)) throw new TypeError(`node:${name} is not available in the workflow sandbox`);
+    if (Object.hasOwn(BLOCKED_BUILTINS, name)) throw new TypeError(BLOCKED_BUILTINS[name]);
     return getBuiltinModule.call(proc, id);
   });
   for (const name of ["kill", "abort", "exit", "reallyExit", "dlopen", "binding", "_linkedBinding"]) {
@@ -175,9 +181,39 @@ function emit(level, message) {
   post({ k: "log", level, message: text });
 }
 
+// Deno's refusal, as the customer can act on it: what workflows do not get and what to do
+// instead, never "run again with the --allow-env flag".
+function actionable(text) {
+  try {
+    return rewrite(text);
+  } catch {
+    return text; // the workflow changed String or RegExp: its own messages, as they are
+  }
+}
+
+function rewrite(text) {
+  const imports = RULES.imports;
+  const instead = (what) => `${imports.denied}: ${imports.advice} (${what} was refused)`;
+  const spawn = RULES.permissions.run;
+  return text
+    .replace(NO_JSR, "")
+    .replace(NO_SPAWN, (all, cmd) => `${spawn.denied}: ${spawn.advice} (${stringify(cmd)} was refused)`)
+    .replace(REFUSED, (all, flag, to) => {
+      const rule = Object.hasOwn(RULES.permissions, flag) ? RULES.permissions[flag] : undefined;
+      if (rule === undefined) return all.replace(/, run again with the --allow-[\w-]+ flag$/, "");
+      return `${rule.denied}: ${rule.advice} (${flag} access${to ?? ""} was refused)`;
+    })
+    .replace(NO_NPM, () => instead("an npm: specifier"))
+    .replace(NOT_MAPPED, (all, specifier) => instead(stringify(specifier)))
+    .replace(NO_EXPORT, (all, specifier) => {
+      const name = specifier.slice("node:".length);
+      return Object.hasOwn(BLOCKED_BUILTINS, name) ? BLOCKED_BUILTINS[name] : all;
+    });
+}
+
 function format(args) {
   try {
-    return inspectArgs(args, { colors: false });
+    return actionable(inspectArgs(args, { colors: false }));
   } catch (error) {
     return `[unprintable: ${safeString(error)}]`;
   }
@@ -228,11 +264,11 @@ lock(globalThis, "console", sandboxConsole);
 
 globalThis.addEventListener("error", (event) => {
   event.preventDefault(); // never reaches the host (it would print to the host's stderr)
-  emit("error", `Uncaught ${safeString(event.error ?? event.message)}`);
+  emit("error", `Uncaught ${actionable(safeString(event.error ?? event.message))}`);
 });
 globalThis.addEventListener("unhandledrejection", (event) => {
   event.preventDefault();
-  emit("error", `Uncaught (in promise) ${safeString(event.reason)}`);
+  emit("error", `Uncaught (in promise) ${actionable(safeString(event.reason))}`);
 });
 
 // --- Bindings and fetch: each call is a message to the host, answered by Python.
@@ -347,14 +383,14 @@ function describe(error) {
       message = name && name !== "Error" ? `${name}: ${safeString(error.message)}` : safeString(error.message);
       // A module that does not parse rejects the import with TypeError("SyntaxError: ...").
       if (message.startsWith("TypeError: SyntaxError: ")) message = message.slice("TypeError: ".length);
-      if (typeof error.stack === "string") stack = clean(error.stack, 16384);
+      if (typeof error.stack === "string") stack = clean(actionable(error.stack), 16384);
     } else {
       message = `Uncaught ${safeString(error)}`;
     }
   } catch {
     message = "Uncaught [unprintable]";
   }
-  return { message: clean(message, 4096), stack };
+  return { message: clean(actionable(message), 4096), stack };
 }
 
 globalThis.addEventListener("message", async (event) => {
