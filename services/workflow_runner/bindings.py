@@ -8,6 +8,7 @@ passes in: a workflow cannot name another room or account.
 from __future__ import annotations
 
 import time
+from importlib.metadata import version
 from typing import Any
 
 import aiohttp
@@ -33,11 +34,17 @@ def _name(args: list[Any], index: int, what: str) -> str:
     return args[index]
 
 
+def workflow_user_agent() -> str:
+    """`roomhooks-workflow/<version>`, as deliveries say `roomhooks/<version>`."""
+    return f"roomhooks-workflow/{version('roomhooks')}"
+
+
 class Fetcher:
     """HTTP for workflows: public addresses only, bounded in time and size, no redirects.
 
     A 3xx is handed back as it is: code that follows it calls `fetch` again, and that hop
-    passes the guard like the first.
+    passes the guard like the first. Requests say they come from a workflow in their
+    User-Agent, unless the code sets its own.
     """
 
     def __init__(
@@ -47,11 +54,13 @@ class Fetcher:
         policy: AddressPolicy,
         timeout_s: float,
         max_bytes: int,
+        user_agent: str | None = None,
     ) -> None:
         self._session = session
         self._policy = policy
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_bytes = max_bytes
+        self._user_agent = user_agent or workflow_user_agent()
 
     async def fetch(self, request: FetchRequest) -> FetchResponse:
         try:
@@ -67,7 +76,7 @@ class Fetcher:
             async with self._session.request(
                 request.method,
                 target,
-                headers=request.headers,
+                headers=with_user_agent(request.headers, self._user_agent),
                 data=request.body,
                 allow_redirects=False,
                 timeout=self._timeout,
@@ -82,6 +91,14 @@ class Fetcher:
             raise FetchRefused(f"timed out after {self._timeout.total} s") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise FetchRefused(f"{type(exc).__name__}: {exc}"[:500]) from exc
+
+
+def with_user_agent(headers: dict[str, str], user_agent: str) -> dict[str, str]:
+    """The code's headers, with ours as User-Agent when the code set none (aiohttp's own,
+    `Python/3.11 aiohttp/...`, would say nothing about who sends it)."""
+    if any(name.lower() == "user-agent" for name in headers):
+        return headers
+    return {**headers, "User-Agent": user_agent}
 
 
 class RoomBindings:
