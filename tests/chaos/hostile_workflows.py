@@ -134,7 +134,7 @@ HOSTILE: tuple[Hostile, ...] = (
             'return await global.Deno.readTextFile("/etc/passwd");'
         ),
         "error",
-        'Requires read access to "/etc/passwd"',
+        'read access to "/etc/passwd"',
     ),
     Hostile(
         "Object.prototype.then (ended the whole host on deno 2.9.8)",
