@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
 import structlog
@@ -26,6 +26,7 @@ from services.fanout.metrics import FanoutMetrics
 from services.fanout.processor import BatchProcessor
 from services.fanout.registry_feed import RegistryFeed
 from services.fanout.repository import PostgresEventLog
+from services.fanout.retention import PLAN
 from services.fanout.settings import FanoutSettings
 from shared.db import create_pool, prepare_schema
 from shared.health import start_health_server
@@ -38,6 +39,7 @@ from shared.kafka import (
     stop_quietly,
 )
 from shared.lifecycle import stop_requested
+from shared.retention import retention_loop
 
 log = structlog.get_logger(__name__)
 
@@ -125,7 +127,14 @@ class Fanout:
         pool = await create_pool(settings.postgres)
         self._stack.push_async_callback(stop_quietly, "postgres", pool.close)
         async with pool.acquire() as conn:
-            await prepare_schema(conn, settings.postgres, schema=SCHEMA, package="services.fanout")
+            await prepare_schema(
+                conn, settings.postgres, schema=SCHEMA, package="services.fanout", plan=PLAN
+            )
+        if settings.postgres.migrate_on_start:  # the owner role; else the retention CronJob
+            retention = asyncio.create_task(
+                retention_loop(pool, PLAN, settings.postgres), name="retention"
+            )
+            self._stack.push_async_callback(cancelled, retention)
         await ensure_topics(kafka, self.topics)
         runner = await start_health_server(
             self.readiness,
@@ -168,6 +177,7 @@ class Fanout:
             self.metrics,
             self._clock,
             events=PostgresEventLog(pool),
+            retention=timedelta(days=settings.postgres.retention_days),
         )
         log.info(
             "fanout.started",
@@ -209,6 +219,13 @@ class Fanout:
         self.stop()
         if self._task is not None:
             await self._task
+
+
+async def cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait for it to end (at shutdown, before the pool it uses closes)."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def run(settings: FanoutSettings) -> None:

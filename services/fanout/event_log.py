@@ -31,8 +31,9 @@ _REJECTED_NAMESPACE = UUID("0f6b3c1e-3f1a-5b8e-9a63-6e8f1c2d4b71")
 
 class LoggedEvent(NamedTuple):
     """One row of `events.events`, its columns in order (a tuple: it is written as is).
-    Recording it twice keeps the first: the id derives from the event (accepted) or from
-    where it was read (refused)."""
+    Recording it twice keeps the first: its key (id, received_at) derives from the record, the
+    id from the event (accepted) or from where it was read (refused), received_at from the
+    record's timestamp (stamps.py)."""
 
     id: UUID
     organization_id: UUID
@@ -62,8 +63,9 @@ def logged_id(organization_id: UUID, event_id: str) -> UUID:
     return uuid.uuid5(organization_id, event_id)
 
 
-def accepted(routed: Routed, *, now: datetime) -> LoggedEvent | None:
-    """The row of an accepted event; None when its organization id names no account."""
+def accepted(routed: Routed, *, stamp: datetime) -> LoggedEvent | None:
+    """The row of an accepted event, received at `stamp` (its record's, stamps.py); None
+    when its organization id names no account."""
     organization_id = as_uuid(routed.organization_id)
     if organization_id is None:
         return None
@@ -78,12 +80,12 @@ def accepted(routed: Routed, *, now: datetime) -> LoggedEvent | None:
         payload=routed.body,
         webhook_ids=tuple([_known_uuid(r.webhook_id) for r in routed.requests]),
         workflow_ids=tuple([_known_uuid(r.workflow_id) for r in routed.runs]),
-        received_at=now,
+        received_at=stamp,
     )
 
 
 def rejected(
-    value: bytes | None, reason: str, *, read_from: ReadFrom, now: datetime
+    value: bytes | None, reason: str, *, read_from: ReadFrom, stamp: datetime
 ) -> LoggedEvent | None:
     """The row of a refused event, with what can be read of it; None when its organization
     id cannot be read (not JSON, too large or deep, no UUID there)."""
@@ -104,7 +106,7 @@ def rejected(
         payload=None,
         webhook_ids=(),
         workflow_ids=(),
-        received_at=now,
+        received_at=stamp,
     )
 
 

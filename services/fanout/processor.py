@@ -6,9 +6,9 @@ are awaited and the batch's event log entries written (one insert), and only the
 batch's offsets committed. If anything fails, nothing is committed and the consumer is rewound
 to the batch's first offsets, so the batch is routed again (at-least-once; the delivery
 service dedupes on `delivery_id`, the workflow runner on `run_id`, the event log on its row
-id). Only the broker's and Postgres's failures fail a batch: what fails for one event's
-content (parsing, routing, a record too large) sends that event to the DLQ once, and the batch
-goes on.
+id, each beside the record's stamp, which a re-read repeats: stamps.py). Only the broker's
+and Postgres's failures fail a batch: what fails for one event's content (parsing, routing, a
+record too large) sends that event to the DLQ once, and the batch goes on.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from services.fanout.event_log import LoggedEvent, ReadFrom
 from services.fanout.index import Subscriptions
 from services.fanout.metrics import FanoutMetrics
 from services.fanout.routing import Rejected, Routed, route
+from services.fanout.stamps import record_stamp
 from shared.dead_letters import send_dead_letter
 from shared.failures import describe, is_content_error
 from shared.kafka import JSON_HEADERS, Topics
@@ -136,8 +137,12 @@ class BatchProcessor:
         clock: Callable[[], datetime],
         *,
         events: EventLogWriter,
+        retention: timedelta,
     ) -> None:
+        """`clock` stands in for a record's timestamp only where that is unusable; `retention`
+        (ROOMHOOKS_RETENTION_DAYS) says how old one may be (stamps.py)."""
         self._consumer = consumer
+        self._retention = retention
         self._events = events
         self._producer = producer
         self._topics = topics
@@ -203,20 +208,21 @@ class BatchProcessor:
 
     async def _produce(self, batch: Batch) -> _Produced:
         now = self._clock()
+        oldest = now - self._retention
         produced = _Produced()
         for messages in batch.values():
             for message in messages:
-                # The log's newest-first order follows the order read, within a batch too.
-                received_at = now + timedelta(microseconds=len(produced.logged))
-                outcome = self._decide(message, now)
+                # One stamp for all the record makes, the same on every read of it.
+                stamp = record_stamp(message.timestamp, message.offset, now=now, oldest=oldest)
+                outcome = self._decide(message, stamp)
                 if isinstance(outcome, _Records):
-                    outcome = await self._send(outcome, produced, received_at)
+                    outcome = await self._send(outcome, produced, stamp)
                 if outcome is not None:
-                    await self._refuse(message, outcome, produced, received_at)
+                    await self._refuse(message, outcome, produced, stamp)
         return produced
 
     async def _send(
-        self, records: _Records, produced: _Produced, received_at: datetime
+        self, records: _Records, produced: _Produced, stamp: datetime
     ) -> Rejected | None:
         """Hand one event's records to the producer, or say why the event is refused."""
         try:
@@ -228,7 +234,7 @@ class BatchProcessor:
             return Rejected("producer: request exceeds max_request_size", "unproducible")
         produced.requests += records.requests
         produced.runs += records.runs
-        _append(produced.logged, event_log.accepted(records.routed, now=received_at))
+        _append(produced.logged, event_log.accepted(records.routed, stamp=stamp))
         return None
 
     async def _refuse(
@@ -236,23 +242,21 @@ class BatchProcessor:
         message: ConsumerRecord,
         rejected: Rejected,
         produced: _Produced,
-        received_at: datetime,
+        stamp: datetime,
     ) -> None:
         """Send the event to the DLQ, and to the event log when its organization is readable."""
         produced.rejected.append(rejected.kind)
         produced.acks.append(await self._dead_letter(message, rejected.reason))
         read_from = ReadFrom(message.topic, message.partition, message.offset, message.timestamp)
-        entry = event_log.rejected(
-            message.value, rejected.reason, read_from=read_from, now=received_at
-        )
+        entry = event_log.rejected(message.value, rejected.reason, read_from=read_from, stamp=stamp)
         _append(produced.logged, entry)
 
-    def _decide(self, message: ConsumerRecord, now: datetime) -> _Records | Rejected:
+    def _decide(self, message: ConsumerRecord, stamp: datetime) -> _Records | Rejected:
         """The records one event makes, serialized, or why it goes to the DLQ. Whatever
         routing or serializing raises rejects this event: both are pure, so the same bytes
         would fail the same way on every retry of the batch."""
         try:
-            outcome = route(message.value, self._indexes, now=now)
+            outcome = route(message.value, self._indexes, stamp=stamp)
             if isinstance(outcome, Rejected):
                 return outcome
             return _Records(

@@ -8,11 +8,13 @@ import asyncpg
 
 from services.fanout.event_log import LoggedEvent
 
-# One statement per batch, however many events: the rows travel as one array parameter.
+# One statement per batch, however many events: the rows travel as one array parameter. The
+# key holds the partition key (received_at, the record's stamp): a re-read event has both the
+# same, so it is recorded once.
 _INSERT = (
     "INSERT INTO events.events (id, organization_id, event_id, event, room_id, status, reason,"
     " payload, webhook_ids, workflow_ids, received_at)"
-    " SELECT * FROM unnest($1::events.entry[]) ON CONFLICT (id) DO NOTHING"
+    " SELECT * FROM unnest($1::events.entry[]) ON CONFLICT (id, received_at) DO NOTHING"
 )
 
 

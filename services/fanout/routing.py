@@ -41,8 +41,9 @@ class Rejected:
     kind: str = "invalid_field"
 
 
-def route(value: bytes | None, indexes: Subscriptions, *, now: datetime) -> Routed | Rejected:
-    """Decide the output for one message value; `now` stamps `created_at`."""
+def route(value: bytes | None, indexes: Subscriptions, *, stamp: datetime) -> Routed | Rejected:
+    """Decide the output for one message value; `stamp` is the requests' `created_at` (the
+    record's, stamps.py: the same on every read of it)."""
     if value is None:
         return Rejected("value: null (a tombstone is not an event)", "empty")
     if not value:
@@ -66,7 +67,7 @@ def route(value: bytes | None, indexes: Subscriptions, *, now: datetime) -> Rout
                 event_id=event.id,
                 event=event.event,
                 body=body,
-                created_at=now,
+                created_at=stamp,
             )
             for webhook_id in webhook_ids
         ]
@@ -81,7 +82,7 @@ def route(value: bytes | None, indexes: Subscriptions, *, now: datetime) -> Rout
                 room_id=event.room_id,  # None for organization events: they carry no room
                 event_id=event.id,
                 event=payload,
-                created_at=now,
+                created_at=stamp,
             )
             for workflow_id in workflow_ids
         ]

@@ -70,8 +70,12 @@ class Topics:
     def all(self) -> dict[str, dict[str, str]]:
         """Topic name -> topic configs, as ARCHITECTURE.md lays them out."""
         compacted = {"cleanup.policy": "compact"}
+        # The broker stamps each event as it appends it: fanout stamps all it makes of an event
+        # with that timestamp (services/fanout/stamps.py), so no producer's clock is trusted.
+        # The dev broker keeps the setting but stamps with the producer's time all the same.
+        broker_stamped = {"message.timestamp.type": "LogAppendTime"}
         return {
-            self.events: {},
+            self.events: broker_stamped,
             self.events_dlq: {},
             self.registry: compacted,
             self.registry_commands: {},

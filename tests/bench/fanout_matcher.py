@@ -111,7 +111,7 @@ def measure(
     started = time.perf_counter()
     routed = runs = 0
     for raw in raws:
-        outcome = route(raw, indexes, now=now)
+        outcome = route(raw, indexes, stamp=now)
         routed += len(getattr(outcome, "requests", ()))
         runs += len(getattr(outcome, "runs", ()))
     route_s = time.perf_counter() - started

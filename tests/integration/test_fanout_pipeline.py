@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -13,11 +15,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import RecordMetadata
 
 from services.fanout.app import Fanout
+from services.fanout.settings import FanoutSettings
 from shared.events import Scope, build_event, event_names, parse_event, render_payload
 from shared.kafka import JSON_HEADERS, Topics, dumps
 from shared.messages import DeliveryRequested, WebhookRecord
 from shared.settings import KafkaSettings
-from tests.integration.conftest import FANOUT_CLOCK
 from tests.support.kafka import Record, read_topic
 from tests.support.polling import eventually
 from tests.support.services import free_port
@@ -25,13 +27,32 @@ from tests.support.services import free_port
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 5, 29, 10, 6, tzinfo=UTC)
-CREATED_AT = FANOUT_CLOCK  # what the in-process fanout stamps on created_at
 COLLAB = event_names(Scope.ROOM)[:7]  # participant.*, session.*, user.* (CollabKit)
 ROOM_1, ROOM_2 = "room_7f3a2c", "room_91bd04"
 ADA = {"id": "user_ada", "name": "Ada Lovelace", "email": "ada@example.com",
        "token": "tok_ada_3f9c2e7d"}  # fmt: skip
 GRACE = {"id": "user_grace", "name": "Grace Hopper", "token": "tok_grace_8a1b4c"}
 TOKENS = ("tok_ada_3f9c2e7d", "tok_grace_8a1b4c")
+
+
+@pytest.fixture
+async def start_fanout(fanout_settings: FanoutSettings) -> AsyncIterator:
+    """Starts the service in-process on its own clock when the test has prepared the topics;
+    stops it after. (conftest's runs on a clock in the past, to which every record is stamped
+    in the future: stamped with that clock, not with the record's timestamp.)"""
+    async with AsyncExitStack() as stack:
+
+        async def start() -> Fanout:
+            return await stack.enter_async_context(Fanout(fanout_settings))
+
+        yield start
+
+
+def stamp_of(metadata: RecordMetadata) -> datetime:
+    """What fanout stamps on all it makes of the record published (services/fanout/stamps.py):
+    its timestamp, its offset's last three digits as microseconds."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + timedelta(milliseconds=metadata.timestamp, microseconds=metadata.offset % 1000)
 
 
 def hook(
@@ -152,8 +173,9 @@ async def test_delivers_each_event_to_exactly_the_matching_webhooks_without_toke
     events = {name: room_event(name, org_a, ROOM_1) for name in COLLAB}
     events["member.added"] = member_added(org_a)
     b_joined = room_event("participant.joined", org_b, "room_b")
+    stamps = {}
     for event in [*events.values(), b_joined]:
-        await publish_event(producer, topics, event)
+        stamps[event["id"]] = stamp_of(await publish_event(producer, topics, event))
 
     receivers = {
         "participant.joined": [every_room, room_1],
@@ -185,7 +207,7 @@ async def test_delivers_each_event_to_exactly_the_matching_webhooks_without_toke
             event["event"],
             event["organization_id"],
         )
-        assert request.created_at == CREATED_AT
+        assert request.created_at == stamps[request.event_id]
         assert request.body == render_payload(parse_event(dumps(event))).decode()
         assert "token" not in keys_anywhere(json.loads(request.body))
         assert not any(token in request.body for token in TOKENS)

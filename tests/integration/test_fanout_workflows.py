@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import datetime
 
 import aiohttp
 import pytest
@@ -16,9 +17,9 @@ from shared.events import Scope, parse_event, render_payload
 from shared.kafka import Topics, dumps
 from shared.messages import WebhookRecord, WorkflowRecord, WorkflowRunRequested
 from shared.settings import KafkaSettings
+from tests.integration import test_fanout_pipeline
 from tests.integration.test_fanout_pipeline import (
     COLLAB,
-    CREATED_AT,
     NOW,
     ROOM_1,
     ROOM_2,
@@ -30,12 +31,16 @@ from tests.integration.test_fanout_pipeline import (
     pairs,
     publish_event,
     room_event,
+    stamp_of,
 )
 from tests.support.kafka import Record, read_topic
 from tests.support.polling import eventually
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
+
+# The service on its own clock: its requests are stamped with their records' timestamps.
+start_fanout = test_fanout_pipeline.start_fanout
 
 
 def flow(
@@ -76,13 +81,19 @@ async def put_registry(producer: AIOKafkaProducer, topics: Topics, *changes) -> 
 
 
 async def publish_all(
-    producer: AIOKafkaProducer, topics: Topics, events: list[dict]
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    events: list[dict],
+    stamps: dict[str, datetime] | None = None,
 ) -> dict[int, int]:
-    """Publish `events`; returns the end offset each touched partition will be committed to."""
+    """Publish `events`; returns the end offset each touched partition will be committed to,
+    and puts in `stamps` what fanout will stamp each event's requests with."""
     ends: dict[int, int] = {}
     for event in events:
         metadata: RecordMetadata = await publish_event(producer, topics, event)
         ends[metadata.partition] = max(ends.get(metadata.partition, 0), metadata.offset + 1)
+        if stamps is not None:
+            stamps[event["id"]] = stamp_of(metadata)
     return ends
 
 
@@ -128,7 +139,8 @@ async def test_runs_exactly_the_matching_workflows_keyed_by_workflow_id_without_
     events = {name: room_event(name, org_a, ROOM_1) for name in COLLAB}
     events["member.added"] = member_added(org_a)
     b_joined = room_event("participant.joined", org_b, "room_b")
-    ends = await publish_all(producer, topics, [*events.values(), b_joined])
+    stamps: dict[str, datetime] = {}
+    ends = await publish_all(producer, topics, [*events.values(), b_joined], stamps)
 
     receivers = {
         "participant.joined": [every_room, room_1],
@@ -159,7 +171,7 @@ async def test_runs_exactly_the_matching_workflows_keyed_by_workflow_id_without_
         event = sent[run.event_id]
         assert run.organization_id == event["organization_id"]
         assert run.room_id == (event["room"]["id"] if event.get("room") else None)
-        assert run.created_at == CREATED_AT
+        assert run.created_at == stamps[run.event_id]
         assert run.event == json.loads(render_payload(parse_event(dumps(event))))
         assert "token" not in keys_anywhere(run.event)
         assert not any(token.encode() in record.value for token in TOKENS)

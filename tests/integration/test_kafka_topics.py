@@ -1,13 +1,15 @@
 """Topics as ensure_topics creates them, on the test broker: compaction where ARCHITECTURE.md says,
-drift reported on a topic someone else created; and, on Apache Kafka only, the idempotent
-producer production turns on."""
+the events stamped by the broker, drift reported on a topic someone else created; and, on Apache
+Kafka only, the idempotent producer production turns on and the broker's stamps."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from structlog.testing import capture_logs
@@ -35,16 +37,22 @@ async def admin(broker: str) -> AsyncIterator[AIOKafkaAdminClient]:
     await client.close()
 
 
-async def cleanup_policies(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, str | None]:
+async def topic_configs(
+    admin: AIOKafkaAdminClient, names: list[str], config: str
+) -> dict[str, str | None]:
     # All configs: the dev broker drops the connection when asked for some by name.
     answers = await admin.describe_configs(
         [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
     )
     return {
-        resource[3]: {entry[0]: entry[1] for entry in resource[4]}.get("cleanup.policy")
+        resource[3]: {entry[0]: entry[1] for entry in resource[4]}.get(config)
         for answer in answers
         for resource in answer.resources
     }
+
+
+async def cleanup_policies(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, str | None]:
+    return await topic_configs(admin, names, "cleanup.policy")
 
 
 async def test_registry_and_room_state_are_created_compacted(fresh, admin):
@@ -56,6 +64,16 @@ async def test_registry_and_room_state_are_created_compacted(fresh, admin):
     assert policies[topics.room_state] == "compact"
     assert policies[topics.events] != "compact"
     assert await ensure_topics(fresh) == []  # a second start creates nothing
+
+
+async def test_the_events_topic_is_created_stamped_by_the_broker(fresh, admin):
+    topics = Topics.from_settings(fresh)
+    await ensure_topics(fresh)
+    stamping = await topic_configs(
+        admin, [topics.events, topics.deliveries], "message.timestamp.type"
+    )
+    assert stamping[topics.events] == "LogAppendTime"
+    assert stamping[topics.deliveries] != "LogAppendTime"
 
 
 async def test_an_existing_registry_topic_without_compaction_is_reported(fresh, admin):
@@ -86,3 +104,26 @@ async def test_the_production_producer_is_idempotent_and_delivers(kafka_settings
         await producer.stop()
     records = await read_topic(settings, topic, at_least=20)
     assert [r.value for r in records] == [f"{n}".encode() for n in range(20)]
+
+
+@pytest.mark.real_kafka
+async def test_each_event_is_read_with_the_time_the_broker_appended_it(kafka_settings):
+    """What fanout's stamps rest on (services/fanout/stamps.py): the time a producer puts on an
+    event gives way to the broker's. The dev broker keeps the producer's: this is real_kafka."""
+    topic = Topics.from_settings(kafka_settings).events
+    producer = make_producer(kafka_settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"{}", key=b"room-1", timestamp_ms=1_000)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka_settings.bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), timeout=15)
+    finally:
+        await consumer.stop()
+    assert record.timestamp_type == 1  # LogAppendTime
+    assert record.timestamp > 1_000

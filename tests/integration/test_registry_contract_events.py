@@ -39,10 +39,18 @@ class Subject:
             fields["workflow_ids"] = tuple(row.workflow_ids)
             await FanoutEventLog(self.pool).record([LoggedEvent(**fields)])
 
-    async def record_status(self, kind: str, organization_id: UUID, row_id: UUID, status: str):
-        """A delivery ("delivery") or an execution ("run"), as its service records it."""
+    async def record_status(
+        self,
+        kind: str,
+        organization_id: UUID,
+        row_id: UUID,
+        status: str,
+        created_at: datetime = T0,
+    ):
+        """A delivery ("delivery") or an execution ("run"), as its service records it: created
+        at its event's stamp (the received_at of its row in the event log)."""
         if self.pool is None:
-            self.repo.record_status(kind, organization_id, row_id, status)
+            self.repo.record_status(kind, organization_id, row_id, status, created_at)
             return
         table = {"delivery": "delivery.deliveries", "run": "workflow.executions"}[kind]
         extra = (
@@ -51,11 +59,12 @@ class Subject:
         await self.pool.execute(
             f"INSERT INTO {table} (id, organization_id, {extra[0]}, event_id, event, status,"
             f" created_at, updated_at) VALUES ($1, $2, $3, {extra[1]}, 'evt', 'participant.joined',"
-            " $4, now(), now())",
+            " $4, $5, now())",
             row_id,
             organization_id,
             uuid.uuid4(),
             status,
+            created_at,
         )
 
 
@@ -137,9 +146,31 @@ async def test_statuses_are_those_of_the_accounts_own_deliveries_and_executions(
     delivered, foreign, missing = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     await subject.record_status("delivery", mine, delivered, "failed")
     await subject.record_status("delivery", theirs, foreign, "success")
-    found = await subject.repo.delivery_statuses(mine, [delivered, foreign, missing])
+    found = await subject.repo.delivery_statuses(
+        mine, [delivered, foreign, missing], received_at=T0
+    )
     assert found == {delivered: "failed"}
     ran = uuid.uuid4()
     await subject.record_status("run", mine, ran, "timeout")
-    assert await subject.repo.execution_statuses(mine, [ran, missing]) == {ran: "timeout"}
-    assert await subject.repo.execution_statuses(theirs, [ran]) == {}
+    assert await subject.repo.execution_statuses(mine, [ran, missing], received_at=T0) == {
+        ran: "timeout"
+    }
+    assert await subject.repo.execution_statuses(theirs, [ran], received_at=T0) == {}
+
+
+@pytest.mark.parametrize("kind", ["delivery", "run"])
+async def test_statuses_are_found_whether_or_not_created_at_is_the_events_stamp(subject, kind):
+    """Fanout stamps an event's deliveries and executions with its received_at; before it did,
+    created_at was a few microseconds earlier; anything else is found by id all the same."""
+    org = uuid.uuid4()
+    stamped = {
+        uuid.uuid4(): T0,
+        uuid.uuid4(): T0 - timedelta(microseconds=40),  # recorded before fanout stamped alike
+        uuid.uuid4(): T0 - timedelta(days=1),
+        uuid.uuid4(): T0 + timedelta(seconds=1),
+    }
+    for row_id, created_at in stamped.items():
+        await subject.record_status(kind, org, row_id, "success", created_at)
+    statuses = {"delivery": subject.repo.delivery_statuses, "run": subject.repo.execution_statuses}
+    found = await statuses[kind](org, [*stamped, uuid.uuid4()], received_at=T0)
+    assert found == {row_id: "success" for row_id in stamped}

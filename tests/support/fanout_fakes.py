@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from uuid import UUID
 
 from aiokafka import TopicPartition
@@ -62,11 +63,11 @@ class FakeConsumer:
 
 
 class FakeEventLog:
-    """`EventLogWriter`: `entries` by id, the first of each kept; `writes` counts the calls
-    that wrote; `fail_with` fails every write."""
+    """`EventLogWriter`: `entries` by key (id, received_at) as Postgres keys them, the first of
+    each kept; `writes` counts the calls that wrote; `fail_with` fails every write."""
 
     def __init__(self, *, fail_with: Exception | None = None) -> None:
-        self.entries: dict[UUID, LoggedEvent] = {}
+        self.entries: dict[tuple[UUID, datetime], LoggedEvent] = {}
         self.writes = 0
         self._fail_with = fail_with
 
@@ -76,4 +77,4 @@ class FakeEventLog:
         if entries:
             self.writes += 1
         for entry in entries:
-            self.entries.setdefault(entry.id, entry)
+            self.entries.setdefault((entry.id, entry.received_at), entry)

@@ -356,8 +356,16 @@ class FakeEventLog:
         if all(kept.id != row.id for _, kept in self.events):
             self.events.append((organization_id, row))
 
-    def record_status(self, kind: str, organization_id: UUID, row_id: UUID, status: str) -> None:
-        """A delivery's (`kind` "delivery") or an execution's ("run") status, as recorded."""
+    def record_status(
+        self,
+        kind: str,
+        organization_id: UUID,
+        row_id: UUID,
+        status: str,
+        created_at: datetime | None = None,
+    ) -> None:
+        """A delivery's (`kind` "delivery") or an execution's ("run") status, as recorded (the
+        fake finds each by id, whenever it was created, as Postgres does in the end)."""
         self.statuses[kind][row_id] = (organization_id, status)
 
     async def page(
@@ -385,12 +393,12 @@ class FakeEventLog:
         return ordered[0] if ordered else None
 
     async def delivery_statuses(
-        self, organization_id: UUID, delivery_ids: Sequence[UUID]
+        self, organization_id: UUID, delivery_ids: Sequence[UUID], *, received_at: datetime
     ) -> dict[UUID, str]:
         return self._statuses("delivery", organization_id, delivery_ids)
 
     async def execution_statuses(
-        self, organization_id: UUID, execution_ids: Sequence[UUID]
+        self, organization_id: UUID, execution_ids: Sequence[UUID], *, received_at: datetime
     ) -> dict[UUID, str]:
         return self._statuses("run", organization_id, execution_ids)
 

@@ -28,6 +28,7 @@ from tests.unit.test_fanout_processor import (
     joined,
     message,
     processor,
+    stamp,
 )
 
 READ_FROM = ReadFrom("ns.events", 0, 7, 1_700_000_000_000)
@@ -56,7 +57,7 @@ async def test_each_accepted_event_is_logged_with_its_body_and_whom_it_reached()
     assert entry.payload == delivery["body"] and "tok_ada" not in entry.payload
     assert entry.webhook_ids == (uuid.UUID(delivery["webhook_id"]),)
     assert entry.workflow_ids == (uuid.UUID(WORKFLOW_ID),)
-    assert entry.received_at == NOW and entry.reason is None
+    assert entry.received_at == stamp(1) and entry.reason is None
 
 
 async def test_an_event_no_one_subscribes_to_is_logged_too():
@@ -127,13 +128,13 @@ async def test_an_accepted_event_of_an_organization_that_is_no_uuid_is_not_logge
     ids=["tombstone", "empty", "not-json", "array", "not-utf8", "deep", "org-not-text"],
 )
 def test_a_refused_event_whose_organization_cannot_be_read_is_not_logged(value):
-    assert rejected(value, "why", read_from=READ_FROM, now=NOW) is None
+    assert rejected(value, "why", read_from=READ_FROM, stamp=NOW) is None
 
 
 def test_what_a_refused_event_carries_is_made_storable_and_cut_to_size():
     doc = {"organization_id": ORG, "id": "a\u0000b" + "x" * 500, "event": "\ud800"}
     raw = json.dumps(doc).encode()  # NUL and the lone surrogate as JSON escapes
-    entry = rejected(raw, "r" * 5000 + "\u0000", read_from=READ_FROM, now=NOW)
+    entry = rejected(raw, "r" * 5000 + "\u0000", read_from=READ_FROM, stamp=NOW)
     assert entry is not None
     assert entry.event_id.startswith("a\\u0000b") and len(entry.event_id) <= 205
     assert entry.event == "\\ud800"
@@ -142,10 +143,10 @@ def test_what_a_refused_event_carries_is_made_storable_and_cut_to_size():
 
 def test_a_refused_event_is_identified_by_where_it_was_read():
     raw = dumps({"organization_id": ORG})
-    again = rejected(raw, "why", read_from=READ_FROM, now=NOW)
-    elsewhere = rejected(raw, "why", read_from=ReadFrom("ns.events", 0, 8, 1), now=NOW)
+    again = rejected(raw, "why", read_from=READ_FROM, stamp=NOW)
+    elsewhere = rejected(raw, "why", read_from=ReadFrom("ns.events", 0, 8, 1), stamp=NOW)
     assert again is not None and elsewhere is not None
-    assert rejected(raw, "why", read_from=READ_FROM, now=NOW) == again
+    assert rejected(raw, "why", read_from=READ_FROM, stamp=NOW) == again
     assert elsewhere.id != again.id
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import TopicPartition
@@ -21,16 +21,37 @@ from shared.messages import WebhookRecord, WorkflowRecord, WorkflowRunRequested
 from tests.support.fanout_fakes import FakeConsumer, FakeEventLog, FakeProducer
 
 NOW = datetime(2026, 5, 29, 10, 6, tzinfo=UTC)
+# When the broker appended the test's records (a little before fanout reads them).
+APPENDED = NOW - timedelta(seconds=2)
+APPENDED_MS = int(APPENDED.timestamp() * 1000)
+RETENTION = timedelta(days=30)
 ORG = str(uuid.uuid4())
 WORKFLOW_ID = str(uuid.uuid4())
 TOPICS = Topics("ns")
 TP0, TP1 = TopicPartition(TOPICS.events, 0), TopicPartition(TOPICS.events, 1)
 
 
-def message(tp: TopicPartition, offset: int, value: bytes | None) -> ConsumerRecord:
+def message(
+    tp: TopicPartition, offset: int, value: bytes | None, *, timestamp_ms: int | None = APPENDED_MS
+) -> ConsumerRecord:
     return ConsumerRecord(
-        tp.topic, tp.partition, offset, 0, 0, b"room_1", value, None, 6, len(value or b""), ()
+        tp.topic,
+        tp.partition,
+        offset,
+        timestamp_ms,
+        1,  # LogAppendTime
+        b"room_1",
+        value,
+        None,
+        6,
+        len(value or b""),
+        (),
     )
+
+
+def stamp(offset: int, at: datetime = APPENDED) -> datetime:
+    """What fanout stamps on the record at `offset` appended `at` (services/fanout/stamps.py)."""
+    return at + timedelta(microseconds=offset % 1000)
 
 
 def joined() -> bytes:
@@ -49,6 +70,7 @@ def processor(
     workflows: bool = False,
     metrics: FanoutMetrics | None = None,
     events: FakeEventLog | None = None,
+    now: datetime = NOW,
 ) -> BatchProcessor:
     indexes = Subscriptions()
     indexes.webhooks.apply(
@@ -83,7 +105,16 @@ def processor(
         )
     metrics = metrics or FanoutMetrics.create()
     events = events if events is not None else FakeEventLog()
-    return BatchProcessor(consumer, producer, TOPICS, indexes, metrics, lambda: NOW, events=events)
+    return BatchProcessor(
+        consumer,
+        producer,
+        TOPICS,
+        indexes,
+        metrics,
+        lambda: now,
+        events=events,
+        retention=RETENTION,
+    )
 
 
 BATCH = {

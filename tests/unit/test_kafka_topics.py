@@ -45,3 +45,10 @@ def test_a_config_that_differs_or_is_missing_is_drift():
         ("rh.registry", "cleanup.policy", "compact", None),
         ("rh.room-state", "cleanup.policy", "compact", None),
     ]
+
+
+def test_only_the_events_are_stamped_by_the_broker_as_it_appends_them():
+    topics = Topics(namespace="rh")
+    stamped = {n for n, c in topics.all().items() if c.get("message.timestamp.type")}
+    assert stamped == {"rh.events"}
+    assert topics.all()["rh.events"]["message.timestamp.type"] == "LogAppendTime"

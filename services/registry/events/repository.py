@@ -4,13 +4,17 @@ reached (none of them written here).
 A page's statement names only the filters given, so the planner picks the index that serves
 that combination (a catch-all `$n IS NULL OR ...` would be planned once, generically, and a
 status filter must be a literal for the refused-events partial index to apply).
+
+The three tables are partitioned by day on the instant fanout stamps an event with (the
+event's received_at, its deliveries' and executions' created_at): a page reads the days it
+needs in order, and an event's deliveries and executions are looked for in its own day first.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -29,6 +33,19 @@ FIND_EVENT = (
 )
 # Literals, never the caller's text: the partial index's predicate must match by sight.
 _STATUS = {"accepted": "status = 'accepted'", "rejected": "status = 'rejected'"}
+# The deliveries' (executions') statuses of one event: found by id where created_at is the
+# event's stamp (one day's partition), then any left by id alone (an index probe a partition).
+STATUSES_AT = (
+    "SELECT id, status FROM {table} WHERE id = ANY($1::uuid[]) AND organization_id = $2"
+    " AND created_at BETWEEN $3 AND $4"
+)
+STATUSES_ANY_DAY = (
+    "SELECT id, status FROM {table} WHERE id = ANY($1::uuid[]) AND organization_id = $2"
+)
+# An event's created_at is its received_at since fanout stamps both with the Kafka record's
+# timestamp; before, received_at was the batch's clock plus a microsecond an event, created_at
+# the clock: a second before the stamp holds both.
+STAMP_SPREAD = timedelta(seconds=1)
 
 
 def page_query(
@@ -57,7 +74,9 @@ def page_query(
     if filters.until is not None:
         where.append(f"received_at < {arg(filters.until)}")
     if after is not None:
-        where.append(f"(received_at, id) < ({arg(after[0])}, {arg(after[1])})")
+        at = arg(after[0])
+        # The second condition adds nothing but lets Postgres skip the days after the cursor.
+        where.append(f"(received_at, id) < ({at}, {arg(after[1])}) AND received_at <= {at}")
     sql = (
         f"SELECT {_COLUMNS.format(payload='NULL::text')} FROM events.events"
         f" WHERE {' AND '.join(where)} ORDER BY received_at DESC, id DESC LIMIT {arg(limit)}"
@@ -94,21 +113,34 @@ class PostgresEventLog:
         return EventRow(**dict(record)) if record else None
 
     async def delivery_statuses(
-        self, organization_id: UUID, delivery_ids: Sequence[UUID]
+        self, organization_id: UUID, delivery_ids: Sequence[UUID], *, received_at: datetime
     ) -> dict[UUID, str]:
-        return await self._statuses("delivery.deliveries", organization_id, delivery_ids)
+        return await self._statuses(
+            "delivery.deliveries", organization_id, delivery_ids, received_at
+        )
 
     async def execution_statuses(
-        self, organization_id: UUID, execution_ids: Sequence[UUID]
+        self, organization_id: UUID, execution_ids: Sequence[UUID], *, received_at: datetime
     ) -> dict[UUID, str]:
-        return await self._statuses("workflow.executions", organization_id, execution_ids)
+        return await self._statuses(
+            "workflow.executions", organization_id, execution_ids, received_at
+        )
 
     async def _statuses(
-        self, table: str, organization_id: UUID, ids: Sequence[UUID]
+        self, table: str, organization_id: UUID, ids: Sequence[UUID], received_at: datetime
     ) -> dict[UUID, str]:
         records = await self._pool.fetch(
-            f"SELECT id, status FROM {table} WHERE id = ANY($1::uuid[]) AND organization_id = $2",
+            STATUSES_AT.format(table=table),
             list(ids),
             organization_id,
+            received_at - STAMP_SPREAD,
+            received_at,
         )
-        return {r["id"]: r["status"] for r in records}
+        found = {r["id"]: r["status"] for r in records}
+        missing = [i for i in ids if i not in found]
+        if missing:  # not stored yet, or stamped otherwise (a rare case: see STATUSES_AT)
+            records = await self._pool.fetch(
+                STATUSES_ANY_DAY.format(table=table), missing, organization_id
+            )
+            found |= {r["id"]: r["status"] for r in records}
+        return found

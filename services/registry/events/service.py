@@ -45,14 +45,17 @@ class EventLog(Protocol):
         carried it; with its payload."""
 
     async def delivery_statuses(
-        self, organization_id: UUID, delivery_ids: Sequence[UUID]
+        self, organization_id: UUID, delivery_ids: Sequence[UUID], *, received_at: datetime
     ) -> dict[UUID, str]:
-        """The status of each of these deliveries the account has (absent: none stored)."""
+        """The status of each of these deliveries the account has (absent: none stored).
+        `received_at` is their event's: fanout stamps their created_at alike, so it says
+        where to look first; a delivery stamped otherwise is found all the same."""
 
     async def execution_statuses(
-        self, organization_id: UUID, execution_ids: Sequence[UUID]
+        self, organization_id: UUID, execution_ids: Sequence[UUID], *, received_at: datetime
     ) -> dict[UUID, str]:
-        """The status of each of these executions the account has (absent: none recorded)."""
+        """The status of each of these executions the account has (absent: none recorded);
+        `received_at` as for `delivery_statuses`."""
 
 
 @dataclass(frozen=True)
@@ -109,10 +112,15 @@ class EventLogService:
         deliveries = _derived(row.webhook_ids, row.event_id, delivery_id_for)
         runs = _derived(row.workflow_ids, row.event_id, run_id_for)
         delivered, ran = {}, {}
+        stamp = row.received_at
         if deliveries:
-            delivered = await self._log.delivery_statuses(organization_id, [*deliveries.values()])
+            delivered = await self._log.delivery_statuses(
+                organization_id, [*deliveries.values()], received_at=stamp
+            )
         if runs:
-            ran = await self._log.execution_statuses(organization_id, [*runs.values()])
+            ran = await self._log.execution_statuses(
+                organization_id, [*runs.values()], received_at=stamp
+            )
         return EventDetail(
             public_event(organization_id, row),
             row.payload,
