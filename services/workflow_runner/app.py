@@ -20,6 +20,7 @@ from services.workflow_runner.connection_shares import ConnectionShares, share_o
 from services.workflow_runner.executions import PostgresExecutions
 from services.workflow_runner.projection_consumer import ProjectionConsumer
 from services.workflow_runner.projection_store import PostgresProjection
+from services.workflow_runner.retention import PLAN
 from services.workflow_runner.run_consumer import RunConsumer
 from services.workflow_runner.sandbox import Sandbox, SandboxSettings
 from services.workflow_runner.service import RunnerMetrics, RunnerService
@@ -36,6 +37,7 @@ from shared.kafka import (
     stop_quietly,
 )
 from shared.lifecycle import run_until_signalled
+from shared.retention import retention_loop
 from shared.ssrf import AddressPolicy
 
 log = structlog.get_logger(__name__)
@@ -162,14 +164,25 @@ class Runner:
 
 
 async def open_pool(s: RunnerSettings, stack: AsyncExitStack) -> asyncpg.Pool:
-    """The runner's pool, its schema migrated."""
+    """The runner's pool, its schema migrated; retention running beside it when the runner
+    holds the owner role (it migrates on start), else the retention CronJob runs it."""
     pool = await create_pool(s.postgres)
     stack.push_async_callback(pool.close)
     async with pool.acquire() as conn:
         await prepare_schema(
-            conn, s.postgres, schema="workflow", package="services.workflow_runner"
+            conn, s.postgres, schema="workflow", package="services.workflow_runner", plan=PLAN
         )
+    if s.postgres.migrate_on_start:
+        retention = asyncio.create_task(retention_loop(pool, PLAN, s.postgres), name="retention")
+        stack.push_async_callback(cancelled, retention)
     return pool
+
+
+async def cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait for it to end (at shutdown, before the pool it uses closes)."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def start_sandbox(s: RunnerSettings, stack: AsyncExitStack) -> Sandbox:

@@ -1,5 +1,7 @@
-"""asyncpg SQL of the execution log: one row per run, idempotent on the run id; and
-`PostgresExecutions`, the ExecutionStore (dependencies.py) over it."""
+"""asyncpg SQL of the execution log: one row per run, idempotent on its key (the run id and
+the request's created_at, the table's partition key: each statement names both, so Postgres
+reaches one day's partition); and `PostgresExecutions`, the ExecutionStore (dependencies.py)
+over it."""
 
 from __future__ import annotations
 
@@ -87,7 +89,7 @@ async def begin(conn: asyncpg.Connection, run: WorkflowRunRequested, *, now: dat
         "INSERT INTO workflow.executions (id, workflow_id, organization_id, version, event_id,"
         " event, status, started_at, created_at, updated_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, 'running', $7, $8, $7)"
-        " ON CONFLICT (id) DO UPDATE SET started_at = EXCLUDED.started_at,"
+        " ON CONFLICT (id, created_at) DO UPDATE SET started_at = EXCLUDED.started_at,"
         " updated_at = EXCLUDED.updated_at"
         " WHERE workflow.executions.status = 'running'"
         " RETURNING 1",
@@ -130,7 +132,7 @@ async def finish(
         "INSERT INTO workflow.executions (id, workflow_id, organization_id, version, event_id,"
         " event, status, started_at, duration_ms, result, error, logs, created_at, updated_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb, $11, $12, $13, $14)"
-        " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status,"
+        " ON CONFLICT (id, created_at) DO UPDATE SET status = EXCLUDED.status,"
         " started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms,"
         " result = EXCLUDED.result, error = EXCLUDED.error, logs = EXCLUDED.logs,"
         " updated_at = EXCLUDED.updated_at",

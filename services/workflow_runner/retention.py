@@ -1,5 +1,10 @@
-"""What the workflow schema keeps for ROOMHOOKS_RETENTION_DAYS only (shared/retention.py)."""
+"""What the workflow schema keeps for ROOMHOOKS_RETENTION_DAYS only (shared/retention.py): the
+executions, one partition a day on created_at (migrations/0002), each dropped whole. The
+projection (rooms, room_users, kv_entries, files) is current state, not history: it stays."""
 
+from shared.partitions import PartitionedTable
 from shared.retention import RetentionPlan
 
-PLAN = RetentionPlan("workflow")
+PLAN = RetentionPlan(
+    "workflow", partitioned=(PartitionedTable("workflow", "executions", "created_at"),)
+)

@@ -1,5 +1,6 @@
 """The execution log in a real Postgres: a run begun once, and its end recorded whether or not
-its `running` row survived (the runner does not wait for that row's flush)."""
+its `running` row survived (the runner does not wait for that row's flush); each run in its
+day's partition, kept once however often its request is read."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.workflow_runner import executions
+from services.workflow_runner.retention import PLAN
 from shared.messages import WorkflowRunRequested, run_id_for
+from shared.partitions import create_partitions
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+[EXECUTIONS] = PLAN.partitioned
 
 
 def a_run() -> WorkflowRunRequested:
@@ -84,3 +88,20 @@ async def test_an_event_name_postgres_text_refuses_is_recorded_escaped_and_bound
         recorded = (await row(conn, run))["event"]
     assert recorded.startswith("joined\\u0000\\ud800x")
     assert len(recorded) == executions.MAX_EVENT_NAME
+
+
+async def test_a_run_is_recorded_once_in_its_days_partition_however_often_it_is_requested(pool):
+    run = a_run()
+    async with pool.acquire() as conn:
+        await create_partitions(conn, EXECUTIONS, today=NOW.date(), ahead=0)
+        again = WorkflowRunRequested.model_validate_json(run.model_dump_json())  # read again
+        assert await executions.begin(conn, run, now=NOW)
+        await finish(conn, run)
+        assert not await executions.begin(conn, again, now=NOW + timedelta(seconds=5))
+        await finish(conn, again, status="error")  # a finish read again overwrites the end
+        rows = await conn.fetch(
+            "SELECT tableoid::regclass::text AS partition, status FROM workflow.executions"
+            " WHERE id = $1",
+            uuid.UUID(run.run_id),
+        )
+    assert [tuple(r) for r in rows] == [(f"workflow.executions_p{NOW:%Y%m%d}", "error")]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -202,6 +202,16 @@ async def test_a_finish_without_its_running_row_records_the_run(log: Log):
     run = a_run()
     await log.executions.finish(run, ended("timeout"), now=NOW)  # as after a Postgres crash
     assert await log.executions.begin(run, [], now=NOW) is None
+
+
+async def test_a_run_is_one_execution_per_request_stamp(log: Log):
+    """The key holds the request's created_at (the table's partition key): fanout stamps a
+    re-read event's requests the same, so a request read again finds its execution."""
+    run = a_run()
+    await log.executions.finish(run, ended(), now=NOW)
+    assert await log.executions.begin(run.model_copy(), [], now=NOW) is None
+    restamped = run.model_copy(update={"created_at": NOW + timedelta(days=1)})
+    assert await log.executions.begin(restamped, [], now=NOW) is not None
 
 
 async def test_begin_gives_the_versions_code_or_none_when_it_is_gone(log: Log):

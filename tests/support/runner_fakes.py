@@ -136,12 +136,13 @@ def _refusal(row: Row) -> Exception | None:
 
 @dataclass
 class FakeExecutions:
-    """ExecutionStore in memory. Its runs' events are projected into `projection`; a finish
-    whose values jsonb would refuse is refused, as is any for which `refuses` says so."""
+    """ExecutionStore in memory, its rows by (run id, created_at) as Postgres keys them. Its
+    runs' events are projected into `projection`; a finish whose values jsonb would refuse is
+    refused, as is any for which `refuses` says so."""
 
     projection: FakeProjection = field(default_factory=FakeProjection)
     versions: dict[tuple[str, int], tuple[str, Language]] = field(default_factory=dict)
-    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rows: dict[tuple[str, datetime], dict[str, Any]] = field(default_factory=dict)
     refuses: Callable[[Ended], bool] = lambda ended: False
 
     def add_version(self, workflow_id: str, version: int, code: str, language: Language) -> None:
@@ -150,10 +151,10 @@ class FakeExecutions:
     async def begin(
         self, run: WorkflowRunRequested, changes: Sequence[Change], *, now: datetime
     ) -> Begun | None:
-        row = self.rows.get(run.run_id)
+        row = self.rows.get(key_of(run))
         if row is not None and row["status"] != "running":
             return None
-        self.rows[run.run_id] = {"status": "running", "started_at": now}
+        self.rows[key_of(run)] = {"status": "running", "started_at": now}
         projected = self.projection.apply_all(changes)
         return Begun(self.versions.get((run.workflow_id, run.version)), projected)
 
@@ -163,7 +164,7 @@ class FakeExecutions:
             refusal = UnicodeEncodeError("utf-8", "", 0, 1, "refused by the test")
         if refusal is not None:
             raise refusal
-        self.rows[run.run_id] = {
+        self.rows[key_of(run)] = {
             "status": ended.status,
             "started_at": ended.started_at,
             "duration_ms": ended.duration_ms,
@@ -171,6 +172,11 @@ class FakeExecutions:
             "error": ended.error,
             "logs": ended.logs,
         }
+
+
+def key_of(run: WorkflowRunRequested) -> tuple[str, datetime]:
+    """An execution's key: its run id and its request's created_at (the partition key)."""
+    return run.run_id, run.created_at
 
 
 @dataclass

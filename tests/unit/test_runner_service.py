@@ -23,6 +23,7 @@ from tests.support.runner_fakes import (
     FakeSandbox,
     Program,
     Thrown,
+    key_of,
     unavailable,
 )
 
@@ -64,7 +65,7 @@ class Runner:
         )
 
     def recorded(self, run: WorkflowRunRequested) -> dict[str, Any]:
-        return self.executions.rows[run.run_id]
+        return self.executions.rows[key_of(run)]
 
     def count(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0

@@ -30,6 +30,36 @@ _EXECUTION_COLUMNS = (
 )
 
 After = tuple[datetime, UUID] | None
+# One execution by id: its created_at (the partition key) is not known here, so each partition
+# is probed on its primary key (one probe a day kept or made ahead, and the default's).
+EXECUTION = (
+    f"SELECT {_EXECUTION_COLUMNS} FROM workflow.executions"
+    " WHERE id = $1 AND workflow_id = $2 AND organization_id = $3"
+)
+
+
+def executions_query(
+    organization_id: UUID, workflow_id: UUID, *, status: str | None, limit: int, after: After
+) -> tuple[str, list[object]]:
+    """The statement and arguments of one page of a workflow's executions, newest first by
+    (created_at, id). It names only the filters given: a catch-all `$n IS NULL OR ...`, planned
+    once generically, would keep the cursor from the index and from pruning the days after it."""
+    args: list[object] = [workflow_id, organization_id]
+    where = ["workflow_id = $1", "organization_id = $2"]
+    if status is not None:
+        args.append(status)
+        where.append(f"status = ${len(args)}")
+    if after is not None:
+        args += [after[0], after[1]]
+        at, last = f"${len(args) - 1}", f"${len(args)}"
+        # The second condition adds nothing but lets Postgres skip the days after the cursor.
+        where.append(f"(created_at, id) < ({at}, {last}) AND created_at <= {at}")
+    args.append(limit)
+    sql = (
+        f"SELECT {_EXECUTION_COLUMNS} FROM workflow.executions WHERE {' AND '.join(where)}"
+        f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
+    )
+    return sql, args
 
 
 def _row(record: asyncpg.Record) -> WorkflowRow:
@@ -144,31 +174,16 @@ class WorkflowSql:
         limit: int,
         after: After,
     ) -> list[ExecutionRow]:
-        records = await self._conn.fetch(
-            f"SELECT {_EXECUTION_COLUMNS} FROM workflow.executions"
-            " WHERE workflow_id = $1 AND organization_id = $2"
-            " AND ($3::text IS NULL OR status = $3)"
-            " AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))"
-            " ORDER BY created_at DESC, id DESC LIMIT $6",
-            workflow_id,
-            organization_id,
-            status,
-            after[0] if after else None,
-            after[1] if after else None,
-            limit,
+        sql, args = executions_query(
+            organization_id, workflow_id, status=status, limit=limit, after=after
         )
+        records = await self._conn.fetch(sql, *args)
         return [ExecutionRow(**dict(r)) for r in records]
 
     async def execution(
         self, organization_id: UUID, workflow_id: UUID, execution_id: UUID
     ) -> ExecutionRow | None:
-        record = await self._conn.fetchrow(
-            f"SELECT {_EXECUTION_COLUMNS} FROM workflow.executions"
-            " WHERE id = $1 AND workflow_id = $2 AND organization_id = $3",
-            execution_id,
-            workflow_id,
-            organization_id,
-        )
+        record = await self._conn.fetchrow(EXECUTION, execution_id, workflow_id, organization_id)
         return ExecutionRow(**dict(record)) if record else None
 
 
