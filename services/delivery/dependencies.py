@@ -23,8 +23,10 @@ from shared.messages import DeliveryRequested, RecoverRequested, RedeliverReques
 class DeliveryStore(Protocol):
     """Durable deliveries and the leases that make one replica attempt each at a time.
 
-    Idempotent: a request stored before stores nothing new. A delivery is claimed only when
-    due and not leased; a lease is held until recorded, released, stopped or run out.
+    Idempotent: a request stored before (the same delivery, created at the same instant: a
+    record read again) stores nothing new. A delivery is claimed only when due and not leased;
+    a lease is held until recorded, released, stopped or run out. Deliveries are found by
+    (id, created_at), as a `Job` carries them.
     """
 
     async def store_requests(
@@ -53,15 +55,15 @@ class DeliveryStore(Protocol):
         recorded or stopped since)."""
         ...
 
-    async def release(self, ids: Sequence[UUID], *, due_at: datetime) -> None:
+    async def release(self, jobs: Sequence[Job], *, due_at: datetime) -> None:
         """Give pending deliveries back, unleased, due at `due_at`."""
         ...
 
-    async def stop(self, ids: Sequence[UUID], *, reason: str, now: datetime) -> None:
+    async def stop(self, jobs: Sequence[Job], *, reason: str, now: datetime) -> None:
         """End pending deliveries without an attempt (their webhook is gone)."""
         ...
 
-    async def hold(self, ids: Sequence[UUID], *, now: datetime) -> None:
+    async def hold(self, jobs: Sequence[Job], *, now: datetime) -> None:
         """Keep pending deliveries of a disabled webhook: unleased, out of every claim (no
         next attempt) until `UpkeepStore.resume_held`."""
         ...

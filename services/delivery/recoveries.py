@@ -2,7 +2,8 @@
 and the failed ones of recovery jobs.
 
 Each batch is one statement bounded by a LIMIT; rows are taken with SKIP LOCKED, or under the
-recovery job's row lock, so N replicas never make the same delivery due twice at once.
+recovery job's row lock, so N replicas never make the same delivery due twice at once. Every
+delivery a batch picks is then changed by (id, created_at), in its own day's partition.
 """
 
 from __future__ import annotations
@@ -77,13 +78,17 @@ class PostgresRecoveryTurn:
         self.recovery = recovery
 
     async def settle(self, *, now: datetime) -> Recovery:
+        # Every item's delivery was created in the job's window: only its days are read.
         done = await self._conn.fetchval(
             """
             WITH settled AS (
                 UPDATE delivery.recovery_items i SET attempted = true
                 WHERE i.job_id = $1 AND NOT i.attempted
                   AND NOT EXISTS (SELECT 1 FROM delivery.deliveries d
-                                  WHERE d.id = i.delivery_id AND d.attempts <= i.attempts_before)
+                                  WHERE d.id = i.delivery_id
+                                    AND d.created_at = i.delivery_created_at
+                                    AND d.created_at >= $3 AND d.created_at < $4
+                                    AND d.attempts <= i.attempts_before)
                 RETURNING 1
             )
             UPDATE delivery.recoveries SET done = done + (SELECT count(*) FROM settled),
@@ -93,6 +98,8 @@ class PostgresRecoveryTurn:
             """,
             self.recovery.job_id,
             now,
+            self.recovery.since,
+            self.recovery.until,
         )
         self.recovery = replace(self.recovery, done=done)
         return self.recovery
@@ -111,18 +118,22 @@ class PostgresRecoveryTurn:
                 ORDER BY created_at, id LIMIT $6
                 FOR UPDATE
             ), ranked AS (
-                SELECT id, row_number() OVER (ORDER BY created_at, id) AS rank FROM picked
+                SELECT id, created_at, row_number() OVER (ORDER BY created_at, id) AS rank
+                FROM picked
             ), marked AS (
                 -- Due a microsecond apart: claims take them in order of creation.
                 UPDATE delivery.deliveries d
                 SET status = 'pending',
                     next_attempt_at = $7::timestamptz + r.rank::float8 * interval '1 microsecond',
                     lease_until = NULL, updated_at = $7
-                FROM ranked r WHERE d.id = r.id
+                FROM ranked r
+                WHERE d.id = r.id AND d.created_at = r.created_at
+                  AND d.created_at >= $2 AND d.created_at < $3
                 RETURNING d.id, d.attempts, d.created_at
             ), items AS (
-                INSERT INTO delivery.recovery_items (job_id, delivery_id, attempts_before)
-                SELECT $8, id, attempts FROM marked
+                INSERT INTO delivery.recovery_items
+                    (job_id, delivery_id, delivery_created_at, attempts_before)
+                SELECT $8, id, created_at, attempts FROM marked
             )
             SELECT id, created_at FROM marked ORDER BY created_at, id
             """,
@@ -202,13 +213,13 @@ class PostgresUpkeep:
             SET next_attempt_at = $3::timestamptz + h.rank::float8 * interval '1 microsecond',
                 updated_at = $3
             FROM (
-                SELECT id, row_number() OVER (ORDER BY created_at, id) AS rank
+                SELECT id, created_at, row_number() OVER (ORDER BY created_at, id) AS rank
                 FROM (SELECT id, created_at FROM delivery.deliveries
                       WHERE webhook_id = $1 AND status = 'pending' AND next_attempt_at IS NULL
                       ORDER BY created_at, id LIMIT $2
                       FOR UPDATE SKIP LOCKED) picked
             ) h
-            WHERE d.id = h.id
+            WHERE d.id = h.id AND d.created_at = h.created_at
             """,
             webhook_id,
             limit,
@@ -221,9 +232,10 @@ class PostgresUpkeep:
             """
             UPDATE delivery.deliveries SET status = 'failed', last_error = $2,
                 next_attempt_at = NULL, lease_until = NULL, updated_at = $3
-            WHERE id IN (SELECT id FROM delivery.deliveries
-                         WHERE webhook_id = $1 AND status = 'pending' AND next_attempt_at IS NULL
-                         LIMIT $4 FOR UPDATE SKIP LOCKED)
+            WHERE (id, created_at) IN (
+                SELECT id, created_at FROM delivery.deliveries
+                WHERE webhook_id = $1 AND status = 'pending' AND next_attempt_at IS NULL
+                LIMIT $4 FOR UPDATE SKIP LOCKED)
             """,
             webhook_id,
             reason,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -15,7 +15,9 @@ from services.delivery.recoveries import insert_recoveries
 from shared.messages import DeliveryRequested, RecoverRequested, RedeliverRequested
 from shared.signing import PreviousSecret
 
-_JOB_COLUMNS = "id, webhook_id, organization_id, event_id, event, payload, attempts, lease_until"
+_JOB_COLUMNS = (
+    "id, webhook_id, organization_id, event_id, event, payload, attempts, lease_until, created_at"
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Job:
     payload: str
     attempts: int  # made before this one
     lease_until: datetime  # ours until then, as Postgres holds it (see `renew_lease`)
+    created_at: datetime  # the partition key: with `id`, the row in one day's partition
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> Job:
@@ -70,6 +73,7 @@ class AttemptRow:
     """One finished attempt and the delivery state it leads to."""
 
     delivery_id: UUID
+    delivery_created_at: datetime  # its delivery's created_at: the day both live in
     attempt: int
     started_at: datetime
     duration_ms: int
@@ -80,6 +84,41 @@ class AttemptRow:
     next_attempt_at: datetime | None
 
 
+@dataclass(frozen=True)
+class DeliveryKeys:
+    """Deliveries as statements find them: by (id, created_at) pairs, joined as
+    `d.id = k.id AND d.created_at = k.created_at`, and the span of their days, given as
+    scalars because Postgres can skip the other days' partitions before it starts only on
+    those (not on an array, under the generic plan it caches)."""
+
+    ids: list[UUID]
+    created: list[datetime]
+    earliest: datetime
+    latest: datetime
+
+    @classmethod
+    def of(cls, pairs: Sequence[tuple[UUID, datetime]]) -> DeliveryKeys:
+        """At least one pair."""
+        ids, created = [p[0] for p in pairs], [p[1] for p in pairs]
+        return cls(ids, created, min(created), max(created))
+
+    @property
+    def args(self) -> tuple[list[UUID], list[datetime], datetime, datetime]:
+        """$1 to $4 of a statement that joins `_BY_KEY`."""
+        return self.ids, self.created, self.earliest, self.latest
+
+
+# The rows of `DeliveryKeys.args` ($1 to $4) among delivery.deliveries `d`.
+_BY_KEY = """unnest($1::uuid[], $2::timestamptz[]) AS k(id, created_at)
+        WHERE d.id = k.id AND d.created_at = k.created_at
+          AND d.created_at BETWEEN $3 AND $4"""
+
+
+def job_keys(jobs: Iterable[Job]) -> DeliveryKeys:
+    """At least one job."""
+    return DeliveryKeys.of([(job.id, job.created_at) for job in jobs])
+
+
 async def insert_requested(
     conn: asyncpg.Connection,
     requests: Sequence[DeliveryRequested],
@@ -87,7 +126,12 @@ async def insert_requested(
     now: datetime,
     lease_until: datetime,
 ) -> list[Job]:
-    """Store new deliveries, leased to the caller; a request seen before returns nothing."""
+    """Store new deliveries, leased to the caller; a request seen before returns nothing.
+
+    Idempotent on (id, created_at) and (webhook_id, event_id, created_at), the unique keys
+    a day-partitioned table can have: a request read again carries the same created_at (the
+    event record's timestamp, stamped by fanout), so ON CONFLICT finds the first row.
+    """
     if not requests:
         return []
     records = await conn.fetch(
@@ -127,13 +171,15 @@ async def claim_due(
     """Lease up to `limit` due deliveries, oldest first.
 
     SKIP LOCKED: N replicas never claim the same row; the lease keeps it theirs until the
-    attempt is recorded, or until it runs out because the replica died.
+    attempt is recorded, or until it runs out because the replica died. The due index is read
+    a partition after another, merged in order; each row claimed is then found in its own
+    day's partition (by (id, created_at), pruned as the join runs).
     """
     records = await conn.fetch(
         f"""
         UPDATE delivery.deliveries d SET lease_until = $2
         FROM (
-            SELECT id FROM delivery.deliveries
+            SELECT id, created_at FROM delivery.deliveries
             WHERE status = 'pending' AND next_attempt_at <= $1
               AND (lease_until IS NULL OR lease_until <= $1)
               AND NOT (webhook_id = ANY($4::uuid[]))
@@ -141,7 +187,7 @@ async def claim_due(
             LIMIT $3
             FOR UPDATE SKIP LOCKED
         ) due
-        WHERE d.id = due.id
+        WHERE d.id = due.id AND d.created_at = due.created_at
         RETURNING {", ".join("d." + c.strip() for c in _JOB_COLUMNS.split(","))}
         """,
         now,
@@ -163,21 +209,25 @@ async def renew_lease(
     """
     return await conn.fetchval(
         "UPDATE delivery.deliveries SET lease_until = $3"
-        " WHERE id = $1 AND lease_until = $2 AND status = 'pending' AND attempts = $4"
+        " WHERE id = $1 AND created_at = $5"
+        " AND lease_until = $2 AND status = 'pending' AND attempts = $4"
         " RETURNING lease_until",
         job.id,
         job.lease_until,
         lease_until,
         job.attempts,
+        job.created_at,
     )
 
 
-async def release(conn: asyncpg.Connection, ids: Sequence[UUID], *, due_at: datetime) -> None:
+async def release(conn: asyncpg.Connection, jobs: Sequence[Job], *, due_at: datetime) -> None:
     """Give leased deliveries back, due again at `due_at` (this replica has no room now)."""
+    if not jobs:
+        return
     await conn.execute(
-        "UPDATE delivery.deliveries SET lease_until = NULL, next_attempt_at = $2"
-        " WHERE id = ANY($1::uuid[]) AND status = 'pending'",
-        list(ids),
+        "UPDATE delivery.deliveries d SET lease_until = NULL, next_attempt_at = $5"
+        f" FROM {_BY_KEY} AND d.status = 'pending'",
+        *job_keys(jobs).args,
         due_at,
     )
 
@@ -212,38 +262,41 @@ async def record_attempts_with_health(
 async def _insert_attempts(
     conn: asyncpg.Connection, rows: Sequence[AttemptRow], *, now: datetime
 ) -> dict[UUID, UUID]:
-    """The attempts recorded: delivery id -> its webhook id."""
+    """The attempts recorded: delivery id -> its webhook id. Each delivery is found by
+    (id, created_at) within the batch's days, and its attempt lands in the same day."""
     if not rows:
         return {}
+    keys = DeliveryKeys.of([(r.delivery_id, r.delivery_created_at) for r in rows])
     records = await conn.fetch(
         """
         WITH input AS (
-            SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::int[],
-                                 $5::int[], $6::text[], $7::text[], $8::text[],
-                                 $9::timestamptz[])
-            AS t(id, attempt, started_at, duration_ms, status_code, error, response_body,
-                 status, next_attempt_at)
+            SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $5::int[], $6::timestamptz[],
+                                 $7::int[], $8::int[], $9::text[], $10::text[], $11::text[],
+                                 $12::timestamptz[])
+            AS t(id, created_at, attempt, started_at, duration_ms, status_code, error,
+                 response_body, status, next_attempt_at)
         ), updated AS (
             UPDATE delivery.deliveries d
             SET status = i.status, attempts = i.attempt, last_attempt_at = i.started_at,
                 status_code = i.status_code, last_error = i.error,
-                next_attempt_at = i.next_attempt_at, lease_until = NULL, updated_at = $10
+                next_attempt_at = i.next_attempt_at, lease_until = NULL, updated_at = $13
             FROM input i
-            WHERE d.id = i.id AND d.attempts = i.attempt - 1
+            WHERE d.id = i.id AND d.created_at = i.created_at
+              AND d.created_at BETWEEN $3 AND $4 AND d.attempts = i.attempt - 1
             RETURNING d.id, d.webhook_id
         ), inserted AS (
             INSERT INTO delivery.delivery_attempts
-                (delivery_id, attempt, started_at, duration_ms, status_code, error,
-                 response_body)
-            SELECT i.id, i.attempt, i.started_at, i.duration_ms, i.status_code, i.error,
-                   i.response_body
+                (delivery_id, delivery_created_at, attempt, started_at, duration_ms,
+                 status_code, error, response_body)
+            SELECT i.id, i.created_at, i.attempt, i.started_at, i.duration_ms, i.status_code,
+                   i.error, i.response_body
             FROM input i JOIN updated u ON u.id = i.id
             ON CONFLICT DO NOTHING
             RETURNING delivery_id
         )
         SELECT n.delivery_id, u.webhook_id FROM inserted n JOIN updated u ON u.id = n.delivery_id
         """,
-        [r.delivery_id for r in rows],
+        *keys.args,
         [r.attempt for r in rows],
         [r.started_at for r in rows],
         [r.duration_ms for r in rows],
@@ -258,26 +311,30 @@ async def _insert_attempts(
 
 
 async def stop_deliveries(
-    conn: asyncpg.Connection, ids: Sequence[UUID], *, reason: str, now: datetime
+    conn: asyncpg.Connection, jobs: Sequence[Job], *, reason: str, now: datetime
 ) -> None:
     """End deliveries without an attempt: their webhook was disabled or deleted."""
+    if not jobs:
+        return
     await conn.execute(
-        "UPDATE delivery.deliveries SET status = 'failed', last_error = $2,"
-        " next_attempt_at = NULL, lease_until = NULL, updated_at = $3"
-        " WHERE id = ANY($1::uuid[]) AND status = 'pending'",
-        list(ids),
+        "UPDATE delivery.deliveries d SET status = 'failed', last_error = $5,"
+        " next_attempt_at = NULL, lease_until = NULL, updated_at = $6"
+        f" FROM {_BY_KEY} AND d.status = 'pending'",
+        *job_keys(jobs).args,
         reason,
         now,
     )
 
 
-async def hold_deliveries(conn: asyncpg.Connection, ids: Sequence[UUID], *, now: datetime) -> None:
+async def hold_deliveries(conn: asyncpg.Connection, jobs: Sequence[Job], *, now: datetime) -> None:
     """Keep deliveries of a disabled webhook pending, unleased and due never (next_attempt_at
     NULL: out of every claim) until `recoveries.resume_held` makes them due again."""
+    if not jobs:
+        return
     await conn.execute(
-        "UPDATE delivery.deliveries SET next_attempt_at = NULL, lease_until = NULL,"
-        " updated_at = $2 WHERE id = ANY($1::uuid[]) AND status = 'pending'",
-        list(ids),
+        "UPDATE delivery.deliveries d SET next_attempt_at = NULL, lease_until = NULL,"
+        f" updated_at = $5 FROM {_BY_KEY} AND d.status = 'pending'",
+        *job_keys(jobs).args,
         now,
     )
 
@@ -290,7 +347,10 @@ async def rearm(
     organization_id: UUID,
     now: datetime,
 ) -> bool:
-    """Make a stored delivery due now, even after it failed (a redelivery request)."""
+    """Make a stored delivery due now, even after it failed (a redelivery request).
+
+    By id alone (the order carries no created_at), so every day's partition is probed on its
+    primary key: this runs on an operator's request only, never on the delivery path."""
     result = await conn.execute(
         "UPDATE delivery.deliveries SET status = 'pending', next_attempt_at = $4,"
         " updated_at = $4"
@@ -367,14 +427,14 @@ class PostgresDeliveryStore:
         async with self._pool.acquire() as conn:
             return await renew_lease(conn, job, lease_until=lease_until)
 
-    async def release(self, ids: Sequence[UUID], *, due_at: datetime) -> None:
+    async def release(self, jobs: Sequence[Job], *, due_at: datetime) -> None:
         async with self._pool.acquire() as conn:
-            await release(conn, ids, due_at=due_at)
+            await release(conn, jobs, due_at=due_at)
 
-    async def stop(self, ids: Sequence[UUID], *, reason: str, now: datetime) -> None:
+    async def stop(self, jobs: Sequence[Job], *, reason: str, now: datetime) -> None:
         async with self._pool.acquire() as conn:
-            await stop_deliveries(conn, ids, reason=reason, now=now)
+            await stop_deliveries(conn, jobs, reason=reason, now=now)
 
-    async def hold(self, ids: Sequence[UUID], *, now: datetime) -> None:
+    async def hold(self, jobs: Sequence[Job], *, now: datetime) -> None:
         async with self._pool.acquire() as conn:
-            await hold_deliveries(conn, ids, now=now)
+            await hold_deliveries(conn, jobs, now=now)

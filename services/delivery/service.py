@@ -114,7 +114,7 @@ class DeliveryService:
         self._admitted_leases: dict[UUID, datetime] = {}
         # Shutting down: admitted deliveries not yet started are not started (see attempt).
         self._draining = False
-        self._not_started: list[UUID] = []
+        self._not_started: list[Job] = []
         self.wake_scheduler = asyncio.Event()
         # Set when a recovery job is ordered: the upkeep loop starts it at once.
         self.wake_upkeep = asyncio.Event()
@@ -149,7 +149,7 @@ class DeliveryService:
 
     async def submit(self, jobs: Sequence[Job]) -> None:
         """Start attempts for leased jobs; what a full lane cannot take goes back to Postgres."""
-        spilled: dict[datetime, list[UUID]] = {}
+        spilled: dict[datetime, list[Job]] = {}
         now = self._clock()
         for job in jobs:
             if job.id in self._admitted_leases:
@@ -159,7 +159,7 @@ class DeliveryService:
             if not self._lanes.try_admit(job.webhook_id):
                 degraded = self._lanes.degraded(job.webhook_id)
                 due_at = now + spill_delay(degraded=degraded, timeout_s=self._settings.timeout_s)
-                spilled.setdefault(due_at, []).append(job.id)
+                spilled.setdefault(due_at, []).append(job)
                 continue
             task = asyncio.create_task(
                 self._lanes.run(job.webhook_id, lambda j=job: self.attempt(j))
@@ -168,14 +168,14 @@ class DeliveryService:
             self._admitted_leases[job.id] = job.lease_until
             task.add_done_callback(self._forget)
         self._metrics.in_flight.set(self._lanes.admitted)
-        for due_at, ids in spilled.items():
-            await self._store.release(ids, due_at=due_at)
+        for due_at, released in spilled.items():
+            await self._store.release(released, due_at=due_at)
 
     async def attempt(self, job: Job) -> None:
         """Attempt a leased delivery once, in its lane, and record the result; never raises
         (a crash is logged, and the lease brings the delivery back)."""
         if self._draining:  # its lane slot came after SIGTERM: leave it to be released
-            self._not_started.append(job.id)
+            self._not_started.append(job)
             return
         bound = log.bind(delivery_id=str(job.id), webhook_id=str(job.webhook_id))
         try:
@@ -217,10 +217,10 @@ class DeliveryService:
         """Without a request: hold a delivery of a disabled webhook until it is enabled
         again; end one of a deleted webhook as failed."""
         if target is not None:
-            await self._store.hold([job.id], now=self._clock())
+            await self._store.hold([job], now=self._clock())
             bound.info("delivery.held", attempts=job.attempts)
             return
-        await self._store.stop([job.id], reason="webhook deleted", now=self._clock())
+        await self._store.stop([job], reason="webhook deleted", now=self._clock())
         self._metrics.finished.labels("failed").inc()
         bound.info("delivery.stopped", reason="webhook deleted")
 
@@ -352,10 +352,10 @@ class DeliveryService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        ids = [*self._not_started, *(job.id for job in tasks.values())]
-        if ids:
-            await self._store.release(ids, due_at=self._clock())
-        return ids
+        jobs = [*self._not_started, *tasks.values()]
+        if jobs:
+            await self._store.release(jobs, due_at=self._clock())
+        return [job.id for job in jobs]
 
 
 def _attempt_row(
@@ -366,6 +366,7 @@ def _attempt_row(
         error = f"HTTP {result.status_code}"
     return AttemptRow(
         delivery_id=job.id,
+        delivery_created_at=job.created_at,
         attempt=number,
         started_at=result.started_at,
         duration_ms=result.duration_ms,

@@ -31,7 +31,15 @@ DELIVERY_COLUMNS = (
     "created_at",
     "updated_at",
 )
-ATTEMPT_COLUMNS = ("delivery_id", "attempt", "started_at", "duration_ms", "status_code", "error")
+ATTEMPT_COLUMNS = (
+    "delivery_id",
+    "attempt",
+    "started_at",
+    "duration_ms",
+    "status_code",
+    "error",
+    "delivery_created_at",  # its delivery's created_at: the day both live in
+)
 EVENT_COLUMNS = (
     "id",
     "organization_id",
@@ -116,7 +124,7 @@ def delivery_rows(shape: DeliveryShape, rng: random.Random) -> Iterator[tuple[tu
         attempt = None
         if rng.random() < shape.attempts_fraction:
             status = 503 if failed else 200
-            attempt = (delivery_id, attempts, done_at, rng.randint(5, 400), status, None)
+            attempt = (delivery_id, attempts, done_at, rng.randint(5, 400), status, None, at)
         yield row, attempt
 
 

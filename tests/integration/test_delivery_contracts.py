@@ -127,14 +127,14 @@ async def test_a_lease_is_renewed_by_its_holder_only(store):
 
 async def test_a_released_delivery_is_unleased_and_due_at_the_given_time(store):
     [job] = await stored(store, request("e1"))
-    await store.release([job.id], due_at=at(5))
+    await store.release([job], due_at=at(5))
     assert await claim(store, at(4)) == []
     assert [claimed.id for claimed in await claim(store, at(5))] == [job.id]
 
 
 async def test_a_stopped_delivery_is_never_claimed_nor_renewed_until_redelivered(store):
     [job] = await stored(store, request("e1"))
-    await store.stop([job.id], reason="webhook deleted", now=T0)
+    await store.stop([job], reason="webhook deleted", now=T0)
     assert await claim(store, at(3600)) == []
     assert await store.renew_lease(job, lease_until=at(90)) is None
     order = RedeliverRequested(
@@ -196,6 +196,7 @@ async def recording(pool_or_fake: asyncpg.Pool | None) -> AsyncIterator[Recordin
 def attempt_row(job: Job, number: int, status: str, next_at: datetime | None) -> AttemptRow:
     return AttemptRow(
         delivery_id=job.id,
+        delivery_created_at=job.created_at,
         attempt=number,
         started_at=T0,
         duration_ms=5,
@@ -254,8 +255,12 @@ class Upkept:
     recording: Recording
     upkeep: UpkeepStore
 
-    async def stored(self, *requests: DeliveryRequested) -> list[uuid.UUID]:
-        return [job.id for job in await stored(self.recording.store, *requests)]
+    async def stored(self, *requests: DeliveryRequested) -> list[Job]:
+        return await stored(self.recording.store, *requests)
+
+
+def ids_of(jobs: list[Job]) -> list[uuid.UUID]:
+    return [job.id for job in jobs]
 
 
 @pytest.fixture
@@ -267,8 +272,9 @@ def upkept(recording: Recording, pool_or_fake: asyncpg.Pool | None) -> Upkept:
 
 async def test_a_held_delivery_is_out_of_every_claim_until_resumed_in_order_of_creation(upkept):
     store, upkeep = upkept.recording.store, upkept.upkeep
-    ids = await upkept.stored(created(2), created(0), created(1))
-    await store.hold(ids, now=T0)
+    jobs = await upkept.stored(created(2), created(0), created(1))
+    ids = ids_of(jobs)
+    await store.hold(jobs, now=T0)
     assert await claim(store, at(3600)) == []
     assert await upkeep.held_webhooks(after=None, limit=10) == [uuid.UUID(HOOK)]
     assert await upkeep.resume_held(uuid.UUID(HOOK), now=at(10), limit=2) == 2
@@ -282,8 +288,8 @@ async def test_a_held_delivery_is_out_of_every_claim_until_resumed_in_order_of_c
 
 async def test_webhooks_holding_deliveries_are_listed_by_id_after_a_cursor(upkept):
     webhooks = sorted(uuid.uuid4() for _ in range(3))
-    ids = await upkept.stored(*(created(0, webhook=str(w)) for w in webhooks))
-    await upkept.recording.store.hold(ids, now=T0)
+    jobs = await upkept.stored(*(created(0, webhook=str(w)) for w in webhooks))
+    await upkept.recording.store.hold(jobs, now=T0)
     upkeep = upkept.upkeep
     assert await upkeep.held_webhooks(after=None, limit=2) == webhooks[:2]
     assert await upkeep.held_webhooks(after=webhooks[1], limit=2) == webhooks[2:]
@@ -291,9 +297,10 @@ async def test_webhooks_holding_deliveries_are_listed_by_id_after_a_cursor(upkep
 
 async def test_held_deliveries_of_a_deleted_webhook_end_failed_and_only_theirs(upkept):
     store, upkeep = upkept.recording.store, upkept.upkeep
-    ids = await upkept.stored(created(0), created(1), created(2))
-    await store.hold(ids[:2], now=T0)
-    await store.release(ids[2:], due_at=at(5))
+    jobs = await upkept.stored(created(0), created(1), created(2))
+    ids = ids_of(jobs)
+    await store.hold(jobs[:2], now=T0)
+    await store.release(jobs[2:], due_at=at(5))
     assert await upkeep.fail_held(uuid.UUID(HOOK), reason="webhook deleted", now=T0, limit=10) == 2
     assert await upkeep.held_webhooks(after=None, limit=10) == []
     assert [job.id for job in await claim(store, at(3600))] == ids[2:]
@@ -311,9 +318,9 @@ def recover_order(first_minute: int, end_minute: int) -> RecoverRequested:
 
 
 async def failed_deliveries(upkept: Upkept, count: int) -> list[uuid.UUID]:
-    ids = await upkept.stored(*(created(minute) for minute in range(count)))
-    await upkept.recording.store.stop(ids, reason="HTTP 503", now=T0)
-    return ids
+    jobs = await upkept.stored(*(created(minute) for minute in range(count)))
+    await upkept.recording.store.stop(jobs, reason="HTTP 503", now=T0)
+    return ids_of(jobs)
 
 
 async def test_a_recovery_makes_its_windows_failed_deliveries_due_in_order_a_batch_at_a_time(

@@ -43,6 +43,7 @@ async def deliveries(pool: asyncpg.Pool, webhook: uuid.UUID, n: int) -> list[uui
 def row(delivery_id, *, attempt=1, seconds=0, status="success", ms=5, error=None):
     return AttemptRow(
         delivery_id=delivery_id,
+        delivery_created_at=NOW,  # every delivery here is created at NOW
         attempt=attempt,
         started_at=NOW + timedelta(seconds=seconds),
         duration_ms=ms,

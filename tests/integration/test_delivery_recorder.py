@@ -57,6 +57,7 @@ async def pending_deliveries(pool: asyncpg.Pool, n: int) -> list[uuid.UUID]:
 def attempt(delivery_id: uuid.UUID, *, error: str | None = None, body: str = "ok") -> AttemptRow:
     return AttemptRow(
         delivery_id=delivery_id,
+        delivery_created_at=NOW,  # every delivery here is created at NOW
         attempt=1,
         started_at=NOW,
         duration_ms=3,

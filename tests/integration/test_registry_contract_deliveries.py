@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -41,7 +42,9 @@ async def test_pages_are_the_webhooks_own_newest_first_by_status(subject):
     assert await page(mine, hook.id, status=None, limit=2, after=after) == [rows[2], rows[1]]
 
 
-async def test_one_delivery_is_found_in_its_webhook_and_account_with_its_attempts(subject):
+async def test_one_delivery_is_found_in_its_webhook_and_account_with_its_attempts_by_its_day(
+    subject,
+):
     mine, theirs = await subject.account(), await subject.account()
     hook = webhook_row(mine)
     row = delivery_row(hook.id, status="failed")
@@ -49,8 +52,11 @@ async def test_one_delivery_is_found_in_its_webhook_and_account_with_its_attempt
     assert await subject.repo.find(mine, hook.id, row.id) == row
     assert await subject.repo.find(theirs, hook.id, row.id) is None
     assert await subject.repo.find(mine, uuid.uuid4(), row.id) is None
-    assert await subject.repo.attempts(row.id) == [attempt_row(1), attempt_row(2)]
-    assert await subject.repo.attempts(uuid.uuid4()) == []
+    assert await subject.repo.attempts(row.id, row.created_at) == [attempt_row(1), attempt_row(2)]
+    assert await subject.repo.attempts(uuid.uuid4(), row.created_at) == []
+    # An attempt is found with its delivery's created_at only: that is its day's partition.
+    other_day = row.created_at - timedelta(days=1)
+    assert await subject.repo.attempts(row.id, other_day) == []
 
 
 async def test_orders_are_kept_in_the_outbox_in_order(subject):

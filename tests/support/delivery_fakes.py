@@ -76,7 +76,9 @@ class FakeRecovery:
 
 class FakeDeliveryStore:
     """`DeliveryStore` and `UpkeepStore` in dicts; refuses NUL in text as Postgres does (a
-    content error)."""
+    content error). A delivery is found by (id, created_at), as in Postgres; rows are keyed
+    by id, so a request with a stored id is never stored again (Postgres would store one
+    created at another instant: a case no contract relies on)."""
 
     def __init__(self) -> None:
         self.rows: dict[UUID, StoredDelivery] = {}
@@ -107,6 +109,7 @@ class FakeDeliveryStore:
                 payload=request.body,
                 attempts=0,
                 lease_until=lease_until,
+                created_at=request.created_at,
             )
             if job.id in self.rows or (job.webhook_id, job.event_id) in taken:
                 continue
@@ -149,7 +152,7 @@ class FakeDeliveryStore:
         return [row.leased_job() for row in due]
 
     async def renew_lease(self, job: Job, *, lease_until: datetime) -> datetime | None:
-        row = self.rows.get(job.id)
+        row = self._found(job.id, job.created_at)
         if (
             row is None
             or row.status != "pending"
@@ -160,17 +163,17 @@ class FakeDeliveryStore:
         row.lease_until = lease_until
         return lease_until
 
-    async def release(self, ids: Sequence[UUID], *, due_at: datetime) -> None:
-        for row in self._pending(ids):
+    async def release(self, jobs: Sequence[Job], *, due_at: datetime) -> None:
+        for row in self._pending(jobs):
             row.lease_until, row.next_attempt_at = None, due_at
 
-    async def stop(self, ids: Sequence[UUID], *, reason: str, now: datetime) -> None:
-        for row in self._pending(ids):
+    async def stop(self, jobs: Sequence[Job], *, reason: str, now: datetime) -> None:
+        for row in self._pending(jobs):
             row.status, row.last_error = "failed", reason
             row.next_attempt_at = row.lease_until = None
 
-    async def hold(self, ids: Sequence[UUID], *, now: datetime) -> None:
-        for row in self._pending(ids):
+    async def hold(self, jobs: Sequence[Job], *, now: datetime) -> None:
+        for row in self._pending(jobs):
             row.next_attempt_at = row.lease_until = None
 
     # --- UpkeepStore ---
@@ -212,13 +215,17 @@ class FakeDeliveryStore:
                 self.recoveries[job_id], self.rows = before
                 raise
 
-    def _pending(self, ids: Sequence[UUID]) -> list[StoredDelivery]:
-        rows = (self.rows.get(delivery_id) for delivery_id in ids)
+    def _found(self, delivery_id: UUID, created_at: datetime) -> StoredDelivery | None:
+        row = self.rows.get(delivery_id)
+        return row if row is not None and row.created_at == created_at else None
+
+    def _pending(self, jobs: Sequence[Job]) -> list[StoredDelivery]:
+        rows = (self._found(job.id, job.created_at) for job in jobs)
         return [row for row in rows if row is not None and row.status == "pending"]
 
     def apply(self, row: AttemptRow) -> bool:
         """Record an attempt as `record_attempts` does: only the delivery's next one."""
-        stored = self.rows.get(row.delivery_id)
+        stored = self._found(row.delivery_id, row.delivery_created_at)
         if stored is None or len(stored.attempts) != row.attempt - 1:
             return False
         stored.attempts.append(row)

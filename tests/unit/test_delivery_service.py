@@ -137,7 +137,7 @@ async def test_the_request_consumer_sets_aside_only_the_request_the_store_refuse
 async def test_a_redelivery_makes_a_finished_delivery_due_now_and_wakes_the_scheduler():
     w = world()
     job = await w.accepted()
-    await w.store.stop([job.id], reason="webhook disabled", now=NOW)
+    await w.store.stop([job], reason="webhook disabled", now=NOW)
     w.clock.advance(60)
     order = RedeliverRequested(
         delivery_id=str(job.id),

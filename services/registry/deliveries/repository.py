@@ -65,6 +65,7 @@ class PostgresDeliveryLog:
     async def find(
         self, organization_id: UUID, webhook_id: UUID, delivery_id: UUID
     ) -> DeliveryRow | None:
+        # By id alone (the URL names no day): each day's partition is probed on its key.
         record = await self._pool.fetchrow(
             f"SELECT {_COLUMNS} FROM delivery.deliveries"
             " WHERE id = $1 AND webhook_id = $2 AND organization_id = $3",
@@ -74,11 +75,14 @@ class PostgresDeliveryLog:
         )
         return DeliveryRow(**dict(record)) if record else None
 
-    async def attempts(self, delivery_id: UUID) -> list[AttemptRow]:
+    async def attempts(self, delivery_id: UUID, created_at: datetime) -> list[AttemptRow]:
+        # The delivery's created_at is its attempts' partition key: one day is read.
         records = await self._pool.fetch(
             "SELECT attempt, started_at, duration_ms, status_code, error, response_body"
-            " FROM delivery.delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
+            " FROM delivery.delivery_attempts"
+            " WHERE delivery_id = $1 AND delivery_created_at = $2 ORDER BY attempt",
             delivery_id,
+            created_at,
         )
         return [AttemptRow(**dict(r)) for r in records]
 

@@ -64,8 +64,9 @@ class DeliveryLog(Protocol):
         self, organization_id: UUID, webhook_id: UUID, delivery_id: UUID
     ) -> DeliveryRow | None: ...
 
-    async def attempts(self, delivery_id: UUID) -> list[AttemptRow]:
-        """The delivery's attempts, first to last."""
+    async def attempts(self, delivery_id: UUID, created_at: datetime) -> list[AttemptRow]:
+        """The attempts of the delivery `delivery_id` created at `created_at`, first to
+        last."""
 
     async def stats(
         self, webhook_id: UUID, *, period_s: int, since: datetime
@@ -115,7 +116,7 @@ class DeliveryLogService:
         self, account_id: str, webhook_id: str, delivery_id: str
     ) -> tuple[WebhookDelivery, list[DeliveryAttempt]]:
         row = await self._delivery(account_id, webhook_id, delivery_id)
-        attempts = await self._log.attempts(row.id)
+        attempts = await self._log.attempts(row.id, row.created_at)
         return public_delivery(row), [public_attempt(a) for a in attempts]
 
     async def stats(self, account_id: str, webhook_id: str, window: str) -> WebhookStats:
