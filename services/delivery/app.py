@@ -26,6 +26,7 @@ from services.delivery.lanes import Lanes
 from services.delivery.recorder import AttemptRecorder
 from services.delivery.recoveries import PostgresUpkeep
 from services.delivery.repository import PostgresDeliveryStore
+from services.delivery.retention import PLAN
 from services.delivery.scheduler import keep_up, schedule_retries, watch_registry
 from services.delivery.service import DeliveryMetrics, DeliveryService
 from services.delivery.settings import DeliverySettings
@@ -48,6 +49,7 @@ from shared.kafka import (
 from shared.lifecycle import run_until_signalled
 from shared.messages import DisableWebhook
 from shared.readiness import RetryWatch
+from shared.retention import retention_loop
 from shared.secrets_box import SecretsKeyError, load_box
 from shared.ssrf import AddressPolicy
 
@@ -148,13 +150,24 @@ class Delivery:
         log.info("delivery.started", group=self.topics.group("delivery"))
 
     async def _open_postgres(self) -> asyncpg.Pool:
-        """The pool, closed last; the delivery schema migrated."""
+        """The pool, closed last; the delivery schema migrated, with its day partitions. When
+        this service holds the owner role (ROOMHOOKS_MIGRATE_ON_START), it runs retention
+        too; otherwise the operator runs `python -m services.delivery retention`."""
         pool: asyncpg.Pool = await create_pool(self.settings.postgres)
         self._stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
             await prepare_schema(
-                conn, self.settings.postgres, schema="delivery", package="services.delivery"
+                conn,
+                self.settings.postgres,
+                schema="delivery",
+                package="services.delivery",
+                plan=PLAN,
             )
+        if self.settings.postgres.migrate_on_start:
+            task = asyncio.create_task(
+                retention_loop(pool, PLAN, self.settings.postgres), name="retention"
+            )
+            self._stack.push_async_callback(_cancelled, task)  # before the pool closes
         return pool
 
     async def _started(self, name: str, client: _Client) -> _Client:
@@ -333,6 +346,12 @@ class Delivery:
         if not await self._recorder.drain(timeout_s=max(0.5, deadline.left(reserve / 3))):
             # Postgres is away: these attempts are repeated once their leases run out.
             log.warning("delivery.attempts_unrecorded", seconds=deadline.elapsed())
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 class _Deadline:
