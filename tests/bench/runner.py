@@ -21,8 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.logging import configure_logging
-from shared.settings import RuntimeSettings
-from tests.bench import baselines, fanout_part, pipeline, registry_part, report, scale_part
+from shared.settings import PostgresSettings, RuntimeSettings
+from tests.bench import (
+    baselines,
+    fanout_part,
+    pipeline,
+    registry_part,
+    report,
+    scale_part,
+    scale_retention,
+)
 from tests.bench.processes import Processes, python_module
 from tests.bench.profiling import Profiler
 from tests.bench.progress import Progress
@@ -432,10 +440,20 @@ class Bench:
             self.stack, scale, self._throughput, warmup_s=d.warmup_s, progress=self.progress
         )
         self.details["scale_recovery"] = recovery
-        self.details["scale_retention"] = {"note": scale_part.RETENTION_NOTE}
         self.progress.done(
             f"recovered {recovery['recovery_done']:,} in {recovery['recovery_s']:.0f} s;"
             f" healthy {recovery['per_s']:,.0f}/s, {recovery['kept_fraction']:.0%} of clean"
+        )
+        retention = await scale_retention.measure(
+            self.stack.database_url,
+            deliveries=d.scale_deliveries,
+            retention_days=PostgresSettings.model_fields["retention_days"].default,
+            progress=self.progress,
+        )
+        self.details["scale_retention"] = retention
+        self.progress.done(
+            f"retention removed a day of {retention['deliveries']:,} deliveries and"
+            f" {retention['attempts']:,} attempts in {retention['seconds']} s"
         )
 
 

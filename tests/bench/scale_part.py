@@ -1,7 +1,8 @@
 """Part 9: one account at scale. Its delivery and event logs are seeded with COPY (a million
 deliveries, a hundred thousand events), then read at a fixed rate through the registry; then
 10,000 failed deliveries of one webhook are recovered while the bench's healthy webhooks take
-their usual load, beside clean runs just before and after."""
+their usual load, beside clean runs just before and after; then a day of a million deliveries
+is removed by retention (scale_retention.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from services.delivery.retention import ATTEMPTS, DELIVERIES
+from shared.partitions import create_partitions
 from tests.bench import scale_seed
 from tests.bench.registry_part import get_at_rate
 from tests.bench.stack import Account, Stack
@@ -25,7 +28,6 @@ DEEP_PAGES = 100
 RECOVERY_TIMEOUT_S = 900.0
 # Healthy runs (warm-up + window each) made while the recovery goes on, at most.
 MAX_RECOVERING_RUNS = 8
-RETENTION_NOTE = "retention not built"
 
 
 @dataclass
@@ -46,7 +48,8 @@ async def seed(
     progress: Callable[[str], None],
 ) -> tuple[ScaleAccount, dict]:
     """An account with WEBHOOKS webhooks holding `deliveries` over 30 days, one more webhook
-    holding `recovery_failed` failed ones within one hour two days ago, and `events` events."""
+    holding `recovery_failed` failed ones within one hour two days ago, and `events` events.
+    The deliveries sit in their days' partitions, as a running service's would."""
     assert stack.receiver is not None
     account = await stack.create_account("bench-scale")
     hook = {"events": ["session.started"], "roomId": "never-published"}
@@ -65,6 +68,8 @@ async def seed(
     started = time.monotonic()
     conn = await asyncpg.connect(stack.database_url)
     try:
+        for table in (DELIVERIES, ATTEMPTS):
+            await create_partitions(conn, table, today=(now - timedelta(days=30)).date(), ahead=30)
         log_shape = scale_seed.DeliveryShape(
             org,
             [uuid.UUID(i) for i in ids],
