@@ -25,7 +25,9 @@ _COLUMNS = (
     "id, event_id, event, room_id, status, reason, {payload} AS payload, webhook_ids,"
     " workflow_ids, received_at"
 )
-# The accepted event by its row id, else the latest refused one that carried the event id.
+# The accepted event by its row id, else the latest refused one that carried the event id (the
+# newest of two rows of one id: a producer that published the event twice, stamped twice). An
+# event id says nothing of the day: each partition is probed on the two indexes.
 FIND_EVENT = (
     f"SELECT {_COLUMNS.format(payload='payload')} FROM events.events"
     " WHERE organization_id = $1 AND (id = $2 OR (status = 'rejected' AND event_id = $3))"
