@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.delivery.retention import DELIVERIES
 from services.fanout.event_log import LoggedEvent, logged_id
 from services.fanout.repository import PostgresEventLog
 from services.fanout.retention import PLAN as EVENTS_PLAN
@@ -77,7 +78,7 @@ def representative(org: uuid.UUID, n: int, count: int, rng: random.Random) -> Lo
 async def partitioned(pool) -> None:
     """The days after T0's with a partition each (T0's rows land in the default one)."""
     async with pool.acquire() as conn:
-        for table in (*EVENTS_PLAN.partitioned, *WORKFLOW_PLAN.partitioned):
+        for table in (*EVENTS_PLAN.partitioned, DELIVERIES, *WORKFLOW_PLAN.partitioned):
             await create_partitions(conn, table, today=T0.date() + timedelta(days=1), ahead=DAYS)
 
 
@@ -225,16 +226,19 @@ async def test_one_event_is_found_by_primary_key_or_its_refused_id(pool, generic
 
 @pytest.mark.parametrize("generic", [False, True], ids=["custom-plan", "generic-plan"])
 @pytest.mark.parametrize("hour", [12, 0], ids=["midday", "just-after-midnight"])
-async def test_an_events_executions_are_looked_for_in_its_own_day_only(pool, generic, hour):
+@pytest.mark.parametrize("table", ["delivery.deliveries", "workflow.executions"])
+async def test_an_events_deliveries_and_executions_are_looked_for_in_its_own_day_only(
+    pool, generic, hour, table
+):
     await partitioned(pool)
     received_at = T0 + timedelta(days=2, hours=hour, milliseconds=500)
-    runs = [uuid.uuid4(), uuid.uuid4()]
-    sql = STATUSES_AT.format(table="workflow.executions")
-    args = (runs, uuid.uuid4(), received_at - STAMP_SPREAD, received_at)
-    nodes = await plan_nodes(pool, sql, *args, generic=generic)
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    args = (ids, uuid.uuid4(), received_at - STAMP_SPREAD, received_at)
+    nodes = await plan_nodes(pool, STATUSES_AT.format(table=table), *args, generic=generic)
     scanned = {n["Relation Name"] for n in nodes if "Relation Name" in n}
     days = {(received_at - STAMP_SPREAD).date(), received_at.date()}  # two just after midnight
-    assert scanned == {f"executions_p{day:%Y%m%d}" for day in days}
+    name = table.split(".")[1]
+    assert scanned == {f"{name}_p{day:%Y%m%d}" for day in days}
     assert "Seq Scan" not in {n["Node Type"] for n in nodes}
 
 
