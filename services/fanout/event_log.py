@@ -63,9 +63,9 @@ def logged_id(organization_id: UUID, event_id: str) -> UUID:
     return uuid.uuid5(organization_id, event_id)
 
 
-def accepted(routed: Routed, *, stamp: datetime) -> LoggedEvent | None:
-    """The row of an accepted event, received at `stamp` (its record's, stamps.py); None
-    when its organization id names no account."""
+def accepted(routed: Routed) -> LoggedEvent | None:
+    """The row of an accepted event, received at its stamp (stamps.py); None when its
+    organization id names no account."""
     organization_id = as_uuid(routed.organization_id)
     if organization_id is None:
         return None
@@ -80,7 +80,7 @@ def accepted(routed: Routed, *, stamp: datetime) -> LoggedEvent | None:
         payload=routed.body,
         webhook_ids=tuple([_known_uuid(r.webhook_id) for r in routed.requests]),
         workflow_ids=tuple([_known_uuid(r.workflow_id) for r in routed.runs]),
-        received_at=stamp,
+        received_at=routed.stamp,
     )
 
 

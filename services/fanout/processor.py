@@ -212,18 +212,16 @@ class BatchProcessor:
         produced = _Produced()
         for messages in batch.values():
             for message in messages:
-                # One stamp for all the record makes, the same on every read of it.
-                stamp = record_stamp(message.timestamp, message.offset, now=now, oldest=oldest)
-                outcome = self._decide(message, stamp)
+                # The same on every read of the record (stamps.py).
+                stamp = record_stamp(message.timestamp, now=now, oldest=oldest)
+                outcome = self._decide(message, stamp, oldest)
                 if isinstance(outcome, _Records):
-                    outcome = await self._send(outcome, produced, stamp)
+                    outcome = await self._send(outcome, produced)
                 if outcome is not None:
                     await self._refuse(message, outcome, produced, stamp)
         return produced
 
-    async def _send(
-        self, records: _Records, produced: _Produced, stamp: datetime
-    ) -> Rejected | None:
+    async def _send(self, records: _Records, produced: _Produced) -> Rejected | None:
         """Hand one event's records to the producer, or say why the event is refused."""
         try:
             for topic, key, value in records.records:
@@ -234,7 +232,7 @@ class BatchProcessor:
             return Rejected("producer: request exceeds max_request_size", "unproducible")
         produced.requests += records.requests
         produced.runs += records.runs
-        _append(produced.logged, event_log.accepted(records.routed, stamp=stamp))
+        _append(produced.logged, event_log.accepted(records.routed))
         return None
 
     async def _refuse(
@@ -251,12 +249,14 @@ class BatchProcessor:
         entry = event_log.rejected(message.value, rejected.reason, read_from=read_from, stamp=stamp)
         _append(produced.logged, entry)
 
-    def _decide(self, message: ConsumerRecord, stamp: datetime) -> _Records | Rejected:
+    def _decide(
+        self, message: ConsumerRecord, stamp: datetime, oldest: datetime
+    ) -> _Records | Rejected:
         """The records one event makes, serialized, or why it goes to the DLQ. Whatever
         routing or serializing raises rejects this event: both are pure, so the same bytes
         would fail the same way on every retry of the batch."""
         try:
-            outcome = route(message.value, self._indexes, stamp=stamp)
+            outcome = route(message.value, self._indexes, record_stamp=stamp, oldest=oldest)
             if isinstance(outcome, Rejected):
                 return outcome
             return _Records(

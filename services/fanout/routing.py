@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.fanout.index import Subscriptions
+from services.fanout.stamps import event_stamp
 from shared.events import InvalidEvent, parse_event, render_payload
 from shared.messages import DeliveryRequested, WorkflowRunRequested, delivery_id_for, run_id_for
 
@@ -29,6 +30,7 @@ class Routed:
     body: str
     requests: list[DeliveryRequested]
     runs: list[WorkflowRunRequested]
+    stamp: datetime  # the requests' created_at and the event log's received_at (stamps.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +43,11 @@ class Rejected:
     kind: str = "invalid_field"
 
 
-def route(value: bytes | None, indexes: Subscriptions, *, stamp: datetime) -> Routed | Rejected:
-    """Decide the output for one message value; `stamp` is the requests' `created_at` (the
-    record's, stamps.py: the same on every read of it)."""
+def route(
+    value: bytes | None, indexes: Subscriptions, *, record_stamp: datetime, oldest: datetime
+) -> Routed | Rejected:
+    """Decide the output for one message value, read from a record stamped `record_stamp`;
+    `oldest` is the oldest stamp retention keeps (stamps.py)."""
     if value is None:
         return Rejected("value: null (a tombstone is not an event)", "empty")
     if not value:
@@ -52,6 +56,7 @@ def route(value: bytes | None, indexes: Subscriptions, *, stamp: datetime) -> Ro
         event = parse_event(value)
     except InvalidEvent as exc:
         return Rejected(exc.reason, exc.kind)
+    stamp = event_stamp(event.timestamp, record_stamp, oldest=oldest)
     where = (event.organization_id, event.event, event.room_id, event.scope)
     webhook_ids = indexes.webhooks.match(*where)
     workflow_ids = indexes.workflows.match(*where)
@@ -86,7 +91,9 @@ def route(value: bytes | None, indexes: Subscriptions, *, stamp: datetime) -> Ro
             )
             for workflow_id in workflow_ids
         ]
-    return Routed(event.event, event.id, event.organization_id, event.room_id, body, requests, runs)
+    return Routed(
+        event.event, event.id, event.organization_id, event.room_id, body, requests, runs, stamp
+    )
 
 
 def _current_version(indexes: Subscriptions, workflow_id: str) -> int:

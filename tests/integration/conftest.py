@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -24,9 +23,6 @@ from shared.kafka import make_producer
 from shared.settings import KafkaSettings, PostgresSettings
 from tests.support.devstack import clean_environ
 from tests.support.receiver import Receiver
-
-# The created_at the in-process fanout stamps on its requests (tests compare it).
-FANOUT_CLOCK = datetime(2026, 5, 29, 10, 6, 1, 500000, tzinfo=UTC)
 
 
 @dataclass
@@ -139,7 +135,7 @@ async def start_fanout(fanout_settings: FanoutSettings) -> AsyncIterator:
     async with AsyncExitStack() as stack:
 
         async def start() -> Fanout:
-            service = Fanout(fanout_settings, clock=lambda: FANOUT_CLOCK)
+            service = Fanout(fanout_settings)
             return await stack.enter_async_context(service)
 
         yield start

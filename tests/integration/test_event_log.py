@@ -3,6 +3,7 @@ delivered by the delivery service to a real receiver, listed and shown by the re
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,6 +79,9 @@ def log(platform) -> EventLog:
 
 
 def joined(org: str, room: dict = ROOM, **fields: Any) -> dict:
+    """An event that happened now. The log orders by when events happened, to the
+    millisecond their timestamps carry: the tests' events are a few milliseconds apart."""
+    time.sleep(0.003)
     return build_event(
         event="participant.joined", organization_id=org, room=room, user=ADA,
         now=datetime.now(UTC), **fields,
@@ -91,6 +95,7 @@ async def test_events_accepted_and_rejected_are_listed_and_shown_with_whom_they_
     hook = await platform.webhook(alice, "/log", ["participant.joined"])
     flow = await log.workflow(alice)
     reached = joined(alice.id)
+    time.sleep(0.003)
     unsubscribed = build_event(
         event="session.started", organization_id=alice.id, room=ROOM, now=datetime.now(UTC)
     )

@@ -4,13 +4,16 @@ keeps one row, in the day's partition (real broker, real Postgres)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.fanout.app import Fanout
-from shared.kafka import Topics
+from shared.events import format_timestamp, parse_event
+from shared.kafka import Topics, dumps
 from shared.messages import DeliveryRequested, delivery_id_for
 from shared.settings import KafkaSettings
 from tests.integration.test_fanout_pipeline import (
@@ -85,3 +88,35 @@ async def test_an_event_read_again_is_stamped_and_logged_the_same(
     )
     stamp = stamp_of(published)
     assert [tuple(r) for r in rows] == [(stamp, f"events.events_p{stamp:%Y%m%d}")]
+
+
+async def test_an_event_a_producer_publishes_twice_is_logged_once_with_its_own_time(
+    producer, kafka_settings, topics, fanout_settings, pool
+):
+    """A room service that retries a publish after a timeout sends one event in two records:
+    both are stamped with the event's own time, so the log keeps one row and both delivery
+    requests carry one created_at (the delivery store then keeps one delivery)."""
+    org = str(uuid.uuid4())
+    webhook = hook(org, ["session.started"])
+    await put_registry(producer, topics, webhook)
+    event = room_event("session.started", org, ROOM_1)
+    event["timestamp"] = format_timestamp(datetime.now(UTC) - timedelta(seconds=2))
+    first = await publish_event(producer, topics, event)
+    await asyncio.sleep(0.05)  # the retry's record gets a later timestamp
+    again = await publish_event(producer, topics, event)
+    assert stamp_of(again) > stamp_of(first)
+
+    async with Fanout(fanout_settings):
+        records = await read_topic(kafka_settings, topics.deliveries, at_least=2)
+    happened = parse_event(dumps(event)).timestamp
+    requests = [DeliveryRequested.model_validate_json(r.value) for r in records]
+    assert [r.created_at for r in requests] == [happened] * 2
+
+    async def logged_once() -> bool:
+        rows = await pool.fetch(
+            "SELECT received_at FROM events.events WHERE event_id = $1", event["id"]
+        )
+        assert [r["received_at"] for r in rows] == [happened]
+        return True
+
+    await eventually(logged_once)

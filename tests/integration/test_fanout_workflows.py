@@ -17,7 +17,6 @@ from shared.events import Scope, parse_event, render_payload
 from shared.kafka import Topics, dumps
 from shared.messages import WebhookRecord, WorkflowRecord, WorkflowRunRequested
 from shared.settings import KafkaSettings
-from tests.integration import test_fanout_pipeline
 from tests.integration.test_fanout_pipeline import (
     COLLAB,
     NOW,
@@ -38,9 +37,6 @@ from tests.support.polling import eventually
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
-
-# The service on its own clock: its requests are stamped with their records' timestamps.
-start_fanout = test_fanout_pipeline.start_fanout
 
 
 def flow(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -16,9 +17,11 @@ from services.fanout.event_log import (
     logged_id,
     rejected,
 )
+from shared.events import build_event
 from shared.kafka import dumps
 from tests.support.fanout_fakes import FakeConsumer, FakeEventLog, FakeProducer
 from tests.unit.test_fanout_processor import (
+    HAPPENED,
     NOW,
     ORG,
     TOPICS,
@@ -57,7 +60,7 @@ async def test_each_accepted_event_is_logged_with_its_body_and_whom_it_reached()
     assert entry.payload == delivery["body"] and "tok_ada" not in entry.payload
     assert entry.webhook_ids == (uuid.UUID(delivery["webhook_id"]),)
     assert entry.workflow_ids == (uuid.UUID(WORKFLOW_ID),)
-    assert entry.received_at == stamp(1) and entry.reason is None
+    assert entry.received_at == stamp() and entry.reason is None
 
 
 async def test_an_event_no_one_subscribes_to_is_logged_too():
@@ -150,13 +153,26 @@ def test_a_refused_event_is_identified_by_where_it_was_read():
     assert elsewhere.id != again.id
 
 
-async def test_within_a_batch_the_newest_first_order_follows_the_order_read():
+async def test_within_a_batch_the_newest_first_order_follows_when_the_events_happened():
     log = FakeEventLog()
-    raws = [joined() for _ in range(3)]
+    times = [HAPPENED - timedelta(milliseconds=n) for n in (5, 1, 9)]
+    raws = [
+        dumps(
+            build_event(
+                event="participant.joined",
+                organization_id=ORG,
+                room={"id": "r"},
+                user={"id": "u"},
+                now=t,
+            )
+        )
+        for t in times
+    ]
     batch = {TP0: [message(TP0, n, raw) for n, raw in enumerate(raws)]}
     await processor(FakeProducer(), FakeConsumer(), events=log).process(batch)
     newest_first = sorted(log.entries.values(), key=lambda e: (e.received_at, e.id), reverse=True)
-    assert [e.event_id for e in newest_first] == [json.loads(r)["id"] for r in raws[::-1]]
+    expected = [json.loads(raws[n])["id"] for n in (1, 0, 2)]
+    assert [e.event_id for e in newest_first] == expected
 
 
 @pytest.mark.parametrize("spelling", [str.upper, lambda org: org.replace("-", "")])

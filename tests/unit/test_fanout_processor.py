@@ -24,6 +24,8 @@ NOW = datetime(2026, 5, 29, 10, 6, tzinfo=UTC)
 # When the broker appended the test's records (a little before fanout reads them).
 APPENDED = NOW - timedelta(seconds=2)
 APPENDED_MS = int(APPENDED.timestamp() * 1000)
+# When the test's events say they happened (a little before the broker appended them).
+HAPPENED = APPENDED - timedelta(seconds=1)
 RETENTION = timedelta(days=30)
 ORG = str(uuid.uuid4())
 WORKFLOW_ID = str(uuid.uuid4())
@@ -49,16 +51,17 @@ def message(
     )
 
 
-def stamp(offset: int, at: datetime = APPENDED) -> datetime:
-    """What fanout stamps on the record at `offset` appended `at` (services/fanout/stamps.py)."""
-    return at + timedelta(microseconds=offset % 1000)
+def stamp(*, valid: bool = True, appended: datetime = APPENDED) -> datetime:
+    """What fanout stamps on all it makes of one of the test's records appended at `appended`
+    (services/fanout/stamps.py): a valid event's own time, else the record's."""
+    return HAPPENED if valid else appended
 
 
 def joined() -> bytes:
     user = {"id": "user_ada", "token": "tok_ada"}
     room = {"id": "room_1"}
     event = build_event(
-        event="participant.joined", organization_id=ORG, room=room, user=user, now=NOW
+        event="participant.joined", organization_id=ORG, room=room, user=user, now=HAPPENED
     )
     return dumps(event)
 

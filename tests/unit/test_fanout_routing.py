@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -79,7 +79,7 @@ def joined_event() -> bytes:
 def test_one_request_per_matching_webhook_sharing_one_rendered_body_without_tokens():
     indexes = indexes_of(record(HOOK_1), record(HOOK_2))
     raw = joined_event()
-    outcome = route(raw, indexes, stamp=NOW)
+    outcome = route(raw, indexes, record_stamp=NOW, oldest=NOW - timedelta(days=30))
     assert isinstance(outcome, Routed)
     assert [r.webhook_id for r in outcome.requests] == [HOOK_1, HOOK_2]
     body = render_payload(parse_event(raw)).decode()
@@ -108,14 +108,24 @@ def joined_with(**fields: object) -> bytes:
     ],
 )
 def test_an_event_whose_id_holds_nul_or_a_surrogate_makes_no_request(fields, reason):
-    outcome = route(joined_with(**fields), indexes_of(record(HOOK_1), workflow(FLOW_1)), stamp=NOW)
+    outcome = route(
+        joined_with(**fields),
+        indexes_of(record(HOOK_1), workflow(FLOW_1)),
+        record_stamp=NOW,
+        oldest=NOW - timedelta(days=30),
+    )
     assert isinstance(outcome, Rejected)
     assert (outcome.reason[: len(reason)], outcome.kind) == (reason, "unstorable_text")
 
 
 def test_nul_in_a_name_reaches_webhooks_and_workflows_as_a_visible_escape():
     user = {"id": "user_ada", "name": "Ada\x00", "token": TOKEN}
-    outcome = route(joined_with(user=user), indexes_of(record(HOOK_1), workflow(FLOW_1)), stamp=NOW)
+    outcome = route(
+        joined_with(user=user),
+        indexes_of(record(HOOK_1), workflow(FLOW_1)),
+        record_stamp=NOW,
+        oldest=NOW - timedelta(days=30),
+    )
     assert isinstance(outcome, Routed)
     [request], [run] = outcome.requests, outcome.runs
     assert json.loads(request.body)["user"]["name"] == "Ada\\u0000"
@@ -124,7 +134,9 @@ def test_nul_in_a_name_reaches_webhooks_and_workflows_as_a_visible_escape():
 
 
 def test_an_event_nobody_subscribed_to_makes_no_request():
-    outcome = route(joined_event(), Subscriptions(), stamp=NOW)
+    outcome = route(
+        joined_event(), Subscriptions(), record_stamp=NOW, oldest=NOW - timedelta(days=30)
+    )
     assert isinstance(outcome, Routed) and outcome.requests == [] and outcome.runs == []
 
 
@@ -141,7 +153,12 @@ def test_an_event_nobody_subscribed_to_makes_no_request():
     ],
 )  # fmt: skip
 def test_invalid_messages_are_rejected_with_a_reason(value, reason_part, kind):
-    outcome = route(value, indexes_of(record(HOOK_1), workflow(FLOW_1)), stamp=NOW)
+    outcome = route(
+        value,
+        indexes_of(record(HOOK_1), workflow(FLOW_1)),
+        record_stamp=NOW,
+        oldest=NOW - timedelta(days=30),
+    )
     assert isinstance(outcome, Rejected)
     assert reason_part in outcome.reason
     assert outcome.kind == kind
@@ -241,7 +258,7 @@ def keys_anywhere(value: object) -> set[str]:
 def test_one_run_request_per_matching_workflow_with_the_rendered_payload_without_tokens():
     indexes = indexes_of(workflow(FLOW_1, version=4), workflow(FLOW_2, room_id="room_1"))
     raw = joined_event()
-    outcome = route(raw, indexes, stamp=NOW)
+    outcome = route(raw, indexes, record_stamp=NOW, oldest=NOW - timedelta(days=30))
     assert isinstance(outcome, Routed)
     assert outcome.requests == []
     event = parse_event(raw)
@@ -261,7 +278,7 @@ def test_one_run_request_per_matching_workflow_with_the_rendered_payload_without
 
 def test_webhooks_and_workflows_on_one_event_each_get_theirs_from_one_rendering():
     indexes = indexes_of(record(HOOK_1), record(HOOK_2), workflow(FLOW_1), workflow(FLOW_3))
-    outcome = route(joined_event(), indexes, stamp=NOW)
+    outcome = route(joined_event(), indexes, record_stamp=NOW, oldest=NOW - timedelta(days=30))
     assert isinstance(outcome, Routed)
     assert [r.webhook_id for r in outcome.requests] == [HOOK_1, HOOK_2]
     assert [r.workflow_id for r in outcome.runs] == [FLOW_1, FLOW_3]
@@ -288,7 +305,7 @@ def test_organization_events_run_only_unscoped_workflows_with_no_room(case, work
     raw = dumps(
         build_event(event="member.added", organization_id=ORG, now=NOW, extra={"member": member})
     )
-    outcome = route(raw, indexes_of(*workflows), stamp=NOW)
+    outcome = route(raw, indexes_of(*workflows), record_stamp=NOW, oldest=NOW - timedelta(days=30))
     assert isinstance(outcome, Routed)
     assert [r.workflow_id for r in outcome.runs] == expected, case
     for run in outcome.runs:
@@ -300,9 +317,9 @@ def test_a_workflow_whose_record_bumps_version_gets_the_new_version_in_later_run
     indexes = Subscriptions()
     key = f"workflow:{FLOW_1}".encode()
     apply_change(indexes, key, wf_json(FLOW_1, version=1, revision=1))
-    first = route(joined_event(), indexes, stamp=NOW)
+    first = route(joined_event(), indexes, record_stamp=NOW, oldest=NOW - timedelta(days=30))
     apply_change(indexes, key, wf_json(FLOW_1, version=2, revision=2))
-    second = route(joined_event(), indexes, stamp=NOW)
+    second = route(joined_event(), indexes, record_stamp=NOW, oldest=NOW - timedelta(days=30))
     assert isinstance(first, Routed) and isinstance(second, Routed)
     assert [r.version for r in first.runs] == [1]
     assert [r.version for r in second.runs] == [2]
@@ -312,13 +329,21 @@ def test_a_workflow_whose_record_bumps_version_gets_the_new_version_in_later_run
 def test_a_re_read_event_gives_the_same_run_id():
     indexes = indexes_of(workflow(FLOW_1))
     raw = joined_event()
-    first, again = route(raw, indexes, stamp=NOW), route(raw, indexes, stamp=NOW)
+    oldest = NOW - timedelta(days=30)
+    first = route(raw, indexes, record_stamp=NOW, oldest=oldest)
+    again = route(raw, indexes, record_stamp=NOW + timedelta(seconds=5), oldest=oldest)
     assert isinstance(first, Routed) and isinstance(again, Routed)
     assert first.runs[0].run_id == again.runs[0].run_id
+    assert first.stamp == again.stamp == first.runs[0].created_at == again.runs[0].created_at
 
 
 def test_run_requests_round_trip_through_their_wire_format():
-    outcome = route(joined_event(), indexes_of(workflow(FLOW_1, version=7)), stamp=NOW)
+    outcome = route(
+        joined_event(),
+        indexes_of(workflow(FLOW_1, version=7)),
+        record_stamp=NOW,
+        oldest=NOW - timedelta(days=30),
+    )
     assert isinstance(outcome, Routed)
     [run] = outcome.runs
     wire = dumps(run.model_dump(mode="json"))
