@@ -1,20 +1,20 @@
 """`roomhooks dev` (`make run`): the whole platform on one machine, in the foreground.
 
 Starts the broker (devtool.broker; unless KAFKA_BOOTSTRAP_SERVERS names one), chooses Postgres
-(devtool.postgres), migrates every service's schema, creates the topics, keeps or mints a
-development account (saved in run.env: devtool.runenv), runs every service as its own
-process with prefixed log lines (devtool.supervisor), and on SIGINT/SIGTERM stops them
-all. Pure helpers come first; the stack below them.
+and the checkout's database (devtool.postgres), migrates every service's schema, creates the
+topics, keeps or mints a development account (saved in run.env: devtool.runenv), runs every
+service as its own process with prefixed log lines (devtool.supervisor), says it is ready once
+every service answers /readyz (devtool.readiness), and on SIGINT/SIGTERM stops them all. Pure
+helpers come first; the stack below them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import shlex
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,20 +26,33 @@ from aiokafka.errors import KafkaError
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from devtool.banner import StackFacts, banner
 from devtool.broker import TANSU_GAP_RECHECK_MS, tansu_command
-from devtool.ports import LOOPBACK, any_free_port, port_is_free, wait_for_port, wait_until_ready
+from devtool.ports import LOOPBACK, any_free_port, port_is_free, wait_for_port
 from devtool.postgres import (
+    SHARED_DATABASE,
     ChosenPostgres,
     PostgresUnavailable,
+    choose_database,
     choose_postgres,
+    database_exists,
+    database_in,
     dev_account,
     migrate_all,
     one_line,
     reannounce_registry,
+    shared_database_note,
+)
+from devtool.readiness import (
+    ProbeAddress,
+    probe_address,
+    probe_notes,
+    readyz_urls,
+    wait_until_every_service_ready,
 )
 from devtool.runenv import parse_run_env, render_run_env, write_private_file
 from devtool.supervisor import ChildSpec, DevStackError, PrefixedOutput, Supervisor
-from services.registry.admin import AccountKeys
+from shared.db import with_database
 from shared.kafka import Topics, ensure_topics
 from shared.secrets_box import KEY_SETTING, generate_key, key_id
 from shared.settings import KafkaSettings
@@ -47,7 +60,6 @@ from shared.settings import KafkaSettings
 log = structlog.get_logger(__name__)
 
 RUN_ENV_FILE = "run.env"
-READY_LINE = "roomhooks ready"
 
 
 class DevSettings(BaseSettings):
@@ -66,11 +78,13 @@ class DevSettings(BaseSettings):
     # fetch, so its CPU grows with partitions times traffic: 3 instead of 12 halved it and
     # took p99 at 1,000 events/s from 428 to 199 ms. One process per service needs no more.
     broker_partitions: int = Field(default=3, ge=1)
+    # How long every service has to answer GET /readyz with 200.
     ready_timeout_s: float = Field(default=60.0, gt=0)
     # As Kubernetes' terminationGracePeriodSeconds: delivery's shutdown grace fits inside it.
     stop_timeout_s: float = Field(default=30.0, gt=0)
-    # The server tried before starting an embedded one (point it elsewhere to skip it).
-    local_postgres_url: str = "postgresql://postgres@127.0.0.1:5432/roomhooks"
+    # The server tried before starting an embedded one (point it elsewhere to skip it). With no
+    # database in it, the checkout's own (devtool.postgres.choose_database); one named is used.
+    local_postgres_url: str = "postgresql://postgres@127.0.0.1:5432"
     # Connections the environment already names: used as they are, nothing started for them.
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     kafka_bootstrap_servers: str | None = Field(
@@ -86,14 +100,20 @@ class DevSettings(BaseSettings):
 
 
 def child_env(
-    parent: Mapping[str, str], *, database_url: str, bootstrap_servers: str
+    parent: Mapping[str, str],
+    *,
+    database_url: str,
+    bootstrap_servers: str,
+    probes: Sequence[ProbeAddress] = (),
 ) -> dict[str, str]:
-    """What every service process gets: the parent env plus the stack's connections."""
+    """What every service process gets: the parent env plus the stack's connections and the
+    probe server ports it gave the services."""
     env = dict(parent)
     env["DATABASE_URL"] = database_url
     env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap_servers
     env.setdefault("ROOMHOOKS_PROFILE", "dev")
     env["PYTHONUNBUFFERED"] = "1"
+    env.update({probe.setting: str(probe.port) for probe in probes})
     return env
 
 
@@ -175,6 +195,7 @@ class DevStack:
         self._output = PrefixedOutput(names, stdout, colour=stdout.isatty())
         self._supervisor = Supervisor(self._output, stop_timeout_s=settings.stop_timeout_s)
         self._postgres: ChosenPostgres | None = None
+        self._probes: list[ProbeAddress] = []
 
     async def run(self) -> int:
         """Exit code: 0 after a signal stopped everything, 1 when the stack could not start."""
@@ -183,6 +204,10 @@ class DevStack:
                 f"port {self._api_port} on {self._api_host} is in use: stop what holds it or"
                 " set ROOMHOOKS_REGISTRY_PORT to a free port"
             )
+        try:
+            self._probes = self._probe_addresses()
+        except DevStackError as exc:
+            return self._fail(str(exc))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         # Installed for the whole run: a second Ctrl-C must not cut the clean-up short.
@@ -215,18 +240,14 @@ class DevStack:
         settings = self._settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         bootstrap = settings.kafka_bootstrap_servers or await self._start_broker()
-        self._postgres = await choose_postgres(
-            database_url=settings.database_url,
-            local_url=settings.local_postgres_url,
-            pgdata=settings.state_dir.resolve() / "pgdata",
-        )
-        database_url = self._postgres.url
+        previous = self._previous_run_env()
+        postgres, notes = await self._choose_postgres(previous)
+        database_url = postgres.url
         await migrate_all(database_url, self._layout.with_migrations)
         try:
             await ensure_topics(self._kafka(bootstrap))
         except KafkaError as exc:
             raise DevStackError(f"cannot reach Kafka at {bootstrap} ({one_line(exc)})") from exc
-        previous = self._previous_run_env()
         account, reused = await dev_account(database_url, previous)
         secrets_key = choose_secrets_key(self._environ, previous, generate_key)
         values = {
@@ -241,26 +262,78 @@ class DevStack:
         }
         write_private_file(settings.run_env_path, render_run_env(values))
 
-        env = child_env(self._environ, database_url=database_url, bootstrap_servers=bootstrap)
-        env[KEY_SETTING] = secrets_key
-        if settings.kafka_bootstrap_servers is None:  # our own broker: its partitions, its race
-            env["KAFKA_PARTITIONS"] = str(settings.broker_partitions)
-            env["KAFKA_GAP_RECHECK_MS"] = str(TANSU_GAP_RECHECK_MS)
+        env = self._service_env(database_url, bootstrap, secrets_key)
         for name in self._layout.runnable:
             argv = [sys.executable, "-m", f"services.{name}"]
             await self._supervisor.start(ChildSpec(name, argv, env))
 
-        self._print(self._banner(account, reused, bootstrap))
         log.info("dev.secrets_key", key_id=key_id(secrets_key.split(",")[0].strip()))
-        ready = await wait_until_ready(
-            f"{self._api_url}/readyz", timeout_s=settings.ready_timeout_s
+        await wait_until_every_service_ready(
+            readyz_urls(self._api_url, self._probes), timeout_s=settings.ready_timeout_s
         )
-        if not ready:
-            raise DevStackError(
-                f"the API at {self._api_url} did not answer GET /readyz with 200 within"
-                f" {settings.ready_timeout_s:g} s (see the registry lines above)"
-            )
-        self._print(f"{READY_LINE} at {self._api_url} (Ctrl-C stops everything)")
+        facts = StackFacts(
+            api_url=self._api_url,
+            account=account,
+            account_reused=reused,
+            bootstrap=bootstrap,
+            postgres=redact_url(database_url),
+            postgres_source=postgres.source,
+            database=database_in(database_url) or "postgres",
+            database_notes=notes,
+            run_env=settings.run_env_path,
+        )
+        self._print(banner(facts))
+
+    def _service_env(self, database_url: str, bootstrap: str, secrets_key: str) -> dict[str, str]:
+        env = child_env(
+            self._environ,
+            database_url=database_url,
+            bootstrap_servers=bootstrap,
+            probes=self._probes,
+        )
+        env[KEY_SETTING] = secrets_key
+        if self._settings.kafka_bootstrap_servers is None:  # our own broker: its partitions, race
+            env["KAFKA_PARTITIONS"] = str(self._settings.broker_partitions)
+            env["KAFKA_GAP_RECHECK_MS"] = str(TANSU_GAP_RECHECK_MS)
+        return env
+
+    def _probe_addresses(self) -> list[ProbeAddress]:
+        """Each service's probe server port (all but the registry's, which is its API)."""
+        probes = [
+            probe_address(name, self._environ, is_free=port_is_free, pick_free=any_free_port)
+            for name in self._layout.runnable
+            if name != "registry"
+        ]
+        for line in probe_notes(probes):
+            self._output.write("dev", line)
+        return probes
+
+    async def _choose_postgres(
+        self, previous: Mapping[str, str]
+    ) -> tuple[ChosenPostgres, list[str]]:
+        """The server and database, and what the banner says of the database."""
+        settings = self._settings
+        choice = choose_database(
+            named=database_in(settings.local_postgres_url),
+            previous=database_in(previous.get("DATABASE_URL")),
+            state_dir=str(settings.state_dir.resolve()),
+        )
+        self._postgres = chosen = await choose_postgres(
+            database_url=settings.database_url,
+            local_url=settings.local_postgres_url,
+            database=choice.name,
+            pgdata=settings.state_dir.resolve() / "pgdata",
+        )
+        if chosen.source == "DATABASE_URL":
+            return chosen, ["named in DATABASE_URL"]
+        # The embedded server's data is this state folder's alone: only the local one can
+        # hold the database all checkouts shared before.
+        shared = chosen.source == "local server" and await database_exists(
+            chosen.url, SHARED_DATABASE
+        )
+        shared_url = redact_url(with_database(chosen.url, SHARED_DATABASE))
+        note = shared_database_note(choice, shared_exists=shared, shared_url=shared_url)
+        return chosen, [choice.why, *([note] if note else [])]
 
     def _kafka(self, bootstrap: str) -> KafkaSettings:
         if self._settings.kafka_bootstrap_servers is not None:
@@ -312,25 +385,6 @@ class DevStack:
         if self._postgres is not None:
             await self._postgres.close()
         log.info("dev.stopped")
-
-    def _banner(self, account: AccountKeys, reused: bool, bootstrap: str) -> str:
-        assert self._postgres is not None
-        path = self._settings.run_env_path
-        kept = " (kept from the previous run)" if reused else ""
-        return "\n".join(
-            [
-                "",
-                "roomhooks dev stack",
-                f"  API          {self._api_url}",
-                f"  account      {account.account_id}{kept}",
-                f"  OWNER key    {account.owner_token}",
-                f"  MEMBER key   {account.member_token}",
-                f"  Kafka        {bootstrap}",
-                f"  Postgres     {redact_url(self._postgres.url)} ({self._postgres.source})",
-                f"  saved in     {path}  (load it into a shell: . {shlex.quote(str(path))})",
-                "",
-            ]
-        )
 
     def _print(self, text: str) -> None:
         with contextlib.suppress(BrokenPipeError, ValueError):

@@ -1,22 +1,27 @@
-"""The dev stack's Postgres: which server to use, the embedded one, the schemas, the account.
+"""The dev stack's Postgres: which server and database to use, the embedded server, the
+schemas, the account.
 
 Order of choice: DATABASE_URL; else the local server (`ROOMHOOKS_DEV_LOCAL_POSTGRES_URL`,
-default 127.0.0.1:5432, database `roomhooks` created if missing); else an embedded server
-from the `pgserver` package, with its data under the state folder. pgserver, run as root,
-creates a system user to own that data; its `pg_ctl` starts the postmaster in a session of its
-own, so a terminal's Ctrl-C reaches only the dev stack, which then stops it.
+default 127.0.0.1:5432); else an embedded server from the `pgserver` package, with its data
+under the state folder. On either of the last two the database is the checkout's own
+(`choose_database`), created if missing, so two checkouts on one machine never share one.
+pgserver, run as root, creates a system user to own that data; its `pg_ctl` starts the
+postmaster in a session of its own, so a terminal's Ctrl-C reaches only the dev stack, which
+then stops it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import structlog
@@ -26,7 +31,6 @@ from services.registry.admin import AccountKeys
 from shared.db import (
     apply_migrations,
     create_pool,
-    database_name,
     ensure_database,
     with_database,
 )
@@ -45,6 +49,62 @@ class PostgresUnavailable(RuntimeError):
     """No usable Postgres; the message says which and why, on one line."""
 
 
+# --- which database (pure) -----------------------------------------------------------------
+
+# The one database every checkout's dev stack used before each got its own: kept by a
+# checkout whose run.env names it, so that no one's data goes out of sight.
+SHARED_DATABASE = "roomhooks"
+
+
+@dataclass(frozen=True)
+class DatabaseChoice:
+    name: str
+    why: str  # for the banner
+
+
+def checkout_database(state_dir: str) -> str:
+    """`roomhooks_` and the first 8 hex digits of the SHA-256 of the state folder's real path
+    (`<checkout>/.roomhooks` for `make run`): where its run.env and secrets key live."""
+    return "roomhooks_" + hashlib.sha256(state_dir.encode()).hexdigest()[:8]
+
+
+def database_in(url: str | None) -> str | None:
+    """The database a URL names, or None when it names none."""
+    return (urlsplit(url).path.lstrip("/") or None) if url else None
+
+
+def choose_database(*, named: str | None, previous: str | None, state_dir: str) -> DatabaseChoice:
+    """The database the dev stack uses on a server it chose (the local or the embedded one).
+
+    `named`: the database ROOMHOOKS_DEV_LOCAL_POSTGRES_URL names (used as named); `previous`:
+    the one this checkout's run.env names. The shared `roomhooks` is kept when run.env names
+    it (this checkout used it before); anything else gets the checkout's own database.
+    """
+    if named:
+        return DatabaseChoice(named, "named in ROOMHOOKS_DEV_LOCAL_POSTGRES_URL")
+    if previous == SHARED_DATABASE:
+        return DatabaseChoice(
+            SHARED_DATABASE, "this checkout's earlier runs used it, so it keeps it"
+        )
+    return DatabaseChoice(checkout_database(state_dir), "this checkout's own")
+
+
+def shared_database_note(
+    choice: DatabaseChoice, *, shared_exists: bool, shared_url: str
+) -> str | None:
+    """For a checkout that gets its own database while the shared one of earlier runs is still
+    on the server: that it is left as it was, and how to use it. None otherwise."""
+    if choice.name == SHARED_DATABASE or not shared_exists:
+        return None
+    return (
+        f"{SHARED_DATABASE}, the database every checkout shared before, is left as it was;"
+        f" DATABASE_URL={shared_url} makes this stack use it"
+    )
+
+
+# --- which server --------------------------------------------------------------------------
+
+
 @dataclass
 class ChosenPostgres:
     url: str
@@ -60,17 +120,31 @@ class ChosenPostgres:
 
 
 async def choose_postgres(
-    *, database_url: str | None, local_url: str, pgdata: Path
+    *, database_url: str | None, local_url: str, database: str, pgdata: Path
 ) -> ChosenPostgres:
+    """DATABASE_URL as it is; else `database` on the local server, else on an embedded one."""
     if database_url:
         await _ensure_reachable(database_url, source="DATABASE_URL")
         return ChosenPostgres(database_url, "DATABASE_URL")
     reason = await _probe(with_database(local_url, "postgres"))
     if reason is None:
-        await ensure_database(local_url)
-        return ChosenPostgres(local_url, "local server")
+        url = with_database(local_url, database)
+        await ensure_database(url)
+        return ChosenPostgres(url, "local server")
     log.info("postgres.local_unavailable", reason=reason)
-    return await _start_embedded(pgdata, database=database_name(local_url))
+    return await _start_embedded(pgdata, database=database)
+
+
+async def database_exists(url: str, name: str) -> bool:
+    """Whether the server of `url` holds a database `name` (False when it cannot say)."""
+    try:
+        conn = await asyncpg.connect(with_database(url, "postgres"), timeout=PROBE_TIMEOUT_S)
+    except UNREACHABLE:
+        return False
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+    finally:
+        await conn.close()
 
 
 async def _probe(url: str) -> str | None:

@@ -1,4 +1,5 @@
-"""`roomhooks dev` as `make run` starts it: serves the API, restarts, stops leaving nothing."""
+"""`roomhooks dev` as `make run` starts it: says ready once every service is, on a database of
+its own, serves the API, restarts, stops leaving nothing."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from devtool.broker import TANSU_GAP_RECHECK_MS
 from devtool.devstack import DevSettings
+from devtool.postgres import SHARED_DATABASE, checkout_database, database_in
+from devtool.runenv import render_run_env
+from shared.db import with_database
 from shared.kafka import Topics
 from shared.secrets_box import SecretsBox
 from tests.support.devstack import (
@@ -143,6 +148,69 @@ async def test_its_own_broker_has_every_service_fetch_a_gap_in_offsets_again(run
     }
 
 
+async def readyz_status(url: str) -> int | None:
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+            session.get(url) as response,
+        ):
+            return response.status
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+
+
+async def test_says_ready_only_once_every_service_answers_ready(running: Stack) -> None:
+    """The ready line came first (the fixture waited for it); every /readyz is asked after."""
+    urls = running.readyz_urls()
+    assert set(urls) == {"registry", "fanout", "delivery", "workflow_runner"}
+    statuses = {service: await readyz_status(url) for service, url in urls.items()}
+    assert statuses == dict.fromkeys(urls, 200)
+    ready_at = next(i for i, line in enumerate(running.stdout) if "roomhooks ready" in line)
+    assert any("  database     " in line for line in running.stdout[:ready_at])
+
+
+async def test_names_the_service_that_never_got_ready_and_never_says_ready(
+    tmp_path: Path, database_url: str
+) -> None:
+    state_dir = tmp_path / "state"
+    env = dev_environ(
+        state_dir,
+        DATABASE_URL=database_url,
+        ROOMHOOKS_WORKFLOWS_MAX_HOSTS="0",  # refused by its settings: it exits on every start
+        ROOMHOOKS_DEV_READY_TIMEOUT_S="10",
+    )
+    stack = await start_stack(env, state_dir)
+    try:
+        code = await stack.exit_code(timeout_s=READY_TIMEOUT_S)
+    finally:
+        await stop_for_good(stack)
+    assert code == 1, stack.output()
+    assert not any("roomhooks ready" in line for line in stack.stdout), stack.output()
+    [error] = [line for line in stack.stderr if line.startswith("roomhooks: error:")]
+    assert "within 10 s: workflow_runner (no answer" in error, error
+    for service in ("registry", "fanout", "delivery"):
+        assert f"{service} (" not in error, error
+
+
+async def test_names_its_database_after_its_state_folder(tmp_path: Path, postgres_url: str) -> None:
+    """On a server the stack chooses itself (here the tests' own, named without a database),
+    the database is the checkout's own; removed afterwards."""
+    state_dir = tmp_path / "state"
+    server = with_database(postgres_url, "")
+    env = dev_environ(state_dir, ROOMHOOKS_DEV_LOCAL_POSTGRES_URL=server)
+    own = checkout_database(str(state_dir.resolve()))
+    try:
+        async with ready_stack(env, state_dir) as stack:
+            assert database_in(stack.run_env()["DATABASE_URL"]) == own
+            assert f"  database     {own}: this checkout's own" in stack.stdout
+    finally:
+        admin = await asyncpg.connect(with_database(postgres_url, "postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
 async def test_restarts_a_service_that_dies(running: Stack) -> None:
     registry = next(
         c for c in await broker_and_services(running) if "services.registry" in command_line(c)
@@ -238,8 +306,13 @@ async def test_moves_the_broker_to_a_free_port_when_its_own_is_busy(
 
 
 async def test_falls_back_to_an_embedded_postgres_and_stops_it(tmp_path: Path) -> None:
+    """With a run.env that names the database all checkouts shared before: it is kept (here
+    in the embedded server's own data, so no test touches a shared one)."""
     state_dir = tmp_path / "state"
-    nobody_listens = f"postgresql://postgres@127.0.0.1:{free_port()}/roomhooks"
+    state_dir.mkdir()
+    nobody_listens = f"postgresql://postgres@127.0.0.1:{free_port()}"
+    earlier = {"DATABASE_URL": f"{nobody_listens}/{SHARED_DATABASE}"}
+    (state_dir / "run.env").write_text(render_run_env(earlier))
     stack = await start_stack(
         dev_environ(state_dir, ROOMHOOKS_DEV_LOCAL_POSTGRES_URL=nobody_listens), state_dir
     )
@@ -249,6 +322,8 @@ async def test_falls_back_to_an_embedded_postgres_and_stops_it(tmp_path: Path) -
         env = stack.run_env()
         pgdata = state_dir.resolve() / "pgdata"
         assert str(pgdata) in env["DATABASE_URL"]
+        assert database_in(env["DATABASE_URL"]) == SHARED_DATABASE
+        assert any(f"  database     {SHARED_DATABASE}: this checkout's" in x for x in stack.stdout)
         postmaster.append(psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0])))
         assert alive(postmaster[0])
 

@@ -17,11 +17,14 @@ from pathlib import Path
 
 import psutil
 
+from devtool.readiness import PROBE_SERVERS
 from devtool.runenv import parse_run_env
 from tests.support.polling import eventually
 from tests.support.services import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Each service's probe server port (not the registry's: its /readyz is on its API).
+PROBE_PORT_SETTINGS = {service: server.port_setting for service, server in PROBE_SERVERS.items()}
 ROOMHOOKS = Path(sys.executable).parent / "roomhooks"
 READY_LINE = "roomhooks ready"
 READY_TIMEOUT_S = 90.0
@@ -72,9 +75,17 @@ class Stack(CliProcess):
     """A running `roomhooks dev`."""
 
     state_dir: Path = field(kw_only=True)
+    environ: dict[str, str] = field(kw_only=True, default_factory=dict)
 
     def run_env(self) -> dict[str, str]:
         return parse_run_env((self.state_dir / "run.env").read_text())
+
+    def readyz_urls(self) -> dict[str, str]:
+        """Every service's /readyz, from the ports `dev_environ` gave them."""
+        urls = {"registry": f"{self.run_env()['ROOMHOOKS_API_URL']}/readyz"}
+        for service, setting in PROBE_PORT_SETTINGS.items():
+            urls[service] = f"http://127.0.0.1:{self.environ[setting]}/readyz"
+        return urls
 
 
 async def _collect(stream: asyncio.StreamReader, into: list[str]) -> None:
@@ -92,12 +103,15 @@ def clean_environ() -> dict[str, str]:
 
 
 def dev_environ(state_dir: Path, **extra: str) -> dict[str, str]:
+    """A stack's environment with ports of its own, probe servers' included, so that it never
+    meets another stack's (or a `make run`'s) on the default ports."""
     env = clean_environ()
     env.update(
         ROOMHOOKS_DEV_STATE_DIR=str(state_dir),
         ROOMHOOKS_DEV_KAFKA_PORT=str(free_port()),
         ROOMHOOKS_REGISTRY_PORT=str(free_port()),
     )
+    env.update({setting: str(free_port()) for setting in PROBE_PORT_SETTINGS.values()})
     env.update(extra)
     return env
 
@@ -146,7 +160,7 @@ async def run_cli(
 
 
 async def start_stack(env: dict[str, str], state_dir: Path) -> Stack:
-    stack = Stack(await _spawn(["dev"], env, REPO_ROOT), state_dir=state_dir)
+    stack = Stack(await _spawn(["dev"], env, REPO_ROOT), state_dir=state_dir, environ=env)
     _read_output(stack)
     return stack
 
