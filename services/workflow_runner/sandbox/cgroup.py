@@ -53,7 +53,21 @@ class Cgroups:
         except (OSError, _Unavailable) as exc:
             self.available = False
             self.reason = str(exc)
-            log.warning("sandbox.cgroup_unavailable", reason=self.reason)
+            # Info, not a warning: the fallback is how the sandbox is meant to run here, and
+            # the line says what differs and whether to care.
+            log.info(
+                "sandbox.cgroup_unavailable",
+                reason=self.reason,
+                meaning=(
+                    "Deno hosts get no cgroup memory.max or pids.max; their memory is bounded"
+                    f" by polling instead (a host over {self._memory_max >> 20} MB is killed)"
+                    " and the V8 heap, wall-time and CPU limits apply as ever"
+                ),
+                care=(
+                    "fine for development; in production delegate a cgroup v2 to the runner"
+                    " (services/workflow_runner/sandbox/README.md, Memory)"
+                ),
+            )
         return self.available
 
     def _find_parent(self) -> Path:

@@ -1,0 +1,21 @@
+"""Where cgroup v2 is missing, the sandbox says once, in words, what that means."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from services.workflow_runner.sandbox.cgroup import Cgroups
+
+
+def test_says_once_what_running_without_cgroups_means_and_whether_to_care(tmp_path: Path):
+    cgroups = Cgroups(memory_max_mb=768, pids_max=64, root=tmp_path / "no-cgroup2")
+    with capture_logs() as logs:
+        assert cgroups.prepare() is False
+    [entry] = [e for e in logs if e["event"] == "sandbox.cgroup_unavailable"]
+    assert entry["log_level"] == "info"
+    assert "not mounted" in entry["reason"]
+    assert "768 MB" in entry["meaning"]
+    assert "V8 heap, wall-time and CPU limits" in entry["meaning"]
+    assert entry["care"].startswith("fine for development")
