@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from services.registry.openapi import ROUTES
-from tests.support.tenants import seed_account
+from tests.support.tenants import WORKFLOW_CODE
 
 pytestmark = pytest.mark.integration
 
@@ -36,9 +36,25 @@ def test_the_route_table_has_paged_routes_in_every_family_that_lists() -> None:
     assert "audit-log" in families
 
 
-async def test_a_bad_cursor_is_a_400_naming_cursor_on_every_paged_route(registry, pool) -> None:
+async def path_values(registry) -> dict[str, str]:
+    """A real webhook and workflow of alice's, for the routes under them."""
     alice = registry.alice
-    values = (await seed_account(registry, pool, alice)).path_values
+    base = f"{registry.url}/v1/accounts/{alice.id}"
+    bodies = {
+        "webhook": {"url": "https://hooks.example.com/h", "events": ["participant.joined"]},
+        "workflow": {"name": "w", "events": ["participant.joined"], "code": WORKFLOW_CODE},
+    }
+    values = {"account_id": alice.id}
+    for kind, body in bodies.items():
+        resp = await registry.http.post(f"{base}/{kind}s", json=body, headers=alice.auth())
+        assert resp.status == 201, await resp.text()
+        values[f"{kind}_id"] = (await resp.json())["data"][kind]["id"]
+    return values
+
+
+async def test_a_bad_cursor_is_a_400_naming_cursor_on_every_paged_route(registry) -> None:
+    alice = registry.alice
+    values = await path_values(registry)
     for route in PAGED:
         url = registry.url + route.path.format(**values)
         for bad in BAD_CURSORS:
