@@ -1,5 +1,7 @@
-"""A bound on the code checks run at once: each is a Deno process (~50 MB, a core for up to
-a few hundred ms), so a burst of saves waits in a short queue and past it is refused."""
+"""A bound on the code checks run at once: each is a Deno process or two (`deno doc`, ~20 MB;
+`deno lint` too when the code imports or names Deno or process, ~120 MB and a core for up to a
+few hundred ms: shared/code_facts.py), so a burst of saves waits in a short queue and past it
+is refused."""
 
 from __future__ import annotations
 
