@@ -16,6 +16,7 @@ def test_says_once_what_running_without_cgroups_means_and_whether_to_care(tmp_pa
     [entry] = [e for e in logs if e["event"] == "sandbox.cgroup_unavailable"]
     assert entry["log_level"] == "info"
     assert "not mounted" in entry["reason"]
-    assert "768 MB" in entry["meaning"]
-    assert "V8 heap, wall-time and CPU limits" in entry["meaning"]
-    assert entry["care"].startswith("fine for development")
+    means = entry["what_it_means"]
+    assert "768 MB" in means
+    assert "V8 heap, wall-time and CPU limits apply" in means
+    assert "Fine for development" in means

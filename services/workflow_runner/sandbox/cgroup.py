@@ -58,13 +58,11 @@ class Cgroups:
             log.info(
                 "sandbox.cgroup_unavailable",
                 reason=self.reason,
-                meaning=(
-                    "Deno hosts get no cgroup memory.max or pids.max; their memory is bounded"
-                    f" by polling instead (a host over {self._memory_max >> 20} MB is killed)"
-                    " and the V8 heap, wall-time and CPU limits apply as ever"
-                ),
-                care=(
-                    "fine for development; in production delegate a cgroup v2 to the runner"
+                what_it_means=(
+                    "Deno hosts run without a cgroup's memory.max and pids.max: their memory"
+                    f" is polled instead (a host over {self._memory_max >> 20} MB is killed),"
+                    " the V8 heap, wall-time and CPU limits apply as ever. Fine for"
+                    " development; in production delegate a cgroup v2 to the runner"
                     " (services/workflow_runner/sandbox/README.md, Memory)"
                 ),
             )
