@@ -47,8 +47,9 @@ from services.registry.retention import PLAN
 from services.registry.sealing import seal_stored_secrets
 from services.registry.settings import RegistrySettings
 from services.registry.system_routes import SystemRoutes
-from services.registry.webhooks.repository import PostgresWebhooks
+from services.registry.webhooks.repository import PostgresEndedOverlaps, PostgresWebhooks
 from services.registry.webhooks.routes import WebhookRoutes
+from services.registry.webhooks.secret_overlaps import overlaps_ended
 from services.registry.webhooks.service import WebhookService
 from services.registry.workflows.repository import PostgresWorkflows
 from services.registry.workflows.routes import WorkflowRoutes
@@ -161,9 +162,9 @@ def postgres_and_relay(
 
 class Registry:
     """The running registry. `start()` migrates, seals stored secrets, and starts the
-    producer, the outbox relay, the commands consumer, retention (when it migrates on start)
-    and the HTTP server; `stop()` stops taking requests, then stops the loops (the relay with
-    one last pass) and closes."""
+    producer, the outbox relay, the commands consumer, the sweep of ended secret overlaps,
+    retention (when it migrates on start) and the HTTP server; `stop()` stops taking
+    requests, then stops the loops (the relay with one last pass) and closes."""
 
     def __init__(self, settings: RegistrySettings) -> None:
         self.settings = settings
@@ -196,6 +197,8 @@ class Registry:
         await stack.enter_async_context(app[RELAY].publishing())
         await stack.enter_async_context(commands_applied(s.kafka, app[WEBHOOKS]))
         await stack.enter_async_context(usage_recorded(app[ACCOUNTS].record_usage))
+        overlaps, every_s = PostgresEndedOverlaps(pool), s.secret_overlap_sweep_s
+        await stack.enter_async_context(overlaps_ended(overlaps, deps.clock, every_s=every_s))
         if s.postgres.migrate_on_start:  # the owner role; else the retention CronJob runs it
             retention = retention_loop(pool, PLAN, s.postgres)
             await stack.enter_async_context(running(retention, name="retention"))
