@@ -238,7 +238,10 @@ HOSTILE = {
     "metadata": """export default async function() {
   await fetch('http://169.254.169.254/latest/meta-data/');
 }""",
-    "env": "export default async function() { return Deno.env.get('HOME'); }",
+    # Deno reached through a name the parser cannot see: the save-time check lets it through,
+    # and the run says what to do instead of Deno's "run again with the --allow-env flag".
+    "env": "export default async function() {\n"
+    "  return globalThis['De' + 'no'].env.get('HOME');\n}",
 }
 
 
@@ -262,7 +265,9 @@ async def test_hostile_workflows_are_recorded_and_others_keep_running(platform, 
     assert metadata["status"] == "error"
     assert any("169.254.169.254" in e["message"] for e in metadata["logs"])
     [env] = await platform.executions(alice, hostile["env"], at_least=1)
-    assert env["status"] == "error" and "env" in env["error"]["message"].lower()
+    assert env["status"] == "error"
+    assert env["error"]["message"].startswith("environment variables are not available")
+    assert "--allow" not in env["error"]["message"]
 
 
 async def test_a_run_fetched_after_a_slow_one_is_not_held_behind_it(platform, registry):
