@@ -47,6 +47,7 @@ async def attempts_made(pool, webhook_id: str, organization_id: str, outcomes) -
         rows = [
             AttemptRow(
                 delivery_id=job.id,
+                delivery_created_at=job.created_at,
                 attempt=1,
                 started_at=now - timedelta(seconds=len(outcomes) - i),
                 duration_ms=ms,

@@ -201,11 +201,13 @@ class Subject:
             d.updated_at,
         )
         await self.pool.executemany(
-            "INSERT INTO delivery.delivery_attempts (delivery_id, attempt, started_at,"
-            " duration_ms, status_code, error, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO delivery.delivery_attempts (delivery_id, delivery_created_at, attempt,"
+            " started_at, duration_ms, status_code, error, response_body)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             [
                 (
                     d.id,
+                    d.created_at,
                     a.attempt,
                     a.started_at,
                     a.duration_ms,

@@ -275,14 +275,16 @@ class FakeDeliveryLog:
     def __init__(self) -> None:
         self.webhooks: dict[UUID, WebhookRow] = {}
         self.deliveries: list[tuple[UUID, DeliveryRow]] = []  # (organization id, delivery)
-        self.attempt_rows: dict[UUID, list[AttemptRow]] = {}
+        # (delivery id, its created_at) -> its attempts
+        self.attempt_rows: dict[tuple[UUID, datetime], list[AttemptRow]] = {}
         self.outbox: list[OutboxEntry] = []
         self.audited: list[AuditEntry] = []
 
     def record(self, organization_id: UUID, delivery: DeliveryRow, *attempts: AttemptRow) -> None:
         """What the delivery service does (not part of the Protocol)."""
         self.deliveries.append((organization_id, delivery))
-        self.attempt_rows.setdefault(delivery.id, []).extend(attempts)
+        key = (delivery.id, delivery.created_at)
+        self.attempt_rows.setdefault(key, []).extend(attempts)
 
     async def webhook(self, organization_id: UUID, webhook_id: UUID) -> WebhookRow | None:
         row = self.webhooks.get(webhook_id)
@@ -312,8 +314,9 @@ class FakeDeliveryLog:
         )
         return next((d for d in rows if d.id == delivery_id), None)
 
-    async def attempts(self, delivery_id: UUID) -> list[AttemptRow]:
-        return sorted(self.attempt_rows.get(delivery_id, []), key=lambda a: a.attempt)
+    async def attempts(self, delivery_id: UUID, created_at: datetime) -> list[AttemptRow]:
+        found = self.attempt_rows.get((delivery_id, created_at), [])
+        return sorted(found, key=lambda a: a.attempt)
 
     async def enqueue(
         self, entries: Sequence[OutboxEntry], *, audit: AuditEntry | None = None

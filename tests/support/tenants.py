@@ -178,6 +178,7 @@ async def _delivery(
     )
     attempt = delivery_store.AttemptRow(
         delivery_id=job.id,
+        delivery_created_at=job.created_at,
         attempt=1,
         started_at=now,
         duration_ms=12,
