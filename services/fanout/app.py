@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
+import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer
 
@@ -122,19 +123,24 @@ class Fanout:
             self._stack = AsyncExitStack()
             raise
 
-    async def _start(self) -> None:
-        settings, kafka = self.settings, self.settings.kafka
-        pool = await create_pool(settings.postgres)
+    async def _start_postgres(self) -> asyncpg.Pool:
+        """The pool, the event log's schema and partitions, and retention when this service
+        holds the owner role (it migrates on start); else the retention CronJob runs it."""
+        settings = self.settings.postgres
+        pool = await create_pool(settings)
         self._stack.push_async_callback(stop_quietly, "postgres", pool.close)
         async with pool.acquire() as conn:
             await prepare_schema(
-                conn, settings.postgres, schema=SCHEMA, package="services.fanout", plan=PLAN
+                conn, settings, schema=SCHEMA, package="services.fanout", plan=PLAN
             )
-        if settings.postgres.migrate_on_start:  # the owner role; else the retention CronJob
-            retention = asyncio.create_task(
-                retention_loop(pool, PLAN, settings.postgres), name="retention"
-            )
+        if settings.migrate_on_start:
+            retention = asyncio.create_task(retention_loop(pool, PLAN, settings), name="retention")
             self._stack.push_async_callback(cancelled, retention)
+        return pool
+
+    async def _start(self) -> None:
+        settings, kafka = self.settings, self.settings.kafka
+        pool = await self._start_postgres()
         await ensure_topics(kafka, self.topics)
         runner = await start_health_server(
             self.readiness,
