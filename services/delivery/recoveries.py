@@ -70,6 +70,38 @@ async def insert_recoveries(
     )
 
 
+# One batch of a recovery: the next failed deliveries of its window after its cursor, made due
+# a microsecond apart (claims then take them in order of creation), each noted as an item.
+_MARK_SQL = """
+WITH picked AS (
+    SELECT id, created_at FROM delivery.deliveries
+    WHERE webhook_id = $1 AND status = 'failed'
+      AND created_at >= $2 AND created_at < $3
+      AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5::uuid))
+    ORDER BY created_at, id LIMIT $6
+    FOR UPDATE
+), ranked AS (
+    SELECT id, created_at, row_number() OVER (ORDER BY created_at, id) AS rank
+    FROM picked
+), marked AS (
+    -- Due a microsecond apart: claims take them in order of creation.
+    UPDATE delivery.deliveries d
+    SET status = 'pending',
+        next_attempt_at = $7::timestamptz + r.rank::float8 * interval '1 microsecond',
+        lease_until = NULL, updated_at = $7
+    FROM ranked r
+    WHERE d.id = r.id AND d.created_at = r.created_at
+      AND d.created_at >= $2 AND d.created_at < $3
+    RETURNING d.id, d.attempts, d.created_at
+), items AS (
+    INSERT INTO delivery.recovery_items
+        (job_id, delivery_id, delivery_created_at, attempts_before)
+    SELECT $8, id, created_at, attempts FROM marked
+)
+SELECT id, created_at FROM marked ORDER BY created_at, id
+"""
+
+
 class PostgresRecoveryTurn:
     """`RecoveryTurn` on one connection, inside the transaction that holds the job's row."""
 
@@ -109,34 +141,7 @@ class PostgresRecoveryTurn:
         # FOR UPDATE, not SKIP LOCKED: the cursor moves past every row it reads, so none may
         # be skipped; a row that changed meanwhile is read again and left if no longer failed.
         marked = await self._conn.fetch(
-            """
-            WITH picked AS (
-                SELECT id, created_at FROM delivery.deliveries
-                WHERE webhook_id = $1 AND status = 'failed'
-                  AND created_at >= $2 AND created_at < $3
-                  AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5::uuid))
-                ORDER BY created_at, id LIMIT $6
-                FOR UPDATE
-            ), ranked AS (
-                SELECT id, created_at, row_number() OVER (ORDER BY created_at, id) AS rank
-                FROM picked
-            ), marked AS (
-                -- Due a microsecond apart: claims take them in order of creation.
-                UPDATE delivery.deliveries d
-                SET status = 'pending',
-                    next_attempt_at = $7::timestamptz + r.rank::float8 * interval '1 microsecond',
-                    lease_until = NULL, updated_at = $7
-                FROM ranked r
-                WHERE d.id = r.id AND d.created_at = r.created_at
-                  AND d.created_at >= $2 AND d.created_at < $3
-                RETURNING d.id, d.attempts, d.created_at
-            ), items AS (
-                INSERT INTO delivery.recovery_items
-                    (job_id, delivery_id, delivery_created_at, attempts_before)
-                SELECT $8, id, created_at, attempts FROM marked
-            )
-            SELECT id, created_at FROM marked ORDER BY created_at, id
-            """,
+            _MARK_SQL,
             r.webhook_id,
             r.since,
             r.until,
