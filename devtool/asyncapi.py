@@ -208,14 +208,24 @@ def _channels(topics: Topics) -> dict[str, tuple[str, str, dict[str, Any], str, 
             "workflow_runner",
         ),
     }
-    for cid, address, source, writer in (
-        ("eventsDlq", topics.events_dlq, "events", "fanout"),
-        ("deliveriesDlq", topics.deliveries_dlq, "deliveries", "delivery"),
-        ("workflowRunsDlq", topics.workflow_runs_dlq, "workflow-runs", "workflow_runner"),
-    ):
-        description = f"Dead letters of the {source} topic."
-        channels[cid] = (address, description, {"DeadLetter": _dead_letter()}, writer, "operators")
-    return channels
+    return channels | _dead_letter_channels(topics)
+
+
+def _dead_letter_channels(topics: Topics) -> dict[str, tuple[str, str, dict[str, Any], str, str]]:
+    return {
+        cid: (
+            address,
+            f"Dead letters of the {source} topic.",
+            {"DeadLetter": _dead_letter()},
+            writer,
+            "operators",
+        )
+        for cid, address, source, writer in (
+            ("eventsDlq", topics.events_dlq, "events", "fanout"),
+            ("deliveriesDlq", topics.deliveries_dlq, "deliveries", "delivery"),
+            ("workflowRunsDlq", topics.workflow_runs_dlq, "workflow-runs", "workflow_runner"),
+        )
+    }
 
 
 def _schemas() -> dict[str, Any]:
