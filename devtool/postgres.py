@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import importlib
 import logging
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,7 +169,12 @@ async def _ensure_reachable(url: str, *, source: str) -> None:
 
 
 async def _start_embedded(pgdata: Path, *, database: str) -> ChosenPostgres:
-    import pgserver  # only when no server answers: it sets up its paths on import
+    with warnings.catch_warnings():
+        # On import pgserver asks platformdirs for a runtime folder to hold its lock file;
+        # without XDG_RUNTIME_DIR (root in a container, CI) platformdirs warns and falls back
+        # to a private one under /tmp, which serves as well: nothing for the user to do.
+        warnings.filterwarnings("ignore", message=r"XDG_RUNTIME_DIR .*falling back")
+        import pgserver  # only when no server answers: it sets up its paths on import
 
     # pgserver narrates every command at INFO.
     logging.getLogger("pgserver").setLevel(logging.WARNING)

@@ -169,6 +169,16 @@ async def test_says_ready_only_once_every_service_answers_ready(running: Stack) 
     assert any("  database     " in line for line in running.stdout[:ready_at])
 
 
+# A structlog line at warning or above, or a Python warning (`...: SomeWarning: ...`).
+NOT_QUIET = re.compile(r"\[(warning|error|critical)\s*\]|\w+Warning: ")
+
+
+async def test_a_first_run_warns_of_nothing(running: Stack) -> None:
+    """Every line up to ready is information: nothing that asks the user to act."""
+    loud = [line for line in running.stdout + running.stderr if NOT_QUIET.search(line)]
+    assert loud == [], running.output()
+
+
 async def test_names_the_service_that_never_got_ready_and_never_says_ready(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -323,6 +333,7 @@ async def test_falls_back_to_an_embedded_postgres_and_stops_it(tmp_path: Path) -
         pgdata = state_dir.resolve() / "pgdata"
         assert str(pgdata) in env["DATABASE_URL"]
         assert database_in(env["DATABASE_URL"]) == SHARED_DATABASE
+        assert not [x for x in stack.stdout + stack.stderr if NOT_QUIET.search(x)], stack.output()
         assert any(f"  database     {SHARED_DATABASE}: this checkout's" in x for x in stack.stdout)
         postmaster.append(psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0])))
         assert alive(postmaster[0])
