@@ -99,6 +99,37 @@ def retention_cutoff(now: datetime, *, retention_days: int) -> datetime:
     return now - timedelta(days=retention_days)
 
 
+# From a start (included) to an end (excluded).
+Span = tuple[datetime, datetime]
+
+
+def kept_span(today: date, retention_days: int) -> Span:
+    """Every instant a row of a day-partitioned table can hold on `today`, in whole UTC days:
+    from the start of the oldest day retention keeps (the cutoff's day: every earlier one is
+    dropped by the day's first run) to the end of tomorrow (no row is stamped more than
+    seconds after now: fanout keeps a stamp at most 10 s ahead of its clock, the registry
+    stamps its pings with its own; a day's margin for clocks that differ).
+
+    A page statement gives it as literals, so that planning leaves the default partition out
+    whenever each of these days has a partition of its own (a retention run a day keeps them
+    made: DAYS_AHEAD ahead), and Postgres reads the days newest first, stopping once the page
+    is full, instead of merging every day's index. Whole days: the statement's text changes
+    once a day, so prepared statements stay cached.
+    """
+    return (
+        day_start(today - timedelta(days=retention_days)),
+        day_start(today + timedelta(days=2)),
+    )
+
+
+def within_span(column: str, span: Span) -> str:
+    """`column` within `span` (start included, end excluded) as SQL with literal bounds: a
+    parameter would leave the pruning to each execution, and the default partition in the
+    plan."""
+    start, end = span
+    return f"{column} >= '{start.isoformat()}' AND {column} < '{end.isoformat()}'"
+
+
 def _q(schema: str, name: str) -> str:
     return f'"{schema}"."{name}"'
 

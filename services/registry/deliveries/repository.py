@@ -3,8 +3,8 @@ webhooks, and the outbox for orders."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from uuid import UUID
 
 import asyncpg
@@ -17,6 +17,7 @@ from services.registry.deliveries.stats import HealthRow, StatsRow
 from services.registry.outbox import OutboxEntry
 from services.registry.webhooks.models import WebhookRow
 from services.registry.webhooks.repository import WebhookSql
+from shared.partitions import Span, kept_span, within_span
 
 _COLUMNS = (
     "id, webhook_id, event_id, event, payload, status, attempts, last_attempt_at,"
@@ -24,11 +25,53 @@ _COLUMNS = (
 )
 
 
-class PostgresDeliveryLog:
-    """DeliveryLog on Postgres."""
+def page_query(
+    organization_id: UUID,
+    webhook_id: UUID,
+    *,
+    status: str | None,
+    limit: int,
+    after: tuple[datetime, UUID] | None,
+    kept: Span | None = None,
+) -> tuple[str, list[object]]:
+    """The statement and arguments of one page of a webhook's deliveries, newest first by
+    (created_at, id); `kept`: the days a delivery can have (`kept_span`), as literals."""
+    # Only the filters given go into the statement, and the status as a literal of the
+    # fixed set: a parameter (or a catch-all `$3 IS NULL OR ...`) keeps a generic plan off
+    # the failed deliveries' partial index, so it would walk the log past old failures.
+    where, args = ["webhook_id = $1", "organization_id = $2"], [webhook_id, organization_id]
+    if status is not None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown delivery status {status!r}")
+        where.append(f"status = '{status}'")
+    if kept is not None:
+        where.append(within_span("created_at", kept))
+    if after is not None:
+        args += after
+        where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    sql = (
+        f"SELECT {_COLUMNS} FROM delivery.deliveries WHERE {' AND '.join(where)}"
+        f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
+    )
+    return sql, args
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+
+class PostgresDeliveryLog:
+    """DeliveryLog on Postgres. Given `retention_days`, a page reads only the days a delivery
+    can have on the day `clock` says (`kept_span`); without, every day and the default
+    partition."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        retention_days: int | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._pool = pool
+        self._retention_days = retention_days
+        self._clock = clock
 
     async def webhook(self, organization_id: UUID, webhook_id: UUID) -> WebhookRow | None:
         async with self._pool.acquire() as conn:
@@ -43,23 +86,12 @@ class PostgresDeliveryLog:
         limit: int,
         after: tuple[datetime, UUID] | None,
     ) -> list[DeliveryRow]:
-        # Only the filters given go into the statement, and the status as a literal of the
-        # fixed set: a parameter (or a catch-all `$3 IS NULL OR ...`) keeps a generic plan off
-        # the failed deliveries' partial index, so it would walk the log past old failures.
-        where, args = ["webhook_id = $1", "organization_id = $2"], [webhook_id, organization_id]
-        if status is not None:
-            if status not in STATUSES:
-                raise ValueError(f"unknown delivery status {status!r}")
-            where.append(f"status = '{status}'")
-        if after is not None:
-            args += after
-            where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
-        args.append(limit)
-        records = await self._pool.fetch(
-            f"SELECT {_COLUMNS} FROM delivery.deliveries WHERE {' AND '.join(where)}"
-            f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}",
-            *args,
+        days = self._retention_days
+        kept = None if days is None else kept_span(self._clock().astimezone(UTC).date(), days)
+        sql, args = page_query(
+            organization_id, webhook_id, status=status, limit=limit, after=after, kept=kept
         )
+        records = await self._pool.fetch(sql, *args)
         return [DeliveryRow(**dict(r)) for r in records]
 
     async def find(

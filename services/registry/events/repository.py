@@ -6,20 +6,22 @@ that combination (a catch-all `$n IS NULL OR ...` would be planned once, generic
 status filter must be a literal for the refused-events partial index to apply).
 
 The three tables are partitioned by day on the instant fanout stamps an event with (the
-event's received_at, its deliveries' and executions' created_at): a page reads the days it
-needs in order, and an event's deliveries and executions are looked for in its own day first.
+event's received_at, its deliveries' and executions' created_at): a page names the days an
+event can have as literals, so Postgres reads them newest first, and an event's deliveries and
+executions are looked for in its own day first.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
 
 from services.registry.events.models import EventFilters, EventRow
+from shared.partitions import Span, kept_span, within_span
 
 _COLUMNS = (
     "id, event_id, event, room_id, status, reason, {payload} AS payload, webhook_ids,"
@@ -56,10 +58,14 @@ def page_query(
     *,
     limit: int,
     after: tuple[datetime, UUID] | None,
+    kept: Span | None = None,
 ) -> tuple[str, list[object]]:
-    """The statement and arguments of one page, newest first by (received_at, id)."""
+    """The statement and arguments of one page, newest first by (received_at, id); `kept`:
+    the days an event can have (`kept_span`), as literals."""
     args: list[object] = [organization_id]
     where = ["organization_id = $1"]
+    if kept is not None:
+        where.append(within_span("received_at", kept))
 
     def arg(value: object) -> str:
         args.append(value)
@@ -87,10 +93,20 @@ def page_query(
 
 
 class PostgresEventLog:
-    """EventLog on Postgres."""
+    """EventLog on Postgres. Given `retention_days`, a page reads only the days an event can
+    have on the day `clock` says (`kept_span`); without, every day and the default
+    partition."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        retention_days: int | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._pool = pool
+        self._retention_days = retention_days
+        self._clock = clock
 
     async def page(
         self,
@@ -100,7 +116,9 @@ class PostgresEventLog:
         limit: int,
         after: tuple[datetime, UUID] | None,
     ) -> list[EventRow]:
-        sql, args = page_query(organization_id, filters, limit=limit, after=after)
+        days = self._retention_days
+        kept = None if days is None else kept_span(self._clock().astimezone(UTC).date(), days)
+        sql, args = page_query(organization_id, filters, limit=limit, after=after, kept=kept)
         return [EventRow(**dict(r)) for r in await self._pool.fetch(sql, *args)]
 
     async def find(self, organization_id: UUID, event_id: str) -> EventRow | None:

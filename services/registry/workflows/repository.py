@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 import asyncpg
@@ -15,6 +15,7 @@ from services.registry.audit.models import AuditEntry
 from services.registry.outbox import OutboxEntry
 from services.registry.quota import check_quota
 from services.registry.workflows.models import ExecutionRow, WorkflowRow
+from shared.partitions import Span, kept_span, within_span
 
 _COLUMNS = (
     "w.id, w.organization_id, w.name, w.events, w.room_id, w.enabled, w.language, w.version,"
@@ -39,13 +40,22 @@ EXECUTION = (
 
 
 def executions_query(
-    organization_id: UUID, workflow_id: UUID, *, status: str | None, limit: int, after: After
+    organization_id: UUID,
+    workflow_id: UUID,
+    *,
+    status: str | None,
+    limit: int,
+    after: After,
+    kept: Span | None = None,
 ) -> tuple[str, list[object]]:
     """The statement and arguments of one page of a workflow's executions, newest first by
-    (created_at, id). It names only the filters given: a catch-all `$n IS NULL OR ...`, planned
-    once generically, would keep the cursor from the index and from pruning the days after it."""
+    (created_at, id); `kept`: the days an execution can have (`kept_span`), as literals. It
+    names only the filters given: a catch-all `$n IS NULL OR ...`, planned once generically,
+    would keep the cursor from the index and from pruning the days after it."""
     args: list[object] = [workflow_id, organization_id]
     where = ["workflow_id = $1", "organization_id = $2"]
+    if kept is not None:
+        where.append(within_span("created_at", kept))
     if status is not None:
         args.append(status)
         where.append(f"status = ${len(args)}")
@@ -173,9 +183,10 @@ class WorkflowSql:
         status: str | None,
         limit: int,
         after: After,
+        kept: Span | None = None,
     ) -> list[ExecutionRow]:
         sql, args = executions_query(
-            organization_id, workflow_id, status=status, limit=limit, after=after
+            organization_id, workflow_id, status=status, limit=limit, after=after, kept=kept
         )
         records = await self._conn.fetch(sql, *args)
         return [ExecutionRow(**dict(r)) for r in records]
@@ -188,10 +199,20 @@ class WorkflowSql:
 
 
 class PostgresWorkflows:
-    """WorkflowRepository on Postgres: reads on a pooled connection, writes in a transaction."""
+    """WorkflowRepository on Postgres: reads on a pooled connection, writes in a transaction.
+    Given `retention_days`, a page of executions reads only the days an execution can have on
+    the day `clock` says (`kept_span`); without, every day and the default partition."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        retention_days: int | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._pool = pool
+        self._retention_days = retention_days
+        self._clock = clock
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[WorkflowSql]:
@@ -215,9 +236,11 @@ class PostgresWorkflows:
         limit: int,
         after: After,
     ) -> list[ExecutionRow]:
+        days = self._retention_days
+        kept = None if days is None else kept_span(self._clock().astimezone(UTC).date(), days)
         async with self._pool.acquire() as conn:
             return await WorkflowSql(conn).executions(
-                organization_id, workflow_id, status=status, limit=limit, after=after
+                organization_id, workflow_id, status=status, limit=limit, after=after, kept=kept
             )
 
     async def execution(
