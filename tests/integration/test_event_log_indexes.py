@@ -6,7 +6,8 @@ own day's partition only; and what one event costs to keep.
 The plans are Postgres's own choice, for the values given (as asyncpg's first executions of a
 prepared statement get them) and the generic one it may cache later, on a log shaped like a
 busy account's (ANALYZEd) spread over days: some with a partition of their own, the oldest in
-the default partition, as after the migration that partitioned the log.
+the default partition, as after the migration that partitioned the log; a page names the days
+the registry keeps (`kept_span`, KEPT), as it does in use.
 `ROOMHOOKS_EVENT_LOG_SIZE_EVENTS` sets how many events the storage figure is measured on
 (default 20,000; the figure in the docs was measured on 100,000).
 """
@@ -35,12 +36,14 @@ from services.registry.events.repository import (
 )
 from services.workflow_runner.retention import PLAN as WORKFLOW_PLAN
 from shared.events import Scope, build_event, event_names, parse_event, render_payload
-from shared.partitions import create_partitions
+from shared.partitions import create_partitions, kept_span
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 DAYS = 4  # T0's day in the default partition, the next three in partitions of their own
+# The days a page names: the registry's clock at the end of the log's days, keeping them all.
+KEPT = kept_span((T0 + timedelta(days=DAYS)).date(), DAYS)
 ROOM_EVENTS = event_names(Scope.ROOM)
 ROOMS = 10  # a busy account: each room and each event name holds thousands of events
 MAX_SORTED_ROWS = 1_000
@@ -125,7 +128,7 @@ async def test_every_filter_combination_is_read_from_an_index_in_page_order(pool
         {"busy": busy, "small": small}.items(), combinations()
     ):
         fields = {k: v for name in combination for k, v in FILTERS[name].items()}
-        sql, args = page_query(org, EventFilters(**fields), limit=51, after=after)
+        sql, args = page_query(org, EventFilters(**fields), limit=51, after=after, kept=KEPT)
         nodes = await plan_nodes(pool, sql, *args, generic=generic, analyze=True)
         kinds = {n["Node Type"] for n in nodes if n.get("Relation Name") in filled}
         indexes = {parents.get(n.get("Index Name")) for n in nodes} - {None}

@@ -4,7 +4,7 @@ one execution by its primary key in each.
 
 As test_event_log_indexes.py: Postgres's own plans, for the values and generic, on a log shaped
 like a busy workflow's (ANALYZEd) beside many others', spread over days, the oldest in the
-default partition.
+default partition; a page names the days the registry keeps (`kept_span`, KEPT).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 from services.registry.workflows.repository import EXECUTION, executions_query
 from tests.integration.test_event_log_indexes import (
     DAYS,
+    KEPT,
     MAX_SORTED_ROWS,
     T0,
     parent_indexes,
@@ -83,7 +84,7 @@ async def test_every_status_filter_is_read_from_an_index_in_page_order(pool, cur
             "SELECT organization_id FROM workflow.executions WHERE workflow_id = $1 LIMIT 1",
             workflow,
         )
-        sql, args = executions_query(org, workflow, status=status, limit=51, after=after)
+        sql, args = executions_query(org, workflow, status=status, limit=51, after=after, kept=KEPT)
         nodes = await plan_nodes(pool, sql, *args, generic=generic, analyze=True)
         kinds = {n["Node Type"] for n in nodes if n.get("Relation Name") in filled}
         indexes = {parents.get(n.get("Index Name")) for n in nodes} - {None}
