@@ -8,8 +8,6 @@ import contextlib
 import socket
 import time
 
-import aiohttp
-
 from devtool.supervisor import DevStackError
 
 LOOPBACK = "127.0.0.1"
@@ -48,19 +46,3 @@ async def wait_for_port(host: str, port: int, *, timeout_s: float) -> None:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
             return
-
-
-async def wait_until_ready(url: str, *, timeout_s: float) -> bool:
-    """Poll `GET url` until it answers 200; False after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-        while True:
-            try:
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return True
-            except (aiohttp.ClientError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.2)
