@@ -122,6 +122,22 @@ def kept_span(today: date, retention_days: int) -> Span:
     )
 
 
+def planned_limit(limit: int) -> int:
+    """The LIMIT, written as a literal, of a page statement over day partitions that wants
+    `limit` rows: `limit` rounded up to a power of two (the caller keeps the first `limit`).
+
+    With a parameter, Postgres costs its cached generic plan for a tenth of the rows, finds it
+    dearer than one planned for the values, and so plans every execution anew over every day's
+    partition (about 2 ms over 39 partitions, against 0.3 ms run from the cached plan). A
+    literal lets the cached plan be used; powers of two keep the statements' texts few. Only
+    where one plan serves every value, as on a first page: after a cursor, a plan made without
+    it guesses how many rows lie before it, and may sort them all.
+    """
+    if limit < 1:
+        raise ValueError(f"a page wants at least one row, not {limit}")
+    return 1 << (limit - 1).bit_length()
+
+
 def within_span(column: str, span: Span) -> str:
     """`column` within `span` (start included, end excluded) as SQL with literal bounds: a
     parameter would leave the pruning to each execution, and the default partition in the

@@ -25,6 +25,7 @@ from shared.partitions import (
     days_to_create,
     days_to_drop,
     kept_span,
+    planned_limit,
     retention_cutoff,
     within_span,
 )
@@ -147,3 +148,46 @@ def test_every_log_page_names_the_span_as_literals_and_takes_no_more_arguments()
         assert within_span(column, kept) in bounded, name
         assert within_span(column, kept) not in unbounded, name
         assert args == unbounded_args, name
+
+
+@given(st.integers(min_value=1, max_value=100_000))
+def test_a_page_is_planned_for_the_power_of_two_at_or_above_the_rows_it_wants(limit):
+    planned = planned_limit(limit)
+    assert limit <= planned < 2 * limit
+    assert planned & (planned - 1) == 0
+
+
+def test_every_page_size_offered_makes_one_of_a_few_statements():
+    # page sizes 1 to 100, each read with one row more to know whether a next page exists
+    assert sorted({planned_limit(size + 1) for size in range(1, 101)}) == [
+        2, 4, 8, 16, 32, 64, 128
+    ]  # fmt: skip
+
+
+def test_a_page_wanting_no_rows_is_refused():
+    with pytest.raises(ValueError, match="at least one row"):
+        planned_limit(0)
+
+
+def test_a_first_pages_limit_is_a_literal_and_a_next_pages_an_argument():
+    """A next page is planned for its cursor's values every time: a cached plan would guess
+    how many rows lie before the cursor."""
+    org, owner = uuid.uuid4(), uuid.uuid4()
+    after = (datetime(2026, 12, 1, tzinfo=UTC), uuid.uuid4())
+    for page in (
+        lambda after: delivery_page(org, owner, status=None, limit=51, after=after),
+        lambda after: event_page(org, EventFilters(), limit=51, after=after),
+        lambda after: executions_query(org, owner, status="error", limit=51, after=after),
+    ):
+        sql, args = page(None)
+        assert sql.endswith(" LIMIT 64") and 51 not in args
+        sql, args = page(after)
+        assert sql.endswith(f" LIMIT ${len(args)}") and args[-1] == 51
+
+
+def test_an_event_page_by_event_and_room_is_planned_for_their_values_every_time():
+    by_both = EventFilters(event="participant.joined", room_id="room-1")
+    sql, args = event_page(uuid.uuid4(), by_both, limit=51, after=None)
+    assert sql.endswith(f" LIMIT ${len(args)}") and args[-1] == 51
+    sql, args = event_page(uuid.uuid4(), EventFilters(room_id="room-1"), limit=51, after=None)
+    assert sql.endswith(" LIMIT 64")

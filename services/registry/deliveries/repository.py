@@ -17,7 +17,7 @@ from services.registry.deliveries.stats import HealthRow, StatsRow
 from services.registry.outbox import OutboxEntry
 from services.registry.webhooks.models import WebhookRow
 from services.registry.webhooks.repository import WebhookSql
-from shared.partitions import Span, kept_span, within_span
+from shared.partitions import Span, kept_span, planned_limit, within_span
 
 _COLUMNS = (
     "id, webhook_id, event_id, event, payload, status, attempts, last_attempt_at,"
@@ -35,7 +35,8 @@ def page_query(
     kept: Span | None = None,
 ) -> tuple[str, list[object]]:
     """The statement and arguments of one page of a webhook's deliveries, newest first by
-    (created_at, id); `kept`: the days a delivery can have (`kept_span`), as literals."""
+    (created_at, id); `kept`: the days a delivery can have (`kept_span`), as literals. A first
+    page reads up to `planned_limit(limit)` rows: keep the first `limit`."""
     # Only the filters given go into the statement, and the status as a literal of the
     # fixed set: a parameter (or a catch-all `$3 IS NULL OR ...`) keeps a generic plan off
     # the failed deliveries' partial index, so it would walk the log past old failures.
@@ -46,13 +47,14 @@ def page_query(
         where.append(f"status = '{status}'")
     if kept is not None:
         where.append(within_span("created_at", kept))
+    rows = str(planned_limit(limit))  # a first page runs from one cached plan
     if after is not None:
-        args += after
-        where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
-    args.append(limit)
+        args += [*after, limit]
+        where.append(f"(created_at, id) < (${len(args) - 2}, ${len(args) - 1})")
+        rows = f"${len(args)}"
     sql = (
         f"SELECT {_COLUMNS} FROM delivery.deliveries WHERE {' AND '.join(where)}"
-        f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
+        f" ORDER BY created_at DESC, id DESC LIMIT {rows}"
     )
     return sql, args
 
@@ -92,7 +94,7 @@ class PostgresDeliveryLog:
             organization_id, webhook_id, status=status, limit=limit, after=after, kept=kept
         )
         records = await self._pool.fetch(sql, *args)
-        return [DeliveryRow(**dict(r)) for r in records]
+        return [DeliveryRow(**dict(r)) for r in records[:limit]]
 
     async def find(
         self, organization_id: UUID, webhook_id: UUID, delivery_id: UUID

@@ -21,7 +21,7 @@ from uuid import UUID
 import asyncpg
 
 from services.registry.events.models import EventFilters, EventRow
-from shared.partitions import Span, kept_span, within_span
+from shared.partitions import Span, kept_span, planned_limit, within_span
 
 _COLUMNS = (
     "id, event_id, event, room_id, status, reason, {payload} AS payload, webhook_ids,"
@@ -61,7 +61,8 @@ def page_query(
     kept: Span | None = None,
 ) -> tuple[str, list[object]]:
     """The statement and arguments of one page, newest first by (received_at, id); `kept`:
-    the days an event can have (`kept_span`), as literals."""
+    the days an event can have (`kept_span`), as literals. A first page reads up to
+    `planned_limit(limit)` rows: keep the first `limit`."""
     args: list[object] = [organization_id]
     where = ["organization_id = $1"]
     if kept is not None:
@@ -85,9 +86,15 @@ def page_query(
         at = arg(after[0])
         # The second condition adds nothing but lets Postgres skip the days after the cursor.
         where.append(f"(received_at, id) < ({at}, {arg(after[1])}) AND received_at <= {at}")
+    # By event and room both, a page is planned for their values every time (LIMIT a
+    # parameter, see planned_limit), as a page after a cursor is: which of the two indexes
+    # reads fewer rows depends on the values, and a plan made without them walks one index
+    # past many of the other's rows.
+    both = filters.event is not None and filters.room_id is not None
     sql = (
         f"SELECT {_COLUMNS.format(payload='NULL::text')} FROM events.events"
-        f" WHERE {' AND '.join(where)} ORDER BY received_at DESC, id DESC LIMIT {arg(limit)}"
+        f" WHERE {' AND '.join(where)} ORDER BY received_at DESC, id DESC"
+        f" LIMIT {arg(limit) if both or after else planned_limit(limit)}"
     )
     return sql, args
 
@@ -119,7 +126,7 @@ class PostgresEventLog:
         days = self._retention_days
         kept = None if days is None else kept_span(self._clock().astimezone(UTC).date(), days)
         sql, args = page_query(organization_id, filters, limit=limit, after=after, kept=kept)
-        return [EventRow(**dict(r)) for r in await self._pool.fetch(sql, *args)]
+        return [EventRow(**dict(r)) for r in (await self._pool.fetch(sql, *args))[:limit]]
 
     async def find(self, organization_id: UUID, event_id: str) -> EventRow | None:
         # An accepted event's row id is UUIDv5(organization id, event id), as fanout writes it.

@@ -15,7 +15,7 @@ from services.registry.audit.models import AuditEntry
 from services.registry.outbox import OutboxEntry
 from services.registry.quota import check_quota
 from services.registry.workflows.models import ExecutionRow, WorkflowRow
-from shared.partitions import Span, kept_span, within_span
+from shared.partitions import Span, kept_span, planned_limit, within_span
 
 _COLUMNS = (
     "w.id, w.organization_id, w.name, w.events, w.room_id, w.enabled, w.language, w.version,"
@@ -49,9 +49,10 @@ def executions_query(
     kept: Span | None = None,
 ) -> tuple[str, list[object]]:
     """The statement and arguments of one page of a workflow's executions, newest first by
-    (created_at, id); `kept`: the days an execution can have (`kept_span`), as literals. It
-    names only the filters given: a catch-all `$n IS NULL OR ...`, planned once generically,
-    would keep the cursor from the index and from pruning the days after it."""
+    (created_at, id); `kept`: the days an execution can have (`kept_span`), as literals. A
+    first page reads up to `planned_limit(limit)` rows: keep the first `limit`. It names only
+    the filters given: a catch-all `$n IS NULL OR ...`, planned once generically, would keep
+    the cursor from the index and from pruning the days after it."""
     args: list[object] = [workflow_id, organization_id]
     where = ["workflow_id = $1", "organization_id = $2"]
     if kept is not None:
@@ -64,10 +65,12 @@ def executions_query(
         at, last = f"${len(args) - 1}", f"${len(args)}"
         # The second condition adds nothing but lets Postgres skip the days after the cursor.
         where.append(f"(created_at, id) < ({at}, {last}) AND created_at <= {at}")
-    args.append(limit)
+        args.append(limit)
+    # A first page runs from one cached plan; after a cursor, each is planned for its values.
+    rows = str(planned_limit(limit)) if after is None else f"${len(args)}"
     sql = (
         f"SELECT {_EXECUTION_COLUMNS} FROM workflow.executions WHERE {' AND '.join(where)}"
-        f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
+        f" ORDER BY created_at DESC, id DESC LIMIT {rows}"
     )
     return sql, args
 
@@ -189,7 +192,7 @@ class WorkflowSql:
             organization_id, workflow_id, status=status, limit=limit, after=after, kept=kept
         )
         records = await self._conn.fetch(sql, *args)
-        return [ExecutionRow(**dict(r)) for r in records]
+        return [ExecutionRow(**dict(r)) for r in records[:limit]]
 
     async def execution(
         self, organization_id: UUID, workflow_id: UUID, execution_id: UUID
