@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from services.delivery.retention import ATTEMPTS, DELIVERIES
+from services.fanout.retention import PLAN as EVENTS_PLAN
 from shared.partitions import create_partitions
 from tests.bench import scale_seed
 from tests.bench.registry_part import get_at_rate
@@ -48,8 +49,9 @@ async def seed(
     progress: Callable[[str], None],
 ) -> tuple[ScaleAccount, dict]:
     """An account with WEBHOOKS webhooks holding `deliveries` over 30 days, one more webhook
-    holding `recovery_failed` failed ones within one hour two days ago, and `events` events.
-    The deliveries sit in their days' partitions, as a running service's would."""
+    holding `recovery_failed` failed ones within one hour two days ago, and `events` events
+    over 7 days. Both logs sit in their days' partitions, with every day retention keeps
+    partitioned, as a service that has run for that long has them."""
     assert stack.receiver is not None
     account = await stack.create_account("bench-scale")
     hook = {"events": ["session.started"], "roomId": "never-published"}
@@ -68,7 +70,7 @@ async def seed(
     started = time.monotonic()
     conn = await asyncpg.connect(stack.database_url)
     try:
-        for table in (DELIVERIES, ATTEMPTS):
+        for table in (DELIVERIES, ATTEMPTS, *EVENTS_PLAN.partitioned):
             await create_partitions(conn, table, today=(now - timedelta(days=30)).date(), ahead=30)
         log_shape = scale_seed.DeliveryShape(
             org,
