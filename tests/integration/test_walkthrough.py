@@ -1,50 +1,58 @@
-"""The README's walk-through and "See a delivery", followed as written, on `roomhooks dev`.
+"""The README's walk-through, run as written on a `roomhooks dev` of the test's own.
 
-Create a webhook with the OWNER key from run.env, run `roomhooks listen` with its secret,
-`roomhooks publish` a room event, and see the signed delivery arrive and land in the log;
-then the `webhook.test` ping.
+Its `sh` blocks run in order as one `bash -e` script, in a folder laid out like a checkout
+(`.roomhooks/` is the stack's state folder, `.venv` this checkout's), with the receiver's port
+9000 moved to a free one. Then what the README says it did is checked through `listen`'s output
+and the API: the delivery verified and printed, its signed body in the log, the event log's
+entry, the recovered deliveries, and the rotated secret signing beside the old one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import uuid
+import shlex
+import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.devstack import (
-    CliProcess,
-    Stack,
-    clean_environ,
-    dev_environ,
-    ready_stack,
-    run_cli,
-    start_cli,
+from tests.support.dev_listen import (
+    Printed,
+    delivered,
+    indexed_webhooks,
+    listening,
+    printed_deliveries,
+    printed_once,
 )
-from tests.support.polling import eventually
+from tests.support.devstack import REPO_ROOT, Stack, clean_environ, dev_environ, ready_stack
+from tests.support.readme_walkthrough import (
+    bash_script,
+    fenced_blocks,
+    section,
+    walkthrough_blocks,
+)
 from tests.support.services import free_port
+from tests.support.shell_script import Script
+from tests.support.shell_script import bash_script as run_bash
 
 pytestmark = pytest.mark.integration
 
-ROOM_ID = "c3003c93-60cf-4184-b85f-20be14d26dac"
-ROOM = {"id": ROOM_ID, "name": "Design review"}
-USER = {"id": "user-001", "name": "Ada", "token": "never-forwarded"}
-INDEX_TIMEOUT_S = 30.0
-DELIVERY_TIMEOUT_S = 30.0
-# What `listen` prints before each body: when, the status it answered, what it got.
-HEAD = re.compile(
-    r"(?P<at>\S+) (?P<status>\d{3}) (?P<event>\S+) delivery=(?P<delivery>\S+)"
-    r" attempt=(?P<attempt>\S+)"
-    r" X-Webhook-Signature=(?P<hex>\S+) webhook-signature=(?P<standard>\S+)"
-)
+# test_cli_on_dev_stack.py takes its fixtures and listen helpers from here.
+__all__ = ["delivered", "fanout_health_port", "indexed_webhooks", "listening", "stack"]
+
+README = REPO_ROOT / "README.md"
+README_PORT = "9000"  # the port the README's listen and webhook URLs use
+ROOM = {"id": "c3003c93-60cf-4184-b85f-20be14d26dac", "name": "Design review"}
+SCRIPT_TIMEOUT_S = 240.0
+# What the walk-through keeps in shell variables, written out after its last block.
+VARIABLES = ("W", "SECRET", "NEW_SECRET", "EVENT", "D", "OUTAGE", "JOB", "WF")
+# A failing command names itself and its line in the script (the README's line is above it).
+ON_ERROR = "trap 'echo \"walk-through: $BASH_COMMAND exited $? (script line $LINENO)\" >&2' ERR"
 
 
 @pytest.fixture
@@ -54,195 +62,240 @@ def fanout_health_port() -> int:
 
 @pytest.fixture
 async def stack(tmp_path: Path, database_url: str, fanout_health_port: int) -> AsyncIterator[Stack]:
-    """`roomhooks dev` on the test's own database and ports, probes included."""
-    state_dir = tmp_path / "state"
+    """`roomhooks dev` on the test's own database and ports, its state in `checkout/.roomhooks`."""
+    state_dir = tmp_path / "checkout" / ".roomhooks"
     env = dev_environ(
         state_dir,
         DATABASE_URL=database_url,
         ROOMHOOKS_FANOUT_HEALTH_PORT=str(fanout_health_port),
-        ROOMHOOKS_DELIVERY_HEALTH_PORT=str(free_port()),
     )
     async with ready_stack(env, state_dir) as running:
         yield running
 
 
+def walkthrough_script(markdown: str, *, port: int, variables_file: Path) -> str:
+    """The walk-through's `sh` blocks with the receiver on `port`, then its variables saved."""
+    blocks = walkthrough_blocks(markdown)
+    text = bash_script(
+        blocks,
+        prologue=ON_ERROR,
+        epilogue=(
+            f'for name in {" ".join(VARIABLES)}; do printf \'%s=%s\\n\' "$name" "${{!name}}";'
+            f" done > {shlex.quote(str(variables_file))}"
+        ),
+    )
+    assert re.search(rf"\b{README_PORT}\b", text), f"the walk-through no longer uses {README_PORT}"
+    return re.sub(rf"\b{README_PORT}\b", str(port), text)
+
+
+def checkout_like(stack: Stack) -> Path:
+    """The stack's state folder's parent, with this checkout's virtualenv as `.venv`."""
+    folder = stack.state_dir.parent
+    (folder / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    return folder
+
+
 class Api:
-    """The README's curl lines: `$API` with `$AUTH` (the OWNER key)."""
+    """The API as the walk-through's OWNER key sees it; `get` answers `data`."""
 
     def __init__(self, http: aiohttp.ClientSession, run_env: dict[str, str]) -> None:
         self._http = http
-        self.webhooks = (
-            f"{run_env['ROOMHOOKS_API_URL']}/v1/accounts/{run_env['ROOMHOOKS_ACCOUNT_ID']}/webhooks"
-        )
+        self.account = run_env["ROOMHOOKS_ACCOUNT_ID"]
+        self._base = f"{run_env['ROOMHOOKS_API_URL']}/v1/accounts/{self.account}"
         self._auth = {"Authorization": f"Bearer {run_env['ROOMHOOKS_OWNER_TOKEN']}"}
 
-    async def call(self, method: str, path: str = "", body: Any = None) -> tuple[int, Any]:
-        async with self._http.request(
-            method, self.webhooks + path, json=body, headers=self._auth
-        ) as response:
-            return response.status, await response.json()
+    async def call(self, method: str, path: str) -> dict[str, Any]:
+        async with self._http.request(method, self._base + path, headers=self._auth) as answer:
+            body = await answer.json()
+            assert answer.status < 300, (method, path, answer.status, body)
+            return body["data"]
+
+    async def get(self, path: str) -> dict[str, Any]:
+        return await self.call("GET", path)
 
 
-@dataclass(frozen=True)
-class Printed:
-    """One delivery as `listen` printed it: the head line's fields and the body."""
-
-    head: dict[str, str]
-    text: str
-
-    @property
-    def body(self) -> dict[str, Any]:
-        return json.loads(self.text)
+def instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
-def printed_deliveries(lines: list[str]) -> list[Printed]:
-    """`listen`'s output as deliveries: a head line, then indented JSON up to its `}`."""
-    found = []
-    i = 0
-    while i < len(lines):
-        head = HEAD.fullmatch(lines[i])
-        if head is None:
-            i += 1
-            continue
-        end = next((j for j in range(i + 1, len(lines)) if lines[j] == "}"), None)
-        if end is None:  # the body is still arriving
-            break
-        found.append(Printed(head.groupdict(), "\n".join(lines[i + 1 : end + 1])))
-        i = end + 1
-    return found
+def printed(script: Script) -> list[Printed]:
+    return printed_deliveries(script.stdout)
 
 
-async def delivered(listen: CliProcess, event: str) -> Printed:
-    async def printed() -> Printed | None:
-        assert listen.process.returncode is None, listen.output()
-        return next(
-            (p for p in printed_deliveries(listen.stdout) if p.head["event"] == event), None
-        )
+async def check_the_first_delivery(script: Script, api: Api, saved: dict[str, str]) -> None:
+    """See a delivery: listen printed it verified, as the README shows; the log holds the
+    body that was signed; the redelivery came as attempt 2 of the same delivery."""
+    w, d = saved["W"], saved["D"]
+    attempts = {p.head["attempt"]: p for p in printed(script) if p.head["delivery"] == d}
+    assert set(attempts) == {"1", "2"}, script.output()
+    first = attempts["1"]
+    assert first.verified and attempts["2"].verified, script.output()
+    assert first.head["event"] == "participant.joined"
+    assert first.body["id"] == saved["EVENT"]
+    assert first.body["organization_id"] == api.account
+    assert first.body["room"] == ROOM
+    assert first.body["user"] == {"id": "user-001", "name": "Ada"}
+    assert first.body["data"] == {"roomId": ROOM["id"], "userId": "user-001"}
+    assert "never-forwarded" not in "\n".join(script.stdout)
+    assert attempts["2"].text == first.text
 
-    try:
-        return await eventually(printed, timeout_s=DELIVERY_TIMEOUT_S, interval_s=0.1)
-    except AssertionError as exc:
-        raise AssertionError(f"listen printed no {event}: {exc}\n{listen.output()}") from None
+    logged = await api.get(f"/webhooks/{w}/deliveries/{d}")
+    delivery = logged["delivery"]
+    assert (delivery["event_id"], delivery["status"]) == (saved["EVENT"], "success")
+    # What was signed and sent: the compact JSON listen printed indented.
+    assert delivery["payload"] == json.dumps(first.body, separators=(",", ":"))
+    assert [a["status_code"] for a in logged["attempts"]] == [200, 200]
 
-
-@contextlib.asynccontextmanager
-async def listening(port: int, secret: str, folder: Path) -> AsyncIterator[CliProcess]:
-    """`roomhooks listen --port P --secret-file F` with the secret in F, up; stopped afterwards."""
-    secrets = folder / "webhook-secrets"
-    secrets.write_text(f"{secret}\n")
-    secrets.chmod(0o600)
-    listen = await start_cli(
-        "listen", "--port", str(port), "--secret-file", str(secrets), env=clean_environ()
-    )
-    try:
-        await listen.wait_for_line(lambda line: "listening on" in line, timeout_s=15)
-        yield listen
-    finally:
-        await listen.stop()
-
-
-async def indexed_webhooks(http: aiohttp.ClientSession, health_port: int) -> float:
-    """Enabled webhooks in fanout's index (its /metrics); 0 while it does not answer."""
-    try:
-        async with http.get(f"http://127.0.0.1:{health_port}/metrics") as response:
-            text = await response.text()
-    except (aiohttp.ClientError, TimeoutError):
-        return 0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if (
-                sample.name == "roomhooks_fanout_index_webhooks"
-                and sample.labels.get("state") == "enabled"
-            ):
-                return sample.value
-    return 0
+    event = await api.get(f"/events/{saved['EVENT']}")
+    reached = {(r["webhook_id"], r["delivery_id"], r["status"]) for r in event["webhooks"]}
+    assert reached == {(w, d, "success")}, event
 
 
-async def test_readme_walk_through_delivers_a_signed_event_and_logs_it(
-    stack: Stack, fanout_health_port: int, tmp_path: Path
+async def check_the_recovery(script: Script, api: Api, saved: dict[str, str]) -> None:
+    """Pause, and recover: the outage's deliveries failed after the 2, 2 s schedule (three
+    attempts), the job sent each again, and listen printed each as attempt 4."""
+    w = saved["W"]
+    job = (await api.get(f"/jobs/{saved['JOB']}"))["job"]
+    assert (job["status"], job["total"], job["done"]) == ("done", 3, 3), job
+    window = (instant(saved["OUTAGE"]), instant(job["until"]))
+    page = await api.get(f"/webhooks/{w}/deliveries?limit=100")
+    outage = [d for d in page["deliveries"] if window[0] <= instant(d["created_at"]) < window[1]]
+    assert [d["event"] for d in outage] == ["participant.joined"] * 3, page
+    for delivery in outage:
+        attempts = [p for p in printed(script) if p.head["delivery"] == delivery["id"]]
+        assert [p.head["attempt"] for p in attempts] == ["4"], script.output()
+        assert attempts[0].verified, script.output()
+    settled = [(await api.get(f"/webhooks/{w}/deliveries/{d['id']}"))["delivery"] for d in outage]
+    assert {(d["status"], d["attempts"]) for d in settled} == {("success", 4)}, settled
+
+
+async def check_the_rest(api: Api, saved: dict[str, str]) -> None:
+    """Manage webhooks (the second one deleted, the first one changed) and Workflows."""
+    webhooks = (await api.get("/webhooks"))["webhooks"]
+    assert [w["id"] for w in webhooks] == [saved["W"]], webhooks
+    assert (webhooks[0]["name"], webhooks[0]["retry_schedule"]) == ("Design review", [2, 2])
+    workflow = (await api.get(f"/workflows/{saved['WF']}"))["workflow"]
+    assert workflow["enabled"] is False
+    runs = (await api.get(f"/workflows/{saved['WF']}/executions"))["executions"]
+    assert [r["status"] for r in runs] == ["success"], runs
+    run = (await api.get(f"/workflows/{saved['WF']}/executions/{runs[0]['id']}"))["execution"]
+    assert run["result"] == {"logged": True}
+    assert run["logs"] == [
+        {"level": "log", "message": "[participant.joined] User user-001 in room Design review"}
+    ]
+
+
+async def check_both_secrets_sign(
+    script: Script, api: Api, saved: dict[str, str], secrets_file: Path
 ) -> None:
-    run_env = stack.run_env()
-    receiver_port = free_port()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-        api = Api(http, run_env)
-        status, created = await api.call(
-            "POST",
-            body={
-                "url": f"http://127.0.0.1:{receiver_port}/collab-webhook",
-                "events": ["participant.joined", "participant.left"],
-                "roomId": ROOM_ID,
-            },
+    """Rotate a secret: during the overlap a ping verifies with the new secret alone
+    (X-Webhook-Signature-Next and a second webhook-signature entry) and with the old one alone
+    (X-Webhook-Signature and the first entry). listen reads its file again on each request."""
+    kept = secrets_file.read_text()
+    assert kept.split() == [saved["SECRET"], saved["NEW_SECRET"]]
+    for secret in (saved["NEW_SECRET"], saved["SECRET"]):
+        secrets_file.write_text(f"{secret}\n")
+        queued = await api.call("POST", f"/webhooks/{saved['W']}/test")
+        ping = await printed_once(
+            script.stdout,
+            lambda p, delivery=queued["delivery_id"]: p.head["delivery"] == delivery,
+            what=f"ping {queued['delivery_id']}",
+            alive=lambda: None,
         )
-        assert status == 201, created
-        webhook = created["data"]["webhook"]
-        assert re.fullmatch(r"[0-9a-f]{64}", webhook["secret"])
+        assert ping.verified, script.output()
+    secrets_file.write_text(kept)
 
-        async with listening(receiver_port, webhook["secret"], tmp_path) as listen:
-            # Publishing before fanout indexed the webhook would match nothing.
-            async def indexed() -> bool:
-                return await indexed_webhooks(http, fanout_health_port) >= 1
 
-            await eventually(indexed, timeout_s=INDEX_TIMEOUT_S, interval_s=0.2)
+async def test_the_readme_walk_through_runs_as_written_and_does_what_it_says(
+    stack: Stack, tmp_path: Path
+) -> None:
+    folder = checkout_like(stack)
+    variables_file = tmp_path / "walkthrough-variables"
+    script_file = tmp_path / "walkthrough.sh"
+    script_file.write_text(
+        walkthrough_script(
+            README.read_text(encoding="utf-8"), port=free_port(), variables_file=variables_file
+        )
+    )
+    async with (
+        run_bash(script_file, cwd=folder, env=clean_environ()) as script,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+    ):
+        code = await script.finish(timeout_s=SCRIPT_TIMEOUT_S)
+        assert code == 0, f"{script.output()}\n-- the script ({script_file})"
+        saved = dict(line.split("=", 1) for line in variables_file.read_text().splitlines())
+        assert all(saved.get(name) for name in VARIABLES), saved
+        api = Api(http, stack.run_env())
+        await check_the_first_delivery(script, api, saved)
+        await check_the_recovery(script, api, saved)
+        await check_the_rest(api, saved)
+        await check_both_secrets_sign(script, api, saved, folder / ".roomhooks/listen-secrets")
 
-            # As after `source .roomhooks/run.env`, from a folder with no .roomhooks/ of its own.
-            publish = await run_cli(
-                "publish",
-                "--account",
-                run_env["ROOMHOOKS_ACCOUNT_ID"],
-                "--event",
-                "participant.joined",
-                "--room",
-                json.dumps(ROOM),
-                "--user",
-                json.dumps(USER),
-                env=clean_environ() | run_env,
-                cwd=tmp_path,
-            )
-            assert publish.process.returncode == 0, publish.output()
-            assert len(publish.stdout) == 1, publish.output()
-            event_id = str(uuid.UUID(publish.stdout[0]))
 
-            joined = await delivered(listen, "participant.joined")
-            assert (joined.head["attempt"], joined.head["status"]) == ("1", "200")
-            assert joined.head["hex"] == "valid", listen.output()
-            assert joined.head["standard"] == "valid", listen.output()
-            assert '"userId": "user-001"' in joined.text
-            assert joined.body["id"] == event_id
-            assert joined.body["organization_id"] == run_env["ROOMHOOKS_ACCOUNT_ID"]
-            assert joined.body["room"] == ROOM
-            assert joined.body["user"] == {"id": "user-001", "name": "Ada"}
-            assert joined.body["data"] == {"roomId": ROOM_ID, "userId": "user-001"}
-            assert "never-forwarded" not in "\n".join(listen.stdout)
+# --- the extraction -----------------------------------------------------------------------
 
-            async def settled() -> list[dict[str, Any]] | None:
-                status, page = await api.call("GET", f"/{webhook['id']}/deliveries?limit=10")
-                assert status == 200, page
-                deliveries = page["data"]["deliveries"]
-                return deliveries if deliveries and deliveries[0]["status"] != "pending" else None
+MARKDOWN = """# Title
 
-            deliveries = await eventually(settled, timeout_s=DELIVERY_TIMEOUT_S, interval_s=0.2)
-            assert len(deliveries) == 1, deliveries
-            delivery = deliveries[0]
-            assert delivery["id"] == joined.head["delivery"]
-            assert delivery["event"] == "participant.joined"
-            assert delivery["event_id"] == event_id
-            assert (delivery["status"], delivery["attempts"], delivery["status_code"]) == (
-                "success",
-                1,
-                200,
-            )
+## Walk-through
 
-            status, one = await api.call("GET", f"/{webhook['id']}/deliveries/{delivery['id']}")
-            assert status == 200, one
-            assert one["data"]["delivery"]["id"] == delivery["id"]
-            assert len(one["data"]["attempts"]) == 1, one
-            assert one["data"]["attempts"][0]["status_code"] == 200
+```sh
+echo one
+```
 
-            status, queued = await api.call("POST", f"/{webhook['id']}/test")
-            assert status == 202, queued
-            ping = await delivered(listen, "webhook.test")
-            assert ping.head["delivery"] == queued["data"]["delivery_id"]
-            assert ping.head["hex"] == "valid", listen.output()
-            assert ping.head["standard"] == "valid", listen.output()
-            assert ping.body["event"] == "webhook.test"
-            assert "INVALID" not in "\n".join(listen.stdout)
+```json
+{"shown": true}
+```
+
+<!-- walkthrough: skip: a reference, not a step -->
+```sh
+echo skipped
+```
+
+### A sub-section
+
+```sh
+echo two
+```
+
+## Next
+
+```sh
+echo not in the section
+```
+"""
+
+
+def test_runs_the_sh_blocks_of_the_section_only_in_order_and_not_those_marked_skip() -> None:
+    blocks = walkthrough_blocks(MARKDOWN)
+    assert [(b.text, b.line) for b in blocks] == [("echo one", 5), ("echo two", 20)]
+    script = bash_script(blocks, prologue="set -u", epilogue="echo done")
+    assert script.splitlines() == [
+        "# before the walk-through",
+        "set -u",
+        "",
+        "# README.md line 5",
+        "echo one",
+        "",
+        "# README.md line 20",
+        "echo two",
+        "",
+        "# after the walk-through",
+        "echo done",
+    ]
+
+
+def test_a_skip_needs_a_reason_and_a_fence_its_end() -> None:
+    first_line, lines = section(
+        MARKDOWN.replace("skip: a reference, not a step", "skip:"), "## Walk-through"
+    )
+    with pytest.raises(ValueError, match="a skip without a reason"):
+        fenced_blocks(lines, first_line)
+    with pytest.raises(ValueError, match="never closed"):
+        fenced_blocks(["```sh", "echo open"])
+
+
+def test_the_readme_skips_only_the_cli_reference() -> None:
+    first_line, lines = section(README.read_text(encoding="utf-8"), "## Walk-through")
+    skipped = [b for b in fenced_blocks(lines, first_line) if b.skip_reason is not None]
+    assert [b.language for b in skipped] == ["sh"]
+    assert "roomhooks workflows create" in skipped[0].text
