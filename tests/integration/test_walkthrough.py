@@ -91,7 +91,7 @@ def walkthrough_script(markdown: str, *, port: int, variables_file: Path) -> str
 def checkout_like(stack: Stack) -> Path:
     """The stack's state folder's parent, with this checkout's virtualenv as `.venv`."""
     folder = stack.state_dir.parent
-    (folder / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    (folder / ".venv").symlink_to(sys.prefix)
     return folder
 
 
@@ -292,6 +292,12 @@ def test_a_skip_needs_a_reason_and_a_fence_its_end() -> None:
         fenced_blocks(lines, first_line)
     with pytest.raises(ValueError, match="never closed"):
         fenced_blocks(["```sh", "echo open"])
+
+
+@pytest.mark.parametrize("fence", ["```", "```bash"])
+def test_a_fence_neither_run_nor_shown_is_refused(fence: str) -> None:
+    with pytest.raises(ValueError, match="to run it"):
+        walkthrough_blocks(MARKDOWN.replace("```json", fence))
 
 
 def test_the_readme_skips_only_the_cli_reference() -> None:

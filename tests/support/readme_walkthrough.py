@@ -1,7 +1,8 @@
 """The README's walk-through as one bash script: its fenced `sh` blocks, in order (pure).
 
-A block in another fence language (`text`, `json`) is shown, not run. A `sh` block that must
-not run says so on the line just above its fence, with the reason:
+A `text` or `json` block is shown, not run; any other fence (none, `bash`) is refused, so that
+no command is left out unnoticed. A `sh` block that must not run says so on the line just
+above its fence, with the reason:
 
     <!-- walkthrough: skip: a reference of commands, not a step -->
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 FENCE = re.compile(r"^```(?P<language>\S*)\s*$")
 SKIP = re.compile(r"^<!--\s*walkthrough:\s*skip:\s*(?P<reason>.*?)\s*-->$")
 RUN = "sh"
+SHOWN = frozenset({"text", "json"})
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,14 @@ def fenced_blocks(lines: list[str], first_line: int = 1) -> list[Block]:
 def walkthrough_blocks(markdown: str, heading: str = "## Walk-through") -> list[Block]:
     """The `sh` blocks of the section that run, in order."""
     first_line, lines = section(markdown, heading)
-    return [
-        block
-        for block in fenced_blocks(lines, first_line)
-        if block.language == RUN and block.skip_reason is None
-    ]
+    blocks = fenced_blocks(lines, first_line)
+    for block in blocks:
+        if block.language != RUN and block.language not in SHOWN:
+            raise ValueError(
+                f"line {block.line}: a {block.language or 'bare'} fence: say {RUN} to run it,"
+                f" or one of {sorted(SHOWN)} to show it"
+            )
+    return [block for block in blocks if block.language == RUN and block.skip_reason is None]
 
 
 def bash_script(blocks: list[Block], *, prologue: str = "", epilogue: str = "") -> str:
