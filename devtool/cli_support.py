@@ -1,5 +1,6 @@
 """What every `roomhooks` command shares: the error that ends it (one line, an exit code),
-connections from the environment or run.env, a Postgres pool, and argument types.
+connections and the default account from the environment or run.env, a Postgres pool, and
+argument types.
 
 Bad input exits 2 and an unreachable Postgres or broker exits 1, each with one line on stderr.
 """
@@ -17,9 +18,9 @@ from uuid import UUID
 import asyncpg
 from pydantic_settings import BaseSettings
 
-from devtool.devstack import DevSettings, redact_url
+from devtool.dev_settings import DevSettings, redact_url
 from devtool.postgres import UNREACHABLE, one_line
-from devtool.runenv import parse_run_env
+from devtool.runenv import ACCOUNT_SETTING, parse_run_env, saved_account
 from shared.db import create_pool
 from shared.settings import KafkaSettings, PostgresSettings
 
@@ -84,6 +85,31 @@ def connections(environ: Mapping[str, str]) -> tuple[PostgresSettings, KafkaSett
     return (
         settings_with_fallback(PostgresSettings, saved, environ),
         settings_with_fallback(KafkaSettings, saved, environ),
+    )
+
+
+def default_account(given: UUID | None, environ: Mapping[str, str]) -> UUID:
+    """`--account`, else the account `roomhooks dev` saved (environment first, then run.env);
+    neither is bad input (exit 2) naming `--account`."""
+    if given is not None:
+        return given
+    path = DevSettings().run_env_path
+    saved = saved_account(environ, load_run_env(path))
+    if saved is None:
+        raise CliError(f"--account is required (no {ACCOUNT_SETTING} in the environment or {path})")
+    try:
+        return UUID(saved)
+    except ValueError:
+        raise CliError(f"{ACCOUNT_SETTING}: {saved!r} is not a UUID") from None
+
+
+def add_account_option(parser: argparse.ArgumentParser) -> None:
+    """`--account ID`, defaulting (at run time, through default_account) to the saved one."""
+    parser.add_argument(
+        "--account",
+        type=account_id,
+        metavar="ID",
+        help=f"the account (default: {ACCOUNT_SETTING} from the environment or run.env)",
     )
 
 

@@ -7,16 +7,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from devtool.cli_support import CliError, account_id, connections, load_run_env, postgres_pool
-from devtool.devstack import DevSettings
-from devtool.runenv import ACCOUNT_SETTING, saved_account
+from devtool.cli_support import (
+    CliError,
+    account_id,
+    add_account_option,
+    connections,
+    default_account,
+    postgres_pool,
+)
 from services.registry import admin as registry_admin
 from services.registry.admin import ApiKey
 
@@ -37,32 +42,13 @@ def add_keys_commands(commands: Any) -> None:
     )
     revoke_key.add_argument("key", type=account_id, metavar="KEY_ID", help="the key's id")
     for sub in (create_key, list_keys, revoke_key):
-        sub.add_argument(
-            "--account",
-            type=account_id,
-            metavar="ID",
-            help=f"the account (default: {ACCOUNT_SETTING} from the environment or run.env)",
-        )
-
-
-def keys_account(given: UUID | None, environ: Mapping[str, str]) -> UUID:
-    """`--account`, else the account `roomhooks dev` saved (environment first, then run.env)."""
-    if given is not None:
-        return given
-    path = DevSettings().run_env_path
-    saved = saved_account(environ, load_run_env(path))
-    if saved is None:
-        raise CliError(f"--account is required (no {ACCOUNT_SETTING} in the environment or {path})")
-    try:
-        return UUID(saved)
-    except ValueError:
-        raise CliError(f"{ACCOUNT_SETTING}: {saved!r} is not a UUID") from None
+        add_account_option(sub)
 
 
 @contextlib.asynccontextmanager
 async def account_pool(given: UUID | None) -> AsyncIterator[tuple[asyncpg.Pool, UUID]]:
     """A pool on the registry's database and the keys commands' account (it must exist)."""
-    account = keys_account(given, os.environ)
+    account = default_account(given, os.environ)
     postgres, _kafka = connections(os.environ)
     async with postgres_pool(postgres) as pool:
         try:

@@ -19,13 +19,15 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from devtool import devstack
 from devtool.cli_support import (
     CliError,
     Parser,
-    account_id,
+    add_account_option,
     connections,
+    default_account,
     postgres_pool,
 )
 from devtool.deliveries_cli import DELIVERIES_COMMANDS, add_deliveries_commands
@@ -97,7 +99,7 @@ def _add_publish_commands(commands: Any) -> None:
     publish = commands.add_parser(
         "publish", help="publish an event to the events topic; prints its id"
     )
-    publish.add_argument("--account", required=True, type=account_id, metavar="ID")
+    add_account_option(publish)
     publish.add_argument("--event", required=True, metavar="NAME", help="a catalog event name")
     publish.add_argument("--room", type=json_value, metavar="JSON", help='e.g. \'{"id": "r1"}\'')
     publish.add_argument("--user", type=json_value, metavar="JSON", help='e.g. \'{"id": "u1"}\'')
@@ -110,7 +112,7 @@ def _add_publish_commands(commands: Any) -> None:
     put_kv = state_do.add_parser("put-kv", help="set (or --delete) a KV entry of a room")
     put_file = state_do.add_parser("put-file", help="set (or --delete) a file's metadata")
     for sub in (put_kv, put_file):
-        sub.add_argument("--account", required=True, type=account_id, metavar="ID")
+        add_account_option(sub)
         sub.add_argument("--room", required=True, metavar="ROOM_ID")
         sub.add_argument("--delete", action="store_true", help="remove it")
     put_kv.add_argument("--store", required=True)
@@ -144,8 +146,9 @@ async def create_account(args: argparse.Namespace) -> int:
     return 0
 
 
-def event_from_args(args: argparse.Namespace, *, now: datetime) -> dict[str, Any]:
-    """The event `publish` sends, validated against the catalog; CliError names the flag."""
+def event_from_args(args: argparse.Namespace, account: UUID, *, now: datetime) -> dict[str, Any]:
+    """The event `publish` sends for `account`, validated against the catalog; CliError names
+    the flag."""
     spec = CATALOG.get(args.event)
     if spec is None:
         raise CliError(f"--event: unknown event {args.event!r} (GET /v1/event-types lists them)")
@@ -154,7 +157,7 @@ def event_from_args(args: argparse.Namespace, *, now: datetime) -> dict[str, Any
     try:
         return build_event(
             event=args.event,
-            organization_id=str(args.account),
+            organization_id=str(account),
             room=args.room,
             user=args.user,
             users=args.users,
@@ -170,13 +173,15 @@ def event_from_args(args: argparse.Namespace, *, now: datetime) -> dict[str, Any
 
 
 async def publish(args: argparse.Namespace) -> int:
-    print(await publish_event(args.account, event_from_args(args, now=datetime.now(UTC))))
+    account = default_account(args.account, os.environ)
+    print(await publish_event(account, event_from_args(args, account, now=datetime.now(UTC))))
     return 0
 
 
-def state_record(args: argparse.Namespace) -> tuple[str, Any]:
-    """The room-state key and value `state put-kv` / `put-file` publish (None: delete)."""
-    org = str(args.account)
+def state_record(args: argparse.Namespace, account: UUID) -> tuple[str, Any]:
+    """The room-state key and value `state put-kv` / `put-file` publish for `account` (None:
+    delete)."""
+    org = str(account)
     try:
         if args.action == "put-kv":
             key = state_key(org, args.room, "kv", args.store, args.key)
@@ -198,7 +203,7 @@ def state_record(args: argparse.Namespace) -> tuple[str, Any]:
 
 
 async def put_state(args: argparse.Namespace) -> int:
-    key, value = state_record(args)
+    key, value = state_record(args, default_account(args.account, os.environ))
     _postgres, kafka = connections(os.environ)
     await send(
         kafka, Topics.from_settings(kafka).room_state, key, None if value is None else dumps(value)

@@ -8,9 +8,8 @@ import contextlib
 import socket
 import time
 
+from devtool.dev_settings import LOOPBACK as LOOPBACK
 from devtool.supervisor import DevStackError
-
-LOOPBACK = "127.0.0.1"
 
 
 def port_is_free(host: str, port: int) -> bool:

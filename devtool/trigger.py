@@ -17,10 +17,8 @@ from typing import Any
 from uuid import UUID
 
 from devtool.api_args import event_name
-from devtool.cli_support import CliError, account_id
-from devtool.keys import keys_account
+from devtool.cli_support import CliError, add_account_option, default_account
 from devtool.publishing import publish_event
-from devtool.runenv import ACCOUNT_SETTING
 from devtool.samples import sample_event
 from shared.events import CATALOG, InvalidEvent, parse_event
 
@@ -38,12 +36,7 @@ def add_trigger_command(commands: Any) -> None:
         epilog="events: " + ", ".join(CATALOG),
     )
     trigger.add_argument("event", type=event_name, metavar="EVENT", help="a catalog event name")
-    trigger.add_argument(
-        "--account",
-        type=account_id,
-        metavar="ID",
-        help=f"the account (default: {ACCOUNT_SETTING} from the environment or run.env)",
-    )
+    add_account_option(trigger)
     trigger.add_argument(
         "--set",
         dest="assignments",
@@ -113,7 +106,7 @@ def triggered_event(
 
 
 async def trigger(args: argparse.Namespace) -> int:
-    account = keys_account(args.account, os.environ)
+    account = default_account(args.account, os.environ)
     event = triggered_event(args.event, account, args.assignments, now=datetime.now(UTC))
     event_id = await publish_event(account, event)
     print(json.dumps(event, indent=2, ensure_ascii=False) if args.json else event_id)

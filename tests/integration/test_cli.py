@@ -164,6 +164,27 @@ async def test_publish_keys_an_organization_event_by_the_organization(
     assert parse_event(records[0].value or b"").id == result.stdout.strip()
 
 
+async def test_publish_without_account_takes_run_envs_and_without_any_exits_2(
+    cli_env: dict[str, str], tmp_path: Path, kafka_settings: KafkaSettings, account: uuid.UUID
+) -> None:
+    run_env = tmp_path / ".roomhooks" / "run.env"
+    run_env.parent.mkdir()
+    run_env.write_text(f"export ROOMHOOKS_ACCOUNT_ID='{account}'\n")
+
+    result = await run_cli(["publish", "--event", "member.added"], env=cli_env, cwd=tmp_path)
+
+    assert (result.code, result.stderr) == (0, "")
+    records = await read_topic(
+        kafka_settings, Topics.from_settings(kafka_settings).events, at_least=1
+    )
+    assert parse_event(records[0].value or b"").organization_id == str(account)
+
+    run_env.unlink()
+    refused = await run_cli(["publish", "--event", "member.added"], env=cli_env, cwd=tmp_path)
+    assert refused.code == 2
+    assert refused.stderr.startswith("roomhooks: error: --account is required")
+
+
 @pytest.mark.parametrize(
     ("args", "problem"),
     [

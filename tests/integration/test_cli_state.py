@@ -45,6 +45,27 @@ async def test_put_kv_and_put_file_publish_room_state_records(
     assert [json.loads(v) for v in by_key[f"{ORG}/r1/file/docs/a.pdf".encode()]] == [{"size": 1024}]
 
 
+async def test_state_without_account_takes_run_envs_and_without_any_exits_2(
+    cli_env, kafka_settings, topics, tmp_path
+):
+    run_env = tmp_path / ".roomhooks" / "run.env"
+    run_env.parent.mkdir()
+    run_env.write_text(f"export ROOMHOOKS_ACCOUNT_ID='{ORG}'\n")
+    args = ["state", "put-kv", "--room", "r2", "--store", "s", "--key", "k", "--value", "1"]
+
+    put = await run_cli(args, env=cli_env, cwd=tmp_path)
+
+    assert (put.code, put.stderr) == (0, "")
+    assert put.stdout.strip() == f"{ORG}/r2/kv/s/k"
+    records = await read_topic(kafka_settings, topics.room_state, at_least=1)
+    assert [r.key for r in records] == [f"{ORG}/r2/kv/s/k".encode()]
+
+    run_env.unlink()
+    refused = await run_cli(args, env=cli_env, cwd=tmp_path)
+    assert refused.code == 2
+    assert refused.stderr.startswith("roomhooks: error: --account is required")
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
