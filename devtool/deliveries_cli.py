@@ -1,4 +1,5 @@
-"""`roomhooks deliveries list|get|redeliver|recover`: a webhook's delivery log, through the API."""
+"""`roomhooks deliveries list|get|redeliver|recover`: a webhook's delivery log, through the API;
+`recover --wait` waits for the recovery job to end (devtool.jobs_cli)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from devtool.api_args import add_action, add_paging, page_query, timestamp, uuid_id
 from devtool.api_client import call_account
+from devtool.jobs_cli import add_wait_options, wait_and_show
 from devtool.output import cell, page_note, record_table, rows_table, show
 
 STATUSES = ("pending", "success", "failed")
@@ -49,6 +51,7 @@ def add_deliveries_commands(commands: Any) -> None:
     recover.add_argument("webhook", type=uuid_id, metavar="WEBHOOK_ID")
     recover.add_argument("--since", required=True, type=timestamp, metavar="TIME")
     recover.add_argument("--until", type=timestamp, metavar="TIME", help="default: now")
+    add_wait_options(recover)
 
 
 def _delivery(data: Mapping[str, Any]) -> str:
@@ -84,6 +87,8 @@ async def redeliver(args: argparse.Namespace) -> int:
 async def recover(args: argparse.Namespace) -> int:
     body = {"since": args.since, "until": args.until}
     data = await call_account(args.account, "POST", "webhooks", args.webhook, "recover", body=body)
+    if args.wait:
+        return await wait_and_show(args, data["job"]["id"])
     return show(data, args.json, lambda d: record_table(d["job"]))
 
 

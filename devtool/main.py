@@ -33,6 +33,7 @@ from devtool.cli_support import (
 from devtool.deliveries_cli import DELIVERIES_COMMANDS, add_deliveries_commands
 from devtool.devstack import DevSettings
 from devtool.events_cli import EVENTS_COMMANDS, add_events_commands
+from devtool.jobs_cli import JOBS_COMMANDS, add_jobs_commands
 from devtool.keys import add_keys_commands, create_key, list_keys, revoke_key
 from devtool.listen import add_listen_command, listen
 from devtool.publishing import publish_event, send
@@ -74,6 +75,7 @@ def build_parser() -> Parser:
     add_listen_command(commands)
     add_webhooks_commands(commands)
     add_deliveries_commands(commands)
+    add_jobs_commands(commands)
     add_workflows_commands(commands)
     add_events_commands(commands)
     return parser
@@ -226,6 +228,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Any]] = {
     ("secrets-key", None): print_secrets_key,
     **WEBHOOKS_COMMANDS,
     **DELIVERIES_COMMANDS,
+    **JOBS_COMMANDS,
     **WORKFLOWS_COMMANDS,
     **EVENTS_COMMANDS,
 }
