@@ -94,7 +94,7 @@ def page_query(
     sql = (
         f"SELECT {_COLUMNS.format(payload='NULL::text')} FROM events.events"
         f" WHERE {' AND '.join(where)} ORDER BY received_at DESC, id DESC"
-        f" LIMIT {arg(limit) if both or after else planned_limit(limit)}"
+        f" LIMIT {arg(limit) if both or after is not None else planned_limit(limit)}"
     )
     return sql, args
 
