@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -21,11 +21,10 @@ from uuid import UUID
 import aiohttp
 
 from devtool.cli_support import EXIT_UNAVAILABLE, CliError, load_run_env
-from devtool.devstack import DevSettings, api_url, redact_url
+from devtool.dev_settings import DevSettings, api_url, redact_url
 from devtool.output import cell
 from devtool.postgres import one_line
 from devtool.runenv import ACCOUNT_SETTING, saved_account
-from services.registry import admin as registry_admin
 
 URL_SETTING = "ROOMHOOKS_API_URL"
 # In order of preference; the first present, in the environment then run.env, is used.
@@ -52,10 +51,11 @@ def resolve_target(
     account: UUID | None,
     environ: Mapping[str, str],
     saved: Mapping[str, str],
-    default_url: str,
+    default_url: Callable[[], str],
 ) -> ApiTarget:
-    """The target from `--account`, the environment and run.env's `saved` values (pure)."""
-    url = environ.get(URL_SETTING) or saved.get(URL_SETTING) or default_url
+    """The target from `--account`, the environment and run.env's `saved` values, and
+    `default_url()` when neither names the registry (pure but for that)."""
+    url = environ.get(URL_SETTING) or saved.get(URL_SETTING) or default_url()
     key = next(
         (found for name in KEY_SETTINGS if (found := environ.get(name) or saved.get(name))),
         None,
@@ -73,11 +73,18 @@ def resolve_target(
     return ApiTarget(url.rstrip("/"), key, account)
 
 
+def registry_default_url() -> str:
+    """Where the registry's settings say it listens. Imported only when asked: the registry
+    takes a tenth of a second to import, and run.env names the URL anyway."""
+    from services.registry import admin as registry_admin
+
+    return api_url(*registry_admin.api_address())
+
+
 def api_target(account: UUID | None, environ: Mapping[str, str]) -> ApiTarget:
-    host, port = registry_admin.api_address()
     saved = load_run_env(DevSettings().run_env_path)
     return resolve_target(
-        account=account, environ=environ, saved=saved, default_url=api_url(host, port)
+        account=account, environ=environ, saved=saved, default_url=registry_default_url
     )
 
 

@@ -9,7 +9,8 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
@@ -22,8 +23,20 @@ from devtool.cli_support import (
     default_account,
     postgres_pool,
 )
-from services.registry import admin as registry_admin
-from services.registry.admin import ApiKey
+
+if TYPE_CHECKING:
+    from services.registry.admin import ApiKey
+
+# The registry's roles (services.registry.admin.ROLES, which a unit test holds this to): the
+# parser needs them, and importing the registry for them would slow every command.
+ROLES = ("OWNER", "ADMIN", "MEMBER")
+
+
+def _admin() -> ModuleType:
+    """The registry's admin module, imported by the commands that call it."""
+    from services.registry import admin
+
+    return admin
 
 
 def add_keys_commands(commands: Any) -> None:
@@ -33,7 +46,7 @@ def add_keys_commands(commands: Any) -> None:
     create_key = keys_do.add_parser(
         "create", help="mint an API key; prints it once (only its hash is stored)"
     )
-    create_key.add_argument("--role", required=True, type=str.upper, choices=registry_admin.ROLES)
+    create_key.add_argument("--role", required=True, type=str.upper, choices=ROLES)
     list_keys = keys_do.add_parser(
         "list", help="list the account's keys, newest first (never the keys themselves)"
     )
@@ -50,6 +63,7 @@ async def account_pool(given: UUID | None) -> AsyncIterator[tuple[asyncpg.Pool, 
     """A pool on the registry's database and the keys commands' account (it must exist)."""
     account = default_account(given, os.environ)
     postgres, _kafka = connections(os.environ)
+    registry_admin = _admin()
     async with postgres_pool(postgres) as pool:
         try:
             yield pool, account
@@ -59,18 +73,19 @@ async def account_pool(given: UUID | None) -> AsyncIterator[tuple[asyncpg.Pool, 
 
 async def create_key(args: argparse.Namespace) -> int:
     async with account_pool(args.account) as (pool, account):
-        token = await registry_admin.create_key(pool, account, args.role)
+        token = await _admin().create_key(pool, account, args.role)
     print(token)
     return 0
 
 
 async def list_keys(args: argparse.Namespace) -> int:
     async with account_pool(args.account) as (pool, account):
-        print(keys_table(await registry_admin.list_keys(pool, account)))
+        print(keys_table(await _admin().list_keys(pool, account)))
     return 0
 
 
 async def revoke_key(args: argparse.Namespace) -> int:
+    registry_admin = _admin()
     async with account_pool(args.account) as (pool, account):
         try:
             key = await registry_admin.revoke_key(pool, account, args.key)

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from devtool import devstack
 from devtool.cli_support import (
     CliError,
     Parser,
@@ -31,7 +30,7 @@ from devtool.cli_support import (
     postgres_pool,
 )
 from devtool.deliveries_cli import DELIVERIES_COMMANDS, add_deliveries_commands
-from devtool.devstack import DevSettings
+from devtool.dev_settings import DevSettings
 from devtool.events_cli import EVENTS_COMMANDS, add_events_commands
 from devtool.jobs_cli import JOBS_COMMANDS, add_jobs_commands
 from devtool.keys import add_keys_commands, create_key, list_keys, revoke_key
@@ -40,7 +39,6 @@ from devtool.publishing import publish_event, send
 from devtool.trigger import add_trigger_command, trigger
 from devtool.webhooks_cli import WEBHOOKS_COMMANDS, add_webhooks_commands
 from devtool.workflows_cli import WORKFLOWS_COMMANDS, add_workflows_commands
-from services.registry import admin as registry_admin
 from shared.events import CATALOG, InvalidEvent, Scope, build_event
 from shared.kafka import Topics, dumps
 from shared.logging import configure_logging
@@ -135,12 +133,19 @@ async def print_secrets_key(_args: argparse.Namespace) -> int:
 
 
 def run_dev(_args: argparse.Namespace) -> int:
+    # Here, not at the top: the stack and the registry take most of a second to import, which
+    # every other command, mostly one HTTP call, would pay.
+    from devtool import devstack
+    from services.registry import admin as registry_admin
+
     configure_logging(RuntimeSettings(), service="dev")
     api_host, api_port = registry_admin.api_address()
     return devstack.run(DevSettings(), api_host=api_host, api_port=api_port, environ=os.environ)
 
 
 async def create_account(args: argparse.Namespace) -> int:
+    from services.registry import admin as registry_admin  # as in run_dev
+
     postgres, _kafka = connections(os.environ)
     async with postgres_pool(postgres) as pool:
         new_id = await registry_admin.create_account(pool, args.name)

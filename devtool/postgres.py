@@ -21,14 +21,12 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import asyncpg
 import structlog
 
-from services.registry import admin as registry_admin
-from services.registry.admin import AccountKeys
 from shared.db import (
     apply_migrations,
     create_pool,
@@ -37,6 +35,11 @@ from shared.db import (
 )
 from shared.kafka import Topics
 from shared.settings import PostgresSettings
+
+# The registry's admin module loads most of the registry (0.15 s): the functions of the dev
+# stack that use it import it, so a CLI command that needs only one_line stays quick.
+if TYPE_CHECKING:
+    from services.registry.admin import AccountKeys
 
 log = structlog.get_logger(__name__)
 
@@ -220,7 +223,9 @@ async def migrate_all(url: str, services: list[str]) -> None:
 async def dev_account(url: str, previous: Mapping[str, str]) -> tuple[AccountKeys, bool]:
     """The account and keys of the previous run.env when still valid here, else new ones
     (through the registry's admin module). Returns (account, reused)."""
-    old = AccountKeys(
+    from services.registry import admin as registry_admin
+
+    old = registry_admin.AccountKeys(
         previous.get("ROOMHOOKS_ACCOUNT_ID", ""),
         previous.get("ROOMHOOKS_OWNER_TOKEN", ""),
         previous.get("ROOMHOOKS_MEMBER_TOKEN", ""),
@@ -237,6 +242,8 @@ async def reannounce_registry(url: str, topics: Topics) -> tuple[int, int]:
     relay publishes them): a restarted dev broker has forgotten `roomhooks.registry`, and a
     fanout that starts after that must still find every subscription. Real Kafka keeps the
     compacted topic, so production needs none of this. Returns (webhooks, workflows)."""
+    from services.registry import admin as registry_admin
+
     pool = await create_pool(PostgresSettings(url=url, pool_min_size=1, pool_max_size=2))
     try:
         webhooks, workflows = await registry_admin.reannounce(pool, topics)

@@ -8,11 +8,8 @@ import os
 from typing import Any
 from uuid import UUID
 
-from aiokafka.errors import KafkaError
-
 from devtool.cli_support import EXIT_UNAVAILABLE, CliError, connections, postgres_pool
 from devtool.postgres import one_line
-from services.registry import admin as registry_admin
 from shared.events import parse_event
 from shared.kafka import JSON_HEADERS, Topics, dumps, make_producer
 from shared.settings import KafkaSettings
@@ -22,6 +19,8 @@ BROKER_TIMEOUT_S = 30.0
 
 async def send(kafka: KafkaSettings, topic: str, key: str, value: bytes | None) -> None:
     """Publish one record and wait for the broker's acknowledgement; exit 1 when unreachable."""
+    from aiokafka.errors import KafkaError  # here: only the publishing commands need aiokafka
+
     producer = make_producer(kafka)
     try:
         async with asyncio.timeout(BROKER_TIMEOUT_S):
@@ -41,6 +40,8 @@ async def send(kafka: KafkaSettings, topic: str, key: str, value: bytes | None) 
 async def publish_event(account: UUID, event: dict[str, Any]) -> str:
     """Send a valid event of `account` (which must exist: exit 2) to the events topic, keyed
     by its room, else its organization, as room services key it; its id."""
+    from services.registry import admin as registry_admin  # here: it loads the registry
+
     parsed = parse_event(event)
     postgres, kafka = connections(os.environ)
     async with postgres_pool(postgres) as pool:

@@ -24,7 +24,9 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def target(environ: dict[str, str], saved: dict[str, str], account=None) -> ApiTarget:
-    return resolve_target(account=account, environ=environ, saved=saved, default_url=DEFAULT_URL)
+    return resolve_target(
+        account=account, environ=environ, saved=saved, default_url=lambda: DEFAULT_URL
+    )
 
 
 def test_the_environment_wins_over_run_env_for_url_key_and_account() -> None:
