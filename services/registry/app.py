@@ -109,8 +109,14 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
     app[WEBHOOKS] = webhooks = WebhookService(
         PostgresWebhooks(pool), topics, clock, box, quota=s.webhooks_per_account
     )
+    # The log pages name the days a row can have (shared/partitions.py kept_span).
+    days = s.postgres.retention_days
     app[WORKFLOWS] = workflows = WorkflowService(
-        PostgresWorkflows(pool), topics, clock, checks, quota=s.workflows_per_account
+        PostgresWorkflows(pool, retention_days=days, clock=clock),
+        topics,
+        clock,
+        checks,
+        quota=s.workflows_per_account,
     )
     app[RELAY] = relay = OutboxRelay(
         pool,
@@ -123,7 +129,9 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
 
     auth = Authorizer(accounts, ApiLimits.from_settings(s))
     sends = Buckets(rate_per_s=s.webhook_sends_rate_per_s, burst=s.webhook_sends_burst)
-    deliveries = DeliveryLogService(PostgresDeliveryLog(pool), topics, clock)
+    deliveries = DeliveryLogService(
+        PostgresDeliveryLog(pool, retention_days=days, clock=clock), topics, clock
+    )
     document = build_openapi(version=version("roomhooks"), page_size_max=s.page_size_max)
     readiness = postgres_and_relay(pool, relay, metrics.backlog)
     for routes in (
@@ -132,7 +140,11 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
         ),
         DeliveryRoutes(auth, deliveries, page_size_max=s.page_size_max, sends=sends),
         JobRoutes(auth, JobService(PostgresJobs(pool), topics, clock)),
-        EventRoutes(auth, EventLogService(PostgresEventLog(pool)), page_size_max=s.page_size_max),
+        EventRoutes(
+            auth,
+            EventLogService(PostgresEventLog(pool, retention_days=days, clock=clock)),
+            page_size_max=s.page_size_max,
+        ),
         WebhookRoutes(auth, webhooks, http_hosts=s.http_hosts, page_size_max=s.page_size_max),
         KeyRoutes(auth, accounts, page_size_max=s.page_size_max),
         AuditRoutes(auth, AuditService(PostgresAuditLog(pool)), page_size_max=s.page_size_max),
