@@ -175,20 +175,26 @@ async def claim_due(
     a partition after another, merged in order; each row claimed is then found in its own
     day's partition (by (id, created_at), pruned as the join runs).
     """
+    # RETURNING has no order of its own: the claimed rows are sorted again as they were
+    # picked, so a webhook's deliveries reach its lane oldest due first.
     records = await conn.fetch(
         f"""
-        UPDATE delivery.deliveries d SET lease_until = $2
-        FROM (
-            SELECT id, created_at FROM delivery.deliveries
-            WHERE status = 'pending' AND next_attempt_at <= $1
-              AND (lease_until IS NULL OR lease_until <= $1)
-              AND NOT (webhook_id = ANY($4::uuid[]))
-            ORDER BY next_attempt_at
-            LIMIT $3
-            FOR UPDATE SKIP LOCKED
-        ) due
-        WHERE d.id = due.id AND d.created_at = due.created_at
-        RETURNING {", ".join("d." + c.strip() for c in _JOB_COLUMNS.split(","))}
+        WITH claimed AS (
+            UPDATE delivery.deliveries d SET lease_until = $2
+            FROM (
+                SELECT id, created_at FROM delivery.deliveries
+                WHERE status = 'pending' AND next_attempt_at <= $1
+                  AND (lease_until IS NULL OR lease_until <= $1)
+                  AND NOT (webhook_id = ANY($4::uuid[]))
+                ORDER BY next_attempt_at
+                LIMIT $3
+                FOR UPDATE SKIP LOCKED
+            ) due
+            WHERE d.id = due.id AND d.created_at = due.created_at
+            RETURNING {", ".join("d." + c.strip() for c in _JOB_COLUMNS.split(","))},
+                      d.next_attempt_at
+        )
+        SELECT {_JOB_COLUMNS} FROM claimed ORDER BY next_attempt_at, created_at, id
         """,
         now,
         lease_until,

@@ -282,9 +282,10 @@ SELECT d.id::text AS id, d.status, d.attempts, d.status_code, d.last_error,
        array_agg(round(extract(epoch FROM a.started_at - d.created_at)::numeric, 3)
                  ORDER BY a.attempt) AS started_s,
        array_agg(a.duration_ms ORDER BY a.attempt) AS durations_ms
-FROM delivery.deliveries d LEFT JOIN delivery.delivery_attempts a ON a.delivery_id = d.id
+FROM delivery.deliveries d LEFT JOIN delivery.delivery_attempts a
+     ON a.delivery_id = d.id AND a.delivery_created_at = d.created_at
 WHERE d.id = ANY($1::uuid[])
-GROUP BY d.id
+GROUP BY d.id, d.created_at
 """
 
 

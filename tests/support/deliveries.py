@@ -29,6 +29,11 @@ async def create_webhook(registry, url: str, **fields) -> dict:
     return (await resp.json())["data"]["webhook"]
 
 
+# The stamp fanout gives an event is the same whenever the event comes again (its own time);
+# a test that requests one event twice gets one stamp, as fanout would give it.
+_STAMPS: dict[tuple[str, str], datetime] = {}
+
+
 def delivery_request(
     webhook: dict,
     event_id: str,
@@ -45,7 +50,7 @@ def delivery_request(
         event_id=event_id,
         event=event,
         body=body if body is not None else json.dumps({"id": event_id}),
-        created_at=created_at or datetime.now(UTC),
+        created_at=created_at or _STAMPS.setdefault((webhook["id"], event_id), datetime.now(UTC)),
     )
 
 
