@@ -12,7 +12,6 @@ instead, with the same advice.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import tempfile
@@ -20,11 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.code_facts import Fact, could_hold_facts, read_facts
+from shared.code_facts import Fact, could_hold_facts, read_facts, run_deno
 from shared.sandbox_rules import deno_api_refusal, import_refusal, process_env_refusal
 
 NO_DEFAULT = "the module must export a default function"
-TIMEOUT_S = 10.0
 
 _LOCATION = re.compile(r"at file://\S*?:(\d+):(\d+)")
 _UNRESOLVED = re.compile(r"Failed resolving '([^']*)'")
@@ -94,7 +92,7 @@ async def compile_check(code: str, language: str, *, deno_bin: str | None = None
 async def _deno_doc(
     deno: str, path: Path, *, env: dict[str, str], cwd: Path
 ) -> tuple[int | None, bytes, bytes]:
-    proc = await asyncio.create_subprocess_exec(
+    return await run_deno(
         deno,
         "doc",
         "--json",
@@ -103,19 +101,9 @@ async def _deno_doc(
         "--no-config",
         "--no-lock",
         str(path),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
         env=env,
         cwd=cwd,
     )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise RuntimeError(f"deno doc did not answer in {TIMEOUT_S} s") from None
-    return proc.returncode, out, err
 
 
 def sandbox_refusal(facts: Sequence[Fact]) -> CodeError | None:

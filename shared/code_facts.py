@@ -48,29 +48,14 @@ async def read_facts(path: Path, *, deno: str, env: dict[str, str], cwd: Path) -
     """The facts of the module at `path`, in source order; [] when it does not parse."""
     config = cwd / "lint.json"
     config.write_text(json.dumps(lint_config()))
-    proc = await asyncio.create_subprocess_exec(
-        deno,
-        "lint",
-        "--json",
-        f"--config={config}",
-        str(path),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=cwd,
+    code, out, err = await run_deno(
+        deno, "lint", "--json", f"--config={config}", str(path), env=env, cwd=cwd
     )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise RuntimeError(f"deno lint did not answer in {TIMEOUT_S} s") from None
     try:
         report = json.loads(out)
     except ValueError:
         detail = err.decode(errors="replace").strip()[-500:]
-        raise RuntimeError(f"deno lint failed ({proc.returncode}): {detail}") from None
+        raise RuntimeError(f"deno lint failed ({code}): {detail}") from None
     return facts_of(report)
 
 
@@ -86,3 +71,26 @@ def facts_of(report: dict[str, Any]) -> list[Fact]:
         start = diagnostic["range"]["start"]
         facts.append(Fact(data["kind"], data.get("name"), start["line"], start["col"] + 1))
     return sorted(facts, key=lambda f: (f.line, f.column))
+
+
+async def run_deno(
+    deno: str, *args: str, env: dict[str, str], cwd: Path
+) -> tuple[int | None, bytes, bytes]:
+    """Run `deno <args>` without input; its exit code, stdout and stderr. RuntimeError when it
+    has not answered within TIMEOUT_S (it is killed)."""
+    proc = await asyncio.create_subprocess_exec(
+        deno,
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"deno {args[0]} did not answer in {TIMEOUT_S} s") from None
+    return proc.returncode, out, err
