@@ -17,7 +17,6 @@ import asyncpg
 import structlog
 from aiohttp.abc import AbstractResolver
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from prometheus_client import CollectorRegistry
 
 from services.delivery.consumer import RequestConsumer
 from services.delivery.dispatcher import Dispatcher
@@ -46,6 +45,7 @@ from shared.kafka import (
     make_producer,
     stop_quietly,
 )
+from shared.kafka.lag import service_metrics
 from shared.lifecycle import run_until_signalled
 from shared.messages import DisableWebhook
 from shared.readiness import RetryWatch
@@ -81,7 +81,7 @@ class Delivery:
         # Opens webhook secrets; SecretsKeyError (no usable key) stops the start here.
         self.box = load_box(settings.secrets)
         self.topics = Topics.from_settings(settings.kafka)
-        self.metrics_registry = CollectorRegistry()
+        self.metrics_registry = service_metrics()
         self._clock = clock
         self._stack = AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []

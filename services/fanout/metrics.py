@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from shared.failures import PoisonCounter
+from shared.kafka.lag import service_metrics
 
 if TYPE_CHECKING:
     from services.fanout.index import SubscriptionIndex, Subscriptions
@@ -29,7 +30,7 @@ class FanoutMetrics:
 
     @classmethod
     def create(cls) -> FanoutMetrics:
-        registry = CollectorRegistry()
+        registry = service_metrics()
         return cls(
             registry=registry,
             events_consumed=Counter(

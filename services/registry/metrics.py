@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from shared.kafka.lag import service_metrics
+
 
 @dataclass(frozen=True)
 class RegistryMetrics:
@@ -17,7 +19,7 @@ class RegistryMetrics:
 
     @classmethod
     def create(cls) -> RegistryMetrics:
-        registry = CollectorRegistry()
+        registry = service_metrics()
         return cls(
             registry=registry,
             requests=Counter(

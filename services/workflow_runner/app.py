@@ -13,7 +13,6 @@ import aiohttp
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer
-from prometheus_client import CollectorRegistry
 
 from services.workflow_runner.bindings import Fetcher
 from services.workflow_runner.connection_shares import ConnectionShares, share_of
@@ -36,6 +35,7 @@ from shared.kafka import (
     make_producer,
     stop_quietly,
 )
+from shared.kafka.lag import service_metrics
 from shared.lifecycle import run_until_signalled
 from shared.retention import retention_loop
 from shared.ssrf import AddressPolicy
@@ -66,7 +66,7 @@ class Runner:
     def __init__(self, settings: RunnerSettings, *, clock: Callable[[], datetime] = utcnow):
         self.settings = settings
         self.topics = Topics.from_settings(settings.kafka)
-        self.metrics_registry = CollectorRegistry()
+        self.metrics_registry = service_metrics()
         self._metrics = RunnerMetrics(self.metrics_registry)
         self._clock = clock
         self._stack = AsyncExitStack()

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
+from shared.kafka.lag import CONSUMER_LAG, LagClock, partition_lags
 from shared.offset_gaps import GapWatch
 from shared.settings import KafkaSettings
 
@@ -104,7 +105,42 @@ def make_consumer(
     options.update(overrides)
     if settings.gap_recheck_ms:
         return GapRecheckingConsumer(*topics, recheck_ms=settings.gap_recheck_ms, **options)
-    return AIOKafkaConsumer(*topics, **options)
+    return LagReportingConsumer(*topics, **options)
+
+
+class LagReportingConsumer(AIOKafkaConsumer):
+    """An AIOKafkaConsumer that reports its lag per partition (shared/kafka/lag.py) after a
+    `getmany`, at most once a second: the high-water mark its fetches brought back minus the
+    position it reads from next."""
+
+    def __init__(self, *topics: str, **options: Any) -> None:
+        super().__init__(*topics, **options)
+        self._group = options.get("group_id")
+        self._lag_clock = LagClock()
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        batch = await super().getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
+        if self._lag_clock.due():
+            self.report_lag()
+        return batch
+
+    def report_lag(self) -> None:
+        assigned = self.assignment()
+        marks = {tp: self.highwater(tp) for tp in assigned}
+        positions = {tp: p for tp in assigned if (p := self._known_position(tp)) is not None}
+        CONSUMER_LAG.report(id(self), self._group, partition_lags(marks, positions))
+
+    def _known_position(self, tp: TopicPartition) -> int | None:
+        # aiokafka's public `position()` waits while a position is being reset; the lag is
+        # reported from inside the consume loop, which must not wait for it.
+        state = self._subscription.subscription.assignment.state_value(tp)  # type: ignore[union-attr]
+        return state.position if state is not None and state.has_valid_position else None
+
+    async def stop(self) -> None:
+        CONSUMER_LAG.forget(id(self))
+        await super().stop()
 
 
 # While a gap is being fetched again, how long a `getmany` that found nothing else waits
@@ -112,7 +148,7 @@ def make_consumer(
 GAP_REFETCH_PAUSE_S = 0.005
 
 
-class GapRecheckingConsumer(AIOKafkaConsumer):
+class GapRecheckingConsumer(LagReportingConsumer):
     """An AIOKafkaConsumer whose `getmany` hands on no record past a young gap in a partition's
     offsets: it seeks back to the gap and fetches again (the dev broker's race,
     shared/offset_gaps.py). A `seek` sets where the partition goes on."""
