@@ -1,0 +1,97 @@
+import { useEffect, useRef } from 'preact/hooks';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+
+export interface ChartSeries {
+  label: string;
+  /** One value per x; null: no data there (a gap). */
+  values: (number | null)[];
+  /** Formats a value for the axis, the legend and the table. */
+  format?: (value: number) => string;
+  color?: string;
+}
+
+/**
+ * A time chart drawn with uPlot (canvas, hidden from screen readers) and the same numbers in a
+ * table visible to screen readers only.
+ */
+export function Chart({
+  title,
+  times,
+  series,
+  height = 220,
+}: {
+  title: string;
+  /** Unix seconds, oldest first. */
+  times: number[];
+  series: ChartSeries[];
+  height?: number;
+}) {
+  const box = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    const fmt = (s: ChartSeries) => (_: uPlot, v: number | null) =>
+      v === null || v === undefined ? '—' : s.format ? s.format(v) : String(v);
+    const opts: uPlot.Options = {
+      width: Math.max(el.clientWidth, 300),
+      height,
+      series: [
+        {},
+        ...series.map((s, i) => ({
+          label: s.label,
+          stroke: s.color ?? (i === 0 ? '#1e88e5' : '#e53935'),
+          width: 2,
+          spanGaps: false,
+          value: fmt(s),
+        })),
+      ],
+      axes: [
+        { stroke: 'currentColor' },
+        {
+          stroke: 'currentColor',
+          values: (_u, ticks) => ticks.map((t) => (series[0]?.format ? series[0].format(t) : String(t))),
+        },
+      ],
+      scales: { x: { time: true } },
+    };
+    const data = [times, ...series.map((s) => s.values)] as uPlot.AlignedData;
+    const plot = new uPlot(opts, data, el);
+    const resize = new ResizeObserver(() => plot.setSize({ width: Math.max(el.clientWidth, 300), height }));
+    resize.observe(el);
+    return () => {
+      resize.disconnect();
+      plot.destroy();
+    };
+  }, [times, series, height]);
+  return (
+    <figure class="chart">
+      <figcaption>{title}</figcaption>
+      <div ref={box} aria-hidden="true" class="chart-canvas" />
+      <table class="visually-hidden">
+        <caption>{title}</caption>
+        <thead>
+          <tr>
+            <th scope="col">Time</th>
+            {series.map((s) => (
+              <th scope="col" key={s.label}>
+                {s.label}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {times.map((t, i) => (
+            <tr key={t}>
+              <th scope="row">{new Date(t * 1000).toISOString()}</th>
+              {series.map((s) => {
+                const v = s.values[i];
+                return <td key={s.label}>{v === null || v === undefined ? 'no data' : s.format ? s.format(v) : String(v)}</td>;
+              })}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </figure>
+  );
+}
