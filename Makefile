@@ -26,12 +26,18 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
-lint: $(STAMP)
+# Debian packages the checks need, installed on first use (root, as on the dev machines and CI).
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+/usr/bin/promtool:
+	$(APT_INSTALL) prometheus >/dev/null || (apt-get update -qq && $(APT_INSTALL) prometheus >/dev/null)
+
+lint: $(STAMP) /usr/bin/promtool
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) deploy/validate.py
 	$(PY) -m tests.layers
 	$(PY) -m devtool.asyncapi --check
+	$(PY) deploy/monitoring/check.py
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
