@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import re
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.settings import (
     CommaList,
@@ -15,6 +19,41 @@ from shared.settings import (
 )
 
 DEV_HTTP_HOSTS = ("localhost", "127.0.0.1", "::1")
+# console/dist beside the packages in a checkout; the image sets the setting to its copy.
+DEFAULT_CONSOLE_DIR = Path(__file__).resolve().parents[2] / "console" / "dist"
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_ORIGIN = re.compile(
+    rf"(?P<scheme>https?)://(?P<host>{_LABEL}(?:\.{_LABEL})*|\[[0-9a-f:.]+\])(?::(?P<port>\d{{1,5}}))?"
+)
+
+
+def split_origins(value: object) -> object:
+    if isinstance(value, str):
+        return [part for part in re.split(r"[\s,]+", value) if part]
+    return value
+
+
+def is_origin(value: str) -> bool:
+    if value == "'self'":
+        return True
+    match = _ORIGIN.fullmatch(value)
+    return match is not None and (match["port"] is None or 0 < int(match["port"]) < 65536)
+
+
+def check_frame_ancestors(origins: list[str]) -> list[str]:
+    """Each an origin (`https://app.example.com`, `http://localhost:3000`) or `'self'`: they
+    go into the portal's `frame-ancestors` as they are, so nothing else may."""
+    lowered = [origin.lower() for origin in origins]
+    for origin, value in zip(origins, lowered, strict=True):
+        if not is_origin(value):
+            raise ValueError(f"{origin!r} is not an origin like https://app.example.com or 'self'")
+    return lowered
+
+
+FrameAncestors = Annotated[
+    list[str], NoDecode, BeforeValidator(split_origins), AfterValidator(check_frame_ancestors)
+]
 
 
 class RegistrySettings(BaseSettings):
@@ -55,6 +94,11 @@ class RegistrySettings(BaseSettings):
     # Deno parses run at once on save, and how many may wait for one (then 503).
     code_checks_at_once: int = Field(default=2, ge=1)
     code_checks_queued: int = Field(default=8, ge=0)
+    # The built web console (console/dist), served at /console/.
+    console_dir: Path = DEFAULT_CONSOLE_DIR
+    # Origins that may frame the customer portal's pages (space- or comma-separated); none:
+    # no one may.
+    portal_frame_ancestors: FrameAncestors = Field(default_factory=list)
 
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)

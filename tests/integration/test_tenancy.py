@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from services.registry.console import is_console_route
 from services.registry.policy import Role
 from services.registry.settings import RegistrySettings
 from tests.support.tenants import PATH_PARAMETERS, WORKFLOW_CODE, Seeded, seed_account
@@ -89,7 +90,11 @@ class Route:
 
 def served_routes(app) -> list[Route]:
     return sorted(
-        {Route(r.method, r.resource.canonical) for r in app.router.routes()},
+        {
+            Route(r.method, r.resource.canonical)
+            for r in app.router.routes()
+            if not is_console_route(r)
+        },
         key=lambda r: (r.method == "DELETE", r.path, r.method),
     )
 
