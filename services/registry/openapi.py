@@ -71,6 +71,7 @@ _PATH_PARAMS = {
     "delivery_id": "The delivery id.",
     "workflow_id": "The workflow id.",
     "execution_id": "The execution id.",
+    "version": "The workflow version's number (from 1).",
     "job_id": "The job id.",
     "event_id": "The event's id, as its producer sent it.",
     "key_id": "The API key id.",

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
+from services.registry.audit.models import Actor, AuditEntry
 from services.registry.errors import QuotaExceeded
+from services.registry.workflows.models import SavedByRow
+from services.registry.workflows.stats import ExecutionCounts
 from tests.support.registry_contracts import T0, execution_row, subject_fixture, workflow_row
 
 pytestmark = pytest.mark.integration
@@ -125,3 +129,74 @@ async def test_runs_are_the_workflows_own_newest_first_by_status(subject):
     assert await subject.repo.execution(mine, flow.id, runs[0].id) == runs[0]
     assert await subject.repo.execution(theirs, flow.id, runs[0].id) is None
     assert await subject.repo.execution(mine, other.id, runs[0].id) is None
+
+
+def saved(row, version: int, *, minute: int, actor: Actor, action="workflow.updated") -> AuditEntry:
+    """The audit entry a save of `version` writes, `minute` minutes after T0."""
+    return AuditEntry(
+        id=uuid.uuid4(),
+        account_id=row.organization_id,
+        created_at=T0 + timedelta(minutes=minute, milliseconds=3),
+        actor=actor,
+        action=action,
+        target_id=str(row.id),
+        changes=[{"field": "version", "value": version}],
+    )
+
+
+async def test_versions_are_newest_first_without_code_and_name_their_saver(subject):
+    mine, theirs = await subject.account(), await subject.account()
+    row = workflow_row(mine)
+    owner = Actor("key", str(mine), uuid.uuid4(), "deploy bot", "OWNER")
+    async with subject.repo.transaction() as tx:
+        await tx.insert(row)
+        await tx.audit(saved(row, 1, minute=0, actor=owner, action="workflow.created"))
+    for n in (2, 3):
+        new = replace(row, version=n, code=f"export default async () => {n}", language="ts")
+        async with subject.repo.transaction() as tx:
+            await tx.insert_version(replace(new, updated_at=T0 + timedelta(minutes=10 * n)))
+            await tx.update(new)
+            if n == 3:  # version 2's entry has expired
+                await tx.audit(saved(row, 3, minute=30, actor=Actor.system(str(mine))))
+    page = await subject.repo.versions(mine, row.id, limit=2, before=None)
+    assert [(v.version, v.language, v.code) for v in page] == [(3, "ts", None), (2, "ts", None)]
+    assert page[0].saved_by == SavedByRow("system", None, None, None)
+    assert page[1].saved_by is None
+    assert page[0].created_at == T0 + timedelta(minutes=30)
+    rest = await subject.repo.versions(mine, row.id, limit=2, before=2)
+    assert [v.version for v in rest] == [1]
+    assert rest[0].saved_by == SavedByRow("key", owner.key_id, "deploy bot", "OWNER")
+    one = await subject.repo.version(mine, row.id, 1)
+    assert (one.code, one.saved_by) == (row.code, rest[0].saved_by)
+    assert await subject.repo.version(mine, row.id, 4) is None
+    assert await subject.repo.version(theirs, row.id, 1) is None
+    assert await subject.repo.versions(theirs, row.id, limit=5, before=None) == []
+
+
+async def test_stats_count_each_status_per_bucket_with_the_p95_duration(subject):
+    mine, theirs = await subject.account(), await subject.account()
+    flow, other = workflow_row(mine), workflow_row(mine)
+    await stored(subject, flow, other)
+    durations = {0: [10] * 19 + [900], 1: [5, 7]}  # minute -> finished runs' durations
+    for minute, found in durations.items():
+        for ms in found:
+            run = replace(execution_row(flow.id, minute=minute), duration_ms=ms)
+            await subject.record_run(mine, run)
+    await subject.record_run(mine, replace(execution_row(flow.id, minute=1, status="error")))
+    running = replace(execution_row(flow.id, minute=1, status="running"), duration_ms=None)
+    await subject.record_run(mine, running)
+    await subject.record_run(mine, execution_row(flow.id, minute=-1))  # before the window
+    await subject.record_run(mine, execution_row(other.id, minute=0))
+    await subject.record_run(theirs, execution_row(flow.id, minute=0))
+
+    found = await subject.repo.stats(mine, flow.id, period_s=60, since=T0)
+    by_start = {r.start: r for r in found}
+    assert by_start[None] == ExecutionCounts(None, 1, 22, 1, 0, 12)
+    assert by_start[T0] == ExecutionCounts(T0, 0, 20, 0, 0, 10)
+    minute = T0 + timedelta(minutes=1)
+    assert by_start[minute] == ExecutionCounts(minute, 1, 2, 1, 0, 12)
+    assert len(found) == 3
+    assert await subject.repo.stats(theirs, other.id, period_s=60, since=T0) in (
+        [],
+        [ExecutionCounts(None, 0, 0, 0, 0, None)],
+    )

@@ -220,12 +220,15 @@ async def test_another_accounts_key_gets_403_or_404_and_none_of_its_data(
 
 
 def _foreign_paths(route: Route, a: Seeded, b: Seeded) -> list[dict[str, str]]:
-    """A's account with A's ids; and B's account with any non-empty set of its ids A's."""
+    """A's account with A's ids; and B's account with any non-empty set of its ids A's (not
+    where A's values are B's own: both accounts' workflows have a version 1)."""
     variants = [a.path_values]
     ids = [p for p in route.params if p != "account_id"]
     for n in range(1, len(ids) + 1):
         for swapped in itertools.combinations(ids, n):
-            variants.append({**b.path_values, **{p: a.path_values[p] for p in swapped}})
+            variant = {**b.path_values, **{p: a.path_values[p] for p in swapped}}
+            if variant != b.path_values:
+                variants.append(variant)
     return variants
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import math
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 from uuid import UUID
 
@@ -24,7 +25,8 @@ from services.registry.errors import NotFound, QuotaExceeded
 from services.registry.events.models import EventFilters, EventRow
 from services.registry.outbox import OutboxEntry
 from services.registry.webhooks.models import WebhookRow
-from services.registry.workflows.models import ExecutionRow, WorkflowRow
+from services.registry.workflows.models import ExecutionRow, SavedByRow, VersionRow, WorkflowRow
+from services.registry.workflows.stats import ExecutionCounts
 
 After = tuple[datetime, UUID] | None
 
@@ -177,6 +179,16 @@ class _FakeTable:
 class FakeWebhooks(_FakeTable):
     table = "webhooks"
 
+    async def page(
+        self, organization_id: UUID, *, limit: int, after: After, only: Any = None
+    ) -> list[Any]:
+        owned = [
+            r
+            for r in self.rows.values()
+            if r.organization_id == organization_id and (only is None or r.id in only)
+        ]
+        return newest_first(owned, limit=limit, after=after)
+
     async def insert(self, row: WebhookRow) -> WebhookRow:
         self.rows[row.id] = row
         return row
@@ -216,7 +228,7 @@ class FakeWorkflows(_FakeTable):
 
     def __init__(self) -> None:
         super().__init__()
-        self.versions: dict[tuple[UUID, int], str] = {}
+        self.version_rows: dict[tuple[UUID, int], VersionRow] = {}  # without saved_by
         self.runs: list[tuple[UUID, ExecutionRow]] = []  # (organization id, run)
 
     async def insert(self, row: WorkflowRow) -> None:
@@ -224,13 +236,63 @@ class FakeWorkflows(_FakeTable):
         await self.insert_version(row)
 
     async def insert_version(self, row: WorkflowRow) -> None:
-        self.versions[(row.id, row.version)] = row.code
+        self.version_rows[(row.id, row.version)] = VersionRow(
+            row.id, row.version, row.language, row.updated_at, None, row.code
+        )
+
+    def _saved_by(self, organization_id: UUID, row: VersionRow) -> SavedByRow | None:
+        """As Postgres finds it: the audit entry of the save, a minute either way."""
+        for entry in sorted(self.audited, key=lambda e: e.created_at):
+            if (
+                entry.account_id == organization_id
+                and entry.target_id == str(row.workflow_id)
+                and entry.action in ("workflow.created", "workflow.updated")
+                and abs(entry.created_at - row.created_at) <= timedelta(minutes=1)
+                and {"field": "version", "value": row.version} in entry.changes
+            ):
+                actor = entry.actor
+                return SavedByRow(actor.kind, actor.key_id, actor.label, actor.role)
+        return None
+
+    async def versions(
+        self, organization_id: UUID, workflow_id: UUID, *, limit: int, before: int | None
+    ) -> list[VersionRow]:
+        if await self.get(organization_id, workflow_id) is None:
+            return []
+        found = [
+            replace(v, code=None, saved_by=self._saved_by(organization_id, v))
+            for (wid, number), v in self.version_rows.items()
+            if wid == workflow_id and (before is None or number < before)
+        ]
+        return sorted(found, key=lambda v: v.version, reverse=True)[:limit]
+
+    async def version(
+        self, organization_id: UUID, workflow_id: UUID, version: int
+    ) -> VersionRow | None:
+        row = self.version_rows.get((workflow_id, version))
+        if row is None or await self.get(organization_id, workflow_id) is None:
+            return None
+        return replace(row, saved_by=self._saved_by(organization_id, row))
+
+    async def stats(
+        self, organization_id: UUID, workflow_id: UUID, *, period_s: int, since: datetime
+    ) -> list[ExecutionCounts]:
+        runs = [
+            run
+            for org, run in self.runs
+            if org == organization_id and run.workflow_id == workflow_id and run.created_at >= since
+        ]
+        buckets: dict[datetime | None, list[ExecutionRow]] = {None: runs}
+        for run in runs:
+            offset = (run.created_at - since).total_seconds() // period_s
+            buckets.setdefault(since + timedelta(seconds=offset * period_s), []).append(run)
+        return [_counts(start, found) for start, found in buckets.items()]
 
     async def update(self, row: WorkflowRow) -> None:
         stored = self.rows[row.id]
         self.rows[row.id] = replace(
             row,
-            code=self.versions[(row.id, row.version)],
+            code=self.version_rows[(row.id, row.version)].code,
             created_at=stored.created_at,
             revision=stored.revision + 1,
         )
@@ -267,6 +329,21 @@ class FakeWorkflows(_FakeTable):
             organization_id, workflow_id, status=None, limit=len(self.runs), after=None
         )
         return next((run for run in runs if run.id == execution_id), None)
+
+
+def _counts(start: datetime | None, runs: list[ExecutionRow]) -> ExecutionCounts:
+    """As the statement counts them; the p95 as percentile_disc takes it."""
+    durations = sorted(r.duration_ms for r in runs if r.duration_ms is not None)
+    p95 = durations[math.ceil(0.95 * len(durations)) - 1] if durations else None
+    statuses = [r.status for r in runs]
+    return ExecutionCounts(
+        start,
+        statuses.count("running"),
+        statuses.count("success"),
+        statuses.count("error"),
+        statuses.count("timeout"),
+        p95,
+    )
 
 
 class FakeDeliveryLog:

@@ -41,6 +41,7 @@ PATH_PARAMETERS = frozenset(
         "event_id",
         "job_id",
         "key_id",
+        "version",
     }
 )
 
@@ -71,12 +72,15 @@ class Seeded:
             "event_id": self.event_id,
             "job_id": self.job_id,
             "key_id": self.api_key["id"],
+            "version": str(self.workflow["version"]),
         }
 
     @property
     def secrets(self) -> list[str]:
+        # A version number is no secret: every account's first version is 1.
+        ids = [v for k, v in self.path_values.items() if k != "version"]
         return [
-            *self.path_values.values(),
+            *ids,
             self.webhook["url"],
             self.webhook["name"],
             self.webhook["secret"],

@@ -69,6 +69,28 @@ class ExecutionRow:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class SavedByRow:
+    """Who saved a version, from the audit entry of its save (None where none is kept)."""
+
+    actor: str
+    key_id: UUID | None
+    key_label: str | None
+    role: str | None
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """One stored version of a workflow; `code` is None where the read left it out."""
+
+    workflow_id: UUID
+    version: int
+    language: str
+    created_at: datetime
+    saved_by: SavedByRow | None
+    code: str | None = None
+
+
 DEFAULT_CODE_MAX_BYTES = 256 * 1024
 CODE_DESCRIPTION = (
     "An ES module whose default export is `async function(event, bindings)`; at most the "
@@ -186,6 +208,44 @@ class Execution(BaseModel):
         return format_timestamp(value) if value is not None else None
 
 
+class SavedBy(BaseModel):
+    """Who saved a version, as the audit log recorded it."""
+
+    actor: Literal["key", "system"] = Field(
+        description="`key`: saved through the API with `key_id`; `system`: by the platform."
+    )
+    key_id: str | None = Field(description="The API key's id (never the key); null: system.")
+    key_label: str | None
+    role: str | None = Field(description="The key's role when it saved the version.")
+
+
+SAVED_BY_DESCRIPTION = (
+    "Who saved it, from the audit log; null once its audit entry has expired (or for a"
+    " version saved before the audit log existed)."
+)
+
+
+class WorkflowVersionSummary(BaseModel):
+    """A version as the list shows it: never its code."""
+
+    workflow_id: str
+    version: int
+    language: Literal["js", "ts"]
+    current: bool = Field(description="True for the version the workflow runs now.")
+    created_at: datetime = Field(description="When it was saved.")
+    saved_by: SavedBy | None = Field(description=SAVED_BY_DESCRIPTION)
+
+    @field_serializer("created_at", when_used="json")
+    def _timestamp(self, value: datetime) -> str:
+        return format_timestamp(value)
+
+
+class WorkflowVersion(WorkflowVersionSummary):
+    """One version with its code."""
+
+    code: str
+
+
 class WorkflowData(BaseModel):
     workflow: Workflow
 
@@ -202,3 +262,12 @@ class ExecutionData(BaseModel):
 class ExecutionListData(BaseModel):
     executions: list[Execution]
     next_cursor: str | None
+
+
+class WorkflowVersionListData(BaseModel):
+    versions: list[WorkflowVersionSummary]
+    next_cursor: str | None
+
+
+class WorkflowVersionData(BaseModel):
+    version: WorkflowVersion

@@ -6,7 +6,17 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from services.registry.outbox import OutboxEntry
-from services.registry.workflows.models import Execution, ExecutionRow, Workflow, WorkflowRow
+from services.registry.workflows.models import (
+    Execution,
+    ExecutionRow,
+    SavedBy,
+    SavedByRow,
+    VersionRow,
+    Workflow,
+    WorkflowRow,
+    WorkflowVersion,
+    WorkflowVersionSummary,
+)
 from shared.kafka import Topics, dumps
 from shared.messages import WorkflowRecord, registry_key
 
@@ -29,6 +39,37 @@ def public_workflow(row: WorkflowRow) -> Workflow:
 
 def public_execution(row: ExecutionRow) -> Execution:
     return Execution(**{**asdict(row), "id": str(row.id), "workflow_id": str(row.workflow_id)})
+
+
+def _saved_by(row: SavedByRow | None) -> SavedBy | None:
+    if row is None:
+        return None
+    return SavedBy(
+        actor=row.actor,  # type: ignore[arg-type]
+        key_id=str(row.key_id) if row.key_id is not None else None,
+        key_label=row.key_label,
+        role=row.role,
+    )
+
+
+def public_version_summary(row: VersionRow, *, current: int) -> WorkflowVersionSummary:
+    """`current`: the version the workflow runs now."""
+    return WorkflowVersionSummary(
+        workflow_id=str(row.workflow_id),
+        version=row.version,
+        language=row.language,  # type: ignore[arg-type]
+        current=row.version == current,
+        created_at=row.created_at,
+        saved_by=_saved_by(row.saved_by),
+    )
+
+
+def public_version(row: VersionRow, *, current: int) -> WorkflowVersion:
+    if row.code is None:
+        raise ValueError("a version shown with its code was read without it")
+    return WorkflowVersion(
+        **public_version_summary(row, current=current).model_dump(), code=row.code
+    )
 
 
 def registry_entry(topics: Topics, row: WorkflowRow) -> OutboxEntry:

@@ -14,8 +14,9 @@ from services.registry.audit import repository as audit_log
 from services.registry.audit.models import AuditEntry
 from services.registry.outbox import OutboxEntry
 from services.registry.quota import check_quota
-from services.registry.workflows.models import ExecutionRow, WorkflowRow
-from shared.partitions import Span, kept_span, planned_limit, within_span
+from services.registry.workflows.models import ExecutionRow, SavedByRow, VersionRow, WorkflowRow
+from services.registry.workflows.stats import ExecutionCounts
+from shared.partitions import Span, day_start, kept_span, planned_limit, within_span
 
 _COLUMNS = (
     "w.id, w.organization_id, w.name, w.events, w.room_id, w.enabled, w.language, w.version,"
@@ -37,6 +38,49 @@ EXECUTION = (
     f"SELECT {_EXECUTION_COLUMNS} FROM workflow.executions"
     " WHERE id = $1 AND workflow_id = $2 AND organization_id = $3"
 )
+
+
+# A version's saver is the audit entry its save wrote in the same transaction: same account
+# and target, a change of `version` to this number, stamped by the same clock moments after
+# the version (a minute either way is margin). The audit log's (account_id, created_at) index
+# reads those few moments; an expired entry leaves `saved_by` null.
+_VERSIONS = """
+SELECT v.workflow_id, v.version, v.language, v.created_at{code},
+       a.actor, a.key_id, a.key_label, a.role
+FROM registry.workflow_versions v
+JOIN registry.workflows w ON w.id = v.workflow_id
+LEFT JOIN LATERAL (
+    SELECT actor, key_id, key_label, role FROM registry.audit_log a
+    WHERE a.account_id = w.organization_id
+      AND a.created_at BETWEEN v.created_at - interval '1 minute'
+                           AND v.created_at + interval '1 minute'
+      AND a.target_id = w.id::text
+      AND a.action IN ('workflow.created', 'workflow.updated')
+      AND a.changes @> jsonb_build_array(jsonb_build_object('field', 'version', 'value', v.version))
+    ORDER BY a.created_at LIMIT 1
+) a ON true
+WHERE w.organization_id = $1 AND w.id = $2 AND {which}
+"""
+VERSIONS_PAGE = _VERSIONS.format(
+    code="", which="($3::int IS NULL OR v.version < $3) ORDER BY v.version DESC LIMIT $4"
+)
+VERSION = _VERSIONS.format(code=", v.code", which="v.version = $3")
+
+
+def _version(record: asyncpg.Record) -> VersionRow:
+    saved_by = None
+    if record["actor"] is not None:
+        saved_by = SavedByRow(
+            record["actor"], record["key_id"], record["key_label"], record["role"]
+        )
+    return VersionRow(
+        workflow_id=record["workflow_id"],
+        version=record["version"],
+        language=record["language"],
+        created_at=record["created_at"],
+        saved_by=saved_by,
+        code=record.get("code"),
+    )
 
 
 def executions_query(
@@ -73,6 +117,39 @@ def executions_query(
         f" ORDER BY created_at DESC, id DESC LIMIT {rows}"
     )
     return sql, args
+
+
+def stats_query(
+    organization_id: UUID, workflow_id: UUID, *, period_s: int, since: datetime, days: Span
+) -> tuple[str, list[object]]:
+    """The statement and arguments of a workflow's execution counts from `since`: a row per
+    bucket of `period_s` seconds that has executions, and the total (`start` NULL). `days`:
+    whole days holding `since` and now, as literals, so only their partitions are planned;
+    each is read on `executions_log_idx` from `since` on, never the workflow's older runs."""
+    statuses = ", ".join(
+        f"count(*) FILTER (WHERE status = '{status}') AS {status}"
+        for status in ("running", "success", "error", "timeout")
+    )
+    sql = (
+        f"SELECT start, {statuses},"
+        " percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ms) AS duration_p95_ms"
+        f" FROM (SELECT date_bin(interval '{int(period_s)} seconds', created_at, $3) AS start,"
+        " status, duration_ms FROM workflow.executions"
+        " WHERE workflow_id = $1 AND organization_id = $2 AND created_at >= $3"
+        f" AND {within_span('created_at', days)}) e"
+        " GROUP BY GROUPING SETS ((start), ())"
+    )
+    return sql, [workflow_id, organization_id, since]
+
+
+def stats_days(since: datetime, now: datetime, retention_days: int | None) -> Span:
+    """The whole UTC days an execution from `since` on can have (to the end of tomorrow, as
+    `kept_span`), none before the oldest day retention keeps."""
+    today = now.astimezone(UTC).date()
+    start = day_start(since.astimezone(UTC).date())
+    if retention_days is not None:
+        start = max(start, kept_span(today, retention_days)[0])
+    return start, kept_span(today, 0)[1]
 
 
 def _row(record: asyncpg.Record) -> WorkflowRow:
@@ -178,6 +255,18 @@ class WorkflowSql:
     async def audit(self, entry: AuditEntry) -> None:
         await audit_log.insert(self._conn, entry)
 
+    async def versions(
+        self, organization_id: UUID, workflow_id: UUID, *, limit: int, before: int | None
+    ) -> list[VersionRow]:
+        records = await self._conn.fetch(VERSIONS_PAGE, organization_id, workflow_id, before, limit)
+        return [_version(r) for r in records]
+
+    async def version(
+        self, organization_id: UUID, workflow_id: UUID, version: int
+    ) -> VersionRow | None:
+        record = await self._conn.fetchrow(VERSION, organization_id, workflow_id, version)
+        return _version(record) if record else None
+
     async def executions(
         self,
         organization_id: UUID,
@@ -230,6 +319,20 @@ class PostgresWorkflows:
         async with self._pool.acquire() as conn:
             return await WorkflowSql(conn).page(organization_id, limit=limit, after=after)
 
+    async def versions(
+        self, organization_id: UUID, workflow_id: UUID, *, limit: int, before: int | None
+    ) -> list[VersionRow]:
+        async with self._pool.acquire() as conn:
+            return await WorkflowSql(conn).versions(
+                organization_id, workflow_id, limit=limit, before=before
+            )
+
+    async def version(
+        self, organization_id: UUID, workflow_id: UUID, version: int
+    ) -> VersionRow | None:
+        async with self._pool.acquire() as conn:
+            return await WorkflowSql(conn).version(organization_id, workflow_id, version)
+
     async def executions(
         self,
         organization_id: UUID,
@@ -245,6 +348,16 @@ class PostgresWorkflows:
             return await WorkflowSql(conn).executions(
                 organization_id, workflow_id, status=status, limit=limit, after=after, kept=kept
             )
+
+    async def stats(
+        self, organization_id: UUID, workflow_id: UUID, *, period_s: int, since: datetime
+    ) -> list[ExecutionCounts]:
+        days = stats_days(since, self._clock(), self._retention_days)
+        sql, args = stats_query(
+            organization_id, workflow_id, period_s=period_s, since=since, days=days
+        )
+        records = await self._pool.fetch(sql, *args)
+        return [ExecutionCounts(**dict(r)) for r in records]
 
     async def execution(
         self, organization_id: UUID, workflow_id: UUID, execution_id: UUID

@@ -5,9 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.registry.auth import Authorizer
-from services.registry.http import ok, read_json
+from services.registry.deliveries.stats import DEFAULT_WINDOW, WINDOWS
+from services.registry.http import ApiError, ok, read_json
 from services.registry.query import DEFAULT_PAGE_SIZE, page_limit, status_filter
-from services.registry.route_table import ACCOUNT_ERRORS, Answer, Route, register
+from services.registry.route_table import ACCOUNT_ERRORS, Answer, QueryParam, Route, register
 from services.registry.workflows.models import (
     EXECUTION_STATUSES,
     ExecutionData,
@@ -16,8 +17,11 @@ from services.registry.workflows.models import (
     WorkflowInput,
     WorkflowListData,
     WorkflowPatch,
+    WorkflowVersionData,
+    WorkflowVersionListData,
 )
 from services.registry.workflows.service import WorkflowService
+from services.registry.workflows.stats import WorkflowStatsData
 
 WORKFLOWS = "/v1/accounts/{account_id}/workflows"
 WORKFLOW = WORKFLOWS + "/{workflow_id}"
@@ -106,6 +110,62 @@ class WorkflowRoutes:
         )
         return ok("Execution", {"execution": execution.model_dump(mode="json")})
 
+    async def versions(self, request: web.Request) -> web.Response:
+        account_id = await self._auth.account(request, write=False)
+        page = await self._workflows.versions(
+            account_id,
+            request.match_info["workflow_id"],
+            limit=self._limit(request),
+            cursor=request.query.get("cursor") or None,
+        )
+        return ok(
+            "Workflow versions",
+            {
+                "versions": [v.model_dump(mode="json") for v in page.versions],
+                "next_cursor": page.next_cursor,
+            },
+        )
+
+    async def version(self, request: web.Request) -> web.Response:
+        account_id = await self._auth.account(request, write=False)
+        version = await self._workflows.version(
+            account_id, request.match_info["workflow_id"], _version_number(request)
+        )
+        return ok("Workflow version", {"version": version.model_dump(mode="json")})
+
+    async def stats(self, request: web.Request) -> web.Response:
+        account_id = await self._auth.account(request, write=False)
+        window = request.query.get("window") or DEFAULT_WINDOW
+        if window not in WINDOWS:
+            allowed = ", ".join(WINDOWS)
+            raise ApiError(
+                400,
+                "validation_error",
+                f"window: must be one of {allowed}",
+                [{"field": "window", "message": f"must be one of {allowed}"}],
+            )
+        stats = await self._workflows.stats(account_id, request.match_info["workflow_id"], window)
+        return ok("Workflow stats", {"stats": stats.model_dump(mode="json")})
+
+
+# A version number is an int4 in Postgres; no workflow gets near a billion saves.
+VERSION_MAX = 999_999_999
+
+
+def _version_number(request: web.Request) -> int:
+    """The path's version: a whole number from 1, else a 400 naming `version`."""
+    raw = request.match_info["version"]
+    # isascii: str.isdigit() also holds for '³' or '٣'; the length before int() reads it.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or int(raw) < 1:
+        message = f"must be a whole number from 1 to {VERSION_MAX:,}"
+        raise ApiError(
+            400,
+            "validation_error",
+            f"version: {message}",
+            [{"field": "version", "message": message}],
+        )
+    return int(raw)
+
 
 ROUTES = (
     Route(
@@ -164,5 +224,35 @@ ROUTES = (
         WorkflowRoutes.execution,
         "One execution: status, result, error and logs.",
         Answer(200, ExecutionData),
+    ),
+    Route(
+        "GET",
+        WORKFLOW + "/versions",
+        WorkflowRoutes.versions,
+        "The workflow's saved versions, newest first: number, language, when and by whom; no code.",
+        Answer(200, WorkflowVersionListData),
+        paged=True,
+    ),
+    Route(
+        "GET",
+        WORKFLOW + "/versions/{version}",
+        WorkflowRoutes.version,
+        "One saved version with its code.",
+        Answer(200, WorkflowVersionData),
+    ),
+    Route(
+        "GET",
+        WORKFLOW + "/stats",
+        WorkflowRoutes.stats,
+        "The workflow's executions over a window: counts per status and the p95 duration,"
+        " in total and in buckets for a chart, by the time of the event each ran on.",
+        Answer(200, WorkflowStatsData),
+        query=(
+            QueryParam(
+                "window",
+                {"enum": list(WINDOWS), "default": DEFAULT_WINDOW},
+                "The last hour (minute buckets), day or week (hour buckets).",
+            ),
+        ),
     ),
 )

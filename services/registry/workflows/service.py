@@ -17,25 +17,32 @@ import structlog
 
 from services.registry.audit.models import Actor, AuditEntry
 from services.registry.audit.recorder import audit_entry, changed_fields
+from services.registry.deliveries.stats import window_start
 from services.registry.errors import InvalidChange, NotFound, parse_id
 from services.registry.outbox import OutboxEntry
 from services.registry.policy import check_room_scope
 from services.registry.workflows.models import (
     Execution,
     ExecutionRow,
+    VersionRow,
     Workflow,
     WorkflowInput,
     WorkflowPatch,
     WorkflowRow,
+    WorkflowVersion,
+    WorkflowVersionSummary,
 )
 from services.registry.workflows.records import (
     public_execution,
+    public_version,
+    public_version_summary,
     public_workflow,
     registry_entry,
     tombstone_entry,
 )
+from services.registry.workflows.stats import ExecutionCounts, WorkflowStats, summarise
 from shared.kafka import Topics
-from shared.pagination import after_cursor, cut_page
+from shared.pagination import InvalidCursor, after_cursor, cut_page, decode_cursor
 
 log = structlog.get_logger(__name__)
 
@@ -123,6 +130,23 @@ class WorkflowRepository(Protocol):
         self, organization_id: UUID, workflow_id: UUID, execution_id: UUID
     ) -> ExecutionRow | None: ...
 
+    async def versions(
+        self, organization_id: UUID, workflow_id: UUID, *, limit: int, before: int | None
+    ) -> list[VersionRow]:
+        """At most `limit` of the workflow's versions below `before` (None: all), newest
+        first, without their code; each with who saved it where the audit log still says."""
+
+    async def version(
+        self, organization_id: UUID, workflow_id: UUID, version: int
+    ) -> VersionRow | None:
+        """One version with its code; None when the workflow (in this account) has none."""
+
+    async def stats(
+        self, organization_id: UUID, workflow_id: UUID, *, period_s: int, since: datetime
+    ) -> list[ExecutionCounts]:
+        """The workflow's executions from `since`, counted per bucket of `period_s` seconds
+        (only buckets that have some) and in total (`start` None)."""
+
 
 @dataclass(frozen=True)
 class WorkflowPage:
@@ -133,6 +157,12 @@ class WorkflowPage:
 @dataclass(frozen=True)
 class ExecutionPage:
     executions: list[Execution]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    versions: list[WorkflowVersionSummary]
     next_cursor: str | None
 
 
@@ -333,11 +363,50 @@ class WorkflowService:
             raise NotFound(execution_id)
         return public_execution(row)
 
+    async def versions(
+        self, account_id: str, workflow_id: str, *, limit: int, cursor: str | None
+    ) -> VersionPage:
+        workflow = await self._require(account_id, workflow_id)
+        rows = await self._workflows.versions(
+            workflow.organization_id, workflow.id, limit=limit + 1, before=_version_after(cursor)
+        )
+        rows, next_cursor = cut_page(rows, limit, lambda r: (r.created_at, r.version))
+        return VersionPage(
+            [public_version_summary(r, current=workflow.version) for r in rows], next_cursor
+        )
+
+    async def version(self, account_id: str, workflow_id: str, version: int) -> WorkflowVersion:
+        workflow = await self._require(account_id, workflow_id)
+        row = await self._workflows.version(workflow.organization_id, workflow.id, version)
+        if row is None:
+            raise NotFound(str(version))
+        return public_version(row, current=workflow.version)
+
+    async def stats(self, account_id: str, workflow_id: str, window: str) -> WorkflowStats:
+        workflow = await self._require(account_id, workflow_id)
+        now = self._clock()
+        period_s, since = window_start(window, now)
+        rows = await self._workflows.stats(
+            workflow.organization_id, workflow.id, period_s=period_s, since=since
+        )
+        return summarise(str(workflow.id), window, rows, now=now)
+
     async def _require(self, account_id: str, workflow_id: str) -> WorkflowRow:
         row = await self._workflows.get(parse_id(account_id), parse_id(workflow_id))
         if row is None:
             raise NotFound(workflow_id)
         return row
+
+
+def _version_after(cursor: str | None) -> int | None:
+    """The version a page of versions starts below (None: the first page); a versions
+    cursor is (created_at, version) of the last one shown."""
+    if not cursor:
+        return None
+    _, version = decode_cursor(cursor)
+    if not (version.isascii() and version.isdigit() and len(version) <= 9):
+        raise InvalidCursor("is not a cursor this API returned")
+    return int(version)
 
 
 def _fields(row: WorkflowRow) -> dict[str, Any]:
