@@ -3,7 +3,7 @@
 
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useMemo, useState } from 'preact/hooks';
-import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
+import { LocationProvider, Route, Router, lazy, useLocation } from 'preact-iso';
 import { ApiError, type Me } from './api';
 import { ErrorNotice, Link, Loading } from './components';
 import {
@@ -28,12 +28,18 @@ import { DeliveryDetail, DeliveryList } from './pages/deliveries';
 import { WebhookDetail } from './pages/webhook';
 import { WebhookList, WebhookNew } from './pages/webhooks';
 import { EventDetail, EventList } from './pages/events';
-import { ExecutionDetail, WorkflowDetail, WorkflowList, WorkflowNew } from './pages/workflows';
 import { ApiKeys } from './pages/api_keys';
 import { Catalog } from './pages/catalog';
 import { AuditLog } from './pages/audit';
 import { Docs } from './pages/docs';
 import { Portal } from './pages/portal';
+
+// The workflow pages carry the code editor (CodeMirror, most of the bundle): loaded on first use.
+const workflows = () => import('./pages/workflows');
+const WorkflowList = lazy(() => workflows().then((m) => m.WorkflowList));
+const WorkflowNew = lazy(() => workflows().then((m) => m.WorkflowNew));
+const WorkflowDetail = lazy(() => workflows().then((m) => m.WorkflowDetail));
+const ExecutionDetail = lazy(() => workflows().then((m) => m.ExecutionDetail));
 
 export const CONSOLE = '/console';
 export const PORTAL = '/console/portal';

@@ -12,32 +12,33 @@ export interface Loaded<T> {
   set: (data: T) => void;
 }
 
-/** Runs `load` when `deps` change (and on reload); a stale answer never overwrites a newer one. */
+/**
+ * Runs `load` when `deps` change (and on reload). `loading` holds from the render in which the
+ * deps change until their answer, so a page never shows old rows as the answer to new deps;
+ * an aborted or stale answer never overwrites a newer one. Deps are plain values (JSON).
+ */
 export function useLoad<T>(load: (signal: AbortSignal) => Promise<T>, deps: unknown[]): Loaded<T> {
-  const [data, setData] = useState<T | undefined>(undefined);
-  const [error, setError] = useState<Error | undefined>(undefined);
-  const [loading, setLoading] = useState(true);
   const [tick, setTick] = useState(0);
+  const key = JSON.stringify([...deps, tick]);
+  const [state, setState] = useState<{ key?: string; data?: T; error?: Error }>({});
   useEffect(() => {
     const controller = new AbortController();
-    setLoading(true);
-    setError(undefined);
     load(controller.signal).then(
       (value) => {
-        if (controller.signal.aborted) return;
-        setData(value);
-        setLoading(false);
+        if (!controller.signal.aborted) setState({ key, data: value });
       },
       (err: unknown) => {
         if (controller.signal.aborted) return;
-        setError(err instanceof Error ? err : new Error(String(err)));
-        setLoading(false);
+        const error = err instanceof Error ? err : new Error(String(err));
+        setState((old) => ({ key, data: old.data, error }));
       },
     );
     return () => controller.abort();
-  }, [...deps, tick]);
+  }, [key]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
-  return { data, error, loading, reload, set: setData };
+  const set = useCallback((data: T) => setState((old) => ({ ...old, data })), []);
+  const current = state.key === key;
+  return { data: state.data, error: current ? state.error : undefined, loading: !current, reload, set };
 }
 
 export interface Paged<T> extends Loaded<Page<T>> {
