@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration lint format clean
+.PHONY: run test unit integration browser screenshots console chromium lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) console
 	$(VENV)/bin/roomhooks dev
 
-test: $(STAMP) lint
+test: $(STAMP) lint console chromium
 	$(PY) -m pytest
 
 unit: $(STAMP)
@@ -26,10 +26,36 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
+# The console in Chromium (tests/browser); `make screenshots` also writes docs/screenshots/.
+browser: $(STAMP) console chromium
+	$(PY) -m pytest tests/browser
+
+screenshots: $(STAMP) console chromium
+	ROOMHOOKS_SCREENSHOTS=1 $(PY) -m pytest tests/browser
+
+# The web console (console/, served by the registry at /console/): `npm ci` when the lock
+# changed, `npm run build` when the lock or a source changed; dist/index.html is the stamp.
+CONSOLE_MODULES := console/node_modules/.installed-stamp
+CONSOLE_SOURCES := $(shell find console/src console/public -type f 2>/dev/null) \
+	console/index.html console/package.json console/tsconfig.json console/vite.config.ts
+
+console: console/dist/index.html
+
+$(CONSOLE_MODULES): console/package-lock.json console/package.json
+	cd console && npm ci --no-audit --no-fund
+	touch $@
+
+console/dist/index.html: $(CONSOLE_MODULES) $(CONSOLE_SOURCES)
+	cd console && npm run build
+
 # Debian packages the checks need, installed on first use (root, as on the dev machines and CI).
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 /usr/bin/promtool:
 	$(APT_INSTALL) prometheus >/dev/null || (apt-get update -qq && $(APT_INSTALL) prometheus >/dev/null)
+# The browser tests drive Debian's Chromium (tests/browser/conftest.py).
+chromium: /usr/bin/chromium
+/usr/bin/chromium:
+	$(APT_INSTALL) chromium >/dev/null || (apt-get update -qq && $(APT_INSTALL) chromium >/dev/null)
 
 lint: $(STAMP) /usr/bin/promtool
 	$(VENV)/bin/ruff check .
@@ -44,7 +70,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) .roomhooks .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .roomhooks .pytest_cache .ruff_cache *.egg-info console/node_modules console/dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # `make bench` (PART=delivery|raw|celery|latency|hol|fanout|workflows|registry|scale, comma-separated;
