@@ -31,6 +31,9 @@ export function Chart({
   useEffect(() => {
     const el = box.current;
     if (!el) return;
+    // Canvas knows no currentColor: the axes take the text colour of the theme in force.
+    const ink = getComputedStyle(el).color || '#888';
+    const grid = { stroke: 'rgba(128, 128, 128, 0.25)', width: 1 };
     const fmt = (s: ChartSeries) => (_: uPlot, v: number | null) =>
       v === null || v === undefined ? '—' : s.format ? s.format(v) : String(v);
     const opts: uPlot.Options = {
@@ -47,9 +50,11 @@ export function Chart({
         })),
       ],
       axes: [
-        { stroke: 'currentColor' },
+        { stroke: ink, grid, ticks: grid },
         {
-          stroke: 'currentColor',
+          stroke: ink,
+          grid,
+          ticks: grid,
           values: (_u, ticks) => ticks.map((t) => (series[0]?.format ? series[0].format(t) : String(t))),
         },
       ],

@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 
 /**
  * A button that asks before acting: the first press shows the question with
@@ -19,9 +19,18 @@ export function ConfirmButton({
 }) {
   const [asking, setAsking] = useState(false);
   const [busy, setBusy] = useState(false);
+  const confirmRef = useRef<HTMLButtonElement>(null);
+  const askRef = useRef<HTMLButtonElement>(null);
+  const wasAsking = useRef(false);
+  // Focus follows the question: to the confirmation when asked, back to the button after.
+  useEffect(() => {
+    if (asking) confirmRef.current?.focus();
+    else if (wasAsking.current) askRef.current?.focus();
+    wasAsking.current = asking;
+  }, [asking]);
   if (!asking) {
     return (
-      <button type="button" class={danger ? 'secondary outline' : 'secondary'} disabled={disabled} onClick={() => setAsking(true)}>
+      <button ref={askRef} type="button" class={danger ? 'secondary outline' : 'secondary'} disabled={disabled} onClick={() => setAsking(true)}>
         {label}
       </button>
     );
@@ -38,7 +47,7 @@ export function ConfirmButton({
   return (
     <span role="group" aria-label={question} class="confirm">
       <span>{question} </span>
-      <button type="button" class={danger ? 'danger' : undefined} aria-busy={busy} disabled={busy} onClick={confirm}>
+      <button ref={confirmRef} type="button" class={danger ? 'danger' : undefined} aria-busy={busy} disabled={busy} onClick={confirm}>
         Confirm {label.toLowerCase()}
       </button>
       <button type="button" class="secondary" disabled={busy} onClick={() => setAsking(false)}>

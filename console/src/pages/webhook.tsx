@@ -302,14 +302,16 @@ function Health({ accountId, webhookId }: { accountId: string; webhookId: string
   return (
     <section aria-labelledby="health-heading">
       <h2 id="health-heading">Health</h2>
-      <label for="stats-window">Window</label>
-      <select id="stats-window" value={window} onChange={(e) => setWindow(e.currentTarget.value as WebhookStats['window'])}>
-        {WINDOWS.map(([value, label]) => (
-          <option key={value} value={value}>
-            {label}
-          </option>
-        ))}
-      </select>
+      <div class="actions filters">
+        <label for="stats-window">Window</label>
+        <select id="stats-window" value={window} onChange={(e) => setWindow(e.currentTarget.value as WebhookStats['window'])}>
+          {WINDOWS.map(([value, label]) => (
+            <option key={value} value={value}>
+              {label}
+            </option>
+          ))}
+        </select>
+      </div>
       <ErrorNotice error={stats.error} title="The health could not be read" />
       {stats.loading && !s ? <Loading what="Loading the health" /> : null}
       {s ? (
