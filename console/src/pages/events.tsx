@@ -1,16 +1,286 @@
-// Stub: replaced by the page's owner. Routes: /events, /events/:id (see app.tsx).
+// The account's event log (accepted and rejected events, newest first, filtered and paged) and
+// one event: its payload pretty-printed, and the delivery or execution of each webhook and
+// workflow it reached. Routes: /events, /events/:id (app.tsx).
+
+import { useState } from 'preact/hooks';
+import { accountPath, api, getPage, seg, type EventType } from '../api';
+import { ErrorNotice, JsonView, Link, Loading, Pager, Time } from '../components';
+import { useLoad, usePaged } from '../hooks';
+import { useSession } from '../session';
+
+const PAGE_SIZE = 25;
+
+export interface LoggedEvent {
+  organization_id: string;
+  id: string | null;
+  event: string | null;
+  room_id: string | null;
+  status: 'accepted' | 'rejected';
+  reason: string | null;
+  webhooks: number;
+  workflows: number;
+  received_at: string;
+}
+
+interface ReachedWebhook {
+  webhook_id: string;
+  delivery_id: string;
+  status: string | null;
+}
+
+interface ReachedWorkflow {
+  workflow_id: string;
+  execution_id: string;
+  status: string | null;
+}
+
+interface EventDetailData {
+  event: LoggedEvent;
+  payload: string | null;
+  webhooks: ReachedWebhook[];
+  workflows: ReachedWorkflow[];
+}
+
+interface Filters {
+  status: '' | 'accepted' | 'rejected';
+  event: string;
+  roomId: string;
+}
+
+function StatusText({ status }: { status: string | null }) {
+  if (!status) return <span>not recorded yet</span>;
+  const good = status === 'accepted' || status === 'success';
+  const bad = status === 'rejected' || status === 'failed' || status === 'error' || status === 'timeout';
+  return <span class={good ? 'status-ok' : bad ? 'status-bad' : undefined}>{status}</span>;
+}
+
 export function EventList(_props: Record<string, unknown>) {
+  const { accountId } = useSession();
+  const [draft, setDraft] = useState<Filters>({ status: '', event: '', roomId: '' });
+  const [filters, setFilters] = useState<Filters>(draft);
+  const catalog = useLoad((signal) => api.get<{ event_types: EventType[] }>('/v1/event-types', undefined, signal), []);
+  const page = usePaged<LoggedEvent>(
+    (cursor, signal) =>
+      getPage<LoggedEvent>(
+        accountPath(accountId, '/events'),
+        'events',
+        { limit: PAGE_SIZE, cursor, status: filters.status, event: filters.event, roomId: filters.roomId.trim() },
+        signal,
+      ),
+    [accountId, filters],
+  );
+  const rows = page.data?.items ?? [];
+  const apply = (e: Event) => {
+    e.preventDefault();
+    setFilters({ ...draft });
+  };
   return (
     <section>
-      <h1>Events</h1>
+      <hgroup>
+        <h1>Events</h1>
+        <p>Every event received for this account, newest first: accepted (with or without subscribers) and rejected at ingress with the reason.</p>
+      </hgroup>
+      <form class="filters" onSubmit={apply} aria-label="Filter events">
+        <div class="grid">
+          <div>
+            <label for="ev-status">Status</label>
+            <select id="ev-status" value={draft.status} onChange={(e) => setDraft({ ...draft, status: e.currentTarget.value as Filters['status'] })}>
+              <option value="">Any status</option>
+              <option value="accepted">accepted</option>
+              <option value="rejected">rejected</option>
+            </select>
+          </div>
+          <div>
+            <label for="ev-event">Event</label>
+            <select id="ev-event" value={draft.event} onChange={(e) => setDraft({ ...draft, event: e.currentTarget.value })}>
+              <option value="">Any event</option>
+              {(catalog.data?.event_types ?? []).map((t) => (
+                <option key={t.name} value={t.name}>
+                  {t.name}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div>
+            <label for="ev-room">Room ID</label>
+            <input id="ev-room" value={draft.roomId} maxLength={200} onInput={(e) => setDraft({ ...draft, roomId: e.currentTarget.value })} />
+          </div>
+        </div>
+        <p class="actions">
+          <button type="submit">Apply filters</button>
+          <button type="button" class="secondary outline" onClick={page.reload}>
+            Refresh events
+          </button>
+        </p>
+      </form>
+      <ErrorNotice error={page.error} title="The events could not be read" />
+      {page.loading && !page.data ? <Loading what="Loading the events" /> : null}
+      {page.data && rows.length === 0 && page.pageNumber === 1 ? <p>No events match.</p> : null}
+      {rows.length > 0 ? (
+        <div class="overflow-auto">
+          <table class="striped" aria-busy={page.loading}>
+            <caption class="visually-hidden">Events, page {page.pageNumber}</caption>
+            <thead>
+              <tr>
+                <th scope="col">Received</th>
+                <th scope="col">Event</th>
+                <th scope="col">ID</th>
+                <th scope="col">Status</th>
+                <th scope="col">Reason</th>
+                <th scope="col">Room</th>
+                <th scope="col">Webhooks</th>
+                <th scope="col">Workflows</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((x, i) => (
+                <tr key={`${x.id ?? ''}-${x.received_at}-${i}`}>
+                  <th scope="row">
+                    <Time value={x.received_at} />
+                  </th>
+                  <td>{x.event ?? <em>unreadable</em>}</td>
+                  <td>{x.id ? <Link to={`/events/${encodeURIComponent(x.id)}`}>{x.id}</Link> : <em>none</em>}</td>
+                  <td>
+                    <StatusText status={x.status} />
+                  </td>
+                  <td>{x.reason ?? ''}</td>
+                  <td>{x.room_id ? <code>{x.room_id}</code> : ''}</td>
+                  <td>{x.webhooks}</td>
+                  <td>{x.workflows}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+      <Pager label="Event pages" pageNumber={page.pageNumber} hasPrevious={page.hasPrevious} hasNext={page.hasNext} onPrevious={page.previous} onNext={page.next} />
     </section>
   );
 }
 
-export function EventDetail(_props: { id?: string }) {
+export function EventDetail({ id = '' }: { id?: string }) {
+  const { accountId } = useSession();
+  // The router hands the id decoded; the API takes it escaped as one path segment.
+  const eventId = id;
+  const loaded = useLoad(
+    (signal) => api.get<EventDetailData>(accountPath(accountId, `/events/${seg(eventId)}`), undefined, signal),
+    [accountId, eventId],
+  );
+  const d = loaded.data;
   return (
     <section>
-      <h1>Event</h1>
+      <nav aria-label="Breadcrumb">
+        <ul>
+          <li>
+            <Link to="/events">Events</Link>
+          </li>
+          <li>{eventId}</li>
+        </ul>
+      </nav>
+      <h1>Event {d?.event.event ?? ''}</h1>
+      <ErrorNotice error={loaded.error} title="The event could not be read" />
+      {loaded.loading && !d ? <Loading what="Loading the event" /> : null}
+      {d ? (
+        <>
+          <dl class="facts">
+            <dt>ID</dt>
+            <dd>
+              <code>{d.event.id ?? eventId}</code>
+            </dd>
+            <dt>Status</dt>
+            <dd>
+              <StatusText status={d.event.status} />
+            </dd>
+            {d.event.reason ? (
+              <>
+                <dt>Reason</dt>
+                <dd>{d.event.reason}</dd>
+              </>
+            ) : null}
+            <dt>Received</dt>
+            <dd>
+              <Time value={d.event.received_at} />
+            </dd>
+            <dt>Room</dt>
+            <dd>{d.event.room_id ? <code>{d.event.room_id}</code> : 'none (an organization event)'}</dd>
+          </dl>
+
+          <h2>Webhooks reached</h2>
+          {d.webhooks.length === 0 ? (
+            <p>None.</p>
+          ) : (
+            <table class="striped">
+              <thead>
+                <tr>
+                  <th scope="col">Webhook</th>
+                  <th scope="col">Delivery</th>
+                  <th scope="col">Status</th>
+                </tr>
+              </thead>
+              <tbody>
+                {d.webhooks.map((w) => (
+                  <tr key={w.delivery_id}>
+                    <td>
+                      <Link to={`/webhooks/${encodeURIComponent(w.webhook_id)}`}>
+                        <code>{w.webhook_id}</code>
+                      </Link>
+                    </td>
+                    <td>
+                      <Link to={`/webhooks/${encodeURIComponent(w.webhook_id)}/deliveries/${encodeURIComponent(w.delivery_id)}`}>
+                        <code>{w.delivery_id}</code>
+                      </Link>
+                    </td>
+                    <td>
+                      <StatusText status={w.status} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+
+          <h2>Workflows reached</h2>
+          {d.workflows.length === 0 ? (
+            <p>None.</p>
+          ) : (
+            <table class="striped">
+              <thead>
+                <tr>
+                  <th scope="col">Workflow</th>
+                  <th scope="col">Execution</th>
+                  <th scope="col">Status</th>
+                </tr>
+              </thead>
+              <tbody>
+                {d.workflows.map((w) => (
+                  <tr key={w.execution_id}>
+                    <td>
+                      <Link to={`/workflows/${encodeURIComponent(w.workflow_id)}`}>
+                        <code>{w.workflow_id}</code>
+                      </Link>
+                    </td>
+                    <td>
+                      <Link to={`/workflows/${encodeURIComponent(w.workflow_id)}/executions/${encodeURIComponent(w.execution_id)}`}>
+                        <code>{w.execution_id}</code>
+                      </Link>
+                    </td>
+                    <td>
+                      <StatusText status={w.status} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+
+          <h2>Payload</h2>
+          {d.payload === null ? (
+            <p>Not kept: a rejected event's bytes stay in the dead-letter topic.</p>
+          ) : (
+            <JsonView value={d.payload} label="Payload" />
+          )}
+        </>
+      ) : null}
     </section>
   );
 }
