@@ -163,4 +163,5 @@ def _stripped(row: AttemptRow, reason: str) -> AttemptRow:
         row,
         error=f"the attempt's result could not be stored as it was: {reason}"[:1000],
         response_body=None,
+        request_headers=None,
     )

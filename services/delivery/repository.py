@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,6 +83,9 @@ class AttemptRow:
     response_body: str | None
     status: str
     next_attempt_at: datetime | None
+    # As sent, signatures and the webhook's own values masked (sent_headers.py); None: no
+    # request was made (no secret to sign with).
+    request_headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -278,9 +282,9 @@ async def _insert_attempts(
         WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $5::int[], $6::timestamptz[],
                                  $7::int[], $8::int[], $9::text[], $10::text[], $11::text[],
-                                 $12::timestamptz[])
+                                 $12::timestamptz[], $14::text[])
             AS t(id, created_at, attempt, started_at, duration_ms, status_code, error,
-                 response_body, status, next_attempt_at)
+                 response_body, status, next_attempt_at, request_headers)
         ), updated AS (
             UPDATE delivery.deliveries d
             SET status = i.status, attempts = i.attempt, last_attempt_at = i.started_at,
@@ -293,9 +297,9 @@ async def _insert_attempts(
         ), inserted AS (
             INSERT INTO delivery.delivery_attempts
                 (delivery_id, delivery_created_at, attempt, started_at, duration_ms,
-                 status_code, error, response_body)
+                 status_code, error, response_body, request_headers)
             SELECT i.id, i.created_at, i.attempt, i.started_at, i.duration_ms, i.status_code,
-                   i.error, i.response_body
+                   i.error, i.response_body, i.request_headers::jsonb
             FROM input i JOIN updated u ON u.id = i.id
             ON CONFLICT DO NOTHING
             RETURNING delivery_id
@@ -312,8 +316,14 @@ async def _insert_attempts(
         [r.status for r in rows],
         [r.next_attempt_at for r in rows],
         now,
+        # As text: the pool's JSON codec does not reach into arrays.
+        [_json(r.request_headers) for r in rows],
     )
     return {r["delivery_id"]: r["webhook_id"] for r in records}
+
+
+def _json(headers: dict[str, str] | None) -> str | None:
+    return json.dumps(headers, separators=(",", ":")) if headers is not None else None
 
 
 async def stop_deliveries(

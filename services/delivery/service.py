@@ -31,6 +31,7 @@ from services.delivery.policy import (
     spill_delay,
 )
 from services.delivery.repository import AttemptRow, Job, Target
+from services.delivery.sent_headers import recorded_headers
 from services.delivery.settings import DeliverySettings
 from shared.messages import (
     DeliveryRequested,
@@ -189,10 +190,10 @@ class DeliveryService:
                 await self._set_aside(job, target, bound)
                 return
             number = job.attempts + 1
-            result = await self._send(job, target, number)
+            result, sent = await self._send(job, target, number)
             decision = self._decide(target, number, result)
             await self._recorder.record(
-                _attempt_row(job, number, result, decision.status, decision.next_attempt_at)
+                _attempt_row(job, number, result, decision.status, decision.next_attempt_at, sent)
             )
             self._observe(result, decision.status)
             # Successes are the hot path (a tenth of the CPU at full load when logged at
@@ -224,13 +225,16 @@ class DeliveryService:
         self._metrics.finished.labels("failed").inc()
         bound.info("delivery.stopped", reason="webhook deleted")
 
-    async def _send(self, job: Job, target: Target, number: int) -> AttemptResult:
-        """The signed POST of attempt `number`; without a secret, a failed attempt and no
-        request (nothing to sign with)."""
+    async def _send(
+        self, job: Job, target: Target, number: int
+    ) -> tuple[AttemptResult, dict[str, str] | None]:
+        """The signed POST of attempt `number` and its headers as recorded (`sent_headers`);
+        without a secret, a failed attempt and no request (nothing to sign with)."""
         if target.secret is None:
-            return AttemptResult(
+            failed = AttemptResult(
                 Outcome.SECRET_UNREADABLE, self._clock(), 0, error=target.secret_error
             )
+            return failed, None
         body = job.payload.encode()
         headers = build_headers(
             secret=target.secret,
@@ -245,7 +249,7 @@ class DeliveryService:
         )
         result = await self._dispatcher.post(target.url, body, headers)
         self._lanes.report(job.webhook_id, answered=result.outcome is not Outcome.NETWORK_ERROR)
-        return result
+        return result, recorded_headers(headers, custom_names=(name for name, _ in target.headers))
 
     def _decide(self, target: Target, number: int, result: AttemptResult) -> Decision:
         schedule = (
@@ -359,7 +363,12 @@ class DeliveryService:
 
 
 def _attempt_row(
-    job: Job, number: int, result: AttemptResult, status: Final, next_at: datetime | None
+    job: Job,
+    number: int,
+    result: AttemptResult,
+    status: Final,
+    next_at: datetime | None,
+    sent: dict[str, str] | None,
 ) -> AttemptRow:
     error = result.error
     if error is None and result.outcome is Outcome.HTTP_ERROR:
@@ -375,4 +384,5 @@ def _attempt_row(
         response_body=result.response_body,
         status=status.value,
         next_attempt_at=next_at,
+        request_headers=sent,
     )

@@ -59,6 +59,15 @@ async def test_one_delivery_is_found_in_its_webhook_and_account_with_its_attempt
     assert await subject.repo.attempts(row.id, other_day) == []
 
 
+async def test_attempts_come_with_their_request_headers_or_none_before_they_were_kept(subject):
+    mine = await subject.account()
+    row = delivery_row(webhook_row(mine).id)
+    sent = {"webhook-signature": "v1,****", "X-Webhook-Attempt": "2", "X-Team": "****"}
+    await subject.record_delivery(mine, row, attempt_row(1), attempt_row(2, sent))
+    found = await subject.repo.attempts(row.id, row.created_at)
+    assert [a.request_headers for a in found] == [None, sent]
+
+
 async def test_orders_are_kept_in_the_outbox_in_order(subject):
     entries = [("roomhooks.deliveries", b"w", b"1"), ("roomhooks.deliveries", b"w", b"2")]
     await subject.repo.enqueue(entries)

@@ -106,7 +106,7 @@ def delivery_row(webhook_id: UUID, *, minute: int = 0, status: str = "success") 
     )
 
 
-def attempt_row(attempt: int) -> AttemptRow:
+def attempt_row(attempt: int, request_headers: dict[str, str] | None = None) -> AttemptRow:
     return AttemptRow(
         attempt=attempt,
         started_at=T0 + timedelta(seconds=attempt),
@@ -114,6 +114,7 @@ def attempt_row(attempt: int) -> AttemptRow:
         status_code=500 if attempt == 1 else 200,
         error=None,
         response_body="ok",
+        request_headers=request_headers,
     )
 
 
@@ -202,8 +203,8 @@ class Subject:
         )
         await self.pool.executemany(
             "INSERT INTO delivery.delivery_attempts (delivery_id, delivery_created_at, attempt,"
-            " started_at, duration_ms, status_code, error, response_body)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            " started_at, duration_ms, status_code, error, response_body, request_headers)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             [
                 (
                     d.id,
@@ -214,6 +215,7 @@ class Subject:
                     a.status_code,
                     a.error,
                     a.response_body,
+                    a.request_headers,
                 )
                 for a in attempts
             ],

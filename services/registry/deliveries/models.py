@@ -43,6 +43,7 @@ class AttemptRow:
     status_code: int | None
     error: str | None
     response_body: str | None
+    request_headers: dict[str, str] | None = None
 
 
 class WebhookDelivery(BaseModel):
@@ -76,6 +77,13 @@ class DeliveryAttempt(BaseModel):
     status_code: int | None
     error: str | None
     response_body: str | None = Field(description="The first 4 KiB of the answer.")
+    request_headers: dict[str, str] | None = Field(
+        description="The headers roomhooks set on the request, as sent (the HTTP client adds"
+        " Host and Content-Length), except that `webhook-signature` keeps only each"
+        " signature's scheme (`v1,****`), `X-Webhook-Signature` and `X-Webhook-Signature-Next`"
+        " are `****`, and so is the value of each of the webhook's own headers. Null for an"
+        " attempt recorded before they were kept, or one that sent no request."
+    )
 
     @field_serializer("started_at", when_used="json")
     def _timestamps(self, value: datetime) -> str:

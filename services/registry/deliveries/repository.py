@@ -112,8 +112,8 @@ class PostgresDeliveryLog:
     async def attempts(self, delivery_id: UUID, created_at: datetime) -> list[AttemptRow]:
         # The delivery's created_at is its attempts' partition key: one day is read.
         records = await self._pool.fetch(
-            "SELECT attempt, started_at, duration_ms, status_code, error, response_body"
-            " FROM delivery.delivery_attempts"
+            "SELECT attempt, started_at, duration_ms, status_code, error, response_body,"
+            " request_headers FROM delivery.delivery_attempts"
             " WHERE delivery_id = $1 AND delivery_created_at = $2 ORDER BY attempt",
             delivery_id,
             created_at,
