@@ -1,8 +1,113 @@
-// Stub: replaced by the page's owner.
+// The account's audit log (OWNER and ADMIN keys, as the API decides), newest first and paged:
+// who changed what, and the fields changed; a value the API hides is shown as hidden.
+
+import { accountPath, getPage } from '../api';
+import { ErrorNotice, Loading, Pager, Time } from '../components';
+import { usePaged } from '../hooks';
+import { useSession } from '../session';
+
+const PAGE_SIZE = 25;
+
+interface FieldChange {
+  field: string;
+  value?: unknown;
+  hidden?: boolean;
+}
+
+interface AuditEntry {
+  id: string;
+  account_id: string;
+  created_at: string;
+  actor: string;
+  key_id: string | null;
+  key_label: string | null;
+  role: string | null;
+  action: string;
+  target_id: string | null;
+  changes: FieldChange[];
+}
+
+function actorText(e: AuditEntry): string {
+  if (e.actor === 'system') return 'the platform';
+  const who = e.key_label ?? (e.key_id ? `key ${e.key_id.slice(0, 8)}` : e.actor);
+  return e.role ? `${who} (${e.role})` : who;
+}
+
+function valueText(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
 export function AuditLog(_props: Record<string, unknown>) {
+  const { accountId, me } = useSession();
+  const role = String(me.role ?? '').toUpperCase();
+  const allowed = role === 'OWNER' || role === 'ADMIN';
   return (
     <section>
-      <h1>Audit log</h1>
+      <hgroup>
+        <h1>Audit log</h1>
+        <p>Every change to the account, newest first: through the API (which key) and by the platform itself.</p>
+      </hgroup>
+      {allowed ? <Entries accountId={accountId} /> : <p role="status">Only OWNER and ADMIN keys read the audit log; this key is {me.role ?? 'not a key'}.</p>}
     </section>
+  );
+}
+
+function Entries({ accountId }: { accountId: string }) {
+  const page = usePaged<AuditEntry>(
+    (cursor, signal) => getPage<AuditEntry>(accountPath(accountId, '/audit-log'), 'entries', { limit: PAGE_SIZE, cursor }, signal),
+    [accountId],
+  );
+  const rows = page.data?.items ?? [];
+  return (
+    <>
+      <ErrorNotice error={page.error} title="The audit log could not be read" />
+      {page.loading && !page.data ? <Loading what="Loading the audit log" /> : null}
+      {page.data && rows.length === 0 && page.pageNumber === 1 ? <p>No changes yet.</p> : null}
+      {rows.length > 0 ? (
+        <div class="overflow-auto">
+          <table class="striped" aria-busy={page.loading}>
+            <caption class="visually-hidden">Audit log, page {page.pageNumber}</caption>
+            <thead>
+              <tr>
+                <th scope="col">When</th>
+                <th scope="col">Actor</th>
+                <th scope="col">Action</th>
+                <th scope="col">Target</th>
+                <th scope="col">Changes</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((e) => (
+                <tr key={e.id}>
+                  <th scope="row">
+                    <Time value={e.created_at} />
+                  </th>
+                  <td>{actorText(e)}</td>
+                  <td>
+                    <code>{e.action}</code>
+                  </td>
+                  <td>{e.target_id ? <code>{e.target_id}</code> : '—'}</td>
+                  <td>
+                    {e.changes.length === 0 ? (
+                      '—'
+                    ) : (
+                      <ul class="changes">
+                        {e.changes.map((c, i) => (
+                          <li key={i}>
+                            <code>{c.field}</code>: {c.hidden ? <em>hidden</em> : <code>{valueText(c.value)}</code>}
+                          </li>
+                        ))}
+                      </ul>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+      <Pager label="Audit log pages" pageNumber={page.pageNumber} hasPrevious={page.hasPrevious} hasNext={page.hasNext} onPrevious={page.previous} onNext={page.next} />
+    </>
   );
 }
