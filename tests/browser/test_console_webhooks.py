@@ -169,3 +169,38 @@ async def test_a_test_ping_is_delivered_and_the_page_charts_the_webhooks_health(
     recent = page.get_by_role("table").filter(has_text="webhook.test")
     await expect(recent).to_contain_text("Delivered")
     await shot(page, "webhook")
+
+
+UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input, select, textarea, button')]
+    .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+        && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+    .map(el => el.outerHTML)"""
+
+
+async def test_every_control_of_the_webhook_pages_is_labelled_and_reached_by_keyboard(
+    page: Page, platform: Platform
+):
+    webhook = await create_webhook(platform, f"/labelled/{uuid.uuid4().hex}")
+    await sign_in(page, platform.owner_key)
+    for url, ready in (
+        ("/console/webhooks", "New webhook"),
+        ("/console/webhooks/new", "Add header"),
+        (f"/console/webhooks/{webhook['id']}", "Rotate secret"),
+        (f"/console/webhooks/{webhook['id']}/deliveries", "Recover failed deliveries"),
+    ):
+        await page.goto(url)
+        await expect(page.get_by_text(ready, exact=True).first).to_be_visible()
+        assert await page.evaluate(UNLABELLED_CONTROLS) == [], url
+
+    # The form is filled and sent from the keyboard alone.
+    await page.goto("/console/webhooks/new")
+    await page.get_by_label("URL", exact=True).focus()
+    await page.keyboard.type(platform.receiver.url("/typed"))
+    await page.keyboard.press("Tab")
+    await page.keyboard.type("typed")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Space")  # the first event of the catalog
+    await page.get_by_label("Retry schedule (seconds)").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_text("This secret will not be shown again")).to_be_visible()
+    await expect(page.get_by_text("typed", exact=True)).to_be_visible()
