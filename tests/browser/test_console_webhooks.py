@@ -123,6 +123,10 @@ async def test_editing_disabling_rotating_and_deleting_a_webhook(page: Page, pla
     await page.get_by_role("button", name="Enable").click()
     await expect(page.get_by_role("button", name="Disable")).to_be_visible()
 
+    await page.get_by_label("Overlap seconds").fill("700000")
+    await page.get_by_role("button", name="Rotate secret").click()
+    await expect(page.get_by_role("alert")).to_contain_text("overlapSeconds")
+    await expect(page.get_by_text("This secret will not be shown again")).to_have_count(0)
     await page.get_by_label("Overlap seconds").fill("60")
     await page.get_by_role("button", name="Rotate secret").click()
     await expect(page.get_by_text("This secret will not be shown again")).to_be_visible()

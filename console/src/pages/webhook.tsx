@@ -3,7 +3,7 @@
 
 import { useMemo, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
-import { accountPath, api, seg, type Webhook, type WebhookStats, type WebhookWithSecret } from '../api';
+import { ApiError, accountPath, api, seg, type Webhook, type WebhookStats, type WebhookWithSecret } from '../api';
 import { Chart, ConfirmButton, ErrorNotice, Link, Loading, Time, type ChartSeries } from '../components';
 import { useLoad } from '../hooks';
 import { useArea, useSession } from '../session';
@@ -55,9 +55,8 @@ export function WebhookDetail({ id = '' }: { id?: string }) {
 
 function Settings({ webhook, onChanged }: { webhook: Webhook; onChanged: (w: Webhook) => void }) {
   const { accountId, canWrite } = useSession();
-  const { portal } = useArea();
+  const { portal, base } = useArea();
   const { route } = useLocation();
-  const { base } = useArea();
   const [editing, setEditing] = useState(false);
   const [error, setError] = useState<unknown>(undefined);
   const [notice, setNotice] = useState<string>('');
@@ -233,12 +232,14 @@ function Settings({ webhook, onChanged }: { webhook: Webhook; onChanged: (w: Web
           noValidate
           onSubmit={(e) => {
             e.preventDefault();
-            const seconds = overlap.trim() === '' ? undefined : Number(overlap);
             run('rotate', async () => {
-              const data = await api.post<{ webhook: WebhookWithSecret }>(
-                `${path}/rotate-secret`,
-                seconds === undefined ? {} : { overlapSeconds: Number.isInteger(seconds) ? seconds : overlap },
-              );
+              if (overlap.trim() === '') {
+                throw new ApiError(400, 'validation_error', 'overlapSeconds: enter the seconds the replaced secret keeps signing (0 to 604800)', [
+                  { field: 'overlapSeconds', message: 'required' },
+                ]);
+              }
+              // The API checks the number (a whole number of seconds, 0 to 604800) and names the field.
+              const data = await api.post<{ webhook: WebhookWithSecret }>(`${path}/rotate-secret`, { overlapSeconds: Number(overlap) });
               const { secret: fresh, ...rest } = data.webhook;
               setSecret(fresh);
               onChanged(rest);
@@ -276,10 +277,10 @@ const WINDOWS: [WebhookStats['window'], string][] = [
 ];
 
 function Health({ accountId, webhookId }: { accountId: string; webhookId: string }) {
-  const [window, setWindow] = useState<WebhookStats['window']>('24h');
+  const [span, setSpan] = useState<WebhookStats['window']>('24h');
   const stats = useLoad(
-    (signal) => api.get<{ stats: WebhookStats }>(statsPath(accountId, webhookId), { window }, signal),
-    [accountId, webhookId, window],
+    (signal) => api.get<{ stats: WebhookStats }>(statsPath(accountId, webhookId), { window: span }, signal),
+    [accountId, webhookId, span],
   );
   const s = stats.data?.stats;
   const charts = useMemo(() => {
@@ -304,7 +305,7 @@ function Health({ accountId, webhookId }: { accountId: string; webhookId: string
       <h2 id="health-heading">Health</h2>
       <div class="actions filters">
         <label for="stats-window">Window</label>
-        <select id="stats-window" value={window} onChange={(e) => setWindow(e.currentTarget.value as WebhookStats['window'])}>
+        <select id="stats-window" value={span} onChange={(e) => setSpan(e.currentTarget.value as WebhookStats['window'])}>
           {WINDOWS.map(([value, label]) => (
             <option key={value} value={value}>
               {label}
