@@ -43,6 +43,9 @@ from services.registry.jobs.service import JobService
 from services.registry.metrics import RegistryMetrics
 from services.registry.openapi import build_openapi
 from services.registry.outbox import OutboxRelay
+from services.registry.portal.repository import PostgresPortalSessions
+from services.registry.portal.routes import PortalRoutes
+from services.registry.portal.service import PortalService
 from services.registry.rate_limits import Buckets
 from services.registry.retention import PLAN
 from services.registry.sealing import seal_stored_secrets
@@ -128,7 +131,9 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
         published=metrics.published,
     )
 
-    auth = Authorizer(accounts, ApiLimits.from_settings(s))
+    limits = ApiLimits.from_settings(s)
+    portal = PortalService(PostgresPortalSessions(pool), clock=clock, public_url=s.public_base_url)
+    auth = Authorizer(accounts, limits, portal)
     sends = Buckets(rate_per_s=s.webhook_sends_rate_per_s, burst=s.webhook_sends_burst)
     deliveries = DeliveryLogService(
         PostgresDeliveryLog(pool, retention_days=days, clock=clock), topics, clock
@@ -148,6 +153,7 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
         ),
         WebhookRoutes(auth, webhooks, http_hosts=s.http_hosts, page_size_max=s.page_size_max),
         KeyRoutes(auth, accounts, page_size_max=s.page_size_max),
+        PortalRoutes(auth, portal, limits),
         AuditRoutes(auth, AuditService(PostgresAuditLog(pool)), page_size_max=s.page_size_max),
         SystemRoutes(readiness, metrics.registry, document),
         Console(s.console_dir, portal_frame_ancestors=s.portal_frame_ancestors),

@@ -1,4 +1,4 @@
-"""API keys: minted once, shown once, stored as a SHA-256 digest."""
+"""API keys and portal tokens: minted once, shown once, stored as a SHA-256 digest."""
 
 from __future__ import annotations
 
@@ -6,10 +6,15 @@ import hashlib
 import secrets
 
 TOKEN_PREFIX = "rhk_"  # noqa: S105 - a prefix, not a secret
+# A portal session's token, and the one-time link token exchanged for it: the prefix tells
+# the Authorizer which table to look in, and a leaked token what it is.
+PORTAL_SESSION_PREFIX = "rhp_"
+PORTAL_LINK_PREFIX = "rhl_"
 
 
-def new_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+def new_token(prefix: str = TOKEN_PREFIX) -> str:
+    """`prefix` and 256 random bits."""
+    return prefix + secrets.token_urlsafe(32)
 
 
 def hash_token(token: str) -> str:

@@ -15,6 +15,7 @@ from services.registry.deliveries.routes import ROUTES as DELIVERY_ROUTES
 from services.registry.events.routes import ROUTES as EVENT_ROUTES
 from services.registry.http import ErrorEnvelope
 from services.registry.jobs.routes import ROUTES as JOB_ROUTES
+from services.registry.portal.routes import ROUTES as PORTAL_ROUTES
 from services.registry.route_table import Answer, Route
 from services.registry.system_routes import ROUTES as SYSTEM_ROUTES
 from services.registry.webhooks.routes import ROUTES as WEBHOOK_ROUTES
@@ -28,6 +29,7 @@ ROUTES: tuple[Route, ...] = (
     *WORKFLOW_ROUTES,
     *EVENT_ROUTES,
     *KEY_ROUTES,
+    *PORTAL_ROUTES,
     *AUDIT_ROUTES,
     *SYSTEM_ROUTES,
 )
@@ -37,17 +39,19 @@ _REF = "#/components/schemas/{model}"
 _ERRORS = {
     400: "Invalid input: `error.details` names each field and what is wrong with it (JSON"
     " nested deeper than 64 levels, NUL or a lone surrogate in any text included).",
-    401: "Missing or invalid API key.",
+    401: "Missing or invalid API key or portal session, or an expired portal session.",
     403: "The key belongs to another account, or its role may not do this (only OWNER and"
-    " ADMIN write and read the audit log; only OWNER manages API keys).",
+    " ADMIN write and read the audit log; only OWNER manages API keys); or a portal session"
+    " is used off the webhook routes, on another account, or to write while read-only.",
     404: "No such webhook, workflow, delivery, execution, API key or job in this account.",
     409: "The account holds as many webhooks, workflows or live API keys as its quota allows"
     " (`quota_exceeded`), the key is the account's last live OWNER key"
     " (`last_owner_key`), or the account has as many recovery jobs queued or running as it"
     " may (`too_many_jobs`).",
     413: "The body is larger than the server accepts.",
-    429: "Too many requests: with this key, from this address without a valid key, or"
-    " (redeliver, test) to this webhook. `Retry-After` says when to try again.",
+    429: "Too many requests: with this key or portal session, from this address without a"
+    " valid key or portal link, or (redeliver, test) to this webhook. `Retry-After` says when"
+    " to try again.",
     503: "Not ready: `error.message` names the failing checks.",
 }
 _BUSY = "Every workflow code check is busy: `Retry-After` says when to try again."
@@ -113,7 +117,7 @@ def _operation(route: Route, page_size_max: int) -> dict[str, Any]:
     responses = {str(route.answer.status): _answer(route.answer, route.summary)}
     for status in route.errors:
         responses[str(status)] = _json(_error_ref(), _ERRORS[status])
-    if route.secured:
+    if route.secured or 429 in route.errors:  # an open route may be limited per address
         responses["429"] = _json(_error_ref(), _ERRORS[429]) | {"headers": _RATE_HEADERS}
     bad = responses.setdefault("400", {"description": _HTTP_400, "content": {}})
     if bad["description"] != _HTTP_400:

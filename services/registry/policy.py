@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from enum import StrEnum
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from yarl import URL
 
@@ -28,6 +29,9 @@ class Access(StrEnum):
     ALLOWED = "allowed"
     OTHER_ACCOUNT = "other_account"
     READ_ONLY_ROLE = "read_only_role"
+    NOT_A_PORTAL_ROUTE = "not_a_portal_route"
+    READ_ONLY_SESSION = "read_only_session"
+    OTHER_WEBHOOK = "other_webhook"  # answered as a webhook of another account: 404
 
 
 def decide_access(*, key_account: str, role: Role, path_account: str, write: bool) -> Access:
@@ -36,6 +40,36 @@ def decide_access(*, key_account: str, role: Role, path_account: str, write: boo
         return Access.OTHER_ACCOUNT
     if write and role not in WRITER_ROLES:
         return Access.READ_ONLY_ROLE
+    return Access.ALLOWED
+
+
+def decide_portal_access(
+    *,
+    session_account: UUID,
+    webhook_ids: Collection[UUID] | None,
+    read_only: bool,
+    portal_route: bool,
+    path_account: str | None,
+    path_webhook: str | None,
+    write: bool,
+) -> Access:
+    """A portal session reaches only the routes marked for it, in its own account, and only
+    its webhooks (`webhook_ids` None: all of them); a read-only one writes nothing. A webhook
+    out of its reach is answered as another account's would be (404), so a session learns
+    nothing of the account's other webhooks, not even whether an id is one of them."""
+    if not portal_route:
+        return Access.NOT_A_PORTAL_ROUTE
+    if path_account is not None and path_account.lower() != str(session_account):
+        return Access.OTHER_ACCOUNT
+    if path_webhook is not None and webhook_ids is not None:
+        try:
+            reached = UUID(path_webhook) in webhook_ids
+        except ValueError:
+            reached = False
+        if not reached:
+            return Access.OTHER_WEBHOOK
+    if write and read_only:
+        return Access.READ_ONLY_SESSION
     return Access.ALLOWED
 
 

@@ -1,7 +1,8 @@
 """What the registry schema keeps for ROOMHOOKS_RETENTION_DAYS only (shared/retention.py).
 
-History expires: the audit log, and recovery jobs once the delivery service no longer runs
-them (a job still running stays, whatever its age). State stays: accounts, API keys,
+History expires: the audit log, recovery jobs once the delivery service no longer runs them
+(a job still running stays, whatever its age), and customer portal sessions expired that
+long ago. State stays: accounts, API keys,
 webhooks, workflows and their code versions. The outbox holds only changes not yet
 published (the relay deletes each row once the broker has it), so none of it expires.
 """
@@ -16,4 +17,7 @@ JOB_RUNNING = (
 )
 JOBS = ExpiringTable("registry", "jobs", "created_at", keep_if=JOB_RUNNING)
 
-PLAN = RetentionPlan("registry", expiring=(AUDIT_LOG, JOBS))
+# A portal session is of no use once expired: it goes when it has been so for the period.
+PORTAL_SESSIONS = ExpiringTable("registry", "portal_sessions", "expires_at")
+
+PLAN = RetentionPlan("registry", expiring=(AUDIT_LOG, JOBS, PORTAL_SESSIONS))

@@ -46,7 +46,8 @@ class Route:
     registers); `paged` adds the limit and cursor parameters, `status_filter` a status one,
     `query` any others;
     `secured` routes need an API key (and may answer 429); `checks_code` ones may answer 503
-    while every code check is busy."""
+    while every code check is busy; `portal` ones also take a customer portal session (the
+    Authorizer refuses one on every other route, and scopes it on these)."""
 
     method: str
     path: str
@@ -60,6 +61,7 @@ class Route:
     query: tuple[QueryParam, ...] = ()
     secured: bool = True
     checks_code: bool = False
+    portal: bool = False
 
     @property
     def path_params(self) -> list[str]:
@@ -67,10 +69,25 @@ class Route:
 
 
 def register(app: web.Application, routes: Sequence[Route], handlers: object) -> None:
-    """Add each route to `app`, its handler the method of that name on `handlers`."""
+    """Add each route to `app`, its handler the method of that name on `handlers`; each
+    request carries its Route (`request[ROUTE]`), so the Authorizer reads what it allows
+    from the same entry the document is made of."""
     for route in routes:
-        handler = getattr(handlers, route.handler.__name__)
+        handler = _carrying(route, getattr(handlers, route.handler.__name__))
         if route.method == "GET":
             app.router.add_get(route.path, handler)  # and HEAD, as aiohttp does by default
         else:
             app.router.add_route(route.method, route.path, handler)
+
+
+ROUTE = web.RequestKey("route", Route)
+
+
+def _carrying(
+    route: Route, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        request[ROUTE] = route
+        return await handler(request)
+
+    return handle

@@ -100,6 +100,10 @@ class RegistrySettings(BaseSettings):
     # no one may.
     portal_frame_ancestors: FrameAncestors = Field(default_factory=list)
 
+    # Where customers reach this registry (portal links start with it), e.g.
+    # https://hooks.example.com; None: http://<host>:<port>, 127.0.0.1 for a wildcard host.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
@@ -110,6 +114,15 @@ class RegistrySettings(BaseSettings):
         if self.allowed_http_hosts is not None:
             return frozenset(h.strip().lower() for h in self.allowed_http_hosts if h.strip())
         return frozenset(DEV_HTTP_HOSTS) if self.runtime.profile is Profile.DEV else frozenset()
+
+    @property
+    def public_base_url(self) -> str:
+        """The registry's URL as customers reach it, without a trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - mapped away
+        host = wildcard.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @property
     def should_republish_on_start(self) -> bool:

@@ -85,6 +85,7 @@ ROUTES = (
         SystemRoutes.event_types,
         "The event catalog.",
         Answer(200, EventTypesData),
+        portal=True,
         **OPEN,
     ),
     Route("GET", "/healthz", SystemRoutes.healthz, "Liveness.", Answer(200, HealthData), **OPEN),

@@ -1,7 +1,8 @@
 """The registry's retention on a real Postgres: audit entries and recovery jobs older than
-ROOMHOOKS_RETENTION_DAYS leave, younger ones and jobs still running stay; each batch is found on
-the time index of migration 0009 (the plan Postgres chooses, for the values given and the
-generic one it may cache); the registry runs the loop itself only when it migrates on start.
+ROOMHOOKS_RETENTION_DAYS, and portal sessions expired that long ago, leave, younger ones and
+jobs still running stay; each batch is found on the time index of migration 0009 (the plan
+Postgres chooses, for the values given and the generic one it may cache); the registry runs
+the loop itself only when it migrates on start.
 """
 
 from __future__ import annotations
@@ -73,6 +74,22 @@ async def _job(
     return job
 
 
+async def _portal_session(
+    conn: asyncpg.Connection, account: uuid.UUID, expires_at: datetime
+) -> uuid.UUID:
+    session = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO registry.portal_sessions (id, account_id, read_only, link_hash, expires_at,"
+        " created_at) VALUES ($1, $2, false, $3, $4::timestamptz,"
+        " $4::timestamptz - interval '1 hour')",
+        session,
+        account,
+        session.hex,
+        expires_at,
+    )
+    return session
+
+
 async def _ids(conn: asyncpg.Connection, table: str) -> set[uuid.UUID]:
     return {r["id"] for r in await conn.fetch(f"SELECT id FROM registry.{table}")}
 
@@ -90,18 +107,24 @@ async def test_audit_entries_and_finished_jobs_past_the_retention_leave_and_the_
         old_never_begun = await _job(conn, account, OLD, None)
         old_running = await _job(conn, account, OLD, "running")
         young_done = await _job(conn, account, YOUNG, "done")
+        await _portal_session(conn, account, OLD)  # expired long ago
+        kept_sessions = {
+            await _portal_session(conn, account, YOUNG),  # expired lately
+            await _portal_session(conn, account, NOW + timedelta(hours=1)),  # live
+        }
 
         report = await run_retention(conn, PLAN, retention_days=DAYS, now=NOW)
 
         assert report.ran
-        assert report.deleted == {"audit_log": len(old_entries), "jobs": 3}
+        assert report.deleted == {"audit_log": len(old_entries), "jobs": 3, "portal_sessions": 1}
+        assert await _ids(conn, "portal_sessions") == kept_sessions
         assert await _ids(conn, "audit_log") == young_entries
         assert await _ids(conn, "jobs") == {old_running, young_done}
         assert {old_done, old_failed, old_never_begun}.isdisjoint(await _ids(conn, "jobs"))
         # the delivery service's progress is its own: never removed here
         assert await conn.fetchval("SELECT count(*) FROM delivery.recoveries") == 4
         again = await run_retention(conn, PLAN, retention_days=DAYS, now=NOW)
-        assert again.deleted == {"audit_log": 0, "jobs": 0}
+        assert again.deleted == {"audit_log": 0, "jobs": 0, "portal_sessions": 0}
     finally:
         await conn.close()
 

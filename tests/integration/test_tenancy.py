@@ -4,6 +4,8 @@ serves.
 Account A (alice) and account B (bob) each own a webhook, a workflow, a delivery with an attempt
 and an execution. For every route: B's keys get 403/404 and none of A's data, whether they name
 A's account or slip A's ids under their own; A's MEMBER key writes nothing; no key gets 401.
+Portal sessions likewise: B's reach none of A's routes, a session of A limited to another
+webhook none of A's webhook's, and every route not marked for the portal refuses them.
 The routes come from the app's router, so a new route is in the matrix (or fails it) at once.
 """
 
@@ -18,8 +20,10 @@ import asyncpg
 import pytest
 
 from services.registry.console import is_console_route
+from services.registry.openapi import ROUTES
 from services.registry.policy import Role
 from services.registry.settings import RegistrySettings
+from tests.support.portal import bearer, portal_session
 from tests.support.tenants import PATH_PARAMETERS, WORKFLOW_CODE, Seeded, seed_account
 
 pytestmark = pytest.mark.integration
@@ -31,6 +35,9 @@ WORKFLOW = ACCOUNT + "/workflows/{workflow_id}"
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/event-types"}
 # Routes about the calling key itself, under no account: any key, and each sees only itself.
 CALLER = {"/v1/me"}
+# Under no account and with no key: the credential is the portal link's token in the body
+# (test_portal_sessions.py).
+LINKS = {"/v1/portal-sessions/exchange"}
 # Reads only an OWNER key may make: the other roles get 403.
 OWNER_READS = {ACCOUNT + "/api-keys"}
 # Reads only OWNER and ADMIN keys may make: MEMBER keys get 403.
@@ -51,6 +58,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", WORKFLOW): {"name": "renamed"},
     ("POST", WEBHOOK + "/recover"): {"since": "2020-01-01T00:00:00Z"},
     ("POST", ACCOUNT + "/api-keys"): {"role": "MEMBER", "label": "from the matrix"},
+    ("POST", ACCOUNT + "/portal-sessions"): {"readOnly": True},
 }
 BODILESS_WRITES = {
     ("POST", WEBHOOK + "/deliveries/{delivery_id}/redeliver"),
@@ -100,7 +108,7 @@ def served_routes(app) -> list[Route]:
 
 
 def tenant_routes(app) -> list[Route]:
-    return [r for r in served_routes(app) if r.path not in PUBLIC | CALLER]
+    return [r for r in served_routes(app) if r.path not in PUBLIC | CALLER | LINKS]
 
 
 async def snapshot(pool: asyncpg.Pool) -> dict[str, list[str]]:
@@ -154,6 +162,8 @@ def test_every_served_route_is_in_the_matrix(registry):
     routes = served_routes(registry.app)
     problems = []
     for route in routes:
+        if route.path in LINKS:
+            continue
         if route.path in PUBLIC | CALLER:
             if route.writes:
                 problems.append(f"{route}: a public or caller route that writes")
@@ -250,8 +260,15 @@ async def test_a_member_key_can_write_nothing_that_an_owner_key_can(registry, po
 
 @pytest.mark.parametrize(
     "authorization",
-    [None, "", "Basic YWxpY2U6c2VjcmV0", "Bearer ", "Bearer rhk_not-a-key-anyone-was-given"],
-    ids=["no-header", "empty", "basic", "bearer-nothing", "unknown-key"],
+    [
+        None,
+        "",
+        "Basic YWxpY2U6c2VjcmV0",
+        "Bearer ",
+        "Bearer rhk_not-a-key-anyone-was-given",
+        "Bearer rhp_not-a-portal-session-anyone-was-given",
+    ],
+    ids=["no-header", "empty", "basic", "bearer-nothing", "unknown-key", "unknown-session"],
 )
 async def test_without_a_valid_key_every_account_route_answers_401(
     registry, pool, tenants, authorization
@@ -278,3 +295,97 @@ async def test_a_caller_route_answers_each_key_about_itself_only(registry, tenan
             data = (await resp.json())["data"]
             assert (data["account_id"], data["role"]) == (own.account_id, role.value)
             assert leaks(text, other) == [], path
+
+
+PORTAL_ONLY = "portal sessions may manage webhooks only"
+
+
+def portal_route(route: Route) -> bool:
+    """The route table's `portal` flag (HEAD: its GET's)."""
+    method = "GET" if route.method == "HEAD" else route.method
+    flags = {(r.method, r.path): r.portal for r in ROUTES}
+    return flags[(method, route.path)]
+
+
+def refused_off_portal(route: Route, portal: bool, text: str) -> bool:
+    """Off the portal's routes the refusal says why (a HEAD answer has no body to say it)."""
+    return portal or route.method == "HEAD" or PORTAL_ONLY in text
+
+
+def webhook_values(seeded: Seeded) -> list[str]:
+    """What only A's seeded webhook and what hangs off it show."""
+    hook = seeded.webhook
+    return [
+        hook["id"],
+        hook["url"],
+        hook["name"],
+        hook["secret"],
+        seeded.delivery_id,
+        seeded.job_id,
+    ]
+
+
+async def test_a_portal_session_reaches_only_its_own_webhooks_on_portal_routes(
+    registry, pool, tenants
+):
+    """Every route served: off the portal's routes a session is refused; on them, B's session
+    gets 403/404 and none of A's data whichever of A's ids it names, and a session of A
+    limited to another webhook gets A's seeded webhook, its deliveries and its job as 404."""
+    a, b = tenants
+    other = await registry.http.post(
+        f"{registry.url}/v1/accounts/{a.account_id}/webhooks",
+        json={"url": "https://other.example.com/hook", "events": ["participant.left"]},
+        headers=registry.alice.auth(),
+    )
+    assert other.status == 201
+    bobs = bearer(await portal_session(registry, registry.bob))
+    narrow = bearer(
+        await portal_session(
+            registry, registry.alice, webhookIds=[(await other.json())["data"]["webhook"]["id"]]
+        )
+    )
+    alices = bearer(await portal_session(registry, registry.alice))
+    before = await snapshot(pool)
+    failures, reached = [], 0
+    for route in tenant_routes(registry.app):
+        portal = portal_route(route)
+        for values in _foreign_paths(route, a, b):
+            status, text = await call(registry, route, values, bobs)
+            shown = f"{route.method} {route.path.format(**values)}"
+            if status not in (403, 404) or not refused_off_portal(route, portal, text):
+                failures.append(f"B's session, {shown}: {status} {text[:200]}")
+            if found := leaks(text, a):
+                failures.append(f"B's session, {shown}: shows A's {found}")
+        scoped = {"webhook_id", "job_id"} & set(route.params)
+        if not portal or scoped or not route.writes:
+            status, text = await call(registry, route, a.path_values, narrow)
+            expected = 404 if portal and scoped else 403 if not portal else 200
+            if status != expected or not refused_off_portal(route, portal, text):
+                failures.append(f"A's narrow session, {route}: {status} {text[:200]}")
+            if found := [v for v in webhook_values(a) if v in text]:
+                failures.append(f"A's narrow session, {route}: shows {found}")
+        if portal and not route.writes:
+            # The same read with a session of all A's webhooks answers: the 404s were real.
+            status, text = await call(registry, route, a.path_values, alices)
+            reached += status == 200
+            if status != 200:
+                failures.append(f"A's session, {route}: {status} {text[:200]}")
+    assert failures == []
+    assert reached >= 8  # webhooks, one, deliveries, one, stats, a job, and their HEADs
+    assert await snapshot(pool) == before
+
+
+async def test_me_answers_each_portal_session_about_itself_only(registry, tenants):
+    a, b = tenants
+    for account, own, other in ((registry.alice, a, b), (registry.bob, b, a)):
+        session = bearer(await portal_session(registry, account, readOnly=True))
+        resp = await registry.http.get(registry.url + "/v1/me", headers=session)
+        text = await resp.text()
+        assert resp.status == 200, text
+        data = (await resp.json())["data"]
+        assert (data["account_id"], data["kind"], data["read_only"]) == (
+            own.account_id,
+            "portal",
+            True,
+        )
+        assert leaks(text, other) == []

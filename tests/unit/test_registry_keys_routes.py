@@ -70,6 +70,7 @@ async def test_an_owner_creates_a_key_that_works_and_is_never_shown_again(api):
     assert status == 200
     assert me["data"] == {
         "account_id": api.account_id,
+        "kind": "key",
         "key_id": created["id"],
         "role": "MEMBER",
         "label": "dashboard",

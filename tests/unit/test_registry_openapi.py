@@ -23,9 +23,13 @@ def test_error_details_are_a_required_list_of_fields():
     assert info["properties"]["details"]["items"] == {"$ref": "#/components/schemas/ErrorDetail"}
 
 
+# Open, yet limited per client address: what it refuses costs a bucket, as unknown keys do.
+LIMITED_PER_ADDRESS = {("post", "/v1/portal-sessions/exchange")}
+
+
 def test_every_operation_with_a_key_may_answer_429_with_its_headers():
     for method, path, operation in OPERATIONS:
-        if operation.get("security") == []:
+        if operation.get("security") == [] and (method, path) not in LIMITED_PER_ADDRESS:
             assert "429" not in operation["responses"], (method, path)
             continue
         refused = operation["responses"]["429"]

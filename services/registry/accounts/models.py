@@ -10,10 +10,18 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    field_serializer,
+    field_validator,
+)
 
 from services.registry.bodies import StrictBody
 from services.registry.keys import DISPLAY_PREFIX_LENGTH
@@ -181,10 +189,34 @@ class ApiKeyListData(BaseModel):
     next_cursor: str | None
 
 
-class CallerData(BaseModel):
-    """The key that made the request: its account, role and label."""
+class KeyCallerData(BaseModel):
+    """An API key made the request: its account, id, role and label."""
 
     account_id: str
+    kind: Literal["key"]
     key_id: str
     role: str
     label: str | None
+
+
+class PortalCallerData(BaseModel):
+    """A customer portal session made the request: its account, the webhooks it manages and
+    until when."""
+
+    account_id: str
+    kind: Literal["portal"]
+    role: None = Field(description="Always null: a portal session has no role.")
+    read_only: bool
+    webhook_ids: list[str] | None = Field(description="null: every webhook of the account.")
+    expires_at: datetime
+
+    @field_serializer("expires_at", when_used="json")
+    def _timestamp(self, value: datetime) -> str:
+        return format_timestamp(value)
+
+
+class CallerData(
+    RootModel[Annotated[KeyCallerData | PortalCallerData, Field(discriminator="kind")]]
+):
+    """Who made the request: an API key (`kind` key) or a customer portal session (`kind`
+    portal)."""

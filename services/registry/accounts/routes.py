@@ -1,4 +1,5 @@
-"""HTTP adapters for API keys (OWNER keys only: list, create, revoke) and /v1/me (any key)."""
+"""HTTP adapters for API keys (OWNER keys only: list, create, revoke) and /v1/me (any key or
+portal session)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from services.registry.accounts.models import (
     ApiKeyListData,
     ApiKeyWithToken,
     CallerData,
+    KeyCallerData,
+    PortalCallerData,
 )
 from services.registry.accounts.service import AccountService, LastOwnerKey
 from services.registry.auth import Authorizer
 from services.registry.errors import parse_id
 from services.registry.http import ApiError, ok, read_json
 from services.registry.policy import Role
+from services.registry.portal.models import webhook_id_list
 from services.registry.query import DEFAULT_PAGE_SIZE, page_limit
 from services.registry.route_table import ACCOUNT_ERRORS, Answer, Route, register
 
@@ -76,11 +80,27 @@ class KeyRoutes:
         return ok("API key revoked", {"api_key": ApiKeyInfo.of(key).model_dump(mode="json")})
 
     async def me(self, request: web.Request) -> web.Response:
-        key = await self._auth.caller(request)
-        caller = CallerData(
-            account_id=str(key.account_id), key_id=str(key.id), role=key.role, label=key.label
+        caller = await self._auth.caller(request)
+        session, key = caller.session, caller.key
+        if session is not None:
+            data: KeyCallerData | PortalCallerData = PortalCallerData(
+                account_id=caller.account_id,
+                kind="portal",
+                role=None,
+                read_only=session.read_only,
+                webhook_ids=webhook_id_list(session.webhook_ids),
+                expires_at=session.expires_at,
+            )
+            return ok("The calling portal session", data.model_dump(mode="json"))
+        assert key is not None
+        data = KeyCallerData(
+            account_id=caller.account_id,
+            kind="key",
+            key_id=str(key.id),
+            role=key.role,
+            label=key.label,
         )
-        return ok("The calling API key", caller.model_dump(mode="json"))
+        return ok("The calling API key", data.model_dump(mode="json"))
 
 
 ROUTES = (
@@ -116,8 +136,10 @@ ROUTES = (
         "GET",
         "/v1/me",
         KeyRoutes.me,
-        "The calling key: its account, id, role and label (any key).",
+        "The caller: an API key's account, id, role and label (any key), or a customer"
+        " portal session's account, webhooks and expiry.",
         Answer(200, CallerData),
         errors=(401,),
+        portal=True,
     ),
 )

@@ -19,13 +19,15 @@ from shared.events import format_timestamp
 @dataclass(frozen=True)
 class Actor:
     """Who makes a change: an API key (its id, label and role; never the key) in an account,
-    or the platform itself (`kind` system: no key)."""
+    a portal session (`session_id`; `key_id` the key that made it), or the platform itself
+    (`kind` system: no key)."""
 
-    kind: Literal["key", "system"]
+    kind: Literal["key", "portal", "system"]
     account_id: str
     key_id: UUID | None = None
     label: str | None = None
     role: str | None = None
+    session_id: UUID | None = None
 
     @classmethod
     def system(cls, account_id: str) -> Actor:
@@ -66,10 +68,15 @@ class AuditRecord(BaseModel):
     id: str
     account_id: str
     created_at: datetime
-    actor: Literal["key", "system"] = Field(
-        description="`key`: made through the API with `key_id`; `system`: by the platform."
+    actor: Literal["key", "portal", "system"] = Field(
+        description="`key`: made through the API with `key_id`; `portal`: through the customer"
+        " portal session `portal_session_id` (made by the key `key_id`); `system`: by the"
+        " platform."
     )
     key_id: str | None = Field(description="The API key's id (never the key); null: system.")
+    portal_session_id: str | None = Field(
+        default=None, description="The portal session that made the change; null: none."
+    )
     key_label: str | None
     role: str | None = Field(description="The key's role when it made the change.")
     action: str = Field(description="What was done, e.g. `webhook.updated`, `api_key.revoked`.")
@@ -89,6 +96,7 @@ class AuditRecord(BaseModel):
             created_at=entry.created_at,
             actor=actor.kind,
             key_id=str(actor.key_id) if actor.key_id is not None else None,
+            portal_session_id=str(actor.session_id) if actor.session_id is not None else None,
             key_label=actor.label,
             role=actor.role,
             action=entry.action,

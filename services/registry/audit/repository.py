@@ -10,7 +10,10 @@ import asyncpg
 
 from services.registry.audit.models import Actor, AuditEntry
 
-_COLUMNS = "id, account_id, created_at, actor, key_id, key_label, role, action, target_id, changes"
+_COLUMNS = (
+    "id, account_id, created_at, actor, key_id, key_label, role, action, target_id, changes,"
+    " portal_session_id"
+)
 
 
 async def insert(conn: asyncpg.Connection, entry: AuditEntry) -> None:
@@ -18,7 +21,7 @@ async def insert(conn: asyncpg.Connection, entry: AuditEntry) -> None:
     actor = entry.actor
     await conn.execute(
         f"INSERT INTO registry.audit_log ({_COLUMNS})"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         entry.id,
         entry.account_id,
         entry.created_at,
@@ -29,6 +32,7 @@ async def insert(conn: asyncpg.Connection, entry: AuditEntry) -> None:
         entry.action,
         entry.target_id,
         entry.changes,  # the pool's codec writes it as JSON (shared/db.py)
+        actor.session_id,
     )
 
 
@@ -39,6 +43,7 @@ def _entry(record: asyncpg.Record) -> AuditEntry:
         record["key_id"],
         record["key_label"],
         record["role"],
+        record["portal_session_id"],
     )
     return AuditEntry(
         id=record["id"],

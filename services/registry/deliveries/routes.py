@@ -123,6 +123,7 @@ ROUTES = (
         Answer(200, DeliveryListData),
         paged=True,
         status_filter=STATUSES,
+        portal=True,
     ),
     Route(
         "GET",
@@ -130,6 +131,7 @@ ROUTES = (
         DeliveryRoutes.get,
         "One delivery with every attempt made.",
         Answer(200, DeliveryData),
+        portal=True,
     ),
     Route(
         "GET",
@@ -146,6 +148,7 @@ ROUTES = (
                 "The last hour (minute buckets), day or week (hour buckets).",
             ),
         ),
+        portal=True,
     ),
     Route(
         "POST",
@@ -153,6 +156,7 @@ ROUTES = (
         DeliveryRoutes.redeliver,
         "Attempt the delivery again now, even after it failed.",
         Answer(202, DeliveryQueuedData),
+        portal=True,
     ),
     Route(
         "POST",
@@ -160,5 +164,6 @@ ROUTES = (
         DeliveryRoutes.test,
         "Send a `webhook.test` ping through the delivery path.",
         Answer(202, DeliveryQueuedData),
+        portal=True,
     ),
 )

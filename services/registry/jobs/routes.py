@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.registry.auth import Authorizer
+from services.registry.errors import NotFound
 from services.registry.http import ApiError, ok, read_json
 from services.registry.jobs.models import JobData, RecoverInput, TooManyJobs
 from services.registry.jobs.service import JobService
@@ -35,8 +36,11 @@ class JobRoutes:
         return ok("Recovery queued", {"job": job.model_dump(mode="json")}, status=202)
 
     async def get(self, request: web.Request) -> web.Response:
-        account_id = await self._auth.account(request, write=False)
-        job = await self._jobs.get(account_id, request.match_info["job_id"])
+        caller = await self._auth.access(request, write=False)
+        job_id = request.match_info["job_id"]
+        job = await self._jobs.get(caller.account_id, job_id)
+        if not caller.reaches(job.webhook_id):  # a portal session's: its webhooks' jobs only
+            raise NotFound(job_id)
         return ok("Job", {"job": job.model_dump(mode="json")})
 
 
@@ -50,6 +54,14 @@ ROUTES = (
         Answer(202, JobData),
         body=RecoverInput,
         errors=(*ACCOUNT_ERRORS, 409),
+        portal=True,
     ),
-    Route("GET", JOB, JobRoutes.get, "A job and how far it has come.", Answer(200, JobData)),
+    Route(
+        "GET",
+        JOB,
+        JobRoutes.get,
+        "A job and how far it has come.",
+        Answer(200, JobData),
+        portal=True,
+    ),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -77,16 +77,23 @@ class WebhookSql:
         return await self.get(organization_id, webhook_id, for_update=True)
 
     async def page(
-        self, organization_id: UUID, *, limit: int, after: tuple[datetime, UUID] | None
+        self,
+        organization_id: UUID,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+        only: Collection[UUID] | None = None,
     ) -> list[WebhookRow]:
         records = await self._conn.fetch(
             f"SELECT {_COLUMNS} FROM registry.webhooks WHERE organization_id = $1"
             " AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))"
+            " AND ($5::uuid[] IS NULL OR id = ANY($5::uuid[]))"
             " ORDER BY created_at DESC, id DESC LIMIT $4",
             organization_id,
             after[0] if after else None,
             after[1] if after else None,
             limit,
+            None if only is None else list(only),
         )
         return [_row(r) for r in records]
 
@@ -161,10 +168,15 @@ class PostgresWebhooks:
             return await WebhookSql(conn).get(organization_id, webhook_id)
 
     async def page(
-        self, organization_id: UUID, *, limit: int, after: tuple[datetime, UUID] | None
+        self,
+        organization_id: UUID,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+        only: Collection[UUID] | None = None,
     ) -> list[WebhookRow]:
         async with self._pool.acquire() as conn:
-            return await WebhookSql(conn).page(organization_id, limit=limit, after=after)
+            return await WebhookSql(conn).page(organization_id, limit=limit, after=after, only=only)
 
 
 # --- sealing stored secrets (start-up: sealing.py) -----------------------------------------

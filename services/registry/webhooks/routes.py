@@ -5,8 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.registry.auth import Authorizer
-from services.registry.http import ApiError, ok, read_json
-from services.registry.policy import WRITER_ROLES, Access, Role, decide_access
+from services.registry.http import ok, read_json
 from services.registry.query import DEFAULT_PAGE_SIZE, page_limit
 from services.registry.route_table import ACCOUNT_ERRORS, Answer, Route, register
 from services.registry.webhooks.models import (
@@ -43,18 +42,23 @@ class WebhookRoutes:
         register(app, ROUTES, self)
 
     async def create(self, request: web.Request) -> web.Response:
-        actor = await self._auth.actor(request, write=True)
+        caller = await self._auth.access(request, write=True)
         body = WebhookCreateInput.model_validate(await read_json(request), context=self._context)
         webhook = await self._webhooks.create(
-            actor.account_id, body, secret=body.secret, actor=actor
+            caller.account_id, body, secret=body.secret, actor=caller.actor
         )
+        await self._auth.add_webhook(caller, webhook.id)
         return ok("Webhook created", {"webhook": webhook.model_dump(mode="json")}, status=201)
 
     async def list(self, request: web.Request) -> web.Response:
-        account_id, reveal = await self._reader(request)
+        caller = await self._auth.access(request, write=False)
         limit = page_limit(request, default=DEFAULT_PAGE_SIZE, maximum=self._page_size_max)
         page = await self._webhooks.list(
-            account_id, limit=limit, cursor=request.query.get("cursor") or None, reveal=reveal
+            caller.account_id,
+            limit=limit,
+            cursor=request.query.get("cursor") or None,
+            reveal=caller.reveal,
+            only=caller.webhook_ids,
         )
         return ok(
             "Webhooks",
@@ -65,9 +69,9 @@ class WebhookRoutes:
         )
 
     async def get(self, request: web.Request) -> web.Response:
-        account_id, reveal = await self._reader(request)
+        caller = await self._auth.access(request, write=False)
         webhook = await self._webhooks.get(
-            account_id, request.match_info["webhook_id"], reveal=reveal
+            caller.account_id, request.match_info["webhook_id"], reveal=caller.reveal
         )
         return ok("Webhook", {"webhook": webhook.model_dump(mode="json")})
 
@@ -99,20 +103,6 @@ class WebhookRoutes:
         )
         return ok("Webhook updated", {"webhook": webhook.model_dump(mode="json")})
 
-    async def _reader(self, request: web.Request) -> tuple[str, bool]:
-        """The account the key may read, and whether it sees header values (OWNER and
-        ADMIN keys do; MEMBER keys see them masked)."""
-        key = await self._auth.caller(request)
-        access = decide_access(
-            key_account=str(key.account_id),
-            role=Role(key.role),
-            path_account=request.match_info["account_id"],
-            write=False,
-        )
-        if access is not Access.ALLOWED:
-            raise ApiError(403, "forbidden", "this API key belongs to another account")
-        return str(key.account_id), Role(key.role) in WRITER_ROLES
-
     async def delete(self, request: web.Request) -> web.Response:
         actor = await self._auth.actor(request, write=True)
         webhook = await self._webhooks.delete(
@@ -130,6 +120,7 @@ ROUTES = (
         Answer(201, WebhookCreatedData),
         body=WebhookCreateInput,
         errors=(*ACCOUNT_ERRORS, 409),
+        portal=True,
     ),
     Route(
         "GET",
@@ -138,8 +129,11 @@ ROUTES = (
         "List the account's webhooks, newest first.",
         Answer(200, WebhookListData),
         paged=True,
+        portal=True,
     ),
-    Route("GET", WEBHOOK, WebhookRoutes.get, "Get a webhook.", Answer(200, WebhookData)),
+    Route(
+        "GET", WEBHOOK, WebhookRoutes.get, "Get a webhook.", Answer(200, WebhookData), portal=True
+    ),
     Route(
         "PUT",
         WEBHOOK,
@@ -147,6 +141,7 @@ ROUTES = (
         "Replace a webhook: every field takes the body's value or its default.",
         Answer(200, WebhookData),
         body=WebhookInput,
+        portal=True,
     ),
     Route(
         "PATCH",
@@ -155,6 +150,7 @@ ROUTES = (
         "Change some fields of a webhook.",
         Answer(200, WebhookData),
         body=WebhookPatch,
+        portal=True,
     ),
     Route(
         "POST",
@@ -164,6 +160,7 @@ ROUTES = (
         "for `overlapSeconds` (default 86400; the body is optional).",
         Answer(200, WebhookCreatedData),
         body=SecretRotation,
+        portal=True,
     ),
     Route(
         "DELETE",
@@ -171,5 +168,6 @@ ROUTES = (
         WebhookRoutes.delete,
         "Delete a webhook; the answer is its last state.",
         Answer(200, WebhookData),
+        portal=True,
     ),
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -85,9 +85,15 @@ class WebhookRepository(Protocol):
     async def get(self, organization_id: UUID, webhook_id: UUID) -> WebhookRow | None: ...
 
     async def page(
-        self, organization_id: UUID, *, limit: int, after: tuple[datetime, UUID] | None
+        self,
+        organization_id: UUID,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+        only: Collection[UUID] | None = None,
     ) -> list[WebhookRow]:
-        """At most `limit`, newest first by (created_at, id), those before `after`."""
+        """At most `limit`, newest first by (created_at, id), those before `after`; only
+        those of `only` when it is given."""
 
 
 @dataclass(frozen=True)
@@ -170,10 +176,18 @@ class WebhookService:
         return self._shown(row, reveal=reveal)
 
     async def list(
-        self, account_id: str, *, limit: int, cursor: str | None, reveal: bool = False
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        reveal: bool = False,
+        only: Collection[UUID] | None = None,
     ) -> Page:
+        """A page of the account's webhooks; only those of `only` when it is given (a portal
+        session's)."""
         rows = await self._webhooks.page(
-            parse_id(account_id), limit=limit + 1, after=after_cursor(cursor)
+            parse_id(account_id), limit=limit + 1, after=after_cursor(cursor), only=only
         )
         rows, next_cursor = cut_page(rows, limit, lambda r: (r.created_at, r.id))
         return Page([self._shown(r, reveal=reveal) for r in rows], next_cursor)
