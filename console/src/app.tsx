@@ -32,7 +32,7 @@ import { ApiKeys } from './pages/api_keys';
 import { Catalog } from './pages/catalog';
 import { AuditLog } from './pages/audit';
 import { Docs } from './pages/docs';
-import { Portal } from './pages/portal';
+import { Portal, PortalEnded } from './pages/portal';
 
 // The workflow pages carry the code editor (CodeMirror, most of the bundle): loaded on first use.
 const workflows = () => import('./pages/workflows');
@@ -124,9 +124,10 @@ function Console() {
   } else if (state.kind === 'checking') {
     body = <Shell>{checkError ? <ErrorNotice error={checkError} title="Could not check the session" /> : <Loading what="Checking the session" />}</Shell>;
   } else if (state.kind === 'signed-out' || !session) {
+    // A portal page's customer has no key to sign in with: their link must be opened again.
     body = (
       <Shell>
-        <SignIn notice={state.kind === 'signed-out' ? state.notice : undefined} />
+        {path.startsWith(`${PORTAL}/`) ? <PortalEnded /> : <SignIn notice={state.kind === 'signed-out' ? state.notice : undefined} />}
       </Shell>
     );
   } else {
