@@ -153,3 +153,28 @@ async def test_ten_thousand_deliveries_are_shown_25_a_page(
     await expect(pages).to_contain_text("Page 1")
     await expect(delivery_rows(page)).to_have_count(25)
     assert await shown_ids(page) == first_page
+
+
+async def test_an_attempt_shows_the_request_headers_it_sent_with_secrets_masked(
+    page: Page, platform: Platform
+):
+    path = f"/headers/{uuid.uuid4().hex}"
+    webhook = await create_webhook(platform, path, headers={"X-Team": "blue"})
+    await platform.trigger("participant.joined")
+    [delivered] = await settled_deliveries(platform, webhook["id"], 1, "success")
+    [request] = platform.receiver.received[path]
+
+    await sign_in(page, platform.owner_key)
+    await page.goto(f"/console/webhooks/{webhook['id']}/deliveries/{delivered['id']}")
+    attempt = page.get_by_role("article", name="Attempt 1")
+    await attempt.get_by_text("Request headers as sent").click()
+    headers = attempt.get_by_role("table")
+
+    def header(name: str):
+        named = page.get_by_role("rowheader", name=name, exact=True)
+        return headers.get_by_role("row").filter(has=named)
+
+    await expect(header("webhook-id")).to_contain_text(request.headers["webhook-id"])
+    await expect(header("webhook-signature")).to_contain_text("v1,****")
+    await expect(header("X-Team")).to_contain_text("****")
+    await expect(headers).not_to_contain_text("blue")
