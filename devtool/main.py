@@ -35,6 +35,7 @@ from devtool.events_cli import EVENTS_COMMANDS, add_events_commands
 from devtool.jobs_cli import JOBS_COMMANDS, add_jobs_commands
 from devtool.keys import add_keys_commands, create_key, list_keys, revoke_key
 from devtool.listen import add_listen_command, listen
+from devtool.portal_cli import PORTAL_COMMANDS, add_portal_commands
 from devtool.publishing import publish_event, send
 from devtool.trigger import add_trigger_command, trigger
 from devtool.webhooks_cli import WEBHOOKS_COMMANDS, add_webhooks_commands
@@ -74,6 +75,7 @@ def build_parser() -> Parser:
     add_webhooks_commands(commands)
     add_deliveries_commands(commands)
     add_jobs_commands(commands)
+    add_portal_commands(commands)
     add_workflows_commands(commands)
     add_events_commands(commands)
     return parser
@@ -234,6 +236,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Any]] = {
     **WEBHOOKS_COMMANDS,
     **DELIVERIES_COMMANDS,
     **JOBS_COMMANDS,
+    **PORTAL_COMMANDS,
     **WORKFLOWS_COMMANDS,
     **EVENTS_COMMANDS,
 }
