@@ -24,6 +24,9 @@ from services.workflow_runner.sandbox.models import (
 from shared.ssrf import AddressPolicy, BlockedAddress, guard_message
 
 MAX_NAME = 512
+# A fetch's URL and error as its execution records them (the sandbox caps fetches per run).
+MAX_RECORDED_URL = 2048
+MAX_RECORDED_ERROR = 500
 
 
 def _name(args: list[Any], index: int, what: str) -> str:
@@ -117,6 +120,9 @@ class RoomBindings:
         self._org = organization_id
         self._room = room_id
         self.fetch_log: list[dict[str, Any]] = []
+        # Every fetch that reached the fetcher, in order: {method, url, status, duration_ms,
+        # error}; status None when nothing answered (refused, timed out, broken off).
+        self.fetches: list[dict[str, Any]] = []
 
     async def call(self, method: str, args: list[Any]) -> Any:
         if self._room is None:  # an organization event: there is no room to read
@@ -139,10 +145,14 @@ class RoomBindings:
 
     async def fetch(self, request: FetchRequest) -> FetchResponse:
         """Fetch through the guard; the status lands in the run's log (the sandbox logs
-        refusals and failures itself)."""
+        refusals and failures itself), and every fetch in `fetches`."""
         started = time.perf_counter()
-        response = await self._fetcher.fetch(request)
-        elapsed = int((time.perf_counter() - started) * 1000)
+        try:
+            response = await self._fetcher.fetch(request)
+        except Exception as exc:
+            self._recorded(request, started, status=None, error=str(exc) or type(exc).__name__)
+            raise
+        elapsed = self._recorded(request, started, status=response.status, error=None)
         self.fetch_log.append(
             {
                 "level": "info",
@@ -151,3 +161,19 @@ class RoomBindings:
             }
         )
         return response
+
+    def _recorded(
+        self, request: FetchRequest, started: float, *, status: int | None, error: str | None
+    ) -> int:
+        """Note one fetch in `fetches`; its duration in ms."""
+        elapsed = int((time.perf_counter() - started) * 1000)
+        self.fetches.append(
+            {
+                "method": request.method,
+                "url": request.url[:MAX_RECORDED_URL],
+                "status": status,
+                "duration_ms": elapsed,
+                "error": error[:MAX_RECORDED_ERROR] if error is not None else None,
+            }
+        )
+        return elapsed

@@ -9,7 +9,7 @@ tests/support/runner_fakes.py pass the same contract suites
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -56,6 +56,8 @@ class Ended:
     result: Any
     error: dict[str, Any] | None
     logs: list[dict[str, Any]]
+    # The code's fetches, in order (bindings.RoomBindings.fetches).
+    fetches: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ExecutionStore(Protocol):

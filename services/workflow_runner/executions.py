@@ -59,6 +59,7 @@ class PostgresExecutions:
                 result=ended.result,
                 error=ended.error,
                 logs=ended.logs,
+                fetches=ended.fetches,
                 now=now,
             )
 
@@ -125,17 +126,19 @@ async def finish(
     error: dict[str, Any] | None,
     logs: list[dict[str, Any]],
     now: datetime,
+    fetches: list[dict[str, Any]] | None = None,
 ) -> None:
     """Record how the run ended: the whole row, whether or not its `running` row is there (a
     Postgres crash may have lost it, as it was not flushed)."""
     await conn.execute(
         "INSERT INTO workflow.executions (id, workflow_id, organization_id, version, event_id,"
-        " event, status, started_at, duration_ms, result, error, logs, created_at, updated_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb, $11, $12, $13, $14)"
+        " event, status, started_at, duration_ms, result, error, logs, created_at, updated_at,"
+        " fetches)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb, $11, $12, $13, $14, $15)"
         " ON CONFLICT (id, created_at) DO UPDATE SET status = EXCLUDED.status,"
         " started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms,"
         " result = EXCLUDED.result, error = EXCLUDED.error, logs = EXCLUDED.logs,"
-        " updated_at = EXCLUDED.updated_at",
+        " updated_at = EXCLUDED.updated_at, fetches = EXCLUDED.fetches",
         *_identity(run),
         status,
         started_at,
@@ -145,6 +148,7 @@ async def finish(
         logs,
         run.created_at,
         now,
+        fetches,
     )
 
 

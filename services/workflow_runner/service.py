@@ -117,7 +117,7 @@ class RunnerService:
         self._metrics.projected.inc(begun.projected)
         if begun.source is None:
             outcome = self._failed("this workflow version no longer exists")
-            await self._finish(request, outcome, [])
+            await self._finish(request, outcome, [], [])
             return outcome.status
         code, language = begun.source
         bindings = RoomBindings(
@@ -139,7 +139,7 @@ class RunnerService:
             ),
             bindings,
         )
-        await self._finish(request, outcome, bindings.fetch_log)
+        await self._finish(request, outcome, bindings.fetch_log, bindings.fetches)
         self._metrics.executions.labels(outcome.status).inc()
         self._metrics.duration.observe(outcome.duration_ms / 1000)
         bound.info("workflow.ran", status=outcome.status, duration_ms=outcome.duration_ms)
@@ -162,11 +162,15 @@ class RunnerService:
         log.warning("workflow.run_refused", run_id=request.run_id, reason=reason)
         self._metrics.poison.inc("run_input")
         outcome = self._failed(f"the run could not be carried out for its input: {reason}")
-        await self._finish(request, outcome, [])
+        await self._finish(request, outcome, [], [])
         self._metrics.executions.labels(outcome.status).inc()
 
     async def _finish(
-        self, request: WorkflowRunRequested, outcome: RunOutcome, fetch_log: list[dict[str, Any]]
+        self,
+        request: WorkflowRunRequested,
+        outcome: RunOutcome,
+        fetch_log: list[dict[str, Any]],
+        fetches: list[dict[str, Any]],
     ) -> None:
         """Record the outcome, cleaned where Postgres could not take it as it is (NUL, lone
         surrogates: storable.py); should Postgres still refuse it, the run is recorded as an
@@ -175,9 +179,12 @@ class RunnerService:
         result, result_cleaned = storable_value(outcome.result)
         error, error_cleaned = storable_value(outcome.error)
         logs, logs_cleaned = storable_value([*outcome.logs, *fetch_log])
-        if cleaned := sorted({*result_cleaned, *error_cleaned, *logs_cleaned}):
+        fetched, fetches_cleaned = storable_value(fetches)
+        if cleaned := sorted({*result_cleaned, *error_cleaned, *logs_cleaned, *fetches_cleaned}):
             log.info("workflow.outcome_cleaned", run_id=request.run_id, reason=", ".join(cleaned))
-        ended = Ended(outcome.status, outcome.started_at, outcome.duration_ms, result, error, logs)
+        ended = Ended(
+            outcome.status, outcome.started_at, outcome.duration_ms, result, error, logs, fetched
+        )
         try:
             await self._executions.finish(request, ended, now=self._clock())
         except Exception as exc:
@@ -188,7 +195,7 @@ class RunnerService:
             self._metrics.poison.inc("run_outcome")
             message = f"the run's outcome ({outcome.status}) could not be stored: {reason}"
             error = {"message": message, "stack": None}
-            ended = replace(ended, status="error", result=None, error=error, logs=[])
+            ended = replace(ended, status="error", result=None, error=error, logs=[], fetches=[])
             await self._executions.finish(request, ended, now=self._clock())
 
 

@@ -156,8 +156,8 @@ class Subject:
         await self.pool.execute(
             "INSERT INTO workflow.executions (id, workflow_id, organization_id, version,"
             " event_id, event, status, started_at, duration_ms, result, error, logs,"
-            " created_at, updated_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+            " created_at, updated_at, fetches)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
             run.id,
             run.workflow_id,
             organization_id,
@@ -171,6 +171,7 @@ class Subject:
             run.error,
             run.logs,
             run.created_at,
+            run.fetches,
         )
 
     async def record_delivery(

@@ -67,6 +67,7 @@ class ExecutionRow:
     error: dict[str, Any] | None
     logs: list[dict[str, Any]]
     created_at: datetime
+    fetches: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,20 @@ class Workflow(BaseModel):
         return format_timestamp(value)
 
 
+class ExecutionFetch(BaseModel):
+    """One `fetch` the code made, in the order made (those past the per-run limit, or with a
+    request the sandbox refused to send, are not among them)."""
+
+    method: str
+    url: str = Field(description="As the code gave it, at most 2,048 characters.")
+    status: int | None = Field(
+        description="The status answered; null when nothing answered (refused by the address"
+        " guard, timed out, broken off: see `error`)."
+    )
+    duration_ms: int
+    error: str | None
+
+
 class Execution(BaseModel):
     id: str
     workflow_id: str
@@ -202,6 +217,10 @@ class Execution(BaseModel):
     error: dict[str, Any] | None
     logs: list[dict[str, Any]]
     created_at: datetime
+    fetches: list[ExecutionFetch] | None = Field(
+        description="The code's fetches, in order; null for an execution recorded before they"
+        " were kept."
+    )
 
     @field_serializer("started_at", "created_at", when_used="json")
     def _timestamps(self, value: datetime | None) -> str | None:

@@ -28,7 +28,7 @@ _FROM = (
 )
 _EXECUTION_COLUMNS = (
     "id, workflow_id, version, event_id, event, status, started_at, duration_ms, result, error,"
-    " logs, created_at"
+    " logs, created_at, fetches"
 )
 
 After = tuple[datetime, UUID] | None
