@@ -19,8 +19,7 @@ from uuid import UUID
 from devtool.api_args import event_name
 from devtool.cli_support import CliError, add_account_option, default_account
 from devtool.publishing import publish_event
-from devtool.samples import sample_event
-from shared.events import CATALOG, InvalidEvent, parse_event
+from shared.events import CATALOG, InvalidEvent, parse_event, sample_event
 
 # Top-level fields `--set` may not change, and what to use instead.
 _FIXED = {"event": "name the event as EVENT", "organization_id": "use --account"}

@@ -7,7 +7,9 @@ renders the customer body once with `render_payload`.
 
 - `catalog`: the event names, their scopes and the models that validate them;
 - `ingress`: size, depth, encoding and storable-text rules, and `InvalidEvent`;
-- `rendering`: the delivered body, timestamps as JavaScript writes them, `build_event`.
+- `rendering`: the delivered body, timestamps as JavaScript writes them, `build_event`;
+- `payload_schema`: the JSON Schema of the delivered body, per catalog event;
+- `samples`: a realistic event of each name, as sent and as delivered.
 """
 
 from shared.events.catalog import (
@@ -37,7 +39,9 @@ from shared.events.ingress import (
     nested_deeper_than,
     parse_event,
 )
+from shared.events.payload_schema import payload_schema
 from shared.events.rendering import build_event, format_timestamp, render_payload
+from shared.events.samples import example_payload, sample_event
 
 __all__ = [
     "CATALOG",
@@ -61,9 +65,12 @@ __all__ = [
     "build_event",
     "escape_unstorable",
     "event_names",
+    "example_payload",
     "format_timestamp",
     "nested_deeper_than",
     "parse_event",
+    "payload_schema",
     "render_payload",
+    "sample_event",
     "unknown_events",
 ]

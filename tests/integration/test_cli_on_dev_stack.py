@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from devtool.samples import ADA, ROOM
+from shared.events.samples import ADA, ROOM
 from tests.integration import test_walkthrough
 from tests.integration.test_walkthrough import delivered, indexed_webhooks, listening
 from tests.support.devstack import Stack, clean_environ, run_cli

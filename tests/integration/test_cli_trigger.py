@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from devtool.samples import ROOM
 from shared.events import parse_event
+from shared.events.samples import ROOM
 from shared.kafka import Topics
 from shared.settings import KafkaSettings
 from tests.integration import test_pipeline

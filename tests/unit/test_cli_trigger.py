@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 import pytest
 
 from devtool.cli_support import EXIT_USAGE, CliError
-from devtool.samples import ROOM, sample_event
 from devtool.trigger import assignment, triggered_event
 from shared.events import CATALOG, Scope, parse_event, render_payload
+from shared.events.samples import ROOM, sample_event
 
 ACCOUNT = uuid.UUID("9b7e7a4e-8a38-4c6e-9a0e-1f7f5e3f2a11")
 NOW = datetime(2026, 5, 29, 10, 6, tzinfo=UTC)

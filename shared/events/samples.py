@@ -1,5 +1,6 @@
-"""Realistic sample events for `roomhooks trigger`: any catalog event with its room, users and
-organization filled in, as the room services would send it (pure).
+"""Realistic samples of every catalog event: as the room services would send it (`sample_event`,
+what `roomhooks trigger` publishes) and as a webhook receives it (`example_payload`, what
+`GET /v1/event-types` shows). Pure: stdlib and pydantic only.
 
 An event the table below does not describe (a new catalog entry) still gets its scope's room,
 users or organization, so every catalog event has a sample.
@@ -8,20 +9,15 @@ users or organization, so every catalog event has a sample.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.events import (
-    CATALOG,
-    ParticipantEvent,
-    Scope,
-    SessionClosedEvent,
-    UserEvent,
-    build_event,
-    format_timestamp,
-)
+from shared.events.catalog import CATALOG, ParticipantEvent, Scope, SessionClosedEvent, UserEvent
+from shared.events.ingress import parse_event
+from shared.events.rendering import build_event, format_timestamp, render_payload
 
 ROOM = {"id": "c3003c93-60cf-4184-b85f-20be14d26dac", "name": "Design review"}
 ADA = {"id": "user-001", "name": "Ada Lovelace", "email": "ada@example.com", "color": "#3b82f6"}
@@ -174,3 +170,18 @@ def sample_event(
         now=now,
         extra={**fields, **copy.deepcopy(extras)},
     )
+
+
+# The example's organization, event id and moment: fixed, so the catalog's answer never changes.
+EXAMPLE_ORGANIZATION_ID = "9b7e7a4e-8a38-4c6e-9a0e-1f7f5e3f2a11"
+EXAMPLE_EVENT_ID = "0f8c3b1e-6d2a-4e57-9c41-8a5b7d3e2f10"
+EXAMPLE_AT = datetime(2026, 5, 29, 10, 6, tzinfo=UTC)
+
+
+def example_payload(name: str) -> dict[str, Any]:
+    """The body a webhook receives for the sample of `name` (KeyError: not in the catalog),
+    rendered by `render_payload` as delivery sends it, then parsed: a new copy."""
+    sample = sample_event(
+        name, organization_id=EXAMPLE_ORGANIZATION_ID, now=EXAMPLE_AT, event_id=EXAMPLE_EVENT_ID
+    )
+    return json.loads(render_payload(parse_event(sample)))
