@@ -1,5 +1,6 @@
 """`roomhooks`: the dev stack, accounts, API keys and test events from the command line, and
-command groups that mirror the registry's HTTP API (webhooks, deliveries, workflows, events).
+command groups that mirror the registry's HTTP API (webhooks, deliveries, workflows, events,
+audit, ...).
 
 Connections (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC_NAMESPACE, ROOMHOOKS_API_URL,
 ...) come from the environment, else from the run.env that `roomhooks dev` writes; the
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from devtool.audit_cli import AUDIT_COMMANDS, add_audit_commands
 from devtool.cli_support import (
     CliError,
     Parser,
@@ -78,6 +80,7 @@ def build_parser() -> Parser:
     add_portal_commands(commands)
     add_workflows_commands(commands)
     add_events_commands(commands)
+    add_audit_commands(commands)
     return parser
 
 
@@ -239,6 +242,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Any]] = {
     **PORTAL_COMMANDS,
     **WORKFLOWS_COMMANDS,
     **EVENTS_COMMANDS,
+    **AUDIT_COMMANDS,
 }
 
 
