@@ -1,9 +1,11 @@
 """The console's API keys, audit log, catalog and docs pages in Chromium: a new key is shown
 once and works; revoking asks first and the key stops working; a MEMBER sees neither; the
-audit log shows the changes with hidden values as hidden; the docs list the API's operations."""
+audit log shows the changes with hidden values as hidden; the docs list the API's operations;
+the catalog shows each event's payload shape and, as text, its example."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import aiohttp
@@ -134,3 +136,16 @@ async def test_the_docs_list_every_operation_and_the_catalog_every_event(
     article = page.locator("main article").filter(has_text=first["name"]).first
     await expect(article).to_contain_text(first["description"])
     await expect(article).to_contain_text(f"{first['scope']} event")
+
+    # An example is shown as the text of exactly the body a webhook receives, with its shape.
+    closed = next(t for t in catalog if t["name"] == "session.closed")
+    article = page.get_by_role("article", name="session.closed", exact=True)
+    await article.locator("summary", has_text="Example of session.closed").click()
+    example = article.locator("pre[aria-label='Example of session.closed']")
+    await expect(example).to_be_visible()
+    assert await example.inner_text() == json.dumps(closed["example"], indent=2, ensure_ascii=False)
+    assert '"name": "Grace Hopper"' in await example.inner_text()
+    await article.locator("summary", has_text="Payload shape of session.closed").click()
+    shape = article.locator("pre[aria-label='Payload shape of session.closed']")
+    await expect(shape).to_contain_text('"const": "session.closed"')
+    await shot(page, "catalog-example")
