@@ -76,7 +76,7 @@ def test_an_unknown_event_has_no_example() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_a_closed_model_s_schema_names_exactly_its_fields_and_data(name: str) -> None:
+def test_the_schema_names_exactly_the_fields_of_an_event_the_catalog_owns(name: str) -> None:
     model: type[EventBase] = CATALOG[name].payload_model
     schema = payload_schema(CATALOG[name])
     fields = set(model.model_fields)
