@@ -11,7 +11,13 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import Platform, shot, sign_in
-from tests.browser.webhook_helpers import api, call, create_webhook, settled_deliveries
+from tests.browser.webhook_helpers import (
+    api,
+    call,
+    create_webhook,
+    new_account,
+    settled_deliveries,
+)
 from tests.support.receiver import Script
 
 pytestmark = pytest.mark.integration
@@ -69,7 +75,6 @@ async def test_creating_a_webhook_shows_its_secret_once_and_a_reload_forgets_it(
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=name))
     await expect(row).to_contain_text("Enabled")
     await expect(row).to_contain_text("participant.joined, participant.left")
-    await shot(page, "webhooks")
 
 
 async def test_bad_input_is_refused_with_each_field_named(page: Page, platform: Platform):
@@ -208,3 +213,57 @@ async def test_every_control_of_the_webhook_pages_is_labelled_and_reached_by_key
     await page.keyboard.press("Enter")
     await expect(page.get_by_text("This secret will not be shown again")).to_be_visible()
     await expect(page.get_by_text("typed", exact=True)).to_be_visible()
+
+
+async def test_the_list_shows_each_webhooks_health_and_pages_25_at_a_time(
+    page: Page, platform: Platform
+):
+    account = await new_account(platform, f"list {uuid.uuid4().hex[:8]}")
+    healthy, failing = f"/healthy/{uuid.uuid4().hex}", f"/failing/{uuid.uuid4().hex}"
+    platform.receiver.script(healthy, Script(statuses=[200]))
+    platform.receiver.script(failing, Script(statuses=[500]))
+    both = ["participant.joined", "participant.left"]
+    orders = await create_webhook(
+        platform, healthy, account=account, name="Orders service", events=both
+    )
+    crm = await create_webhook(
+        platform, failing, account=account, name="CRM sync", retrySchedule=[1]
+    )
+    await create_webhook(
+        platform, f"/paused/{uuid.uuid4().hex}", account=account, name="Analytics", enabled=False
+    )
+    for _ in range(3):
+        await platform.trigger("participant.joined", account_id=account.id)
+    await settled_deliveries(platform, orders["id"], 3, "success", account=account)
+    await settled_deliveries(platform, crm["id"], 3, "failed", account=account)
+
+    await sign_in(page, account.owner_key)
+
+    def row(name: str):
+        return page.get_by_role("row").filter(has=page.get_by_role("link", name=name))
+
+    # Cells after the name: URL, events, status, success, p95, failure streak, created.
+    await expect(row("Orders service").get_by_role("cell").nth(3)).to_have_text("100%")
+    await expect(row("Orders service").get_by_role("cell").nth(4)).to_contain_text("ms")
+    await expect(row("Orders service").get_by_role("cell").nth(5)).to_have_text("0")
+    await expect(row("CRM sync").get_by_role("cell").nth(3)).to_have_text("0%")
+    await expect(row("CRM sync").get_by_role("cell").nth(5)).to_have_text("6")
+    await expect(row("Analytics").get_by_role("cell").nth(2)).to_have_text("Disabled")
+    await expect(row("Analytics").get_by_role("cell").nth(3)).to_have_text("no attempts")
+    await expect(page.get_by_role("navigation", name="Webhook pages")).to_have_count(0)
+    await shot(page, "webhooks")
+
+    for n in range(23):
+        await create_webhook(platform, f"/many/{n}", account=account, name=f"many {n:02d}")
+    await page.reload()
+    rows = page.get_by_role("table").locator("tbody tr")
+    await expect(rows).to_have_count(25)
+    await expect(row("many 22")).to_be_visible()  # newest first
+    pages = page.get_by_role("navigation", name="Webhook pages")
+    await pages.get_by_role("button", name="Next page").click()
+    await expect(pages).to_contain_text("Page 2")
+    await expect(rows).to_have_count(1)
+    await expect(row("Orders service")).to_be_visible()
+    await expect(pages.get_by_role("button", name="Next page")).to_be_disabled()
+    await pages.get_by_role("button", name="Previous page").click()
+    await expect(rows).to_have_count(25)

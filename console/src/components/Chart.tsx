@@ -20,8 +20,11 @@ export function Chart({
   times,
   series,
   height = 220,
+  yMax,
 }: {
   title: string;
+  /** The top of the y scale (100 for a percentage); without it, a little over the data's maximum. The bottom is 0. */
+  yMax?: number;
   /** Unix seconds, oldest first. */
   times: number[];
   series: ChartSeries[];
@@ -58,7 +61,11 @@ export function Chart({
           values: (_u, ticks) => ticks.map((t) => (series[0]?.format ? series[0].format(t) : String(t))),
         },
       ],
-      scales: { x: { time: true } },
+      scales: {
+        x: { time: true },
+        // At least 0 to 5: whole-number ticks however small the values.
+        y: { range: (_u, _min, max) => [0, yMax ?? Math.max(max * 1.1, 5)] },
+      },
     };
     const data = [times, ...series.map((s) => s.values)] as uPlot.AlignedData;
     const plot = new uPlot(opts, data, el);
@@ -68,7 +75,7 @@ export function Chart({
       resize.disconnect();
       plot.destroy();
     };
-  }, [times, series, height]);
+  }, [times, series, height, yMax]);
   return (
     <figure class="chart">
       <figcaption>{title}</figcaption>

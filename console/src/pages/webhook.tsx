@@ -360,7 +360,7 @@ function Health({ accountId, webhookId }: { accountId: string; webhookId: string
           ) : null}
           {charts && s.attempts > 0 ? (
             <div class="grid">
-              <Chart title="Success rate over time" times={charts.times} series={charts.rate} />
+              <Chart title="Success rate over time" times={charts.times} series={charts.rate} yMax={100} />
               <Chart title="p95 latency over time" times={charts.times} series={charts.latency} />
             </div>
           ) : (
