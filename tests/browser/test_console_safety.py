@@ -1,7 +1,8 @@
 """The console's webhook pages are safe in Chromium: a MEMBER key is shown no control that
 writes (and the API refuses the write anyway), markup a customer sent (a webhook's name, an
-event's payload, a refused URL echoed in an error) is shown as text and never runs, and another
-account's webhook is not found."""
+event's payload, a refused URL echoed in an error) is shown as text and never runs, another
+account's webhook is not found, and a customer portal session sees only its webhooks, without
+delete or the event log (a read-only one without any write), and is never offered the key form."""
 
 from __future__ import annotations
 
@@ -141,3 +142,58 @@ async def test_another_accounts_webhook_is_not_found(page: Page, platform: Platf
     await page.goto(f"/console/webhooks/{ours['id']}/deliveries")
     await expect(page.get_by_role("alert").first).to_be_visible()
     await expect(page.get_by_text(ours["name"])).to_have_count(0)
+
+
+async def portal_link(platform: Platform, **body: object) -> str:
+    status, envelope = await call(platform, "POST", "/portal-sessions", body)
+    assert status == 201, envelope
+    return envelope["data"]["url"]
+
+
+async def test_a_portal_session_manages_its_webhook_without_delete_or_the_event_log(
+    page: Page, platform: Platform
+):
+    path = f"/portal/{uuid.uuid4().hex}"
+    webhook = await create_webhook(platform, path)
+    hidden = await create_webhook(platform, f"/not-in-portal/{uuid.uuid4().hex}")
+    await platform.trigger("participant.joined")
+    [delivery] = await settled_deliveries(platform, webhook["id"], 1, "success")
+
+    await page.goto(await portal_link(platform, webhookIds=[webhook["id"]]))
+    await expect(page).to_have_url(f"{platform.url}/console/portal/webhooks")
+    await expect(page.get_by_role("link", name=webhook["name"])).to_be_visible()
+    await expect(page.get_by_role("link", name=hidden["name"])).to_have_count(0)
+    await expect(page.get_by_role("link", name="Workflows")).to_have_count(0)
+
+    await page.get_by_role("link", name=webhook["name"]).click()
+    await expect(page).to_have_url(f"{platform.url}/console/portal/webhooks/{webhook['id']}")
+    await expect(page.get_by_role("button", name="Send test ping")).to_be_visible()
+    await expect(page.get_by_role("button", name="Rotate secret")).to_be_visible()
+    await expect(page.get_by_role("button", name="Delete", exact=True)).to_have_count(0)
+
+    await page.goto(f"/console/portal/webhooks/{webhook['id']}/deliveries/{delivery['id']}")
+    await expect(page.get_by_role("heading", name="Attempts (1)")).to_be_visible()
+    await expect(page.get_by_role("link", name=f"Event {delivery['event_id']}")).to_have_count(0)
+
+
+async def test_a_read_only_portal_session_sees_no_write_control(page: Page, platform: Platform):
+    webhook = await create_webhook(platform, f"/portal-ro/{uuid.uuid4().hex}")
+    await page.goto(await portal_link(platform, webhookIds=[webhook["id"]], readOnly=True))
+    await expect(page.get_by_role("link", name=webhook["name"])).to_be_visible()
+    await no_write_controls(page)
+    await page.goto(f"/console/portal/webhooks/{webhook['id']}/deliveries")
+    await expect(page.get_by_role("heading", name="Deliveries", exact=False)).to_be_visible()
+    await no_write_controls(page)
+    await expect(page.get_by_role("heading", name="Recover a time window")).to_have_count(0)
+
+
+async def test_a_portal_page_without_its_session_asks_for_a_new_link_not_a_key(
+    page: Page, platform: Platform
+):
+    webhook = await create_webhook(platform, f"/portal-gone/{uuid.uuid4().hex}")
+    await page.goto(await portal_link(platform, webhookIds=[webhook["id"]]))
+    await expect(page.get_by_role("link", name=webhook["name"])).to_be_visible()
+    await page.evaluate("() => sessionStorage.clear()")
+    await page.reload()
+    await expect(page.get_by_role("alert")).to_contain_text("This portal session has ended")
+    await expect(page.get_by_label("API key")).to_have_count(0)
