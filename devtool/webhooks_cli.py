@@ -1,7 +1,9 @@
-"""`roomhooks webhooks list|get|create|update|delete|test|rotate-secret`, through the API.
+"""`roomhooks webhooks list|get|create|update|delete|test|rotate-secret|stats`, through the
+API.
 
 A secret is printed only where the API answers it, once (create, rotate-secret), with a
-warning on stderr that it is not shown again.
+warning on stderr that it is not shown again. `stats` prints the window's figures, then only
+the buckets that saw something (`--json` has every one); `workflows stats` shares the window.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from devtool.api_args import add_action, add_paging, event_names, page_query, uuid_id
 from devtool.api_client import call_account
 from devtool.cli_support import CliError
-from devtool.output import page_note, record_table, rows_table, show
+from devtool.output import Columns, cell, page_note, record_table, rows_table, show
 
 COLUMNS = [
     ("ID", "id"),
@@ -24,6 +26,15 @@ COLUMNS = [
     ("ROOM", "room_id"),
     ("ENABLED", "enabled"),
 ]
+BUCKET_COLUMNS = [
+    ("START", "start"),
+    ("ATTEMPTS", "attempts"),
+    ("SUCCESSES", "successes"),
+    ("FAILURES", "failures"),
+    ("P95 MS", "latency_p95_ms"),
+]
+# The API's stats windows: the last hour (minute buckets), day or week (hour buckets).
+WINDOWS = ("1h", "24h", "7d")
 SHOWN_ONCE = "roomhooks: the secret is shown only now: keep it to verify signatures"
 
 
@@ -54,11 +65,58 @@ def add_webhooks_commands(commands: Any) -> None:
         sub.add_argument("--name", help="a label for humans")
         sub.add_argument("--header", action="append", type=header, metavar="'NAME: VALUE'")
         sub.add_argument("--retry-schedule", type=schedule, metavar="S,S,...", help="seconds")
+    stats = add_action(actions, "stats", "the endpoint's health over a window, and its buckets")
+    stats.add_argument("webhook", type=uuid_id, metavar="WEBHOOK_ID")
+    add_window_option(stats)
     rotate = add_action(actions, "rotate-secret", "a new secret, printed once")
     rotate.add_argument("webhook", type=uuid_id, metavar="WEBHOOK_ID")
     rotate.add_argument(
         "--overlap", type=int, metavar="SECONDS", help="how long the old secret still signs"
     )
+
+
+def add_window_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--window", choices=WINDOWS, help="the last hour, day or week (default: the API's, 24h)"
+    )
+
+
+def buckets_table(buckets: list[Mapping[str, Any]], columns: Columns, count: str) -> str:
+    """The buckets whose `count` field is not 0 under a line saying how many of all those are;
+    an idle window's zeros say nothing a person reads (pure)."""
+    busy = [bucket for bucket in buckets if bucket.get(count)]
+    title = f"buckets: {len(busy)} of {len(buckets)} with {count} (oldest first)"
+    return f"{title}\n{rows_table(busy, columns)}" if busy else title
+
+
+def percent(rate: Any) -> str:
+    """A 0-1 rate as `87.5%`; `-` for none (pure)."""
+    return "-" if rate is None else f"{rate * 100:.1f}%"
+
+
+def counts(values: Mapping[str, Any]) -> str:
+    """`{p50: 12, p95: 80}` as `p50 12, p95 80` (pure)."""
+    return ", ".join(f"{cell(name)} {cell(value)}" for name, value in values.items())
+
+
+def _stats(data: Mapping[str, Any]) -> str:
+    stats = data["stats"]
+    summary = {
+        "window": stats["window"],
+        "since": stats["since"],
+        "attempts": stats["attempts"],
+        "successes": stats["successes"],
+        "failures": stats["failures"],
+        "success_rate": percent(stats["success_rate"]),
+        "latency_ms": counts(stats["latency_ms"]),
+        "deliveries": counts(stats["deliveries"]),
+        "failure_streak": stats["failure_streak"],
+        "last_success_at": stats["last_success_at"],
+        "last_failure_at": stats["last_failure_at"],
+        "last_error": stats["last_error"],
+    }
+    table = buckets_table(stats["buckets"], BUCKET_COLUMNS, "attempts")
+    return f"{record_table(summary)}\n\n{table}"
 
 
 def header(value: str) -> tuple[str, str]:
@@ -151,6 +209,12 @@ async def rotate_secret(args: argparse.Namespace) -> int:
     return _show_with_secret(data, args.json)
 
 
+async def webhook_stats(args: argparse.Namespace) -> int:
+    query = {"window": args.window}
+    data = await call_account(args.account, "GET", "webhooks", args.webhook, "stats", query=query)
+    return show(data, args.json, _stats)
+
+
 WEBHOOKS_COMMANDS = {
     ("webhooks", "list"): list_webhooks,
     ("webhooks", "get"): get_webhook,
@@ -159,4 +223,5 @@ WEBHOOKS_COMMANDS = {
     ("webhooks", "delete"): delete_webhook,
     ("webhooks", "test"): ping_webhook,
     ("webhooks", "rotate-secret"): rotate_secret,
+    ("webhooks", "stats"): webhook_stats,
 }

@@ -15,6 +15,7 @@ import pytest
 
 from services.registry.policy import Role
 from tests.integration.test_cli import Result, run_cli
+from tests.integration.test_webhook_stats import attempts_made
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
@@ -207,6 +208,62 @@ async def test_rotate_secret_prints_the_new_secret_once_with_its_overlap(
     assert "secret" not in body["data"]["webhook"]
 
 
+def stats_parts(out: str) -> tuple[dict[str, str], list[str], list[list[str]]]:
+    """`webhooks stats`/`workflows stats` output: the figures, the buckets' title line and
+    their rows (split on whitespace)."""
+    figures, buckets = out.rstrip("\n").split("\n\n")
+    title, *table = buckets.splitlines()
+    return fields(figures), title, [row.split() for row in table[1:]]
+
+
+async def test_stats_show_the_windows_figures_and_only_its_busy_buckets(
+    env: dict[str, str], tmp_path: Path, registry, pool
+) -> None:
+    made = await create(env, tmp_path)
+    outcomes = [("success", 12, None)] * 3 + [("pending", 2500, "HTTP 503 \x1b[2J")]
+    await attempts_made(pool, made["id"], registry.alice.id, outcomes)
+
+    out = succeeded(
+        await run_cli(["webhooks", "stats", made["id"], "--window", "1h"], env=env, cwd=tmp_path)
+    )
+
+    shown, title, buckets = stats_parts(out)
+    assert (shown["window"], shown["attempts"], shown["successes"], shown["failures"]) == (
+        "1h", "4", "3", "1",
+    )  # fmt: skip
+    assert shown["success_rate"] == "75.0%"
+    assert shown["deliveries"] == "success 3, failed 0, pending 1"
+    assert shown["latency_ms"].startswith("p50 ")
+    assert shown["failure_streak"] == "1"
+    assert shown["last_error"] == "HTTP 503 \\x1b[2J"  # escaped, never sent to the terminal
+    assert "\x1b" not in out
+    assert title.startswith(f"buckets: {len(buckets)} of 60 with attempts")
+    assert sum(int(row[1]) for row in buckets) == 4
+
+
+async def test_stats_of_a_quiet_webhook_default_to_a_day_and_json_is_the_apis_data(
+    env: dict[str, str], tmp_path: Path, registry
+) -> None:
+    made = await create(env, tmp_path)
+
+    out = succeeded(await run_cli(["webhooks", "stats", made["id"]], env=env, cwd=tmp_path))
+    data = json.loads(
+        succeeded(await run_cli(["webhooks", "stats", made["id"], "--json"], env=env, cwd=tmp_path))
+    )
+
+    shown, title, buckets = stats_parts(out)
+    assert (shown["window"], shown["attempts"], shown["success_rate"]) == ("24h", "0", "-")
+    assert shown["latency_ms"] == "p50 -, p95 -, p99 -"
+    assert (title, buckets) == ("buckets: 0 of 24 with attempts (oldest first)", [])
+    resp = await registry.http.get(
+        registry.webhooks_url(registry.alice, made["id"]) + "/stats",
+        headers=registry.alice.auth(),
+    )
+    expected = (await resp.json())["data"]
+    # `since` moves with the clock: the figures are what must agree.
+    assert {**data["stats"], "since": None} == {**expected["stats"], "since": None}
+
+
 @pytest.mark.parametrize(
     ("args", "problem"),
     [
@@ -219,10 +276,12 @@ async def test_rotate_secret_prints_the_new_secret_once_with_its_overlap(
         (["webhooks", "list", "--limit", "0"], "--limit: 0 is not between 1 and 100"),
         (["webhooks", "list", "--account", "acme"], "--account: 'acme' is not a UUID"),
         (["webhooks", "explode"], "ACTION: invalid choice"),
+        (["webhooks", "stats", "{id}", "--window", "30d"], "--window: invalid choice: '30d'"),
+        (["webhooks", "stats", "nope"], "WEBHOOK_ID: 'nope' is not a UUID"),
     ],
     ids=[
         "id", "event", "no-url", "no-change", "enable-and-disable", "overlap",
-        "limit", "account", "action",
+        "limit", "account", "action", "stats-window", "stats-id",
     ],
 )  # fmt: skip
 async def test_bad_input_exits_2_with_one_line_and_changes_nothing(
@@ -254,8 +313,12 @@ async def test_the_apis_refusals_exit_1_with_its_description_on_one_line(
         ["webhooks", "list"], env={**env, "ROOMHOOKS_API_KEY": "rh_not_a_key"}, cwd=tmp_path
     )
     other = await run_cli(["webhooks", "list", "--account", registry.bob.id], env=env, cwd=tmp_path)
+    bobs = await create({**env, "ROOMHOOKS_API_KEY": registry.bob.owner,
+                         "ROOMHOOKS_ACCOUNT_ID": registry.bob.id}, tmp_path)  # fmt: skip
+    foreign_stats = await run_cli(["webhooks", "stats", bobs["id"]], env=env, cwd=tmp_path)
 
     assert "400 validation_error: url: " in failed(invalid, 1)
+    assert failed(foreign_stats, 1).endswith("404 not_found: no such resource in this account")
     assert "403 forbidden: " in failed(member, 1)
     assert "401 unauthorized: the API key is not valid" in failed(wrong_key, 1)
     assert "403 forbidden: this API key belongs to another account" in failed(other, 1)
