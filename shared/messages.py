@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from shared.failures import unstorable_at
@@ -78,9 +79,22 @@ class WebhookRecord(BaseModel):
     room_id: str | None
     enabled: bool
     disabled_reason: str | None = None
+    # "room": its deliveries go one at a time per room, in publish order (fanout marks
+    # them); "none": no order (a record from before the field has none).
+    ordering: Literal["none", "room"] = "none"
     revision: int
     created_at: datetime
     updated_at: datetime
+
+
+class EventPosition(BaseModel):
+    """Where an event was read in `roomhooks.events`: its partition and offset. A room's
+    events share a partition (the room is the key), so their offsets are their publish order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    partition: int = Field(ge=0, le=2**31 - 1)
+    offset: int = Field(ge=0, le=2**63 - 1)
 
 
 class DeliveryRequested(BaseModel):
@@ -101,6 +115,19 @@ class DeliveryRequested(BaseModel):
     event: str
     body: str  # the rendered payload, sent byte for byte on every attempt
     created_at: datetime
+    # The event's room (None: an organization event, or a test ping) and its position in
+    # `roomhooks.events` (None: not from that topic). With `ordering: "room"` (fanout sets it
+    # for a webhook that asks for it) the position is required: delivery sends one delivery
+    # of the (webhook, room) at a time, lowest position first; "none" sends at once.
+    room_id: str | None = None
+    position: EventPosition | None = None
+    ordering: Literal["none", "room"] = "none"
+
+    @model_validator(mode="after")
+    def _ordered_needs_position(self) -> DeliveryRequested:
+        if self.ordering == "room" and self.position is None:
+            raise ValueError("position: required when ordering is room")
+        return self
 
     @field_validator("event_id", "event", "body")
     @classmethod

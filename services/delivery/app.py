@@ -118,6 +118,7 @@ class Delivery:
         )
         self.targets = Targets(self._pool, self.box, ttl_s=s.webhook_cache_ttl_s)
         self.service = self._build_service(lanes, producer)
+        self._recorder.on_ordered_ended = self.service.wake_scheduler.set
         self._consumer = await self._started(
             "consumer",
             make_consumer(

@@ -54,6 +54,9 @@ class AttemptRecorder:
         # /readyz: a backlog that stops shrinking, a write that keeps failing.
         self.backlog = BacklogWatch("attempt recorder backlog", stall_s)
         self.retries = RetryWatch("attempt recorder write", retry_limit)
+        # Called once a batch that ended ordered deliveries is written: Postgres has started
+        # their rooms' next ones (ordering.py), due now; the app wakes the retry scheduler.
+        self.on_ordered_ended: Callable[[], None] = lambda: None
 
     async def record(self, row: AttemptRow) -> None:
         self._idle.clear()
@@ -78,6 +81,8 @@ class AttemptRecorder:
                 batch.append(self._queue.get_nowait())
             self._writing = len(batch)
             await self._write(batch)
+            if any(row.ordered for row in batch):
+                self.on_ordered_ended()
             self._writing = 0
             # A written batch is the backlog shrinking, however fast new attempts arrive.
             self.backlog.observe(0, now=time.monotonic())

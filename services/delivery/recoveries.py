@@ -194,11 +194,13 @@ class PostgresUpkeep:
             """
             WITH RECURSIVE held(webhook_id) AS (
                 (SELECT webhook_id FROM delivery.deliveries
-                 WHERE status = 'pending' AND next_attempt_at IS NULL AND webhook_id > $1
+                 WHERE status = 'pending' AND next_attempt_at IS NULL AND NOT waiting
+                   AND webhook_id > $1
                  ORDER BY webhook_id LIMIT 1)
                 UNION ALL
                 SELECT (SELECT d.webhook_id FROM delivery.deliveries d
                         WHERE d.status = 'pending' AND d.next_attempt_at IS NULL
+                          AND NOT d.waiting
                           AND d.webhook_id > h.webhook_id
                         ORDER BY d.webhook_id LIMIT 1)
                 FROM held h WHERE h.webhook_id IS NOT NULL
@@ -221,6 +223,7 @@ class PostgresUpkeep:
                 SELECT id, created_at, row_number() OVER (ORDER BY created_at, id) AS rank
                 FROM (SELECT id, created_at FROM delivery.deliveries
                       WHERE webhook_id = $1 AND status = 'pending' AND next_attempt_at IS NULL
+                        AND NOT waiting
                       ORDER BY created_at, id LIMIT $2
                       FOR UPDATE SKIP LOCKED) picked
             ) h
@@ -240,6 +243,7 @@ class PostgresUpkeep:
             WHERE (id, created_at) IN (
                 SELECT id, created_at FROM delivery.deliveries
                 WHERE webhook_id = $1 AND status = 'pending' AND next_attempt_at IS NULL
+                  AND NOT waiting
                 LIMIT $4 FOR UPDATE SKIP LOCKED)
             """,
             webhook_id,

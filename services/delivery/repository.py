@@ -12,13 +12,17 @@ import asyncpg
 
 from services.delivery.attempt_stats import RecordedAttempt, aggregate
 from services.delivery.health_store import upsert_health
+from services.delivery.ordering import insert_ordered, leave_order
 from services.delivery.recoveries import insert_recoveries
 from shared.messages import DeliveryRequested, RecoverRequested, RedeliverRequested
 from shared.signing import PreviousSecret
 
 _JOB_COLUMNS = (
-    "id, webhook_id, organization_id, event_id, event, payload, attempts, lease_until, created_at"
+    "id, webhook_id, organization_id, event_id, event, payload, attempts, lease_until,"
+    " created_at, order_key"
 )
+
+_D_JOB_COLUMNS = ", ".join("d." + c.strip() for c in _JOB_COLUMNS.split(","))
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Job:
     attempts: int  # made before this one
     lease_until: datetime  # ours until then, as Postgres holds it (see `renew_lease`)
     created_at: datetime  # the partition key: with `id`, the row in one day's partition
+    order_key: str | None = None  # its room in an ordered webhook's order (ordering.py)
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> Job:
@@ -86,6 +91,8 @@ class AttemptRow:
     # As sent, signatures and the webhook's own values masked (sent_headers.py); None: no
     # request was made (no secret to sign with).
     request_headers: dict[str, str] | None = None
+    # Its delivery keeps a room's order: ending it starts the room's next one.
+    ordered: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,7 +202,7 @@ async def claim_due(
                 FOR UPDATE SKIP LOCKED
             ) due
             WHERE d.id = due.id AND d.created_at = due.created_at
-            RETURNING {", ".join("d." + c.strip() for c in _JOB_COLUMNS.split(","))},
+            RETURNING {_D_JOB_COLUMNS},
                       d.next_attempt_at
         )
         SELECT {_JOB_COLUMNS} FROM claimed ORDER BY next_attempt_at, created_at, id
@@ -369,14 +376,28 @@ async def rearm(
     primary key: this runs on an operator's request only, never on the delivery path."""
     result = await conn.execute(
         "UPDATE delivery.deliveries SET status = 'pending', next_attempt_at = $4,"
-        " updated_at = $4"
+        " updated_at = $4, waiting = false"
         " WHERE id = $1 AND webhook_id = $2 AND organization_id = $3",
         delivery_id,
         webhook_id,
         organization_id,
         now,
     )
+    # Sent when asked, outside its room's order (ordering.py).
+    await leave_order(conn, delivery_id)
     return result.endswith(" 1")
+
+
+async def load_jobs(conn: asyncpg.Connection, keys: Sequence[tuple[UUID, datetime]]) -> list[Job]:
+    """The deliveries of `keys` as jobs, in that order (those still there)."""
+    if not keys:
+        return []
+    records = await conn.fetch(
+        f"SELECT {_D_JOB_COLUMNS} FROM delivery.deliveries d, {_BY_KEY}",
+        *DeliveryKeys.of(keys).args,
+    )
+    found = {r["id"]: Job.from_record(r) for r in records}
+    return [found[i] for i, _ in keys if i in found]
 
 
 async def load_target(conn: asyncpg.Connection, webhook_id: UUID) -> StoredTarget | None:
@@ -416,8 +437,13 @@ class PostgresDeliveryStore:
         lease_until: datetime,
         recover: Sequence[RecoverRequested] = (),
     ) -> tuple[list[Job], list[bool]]:
+        ordered = [r for r in requested if r.ordering == "room"]
+        unordered = [r for r in requested if r.ordering != "room"] if ordered else requested
         async with self._pool.acquire() as conn, conn.transaction():
-            jobs = await insert_requested(conn, requested, now=now, lease_until=lease_until)
+            jobs = await insert_requested(conn, unordered, now=now, lease_until=lease_until)
+            if ordered:
+                started = await insert_ordered(conn, ordered, now=now, lease_until=lease_until)
+                jobs += await load_jobs(conn, started)
             await insert_recoveries(conn, recover, now=now)
             found = [
                 await rearm(

@@ -222,6 +222,8 @@ class DeliveryService:
             bound.info("delivery.held", attempts=job.attempts)
             return
         await self._store.stop([job], reason="webhook deleted", now=self._clock())
+        if job.order_key is not None:
+            self.wake_scheduler.set()  # its room's next delivery was started, due now
         self._metrics.finished.labels("failed").inc()
         bound.info("delivery.stopped", reason="webhook deleted")
 
@@ -385,4 +387,5 @@ def _attempt_row(
         status=status.value,
         next_attempt_at=next_at,
         request_headers=sent,
+        ordered=job.order_key is not None and status is not Final.PENDING,
     )

@@ -29,6 +29,7 @@ class IndexedSubscription:
     enabled: bool
     revision: int
     version: int | None  # a workflow's code version (run requests name it); None: a webhook
+    ordered: bool = False  # a webhook with `ordering: "room"`: its requests carry the order
 
 
 class _Bucket:
@@ -113,6 +114,7 @@ class SubscriptionIndex:
             enabled=record.enabled,
             revision=record.revision,
             version=record.version if isinstance(record, WorkflowRecord) else None,
+            ordered=isinstance(record, WebhookRecord) and record.ordering == "room",
         )
         self._held[record_id] = entry
         if entry.enabled:

@@ -35,6 +35,7 @@ from services.fanout.stamps import record_stamp
 from shared.dead_letters import send_dead_letter
 from shared.failures import describe, is_content_error
 from shared.kafka import JSON_HEADERS, Topics
+from shared.messages import EventPosition
 
 log = structlog.get_logger(__name__)
 
@@ -256,7 +257,13 @@ class BatchProcessor:
         routing or serializing raises rejects this event: both are pure, so the same bytes
         would fail the same way on every retry of the batch."""
         try:
-            outcome = route(message.value, self._indexes, record_stamp=stamp, oldest=oldest)
+            outcome = route(
+                message.value,
+                self._indexes,
+                record_stamp=stamp,
+                oldest=oldest,
+                position=EventPosition(partition=message.partition, offset=message.offset),
+            )
             if isinstance(outcome, Rejected):
                 return outcome
             return _Records(

@@ -11,11 +11,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from services.fanout.index import Subscriptions
 from services.fanout.stamps import event_stamp
 from shared.events import InvalidEvent, parse_event, render_payload
-from shared.messages import DeliveryRequested, WorkflowRunRequested, delivery_id_for, run_id_for
+from shared.messages import (
+    DeliveryRequested,
+    EventPosition,
+    WorkflowRunRequested,
+    delivery_id_for,
+    run_id_for,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +51,17 @@ class Rejected:
 
 
 def route(
-    value: bytes | None, indexes: Subscriptions, *, record_stamp: datetime, oldest: datetime
+    value: bytes | None,
+    indexes: Subscriptions,
+    *,
+    record_stamp: datetime,
+    oldest: datetime,
+    position: EventPosition | None = None,
 ) -> Routed | Rejected:
-    """Decide the output for one message value, read from a record stamped `record_stamp`;
-    `oldest` is the oldest stamp retention keeps (stamps.py)."""
+    """Decide the output for one message value, read from a record stamped `record_stamp`
+    at `position` in the events topic; `oldest` is the oldest stamp retention keeps
+    (stamps.py). Every request carries the event's room and position; those to a webhook
+    with `ordering: "room"` ask delivery to keep that order."""
     if value is None:
         return Rejected("value: null (a tombstone is not an event)", "empty")
     if not value:
@@ -73,6 +87,9 @@ def route(
                 event=event.event,
                 body=body,
                 created_at=stamp,
+                room_id=event.room_id,
+                position=position,
+                ordering=_ordering(indexes, webhook_id, position),
             )
             for webhook_id in webhook_ids
         ]
@@ -94,6 +111,13 @@ def route(
     return Routed(
         event.event, event.id, event.organization_id, event.room_id, body, requests, runs, stamp
     )
+
+
+def _ordering(
+    indexes: Subscriptions, webhook_id: str, position: EventPosition | None
+) -> Literal["none", "room"]:
+    held = indexes.webhooks.get(webhook_id)
+    return "room" if position is not None and held is not None and held.ordered else "none"
 
 
 def _current_version(indexes: Subscriptions, workflow_id: str) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from pydantic import (
@@ -55,6 +56,14 @@ HEADERS_DESCRIPTION = (
 )
 HEADERS_SCHEMA = {"maxProperties": MAX_HEADERS}
 MAX_OVERLAP_S = 7 * 86_400
+Ordering = Literal["none", "room"]
+ORDERING_DESCRIPTION = (
+    '"room": deliveries for one room are sent one at a time, in the order their events '
+    "were published; a failing one holds the room's later ones until it succeeds or fails "
+    "for good (other rooms and webhooks are never held; organization events are ordered per "
+    'webhook; redeliveries, recoveries and test pings go outside the order). "none" (the '
+    "default): each delivery is sent at once."
+)
 URL_FIELD = Field(
     description="Absolute https URL (http only for hosts the operator allows), at most 2048 "
     "characters.",
@@ -85,6 +94,7 @@ class WebhookRow:
     previous_secret_until: datetime | None = None
     # The custom headers as one sealed JSON object (shared/secrets_box.py); None: none.
     headers_ciphertext: str | None = None
+    ordering: str = "none"
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,7 @@ class WebhookInput(StrictBody):
     headers: dict[str, str] = Field(
         default_factory=dict, description=HEADERS_DESCRIPTION, json_schema_extra=HEADERS_SCHEMA
     )
+    ordering: Ordering = Field(default="none", description=ORDERING_DESCRIPTION)
 
     @field_validator("retry_schedule")
     @classmethod
@@ -171,6 +182,14 @@ class WebhookPatch(StrictBody):
         description=HEADERS_DESCRIPTION + " The map given replaces the stored one.",
         json_schema_extra=HEADERS_SCHEMA,
     )
+    ordering: Ordering | None = Field(default=None, description=ORDERING_DESCRIPTION)
+
+    @field_validator("ordering")
+    @classmethod
+    def _ordering(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError('must be "none" or "room" (null is not allowed)')
+        return value
 
     @field_validator("retry_schedule")
     @classmethod
@@ -209,8 +228,8 @@ class WebhookPatch(StrictBody):
     def _not_empty(self) -> WebhookPatch:
         if not self.model_fields_set:
             raise ValueError(
-                "at least one of url, events, roomId, name, enabled, retrySchedule, headers is"
-                " required"
+                "at least one of url, events, roomId, name, enabled, retrySchedule, headers,"
+                " ordering is required"
             )
         return self
 
@@ -233,6 +252,7 @@ class Webhook(BaseModel):
         default_factory=dict,
         description="Sent with every request; MEMBER keys see each value as `****`.",
     )
+    ordering: Ordering = Field(default="none", description=ORDERING_DESCRIPTION)
     previous_secret_expires_at: datetime | None = Field(
         default=None,
         description="When the secret the last rotation replaced stops signing (null: no "

@@ -30,6 +30,7 @@ def public_webhook(row: WebhookRow, headers: Mapping[str, str] | None = None) ->
         enabled=row.enabled,
         disabled_reason=row.disabled_reason,
         retry_schedule=row.retry_schedule,
+        ordering=row.ordering,
         headers=dict(headers or {}),
         previous_secret_expires_at=row.previous_secret_until,
         created_at=row.created_at,

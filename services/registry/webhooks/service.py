@@ -148,6 +148,7 @@ class WebhookService:
             created_at=now,
             updated_at=now,
             headers_ciphertext=seal_headers(self._box, body.headers),
+            ordering=body.ordering,
         )
         async with self._webhooks.transaction() as tx:
             await tx.check_quota(row.organization_id, self._quota)
@@ -247,6 +248,7 @@ class WebhookService:
                 disabled_reason=None if body.enabled else row.disabled_reason,
                 retry_schedule=body.retry_schedule,
                 headers_ciphertext=seal_headers(self._box, body.headers),
+                ordering=body.ordering,
             )
 
         return await self._change(account_id, webhook_id, change, actor)
@@ -272,6 +274,7 @@ class WebhookService:
                     if "headers" in fields
                     else row.headers_ciphertext
                 ),
+                ordering=body.ordering if "ordering" in fields and body.ordering else row.ordering,
             )
             if updated.enabled and not row.enabled:
                 updated = replace(updated, disabled_reason=None)
