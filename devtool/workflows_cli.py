@@ -1,4 +1,5 @@
-"""`roomhooks workflows list|get|create|update|delete|executions`, through the API.
+"""`roomhooks workflows list|get|create|update|delete|executions|versions|stats`, through the
+API.
 
 The code comes from `--code-file` (`-` reads stdin); its language is `--language`, else `ts`
 for a `.ts`/`.mts` file, else the API's default (`js`). The registry checks the code when saved.
@@ -16,6 +17,7 @@ from devtool.api_args import add_action, add_paging, event_names, page_query, uu
 from devtool.api_client import call_account
 from devtool.cli_support import CliError
 from devtool.output import cell, page_note, record_table, rows_table, show
+from devtool.webhooks_cli import add_window_option, buckets_table, counts
 
 LANGUAGES = ("js", "ts")
 EXECUTION_STATUSES = ("running", "success", "error", "timeout")
@@ -37,6 +39,25 @@ EXECUTION_COLUMNS = [
     ("STARTED", "started_at"),
     ("ERROR", "error"),
 ]
+
+VERSION_COLUMNS = [
+    ("VERSION", "version"),
+    ("LANGUAGE", "language"),
+    ("CURRENT", "current"),
+    ("SAVED", "created_at"),
+    ("SAVED BY", "saved_by"),
+]
+BUCKET_COLUMNS = [
+    ("START", "start"),
+    ("EXECUTIONS", "executions"),
+    ("RUNNING", "running"),
+    ("SUCCESS", "success"),
+    ("ERROR", "error"),
+    ("TIMEOUT", "timeout"),
+    ("P95 MS", "duration_p95_ms"),
+]
+# The API's bound for a version number (nine digits: an int4 in Postgres).
+VERSION_MAX = 999_999_999
 
 
 def add_workflows_commands(commands: Any) -> None:
@@ -72,6 +93,21 @@ def add_workflows_commands(commands: Any) -> None:
     runs.add_argument("execution", nargs="?", type=uuid_id, metavar="EXECUTION_ID")
     runs.add_argument("--status", choices=EXECUTION_STATUSES)
     add_paging(runs)
+    versions = add_action(actions, "versions", "the workflow's versions, or one with its code")
+    versions.add_argument("workflow", type=uuid_id, metavar="WORKFLOW_ID")
+    versions.add_argument("version", nargs="?", type=version_number, metavar="VERSION")
+    add_paging(versions)
+    stats = add_action(actions, "stats", "the workflow's executions per status over a window")
+    stats.add_argument("workflow", type=uuid_id, metavar="WORKFLOW_ID")
+    add_window_option(stats)
+
+
+def version_number(value: str) -> int:
+    """A version as the API numbers them: a whole number from 1."""
+    # The length first: int() of thousands of digits is slow, then refused.
+    if not (value.isascii() and value.isdigit() and len(value) <= 9) or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number from 1 to {VERSION_MAX}")
+    return int(value)
 
 
 def read_code(path: Path) -> str:
@@ -114,6 +150,39 @@ def _execution(data: Mapping[str, Any]) -> str:
         f"{cell(entry.get('level'))}: {cell(entry.get('message'))}" for entry in execution["logs"]
     ]
     return "\n".join([record_table(execution, leave_out=("logs",)), "", "logs", *logs])
+
+
+def saved_by(who: Mapping[str, Any] | None) -> str:
+    """`key <label or id> (<role>)`, `system`, or `-` once the audit entry is gone (pure)."""
+    if who is None:
+        return "-"
+    if who["actor"] != "key":
+        return cell(who["actor"])
+    name = who.get("key_label") or who.get("key_id")
+    return f"key {cell(name)} ({cell(who.get('role'))})"
+
+
+def _version_rows(data: Mapping[str, Any]) -> str:
+    rows = [{**v, "saved_by": saved_by(v["saved_by"])} for v in data["versions"]]
+    return rows_table(rows, VERSION_COLUMNS) + page_note(data)
+
+
+def _version(data: Mapping[str, Any]) -> str:
+    version = {**data["version"], "saved_by": saved_by(data["version"]["saved_by"])}
+    return f"{record_table(version, leave_out=('code',))}\n\ncode\n{version['code']}"
+
+
+def _stats(data: Mapping[str, Any]) -> str:
+    stats = data["stats"]
+    summary = {
+        "window": stats["window"],
+        "since": stats["since"],
+        "executions": stats["executions"],
+        "statuses": counts(stats["statuses"]),
+        "duration_p95_ms": stats["duration_p95_ms"],
+    }
+    buckets = [{**b, **b["statuses"]} for b in stats["buckets"]]
+    return f"{record_table(summary)}\n\n{buckets_table(buckets, BUCKET_COLUMNS, 'executions')}"
 
 
 async def list_workflows(args: argparse.Namespace) -> int:
@@ -163,6 +232,23 @@ async def executions(args: argparse.Namespace) -> int:
     )
 
 
+async def versions(args: argparse.Namespace) -> int:
+    path = ("workflows", args.workflow, "versions")
+    if args.version is not None:
+        if args.limit or args.cursor:
+            raise CliError("--limit and --cursor page the list, not one VERSION")
+        data = await call_account(args.account, "GET", *path, str(args.version))
+        return show(data, args.json, _version)
+    data = await call_account(args.account, "GET", *path, query=page_query(args))
+    return show(data, args.json, _version_rows)
+
+
+async def workflow_stats(args: argparse.Namespace) -> int:
+    query = {"window": args.window}
+    data = await call_account(args.account, "GET", "workflows", args.workflow, "stats", query=query)
+    return show(data, args.json, _stats)
+
+
 WORKFLOWS_COMMANDS = {
     ("workflows", "list"): list_workflows,
     ("workflows", "get"): get_workflow,
@@ -170,4 +256,6 @@ WORKFLOWS_COMMANDS = {
     ("workflows", "update"): update_workflow,
     ("workflows", "delete"): delete_workflow,
     ("workflows", "executions"): executions,
+    ("workflows", "versions"): versions,
+    ("workflows", "stats"): workflow_stats,
 }
