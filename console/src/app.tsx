@@ -296,7 +296,8 @@ function SignIn({ notice }: { notice?: string }) {
     try {
       await signIn(token);
     } catch (err) {
-      setError(err instanceof ApiError && err.status === 401 ? new Error('That API key was not accepted.') : err);
+      // The API's own words ("the API key is not valid", "... has expired", a rate limit).
+      setError(err);
       setBusy(false);
     }
   };
