@@ -22,6 +22,7 @@ from shared.messages import DeliveryRequested, EventPosition, RedeliverRequested
 from tests.integration.test_delivery_dead_letters import raw_request, read_dead_letters
 from tests.support.deliveries import create_webhook, delivery_request, running_delivery
 from tests.support.polling import eventually
+from tests.support.processes import delivery_process
 
 pytestmark = pytest.mark.integration
 
@@ -312,3 +313,53 @@ async def test_an_ordered_request_without_a_good_position_goes_to_the_dead_lette
     reason = dict(dead.headers)[H_ERROR].decode()
     assert reason.startswith("invalid delivery request") and named in reason, reason
     assert await pool.fetchval("SELECT count(*) FROM delivery.deliveries") == 0
+
+
+def in_runs(arrivals: list[int]) -> list[int]:
+    """The arrivals with each run of one sequence number (an attempt and its retries, or a
+    duplicate after a kill) counted once: the order the room saw its events in."""
+    return [seq for i, seq in enumerate(arrivals) if i == 0 or arrivals[i - 1] != seq]
+
+
+async def test_a_killed_delivery_process_keeps_every_room_in_order(
+    registry, producer, topics, pool, endpoint, database_url, broker, kafka_settings, tmp_path
+):
+    endpoint.delay_s = 0.05
+    endpoint.answer = lambda room, seq, n: (500, {}) if seq % 7 == 3 and n == 1 else (200, {})
+    webhook = await create_webhook(registry, endpoint.url, ordering="room", retrySchedule=[1])
+    process = delivery_process(
+        tmp_path,
+        database_url=database_url,
+        bootstrap=broker,
+        namespace=kafka_settings.topic_namespace,
+        ROOMHOOKS_DELIVERY_TIMEOUT_S="2",
+        ROOMHOOKS_DELIVERY_LEASE_S="4",
+    )
+    rooms, per_room = [f"k{i}" for i in range(5)], 30
+    await send(
+        producer,
+        topics,
+        *(ordered_request(webhook, room, seq) for seq in range(per_room) for room in rooms),
+    )
+    try:
+        process.start()
+
+        async def some_arrived():
+            return sum(map(len, endpoint.arrivals.values())) >= 40
+
+        await eventually(some_arrived, timeout_s=30)
+        process.kill()
+        assert sum(map(len, endpoint.arrivals.values())) < len(rooms) * per_room
+        process.start()
+        await until_delivered(endpoint, {room: list(range(per_room)) for room in rooms}, 90)
+
+        async def all_recorded():
+            success = "SELECT count(*) FROM delivery.deliveries WHERE status = 'success'"
+            return await pool.fetchval(success) == len(rooms) * per_room
+
+        await eventually(all_recorded, timeout_s=30)
+    finally:
+        process.stop()
+    for room in rooms:
+        assert in_runs(endpoint.arrivals[room]) == list(range(per_room)), room
+    assert endpoint.most_open == 1
