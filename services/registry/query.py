@@ -1,12 +1,22 @@
-"""The query parameters list routes share: `limit` and `status` (`cursor` is shared/pagination)."""
+"""The query parameters list routes share: `limit`, `status`, and a time window of `since`
+and `until` (`cursor` is shared/pagination)."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from services.registry.http import ApiError
 
 DEFAULT_PAGE_SIZE = 50
+# RFC 3339's date-time, as JSON Schema's `format: date-time` means it: an offset is required.
+_DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+INSTANT_SCHEMA = {"type": "string", "format": "date-time"}
 
 
 def page_limit(request: web.Request, *, default: int, maximum: int) -> int:
@@ -42,3 +52,47 @@ def status_filter(request: web.Request, allowed: tuple[str, ...]) -> str | None:
         raise ApiError(
             400, "validation_error", f"status: {exc}", [{"field": "status", "message": str(exc)}]
         ) from exc
+
+
+def check_instant(raw: str) -> datetime:
+    """An RFC 3339 date-time with an offset, in UTC (ValueError otherwise)."""
+    shape = "must be an RFC 3339 date-time with an offset, e.g. 2026-05-29T10:06:00Z"
+    if not _DATE_TIME.fullmatch(raw):
+        raise ValueError(shape)
+    try:
+        return datetime.fromisoformat(raw.upper()).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(shape) from None
+
+
+def time_window(
+    query: Mapping[str, str], problems: dict[str, str]
+) -> tuple[datetime | None, datetime | None]:
+    """`since` (inclusive) and `until` (exclusive), each None when absent or empty; what is
+    wrong with them (a bad instant, `until` not after `since`) goes to `problems` by field."""
+    window: dict[str, datetime | None] = {}
+    for field in ("since", "until"):
+        raw = query.get(field) or None
+        try:
+            window[field] = None if raw is None else check_instant(raw)
+        except ValueError as exc:
+            problems[field] = str(exc)
+            window[field] = None
+    since, until = window["since"], window["until"]
+    if since is not None and until is not None and until <= since:
+        problems["until"] = "must be later than since"
+    return since, until
+
+
+def window_filter(request: web.Request) -> tuple[datetime | None, datetime | None]:
+    """The request's `since` and `until`, or a 400 naming each field at fault."""
+    problems: dict[str, str] = {}
+    window = time_window(request.query, problems)
+    if problems:
+        raise ApiError(
+            400,
+            "validation_error",
+            "; ".join(f"{f}: {m}" for f, m in problems.items()),
+            [{"field": f, "message": m} for f, m in problems.items()],
+        )
+    return window

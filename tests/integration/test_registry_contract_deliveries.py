@@ -72,3 +72,28 @@ async def test_orders_are_kept_in_the_outbox_in_order(subject):
     entries = [("roomhooks.deliveries", b"w", b"1"), ("roomhooks.deliveries", b"w", b"2")]
     await subject.repo.enqueue(entries)
     assert await subject.outbox() == entries
+
+
+async def test_a_window_keeps_the_deliveries_created_from_since_until_before_until(subject):
+    mine, theirs = await subject.account(), await subject.account()
+    hook = webhook_row(mine)
+    day = 24 * 60
+    rows = [delivery_row(hook.id, minute=m) for m in (-day, 0, 1, day)]
+    for row in rows:
+        await subject.record_delivery(mine, row)
+    await subject.record_delivery(theirs, delivery_row(hook.id, minute=2))
+    before_day, at_t0, after_t0, next_day = rows
+
+    async def page(*, since=None, until=None, after=None, limit=10):
+        return await subject.repo.page(
+            mine, hook.id, status=None, limit=limit, after=after, since=since, until=until
+        )
+
+    t0, t1 = at_t0.created_at, next_day.created_at
+    assert await page(since=t0, until=t1) == [after_t0, at_t0]  # since in, until out
+    assert await page(since=t0) == [next_day, after_t0, at_t0]
+    assert await page(until=after_t0.created_at) == [at_t0, before_day]
+    # A cursor is a position: after it, the window's deliveries older than it.
+    after = (next_day.created_at, next_day.id)
+    assert await page(since=before_day.created_at, until=t0, after=after) == [before_day]
+    assert await page(since=t1 + timedelta(days=400)) == []

@@ -375,11 +375,17 @@ class FakeDeliveryLog:
         status: str | None,
         limit: int,
         after: After,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[DeliveryRow]:
         rows = [
             d
             for org, d in self.deliveries
-            if org == organization_id and d.webhook_id == webhook_id and status in (None, d.status)
+            if org == organization_id
+            and d.webhook_id == webhook_id
+            and status in (None, d.status)
+            and (since is None or d.created_at >= since)
+            and (until is None or d.created_at < until)
         ]
         return newest_first(rows, limit=limit, after=after)
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.registry.deliveries.repository import page_query, window_days
 from services.registry.deliveries.service import DeliveryLogService
 from services.registry.errors import NotFound
 from shared.kafka import Topics
@@ -83,3 +84,93 @@ async def test_a_test_ping_is_a_delivery_request_of_webhook_test(deliveries, log
         "name": "ci",
         "url": HOOK.url,
     }
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+KEPT = (at("2026-04-01T00:00"), at("2026-05-03T00:00"))
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "days"),
+    [
+        (None, None, KEPT),
+        # Whole UTC days: the day `since` falls in, to the end of the day before `until`.
+        ("2026-05-01T10:00", "2026-05-01T11:00", ("2026-05-01", "2026-05-02")),
+        ("2026-04-20T23:59", "2026-04-22T00:00", ("2026-04-20", "2026-04-22")),
+        ("2026-04-20T00:00", "2026-04-22T00:00:01", ("2026-04-20", "2026-04-23")),
+        # Open on a side: the kept day at that side.
+        ("2026-05-01T10:00", None, ("2026-05-01", "2026-05-03")),
+        (None, "2026-04-02T10:00", ("2026-04-01", "2026-04-03")),
+        # Wider than what is kept: what is kept.
+        ("2020-01-01T00:00", "2030-01-01T00:00", KEPT),
+    ],
+)
+def test_a_windows_page_names_only_the_kept_days_the_window_touches(since, until, days):
+    if days != KEPT:
+        days = (at(f"{days[0]}T00:00"), at(f"{days[1]}T00:00"))
+    window = (since and at(since), until and at(until))
+    assert window_days(KEPT, *window) == days
+
+
+def test_a_window_outside_the_kept_days_names_an_empty_span():
+    start, end = window_days(KEPT, at("2026-06-01T00:00"), None)
+    assert start >= end
+    start, end = window_days(KEPT, None, at("2026-04-01T00:00"))
+    assert start >= end
+    # Past year 9999 there is no day after: the kept end stands.
+    assert window_days(KEPT, None, datetime(9999, 12, 31, 12, tzinfo=UTC)) == KEPT
+
+
+def test_without_kept_days_only_a_closed_window_is_named_as_days():
+    assert window_days(None, at("2026-05-01T10:00"), None) is None
+    assert window_days(None, None, None) is None
+    assert window_days(None, at("2026-05-01T10:00"), at("2026-05-02T10:00")) == (
+        at("2026-05-01T00:00"),
+        at("2026-05-03T00:00"),
+    )
+
+
+def test_a_windows_statement_is_the_same_text_for_every_window_within_the_same_days():
+    def text(since: str, until: str) -> str:
+        sql, args = page_query(
+            ACCOUNT,
+            HOOK.id,
+            status=None,
+            limit=51,
+            after=None,
+            kept=KEPT,
+            since=at(since),
+            until=at(until),
+        )
+        assert args[-2:] == [at(since), at(until)]  # the window itself: parameters
+        return sql
+
+    one = text("2026-05-01T10:00", "2026-05-01T11:00")
+    assert one == text("2026-05-01T00:00", "2026-05-01T23:59")
+    assert one != text("2026-04-30T10:00", "2026-05-01T11:00")
+    assert "created_at >= '2026-05-01T00:00:00+00:00'" in one
+    assert "created_at < '2026-05-02T00:00:00+00:00'" in one
+
+
+async def test_a_page_of_a_window_lists_its_deliveries_and_a_cursor_follows_the_next_window(
+    deliveries, log
+):
+    rows = [delivery_row(HOOK.id, minute=m) for m in range(5)]
+    for row in rows:
+        log.record(ACCOUNT, row)
+    since, until = rows[1].created_at, rows[4].created_at
+
+    async def listed(cursor=None, **window):
+        return await deliveries.list(
+            str(ACCOUNT), str(HOOK.id), limit=2, status=None, cursor=cursor, **window
+        )
+
+    first = await listed(since=since, until=until)
+    assert [d.id for d in first.deliveries] == [str(rows[3].id), str(rows[2].id)]
+    assert first.next_cursor is not None
+    # The cursor under a window that reaches further back: the rows before it in that one.
+    wider = await listed(first.next_cursor, since=rows[0].created_at, until=until)
+    assert [d.id for d in wider.deliveries] == [str(rows[1].id), str(rows[0].id)]

@@ -4,7 +4,7 @@ webhooks, and the outbox for orders."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -17,12 +17,37 @@ from services.registry.deliveries.stats import HealthRow, StatsRow
 from services.registry.outbox import OutboxEntry
 from services.registry.webhooks.models import WebhookRow
 from services.registry.webhooks.repository import WebhookSql
-from shared.partitions import Span, kept_span, planned_limit, within_span
+from shared.partitions import Span, day_start, kept_span, planned_limit, within_span
 
 _COLUMNS = (
     "id, webhook_id, event_id, event, payload, status, attempts, last_attempt_at,"
     " next_attempt_at, status_code, last_error, created_at, updated_at"
 )
+
+
+def window_days(kept: Span | None, since: datetime | None, until: datetime | None) -> Span | None:
+    """The whole UTC days a page of the window `since` (inclusive) to `until` (exclusive) reads:
+    `kept` narrowed to the days the window touches, so Postgres plans only their partitions.
+    Whole days, as `kept_span`'s: the statement's text stays the same for every window within
+    the same days. None: no bounds to name (no `kept`, and the window open on a side). The
+    span may be empty (start >= end): the window lies outside the days kept."""
+    start = None if since is None else day_start(since.astimezone(UTC).date())
+    end = None if until is None else _end_of_day(until)
+    if kept is None:
+        return None if start is None or end is None else (start, end)
+    return max(kept[0], start or kept[0]), min(kept[1], end or kept[1])
+
+
+def _end_of_day(until: datetime) -> datetime | None:
+    """The end of the last UTC day an exclusive `until` reaches into; None past year 9999."""
+    last = until.astimezone(UTC)
+    start = day_start(last.date())
+    if last == start:
+        return start
+    try:
+        return start + timedelta(days=1)
+    except OverflowError:
+        return None
 
 
 def page_query(
@@ -33,10 +58,14 @@ def page_query(
     limit: int,
     after: tuple[datetime, UUID] | None,
     kept: Span | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> tuple[str, list[object]]:
     """The statement and arguments of one page of a webhook's deliveries, newest first by
-    (created_at, id); `kept`: the days a delivery can have (`kept_span`), as literals. A first
-    page reads up to `planned_limit(limit)` rows: keep the first `limit`."""
+    (created_at, id), created from `since` (inclusive) to `until` (exclusive) when given;
+    `kept`: the days a delivery can have (`kept_span`), named as literals narrowed to the
+    window's days (`window_days`). A first page reads up to `planned_limit(limit)` rows: keep
+    the first `limit`."""
     # Only the filters given go into the statement, and the status as a literal of the
     # fixed set: a parameter (or a catch-all `$3 IS NULL OR ...`) keeps a generic plan off
     # the failed deliveries' partial index, so it would walk the log past old failures.
@@ -45,8 +74,17 @@ def page_query(
         if status not in STATUSES:
             raise ValueError(f"unknown delivery status {status!r}")
         where.append(f"status = '{status}'")
-    if kept is not None:
-        where.append(within_span("created_at", kept))
+    days = window_days(kept, since, until)
+    if days is not None:
+        where.append(within_span("created_at", days))
+    # The window's own instants as parameters: the literal days keep the plan to their
+    # partitions, and its text the same for every window within them.
+    if since is not None:
+        args.append(since)
+        where.append(f"created_at >= ${len(args)}")
+    if until is not None:
+        args.append(until)
+        where.append(f"created_at < ${len(args)}")
     rows = str(planned_limit(limit))  # a first page runs from one cached plan
     if after is not None:
         args += [*after, limit]
@@ -87,11 +125,23 @@ class PostgresDeliveryLog:
         status: str | None,
         limit: int,
         after: tuple[datetime, UUID] | None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[DeliveryRow]:
         days = self._retention_days
         kept = None if days is None else kept_span(self._clock().astimezone(UTC).date(), days)
+        span = window_days(kept, since, until)
+        if span is not None and span[0] >= span[1]:
+            return []  # the window lies outside the days kept: no partition to read
         sql, args = page_query(
-            organization_id, webhook_id, status=status, limit=limit, after=after, kept=kept
+            organization_id,
+            webhook_id,
+            status=status,
+            limit=limit,
+            after=after,
+            kept=kept,
+            since=since,
+            until=until,
         )
         records = await self._pool.fetch(sql, *args)
         return [DeliveryRow(**dict(r)) for r in records[:limit]]

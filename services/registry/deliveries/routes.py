@@ -16,7 +16,13 @@ from services.registry.deliveries.models import (
 from services.registry.deliveries.service import DeliveryLogService
 from services.registry.deliveries.stats import DEFAULT_WINDOW, WINDOWS, WebhookStatsData
 from services.registry.http import ApiError, ok
-from services.registry.query import DEFAULT_PAGE_SIZE, page_limit, status_filter
+from services.registry.query import (
+    DEFAULT_PAGE_SIZE,
+    INSTANT_SCHEMA,
+    page_limit,
+    status_filter,
+    window_filter,
+)
 from services.registry.rate_limits import Buckets
 from services.registry.route_table import Answer, QueryParam, Route, register
 
@@ -52,12 +58,16 @@ class DeliveryRoutes:
     async def list(self, request: web.Request) -> web.Response:
         account_id = await self._auth.account(request, write=False)
         limit = page_limit(request, default=DEFAULT_PAGE_SIZE, maximum=self._page_size_max)
+        status = status_filter(request, STATUSES)
+        since, until = window_filter(request)
         page = await self._log.list(
             account_id,
             request.match_info["webhook_id"],
             limit=limit,
-            status=status_filter(request, STATUSES),
+            status=status,
             cursor=request.query.get("cursor") or None,
+            since=since,
+            until=until,
         )
         return ok(
             "Deliveries",
@@ -119,10 +129,16 @@ ROUTES = (
         "GET",
         DELIVERIES,
         DeliveryRoutes.list,
-        "The webhook's delivery log, newest first.",
+        "The webhook's delivery log, newest first, by status and by when each was created.",
         Answer(200, DeliveryListData),
         paged=True,
         status_filter=STATUSES,
+        query=(
+            QueryParam(
+                "since", INSTANT_SCHEMA, "Only deliveries created at or after this instant."
+            ),
+            QueryParam("until", INSTANT_SCHEMA, "Only deliveries created before this instant."),
+        ),
         portal=True,
     ),
     Route(

@@ -56,9 +56,12 @@ class DeliveryLog(Protocol):
         status: str | None,
         limit: int,
         after: tuple[datetime, UUID] | None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[DeliveryRow]:
-        """At most `limit` of the webhook's deliveries with this status (None: any), newest
-        first by (created_at, id), those before `after`."""
+        """At most `limit` of the webhook's deliveries with this status (None: any), created
+        from `since` (inclusive) to `until` (exclusive) where given, newest first by
+        (created_at, id), those before `after`."""
 
     async def find(
         self, organization_id: UUID, webhook_id: UUID, delivery_id: UUID
@@ -103,11 +106,22 @@ class DeliveryLogService:
         limit: int,
         status: str | None,
         cursor: str | None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> DeliveryPage:
+        """A page of the webhook's deliveries in the window `since` to `until` (either open).
+        A cursor is a position in the log, whatever window made it: the next page holds the
+        deliveries before it that lie in this request's window, as the event log's do."""
         after = after_cursor(cursor)
         await self._webhook(account_id, webhook_id)
         rows = await self._log.page(
-            parse_id(account_id), parse_id(webhook_id), status=status, limit=limit + 1, after=after
+            parse_id(account_id),
+            parse_id(webhook_id),
+            status=status,
+            limit=limit + 1,
+            after=after,
+            since=since,
+            until=until,
         )
         rows, next_cursor = cut_page(rows, limit, lambda r: (r.created_at, r.id))
         return DeliveryPage([public_delivery(r) for r in rows], next_cursor)
