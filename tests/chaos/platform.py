@@ -105,9 +105,12 @@ class ChaosRun:
 
     # --- workload ------------------------------------------------------------------------
 
-    async def add_webhooks(self, *, accounts: int, per_account: int, flaky_every: int = 0) -> None:
-        """`accounts` x `per_account` webhooks, each on `participant.joined` in its own room;
-        every `flaky_every`-th one (0: none) on an endpoint that fails first attempts."""
+    async def add_webhooks(
+        self, *, accounts: int, per_account: int, flaky_every: int = 0, **fields: object
+    ) -> None:
+        """`accounts` x `per_account` webhooks, each on `participant.joined` in its own room
+        (with the API `fields` given); every `flaky_every`-th one (0: none) on an endpoint
+        that fails first attempts."""
         receiver = self.stack.receiver
         assert receiver is not None
         n = 0
@@ -119,7 +122,8 @@ class ChaosRun:
                 url = receiver.flaky_url(path) if flaky else receiver.hook_url(path)
                 room = f"room-{a}-{w}"
                 webhook = await self.stack.create_webhook(
-                    account, {"url": url, "events": ["participant.joined"], "roomId": room}
+                    account,
+                    {"url": url, "events": ["participant.joined"], "roomId": room, **fields},
                 )
                 self.hooks.append(Hook(webhook["id"], Target(account.id, room), flaky))
                 n += 1

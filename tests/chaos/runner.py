@@ -23,7 +23,13 @@ from pathlib import Path
 from shared.logging import configure_logging
 from shared.settings import RuntimeSettings
 from tests.bench.progress import Progress
-from tests.chaos import hostile_endpoints, hostile_tenants, outage_faults, pipeline_faults
+from tests.chaos import (
+    hostile_endpoints,
+    hostile_tenants,
+    ordered_faults,
+    outage_faults,
+    pipeline_faults,
+)
 from tests.chaos.outcome import ScenarioOutcome
 from tests.chaos.pipeline_faults import Setup
 from tests.support.processes import REPO
@@ -103,6 +109,7 @@ SCENARIOS: dict[str, Scenario] = {
     "postgres": _faults(outage_faults.postgres_restart),
     "broker": _faults(outage_faults.broker_restart),
     "poison": _faults(pipeline_faults.poison),
+    "ordered": _faults(ordered_faults.ordered),
     "fuzz": pytest_scenario(
         "api fuzzing", "tests/integration/test_registry_fuzz.py", ROOMHOOKS_FUZZ_EXAMPLES="200"
     ),
