@@ -39,6 +39,8 @@ def add_deliveries_commands(commands: Any) -> None:
     listing = add_action(actions, "list", "the webhook's deliveries, newest first")
     listing.add_argument("webhook", type=uuid_id, metavar="WEBHOOK_ID")
     listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--since", type=timestamp, metavar="TIME", help="created at or after")
+    listing.add_argument("--until", type=timestamp, metavar="TIME", help="created before")
     add_paging(listing)
     for name, text in [
         ("get", "one delivery with every attempt"),
@@ -66,7 +68,7 @@ def _delivery(data: Mapping[str, Any]) -> str:
 
 
 async def list_deliveries(args: argparse.Namespace) -> int:
-    query = page_query(args, status=args.status)
+    query = page_query(args, status=args.status, since=args.since, until=args.until)
     data = await call_account(
         args.account, "GET", "webhooks", args.webhook, "deliveries", query=query
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -45,6 +46,46 @@ async def test_list_shows_the_webhooks_deliveries_with_their_status(
     ]
     assert pending == table
     assert failed_only.splitlines()[1:] == []
+
+
+async def test_list_since_and_until_keep_the_deliveries_created_in_that_window(
+    env: dict[str, str], tmp_path: Path, seeded: Seeded, registry
+) -> None:
+    hook, now = seeded.webhook["id"], datetime.now(UTC)
+    hour_ago, in_an_hour = (
+        (now - timedelta(hours=1)).isoformat(),
+        (now + timedelta(hours=1)).isoformat(),
+    )
+
+    async def listed(*window: str) -> list[str]:
+        out = succeeded(await run_cli(["deliveries", "list", hook, *window], env=env, cwd=tmp_path))
+        return [row.split()[0] for row in out.splitlines()[1:]]
+
+    assert await listed("--since", hour_ago, "--until", in_an_hour) == [seeded.delivery_id]
+    assert await listed("--since", in_an_hour) == []
+    assert await listed("--until", hour_ago) == []
+    # As the API answers: the same query through the CLI's --json and straight over HTTP.
+    window = ["--since", hour_ago, "--until", in_an_hour, "--status", "pending", "--limit", "1"]
+    out = succeeded(
+        await run_cli(["deliveries", "list", hook, *window, "--json"], env=env, cwd=tmp_path)
+    )
+    resp = await registry.http.get(
+        f"{registry.webhooks_url(registry.alice, hook)}/deliveries",
+        params={"since": hour_ago, "until": in_an_hour, "status": "pending", "limit": "1"},
+        headers=registry.alice.auth(),
+    )
+    assert json.loads(out) == (await resp.json())["data"]
+
+
+async def test_a_window_the_api_refuses_exits_1_naming_the_bound(
+    env: dict[str, str], tmp_path: Path, seeded: Seeded
+) -> None:
+    hook = seeded.webhook["id"]
+    window = ["--since", "2026-05-29T10:00:00Z", "--until", "2026-05-29T09:00:00Z"]
+
+    backwards = await run_cli(["deliveries", "list", hook, *window], env=env, cwd=tmp_path)
+
+    assert "400 validation_error: until: must be later than since" in failed(backwards, 1)
 
 
 async def test_json_is_the_apis_data(
@@ -127,8 +168,19 @@ async def test_an_unknown_delivery_or_a_refused_window_exits_1(
         (["deliveries", "recover", "{hook}"], "the following arguments are required: --since"),
         (["deliveries", "recover", "{hook}", "--since", "yesterday"], "--since: 'yesterday'"),
         (["deliveries", "list", "{hook}", "--limit", "x"], "--limit: 'x' is not a number"),
+        (["deliveries", "list", "{hook}", "--since", "soon"], "--since: 'soon'"),
+        (["deliveries", "list", "{hook}", "--until", "2026-05-29T10:00"], "--until: '2026-05-29"),
     ],
-    ids=["status", "delivery-id", "no-delivery", "no-since", "bad-since", "limit"],
+    ids=[
+        "status",
+        "delivery-id",
+        "no-delivery",
+        "no-since",
+        "bad-since",
+        "limit",
+        "list-bad-since",
+        "list-until-without-offset",
+    ],
 )
 async def test_bad_input_exits_2_with_one_line(
     env: dict[str, str], tmp_path: Path, seeded: Seeded, args: list[str], problem: str
