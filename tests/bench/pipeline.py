@@ -196,9 +196,11 @@ async def throughput_run(
     progress: Callable[[str], None],
     label: str,
     profiler: Profiler | None = None,
+    fanout: int = 1,
 ) -> dict:
     """Publish at full speed; count deliveries that reached the receiver inside the window and
-    are recorded `success` in Postgres."""
+    are recorded `success` in Postgres. `fanout`: the deliveries each event makes (the lead
+    is counted in events)."""
     assert stack.receiver is not None
     receiver = stack.receiver
     targets = [*workload.targets, *workload.hang_targets]
@@ -212,7 +214,7 @@ async def throughput_run(
         base = received.value
         publishing = asyncio.create_task(
             publisher.saturate(
-                targets, received=lambda: received.value - base, lead=lead, stop=stop
+                targets, received=lambda: (received.value - base) // fanout, lead=lead, stop=stop
             )
         )
         try:
@@ -238,7 +240,7 @@ async def throughput_run(
             stop.set()
             await publishing
         progress(f"{label}: draining")
-        await received.settle(base + publisher.published.healthy)
+        await received.settle(base + publisher.published.healthy * fanout)
         drained = received.value - base
     window = t1 - t0
     ids = {i for i in tracked.delivery_ids if i}

@@ -23,6 +23,8 @@ KEYS = (
     "latency_1000_p95_ms",
     "latency_1000_p99_ms",
     "hol_kept_fraction",
+    "ordered_delivery_per_s",
+    "ordered_to_unordered",
     "fanout_matcher_events_per_s",
     "fanout_service_events_per_s",
     "fanout_rss_mb",
@@ -106,6 +108,10 @@ def results(details: dict, *, cores: int, commit: str) -> dict[str, Any]:
             out[f"latency_{rate}_p{p}_ms"] = _get(details, f"latency_{rate}", f"p{p}_ms")
     out |= {
         "hol_kept_fraction": _ratio(hol, hol_clean),
+        "ordered_delivery_per_s": _get(details, "ordered", "per_s"),
+        "ordered_to_unordered": _ratio(
+            _get(details, "ordered", "per_s"), _get(details, "ordered", "unordered_per_s")
+        ),
         "fanout_matcher_events_per_s": _get(details, "fanout_matcher", "matched_events_per_s"),
         "fanout_service_events_per_s": _get(details, "fanout_service", "events_per_s"),
         "fanout_rss_mb": _get(details, "fanout_service", "rss_mb"),
@@ -206,6 +212,13 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
                 hol["per_s"] / hol["clean_before_per_s"],
                 "a lower bound: the broker slows meanwhile",
             )
+    ordered = details.get("ordered") or {}
+    if ordered.get("per_s") is not None:
+        add("(10) unordered deliveries/s", ordered.get("unordered_per_s"), "the run just before")
+        cpu = dict(ordered.get("cpu_percent") or {})
+        for name in ("delivery", "postgres"):
+            if name in cpu:
+                add(f"(10) CPU % {name}", cpu[name], "100 = one core")
     celery = details.get("celery") or {}
     if celery.get("settings"):
         add("(3) Celery worker", str(celery["settings"]))

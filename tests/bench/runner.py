@@ -25,6 +25,7 @@ from shared.settings import PostgresSettings, RuntimeSettings
 from tests.bench import (
     baselines,
     fanout_part,
+    ordered_part,
     pipeline,
     registry_part,
     report,
@@ -48,6 +49,7 @@ PARTS = (
     "workflows",
     "registry",
     "scale",
+    "ordered",
 )
 NEEDS_STACK = set(PARTS) - {"workflows"}
 
@@ -320,6 +322,33 @@ class Bench:
             progress=self.progress,
             label=label,
             profiler=profiler,
+        )
+
+    async def part_ordered(self) -> None:
+        """Ordered webhooks' deliveries/s, against a clean (unordered) run just before it:
+        the dev broker slows down with every batch it stores, so part 1's figure, measured
+        minutes earlier, is not the one to compare with."""
+        assert self.stack is not None and self.workload is not None
+        before = await self._throughput("unordered, just before")
+        ordered = await ordered_part.create_ordered_workload(
+            self.stack, len(self.workload.targets), self.progress.show
+        )
+        result = await pipeline.throughput_run(
+            self.stack,
+            ordered,
+            warmup_s=self.d.warmup_s,
+            duration_s=self.d.duration_s,
+            lead=max(1, self.d.lead // ordered_part.WEBHOOKS_PER_ACCOUNT),
+            progress=self.progress,
+            label="100 ordered webhooks, 1,000 rooms",
+            fanout=ordered_part.WEBHOOKS_PER_ACCOUNT,
+        )
+        result["unordered_per_s"] = before["per_s"]
+        self.details["ordered"] = result
+        self.progress.done(
+            f"{result['per_s']:,.0f} ordered deliveries/s"
+            f" ({result['per_s'] / before['per_s']:.0%} of {before['per_s']:,.0f} unordered"
+            " just before)"
         )
 
     async def part_fanout(self) -> None:
