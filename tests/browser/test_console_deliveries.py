@@ -1,12 +1,15 @@
 """The console's delivery pages in Chromium: a published event's delivery appears on its
 webhook's deliveries page, opens with its payload and every attempt, is redelivered, and a
 window of failed deliveries is recovered with the job's progress bar reaching done; a webhook
-with 10,000 deliveries shows them 25 a page."""
+with 10,000 deliveries shows them 25 a page; From and To, in the user's time zone, show one
+day's deliveries and stay in the page's URL."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
@@ -178,3 +181,82 @@ async def test_an_attempt_shows_the_request_headers_it_sent_with_secrets_masked(
     await expect(header("webhook-signature")).to_contain_text("v1,****")
     await expect(header("X-Team")).to_contain_text("****")
     await expect(headers).not_to_contain_text("blue")
+
+
+async def test_from_and_to_show_one_days_deliveries_in_the_users_time_zone_and_stay_in_the_url(
+    page: Page, platform: Platform, platform_database: str
+):
+    # Tokyo is UTC+9 all year: a UTC day runs from 09:00 to 09:00 the next day there.
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Tokyo"})
+    webhook = await create_webhook(platform, f"/days/{uuid.uuid4().hex}")
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    day_before, day = today - timedelta(days=2), today - timedelta(days=1)
+    stamps = [day_before + timedelta(hours=12, minutes=n) for n in range(3)]
+    stamps += [day + timedelta(hours=h) for h in (0, 23)]  # the day's first hour and last
+    ids = [uuid.uuid4() for _ in stamps]
+    connection = await asyncpg.connect(platform_database)
+    try:
+        await connection.executemany(
+            "INSERT INTO delivery.deliveries (id, webhook_id, organization_id, event_id, event,"
+            " payload, status, attempts, created_at, updated_at)"
+            " VALUES ($1, $2, $3, $4, 'participant.joined', '{}', 'success', 1, $5, $5)",
+            [
+                (i, uuid.UUID(webhook["id"]), uuid.UUID(platform.account_id), f"evt-{i}", at)
+                for i, at in zip(ids, stamps, strict=True)
+            ],
+        )
+    finally:
+        await connection.close()
+    days_ids = [f"Delivery {i}" for i in reversed(ids[3:])]
+
+    filters = page.get_by_role("group", name="Filter deliveries")
+    since, until = filters.get_by_label("From"), filters.get_by_label("To")
+    await sign_in(page, platform.owner_key)
+    await page.goto(f"/console/webhooks/{webhook['id']}/deliveries")
+    await expect(delivery_rows(page)).to_have_count(5)
+    await expect(page.get_by_text("Times in Asia/Tokyo")).to_be_visible()
+    await since.fill(f"{day.date().isoformat()}T09:00")
+    await until.fill(f"{today.date().isoformat()}T09:00")
+    await expect(delivery_rows(page)).to_have_count(2)
+    assert await shown_ids(page) == days_ids
+    # In the URL as the API takes it: UTC instants.
+    query = parse_qs(urlsplit(page.url).query)
+    assert query["since"] == [day.strftime("%Y-%m-%dT%H:%M:%S.000Z")]
+    assert query["until"] == [today.strftime("%Y-%m-%dT%H:%M:%S.000Z")]
+
+    await page.get_by_label("Status", exact=True).select_option("failed")
+    await expect(
+        page.get_by_text("No deliveries with status failed in this window yet.")
+    ).to_be_visible()
+    await page.get_by_label("Status", exact=True).select_option("")
+    link = page.url
+    await page.reload()  # a reload, or the link elsewhere, keeps the filter
+    await expect(delivery_rows(page)).to_have_count(2)
+    assert await shown_ids(page) == days_ids
+    await expect(since).to_have_value(f"{day.date().isoformat()}T09:00")
+    await expect(until).to_have_value(f"{today.date().isoformat()}T09:00")
+    await page.goto("/console/webhooks")
+    await page.goto(link)
+    await expect(delivery_rows(page)).to_have_count(2)
+
+    await until.fill("")  # cleared: no bound on that side
+    await expect(delivery_rows(page)).to_have_count(2)
+    assert "until" not in parse_qs(urlsplit(page.url).query)
+    await since.fill(f"{day_before.date().isoformat()}T21:00")
+    await expect(delivery_rows(page)).to_have_count(5)
+
+
+async def test_a_link_whose_window_the_api_refuses_shows_the_field_it_names(
+    page: Page, platform: Platform
+):
+    webhook = await create_webhook(platform, f"/refused/{uuid.uuid4().hex}")
+    await sign_in(page, platform.owner_key)
+    window = "since=2026-05-29T10:00:00Z&until=2026-05-29T09:00:00Z"
+    await page.goto(f"/console/webhooks/{webhook['id']}/deliveries?{window}")
+    refusal = page.get_by_role("alert").filter(has_text="The deliveries could not be read")
+    await expect(refusal).to_contain_text("until: must be later than since")
+    await page.goto(f"/console/webhooks/{webhook['id']}/deliveries?since=%3Cb%3Eyesterday%3C/b%3E")
+    refusal = page.get_by_role("alert").filter(has_text="The deliveries could not be read")
+    await expect(refusal).to_contain_text("since: must be an RFC 3339 date-time")
+    await expect(page.locator("b", has_text="yesterday")).to_have_count(0)

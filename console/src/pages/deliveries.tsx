@@ -1,12 +1,15 @@
-// A webhook's deliveries (filtered by status, 25 a page) with the recovery of a time window,
-// and one delivery: its payload as text, every attempt, and a redelivery.
+// A webhook's deliveries (filtered by status and by when they were created, 25 a page) with
+// the recovery of a time window, and one delivery: its payload as text, every attempt, and a
+// redelivery. The list's filters live in the page's URL query (status, since, until: the API's
+// own parameters, in UTC), so a reload or a shared link shows the same deliveries.
 
+import { useLocation } from 'preact-iso';
 import { useEffect, useState } from 'preact/hooks';
 import { accountPath, api, getPage, seg, type Delivery, type DeliveryAttempt, type DeliveryStatus, type Webhook } from '../api';
 import { ErrorNotice, JsonView, Link, Loading, Pager, Time } from '../components';
 import { useLoad, usePaged } from '../hooks';
 import { useArea, useSession } from '../session';
-import { RecoverPanel } from './recover';
+import { RecoverPanel, localInput, rfc3339 } from './recover';
 import { webhookTitle } from './webhook_parts';
 
 export const DELIVERY_PAGE_SIZE = 25;
@@ -26,6 +29,8 @@ export function DeliveriesTable({
   accountId,
   webhookId,
   status,
+  since = '',
+  until = '',
   pageSize = DELIVERY_PAGE_SIZE,
   paged = true,
   refresh = 0,
@@ -33,6 +38,10 @@ export function DeliveriesTable({
   accountId: string;
   webhookId: string;
   status: DeliveryStatus | '';
+  /** Created at or after this instant (RFC 3339); '' for no bound. */
+  since?: string;
+  /** Created before this instant (RFC 3339); '' for no bound. */
+  until?: string;
   pageSize?: number;
   paged?: boolean;
   /** Bumped to read the page again. */
@@ -40,15 +49,19 @@ export function DeliveriesTable({
 }) {
   const page = usePaged<Delivery>(
     (cursor, signal) =>
-      getPage<Delivery>(deliveriesPath(accountId, webhookId), 'deliveries', { limit: pageSize, cursor, status }, signal),
-    [accountId, webhookId, status, pageSize, refresh],
+      getPage<Delivery>(deliveriesPath(accountId, webhookId), 'deliveries', { limit: pageSize, cursor, status, since, until }, signal),
+    [accountId, webhookId, status, since, until, pageSize, refresh],
   );
   const rows = page.data?.items ?? [];
+  const windowed = since || until ? ' in this window' : '';
   return (
     <>
       <ErrorNotice error={page.error} title="The deliveries could not be read" />
       {page.loading && !page.data ? <Loading what="Loading the deliveries" /> : null}
-      {page.data && rows.length === 0 ? <p>No deliveries{status ? ` with status ${status}` : ''} yet.</p> : null}
+      {page.data && rows.length === 0 ? <p>
+          No deliveries{status ? ` with status ${status}` : ''}
+          {windowed} yet.
+        </p> : null}
       {rows.length > 0 ? (
         <div class="overflow-auto">
           <table class="striped deliveries" aria-busy={page.loading}>
@@ -132,30 +145,69 @@ const STATUSES: [DeliveryStatus | '', string][] = [
   ['failed', 'Failed'],
 ];
 
+/** An instant of the URL (RFC 3339) as a datetime-local value in the user's time zone; '' if none. */
+function localValue(instant: string): string {
+  const at = new Date(instant);
+  return instant && !Number.isNaN(at.getTime()) ? localInput(at) : '';
+}
+
 export function DeliveryList({ id = '' }: { id?: string }) {
   const { accountId, canWrite } = useSession();
   const webhook = useWebhook(accountId, id);
-  const [status, setStatus] = useState<DeliveryStatus | ''>('');
+  const { path, query, route } = useLocation();
+  // What the URL says, as sent to the API: a hand-edited value is the API's to refuse by name.
+  const status = (query.status ?? '') as DeliveryStatus | '';
+  const since = query.since ?? '';
+  const until = query.until ?? '';
+  const setFilters = (changes: Record<string, string>) => {
+    const params = new URLSearchParams(query);
+    for (const [name, value] of Object.entries(changes)) {
+      if (value) params.set(name, value);
+      else params.delete(name);
+    }
+    const text = params.toString();
+    route(text ? `${path}?${text}` : path, true);
+  };
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   const [refresh, setRefresh] = useState(0);
   return (
     <section>
       <Crumbs webhook={webhook.data?.webhook} id={id} />
       <h1>Deliveries{webhook.data ? ` of ${webhookTitle(webhook.data.webhook)}` : ''}</h1>
       <ErrorNotice error={webhook.error} title="The webhook could not be read" />
-      <div class="actions filters">
+      <div class="actions filters" role="group" aria-label="Filter deliveries">
         <label for="delivery-status">Status</label>
-        <select id="delivery-status" value={status} onChange={(e) => setStatus(e.currentTarget.value as DeliveryStatus | '')}>
+        <select id="delivery-status" value={status} onChange={(e) => setFilters({ status: e.currentTarget.value })}>
           {STATUSES.map(([value, label]) => (
             <option key={value} value={value}>
               {label}
             </option>
           ))}
         </select>
+        <label for="delivery-since">From</label>
+        <input
+          id="delivery-since"
+          class="filter-time"
+          type="datetime-local"
+          value={localValue(since)}
+          aria-describedby="delivery-zone"
+          onChange={(e) => setFilters({ since: rfc3339(e.currentTarget.value) })}
+        />
+        <label for="delivery-until">To</label>
+        <input
+          id="delivery-until"
+          class="filter-time"
+          type="datetime-local"
+          value={localValue(until)}
+          aria-describedby="delivery-zone"
+          onChange={(e) => setFilters({ until: rfc3339(e.currentTarget.value) })}
+        />
+        <small id="delivery-zone">Times in {zone}</small>
         <button type="button" class="secondary" onClick={() => setRefresh((n) => n + 1)}>
           Refresh
         </button>
       </div>
-      <DeliveriesTable accountId={accountId} webhookId={id} status={status} refresh={refresh} />
+      <DeliveriesTable accountId={accountId} webhookId={id} status={status} since={since} until={until} refresh={refresh} />
       {canWrite ? <RecoverPanel accountId={accountId} webhookId={id} onDone={() => setRefresh((n) => n + 1)} /> : null}
     </section>
   );

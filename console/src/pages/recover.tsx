@@ -8,13 +8,13 @@ import { ErrorNotice } from '../components';
 const POLL_MS = 1000;
 
 /** A datetime-local value (local time, minutes) for an instant. */
-function localInput(at: Date): string {
+export function localInput(at: Date): string {
   const pad = (n: number) => String(n).padStart(2, '0');
   return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}T${pad(at.getHours())}:${pad(at.getMinutes())}`;
 }
 
 /** A datetime-local value as RFC 3339 (UTC); empty stays empty, nonsense is passed on for the API to name. */
-function rfc3339(value: string): string {
+export function rfc3339(value: string): string {
   if (!value) return '';
   const at = new Date(value);
   return Number.isNaN(at.getTime()) ? value : at.toISOString();
