@@ -155,4 +155,6 @@ async def test_two_thousand_events_over_twenty_rooms_arrive_in_publish_order_per
     print(f"\ndeliveries/s: ordered {per_s['ordered']:.0f}, unordered {per_s['unordered']:.0f}")
     statuses = await pool.fetch("SELECT status, count(*) FROM delivery.deliveries GROUP BY status")
     assert {r["status"]: r["count"] for r in statuses} == {"success": 2 * ROOMS * PER_ROOM}
+    # Nothing waits, and no room keeps a head once it has nothing in flight.
     assert await pool.fetchval("SELECT count(*) FROM delivery.order_queue") == 0
+    assert await pool.fetchval("SELECT count(*) FROM delivery.order_heads") == 0

@@ -17,8 +17,9 @@ DROP INDEX deliveries_held_idx;
 CREATE INDEX deliveries_held_idx ON deliveries (webhook_id, created_at, id)
     WHERE status = 'pending' AND next_attempt_at IS NULL AND NOT waiting;
 
--- The head of each (webhook, room): the one delivery of it that may be attempted (NULL: none
--- is; the next waiting one starts). Its row lock serializes every start of the room.
+-- The head of each (webhook, room) with a delivery pending: the one that may be attempted.
+-- Its row lock serializes every start of the room; the row goes once nothing of the room is
+-- left to send, so the table holds only the rooms in flight (rooms come and go).
 CREATE TABLE order_heads (
     webhook_id          uuid NOT NULL,
     order_key           text NOT NULL,
@@ -43,8 +44,9 @@ CREATE UNIQUE INDEX order_queue_delivery_idx ON order_queue (delivery_id);
 
 -- Starts the next waiting delivery of (webhook, key) when it has no head, or its head is no
 -- longer pending (ended, or gone with its day's partition): that delivery becomes the head,
--- due at `at`, leased until `lease` (NULL: left to the claim). Returns it, or nothing.
--- Callers lock the head row first (the FOR UPDATE here), so starts of one room never race.
+-- due at `at`, leased until `lease` (NULL: left to the claim). Returns it, or nothing; with
+-- nothing left to start, the head row goes. Every start holds the head row's lock (taken
+-- here), so starts of one room never race; a row deleted meanwhile is made again.
 CREATE FUNCTION start_next(p_webhook uuid, p_key text, p_at timestamptz, p_lease timestamptz)
 RETURNS TABLE (id uuid, created_at timestamptz)
 LANGUAGE plpgsql AS $$
@@ -52,10 +54,13 @@ DECLARE
     cur delivery.order_heads%ROWTYPE;
     nxt delivery.order_queue%ROWTYPE;
 BEGIN
-    INSERT INTO delivery.order_heads (webhook_id, order_key) VALUES (p_webhook, p_key)
-        ON CONFLICT DO NOTHING;
-    SELECT * INTO cur FROM delivery.order_heads h
-        WHERE h.webhook_id = p_webhook AND h.order_key = p_key FOR UPDATE;
+    LOOP
+        INSERT INTO delivery.order_heads (webhook_id, order_key) VALUES (p_webhook, p_key)
+            ON CONFLICT DO NOTHING;
+        SELECT * INTO cur FROM delivery.order_heads h
+            WHERE h.webhook_id = p_webhook AND h.order_key = p_key FOR UPDATE;
+        EXIT WHEN FOUND;
+    END LOOP;
     IF cur.delivery_id IS NOT NULL AND EXISTS (
         SELECT 1 FROM delivery.deliveries d
         WHERE d.id = cur.delivery_id AND d.created_at = cur.delivery_created_at
@@ -73,7 +78,7 @@ BEGIN
             ORDER BY w.position_partition, w.position_offset, w.delivery_id LIMIT 1)
         RETURNING q.* INTO nxt;
         IF NOT FOUND THEN
-            UPDATE delivery.order_heads h SET delivery_id = NULL, delivery_created_at = NULL
+            DELETE FROM delivery.order_heads h
                 WHERE h.webhook_id = p_webhook AND h.order_key = p_key;
             RETURN;
         END IF;
