@@ -10,6 +10,8 @@ from typing import Any
 import aiohttp
 
 from tests.browser.conftest import Platform
+from tests.support.dev_listen import indexed_webhooks
+from tests.support.devstack import PROBE_PORT_SETTINGS
 from tests.support.polling import eventually
 
 
@@ -59,14 +61,26 @@ async def api(
 async def create_webhook(
     platform: Platform, path: str, *, account: Account | None = None, **fields: Any
 ) -> dict[str, Any]:
-    """A webhook to the platform's receiver at `path`, for participant.joined unless told."""
+    """A webhook to the platform's receiver at `path`, for participant.joined unless told;
+    an enabled one is returned once fanout has it in its index, so an event published next
+    reaches it (fanout learns of webhooks from the registry's topic, a moment later)."""
     body = {
         "url": platform.receiver.url(path),
         "events": ["participant.joined"],
         "name": f"hook {uuid.uuid4().hex[:8]}",
         **fields,
     }
-    return (await api(platform, "POST", "/webhooks", body, account=account))["webhook"]
+    port = int(platform.stack.environ[PROBE_PORT_SETTINGS["fanout"]])
+    async with aiohttp.ClientSession() as http:
+        before = await indexed_webhooks(http, port)
+        webhook = (await api(platform, "POST", "/webhooks", body, account=account))["webhook"]
+        if webhook["enabled"]:
+
+            async def indexed() -> bool:
+                return await indexed_webhooks(http, port) > before
+
+            await eventually(indexed, timeout_s=30, interval_s=0.05)
+    return webhook
 
 
 async def deliveries(
