@@ -271,11 +271,18 @@ def screenshots_wanted() -> bool:
     return os.environ.get("ROOMHOOKS_SCREENSHOTS") == "1"
 
 
+# A long page (the catalog, a big form) is cut here: the README shows its top.
+SCREENSHOT_MAX_HEIGHT = 1400
+
+
 async def shot(page: Page, name: str) -> Path | None:
     """docs/screenshots/<name>.png, only when ROOMHOOKS_SCREENSHOTS=1 (`make screenshots`)."""
     if not screenshots_wanted():
         return None
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
+    height = await page.evaluate("document.documentElement.scrollHeight")
+    width = page.viewport_size["width"] if page.viewport_size else 1280
+    clip = {"x": 0, "y": 0, "width": width, "height": min(height, SCREENSHOT_MAX_HEIGHT)}
+    await page.screenshot(path=str(path), full_page=True, clip=clip)
     return path
