@@ -363,3 +363,23 @@ async def test_a_killed_delivery_process_keeps_every_room_in_order(
     for room in rooms:
         assert in_runs(endpoint.arrivals[room]) == list(range(per_room)), room
     assert endpoint.most_open == 1
+
+
+async def test_a_test_ping_is_sent_at_once_while_a_room_is_held(
+    registry, producer, topics, endpoint, delivery
+):
+    endpoint.key = lambda body: (
+        ("ping", 0) if body.get("event") == "webhook.test" else (body["room"], body["seq"])
+    )
+    endpoint.answer = lambda room, seq, n: (500, {}) if room == "r" and seq == 1 else (200, {})
+    webhook = await create_webhook(registry, endpoint.url, ordering="room", retrySchedule=[60])
+    await send(producer, topics, *(ordered_request(webhook, "r", seq) for seq in (1, 2)))
+    await arrived(endpoint, "r", [1])
+
+    url = registry.webhooks_url(registry.alice, webhook["id"]) + "/test"
+    async with registry.http.post(url, headers=registry.alice.auth()) as answer:
+        assert answer.status == 202, await answer.text()
+    while await registry.relay.publish_pending():
+        pass
+    await arrived(endpoint, "ping", [0])
+    assert endpoint.arrivals["r"] == [1]  # the room still waits for its head's retry
