@@ -20,6 +20,7 @@ from shared.dead_letters import H_ERROR
 from shared.kafka import JSON_HEADERS, dumps
 from shared.messages import DeliveryRequested, EventPosition, RedeliverRequested
 from tests.integration.test_delivery_dead_letters import raw_request, read_dead_letters
+from tests.integration.test_delivery_pause import seen_disabled, set_enabled
 from tests.support.deliveries import create_webhook, delivery_request, running_delivery
 from tests.support.polling import eventually
 from tests.support.processes import delivery_process
@@ -383,3 +384,36 @@ async def test_a_test_ping_is_sent_at_once_while_a_room_is_held(
         pass
     await arrived(endpoint, "ping", [0])
     assert endpoint.arrivals["r"] == [1]  # the room still waits for its head's retry
+
+
+async def test_a_disabled_webhook_holds_its_rooms_and_enabling_it_resumes_them_in_order(
+    registry, producer, topics, pool, endpoint, postgres_settings, kafka_settings
+):
+    endpoint.answer = lambda room, seq, n: (503, {}) if seq == 1 and n == 1 else (200, {})
+    webhook = await create_webhook(registry, endpoint.url, ordering="room", retrySchedule=[2])
+    settings = {"upkeep_interval_s": 0.2}
+    async with running_delivery(postgres_settings, kafka_settings, **settings) as delivery:
+        messages = [ordered_request(webhook, room, seq) for seq in (1, 2, 3) for room in "ab"]
+        await send(producer, topics, *messages)
+        await arrived(endpoint, "a", [1])  # the heads' first attempts fail
+        await arrived(endpoint, "b", [1])
+        await set_enabled(registry, webhook, False)
+        await seen_disabled(delivery, webhook)
+
+        async def all_pending_and_none_due():
+            found = await pool.fetch(
+                "SELECT status, next_attempt_at FROM delivery.deliveries"
+                " WHERE id = ANY($1::uuid[])",
+                [uuid.UUID(m.delivery_id) for m in messages],
+            )
+            return len(found) == 6 and all(
+                r["status"] == "pending" and r["next_attempt_at"] is None for r in found
+            )
+
+        await eventually(all_pending_and_none_due, timeout_s=20)
+        assert endpoint.arrivals == {"a": [1], "b": [1]}  # nothing sent while disabled
+
+        await set_enabled(registry, webhook, True)
+        await until_delivered(endpoint, {"a": [1, 2, 3], "b": [1, 2, 3]})
+    assert endpoint.arrivals == {"a": [1, 1, 2, 3], "b": [1, 1, 2, 3]}
+    assert endpoint.most_open == 1
