@@ -39,8 +39,12 @@ class DeliveryStore(Protocol):
         recover: Sequence[RecoverRequested] = (),
     ) -> tuple[list[Job], list[bool]]:
         """In one transaction: store the new requests, leased until `lease_until`, make
-        each redelivered one due `now`, and start each recovery job not started before; the
-        new jobs, and per redelivery whether it exists."""
+        each redelivered one due `now` (outside its room's order), and start each recovery
+        job not started before; the new jobs, and per redelivery whether it exists.
+
+        An ordered request (`ordering: "room"`) is stored waiting behind its room's head and
+        comes back as a job only once it is the head (the lowest position waiting, when the
+        room has none): possibly a delivery stored before."""
         ...
 
     async def claim_due(
