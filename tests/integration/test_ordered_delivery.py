@@ -417,3 +417,30 @@ async def test_a_disabled_webhook_holds_its_rooms_and_enabling_it_resumes_them_i
         await until_delivered(endpoint, {"a": [1, 2, 3], "b": [1, 2, 3]})
     assert endpoint.arrivals == {"a": [1, 1, 2, 3], "b": [1, 1, 2, 3]}
     assert endpoint.most_open == 1
+
+
+async def test_a_deleted_webhooks_waiting_deliveries_end_failed_one_after_another(
+    registry, producer, topics, pool, endpoint, delivery
+):
+    endpoint.answer = lambda room, seq, n: (500, {})
+    webhook = await create_webhook(registry, endpoint.url, ordering="room", retrySchedule=[2])
+    messages = [ordered_request(webhook, "r", seq) for seq in (1, 2, 3)]
+    await send(producer, topics, *messages)
+    await arrived(endpoint, "r", [1])
+    url = registry.webhooks_url(registry.alice, webhook["id"])
+    async with registry.http.delete(url, headers=registry.alice.auth()) as answer:
+        assert answer.status in (200, 204), await answer.text()
+    await registry.relay.publish_pending()
+
+    async def all_failed():
+        return await statuses_of(pool, messages) == ["failed"] * 3
+
+    await eventually(all_failed, timeout_s=30)
+    assert endpoint.arrivals["r"] == [1]  # nothing more was sent to a deleted webhook
+    errors = await pool.fetch(
+        "SELECT last_error FROM delivery.deliveries WHERE id = ANY($1::uuid[])",
+        [uuid.UUID(m.delivery_id) for m in messages[1:]],
+    )
+    assert {r["last_error"] for r in errors} == {"webhook deleted"}
+    assert await pool.fetchval("SELECT count(*) FROM delivery.order_queue") == 0
+    assert await pool.fetchval("SELECT count(*) FROM delivery.order_heads") == 0
