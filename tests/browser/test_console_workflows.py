@@ -101,9 +101,11 @@ async def test_an_events_execution_shows_with_its_result_and_logs_as_text(
     page: Page, platform: Platform
 ):
     marker = f"<b>seen-{uuid.uuid4().hex[:8]}</b>"
+    fetched = platform.receiver.url(f"/fetched/{uuid.uuid4().hex}")
     code = (
         "export default async function (event) {\n"
         f"  console.log({marker!r} + ' ' + event.event);\n"
+        f"  await fetch({fetched!r});\n"
         f"  return {{ marker: {marker!r} }};\n"
         "}\n"
     )
@@ -135,6 +137,11 @@ async def test_an_events_execution_shows_with_its_result_and_logs_as_text(
     await expect(logs).to_contain_text(f"{marker} participant.joined")
     await expect(page.get_by_label("Result")).to_contain_text(marker)
     assert await page.locator("main b").count() == 0  # the customer's markup stayed text
+    fetches = page.get_by_role("table", name="Fetches")
+    await expect(fetches.locator("tbody tr")).to_have_count(1)
+    await expect(fetches.locator("tbody tr td").nth(0)).to_have_text("GET")
+    await expect(fetches.locator("tbody tr td").nth(1)).to_have_text(fetched)
+    await expect(fetches.locator("tbody tr td").nth(2)).to_have_text("200")
     await shot(page, "workflow-execution")
 
     # The execution page is a deep link that survives a reload.

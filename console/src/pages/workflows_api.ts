@@ -32,7 +32,17 @@ export interface Execution {
   result: unknown;
   error: { message?: unknown; stack?: unknown; [k: string]: unknown } | null;
   logs: { level?: unknown; message?: unknown; [k: string]: unknown }[];
+  // The code's fetch calls in order; null for executions recorded before they were kept.
+  fetches?: ExecutionFetch[] | null;
   created_at: string;
+}
+
+export interface ExecutionFetch {
+  method: string;
+  url: string;
+  status: number | null; // null: nothing answered
+  duration_ms: number | null;
+  error: string | null;
 }
 
 export interface SavedBy {

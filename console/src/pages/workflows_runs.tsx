@@ -14,6 +14,7 @@ import {
   workflowLink,
   workflowPath,
   type Execution,
+  type ExecutionFetch,
   type ExecutionStatus,
   type StatsWindow,
   type Workflow,
@@ -210,9 +211,44 @@ export function ExecutionDetail({ id = '', executionId = '' }: { id?: string; ex
               </code>
             </pre>
           )}
+          <h2>Fetches</h2>
+          <ExecutionFetches fetches={x.fetches} />
         </>
       ) : null}
     </section>
+  );
+}
+
+function ExecutionFetches({ fetches }: { fetches: ExecutionFetch[] | null | undefined }) {
+  if (fetches === null || fetches === undefined) return <p>Not recorded for this execution.</p>;
+  if (fetches.length === 0) return <p>No fetches.</p>;
+  return (
+    <div class="overflow-auto">
+      <table aria-label="Fetches">
+        <thead>
+          <tr>
+            <th scope="col">Method</th>
+            <th scope="col">URL</th>
+            <th scope="col">Status</th>
+            <th scope="col">Duration</th>
+            <th scope="col">Error</th>
+          </tr>
+        </thead>
+        <tbody>
+          {fetches.map((f, i) => (
+            <tr key={i}>
+              <td>{f.method}</td>
+              <td>
+                <code>{f.url}</code>
+              </td>
+              <td>{f.status === null ? 'no answer' : f.status}</td>
+              <td>{formatDuration(f.duration_ms)}</td>
+              <td>{f.error ?? '—'}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
