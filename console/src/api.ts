@@ -163,6 +163,7 @@ export interface Webhook {
   disabled_reason?: string | null;
   retry_schedule?: number[] | null;
   headers?: Record<string, string>;
+  ordering?: 'none' | 'room';
   previous_secret_expires_at?: string | null;
   created_at: string;
   updated_at: string;

@@ -52,6 +52,7 @@ async def test_creating_a_webhook_shows_its_secret_once_and_a_reload_forgets_it(
     await page.get_by_label("Header name 1").fill("X-Team")
     await page.get_by_label("Header value 1").fill("blue")
     await page.get_by_label("Retry schedule (seconds)").fill("2, 10")
+    await page.get_by_label("Ordering").select_option("room")
     await page.get_by_role("button", name="Create webhook").click()
 
     await expect(page.get_by_text("This secret will not be shown again")).to_be_visible()
@@ -65,6 +66,7 @@ async def test_creating_a_webhook_shows_its_secret_once_and_a_reload_forgets_it(
     assert sorted(made["events"]) == ["participant.joined", "participant.left"]
     assert made["headers"] == {"X-Team": "blue"}
     assert made["retry_schedule"] == [2, 10]
+    assert made["ordering"] == "room"
 
     await page.reload()
     await expect(page.get_by_role("heading", name="New webhook")).to_be_visible()
@@ -115,11 +117,14 @@ async def test_editing_disabling_rotating_and_deleting_a_webhook(page: Page, pla
     await page.get_by_role("button", name="Edit", exact=True).click()
     await page.get_by_label("Name", exact=True).fill(renamed)
     await page.get_by_label("meeting.started").check()
+    await page.get_by_label("Ordering").select_option("room")
     await page.get_by_role("button", name="Save changes").click()
     await expect(page.get_by_role("heading", name=renamed, level=1)).to_be_visible()
+    await expect(page.get_by_text("Per room, in publish order")).to_be_visible()
     saved = (await api(platform, "GET", f"/webhooks/{webhook['id']}"))["webhook"]
     assert saved["name"] == renamed
     assert sorted(saved["events"]) == ["meeting.started", "participant.joined"]
+    assert saved["ordering"] == "room"
 
     await page.get_by_role("button", name="Disable").click()
     await expect(page.get_by_role("button", name="Enable")).to_be_visible()

@@ -1,5 +1,5 @@
 // The webhook form, for creating and for editing: URL, name, events (from the catalog), room,
-// custom headers and the retry schedule. The API validates; its field errors are shown beside
+// custom headers, the retry schedule and ordering. The API validates; its field errors are shown beside
 // the fields they name.
 
 import { useState } from 'preact/hooks';
@@ -14,6 +14,7 @@ export interface WebhookFields {
   roomId: string;
   headers: { name: string; value: string }[];
   retrySchedule: string;
+  ordering: 'none' | 'room';
   enabled: boolean;
 }
 
@@ -25,6 +26,7 @@ export function fieldsOf(webhook?: Webhook): WebhookFields {
     roomId: webhook?.room_id ?? '',
     headers: Object.entries(webhook?.headers ?? {}).map(([name, value]) => ({ name, value })),
     retrySchedule: (webhook?.retry_schedule ?? []).join(', '),
+    ordering: webhook?.ordering ?? 'none',
     enabled: webhook?.enabled ?? true,
   };
 }
@@ -63,6 +65,7 @@ export function createBody(f: WebhookFields): Record<string, unknown> {
     roomId: f.roomId.trim() || null,
     headers: headersObject(f.headers),
     retrySchedule: Array.isArray(schedule) ? schedule : null,
+    ordering: f.ordering,
     enabled: f.enabled,
   };
 }
@@ -80,6 +83,7 @@ export function patchBody(before: WebhookFields, f: WebhookFields): Record<strin
     const schedule = parseSchedule(f.retrySchedule);
     body.retrySchedule = Array.isArray(schedule) ? schedule : null;
   }
+  if (f.ordering !== before.ordering) body.ordering = f.ordering;
   return body;
 }
 
@@ -216,6 +220,22 @@ export function WebhookForm({
       />
       <small id="wh-retry-help">Seconds to wait after each failed attempt, separated by commas; empty: the default (1, 5, 30).</small>
       <FieldError id="wh-retry-error" error={error} field="retrySchedule" />
+
+      <label for="wh-ordering">Ordering</label>
+      <select
+        id="wh-ordering"
+        value={f.ordering}
+        aria-describedby="wh-ordering-help wh-ordering-error"
+        aria-invalid={invalid(error, 'ordering')}
+        onChange={(e) => set({ ordering: e.currentTarget.value === 'room' ? 'room' : 'none' })}
+      >
+        <option value="none">None: each delivery goes as soon as it can</option>
+        <option value="room">Per room: one at a time, in the order events were published</option>
+      </select>
+      <small id="wh-ordering-help">
+        Per room, a failing delivery holds that room's later ones until it succeeds or fails for good; other rooms go on.
+      </small>
+      <FieldError id="wh-ordering-error" error={error} field="ordering" />
 
       {mode === 'create' ? (
         <label>
