@@ -35,6 +35,8 @@ BUCKET_COLUMNS = [
 ]
 # The API's stats windows: the last hour (minute buckets), day or week (hour buckets).
 WINDOWS = ("1h", "24h", "7d")
+# A webhook's delivery order: as soon as each can go, or one at a time per room.
+ORDERINGS = ("none", "room")
 SHOWN_ONCE = "roomhooks: the secret is shown only now: keep it to verify signatures"
 
 
@@ -65,6 +67,11 @@ def add_webhooks_commands(commands: Any) -> None:
         sub.add_argument("--name", help="a label for humans")
         sub.add_argument("--header", action="append", type=header, metavar="'NAME: VALUE'")
         sub.add_argument("--retry-schedule", type=schedule, metavar="S,S,...", help="seconds")
+        sub.add_argument(
+            "--ordering",
+            choices=ORDERINGS,
+            help="room: one delivery at a time per room, in publish order (default: none)",
+        )
     stats = add_action(actions, "stats", "the endpoint's health over a window, and its buckets")
     stats.add_argument("webhook", type=uuid_id, metavar="WEBHOOK_ID")
     add_window_option(stats)
@@ -142,6 +149,7 @@ def webhook_body(args: argparse.Namespace) -> dict[str, Any]:
         "name": args.name,
         "headers": dict(args.header) if args.header else None,
         "retrySchedule": args.retry_schedule,
+        "ordering": args.ordering,
     }
     body = {k: v for k, v in body.items() if v is not None}
     if getattr(args, "no_room", False):

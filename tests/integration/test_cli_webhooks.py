@@ -156,6 +156,21 @@ async def test_update_changes_only_the_fields_given(
     assert stored["url"] == HOOK_URL
 
 
+async def test_ordering_is_set_on_create_and_changed_by_update(
+    env: dict[str, str], tmp_path: Path, registry
+) -> None:
+    made = await create(env, tmp_path, "--ordering", "room")
+    assert made["ordering"] == "room"
+
+    result = await run_cli(
+        ["webhooks", "update", made["id"], "--ordering", "none"], env=env, cwd=tmp_path
+    )
+
+    assert fields(succeeded(result))["ordering"] == "none"
+    _, body = await api_webhook(registry, made["id"])
+    assert body["data"]["webhook"]["ordering"] == "none"
+
+
 async def test_delete_prints_the_last_state_and_the_webhook_is_gone(
     env: dict[str, str], tmp_path: Path, registry
 ) -> None:
@@ -272,6 +287,7 @@ async def test_stats_of_a_quiet_webhook_default_to_a_day_and_json_is_the_apis_da
         (["webhooks", "create", "--events", "participant.joined"], "the following arguments"),
         (["webhooks", "update", "{id}"], "nothing to change"),
         (["webhooks", "update", "{id}", "--enable", "--disable"], "--disable: not allowed"),
+        (["webhooks", "update", "{id}", "--ordering", "fifo"], "--ordering: invalid choice"),
         (["webhooks", "rotate-secret", "{id}", "--overlap", "soon"], "--overlap: invalid int"),
         (["webhooks", "list", "--limit", "0"], "--limit: 0 is not between 1 and 100"),
         (["webhooks", "list", "--account", "acme"], "--account: 'acme' is not a UUID"),
@@ -280,7 +296,7 @@ async def test_stats_of_a_quiet_webhook_default_to_a_day_and_json_is_the_apis_da
         (["webhooks", "stats", "nope"], "WEBHOOK_ID: 'nope' is not a UUID"),
     ],
     ids=[
-        "id", "event", "no-url", "no-change", "enable-and-disable", "overlap",
+        "id", "event", "no-url", "no-change", "enable-and-disable", "ordering", "overlap",
         "limit", "account", "action", "stats-window", "stats-id",
     ],
 )  # fmt: skip
