@@ -16,6 +16,7 @@ from shared.settings import (
     SecretsSettings,
     split_commas,
 )
+from shared.tracing import TracingSettings
 
 DEFAULT_RETRY_SCHEDULE = (1.0, 5.0, 30.0)  # seconds after attempts 1, 2, 3
 
@@ -78,6 +79,8 @@ class DeliverySettings(BaseSettings):
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
+    # OpenTelemetry (OTEL_*): off unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @field_validator("retry_schedule")
     @classmethod

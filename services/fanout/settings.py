@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.settings import KafkaSettings, PostgresSettings, RuntimeSettings
+from shared.tracing import TracingSettings
 
 
 class FanoutSettings(BaseSettings):
@@ -31,3 +32,5 @@ class FanoutSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     # The event log (schema `events`): one insert per batch, before its offsets are committed.
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    # OpenTelemetry (OTEL_*): off unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    tracing: TracingSettings = Field(default_factory=TracingSettings)

@@ -12,6 +12,7 @@ from shared.settings import (
     Profile,
     RuntimeSettings,
 )
+from shared.tracing import TracingSettings
 
 
 class RunnerSettings(BaseSettings):
@@ -51,6 +52,8 @@ class RunnerSettings(BaseSettings):
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    # OpenTelemetry (OTEL_*): off unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @property
     def loopback_allowed(self) -> bool:

@@ -13,6 +13,7 @@ from services.fanout.settings import FanoutSettings
 from services.registry.settings import RegistrySettings
 from services.workflow_runner.settings import RunnerSettings
 from shared.settings import KafkaSettings, PostgresSettings, RuntimeSettings, SecretsSettings
+from shared.tracing import TracingSettings
 
 REFERENCE = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
 SETTINGS = [
@@ -24,6 +25,7 @@ SETTINGS = [
     FanoutSettings,
     DeliverySettings,
     RunnerSettings,
+    TracingSettings,
     DevSettings,
 ]
 
