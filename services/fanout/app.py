@@ -41,6 +41,7 @@ from shared.kafka import (
 )
 from shared.lifecycle import stop_requested
 from shared.retention import retention_loop
+from shared.tracing import Tracing, build_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -58,8 +59,16 @@ class Fanout:
     committed, and every client is closed. Delivery is at-least-once.
     """
 
-    def __init__(self, settings: FanoutSettings, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        settings: FanoutSettings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        tracing: Tracing | None = None,
+    ) -> None:
+        """`tracing` None: built from `settings.tracing` at start (off without an endpoint)."""
         self.settings = settings
+        self._tracing = tracing
         self.topics = Topics.from_settings(settings.kafka)
         self.indexes = Subscriptions()
         self.metrics = FanoutMetrics.create()
@@ -140,6 +149,11 @@ class Fanout:
 
     async def _start(self) -> None:
         settings, kafka = self.settings, self.settings.kafka
+        tracing = self._tracing
+        if tracing is None:
+            # The producer's traceparent is untrusted: it cannot decide our sampling.
+            tracing = build_tracing(settings.tracing, service="fanout", untrusted_parents=True)
+            self._stack.callback(tracing.shutdown)
         pool = await self._start_postgres()
         await ensure_topics(kafka, self.topics)
         runner = await start_health_server(
@@ -184,6 +198,7 @@ class Fanout:
             self._clock,
             events=PostgresEventLog(pool),
             retention=timedelta(days=settings.postgres.retention_days),
+            tracing=tracing,
         )
         log.info(
             "fanout.started",

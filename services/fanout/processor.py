@@ -24,6 +24,7 @@ from typing import Protocol
 import structlog
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError, MessageSizeTooLargeError
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from pydantic import BaseModel, ValidationError
 
 from services.fanout import event_log
@@ -36,6 +37,7 @@ from shared.dead_letters import send_dead_letter
 from shared.failures import describe, is_content_error
 from shared.kafka import JSON_HEADERS, Topics
 from shared.messages import EventPosition
+from shared.tracing import NO_TRACING, Tracing, headers_with, parent_from_headers
 
 log = structlog.get_logger(__name__)
 
@@ -125,6 +127,21 @@ def _reason(exc: Exception) -> str:
     return describe(exc)
 
 
+def _end_event_span(span: Span, decided: _Records | Rejected, refused: Rejected | None) -> None:
+    """What became of the event, on its span: routed (ids and counts) or refused (why)."""
+    if isinstance(decided, _Records):
+        routed = decided.routed
+        span.set_attribute("roomhooks.event_id", routed.event_id)
+        span.set_attribute("roomhooks.event", routed.event)
+        span.set_attribute("roomhooks.organization_id", routed.organization_id)
+        span.set_attribute("roomhooks.delivery_requests", decided.requests)
+        span.set_attribute("roomhooks.run_requests", decided.runs)
+    if refused is not None:
+        span.set_attribute("roomhooks.dead_letter", refused.kind)
+        span.set_status(StatusCode.ERROR, refused.reason[:300])
+    span.end()
+
+
 class BatchProcessor:
     """Routes a fetched batch, produces its records, awaits every ack, commits (see above)."""
 
@@ -139,9 +156,13 @@ class BatchProcessor:
         *,
         events: EventLogWriter,
         retention: timedelta,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         """`clock` stands in for a record's timestamp only where that is unusable; `retention`
-        (ROOMHOOKS_RETENTION_DAYS) says how old one may be (stamps.py)."""
+        (ROOMHOOKS_RETENTION_DAYS) says how old one may be (stamps.py). With `tracing` on,
+        each event gets a span (under the producer's `traceparent`, shared/tracing.py) whose
+        context goes on every record it makes."""
+        self._tracing = tracing
         self._consumer = consumer
         self._retention = retention
         self._events = events
@@ -215,18 +236,40 @@ class BatchProcessor:
             for message in messages:
                 # The same on every read of the record (stamps.py).
                 stamp = record_stamp(message.timestamp, now=now, oldest=oldest)
-                outcome = self._decide(message, stamp, oldest)
-                if isinstance(outcome, _Records):
-                    outcome = await self._send(outcome, produced)
+                # Off, no span is made: one test per event is all tracing costs.
+                span = self._event_span(message) if self._tracing.enabled else None
+                decided = outcome = self._decide(message, stamp, oldest)
+                if isinstance(decided, _Records):
+                    headers = JSON_HEADERS if span is None else headers_with(JSON_HEADERS, span)
+                    outcome = await self._send(decided, produced, headers)
                 if outcome is not None:
                     await self._refuse(message, outcome, produced, stamp)
+                if span is not None:
+                    _end_event_span(span, decided, outcome)
         return produced
 
-    async def _send(self, records: _Records, produced: _Produced) -> Rejected | None:
+    def _event_span(self, message: ConsumerRecord) -> Span:
+        """The event's span: a child of the producer's span when its record names one (the
+        sampling is ours all the same: shared/tracing.py), else a new trace's root."""
+        return self._tracing.start(
+            "fanout event",
+            parent=parent_from_headers(message.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": message.topic,
+                "messaging.destination.partition.id": str(message.partition),
+                "messaging.kafka.offset": message.offset,
+            },
+        )
+
+    async def _send(
+        self, records: _Records, produced: _Produced, headers: Headers
+    ) -> Rejected | None:
         """Hand one event's records to the producer, or say why the event is refused."""
         try:
             for topic, key, value in records.records:
-                ack = await self._producer.send(topic, value=value, key=key, headers=JSON_HEADERS)
+                ack = await self._producer.send(topic, value=value, key=key, headers=headers)
                 produced.acks.append(ack)
         except MessageSizeTooLargeError:
             # Permanent: the same event would block its partition forever.
