@@ -52,6 +52,7 @@ from shared.readiness import RetryWatch
 from shared.retention import retention_loop
 from shared.secrets_box import SecretsKeyError, load_box
 from shared.ssrf import AddressPolicy
+from shared.tracing import NO_TRACING, Tracing, build_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -74,8 +75,11 @@ class Delivery:
         *,
         clock: Callable[[], datetime] = utcnow,
         resolver: AbstractResolver | None = None,
+        tracing: Tracing | None = None,
     ):
+        """`tracing` None: built from `settings.tracing` (off without an endpoint)."""
         self.settings = settings
+        self._tracing = tracing
         # The DNS under the SSRF guard; None: the system's (tests give a table of names).
         self._resolver = resolver
         # Opens webhook secrets; SecretsKeyError (no usable key) stops the start here.
@@ -99,6 +103,9 @@ class Delivery:
     async def start(self) -> None:
         """Build every part, each closed by `stop()` in reverse order; start the loops."""
         s = self.settings
+        if self._tracing is None:
+            self._tracing = build_tracing(s.tracing, service="delivery")
+            self._stack.callback(self._tracing.shutdown)
         self._pool = await self._open_postgres()
         await ensure_topics(s.kafka, self.topics)
         producer = await self._started("producer", make_producer(s.kafka))
@@ -138,6 +145,7 @@ class Delivery:
             stopping=self._stopping,
             retry_limit=s.retry_limit,
             fetch_stall_s=s.fetch_stall_s,
+            tracing=self._tracing,
         )
         watcher = await self._started(
             "registry_watcher", make_consumer(s.kafka, group_id=None, background=True)
@@ -217,6 +225,7 @@ class Delivery:
             clock=self._clock,
             metrics=DeliveryMetrics(self.metrics_registry),
             user_agent=f"roomhooks/{version('roomhooks')}",
+            tracing=self._tracing or NO_TRACING,
         )
 
     def _start_loops(self, watcher: AIOKafkaConsumer) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Annotated
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from opentelemetry.trace import Span, SpanKind
 from pydantic import Field, TypeAdapter, ValidationError
 
 from services.delivery.lanes import Lanes
@@ -22,6 +24,7 @@ from shared.dead_letters import send_dead_letter
 from shared.failures import PoisonCounter, describe, is_content_error
 from shared.messages import DeliveryRequested, RecoverRequested, RedeliverRequested
 from shared.readiness import FetchWatch, RetryWatch
+from shared.tracing import NO_TRACING, Tracing, parent_from_headers, traceparent_of
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +54,9 @@ class RequestConsumer:
         stopping: asyncio.Event,
         retry_limit: int,
         fetch_stall_s: float,
+        tracing: Tracing = NO_TRACING,
     ):
+        self._tracing = tracing
         self._consumer = consumer
         self._service = service
         self._lanes = lanes
@@ -107,8 +112,9 @@ class RequestConsumer:
                 except (ValidationError, ValueError, RecursionError) as exc:
                     reason = f"invalid delivery request: {_reasons(exc)}"
                     dead.append((tp, record, reason, "invalid_request"))
+        spans = self._request_spans(parsed) if self._tracing.enabled else {}
         try:
-            jobs, refused = await self.store(parsed)
+            jobs, refused = await self.store(parsed, _traces(spans))
             dead += refused
             await self.dead_letter(dead)
             await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
@@ -117,18 +123,45 @@ class RequestConsumer:
             for tp, records in batches.items():
                 consumer.seek(tp, records[0].offset)
             raise
+        finally:
+            for span in spans.values():
+                span.end()
         for _, _, _, kind in dead:  # counted once committed: a rewound batch counts nothing
             self._poison.inc(kind)
         await self._service.submit(jobs)
 
-    async def store(
+    def _request_spans(
         self, parsed: list[tuple[Request, TopicPartition, ConsumerRecord]]
+    ) -> dict[str, Span]:
+        """A span per delivery request, under fanout's span (the record's `traceparent`):
+        by delivery id. Its context is stored with the delivery, for every attempt."""
+        spans = {}
+        for message, _, record in parsed:
+            if isinstance(message, DeliveryRequested):
+                spans[message.delivery_id] = self._tracing.start(
+                    "delivery request",
+                    parent=parent_from_headers(record.headers),
+                    kind=SpanKind.CONSUMER,
+                    attributes={
+                        "messaging.system": "kafka",
+                        "messaging.destination.name": record.topic,
+                        "roomhooks.delivery_id": message.delivery_id,
+                        "roomhooks.webhook_id": message.webhook_id,
+                        "roomhooks.event_id": message.event_id,
+                    },
+                )
+        return spans
+
+    async def store(
+        self,
+        parsed: list[tuple[Request, TopicPartition, ConsumerRecord]],
+        traces: Mapping[str, str] | None = None,
     ) -> tuple[list[Job], list[Dead]]:
-        """Store the requests in one transaction; when Postgres refuses the batch for its
-        content, in halves down to the requests it refuses, which are set aside (an outage
-        raises: the batch is read again)."""
+        """Store the requests in one transaction (with their `traces`, by delivery id); when
+        Postgres refuses the batch for its content, in halves down to the requests it
+        refuses, which are set aside (an outage raises: the batch is read again)."""
         try:
-            return await self._service.accept([message for message, _, _ in parsed]), []
+            return await self._service.accept([message for message, _, _ in parsed], traces), []
         except Exception as exc:
             if not is_content_error(exc):
                 raise
@@ -138,7 +171,8 @@ class RequestConsumer:
                 return [], [(tp, record, reason, "unstorable_request")]
             log.warning("delivery.store_refused", error=describe(exc), batch=len(parsed))
         middle = len(parsed) // 2
-        first, second = await self.store(parsed[:middle]), await self.store(parsed[middle:])
+        first = await self.store(parsed[:middle], traces)
+        second = await self.store(parsed[middle:], traces)
         return first[0] + second[0], first[1] + second[1]
 
     async def dead_letter(self, dead: list[Dead]) -> None:
@@ -156,6 +190,11 @@ class RequestConsumer:
             )
             acks.append(await send_dead_letter(self._producer, self._dlq_topic, record, reason))
         await asyncio.gather(*acks)
+
+
+def _traces(spans: Mapping[str, Span]) -> dict[str, str]:
+    """Each request span's traceparent, by delivery id (what is stored with the delivery)."""
+    return {d: t for d, span in spans.items() if (t := traceparent_of(span)) is not None}
 
 
 def _reasons(exc: Exception) -> str:

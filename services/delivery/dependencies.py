@@ -8,7 +8,7 @@ tests/support/delivery_fakes.py pass the same contract suites
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
@@ -37,8 +37,10 @@ class DeliveryStore(Protocol):
         now: datetime,
         lease_until: datetime,
         recover: Sequence[RecoverRequested] = (),
+        traces: Mapping[str, str] | None = None,
     ) -> tuple[list[Job], list[bool]]:
-        """In one transaction: store the new requests, leased until `lease_until`, make
+        """In one transaction: store the new requests (each with its traceparent in `traces`,
+        by delivery id, when it has one), leased until `lease_until`, make
         each redelivered one due `now` (outside its room's order), and start each recovery
         job not started before; the new jobs, and per redelivery whether it exists.
 

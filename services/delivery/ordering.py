@@ -12,7 +12,7 @@ room: every start locks the room's head row.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -41,6 +41,7 @@ async def insert_ordered(
     *,
     now: datetime,
     lease_until: datetime,
+    traces: Mapping[str, str] | None = None,
 ) -> list[tuple[UUID, datetime]]:
     """Store ordered requests waiting, queue them, and start the head of each room that has
     none: the (id, created_at) of the deliveries started, leased until `lease_until`. A
@@ -53,13 +54,14 @@ async def insert_ordered(
         INSERT INTO delivery.deliveries
             (id, webhook_id, organization_id, event_id, event, payload, status, attempts,
              next_attempt_at, lease_until, created_at, updated_at, order_key,
-             position_partition, position_offset, waiting)
+             position_partition, position_offset, waiting, traceparent)
         SELECT r.id, r.webhook_id, r.organization_id, r.event_id, r.event, r.payload,
-               'pending', 0, NULL, NULL, r.created_at, $7, r.order_key, r.part, r.off, true
+               'pending', 0, NULL, NULL, r.created_at, $7, r.order_key, r.part, r.off, true,
+               r.traceparent
         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                    $8::timestamptz[], $9::text[], $10::int[], $11::bigint[])
+                    $8::timestamptz[], $9::text[], $10::int[], $11::bigint[], $12::text[])
              AS r(id, webhook_id, organization_id, event_id, event, payload, created_at,
-                  order_key, part, off)
+                  order_key, part, off, traceparent)
         ON CONFLICT DO NOTHING
         RETURNING id, webhook_id, order_key, position_partition, position_offset, created_at
         """,
@@ -74,6 +76,7 @@ async def insert_ordered(
         keys,
         [_position(r)[0] for r in requests],
         [_position(r)[1] for r in requests],
+        [traces.get(r.delivery_id) if traces else None for r in requests],
     )
     if not stored:
         return []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -19,7 +19,7 @@ from shared.signing import PreviousSecret
 
 _JOB_COLUMNS = (
     "id, webhook_id, organization_id, event_id, event, payload, attempts, lease_until,"
-    " created_at, order_key"
+    " created_at, order_key, traceparent"
 )
 
 _D_JOB_COLUMNS = ", ".join("d." + c.strip() for c in _JOB_COLUMNS.split(","))
@@ -39,6 +39,7 @@ class Job:
     lease_until: datetime  # ours until then, as Postgres holds it (see `renew_lease`)
     created_at: datetime  # the partition key: with `id`, the row in one day's partition
     order_key: str | None = None  # its room in an ordered webhook's order (ordering.py)
+    traceparent: str | None = None  # the trace its attempts are spans of (shared/tracing.py)
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> Job:
@@ -136,8 +137,10 @@ async def insert_requested(
     *,
     now: datetime,
     lease_until: datetime,
+    traces: Mapping[str, str] | None = None,
 ) -> list[Job]:
     """Store new deliveries, leased to the caller; a request seen before returns nothing.
+    `traces`: the traceparent to store with a delivery, by delivery id.
 
     Idempotent on (id, created_at) and (webhook_id, event_id, created_at), the unique keys
     a day-partitioned table can have: a request read again carries the same created_at (the
@@ -149,12 +152,13 @@ async def insert_requested(
         f"""
         INSERT INTO delivery.deliveries
             (id, webhook_id, organization_id, event_id, event, payload, status, attempts,
-             next_attempt_at, lease_until, created_at, updated_at)
+             next_attempt_at, lease_until, created_at, updated_at, traceparent)
         SELECT r.id, r.webhook_id, r.organization_id, r.event_id, r.event, r.payload,
-               'pending', 0, $7, $8, r.created_at, $7
+               'pending', 0, $7, $8, r.created_at, $7, r.traceparent
         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                    $9::timestamptz[])
-             AS r(id, webhook_id, organization_id, event_id, event, payload, created_at)
+                    $9::timestamptz[], $10::text[])
+             AS r(id, webhook_id, organization_id, event_id, event, payload, created_at,
+                  traceparent)
         ON CONFLICT DO NOTHING
         RETURNING {_JOB_COLUMNS}
         """,
@@ -167,8 +171,18 @@ async def insert_requested(
         now,
         lease_until,
         [r.created_at for r in requests],
+        traces_of(requests, traces),
     )
     return [Job.from_record(r) for r in records]
+
+
+def traces_of(
+    requests: Sequence[DeliveryRequested], traces: Mapping[str, str] | None
+) -> list[str | None]:
+    """Each request's traceparent (None: none), in order, for an unnest."""
+    if not traces:
+        return [None] * len(requests)
+    return [traces.get(r.delivery_id) for r in requests]
 
 
 async def claim_due(
@@ -436,13 +450,18 @@ class PostgresDeliveryStore:
         now: datetime,
         lease_until: datetime,
         recover: Sequence[RecoverRequested] = (),
+        traces: Mapping[str, str] | None = None,
     ) -> tuple[list[Job], list[bool]]:
         ordered = [r for r in requested if r.ordering == "room"]
         unordered = [r for r in requested if r.ordering != "room"] if ordered else requested
         async with self._pool.acquire() as conn, conn.transaction():
-            jobs = await insert_requested(conn, unordered, now=now, lease_until=lease_until)
+            jobs = await insert_requested(
+                conn, unordered, now=now, lease_until=lease_until, traces=traces
+            )
             if ordered:
-                started = await insert_ordered(conn, ordered, now=now, lease_until=lease_until)
+                started = await insert_ordered(
+                    conn, ordered, now=now, lease_until=lease_until, traces=traces
+                )
                 jobs += await load_jobs(conn, started)
             await insert_recoveries(conn, recover, now=now)
             found = [

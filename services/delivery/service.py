@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
 import structlog
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.delivery.dependencies import AttemptLog, DeliveryStore, TargetLookup, WebhookPoster
@@ -39,6 +40,7 @@ from shared.messages import (
     RecoverRequested,
     RedeliverRequested,
 )
+from shared.tracing import NO_TRACING, Tracing, parent_from_text, url_without_query
 
 log = structlog.get_logger(__name__)
 
@@ -90,7 +92,11 @@ class DeliveryService:
         clock: Callable[[], datetime],
         metrics: DeliveryMetrics,
         user_agent: str,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
+        """With `tracing` on, each attempt is an HTTP client span of its delivery's trace
+        (the traceparent stored with it), whichever replica makes it, however late."""
+        self._tracing = tracing
         self._store = store
         self._dispatcher = dispatcher
         self._targets = targets
@@ -122,8 +128,11 @@ class DeliveryService:
 
     # --- requests from Kafka ---------------------------------------------------------------
 
-    async def accept(self, messages: Sequence[Request]) -> list[Job]:
+    async def accept(
+        self, messages: Sequence[Request], traces: Mapping[str, str] | None = None
+    ) -> list[Job]:
         """Store a batch of requests durably; returns the new deliveries, leased to us.
+        `traces`: the traceparent each delivery is stored with, by delivery id.
 
         Idempotent: a request seen before (same webhook and event), or a recovery job started
         before, stores nothing new.
@@ -133,7 +142,12 @@ class DeliveryService:
         redeliver = [m for m in messages if isinstance(m, RedeliverRequested)]
         recover = [m for m in messages if isinstance(m, RecoverRequested)]
         jobs, found = await self._store.store_requests(
-            requested, redeliver, now=now, lease_until=now + self._lease, recover=recover
+            requested,
+            redeliver,
+            now=now,
+            lease_until=now + self._lease,
+            recover=recover,
+            traces=traces,
         )
         for order, rearmed in zip(redeliver, found, strict=True):
             log.info("delivery.redeliver", delivery_id=order.delivery_id, found=rearmed)
@@ -249,9 +263,45 @@ class DeliveryService:
             previous=target.previous_secret,
             custom=target.headers,
         )
-        result = await self._dispatcher.post(target.url, body, headers)
+        if self._tracing.enabled:
+            result = await self._traced_post(job, target, number, body, headers)
+        else:
+            result = await self._dispatcher.post(target.url, body, headers)
         self._lanes.report(job.webhook_id, answered=result.outcome is not Outcome.NETWORK_ERROR)
         return result, recorded_headers(headers, custom_names=(name for name, _ in target.headers))
+
+    async def _traced_post(
+        self, job: Job, target: Target, number: int, body: bytes, headers: dict[str, str]
+    ) -> AttemptResult:
+        """The POST as an HTTP client span of the delivery's trace (a new trace when it was
+        stored without one)."""
+        span = self._tracing.start(
+            "POST",
+            parent=parent_from_text(job.traceparent),
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": "POST",
+                "url.full": url_without_query(target.url),
+                "roomhooks.webhook_id": str(job.webhook_id),
+                "roomhooks.delivery_id": str(job.id),
+                "roomhooks.attempt": number,
+            },
+        )
+        try:
+            result = await self._dispatcher.post(target.url, body, headers)
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(StatusCode.ERROR, type(exc).__name__)
+            span.end()
+            raise
+        if result.status_code is not None:
+            span.set_attribute("http.response.status_code", result.status_code)
+        span.set_attribute("roomhooks.outcome", result.outcome.value)
+        span.set_attribute("roomhooks.duration_ms", result.duration_ms)
+        if result.outcome is not Outcome.SUCCESS:
+            span.set_status(StatusCode.ERROR, (result.error or result.outcome.value)[:300])
+        span.end()
+        return result
 
     def _decide(self, target: Target, number: int, result: AttemptResult) -> Decision:
         schedule = (

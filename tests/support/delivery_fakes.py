@@ -12,7 +12,7 @@ import asyncio
 import copy
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -93,6 +93,7 @@ class FakeDeliveryStore:
         now: datetime,
         lease_until: datetime,
         recover: Sequence[RecoverRequested] = (),
+        traces: Mapping[str, str] | None = None,
     ) -> tuple[list[Job], list[bool]]:
         for request in requested:
             if any("\x00" in text for text in (request.event_id, request.event, request.body)):
@@ -110,6 +111,7 @@ class FakeDeliveryStore:
                 attempts=0,
                 lease_until=lease_until,
                 created_at=request.created_at,
+                traceparent=(traces or {}).get(request.delivery_id),
             )
             if job.id in self.rows or (job.webhook_id, job.event_id) in taken:
                 continue
