@@ -39,6 +39,7 @@ from shared.kafka.lag import service_metrics
 from shared.lifecycle import run_until_signalled
 from shared.retention import retention_loop
 from shared.ssrf import AddressPolicy
+from shared.tracing import Tracing, build_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -63,8 +64,16 @@ def sandbox_settings(settings: RunnerSettings) -> SandboxSettings:
 class Runner:
     """The running service: `start()` builds everything, `stop()` drains and closes."""
 
-    def __init__(self, settings: RunnerSettings, *, clock: Callable[[], datetime] = utcnow):
+    def __init__(
+        self,
+        settings: RunnerSettings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        tracing: Tracing | None = None,
+    ):
+        """`tracing` None: built from `settings.tracing` (off without an endpoint)."""
         self.settings = settings
+        self._tracing = tracing
         self.topics = Topics.from_settings(settings.kafka)
         self.metrics_registry = service_metrics()
         self._metrics = RunnerMetrics(self.metrics_registry)
@@ -83,6 +92,10 @@ class Runner:
 
     async def start(self) -> None:
         s, stack = self.settings, self._stack
+        tracing = self._tracing
+        if tracing is None:
+            tracing = build_tracing(s.tracing, service="workflow-runner")
+            stack.callback(tracing.shutdown)
         self._pool = pool = await open_pool(s, stack)
         await ensure_topics(s.kafka, self.topics)
         self.sandbox = await start_sandbox(s, stack)
@@ -94,6 +107,7 @@ class Runner:
             fetcher=open_fetcher(s, stack),
             clock=self._clock,
             metrics=self._metrics,
+            tracing=tracing,
         )
         producer = make_producer(s.kafka)  # dead letters only
         await producer.start()
@@ -101,7 +115,7 @@ class Runner:
         self._runs, self._projection = await start_consumers(s, self.topics, stack)
         self.runs = RunConsumer(
             self._runs, service, producer=producer, dlq_topic=self.topics.workflow_runs_dlq,
-            metrics=self._metrics, stopping=self._stopping, settings=s,
+            metrics=self._metrics, stopping=self._stopping, settings=s, tracing=tracing,
         )  # fmt: skip
         self.projection = ProjectionConsumer(
             self._projection, service, room_state_topic=self.topics.room_state,

@@ -12,6 +12,8 @@ from importlib.metadata import version
 from typing import Any
 
 import aiohttp
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from yarl import URL
 
 from services.workflow_runner.dependencies import Fetches, ProjectionStore
@@ -22,8 +24,11 @@ from services.workflow_runner.sandbox.models import (
     FetchResponse,
 )
 from shared.ssrf import AddressPolicy, BlockedAddress, guard_message
+from shared.tracing import NO_TRACING, Tracing, url_without_query
 
 MAX_NAME = 512
+# The bindings a span is named after; any other name is a span named "binding unknown".
+_BINDINGS = frozenset({"room.get", "room.getUsers", "store.get", "store.getAll", "files.list"})
 # A fetch's URL and error as its execution records them (the sandbox caps fetches per run).
 MAX_RECORDED_URL = 2048
 MAX_RECORDED_ERROR = 500
@@ -114,7 +119,12 @@ class RoomBindings:
         *,
         organization_id: str,
         room_id: str | None,
+        tracing: Tracing = NO_TRACING,
+        span: Span | None = None,
     ) -> None:
+        """With `tracing` on, each binding call and fetch is a child span of the run's `span`."""
+        self._tracing = tracing
+        self._parent = trace.set_span_in_context(span) if span is not None else None
         self._projection = projection
         self._fetcher = fetcher
         self._org = organization_id
@@ -125,6 +135,22 @@ class RoomBindings:
         self.fetches: list[dict[str, Any]] = []
 
     async def call(self, method: str, args: list[Any]) -> Any:
+        if not self._tracing.enabled:
+            return await self._call(method, args)
+        span = self._tracing.start(
+            "binding " + (method if method in _BINDINGS else "unknown"),
+            parent=self._parent,
+            attributes={"roomhooks.binding": method[:MAX_NAME]},
+        )
+        try:
+            return await self._call(method, args)
+        except BaseException as exc:
+            span.set_status(StatusCode.ERROR, str(exc)[:MAX_RECORDED_ERROR])
+            raise
+        finally:
+            span.end()
+
+    async def _call(self, method: str, args: list[Any]) -> Any:
         if self._room is None:  # an organization event: there is no room to read
             return {"room.get": None, "files.list": [], "room.getUsers": [],
                     "store.getAll": {}}.get(method)  # fmt: skip
@@ -145,7 +171,33 @@ class RoomBindings:
 
     async def fetch(self, request: FetchRequest) -> FetchResponse:
         """Fetch through the guard; the status lands in the run's log (the sandbox logs
-        refusals and failures itself), and every fetch in `fetches`."""
+        refusals and failures itself), and every fetch in `fetches` (and, tracing on, in an
+        HTTP client span of the run)."""
+        if not self._tracing.enabled:
+            return await self._fetch(request)
+        span = self._tracing.start(
+            request.method[:16],
+            parent=self._parent,
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": request.method[:16],
+                "url.full": url_without_query(request.url[:MAX_RECORDED_URL]),
+            },
+        )
+        try:
+            response = await self._fetch(request)
+        except BaseException as exc:
+            span.set_status(StatusCode.ERROR, str(exc)[:MAX_RECORDED_ERROR])
+            raise
+        else:
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 400:
+                span.set_status(StatusCode.ERROR, f"HTTP {response.status}")
+        finally:
+            span.end()
+        return response
+
+    async def _fetch(self, request: FetchRequest) -> FetchResponse:
         started = time.perf_counter()
         try:
             response = await self._fetcher.fetch(request)

@@ -14,6 +14,7 @@ import contextlib
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
+from opentelemetry.context import Context
 
 from services.workflow_runner.flow import Fetched, RunFlow
 from services.workflow_runner.retries import RetryWatches, backoff_s
@@ -24,6 +25,7 @@ from shared.dead_letters import send_dead_letter
 from shared.failures import describe, is_content_error
 from shared.messages import WorkflowRunRequested
 from shared.readiness import FetchWatch, RetryWatch
+from shared.tracing import NO_TRACING, Tracing, parent_from_headers
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +44,11 @@ class RunConsumer:
         metrics: RunnerMetrics,
         stopping: asyncio.Event,
         settings: RunnerSettings,
+        tracing: Tracing = NO_TRACING,
     ):
+        self._tracing = tracing
+        # Each fetched run's trace (its record's `traceparent`), by run id, until it ran.
+        self._parents: dict[str, Context] = {}
         self._consumer = consumer
         self._service = service
         self._producer = producer
@@ -105,14 +111,15 @@ class RunConsumer:
             await consumer.commit(marks)
             offsets.committed(marks)
 
-    @staticmethod
-    def _fetched(record: ConsumerRecord) -> tuple[Fetched, str]:
+    def _fetched(self, record: ConsumerRecord) -> tuple[Fetched, str]:
         """The record as the flow takes it, and why it is not a valid request ("" when it is);
         an invalid one is done at once, once it is in the DLQ."""
         tp = TopicPartition(record.topic, record.partition)
         request = read_request(record.value)
         if isinstance(request, str):
             return Fetched(tp, record.offset, "", "", None), request
+        if self._tracing.enabled and (parent := parent_from_headers(record.headers)) is not None:
+            self._parents[request.run_id] = parent
         return Fetched(tp, record.offset, request.organization_id, request.run_id, request), ""
 
     async def _dead_letter(self, rejected: list[tuple[ConsumerRecord, str]]) -> None:
@@ -149,11 +156,12 @@ class RunConsumer:
         for its own input is recorded as an error with the reason instead, once. Raises once
         stopping: then it is not committed."""
         refused: BaseException | None = None
+        parent = self._parents.pop(request.run_id, None)
         try:
             while True:
                 try:
                     if refused is None:
-                        await self._service.run(request)
+                        await self._service.run(request, parent=parent)
                     else:
                         await self._service.record_refused(request, refused)
                     return

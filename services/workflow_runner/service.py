@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.workflow_runner import projection_store
@@ -29,6 +31,7 @@ from services.workflow_runner.sandbox import RunOutcome, RunRequest
 from services.workflow_runner.storable import storable_value
 from shared.failures import PoisonCounter, describe, is_content_error, storable_text
 from shared.messages import WorkflowRunRequested
+from shared.tracing import NO_TRACING, Tracing
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +69,11 @@ class RunnerService:
         fetcher: Fetches,
         clock: Callable[[], datetime],
         metrics: RunnerMetrics,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
+        """With `tracing` on, each run is a span (under its request's trace) whose binding
+        calls and fetches are its children."""
+        self._tracing = tracing
         self._executions = executions
         self._projection = projection
         self._sandbox = sandbox
@@ -103,8 +110,37 @@ class RunnerService:
                         reason=describe(exc))  # fmt: skip
             self._metrics.poison.inc("projection_row")
 
-    async def run(self, request: WorkflowRunRequested) -> str | None:
-        """Run once and record it; returns the status, or None when it had already run."""
+    async def run(self, request: WorkflowRunRequested, parent: Context | None = None) -> str | None:
+        """Run once and record it; returns the status, or None when it had already run.
+        `parent`: the trace of its request (tracing on), the run's span its child."""
+        if not self._tracing.enabled:
+            return await self._run(request, None)
+        span = self._tracing.start(
+            "workflow run",
+            parent=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "roomhooks.run_id": request.run_id,
+                "roomhooks.workflow_id": request.workflow_id,
+                "roomhooks.workflow_version": request.version,
+                "roomhooks.event_id": request.event_id,
+            },
+        )
+        try:
+            status = await self._run(request, span)
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(StatusCode.ERROR, type(exc).__name__)
+            raise
+        else:
+            span.set_attribute("roomhooks.status", status or "already_ran")
+            if status not in (None, "success"):
+                span.set_status(StatusCode.ERROR, status)
+        finally:
+            span.end()
+        return status
+
+    async def _run(self, request: WorkflowRunRequested, span: Span | None) -> str | None:
         bound = log.bind(run_id=request.run_id, workflow_id=request.workflow_id,
                          version=request.version)  # fmt: skip
         # The run's own event first: its room and user are there even if the projection
@@ -126,6 +162,8 @@ class RunnerService:
             organization_id=request.organization_id,
             # as the projection stores it: NUL and lone surrogates escaped
             room_id=None if request.room_id is None else storable_text(request.room_id),
+            tracing=self._tracing if span is not None else NO_TRACING,
+            span=span,
         )
         outcome = await self._sandbox.run(
             RunRequest(
