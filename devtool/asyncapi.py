@@ -241,11 +241,20 @@ def _schemas() -> dict[str, Any]:
     }
     ordered = sorted(models, key=lambda m: m.__name__)
     _, top = models_json_schema([(m, "validation") for m in ordered], ref_template=_REF)
+    traceparent = {
+        "type": "string",
+        "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+        "description": "Optional, W3C Trace Context: the span this record continues. On an "
+        "event, the producer's (continued, but it cannot turn sampling on; a malformed one "
+        "starts a new trace); on a delivery or workflow run request, fanout's span of its "
+        "event, set while tracing is on (shared/tracing.py).",
+    }
     headers = {
         "type": "object",
-        "properties": {"content-type": {"const": "application/json"}},
+        "properties": {"content-type": {"const": "application/json"}, "traceparent": traceparent},
         "additionalProperties": True,
-        "description": "`content-type: application/json` on every record that has a value.",
+        "description": "`content-type: application/json` on every record that has a value; "
+        "`traceparent` on events, delivery and workflow run requests that are traced.",
     }
     return dict(sorted({**top.get("$defs", {}), "JsonHeaders": headers}.items()))
 
