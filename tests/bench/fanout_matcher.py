@@ -15,7 +15,7 @@ import json
 import random
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.fanout.index import Subscriptions
@@ -111,7 +111,7 @@ def measure(
     started = time.perf_counter()
     routed = runs = 0
     for raw in raws:
-        outcome = route(raw, indexes, stamp=now)
+        outcome = route(raw, indexes, record_stamp=now, oldest=now - timedelta(days=30))
         routed += len(getattr(outcome, "requests", ()))
         runs += len(getattr(outcome, "runs", ()))
     route_s = time.perf_counter() - started
