@@ -58,6 +58,7 @@ class StoredTarget:
     previous_secret_ciphertext: str | None = None  # a rotation's replaced secret...
     previous_secret_until: datetime | None = None  # ...signs until then
     headers_ciphertext: str | None = None  # the custom headers, one sealed JSON object
+    send_traceparent: bool = False  # a `traceparent` header on its requests (tracing on)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class Target:
     secret_error: str | None = None
     previous_secret: PreviousSecret | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    send_traceparent: bool = False
 
 
 @dataclass(frozen=True)
@@ -417,8 +419,8 @@ async def load_jobs(conn: asyncpg.Connection, keys: Sequence[tuple[UUID, datetim
 async def load_target(conn: asyncpg.Connection, webhook_id: UUID) -> StoredTarget | None:
     record = await conn.fetchrow(
         "SELECT url, secret_ciphertext, legacy_secret, enabled, retry_schedule,"
-        " previous_secret_ciphertext, previous_secret_until, headers_ciphertext"
-        " FROM registry.webhooks WHERE id = $1",
+        " previous_secret_ciphertext, previous_secret_until, headers_ciphertext,"
+        " send_traceparent FROM registry.webhooks WHERE id = $1",
         webhook_id,
     )
     if record is None:
@@ -433,6 +435,7 @@ async def load_target(conn: asyncpg.Connection, webhook_id: UUID) -> StoredTarge
         record["previous_secret_ciphertext"],
         record["previous_secret_until"],
         record["headers_ciphertext"],
+        record["send_traceparent"],
     )
 
 

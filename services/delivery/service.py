@@ -40,7 +40,14 @@ from shared.messages import (
     RecoverRequested,
     RedeliverRequested,
 )
-from shared.tracing import NO_TRACING, Tracing, parent_from_text, url_without_query
+from shared.tracing import (
+    NO_TRACING,
+    TRACEPARENT,
+    Tracing,
+    parent_from_text,
+    traceparent_of,
+    url_without_query,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -274,7 +281,8 @@ class DeliveryService:
         self, job: Job, target: Target, number: int, body: bytes, headers: dict[str, str]
     ) -> AttemptResult:
         """The POST as an HTTP client span of the delivery's trace (a new trace when it was
-        stored without one)."""
+        stored without one); with the span's `traceparent` in `headers` when the webhook asks
+        for it (`send_traceparent`)."""
         span = self._tracing.start(
             "POST",
             parent=parent_from_text(job.traceparent),
@@ -287,6 +295,12 @@ class DeliveryService:
                 "roomhooks.attempt": number,
             },
         )
+        if target.send_traceparent and (traceparent := traceparent_of(span)) is not None:
+            # The webhook asked for it: the receiver continues this trace. Ours replaces a
+            # custom header of that name; it is recorded with the attempt as sent.
+            for name in [n for n in headers if n.lower() == TRACEPARENT]:
+                del headers[name]
+            headers[TRACEPARENT] = traceparent
         try:
             result = await self._dispatcher.post(target.url, body, headers)
         except BaseException as exc:

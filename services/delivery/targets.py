@@ -49,6 +49,7 @@ def open_target(stored: StoredTarget, box: SecretsBox) -> Target:
         stored.retry_schedule,
         previous_secret=previous,
         headers=headers,
+        send_traceparent=stored.send_traceparent,
     )
 
 

@@ -64,6 +64,11 @@ ORDERING_DESCRIPTION = (
     'webhook; redeliveries, recoveries and test pings go outside the order). "none" (the '
     "default): each delivery is sent at once."
 )
+SEND_TRACEPARENT_DESCRIPTION = (
+    "true: each request carries a W3C `traceparent` header naming the attempt's span, so a "
+    "receiver that traces with OpenTelemetry continues the event's trace (sent while the "
+    "operator has tracing on). false (the default): no such header."
+)
 URL_FIELD = Field(
     description="Absolute https URL (http only for hosts the operator allows), at most 2048 "
     "characters.",
@@ -95,6 +100,7 @@ class WebhookRow:
     # The custom headers as one sealed JSON object (shared/secrets_box.py); None: none.
     headers_ciphertext: str | None = None
     ordering: str = "none"
+    send_traceparent: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,11 @@ class WebhookInput(StrictBody):
         default_factory=dict, description=HEADERS_DESCRIPTION, json_schema_extra=HEADERS_SCHEMA
     )
     ordering: Ordering = Field(default="none", description=ORDERING_DESCRIPTION)
+    send_traceparent: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("sendTraceparent", "send_traceparent"),
+        description=SEND_TRACEPARENT_DESCRIPTION,
+    )
 
     @field_validator("retry_schedule")
     @classmethod
@@ -183,12 +194,24 @@ class WebhookPatch(StrictBody):
         json_schema_extra=HEADERS_SCHEMA,
     )
     ordering: Ordering | None = Field(default=None, description=ORDERING_DESCRIPTION)
+    send_traceparent: bool | None = Field(
+        default=None,
+        validation_alias=AliasChoices("sendTraceparent", "send_traceparent"),
+        description=SEND_TRACEPARENT_DESCRIPTION,
+    )
 
     @field_validator("ordering")
     @classmethod
     def _ordering(cls, value: str | None) -> str:
         if value is None:
             raise ValueError('must be "none" or "room" (null is not allowed)')
+        return value
+
+    @field_validator("send_traceparent")
+    @classmethod
+    def _send_traceparent(cls, value: bool | None) -> bool:
+        if value is None:
+            raise ValueError("must be a boolean (null is not allowed)")
         return value
 
     @field_validator("retry_schedule")
@@ -229,7 +252,7 @@ class WebhookPatch(StrictBody):
         if not self.model_fields_set:
             raise ValueError(
                 "at least one of url, events, roomId, name, enabled, retrySchedule, headers,"
-                " ordering is required"
+                " ordering, sendTraceparent is required"
             )
         return self
 
@@ -253,6 +276,7 @@ class Webhook(BaseModel):
         description="Sent with every request; MEMBER keys see each value as `****`.",
     )
     ordering: Ordering = Field(default="none", description=ORDERING_DESCRIPTION)
+    send_traceparent: bool = Field(default=False, description=SEND_TRACEPARENT_DESCRIPTION)
     previous_secret_expires_at: datetime | None = Field(
         default=None,
         description="When the secret the last rotation replaced stops signing (null: no "

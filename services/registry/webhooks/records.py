@@ -13,8 +13,9 @@ from shared.kafka import Topics, dumps
 from shared.messages import WebhookRecord, registry_key
 
 # Shown by the API, never published (registry record, webhook.created): the headers may be
-# credentials, and the rotation is nobody else's concern.
-_NOT_PUBLISHED = {"headers", "previous_secret_expires_at"}
+# credentials, and the rotation and the traceparent header (delivery reads it from the row)
+# are nobody else's concern.
+_NOT_PUBLISHED = {"headers", "previous_secret_expires_at", "send_traceparent"}
 
 
 def public_webhook(row: WebhookRow, headers: Mapping[str, str] | None = None) -> Webhook:
@@ -31,6 +32,7 @@ def public_webhook(row: WebhookRow, headers: Mapping[str, str] | None = None) ->
         disabled_reason=row.disabled_reason,
         retry_schedule=row.retry_schedule,
         ordering=row.ordering,
+        send_traceparent=row.send_traceparent,
         headers=dict(headers or {}),
         previous_secret_expires_at=row.previous_secret_until,
         created_at=row.created_at,

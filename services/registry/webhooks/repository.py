@@ -20,7 +20,7 @@ from services.registry.webhooks.models import EndedOverlap, WebhookRow
 _COLUMNS = (
     "id, organization_id, name, url, secret_ciphertext, events, room_id, enabled, disabled_reason,"
     " retry_schedule, revision, created_at, updated_at, previous_secret_ciphertext,"
-    " previous_secret_until, headers_ciphertext, ordering"
+    " previous_secret_until, headers_ciphertext, ordering, send_traceparent"
 )
 
 
@@ -40,7 +40,8 @@ class WebhookSql:
     async def insert(self, row: WebhookRow) -> WebhookRow:
         record = await self._conn.fetchrow(
             f"INSERT INTO registry.webhooks ({_COLUMNS})"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
+            " $18)"
             f" RETURNING {_COLUMNS}",
             row.id,
             row.organization_id,
@@ -59,6 +60,7 @@ class WebhookSql:
             row.previous_secret_until,
             row.headers_ciphertext,
             row.ordering,
+            row.send_traceparent,
         )
         return _row(record)
 
@@ -102,7 +104,8 @@ class WebhookSql:
         record = await self._conn.fetchrow(
             "UPDATE registry.webhooks SET name = $3, url = $4, events = $5, room_id = $6,"
             " enabled = $7, disabled_reason = $8, updated_at = $9, retry_schedule = $10,"
-            " headers_ciphertext = $11, ordering = $12, revision = revision + 1"
+            " headers_ciphertext = $11, ordering = $12, send_traceparent = $13,"
+            " revision = revision + 1"
             f" WHERE organization_id = $1 AND id = $2 RETURNING {_COLUMNS}",
             row.organization_id,
             row.id,
@@ -116,6 +119,7 @@ class WebhookSql:
             row.retry_schedule,
             row.headers_ciphertext,
             row.ordering,
+            row.send_traceparent,
         )
         return _row(record)
 

@@ -149,6 +149,7 @@ class WebhookService:
             updated_at=now,
             headers_ciphertext=seal_headers(self._box, body.headers),
             ordering=body.ordering,
+            send_traceparent=body.send_traceparent,
         )
         async with self._webhooks.transaction() as tx:
             await tx.check_quota(row.organization_id, self._quota)
@@ -249,6 +250,7 @@ class WebhookService:
                 retry_schedule=body.retry_schedule,
                 headers_ciphertext=seal_headers(self._box, body.headers),
                 ordering=body.ordering,
+                send_traceparent=body.send_traceparent,
             )
 
         return await self._change(account_id, webhook_id, change, actor)
@@ -275,6 +277,11 @@ class WebhookService:
                     else row.headers_ciphertext
                 ),
                 ordering=body.ordering if "ordering" in fields and body.ordering else row.ordering,
+                send_traceparent=(
+                    body.send_traceparent
+                    if body.send_traceparent is not None
+                    else row.send_traceparent
+                ),
             )
             if updated.enabled and not row.enabled:
                 updated = replace(updated, disabled_reason=None)
