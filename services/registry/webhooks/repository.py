@@ -87,16 +87,23 @@ class WebhookSql:
         after: tuple[datetime, UUID] | None,
         only: Collection[UUID] | None = None,
     ) -> list[WebhookRow]:
-        records = await self._conn.fetch(
-            f"SELECT {_COLUMNS} FROM registry.webhooks WHERE organization_id = $1"
-            " AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))"
-            " AND ($5::uuid[] IS NULL OR id = ANY($5::uuid[]))"
-            " ORDER BY created_at DESC, id DESC LIMIT $4",
+        # A portal session's list has a statement of its own: an `$n IS NULL OR id = ANY($n)`
+        # in the one every key's list runs turned its cached plan from the index's order to a
+        # sort of the account's every webhook.
+        scoped = "" if only is None else " AND id = ANY($5::uuid[])"
+        args: list[object] = [
             organization_id,
             after[0] if after else None,
             after[1] if after else None,
             limit,
-            None if only is None else list(only),
+        ]
+        if only is not None:
+            args.append(list(only))
+        records = await self._conn.fetch(
+            f"SELECT {_COLUMNS} FROM registry.webhooks WHERE organization_id = $1"
+            " AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))"
+            f"{scoped} ORDER BY created_at DESC, id DESC LIMIT $4",
+            *args,
         )
         return [_row(r) for r in records]
 
