@@ -206,72 +206,28 @@ export function EventDetail({ id = '' }: { id?: string }) {
           </dl>
 
           <h2>Webhooks reached</h2>
-          {d.webhooks.length === 0 ? (
-            <p>None.</p>
-          ) : (
-            <table class="striped">
-              <thead>
-                <tr>
-                  <th scope="col">Webhook</th>
-                  <th scope="col">Delivery</th>
-                  <th scope="col">Status</th>
-                </tr>
-              </thead>
-              <tbody>
-                {d.webhooks.map((w) => (
-                  <tr key={w.delivery_id}>
-                    <td>
-                      <Link to={`/webhooks/${encodeURIComponent(w.webhook_id)}`}>
-                        <code>{w.webhook_id}</code>
-                      </Link>
-                    </td>
-                    <td>
-                      <Link to={`/webhooks/${encodeURIComponent(w.webhook_id)}/deliveries/${encodeURIComponent(w.delivery_id)}`}>
-                        <code>{w.delivery_id}</code>
-                      </Link>
-                    </td>
-                    <td>
-                      <StatusText status={w.status} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )}
+          <Reached
+            what={['Webhook', 'Delivery']}
+            rows={d.webhooks.map((w) => ({
+              owner: w.webhook_id,
+              ownerPath: `/webhooks/${encodeURIComponent(w.webhook_id)}`,
+              run: w.delivery_id,
+              runPath: `/webhooks/${encodeURIComponent(w.webhook_id)}/deliveries/${encodeURIComponent(w.delivery_id)}`,
+              status: w.status,
+            }))}
+          />
 
           <h2>Workflows reached</h2>
-          {d.workflows.length === 0 ? (
-            <p>None.</p>
-          ) : (
-            <table class="striped">
-              <thead>
-                <tr>
-                  <th scope="col">Workflow</th>
-                  <th scope="col">Execution</th>
-                  <th scope="col">Status</th>
-                </tr>
-              </thead>
-              <tbody>
-                {d.workflows.map((w) => (
-                  <tr key={w.execution_id}>
-                    <td>
-                      <Link to={`/workflows/${encodeURIComponent(w.workflow_id)}`}>
-                        <code>{w.workflow_id}</code>
-                      </Link>
-                    </td>
-                    <td>
-                      <Link to={`/workflows/${encodeURIComponent(w.workflow_id)}/executions/${encodeURIComponent(w.execution_id)}`}>
-                        <code>{w.execution_id}</code>
-                      </Link>
-                    </td>
-                    <td>
-                      <StatusText status={w.status} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )}
+          <Reached
+            what={['Workflow', 'Execution']}
+            rows={d.workflows.map((w) => ({
+              owner: w.workflow_id,
+              ownerPath: `/workflows/${encodeURIComponent(w.workflow_id)}`,
+              run: w.execution_id,
+              runPath: `/workflows/${encodeURIComponent(w.workflow_id)}/executions/${encodeURIComponent(w.execution_id)}`,
+              status: w.status,
+            }))}
+          />
 
           <h2>Payload</h2>
           {d.payload === null ? (
@@ -282,5 +238,48 @@ export function EventDetail({ id = '' }: { id?: string }) {
         </>
       ) : null}
     </section>
+  );
+}
+
+interface ReachedRow {
+  owner: string;
+  ownerPath: string;
+  run: string;
+  runPath: string;
+  status: string | null;
+}
+
+/** The webhooks (and their deliveries) or workflows (and their executions) an event reached. */
+function Reached({ what, rows }: { what: [string, string]; rows: ReachedRow[] }) {
+  if (rows.length === 0) return <p>None.</p>;
+  return (
+    <table class="striped">
+      <thead>
+        <tr>
+          <th scope="col">{what[0]}</th>
+          <th scope="col">{what[1]}</th>
+          <th scope="col">Status</th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((r) => (
+          <tr key={r.run}>
+            <td>
+              <Link to={r.ownerPath}>
+                <code>{r.owner}</code>
+              </Link>
+            </td>
+            <td>
+              <Link to={r.runPath}>
+                <code>{r.run}</code>
+              </Link>
+            </td>
+            <td>
+              <StatusText status={r.status} />
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
