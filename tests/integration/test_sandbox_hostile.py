@@ -458,6 +458,28 @@ export default async (event, { store }) => {
     assert clean.result == ["clean", "clean"]
 
 
+async def test_the_prelude_url_reloads_nothing_and_revoking_it_harms_no_later_worker(
+    sandbox: Sandbox,
+) -> None:
+    # Each Worker loads the prelude from a blob: URL of its own (its `location`), revoked by the
+    # host once the prelude has run; importing it again answers the module already evaluated.
+    code = """
+export default async () => {
+  const url = location.href;
+  URL.revokeObjectURL(url);
+  const again = await import(url);
+  return [url.slice(0, 5), Object.keys(again).length];
+};
+"""
+    outcome = await contained(sandbox, code, workflow="wf-prelude")
+    assert (outcome.status, outcome.result) == ("success", ["blob:", 0])
+    fresh = await sandbox.run(
+        request("export default async () => 'cold';", workflow="wf-after-prelude", run="p2"),
+        MemoryBindings(),
+    )
+    assert (fresh.status, fresh.result, fresh.cold) == ("success", "cold", True)
+
+
 async def test_workers_of_one_host_share_no_channel_and_no_cache(sandbox: Sandbox) -> None:
     # On deno 2.9.8 a BroadcastChannel message reached another workflow's Worker listening on
     # the same name, and CacheStorage was one store per host (on disk, unbounded): one

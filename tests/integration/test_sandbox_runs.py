@@ -170,6 +170,17 @@ async def test_a_thrown_error_is_an_error_with_message_and_stack(sandbox: Sandbo
     assert "data:" not in outcome.error["stack"]
 
 
+async def test_an_error_thrown_through_the_sandbox_fetch_shows_no_frame_of_the_prelude(
+    sandbox: Sandbox,
+) -> None:
+    code = 'export default async () => {\n  await fetch("not a url");\n};\n'
+    outcome = await sandbox.run(request(code, workflow="wf-fetchthrow", run="e3"), MemoryBindings())
+    assert outcome.error is not None
+    assert outcome.error["message"] == 'TypeError: fetch: "not a url" is not an absolute URL'
+    assert "workflow.js:2:" in outcome.error["stack"]
+    assert "blob:" not in outcome.error["stack"] and "data:" not in outcome.error["stack"]
+
+
 async def test_a_binding_error_rejects_the_codes_promise(sandbox: Sandbox) -> None:
     code = """export default async (e, { store }) => {
   try { await store.get(42); } catch (err) { return err.message; }

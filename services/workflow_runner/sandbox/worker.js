@@ -19,9 +19,9 @@ const NativeRequest = Request;
 const NativeResponse = Response;
 const fromBase64 = (text) => Uint8Array.fromBase64(text);
 const toBase64 = (bytes) => bytes.toBase64();
-// This module is loaded as data:text/javascript (host.ts), the workflow as
-// data:application/...; Deno elides long data: URLs in stack traces, so match by shape.
-const PRELUDE_MARK = "data:text/javascript,";
+// This module is loaded from a blob: URL of its own (host.ts), the workflow as
+// data:application/...; Deno elides long data: URLs in stack traces, so match those by shape.
+const PRELUDE_MARK = import.meta.url;
 const DATA_URL = /data:application\/(?:javascript|typescript),.*?(?=:\d+:\d+\)?$)/gm;
 // RULES is declared above this file by launch.worker_prelude(), from shared/sandbox_rules.py:
 // `blockedBuiltins` (name -> message), the built-in modules a workflow must not reach through
