@@ -164,6 +164,7 @@ export interface Webhook {
   retry_schedule?: number[] | null;
   headers?: Record<string, string>;
   ordering?: 'none' | 'room';
+  send_traceparent?: boolean;
   previous_secret_expires_at?: string | null;
   created_at: string;
   updated_at: string;

@@ -53,6 +53,7 @@ async def test_creating_a_webhook_shows_its_secret_once_and_a_reload_forgets_it(
     await page.get_by_label("Header value 1").fill("blue")
     await page.get_by_label("Retry schedule (seconds)").fill("2, 10")
     await page.get_by_label("Ordering").select_option("room")
+    await page.get_by_label("Send traceparent header").check()
     await page.get_by_role("button", name="Create webhook").click()
 
     await expect(page.get_by_text("This secret will not be shown again")).to_be_visible()
@@ -67,6 +68,7 @@ async def test_creating_a_webhook_shows_its_secret_once_and_a_reload_forgets_it(
     assert made["headers"] == {"X-Team": "blue"}
     assert made["retry_schedule"] == [2, 10]
     assert made["ordering"] == "room"
+    assert made["send_traceparent"] is True
 
     await page.reload()
     await expect(page.get_by_role("heading", name="New webhook")).to_be_visible()
@@ -107,24 +109,29 @@ async def test_bad_input_is_refused_with_each_field_named(page: Page, platform: 
 
 
 async def test_editing_disabling_rotating_and_deleting_a_webhook(page: Page, platform: Platform):
-    webhook = await create_webhook(platform, f"/edited/{uuid.uuid4().hex}")
+    webhook = await create_webhook(platform, f"/edited/{uuid.uuid4().hex}", sendTraceparent=True)
     first_secret = webhook["secret"]
     renamed = f"renamed {uuid.uuid4().hex[:8]}"
     await sign_in(page, platform.owner_key)
     await page.goto(f"/console/webhooks/{webhook['id']}")
     await expect(page.get_by_role("heading", name=webhook["name"])).to_be_visible()
+    await expect(page.get_by_text("Sent (while tracing is on)")).to_be_visible()
 
     await page.get_by_role("button", name="Edit", exact=True).click()
+    await expect(page.get_by_label("Send traceparent header")).to_be_checked()
+    await page.get_by_label("Send traceparent header").uncheck()
     await page.get_by_label("Name", exact=True).fill(renamed)
     await page.get_by_label("meeting.started").check()
     await page.get_by_label("Ordering").select_option("room")
     await page.get_by_role("button", name="Save changes").click()
     await expect(page.get_by_role("heading", name=renamed, level=1)).to_be_visible()
     await expect(page.get_by_text("Per room, in publish order")).to_be_visible()
+    await expect(page.get_by_text("Not sent", exact=True)).to_be_visible()
     saved = (await api(platform, "GET", f"/webhooks/{webhook['id']}"))["webhook"]
     assert saved["name"] == renamed
     assert sorted(saved["events"]) == ["meeting.started", "participant.joined"]
     assert saved["ordering"] == "room"
+    assert saved["send_traceparent"] is False
 
     await page.get_by_role("button", name="Disable").click()
     await expect(page.get_by_role("button", name="Enable")).to_be_visible()

@@ -152,6 +152,8 @@ function Settings({ webhook, onChanged }: { webhook: Webhook; onChanged: (w: Web
         <dd>{webhook.retry_schedule?.length ? `${webhook.retry_schedule.join(', ')} seconds` : 'The default (1, 5, 30 seconds)'}</dd>
         <dt>Ordering</dt>
         <dd>{webhook.ordering === 'room' ? 'Per room, in publish order' : 'None'}</dd>
+        <dt>Traceparent header</dt>
+        <dd>{webhook.send_traceparent ? 'Sent (while tracing is on)' : 'Not sent'}</dd>
         {webhook.previous_secret_expires_at ? (
           <>
             <dt>Previous secret signs until</dt>

@@ -1,6 +1,6 @@
 // The webhook form, for creating and for editing: URL, name, events (from the catalog), room,
-// custom headers, the retry schedule and ordering. The API validates; its field errors are shown beside
-// the fields they name.
+// custom headers, the retry schedule, ordering and the traceparent header. The API validates; its field
+// errors are shown beside the fields they name.
 
 import { useState } from 'preact/hooks';
 import { ApiError, api, type EventType, type Webhook } from '../api';
@@ -15,6 +15,7 @@ export interface WebhookFields {
   headers: { name: string; value: string }[];
   retrySchedule: string;
   ordering: 'none' | 'room';
+  sendTraceparent: boolean;
   enabled: boolean;
 }
 
@@ -27,6 +28,7 @@ export function fieldsOf(webhook?: Webhook): WebhookFields {
     headers: Object.entries(webhook?.headers ?? {}).map(([name, value]) => ({ name, value })),
     retrySchedule: (webhook?.retry_schedule ?? []).join(', '),
     ordering: webhook?.ordering ?? 'none',
+    sendTraceparent: webhook?.send_traceparent ?? false,
     enabled: webhook?.enabled ?? true,
   };
 }
@@ -66,6 +68,7 @@ export function createBody(f: WebhookFields): Record<string, unknown> {
     headers: headersObject(f.headers),
     retrySchedule: Array.isArray(schedule) ? schedule : null,
     ordering: f.ordering,
+    sendTraceparent: f.sendTraceparent,
     enabled: f.enabled,
   };
 }
@@ -84,6 +87,7 @@ export function patchBody(before: WebhookFields, f: WebhookFields): Record<strin
     body.retrySchedule = Array.isArray(schedule) ? schedule : null;
   }
   if (f.ordering !== before.ordering) body.ordering = f.ordering;
+  if (f.sendTraceparent !== before.sendTraceparent) body.sendTraceparent = f.sendTraceparent;
   return body;
 }
 
@@ -236,6 +240,22 @@ export function WebhookForm({
         Per room, a failing delivery holds that room's later ones until it succeeds or fails for good; other rooms go on.
       </small>
       <FieldError id="wh-ordering-error" error={error} field="ordering" />
+
+      <label>
+        <input
+          type="checkbox"
+          checked={f.sendTraceparent}
+          aria-describedby="wh-traceparent-help wh-traceparent-error"
+          aria-invalid={invalid(error, 'sendTraceparent')}
+          onChange={(e) => set({ sendTraceparent: e.currentTarget.checked })}
+        />
+        Send traceparent header
+      </label>
+      <small id="wh-traceparent-help">
+        Each attempt carries a W3C <code>traceparent</code> header, so an endpoint that traces continues the event's trace. Only
+        while the platform's tracing is on.
+      </small>
+      <FieldError id="wh-traceparent-error" error={error} field="sendTraceparent" />
 
       {mode === 'create' ? (
         <label>
