@@ -72,6 +72,12 @@ def add_webhooks_commands(commands: Any) -> None:
             choices=ORDERINGS,
             help="room: one delivery at a time per room, in publish order (default: none)",
         )
+        sub.add_argument(
+            "--send-traceparent",
+            action=argparse.BooleanOptionalAction,
+            help="a W3C traceparent header on each attempt, while the platform traces"
+            " (default: not sent)",
+        )
     stats = add_action(actions, "stats", "the endpoint's health over a window, and its buckets")
     stats.add_argument("webhook", type=uuid_id, metavar="WEBHOOK_ID")
     add_window_option(stats)
@@ -150,6 +156,7 @@ def webhook_body(args: argparse.Namespace) -> dict[str, Any]:
         "headers": dict(args.header) if args.header else None,
         "retrySchedule": args.retry_schedule,
         "ordering": args.ordering,
+        "sendTraceparent": args.send_traceparent,
     }
     body = {k: v for k, v in body.items() if v is not None}
     if getattr(args, "no_room", False):

@@ -171,6 +171,28 @@ async def test_ordering_is_set_on_create_and_changed_by_update(
     assert body["data"]["webhook"]["ordering"] == "none"
 
 
+async def test_send_traceparent_is_set_on_create_shown_by_get_and_unset_by_update(
+    env: dict[str, str], tmp_path: Path, registry
+) -> None:
+    assert (await create(env, tmp_path))["send_traceparent"] is False
+    made = await create(env, tmp_path, "--send-traceparent")
+    assert made["send_traceparent"] is True
+    got = succeeded(await run_cli(["webhooks", "get", made["id"]], env=env, cwd=tmp_path))
+    assert fields(got)["send_traceparent"] == "yes"
+
+    renamed = await run_cli(
+        ["webhooks", "update", made["id"], "--name", "kept on"], env=env, cwd=tmp_path
+    )
+    assert fields(succeeded(renamed))["send_traceparent"] == "yes"
+    result = await run_cli(
+        ["webhooks", "update", made["id"], "--no-send-traceparent"], env=env, cwd=tmp_path
+    )
+
+    assert fields(succeeded(result))["send_traceparent"] == "no"
+    _, body = await api_webhook(registry, made["id"])
+    assert body["data"]["webhook"]["send_traceparent"] is False
+
+
 async def test_delete_prints_the_last_state_and_the_webhook_is_gone(
     env: dict[str, str], tmp_path: Path, registry
 ) -> None:
@@ -288,6 +310,10 @@ async def test_stats_of_a_quiet_webhook_default_to_a_day_and_json_is_the_apis_da
         (["webhooks", "update", "{id}"], "nothing to change"),
         (["webhooks", "update", "{id}", "--enable", "--disable"], "--disable: not allowed"),
         (["webhooks", "update", "{id}", "--ordering", "fifo"], "--ordering: invalid choice"),
+        (
+            ["webhooks", "update", "{id}", "--send-traceparent=yes"],
+            "--send-traceparent/--no-send-traceparent: ignored explicit argument 'yes'",
+        ),
         (["webhooks", "rotate-secret", "{id}", "--overlap", "soon"], "--overlap: invalid int"),
         (["webhooks", "list", "--limit", "0"], "--limit: 0 is not between 1 and 100"),
         (["webhooks", "list", "--account", "acme"], "--account: 'acme' is not a UUID"),
@@ -296,8 +322,8 @@ async def test_stats_of_a_quiet_webhook_default_to_a_day_and_json_is_the_apis_da
         (["webhooks", "stats", "nope"], "WEBHOOK_ID: 'nope' is not a UUID"),
     ],
     ids=[
-        "id", "event", "no-url", "no-change", "enable-and-disable", "ordering", "overlap",
-        "limit", "account", "action", "stats-window", "stats-id",
+        "id", "event", "no-url", "no-change", "enable-and-disable", "ordering", "traceparent",
+        "overlap", "limit", "account", "action", "stats-window", "stats-id",
     ],
 )  # fmt: skip
 async def test_bad_input_exits_2_with_one_line_and_changes_nothing(
