@@ -129,10 +129,20 @@ async def test_the_same_request_twice_makes_one_delivery(harness, delivery):
     assert sorted(bodies) == ["later", "same"]
 
 
-async def test_500_is_retried_after_1_5_30_seconds_then_failed(harness, delivery):
-    webhook = await harness.webhook("/broken", Script(statuses=[500]))
-    message = await harness.request(webhook)
-    row = await harness.final(message.delivery_id, timeout_s=60)
+# The service's schedule, scaled down from the default 1-5-30 s (whose arithmetic
+# tests/unit/test_delivery_policy.py checks): steps far enough apart that each gap's lower
+# bound tells them apart, and the test waits ~2 s instead of 36 s.
+SHORT_SCHEDULE = (0.2, 0.5, 1.5)
+
+
+async def test_500_is_retried_on_the_services_schedule_then_failed(
+    harness, postgres_settings, kafka_settings
+):
+    schedule = list(SHORT_SCHEDULE)
+    async with running_delivery(postgres_settings, kafka_settings, retry_schedule=schedule):
+        webhook = await harness.webhook("/broken", Script(statuses=[500]))
+        message = await harness.request(webhook)
+        row = await harness.final(message.delivery_id)
     assert row["status"] == "failed" and row["attempts"] == 4 and row["status_code"] == 500
     assert row["next_attempt_at"] is None
 
@@ -141,7 +151,7 @@ async def test_500_is_retried_after_1_5_30_seconds_then_failed(harness, delivery
     assert {r.headers["webhook-id"] for r in received} == {message.delivery_id}
     assert len({r.body for r in received}) == 1  # byte-identical on every attempt
     gaps = [b.at - a.at for a, b in itertools.pairwise(received)]
-    for gap, scheduled in zip(gaps, (1, 5, 30), strict=True):  # each step ±20 % (jitter)
+    for gap, scheduled in zip(gaps, SHORT_SCHEDULE, strict=True):  # each step ±20 % (jitter)
         assert scheduled * 0.8 - 0.05 <= gap < scheduled * 1.2 + 5, gaps
     data = await harness.api_delivery(webhook, message.delivery_id)
     assert data["delivery"]["status"] == "failed" and data["delivery"]["attempts"] == 4

@@ -16,6 +16,7 @@ from services.delivery.policy import (
     parse_retry_after,
     spill_delay,
 )
+from services.delivery.settings import DEFAULT_RETRY_SCHEDULE, DeliverySettings
 from shared.ssrf import AddressPolicy
 
 NOW = datetime(2026, 5, 29, 10, 0, tzinfo=UTC)
@@ -48,6 +49,12 @@ def test_only_2xx_succeeds_and_410_means_gone(status, outcome):
 def test_failed_attempts_follow_the_1_5_30_schedule(attempt, delay):
     due = next_attempt_at(attempt, Outcome.HTTP_ERROR, now=NOW, schedule=SCHEDULE)
     assert due == NOW + timedelta(seconds=delay)
+
+
+def test_the_default_schedule_is_1_5_30_seconds():
+    assert DEFAULT_RETRY_SCHEDULE == SCHEDULE
+    default = DeliverySettings.model_fields["retry_schedule"].get_default(call_default_factory=True)
+    assert tuple(default) == SCHEDULE
 
 
 def test_gives_up_after_last_scheduled_retry():

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from services.delivery.consumer import RequestConsumer
 from services.delivery.repository import Job, Target
 from services.delivery.service import DeliveryService
+from services.delivery.settings import DEFAULT_RETRY_SCHEDULE
 from shared.failures import is_content_error
 from shared.messages import DeliveryRequested, DisableWebhook, RedeliverRequested, delivery_id_for
 from shared.signing import verify_hex, verify_standard
@@ -214,6 +215,26 @@ async def test_gives_up_after_last_scheduled_retry():
     await eventually(lambda: _true(w.service.in_flight == 0))
     assert [(r.attempt, r.status) for r in w.attempts.rows] == [(1, "pending"), (2, "failed")]
     assert len(w.poster.posts) == 2
+    assert w.store.rows[w.attempts.rows[0].delivery_id].status == "failed"
+
+
+async def test_by_default_a_failing_endpoint_is_retried_after_1_5_30_seconds_then_failed():
+    w = world(retry_schedule=list(DEFAULT_RETRY_SCHEDULE))
+    w.poster.answer(URL, 500)
+    await w.service.attempt(await w.accepted())
+    for attempt, step in enumerate((1, 5, 30), start=1):
+        row = w.attempts.rows[-1]
+        assert (row.attempt, row.status) == (attempt, "pending")
+        assert row.next_attempt_at is not None
+        waited = (row.next_attempt_at - w.clock.now).total_seconds()
+        assert step * 0.8 <= waited <= step * 1.2  # ±20 % jitter
+        w.clock.now = row.next_attempt_at - timedelta(milliseconds=10)
+        assert await w.service.claim_due() == 0  # not before its time
+        w.clock.now = row.next_attempt_at
+        assert await w.service.claim_due() == 1
+        await eventually(lambda: _true(w.service.in_flight == 0))
+    assert [(r.attempt, r.status) for r in w.attempts.rows][-1] == (4, "failed")
+    assert len(w.poster.posts) == 4
     assert w.store.rows[w.attempts.rows[0].delivery_id].status == "failed"
 
 
