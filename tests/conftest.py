@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -77,17 +78,31 @@ async def template_database(postgres_url: str) -> AsyncIterator[str]:
     await admin.close()
 
 
-@pytest.fixture
-async def database_url(postgres_url: str, template_database: str) -> AsyncIterator[str]:
-    """A fresh, migrated database of its own for one test."""
+@contextlib.asynccontextmanager
+async def _database_of_its_own(postgres_url: str, template: str) -> AsyncIterator[str]:
     name = f"rh_test_{uuid.uuid4().hex[:10]}"
     admin = await _admin(postgres_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         yield with_database(postgres_url, name)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def database_url(postgres_url: str, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of its own for one test."""
+    async with _database_of_its_own(postgres_url, template_database) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def module_database_url(postgres_url: str, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for the tests of one module that share what runs on it
+    (e.g. one `roomhooks dev` that only some read-only tests look at)."""
+    async with _database_of_its_own(postgres_url, template_database) as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,15 +14,10 @@ import aiohttp
 import asyncpg
 import psutil
 import pytest
-from aiokafka import AIOKafkaConsumer
 
-from devtool.broker import TANSU_GAP_RECHECK_MS
-from devtool.devstack import DevSettings
 from devtool.postgres import SHARED_DATABASE, checkout_database, database_in
 from devtool.runenv import render_run_env
 from shared.db import with_database
-from shared.kafka import Topics
-from shared.secrets_box import SecretsBox
 from tests.support.devstack import (
     EXIT_TIMEOUT_S,
     READY_TIMEOUT_S,
@@ -45,7 +40,8 @@ SEED_ROOM_ID = "c3003c93-60cf-4184-b85f-20be14d26dac"
 
 @pytest.fixture
 async def running(tmp_path: Path, database_url: str) -> AsyncIterator[Stack]:
-    """A ready stack on the test's own database, ports and state folder."""
+    """A ready stack on the test's own database, ports and state folder, for a test that
+    stops it or kills a part of it."""
     state_dir = tmp_path / "state"
     async with ready_stack(dev_environ(state_dir, DATABASE_URL=database_url), state_dir) as stack:
         yield stack
@@ -106,77 +102,8 @@ async def test_serves_the_api_with_dev_keys_and_stops_everything_on_a_signal(
     assert survivors == []
 
 
-async def test_run_env_names_the_stack_it_started(running: Stack, database_url: str) -> None:
-    env = running.run_env()
-    assert set(env) == {
-        "ROOMHOOKS_API_URL",
-        "ROOMHOOKS_ACCOUNT_ID",
-        "ROOMHOOKS_OWNER_TOKEN",
-        "ROOMHOOKS_MEMBER_TOKEN",
-        "KAFKA_BOOTSTRAP_SERVERS",
-        "DATABASE_URL",
-        "ROOMHOOKS_SECRETS_KEY",
-    }
-    assert env["DATABASE_URL"] == database_url
-    SecretsBox([env["ROOMHOOKS_SECRETS_KEY"]])  # a usable key (a bad one raises)
-    assert env["ROOMHOOKS_SECRETS_KEY"] not in "\n".join(running.stdout + running.stderr)
-    with socket.create_connection(tuple(env["KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)), timeout=5):
-        pass
-    assert (running.state_dir / "run.env").stat().st_mode & 0o077 == 0
-    assert env["ROOMHOOKS_OWNER_TOKEN"] in "\n".join(running.stdout)
-
-
-async def test_its_own_broker_gets_the_dev_partition_count_on_every_topic(running: Stack):
-    consumer = AIOKafkaConsumer(bootstrap_servers=running.run_env()["KAFKA_BOOTSTRAP_SERVERS"])
-    await consumer.start()
-    try:
-        names = [t for t in await consumer.topics() if t.startswith("roomhooks.")]
-        counts = {t: len(consumer.partitions_for_topic(t) or ()) for t in names}
-    finally:
-        await consumer.stop()
-    assert len(counts) == len(Topics().all())
-    wanted = DevSettings.model_fields["broker_partitions"].default
-    assert set(counts.values()) == {wanted}
-
-
-async def test_its_own_broker_has_every_service_fetch_a_gap_in_offsets_again(running: Stack):
-    """The dev broker's race (shared/offset_gaps.py): on by the stack for the broker it starts."""
-    services = [c for c in await broker_and_services(running) if "services." in command_line(c)]
-    assert services
-    assert {c.environ().get("KAFKA_GAP_RECHECK_MS") for c in services} == {
-        str(TANSU_GAP_RECHECK_MS)
-    }
-
-
-async def readyz_status(url: str) -> int | None:
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
-            session.get(url) as response,
-        ):
-            return response.status
-    except (aiohttp.ClientError, TimeoutError):
-        return None
-
-
-async def test_says_ready_only_once_every_service_answers_ready(running: Stack) -> None:
-    """The ready line came first (the fixture waited for it); every /readyz is asked after."""
-    urls = running.readyz_urls()
-    assert set(urls) == {"registry", "fanout", "delivery", "workflow_runner"}
-    statuses = {service: await readyz_status(url) for service, url in urls.items()}
-    assert statuses == dict.fromkeys(urls, 200)
-    ready_at = next(i for i, line in enumerate(running.stdout) if "roomhooks ready" in line)
-    assert any("  database     " in line for line in running.stdout[:ready_at])
-
-
 # A structlog line at warning or above, or a Python warning (`...: SomeWarning: ...`).
 NOT_QUIET = re.compile(r"\[(warning|error|critical)\s*\]|\w+Warning: ")
-
-
-async def test_a_first_run_warns_of_nothing(running: Stack) -> None:
-    """Every line up to ready is information: nothing that asks the user to act."""
-    loud = [line for line in running.stdout + running.stderr if NOT_QUIET.search(line)]
-    assert loud == [], running.output()
 
 
 async def test_names_the_service_that_never_got_ready_and_never_says_ready(
