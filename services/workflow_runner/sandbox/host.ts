@@ -119,8 +119,20 @@ function terminate(slot: Slot): void {
   slot.worker.terminate();
 }
 
+// One Worker with the prelude already run and no workflow yet: a new version's first run takes
+// it and pays only its module's import, not `new Worker` (~10 ms idle, which also blocks this
+// thread) and the prelude (~10 ms). It counts against maxWorkers and is the first to go when
+// room is needed; a new one is made once no cold start is waiting.
+let spare: Slot | null = null;
+let spareScheduled = false;
+
 function makeRoom(): void {
-  while (slots.size >= maxWorkers) {
+  while (slots.size + (spare === null ? 0 : 1) >= maxWorkers) {
+    if (spare !== null) {
+      terminate(spare);
+      spare = null;
+      continue;
+    }
     let oldest: Slot | null = null;
     for (const slot of slots) {
       if (slot.run === null && (oldest === null || slot.lastUsed < oldest.lastUsed)) oldest = slot;
@@ -130,8 +142,33 @@ function makeRoom(): void {
   }
 }
 
+function makeSpareSoon(): void {
+  if (spareScheduled) return;
+  spareScheduled = true;
+  setTimeout(() => {
+    spareScheduled = false;
+    if (spare !== null || coldStarts.length > 0 || slots.size + 1 >= maxWorkers) return;
+    spare = newWorker("spare");
+  }, 0);
+}
+
 function createSlot(workflow: string, version: number, lang: string, code: string): Slot {
+  let slot = spare;
+  spare = null;
   makeRoom();
+  slot ??= newWorker(`${workflow}@${version}`);
+  slot.workflow = workflow;
+  slot.version = version;
+  slot.lang = lang;
+  slot.code = code;
+  slot.url = moduleUrl(lang, code);
+  slot.lastUsed = performance.now();
+  slots.add(slot);
+  makeSpareSoon();
+  return slot;
+}
+
+function newWorker(name: string): Slot {
   // A blob: URL of its own, not a data: URL of the prelude: a Worker's location is the URL it
   // was loaded from, and `new Request(url)` parses that as its base every time (on deno 2.9.8 a
   // 30 kB data: URL made each Request cost ~0.4 ms, so a run's 1,500 refused fetches took 500 ms
@@ -140,16 +177,16 @@ function createSlot(workflow: string, version: number, lang: string, code: strin
   const preludeUrl = URL.createObjectURL(new Blob([prelude], { type: "text/javascript" }));
   const worker = new Worker(preludeUrl, {
     type: "module",
-    name: `${workflow}@${version}`,
+    name,
     // @ts-ignore: Deno's unstable Worker option (--unstable-worker-options)
     deno: { permissions: "none" },
   });
   const slot: Slot = {
-    workflow,
-    version,
-    lang,
-    code,
-    url: moduleUrl(lang, code),
+    workflow: "",
+    version: 0,
+    lang: "js",
+    code: "",
+    url: "",
     preludeUrl,
     worker,
     run: null,
@@ -175,9 +212,11 @@ function createSlot(workflow: string, version: number, lang: string, code: strin
     event.preventDefault(); // an unhandled Worker error would end the host
     slot.retire = true;
     if (slot.run) failRun(slot.run, `the workflow's worker failed: ${clip(event.message, 2000)}`);
-    else terminate(slot);
+    else {
+      if (slot === spare) spare = null;
+      terminate(slot);
+    }
   };
-  slots.add(slot);
   return slot;
 }
 
@@ -235,7 +274,7 @@ function startRun(message: Record<string, unknown>, queued = false): void {
     }
   }
   const cold = slot === null;
-  if (cold && !queued) {
+  if (cold && !queued && spare === null) {
     coldStarts.push(message);
     return startColdSoon();
   }
@@ -528,6 +567,7 @@ function onMessage(message: Record<string, unknown>): void {
       setInterval(watch, watchMs);
       maxMessageBytes = Number(message.max_message_bytes);
       prelude = String(message.prelude);
+      makeSpareSoon();
       send({ t: "ready", deno: Deno.version.deno, pid: Deno.pid });
       return;
     }
