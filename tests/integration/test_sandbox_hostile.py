@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.workflow_runner.sandbox import RunOutcome, Sandbox, SandboxSettings
+from services.workflow_runner.sandbox.conversation import Conversation
 from services.workflow_runner.sandbox.host import Host
 from services.workflow_runner.sandbox.launch import HOST_NICE, OFFENDER_NICE
 from shared.sandbox_rules import blocked_builtin_message
@@ -131,6 +132,39 @@ export default async () => Atomics.wait(cell, 0, 0, 800);
     outcome = await contained(sandbox, code, workflow="wf-waits-800")
     assert (outcome.status, outcome.result) == ("success", "timed-out")
     assert outcome.duration_ms >= 800
+
+
+async def test_a_wait_is_not_taken_for_cpu_while_the_runner_is_too_busy_to_read_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Blocked 800 ms in Atomics.wait while every answer to the host's question how much CPU
+    the thread used comes 900 ms late (a runner too busy to read it): the wait is not counted
+    as CPU time, and the run is not stopped. A sandbox of its own, whose answers are late."""
+    answer = Conversation._on_cpu
+
+    async def late(self: Conversation, message: dict) -> None:
+        await asyncio.sleep(0.9)
+        await answer(self, message)
+
+    monkeypatch.setattr(Conversation, "_on_cpu", late)
+    sandbox = Sandbox(SETTINGS.model_copy(update={"wall_timeout_s": 10.0}))
+    await sandbox.start()
+    try:
+        code = """const cell = new Int32Array(new SharedArrayBuffer(4));
+export default async () => Atomics.wait(cell, 0, 0, 800);
+"""
+        outcome = await sandbox.run(
+            request(code, workflow="wf-waits-late", run="waits-late"), MemoryBindings()
+        )
+        assert (outcome.status, outcome.result) == ("success", "timed-out"), outcome.error
+        spin = "export default async () => { while (true) {} };"  # and a spinner still stops
+        spun = await sandbox.run(
+            request(spin, workflow="wf-spins-late", run="spins-late"), MemoryBindings()
+        )
+        assert spun.status == "timeout" and spun.error is not None
+        assert spun.error["message"].startswith("cpu limit: the workflow ran "), spun.error
+    finally:
+        await sandbox.close()
 
 
 async def test_a_loop_blocked_without_using_the_cpu_is_stopped_past_ten_cpu_limits() -> None:

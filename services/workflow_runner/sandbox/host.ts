@@ -424,8 +424,9 @@ function workerDone(run: Run, m: Record<string, unknown>): void {
 // last RECENT_MS every `cpuLimitMs` (timers left behind), the others every IDLE_WATCH_MS, and
 // while a ping stays unanswered it counts the CPU time the Worker's thread uses: Python reads
 // it from /proc for the host (a "cpu" question each watch; Deno lets no host without
-// --allow-all read /proc/self), wall time counting until the first reading of the block, or
-// where there is none. CPU time, not wall time: on a busy machine a demoted thread waits long
+// --allow-all read /proc/self); until Python's first reading of the block its wall time
+// counts, but at most two watch periods of it, and only a reading stops a run for CPU (wall
+// time counts in full where no reading can be had). CPU time, not wall time: on a busy machine a demoted thread waits long
 // for the CPU, and that wait is not the workflow's. Past `cpuLimitMs` of it the run, if any,
 // ends as a timeout that says so and the Worker is terminated; its thread spins on
 // (denoland/deno#35657), so Python is told ("stuck") and kills this host soon after. A Worker
@@ -467,7 +468,11 @@ function blocked(slot: Slot, message: string): void {
 }
 
 function judge(slot: Slot): void {
-  if (slot.cpuMs >= cpuLimitMs) {
+  // Past the CPU limit only by a reading (or where there is none to be had): until Python's
+  // first answer, the wall time counted is a guess, and a runner too busy to answer at once
+  // would have a waiting or starved Worker stopped for CPU it never used.
+  const known = slot.cpuBase !== null || slot.cpuUnread;
+  if (known && slot.cpuMs >= cpuLimitMs) {
     const ms = Math.round(slot.cpuMs);
     blocked(slot, `cpu limit: the workflow ran ${ms} ms without yielding and was stopped`);
   } else if (slot.blockedMs >= BLOCKED_WALL_LIMIT * cpuLimitMs) {
@@ -538,7 +543,10 @@ function onCpu(ns: Record<string, unknown>): void {
       slot.cpuBase = null;
     } else if (slot.cpuBase === null) {
       slot.cpuBase = value;
-      slot.cpuBefore = slot.cpuMs;
+      // Before this first reading the block's CPU is unknown: count at most the two watch
+      // periods a prompt answer takes, not the wall time a late one let pass.
+      slot.cpuBefore = Math.min(slot.cpuMs, 2 * watchMs);
+      slot.cpuMs = slot.cpuBefore;
     } else {
       slot.cpuMs = slot.cpuBefore + Math.max(0, value - slot.cpuBase) / 1e6;
       judge(slot);
