@@ -122,9 +122,12 @@ function terminate(slot: Slot): void {
 // One Worker with the prelude already run and no workflow yet: a new version's first run takes
 // it and pays only its module's import, not `new Worker` (~10 ms idle, which also blocks this
 // thread) and the prelude (~10 ms). It counts against maxWorkers and is the first to go when
-// room is needed; a new one is made once no cold start is waiting.
+// room is needed. A new one is made once no run is in flight (or SPARE_WAIT_MS later), since
+// `new Worker` holds this thread meanwhile: made at once, the run that took the spare waited
+// ~30 ms for its own message to reach its Worker.
 let spare: Slot | null = null;
 let spareScheduled = false;
+const SPARE_WAIT_MS = 1000; // made once no run is in flight, or after this long regardless
 
 function makeRoom(): void {
   while (slots.size + (spare === null ? 0 : 1) >= maxWorkers) {
@@ -145,11 +148,18 @@ function makeRoom(): void {
 function makeSpareSoon(): void {
   if (spareScheduled) return;
   spareScheduled = true;
-  setTimeout(() => {
-    spareScheduled = false;
-    if (spare !== null || coldStarts.length > 0 || slots.size + 1 >= maxWorkers) return;
-    spare = newWorker("spare");
-  }, 0);
+  const since = performance.now();
+  const attempt = () => {
+    if (spare !== null || slots.size + 1 >= maxWorkers) {
+      spareScheduled = false;
+    } else if ((runs.size > 0 || coldStarts.length > 0) && performance.now() - since < SPARE_WAIT_MS) {
+      setTimeout(attempt, 5);
+    } else {
+      spareScheduled = false;
+      spare = newWorker("spare");
+    }
+  };
+  setTimeout(attempt, 0);
 }
 
 function createSlot(workflow: string, version: number, lang: string, code: string): Slot {
