@@ -8,7 +8,6 @@ devtool.asyncapi` publishes these docstrings in docs/asyncapi.json.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -23,6 +22,7 @@ from pydantic import (
 )
 
 from shared.failures import unstorable_at
+from shared.name_based_ids import uuid5_text
 
 # A UUID in canonical text form. Consumers parse these ids when they store a message, so a
 # malformed one must fail validation where the message is read (and be skipped there as
@@ -178,7 +178,7 @@ class RecoverRequested(BaseModel):
 
 def delivery_id_for(webhook_id: str, event_id: str) -> str:
     """UUIDv5 in the webhook's namespace: the same event never makes two deliveries."""
-    return str(uuid.uuid5(uuid.UUID(webhook_id), event_id))
+    return uuid5_text(webhook_id, event_id)
 
 
 class DisableWebhook(BaseModel):
@@ -248,4 +248,4 @@ class WorkflowRunRequested(BaseModel):
 
 def run_id_for(workflow_id: str, event_id: str) -> str:
     """UUIDv5 in the workflow's namespace: the same event never runs a workflow twice."""
-    return str(uuid.uuid5(uuid.UUID(workflow_id), event_id))
+    return uuid5_text(workflow_id, event_id)
