@@ -52,12 +52,16 @@ class TrivialBindings:
 
 
 def cpu_s(pids: list[int]) -> float:
-    """CPU time of this process and the given children (user + system), in seconds."""
+    """CPU time of this process and the given children (user + system), in seconds; a child
+    gone meanwhile counts nothing (its CPU is then missing from the figure, not the run)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = time.process_time()
     for pid in pids:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # a host that died meanwhile (its runs said why)
+            continue
         total += (int(fields[11]) + int(fields[12])) / ticks
     return total
 
