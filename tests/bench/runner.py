@@ -375,7 +375,8 @@ class Bench:
         )
         self.details["fanout_service"] = service
         self.progress.done(
-            f"service: {service['events_per_s']:,.0f} events/s, RSS {service['rss_mb']:.0f} MB"
+            f"service: {service['events_per_s']:,.0f} events/s, RSS {service['rss_mb']:.0f} MB,"
+            f" CPU % {service['cpu_percent_by_process']}"
         )
 
     async def part_workflows(self) -> None:
