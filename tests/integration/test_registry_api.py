@@ -194,7 +194,11 @@ async def test_requests_without_a_valid_key_get_401(registry, headers):
         assert resp.status == 401 and body["error"]["code"] == "unauthorized"
 
 
-@pytest.mark.parametrize("webhook_id", [str(uuid.uuid4()), "wh_abc123", "'; drop table x;--"])
+@pytest.mark.parametrize(
+    "webhook_id",
+    [str(uuid.uuid4()), "wh_abc123", "'; drop table x;--"],
+    ids=["unknown-uuid", "not-a-uuid", "sql"],
+)
 async def test_unknown_ids_are_404_inside_the_account(registry, webhook_id):
     resp = await registry.http.get(
         registry.webhooks_url(registry.alice, webhook_id), headers=registry.alice.auth()

@@ -18,8 +18,14 @@ from shared.messages import WebhookRecord, WorkflowRecord, WorkflowRunRequested
 
 NOW = datetime(2026, 5, 29, 10, 6, 30, 123000, tzinfo=UTC)
 ORG, OTHER_ORG = str(uuid.uuid4()), str(uuid.uuid4())
-HOOK_1, HOOK_2 = sorted(str(uuid.uuid4()) for _ in range(2))
-FLOW_1, FLOW_2, FLOW_3 = sorted(str(uuid.uuid4()) for _ in range(3))
+# Fixed, in ascending order: they are in the parametrized tests' ids, which pytest-xdist's
+# workers must collect alike.
+HOOK_1, HOOK_2 = "1b6f3c2a-4d5e-4f60-8a71-92b3c4d5e6f1", "8e2d4c6b-0a1f-4e3d-9c5b-7a6f8e9d0c12"
+FLOW_1, FLOW_2, FLOW_3 = (
+    "2c7a9e1f-5b3d-4a6c-8e0f-1d2b3c4a5e61",
+    "5d8b0f2a-6c4e-4b7d-9f1a-2e3c4d5b6f72",
+    "9f1c3e5a-7d6b-4c8e-a02b-3f4d5e6c7a83",
+)
 TOKEN = "tok_secret_ada"
 
 

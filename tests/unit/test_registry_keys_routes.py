@@ -154,7 +154,7 @@ async def test_an_expired_key_gets_401(api):
     assert (await api.call("GET", "/v1/me", token=token))[0] == 401
 
 
-@pytest.mark.parametrize("key_id", ["not-a-uuid", str(uuid.uuid4())])
+@pytest.mark.parametrize("key_id", ["not-a-uuid", str(uuid.uuid4())], ids=["not-a-uuid", "unknown"])
 async def test_revoking_an_unknown_key_is_a_404(api, key_id):
     status, body = await api.call("DELETE", api.keys_url(key_id), token=api.tokens[Role.OWNER])
     assert (status, body["error"]["code"]) == (404, "not_found")

@@ -64,7 +64,7 @@ async def test_a_create_over_the_quota_stores_and_announces_nothing(webhooks, st
     await webhooks.create(OTHER_ACCOUNT, body())
 
 
-@pytest.mark.parametrize("account", [OTHER_ACCOUNT, "not-a-uuid"])
+@pytest.mark.parametrize("account", [OTHER_ACCOUNT, "not-a-uuid"], ids=["other", "not-a-uuid"])
 async def test_another_accounts_webhook_is_not_found(webhooks, account):
     created = await webhooks.create(ACCOUNT, body())
     with pytest.raises(NotFound):

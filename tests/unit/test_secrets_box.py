@@ -86,7 +86,9 @@ def test_a_missing_key_is_a_clear_error(value):
         load_box(settings)
 
 
-@pytest.mark.parametrize("bad", ["short", "x" * 44, NEW[:-2], "é" * 44])
+@pytest.mark.parametrize(
+    "bad", ["short", "x" * 44, NEW[:-2], "é" * 44], ids=["short", "44-x", "cut", "non-ascii"]
+)
 def test_a_malformed_key_is_refused_without_showing_it(bad):
     with pytest.raises(SecretsKeyError) as caught:
         load_box(SecretsSettings(key=SecretStr(f"{NEW},{bad}")))
