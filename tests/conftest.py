@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import uuid
@@ -90,11 +91,66 @@ async def _database_of_its_own(postgres_url: str, template: str) -> AsyncIterato
         await admin.close()
 
 
+class FreshDatabases:
+    """Clones of the template for one test each, the next one made while the current test
+    runs: a clone of its ~800 relations takes 0.3-0.4 s, which every test that needs a
+    database waited for in its setup, and its drop ~0.1 s in its teardown, now done in the
+    background too. A database still serves one test only, cloned from the template no
+    earlier than the test before it started; none is ever reused."""
+
+    def __init__(self, admin: asyncpg.Pool, template: str) -> None:
+        self._admin, self._template = admin, template
+        self._next: asyncio.Task[str] | None = None
+        self._drops: set[asyncio.Task[None]] = set()
+
+    async def _clone(self) -> str:
+        name = f"rh_test_{uuid.uuid4().hex[:10]}"
+        await self._admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
+        return name
+
+    async def _drop(self, name: str) -> None:
+        await self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    async def take(self) -> str:
+        """A database no test has used; starts cloning the next one."""
+        ahead, self._next = self._next, None
+        name = await (ahead or self._clone())
+        self._next = asyncio.create_task(self._clone())
+        return name
+
+    def discard(self, name: str) -> None:
+        task = asyncio.create_task(self._drop(name))
+        self._drops.add(task)
+        task.add_done_callback(self._drops.discard)
+
+    async def close(self) -> None:
+        """Drops the clone made ahead and waits for every drop: before the template goes."""
+        if self._next is not None:
+            with contextlib.suppress(Exception):
+                self.discard(await self._next)
+        await asyncio.gather(*self._drops)
+
+
+@pytest.fixture(scope="session")
+async def fresh_databases(
+    postgres_url: str, template_database: str
+) -> AsyncIterator[FreshDatabases]:
+    async with asyncpg.create_pool(
+        with_database(postgres_url, "postgres"), min_size=1, max_size=3
+    ) as admin:
+        databases = FreshDatabases(admin, template_database)
+        try:
+            yield databases
+        finally:
+            await databases.close()
+
+
 @pytest.fixture
-async def database_url(postgres_url: str, template_database: str) -> AsyncIterator[str]:
+async def database_url(postgres_url: str, fresh_databases: FreshDatabases) -> AsyncIterator[str]:
     """A fresh, migrated database of its own for one test."""
-    async with _database_of_its_own(postgres_url, template_database) as url:
-        yield url
+    name = await fresh_databases.take()
+    yield with_database(postgres_url, name)
+    fresh_databases.discard(name)
 
 
 @pytest.fixture(scope="module")
