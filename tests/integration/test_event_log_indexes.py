@@ -152,7 +152,10 @@ async def test_every_filter_combination_is_read_from_an_index_in_page_order(pool
     assert pages["busy:none"] == pages["small:none"] == {"events_log_idx"}
     assert pages["busy:event"] == pages["small:event"] == {"events_by_event_idx"}
     assert pages["busy:room"] == pages["small:room"] == {"events_by_room_idx"}
-    assert pages["busy:status"] == {"events_rejected_idx"}
+    # The rejected events are few even for the busy account: either partial index of them
+    # reads them all, and the bounded sort above is then the planner's fair choice (ANALYZE's
+    # sample decided which one, run to run).
+    assert pages["busy:status"] in ({"events_rejected_idx"}, {"events_rejected_by_id_idx"})
 
 
 async def plan_nodes(
