@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP) console
 	$(VENV)/bin/roomhooks dev
 
+# Unit and integration tests on two workers, each with its own broker, template database and
+# temp folders (whole files per worker: a module's shared fixtures start once); then the
+# chaos and browser tests alone, since they judge timing under load and drive Chromium.
 test: $(STAMP) lint console chromium
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile tests/unit tests/integration
+	$(PY) -m pytest tests/chaos tests/browser
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
