@@ -80,22 +80,20 @@ def _ascii_dumps(value: Any) -> str:
 
 
 def ok(description: str, data: dict[str, Any], *, status: int = 200) -> web.Response:
-    body = {
-        "type": "response",
-        "success": True,
-        "description": description,
-        "data": data,
-        "error": None,
-    }
-    return web.json_response(body, status=status, dumps=_dumps)
+    return _answered(description, _dumps(data), status)
 
 
 def ok_model(description: str, data: BaseModel, *, status: int = 200) -> web.Response:
     """`ok` for data that is a model, serialized by pydantic in one pass: the same document,
     in about half the time of `model_dump` and `json.dumps` (a page of 50 webhooks)."""
+    return _answered(description, data.model_dump_json(), status)
+
+
+def _answered(description: str, data_json: str, status: int) -> web.Response:
+    """The success envelope around `data_json` (compact JSON, as `_dumps` writes it)."""
     text = (
         '{"type":"response","success":true,"description":'
-        f'{_dumps(description)},"data":{data.model_dump_json()},"error":null}}'
+        f'{_dumps(description)},"data":{data_json},"error":null}}'
     )
     return web.Response(text=text, status=status, content_type="application/json")
 

@@ -436,8 +436,8 @@ function workerDone(run: Run, m: Record<string, unknown>): void {
 // it from /proc for the host (a "cpu" question each watch; Deno lets no host without
 // --allow-all read /proc/self); until Python's first reading of the block its wall time
 // counts, but at most two watch periods of it, and only a reading stops a run for CPU (wall
-// time counts in full where no reading can be had). CPU time, not wall time: on a busy machine a demoted thread waits long
-// for the CPU, and that wait is not the workflow's. Past `cpuLimitMs` of it the run, if any,
+// time counts in full where no reading can be had). CPU time, not wall time: on a busy
+// machine a demoted thread waits long for the CPU, and that wait is not the workflow's. Past `cpuLimitMs` of it the run, if any,
 // ends as a timeout that says so and the Worker is terminated; its thread spins on
 // (denoland/deno#35657), so Python is told ("stuck") and kills this host soon after. A Worker
 // blocked BLOCKED_WALL_LIMIT times as long in wall time (Atomics.wait, or starved) is stopped
