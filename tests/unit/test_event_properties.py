@@ -18,7 +18,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.events import InvalidEvent, nested_deeper_than, parse_event, render_payload
+from shared.events import (
+    MAX_EVENT_BYTES,
+    InvalidEvent,
+    nested_deeper_than,
+    parse_event,
+    render_payload,
+)
+from shared.events.ingress import _parse_checked
 from shared.failures import unstorable_at
 
 KINDS = {"not_json", "too_large", "too_deep", "unknown_event", "unstorable_text", "invalid_field"}
@@ -187,3 +194,56 @@ NESTED = st.recursive(
 def test_the_nesting_scan_agrees_with_the_parsed_depth(value, limit, ascii_only):
     text = json.dumps(value, ensure_ascii=ascii_only)
     assert nested_deeper_than(text, limit) is (depth_of(value) > limit)
+
+
+def outcome(parse: Any, raw: bytes) -> tuple[Any, ...]:
+    """What a parse makes of `raw`: its refusal, or the model and every byte it delivers."""
+    try:
+        event = parse(raw)
+    except InvalidEvent as exc:
+        return ("refused", exc.reason, exc.kind)
+    fields_set = (event.model_fields_set, getattr(event, "room", None), event.__pydantic_extra__)
+    return ("parsed", type(event), event.model_dump(), fields_set, render_payload(event))
+
+
+def checked(raw: bytes) -> Any:
+    return _parse_checked(raw, MAX_EVENT_BYTES)
+
+
+NUMBERS = st.one_of(
+    st.floats(),  # NaN and +-Infinity too: json.dumps writes them as such
+    st.integers(),
+    st.integers(-(2**53) - 2, 2**53 + 2),
+    st.sampled_from([1e999, -0.0, 0.1, 1.5e-7, 1e21, 123456789012345.6]),
+)
+OTHER_NAMES = st.sampled_from(["participant.joined", "session.started", "member.added", "x"])
+
+
+@settings(
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    doc=events(),
+    as_escapes=st.booleans(),
+    numbers=st.dictionaries(st.sampled_from(["n", "m"]), NUMBERS, max_size=2),
+    where=st.sampled_from(["top", "room", "user"]),
+    second_name=st.none() | OTHER_NAMES,
+)
+def test_the_one_pass_parse_and_the_checked_parse_agree_on_every_event(
+    doc, as_escapes, numbers, where, second_name
+):
+    # The bytes a producer sends, with numbers anywhere and at times a second "event" key (the
+    # last one counts): parse_event's one-pass path must accept exactly what the checked path
+    # accepts, as the same model, and refuse the rest for the checked path's reason.
+    target = doc if where == "top" or where not in doc else doc[where]
+    target.update(numbers)
+    raw = (
+        json.dumps(doc).encode()
+        if as_escapes
+        else json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    )
+    if second_name is not None:
+        raw = raw[:-1] + f', "event": "{second_name}"}}'.encode()
+    assert outcome(parse_event, raw) == outcome(checked, raw)

@@ -9,6 +9,7 @@ import pytest
 
 from shared.events import (
     CATALOG,
+    MAX_EVENT_BYTES,
     MAX_REASON_CHARS,
     EventBase,
     InvalidEvent,
@@ -25,8 +26,10 @@ from shared.events import (
     nested_deeper_than,
     parse_event,
     render_payload,
+    sample_event,
     unknown_events,
 )
+from shared.events.ingress import _parse_checked, _parse_plain
 from shared.failures import storable_text, unstorable_at
 from shared.jsjson import to_js_json
 
@@ -564,3 +567,31 @@ def test_build_event_refuses_what_would_not_parse(kwargs, reason):
     with pytest.raises(InvalidEvent) as caught:
         build_event(**args)
     assert caught.value.reason.startswith(reason), caught.value.reason
+
+
+# --- the one-pass parse --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", event_names())
+def test_a_plain_event_of_every_name_is_parsed_in_one_pass_as_the_checked_path_parses_it(name):
+    raw = json.dumps(sample_event(name, organization_id="org_1", now=NOW)).encode()
+    event = _parse_plain(raw, MAX_EVENT_BYTES)
+    assert event is not None, "a plain event must not need the checked path"
+    checked = _parse_checked(raw, MAX_EVENT_BYTES)
+    assert type(event) is type(checked) and event == checked
+    assert event.model_fields_set == checked.model_fields_set
+    assert render_payload(event) == render_payload(checked)
+
+
+@pytest.mark.parametrize("raw", [c[1] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+def test_every_bad_input_sent_as_bytes_is_refused_for_the_checked_paths_reason(raw):
+    if isinstance(raw, dict):
+        raw = json.dumps(raw).encode()
+    elif isinstance(raw, str):
+        raw = raw.encode()
+    with pytest.raises(InvalidEvent) as checked:
+        _parse_checked(raw, MAX_EVENT_BYTES)
+    assert _parse_plain(raw, MAX_EVENT_BYTES) is None
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(raw)
+    assert (caught.value.reason, caught.value.kind) == (checked.value.reason, checked.value.kind)
