@@ -12,6 +12,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic_core import to_json
+
 from shared.events.catalog import EventBase
 from shared.events.ingress import InvalidEvent, parse_event
 from shared.jsjson import to_js_json
@@ -19,6 +21,8 @@ from shared.jsjson import to_js_json
 
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 UTC with exactly milliseconds and `Z`, as JavaScript's `toISOString()`."""
+    if moment.tzinfo is UTC:  # as every parsed event holds it: no conversion to make
+        return moment.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
     if moment.tzinfo is None:
         raise ValueError("timestamp must be timezone-aware")
     utc = moment.astimezone(UTC).replace(tzinfo=None)
@@ -56,7 +60,40 @@ def render_payload(event: EventBase) -> bytes:
     if event.user_id is not None:
         data["userId"] = event.user_id
     body["data"] = data
+    if _serializer_alike(event):
+        return to_json(body)
     return to_js_json(body).encode("utf-8")
+
+
+# What pydantic's serializer (in Rust) prints exactly as JSON.stringify does: strings (the
+# same escapes, every code point checked), integers, booleans and null, in objects and arrays;
+# not floats (another layout), nor keys that are array indices (JavaScript puts them first).
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _serializer_alike(event: EventBase) -> bool:
+    """True when every value the body holds beyond the catalog's own fields (the payload
+    objects' extra fields, and a free-form event's) is such, under keys that do not start
+    with a digit (array indices among them)."""
+    fields = event.__dict__  # the fields' values; getattr on a model is slower
+    parts = [event, fields.get("room"), fields.get("user"), *(fields.get("users") or ())]
+    for part in parts:
+        if part is not None and part.__pydantic_extra__ and not _alike(part.__pydantic_extra__):
+            return False
+    return True
+
+
+def _alike(value: Any) -> bool:
+    if type(value) in _SCALARS:
+        return True
+    if type(value) is dict:
+        for key, item in value.items():
+            if key[:1].isdigit() or not (type(item) in _SCALARS or _alike(item)):
+                return False
+        return True
+    if type(value) is list:
+        return all(type(item) in _SCALARS or _alike(item) for item in value)
+    return False
 
 
 def _strip_tokens(value: Any) -> Any:

@@ -5,6 +5,7 @@ import struct
 import subprocess
 from datetime import UTC, datetime, timedelta, timezone
 
+import pydantic_core
 import pytest
 
 from shared.events import (
@@ -595,3 +596,28 @@ def test_every_bad_input_sent_as_bytes_is_refused_for_the_checked_paths_reason(r
     with pytest.raises(InvalidEvent) as caught:
         parse_event(raw)
     assert (caught.value.reason, caught.value.kind) == (checked.value.reason, checked.value.kind)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"n": -5, "b": True, "z": None, "s": 'é\u2028\x1f"\\', "list": [1, "x", {"k": False}]},
+        {"f": 1.0, "g": 1e21},
+        {"1": "array indices first", "a": 2},
+        {"nested": {"a": {"10": 1, "2": 2}}},
+    ],
+    ids=["scalars-and-nesting", "floats", "index-keys", "nested-index-keys"],
+)
+def test_the_body_is_what_json_stringify_prints_whichever_serializer_writes_it(extra):
+    # Bodies of strings, integers, booleans and null are written by pydantic's serializer,
+    # the others by to_js_json: the same bytes either way.
+    event = parse_event(envelope("meeting.started", room={**ROOM, **extra}, **extra))
+    body = render_payload(event)
+    assert body == to_js_json(json.loads(body)).encode()
+    assert js_roundtrip(body) == body
+
+
+def test_pydantics_serializer_escapes_every_code_point_as_the_javascript_printer_does():
+    # Every code point but the surrogates (a rendered body holds none: they are escaped).
+    text = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    assert pydantic_core.to_json(text) == to_js_json(text).encode()
