@@ -35,14 +35,28 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(settings: PostgresSettings) -> asyncpg.Pool:
-    """The one way services open Postgres: JSON codecs installed, sizes from settings."""
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A released connection's reset past the rollback asyncpg always does: none."""
+
+
+async def create_pool(
+    settings: PostgresSettings, *, keep_session: bool = False, max_size: int | None = None
+) -> asyncpg.Pool:
+    """The one way services open Postgres: JSON codecs installed, sizes from settings
+    (`max_size` overrides the largest).
+
+    A released connection is rolled back if a transaction was left open; by default asyncpg
+    then also resets the session (advisory locks, LISTEN, cursors, settings: one more round
+    trip per release). `keep_session` skips that, for a pool whose users leave no session
+    state behind: no session advisory lock, LISTEN, plain SET or cursor outside a
+    transaction (transaction-scoped locks and SET LOCAL end with their transaction)."""
     return await asyncpg.create_pool(
         dsn=settings.url,
-        min_size=settings.pool_min_size,
-        max_size=settings.pool_max_size,
+        min_size=min(settings.pool_min_size, max_size or settings.pool_max_size),
+        max_size=max_size or settings.pool_max_size,
         command_timeout=settings.command_timeout_s,
         init=_init_connection,
+        reset=_keep_session if keep_session else None,
     )
 
 

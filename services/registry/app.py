@@ -1,6 +1,11 @@
 """The one place that builds the registry: `create_app` wires the services, routes and
-metrics of the HTTP API; `Registry` builds its pool and producer and runs it with the outbox
-relay and the commands consumer beside it."""
+metrics of the HTTP API; `Registry` builds its pools and producer and runs it with the outbox
+relay and the commands consumer beside it.
+
+Two pools: the API's, whose requests leave no session state behind, so a released
+connection is not reset (a round trip saved on every release, two a request), and the
+upkeep's, with asyncpg's full reset, for what holds session state: the migration and
+retention locks, and the relay, the sealing and the sweep beside them."""
 
 from __future__ import annotations
 
@@ -87,14 +92,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# The upkeep pool's size: the relay, retention and the sweep hold one each at most.
+UPKEEP_POOL_MAX = 3
+
+
 @dataclass
 class RegistryDeps:
-    pool: asyncpg.Pool
+    pool: asyncpg.Pool  # the API's
     producer: AIOKafkaProducer
     check_code: CodeChecker
     clock: Callable[[], datetime] = field(default=utcnow)
     # None: built from settings.secrets (ROOMHOOKS_SECRETS_KEY).
     box: SecretsBox | None = None
+    # The relay's pool; None: the API's.
+    upkeep_pool: asyncpg.Pool | None = None
 
 
 def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Application:
@@ -123,7 +134,7 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
         quota=s.workflows_per_account,
     )
     app[RELAY] = relay = OutboxRelay(
-        pool,
+        deps.upkeep_pool or pool,
         deps.producer,
         batch_size=s.outbox_batch_size,
         poll_interval_s=s.outbox_poll_interval_s,
@@ -197,19 +208,27 @@ class Registry:
 
     async def start(self) -> None:
         s, stack = self.settings, self._stack
-        pool = await create_pool(s.postgres)
-        stack.push_async_callback(pool.close)
-        async with pool.acquire() as conn:
+        upkeep = await create_pool(s.postgres, max_size=UPKEEP_POOL_MAX)
+        stack.push_async_callback(upkeep.close)
+        async with upkeep.acquire() as conn:
             await prepare_schema(
                 conn, s.postgres, schema="registry", package="services.registry", plan=PLAN
             )
-        await seal_stored_secrets(pool, self.box)
+        await seal_stored_secrets(upkeep, self.box)
+        pool = await create_pool(s.postgres, keep_session=True)
+        stack.push_async_callback(pool.close)
         await ensure_topics(s.kafka)
         producer = make_producer(s.kafka)
         await producer.start()
         stack.push_async_callback(producer.stop)
 
-        deps = RegistryDeps(pool=pool, producer=producer, check_code=deno_code_check, box=self.box)
+        deps = RegistryDeps(
+            pool=pool,
+            producer=producer,
+            check_code=deno_code_check,
+            box=self.box,
+            upkeep_pool=upkeep,
+        )
         app = create_app(s, deps)
         if s.should_republish_on_start:
             await app[WEBHOOKS].republish_all()
@@ -217,10 +236,10 @@ class Registry:
         await stack.enter_async_context(app[RELAY].publishing())
         await stack.enter_async_context(commands_applied(s.kafka, app[WEBHOOKS]))
         await stack.enter_async_context(usage_recorded(app[ACCOUNTS].record_usage))
-        overlaps, every_s = PostgresEndedOverlaps(pool), s.secret_overlap_sweep_s
+        overlaps, every_s = PostgresEndedOverlaps(upkeep), s.secret_overlap_sweep_s
         await stack.enter_async_context(overlaps_ended(overlaps, deps.clock, every_s=every_s))
         if s.postgres.migrate_on_start:  # the owner role; else the retention CronJob runs it
-            retention = retention_loop(pool, PLAN, s.postgres)
+            retention = retention_loop(upkeep, PLAN, s.postgres)
             await stack.enter_async_context(running(retention, name="retention"))
 
         runner = web.AppRunner(app, access_log=None, handle_signals=False)

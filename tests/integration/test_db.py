@@ -1,4 +1,4 @@
-"""The migration runner against a real Postgres."""
+"""The migration runner and the pool factory against a real Postgres."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ import uuid
 import asyncpg
 import pytest
 
-from shared.db import apply_migrations, ensure_database, migration_files, with_database
+from shared.db import (
+    apply_migrations,
+    create_pool,
+    ensure_database,
+    migration_files,
+    with_database,
+)
+from shared.settings import PostgresSettings
 
 pytestmark = pytest.mark.integration
 
@@ -43,3 +50,41 @@ async def test_migrations_apply_once_even_when_replicas_start_together(postgres_
         admin = await asyncpg.connect(with_database(postgres_url, "postgres"))
         await admin.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
         await admin.close()
+
+
+async def _released_twice(pool: asyncpg.Pool) -> tuple[str, bool]:
+    """A session setting made and a transaction left open on one connection, then what the
+    next user of that connection (a pool of one) sees: the setting, and whether it is in a
+    transaction."""
+    async with pool.acquire() as conn:
+        await conn.execute("SET application_name = 'left behind'")
+        await conn.execute("BEGIN")
+        await conn.execute("SELECT 1")
+    async with pool.acquire() as conn:
+        return (
+            await conn.fetchval("SELECT current_setting('application_name')"),
+            conn.is_in_transaction(),
+        )
+
+
+async def test_a_keep_session_pool_rolls_back_what_was_left_open_but_keeps_the_session(
+    database_url,
+):
+    settings = PostgresSettings(url=database_url, pool_min_size=1, pool_max_size=1)
+    kept = await create_pool(settings, keep_session=True)
+    reset = await create_pool(settings)
+    try:
+        assert await _released_twice(kept) == ("left behind", False)
+        assert await _released_twice(reset) == ("", False)
+    finally:
+        await kept.close()
+        await reset.close()
+
+
+async def test_a_pool_max_size_given_overrides_the_settings_and_caps_the_minimum(database_url):
+    settings = PostgresSettings(url=database_url, pool_min_size=4, pool_max_size=10)
+    pool = await create_pool(settings, max_size=2)
+    try:
+        assert (pool.get_min_size(), pool.get_max_size()) == (2, 2)
+    finally:
+        await pool.close()
