@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # The child prints each step of its life, one per line; the test reads them as they come.
 CHILD = """
-import asyncio, sys, uvloop
+import asyncio, gc, sys, uvloop
 from shared.lifecycle import run_until_signalled
 
 mode = sys.argv[1]
@@ -31,6 +31,8 @@ class Service:
         say("started")
 
     async def stop(self):
+        if mode == "heap":
+            say(f"frozen={gc.get_freeze_count() > 1000}")
         await asyncio.sleep(0.05)  # a stop that awaits, as every real one does
         say("stopped")
 
@@ -64,29 +66,30 @@ def read_until(child: subprocess.Popen[str], line: str) -> list[str]:
     return [*seen, got]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_serves_until_a_stop_signal_then_stops_and_exits_cleanly(sig):
-    child = start_child("serve")
+def signalled(mode: str, *, after: str, sig: int = signal.SIGTERM) -> tuple[list[str], str, int]:
+    """Run a child in `mode`, send `sig` once it has said `after`: what it said next, its
+    stderr and its exit code."""
+    child = start_child(mode)
     try:
-        assert read_until(child, "started") == ["starting", "started"]
+        read_until(child, after)
         os.kill(child.pid, sig)
         out, err = child.communicate(timeout=10)
     finally:
         child.kill()
-    assert out.split() == ["stopped", "exited"], err
-    assert child.returncode == 0, err
+    return out.split(), err, child.returncode
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serves_until_a_stop_signal_then_stops_and_exits_cleanly(sig):
+    said, err, code = signalled("serve", after="started", sig=sig)
+    assert said == ["stopped", "exited"], err
+    assert code == 0, err
 
 
 def test_a_signal_during_the_start_is_kept_and_stops_the_service_once_started():
-    child = start_child("slow-start")
-    try:
-        read_until(child, "starting")
-        os.kill(child.pid, signal.SIGTERM)
-        out, err = child.communicate(timeout=10)
-    finally:
-        child.kill()
-    assert out.split() == ["started", "stopped", "exited"], err
-    assert child.returncode == 0, err
+    said, err, code = signalled("slow-start", after="starting")
+    assert said == ["started", "stopped", "exited"], err
+    assert code == 0, err
 
 
 def test_a_service_that_cannot_be_built_exits_with_its_code_and_is_never_started():
@@ -97,3 +100,8 @@ def test_a_service_that_cannot_be_built_exits_with_its_code_and_is_never_started
         child.kill()
     assert out.split() == ["cannot", "build"], err
     assert child.returncode == 1, err
+
+
+def test_what_the_start_built_is_frozen_out_of_the_collectors_scans_once_started():
+    said, err, _ = signalled("heap", after="started")
+    assert said == ["frozen=True", "stopped", "exited"], err
