@@ -183,3 +183,10 @@ async def test_an_organization_id_not_in_canonical_form_names_no_account(spellin
         {TP0: [message(TP0, 1, raw)]}
     )
     assert log.entries == {}
+
+
+@pytest.mark.parametrize("event_id", ["evt_1", "", "Zoé 🎉", str(uuid.UUID(int=7)), "x" * 200])
+def test_an_accepted_events_row_id_is_the_uuid5_the_registry_finds_it_by(event_id):
+    # services/registry/events/repository.py looks `GET /events/{id}` up with uuid.uuid5.
+    for organization in (uuid.UUID(ORG), uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)):
+        assert logged_id(organization, event_id) == uuid.uuid5(organization, event_id)
