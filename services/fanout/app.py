@@ -21,6 +21,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 
 from services.fanout import SCHEMA
+from services.fanout.batches import PartitionBatches
 from services.fanout.consumer import FanoutLoops, backoff, log_failure
 from services.fanout.index import SubscriptionIndex, Subscriptions
 from services.fanout.metrics import FanoutMetrics
@@ -45,6 +46,10 @@ from shared.retention import retention_loop
 from shared.tracing import Tracing, build_tracing
 
 log = structlog.get_logger(__name__)
+
+# The largest request the producer sends (aiokafka's default): a record above it goes to the
+# DLQ (processor.py), as the broker would never take it.
+MAX_REQUEST_SIZE = 1024 * 1024
 
 
 def utcnow() -> datetime:
@@ -169,8 +174,13 @@ class Fanout:
         # needed to batch them; large batches keep the broker's batch count down (the dev
         # broker's fetches cost more with every batch it stores).
         # KeyHashPartitioner: aiokafka's choice of partition, at half its CPU per record.
+        partitioner = KeyHashPartitioner()
         producer = make_producer(
-            kafka, linger_ms=0, max_batch_size=256 * 1024, partitioner=KeyHashPartitioner()
+            kafka,
+            linger_ms=0,
+            max_batch_size=256 * 1024,
+            partitioner=partitioner,
+            max_request_size=MAX_REQUEST_SIZE,
         )
         await producer.start()
         self._stack.push_async_callback(stop_quietly, "producer", producer.stop)
@@ -203,6 +213,9 @@ class Fanout:
             events=PostgresEventLog(pool),
             retention=timedelta(days=settings.postgres.retention_days),
             tracing=tracing,
+            batches=lambda: PartitionBatches(
+                producer, partitioner=partitioner, max_request_size=MAX_REQUEST_SIZE
+            ),
         )
         log.info(
             "fanout.started",

@@ -28,6 +28,7 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 from pydantic import BaseModel, ValidationError
 
 from services.fanout import event_log
+from services.fanout.batches import Headers, RecordBatches, RecordSink, SendEach
 from services.fanout.event_log import LoggedEvent, ReadFrom
 from services.fanout.index import Subscriptions
 from services.fanout.metrics import FanoutMetrics
@@ -42,21 +43,6 @@ from shared.tracing import NO_TRACING, Tracing, headers_with, parent_from_header
 log = structlog.get_logger(__name__)
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord]]
-Headers = Sequence[tuple[str, bytes]]
-
-
-class RecordSink(Protocol):
-    """Where routed records go (the producer): `send` hands a record over and returns its
-    ack; awaiting the ack returns once the broker holds the record durably, or raises. Records
-    of one key reach their partition in the order sent."""
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        headers: Headers | None = None,
-    ) -> asyncio.Future: ...
 
 
 class ConsumedOffsets(Protocol):
@@ -157,11 +143,15 @@ class BatchProcessor:
         events: EventLogWriter,
         retention: timedelta,
         tracing: Tracing = NO_TRACING,
+        batches: Callable[[], RecordBatches] | None = None,
     ) -> None:
         """`clock` stands in for a record's timestamp only where that is unusable; `retention`
         (ROOMHOOKS_RETENTION_DAYS) says how old one may be (stamps.py). With `tracing` on,
         each event gets a span (under the producer's `traceparent`, shared/tracing.py) whose
-        context goes on every record it makes."""
+        context goes on every record it makes. `batches` gives what a batch's records are
+        handed over through (one per batch); by default each is sent with `producer.send`
+        (dead letters always are)."""
+        self._batches = batches or (lambda: SendEach(producer))
         self._tracing = tracing
         self._consumer = consumer
         self._retention = retention
@@ -232,6 +222,7 @@ class BatchProcessor:
         now = self._clock()
         oldest = now - self._retention
         produced = _Produced()
+        records = self._batches()
         for messages in batch.values():
             for message in messages:
                 # The same on every read of the record (stamps.py).
@@ -241,11 +232,12 @@ class BatchProcessor:
                 decided = outcome = self._decide(message, stamp, oldest)
                 if isinstance(decided, _Records):
                     headers = JSON_HEADERS if span is None else headers_with(JSON_HEADERS, span)
-                    outcome = await self._send(decided, produced, headers)
+                    outcome = await self._send(decided, records, produced, headers)
                 if outcome is not None:
                     await self._refuse(message, outcome, produced, stamp)
                 if span is not None:
                     _end_event_span(span, decided, outcome)
+        produced.acks.extend(await records.flush())
         return produced
 
     def _event_span(self, message: ConsumerRecord) -> Span:
@@ -264,13 +256,12 @@ class BatchProcessor:
         )
 
     async def _send(
-        self, records: _Records, produced: _Produced, headers: Headers
+        self, records: _Records, batches: RecordBatches, produced: _Produced, headers: Headers
     ) -> Rejected | None:
-        """Hand one event's records to the producer, or say why the event is refused."""
+        """Hand one event's records over, or say why the event is refused."""
         try:
             for topic, key, value in records.records:
-                ack = await self._producer.send(topic, value=value, key=key, headers=headers)
-                produced.acks.append(ack)
+                await batches.add(topic, key, value, headers)
         except MessageSizeTooLargeError:
             # Permanent: the same event would block its partition forever.
             return Rejected("producer: request exceeds max_request_size", "unproducible")
