@@ -90,14 +90,19 @@ class EventBase(BaseModel):
     def scope(self) -> Scope:
         return CATALOG[self.event].scope
 
+    # `getattr(self, "room", None)` costs ~2 us on a model without the field (pydantic raises
+    # AttributeError, getattr catches it), on every render: the field's value is read from
+    # the model's dict, else from its extra fields, as pydantic's getattr reads them.
     @property
     def room_id(self) -> str | None:
-        room = getattr(self, "room", None)
+        fields = self.__dict__
+        room = fields["room"] if "room" in fields else (self.__pydantic_extra__ or {}).get("room")
         return room.id if room is not None else None
 
     @property
     def user_id(self) -> str | None:
-        user = getattr(self, "user", None)
+        fields = self.__dict__
+        user = fields["user"] if "user" in fields else (self.__pydantic_extra__ or {}).get("user")
         return user.id if user is not None else None
 
 
