@@ -65,9 +65,10 @@ async def insert_ordered(
         ON CONFLICT DO NOTHING
         RETURNING id, webhook_id, order_key, position_partition, position_offset, created_at
         """,
-        [UUID(r.delivery_id) for r in requests],
-        [UUID(r.webhook_id) for r in requests],
-        [UUID(r.organization_id) for r in requests],
+        # As text: asyncpg encodes a uuid from it; the message checked the form (`UuidText`).
+        [r.delivery_id for r in requests],
+        [r.webhook_id for r in requests],
+        [r.organization_id for r in requests],
         [r.event_id for r in requests],
         [r.event for r in requests],
         [r.body for r in requests],
