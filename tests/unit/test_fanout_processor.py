@@ -17,7 +17,12 @@ from services.fanout.processor import BatchProcessor
 from shared.dead_letters import CUT_BYTES as DLQ_CUT_BYTES
 from shared.events import build_event
 from shared.kafka import Topics, dumps
-from shared.messages import WebhookRecord, WorkflowRecord, WorkflowRunRequested
+from shared.messages import (
+    DeliveryRequested,
+    WebhookRecord,
+    WorkflowRecord,
+    WorkflowRunRequested,
+)
 from tests.support.fanout_fakes import FakeConsumer, FakeEventLog, FakeProducer
 
 NOW = datetime(2026, 5, 29, 10, 6, tzinfo=UTC)
@@ -291,3 +296,24 @@ async def test_a_request_that_fails_validation_is_dead_lettered_naming_the_field
     assert topic == TOPICS.events_dlq
     assert reason.startswith("fanout could not route the event: DeliveryRequested: organization_id")
     assert secret not in reason
+
+
+async def test_each_request_is_produced_as_the_json_its_model_dumps():
+    producer, consumer = FakeProducer(), FakeConsumer()
+    user = {"id": "user_zoé", "name": 'Zoé "\\" \u2028 \x1f 🎉', "token": "tok"}
+    raw = dumps(
+        build_event(
+            event="participant.joined",
+            organization_id=ORG,
+            room={"id": "room_1"},
+            user=user,
+            now=HAPPENED,
+        )
+    )
+    await processor(producer, consumer, workflows=True).process({TP1: [message(TP1, 3, raw)]})
+    models = {TOPICS.deliveries: DeliveryRequested, TOPICS.workflow_runs: WorkflowRunRequested}
+    assert sorted(topics_sent(producer)) == sorted(models)
+    for topic, _, value, _ in producer.sent:
+        model = models[topic].model_validate_json(value)
+        assert value == model.model_dump_json().encode()
+        assert value == dumps(model.model_dump(mode="json"))
