@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -272,6 +273,11 @@ async def run(settings: FanoutSettings) -> None:
     fanout = await _start_with_retries(settings, stopping)
     if fanout is None:
         return
+    # The loaded indexes are most of the process's objects (370,000 for 100k webhooks) and
+    # live as long as it does: out of the collector's sight, its full collections no longer
+    # walk them (the garbage collector's share of fanout's CPU per event: 4.4 us -> 1.4 us).
+    gc.collect()
+    gc.freeze()
     serving = asyncio.create_task(fanout.run_until_stopped(), name="fanout")
     stop_wait = asyncio.create_task(stopping.wait())
     await asyncio.wait({serving, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
