@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -42,7 +41,7 @@ from shared.kafka import (
     make_producer,
     stop_quietly,
 )
-from shared.lifecycle import stop_requested
+from shared.lifecycle import freeze_startup_heap, stop_requested
 from shared.retention import retention_loop
 from shared.tracing import Tracing, build_tracing
 
@@ -274,10 +273,9 @@ async def run(settings: FanoutSettings) -> None:
     if fanout is None:
         return
     # The loaded indexes are most of the process's objects (370,000 for 100k webhooks) and
-    # live as long as it does: out of the collector's sight, its full collections no longer
-    # walk them (the garbage collector's share of fanout's CPU per event: 4.4 us -> 1.4 us).
-    gc.collect()
-    gc.freeze()
+    # live as long as it does: frozen, full collections no longer walk them (the collector's
+    # share of fanout's CPU per event: 4.4 us -> 1.4 us).
+    freeze_startup_heap()
     serving = asyncio.create_task(fanout.run_until_stopped(), name="fanout")
     stop_wait = asyncio.create_task(stopping.wait())
     await asyncio.wait({serving, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
