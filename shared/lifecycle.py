@@ -5,11 +5,19 @@ in first (a signal during the start is kept, not lost), then the service is buil
 left serving until a signal, and stopped. A service whose start must itself give way to a
 signal (it waits for a broker) takes only `stop_requested()` and keeps its own shape.
 
-Once started, a service's heap is frozen (`freeze_startup_heap`): what start-up built
-(modules, clients, fanout's indexes) is then never scanned by the garbage collector again.
-A full collection otherwise walks all of it, and under load full collections come every second
-or two (request objects alive at a collection are promoted): the registry's took ~50 ms
-each, a pause every request in flight waits out; with the freeze ~7 ms.
+The collector is tuned for a service (`tune_collector`, before the build): at full load a
+service makes thousands of objects per batch or request that live as long as their work, and
+at CPython's default (a young collection every 700 net allocations) a collection came every
+few ms, walked and promoted them and made the older generations due: the collector took 19 %
+of delivery's CPU in `make bench`'s part 1 and ~4 % of the registry's under GET /webhooks.
+Measured with the collector's own callbacks, delivery's share: 10,000: 11.5 %; 20,000:
+7.5 %; 50,000: 0.8 % (longest pause 35 ms); the registry's: 0.85 s -> 0.24 s of ~20 s, and
+its CPU per request ~1.0 -> ~0.88 ms. Reference counting still frees nearly everything.
+
+Once started, its heap is frozen (`freeze_startup_heap`): what start-up built (modules,
+clients, fanout's indexes) is then never scanned by the collector again. A full collection
+otherwise walks all of it: the registry's took ~50 ms each, a pause every request in flight
+waits out; with the freeze ~7 ms.
 """
 
 from __future__ import annotations
@@ -32,6 +40,16 @@ class Runnable(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+# Net allocations of tracked objects between two collections of the youngest generation
+# (CPython's default: 700); see the module's docstring.
+YOUNG_COLLECTION_THRESHOLD = 50_000
+
+
+def tune_collector() -> None:
+    """Collect the youngest generation every YOUNG_COLLECTION_THRESHOLD net allocations."""
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def freeze_startup_heap() -> None:
@@ -57,6 +75,7 @@ async def run_until_signalled(build: Callable[[], Runnable]) -> None:
     be built says so there (e.g. logs and raises `SystemExit(1)`).
     """
     stopping = stop_requested()
+    tune_collector()
     service = build()
     await service.start()
     freeze_startup_heap()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -385,19 +384,8 @@ class _Deadline:
         return round(self._loop.time() - self._started, 3)
 
 
-# Net allocations of tracked objects between two collections of the youngest generation
-# (CPython's default: 700). At full load each consumed batch makes thousands of objects that
-# live as long as their attempts (records, requests, jobs, tasks, coroutines), so at 700 a
-# collection came every few ms, walked and promoted them and made the older generations due:
-# the collector took 19 % of this process's CPU in the bench's part 1 (5.3 of 27.5 s). Measured
-# there with the collector's own callbacks: 10,000: 11.5 %; 20,000: 7.5 %; 50,000: 0.8 %, the
-# longest pause 35 ms (20,000: 31 ms). Reference counting still frees nearly everything.
-GC_YOUNG_THRESHOLD = 50_000
-
-
 async def run(settings: DeliverySettings) -> None:
     """Serve until SIGTERM or SIGINT; without a usable secrets key, exit 1 before starting."""
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
     def build() -> Delivery:
         try:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.lifecycle import YOUNG_COLLECTION_THRESHOLD
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # The child prints each step of its life, one per line; the test reads them as they come.
@@ -33,6 +35,7 @@ class Service:
     async def stop(self):
         if mode == "heap":
             say(f"frozen={gc.get_freeze_count() > 1000}")
+            say(f"young={gc.get_threshold()[0]}")
         await asyncio.sleep(0.05)  # a stop that awaits, as every real one does
         say("stopped")
 
@@ -102,6 +105,6 @@ def test_a_service_that_cannot_be_built_exits_with_its_code_and_is_never_started
     assert child.returncode == 1, err
 
 
-def test_what_the_start_built_is_frozen_out_of_the_collectors_scans_once_started():
+def test_the_collector_is_tuned_and_what_the_start_built_frozen_out_of_its_scans():
     said, err, _ = signalled("heap", after="started")
-    assert said == ["frozen=True", "stopped", "exited"], err
+    assert said == ["frozen=True", f"young={YOUNG_COLLECTION_THRESHOLD}", "stopped", "exited"], err
