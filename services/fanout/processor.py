@@ -44,6 +44,14 @@ log = structlog.get_logger(__name__)
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord]]
 
+# Routing a batch is all CPU: without a pause the loop runs nothing else meanwhile, and the
+# batch in flight's I/O (the event log's insert, then its connection's reset; the producer's
+# request and its acks) only moves once the batch is routed, so finishing it waited for round
+# trips that could have run during the routing (the fan-out bench: ~6 ms a 500-event batch,
+# an eighth of the cycle). A pause every this many events lets them run, for ~2.3 us of CPU
+# each (0.05 us an event).
+EVENTS_BETWEEN_PAUSES = 50
+
 
 class ConsumedOffsets(Protocol):
     """The events consumer's positions: `commit` makes the group resume each partition at
@@ -225,8 +233,13 @@ class BatchProcessor:
         oldest = now - self._retention
         produced = _Produced()
         records = self._batches()
+        until_pause = EVENTS_BETWEEN_PAUSES
         for messages in batch.values():
             for message in messages:
+                until_pause -= 1
+                if not until_pause:
+                    until_pause = EVENTS_BETWEEN_PAUSES
+                    await asyncio.sleep(0)  # the I/O of the batch in flight (above)
                 # The same on every read of the record (stamps.py).
                 stamp = record_stamp(message.timestamp, now=now, oldest=oldest)
                 # Off, no span is made: one test per event is all tracing costs.

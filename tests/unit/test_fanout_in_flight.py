@@ -10,6 +10,7 @@ import pytest
 
 from services.fanout.consumer import FanoutLoops
 from services.fanout.metrics import FanoutMetrics
+from services.fanout.processor import EVENTS_BETWEEN_PAUSES
 from services.fanout.settings import FanoutSettings
 from tests.support.fanout_fakes import FakeConsumer, FakeEventLog, FakeProducer
 from tests.unit.test_fanout_processor import TP0, TP1, joined, message, processor
@@ -39,6 +40,22 @@ class GatedLog(FakeEventLog):
         if failure is not None:
             raise failure
         await super().record(entries)
+
+
+class RoundTrips(FakeEventLog):
+    """An event log whose write takes `trips` turns of the loop (a query, then the connection's
+    reset), noting how many records the producer held when it was through."""
+
+    def __init__(self, producer: FakeProducer, trips: int) -> None:
+        super().__init__()
+        self._producer, self._trips = producer, trips
+        self.through_at: list[int] = []
+
+    async def record(self, entries) -> None:
+        for _ in range(self._trips):
+            await asyncio.sleep(0)
+        await super().record(entries)
+        self.through_at.append(len(self._producer.sent))
 
 
 def loops(stopping: asyncio.Event | None = None) -> FanoutLoops:
@@ -88,3 +105,15 @@ async def test_the_batch_in_flight_is_finished_when_the_loops_stop():
     stopping.set()  # the loops end at once; the batch in flight is finished
     await loop.serve(Idle(), Batches(), work)
     assert consumer.commits == [{TP0: 12}]
+
+
+async def test_the_batch_in_flight_is_written_while_the_next_one_is_routed():
+    producer = FakeProducer()
+    log = RoundTrips(producer, trips=2)
+    work, loop = processor(producer, FakeConsumer(), events=log), loops()
+    many = 4 * EVENTS_BETWEEN_PAUSES
+    second = {TP1: [message(TP1, offset, joined()) for offset in range(many)]}
+    await loop.consume(Batches(FIRST, second), work)  # FIRST routed and produced
+    assert len(producer.sent) == 2
+    await loop.consume(Batches(second), work)  # FIRST's write runs during SECOND's routing
+    assert log.through_at[0] < 2 + many  # through before SECOND's last record was produced
