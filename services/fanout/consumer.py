@@ -2,9 +2,11 @@
 produces, awaits the acks and the event log's write and commits, or rewinds) and the registry
 feed's poll.
 
-One batch is in flight while the next is fetched and routed: its acks and its event log write
-finish meanwhile, and its offsets are committed before the next batch's are (or at a stop).
-If either batch fails, neither is committed and both are rewound.
+One batch is in flight while the next is fetched and routed: its acks, its event log write and
+then its commit run meanwhile (or at a stop), and the next batch's offsets are committed only
+after its. If the earlier batch fails, neither is committed and both are rewound; if the later
+one fails to be routed or produced, both are rewound (the earlier may be committed already:
+its work is durable, and reading it again is harmless).
 
 Each loop runs until `stopping` is set; the batch in hand is finished first. What fails here
 is the world's (the broker away, a bug): the step is retried with back-off, and /readyz turns
@@ -80,7 +82,7 @@ class FanoutLoops:
         self.fetches.fetched(now=time.monotonic())
         previous, self._in_flight = self._in_flight, None
         try:
-            flight = await processor.start(batch)
+            flight = await processor.start(batch, after=previous)
         except BaseException:
             if previous is not None:
                 await processor.abandon(previous)  # rewound after this batch: the earlier wins

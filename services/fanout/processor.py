@@ -83,8 +83,9 @@ class _Produced:
 
 @dataclass
 class InFlight:
-    """A batch routed and produced whose acks and event log write (`done`) may still be
-    running; `finish` commits its offsets once they are through."""
+    """A batch routed and produced: `done` awaits its acks and event log write, then the
+    commit of the batch before it (when one was in flight), then commits its own offsets.
+    It runs meanwhile; `finish` awaits it."""
 
     batch: Batch
     produced: _Produced
@@ -179,9 +180,10 @@ class BatchProcessor:
         if flight is not None:
             await self.finish(flight)
 
-    async def start(self, batch: Batch) -> InFlight | None:
-        """Route and produce the batch, and start its event log write; None for no records.
-        On failure rewind the batch and raise."""
+    async def start(self, batch: Batch, after: InFlight | None = None) -> InFlight | None:
+        """Route and produce the batch, and start its event log write and then its commit
+        (after `after`'s, the batch in flight before it; not at all if that one fails); None
+        for no records. On failure rewind the batch and raise."""
         if not any(batch.values()):
             return None
         started = time.perf_counter()
@@ -190,16 +192,26 @@ class BatchProcessor:
         except BaseException:
             self.rewind(batch)
             raise
-        done = asyncio.gather(*produced.acks, self._events.record(produced.logged))
+        durable = asyncio.gather(*produced.acks, self._events.record(produced.logged))
+        done = asyncio.ensure_future(self._commit_when_durable(batch, durable, after))
         return InFlight(batch, produced, done, started)
 
+    async def _commit_when_durable(
+        self, batch: Batch, durable: asyncio.Future, after: InFlight | None
+    ) -> None:
+        # Committed in the background, while the next batch is routed: the commit's round
+        # trip no longer holds the loop up. Offsets go in the order the batches were read.
+        await durable
+        if after is not None:
+            await after.done
+        await self._consumer.commit({tp: ms[-1].offset + 1 for tp, ms in batch.items() if ms})
+
     async def finish(self, flight: InFlight) -> None:
-        """Await the batch's acks and event log write, then commit its offsets. On failure
-        rewind the batch and raise."""
+        """Await the batch's acks, event log write and commit. On failure rewind the batch
+        and raise."""
         batch, produced = flight.batch, flight.produced
         try:
             await flight.done
-            await self._consumer.commit({tp: ms[-1].offset + 1 for tp, ms in batch.items() if ms})
         except BaseException:
             self.rewind(batch)
             raise
@@ -213,7 +225,8 @@ class BatchProcessor:
 
     async def abandon(self, flight: InFlight) -> None:
         """Give up a started batch: wait its work out (whatever it raises) and rewind it, so
-        it is routed again and its offsets never committed."""
+        it is routed again (its offsets are committed only if its work and every earlier
+        batch's were through: re-reading durable work is harmless)."""
         with contextlib.suppress(BaseException):
             await flight.done
         self.rewind(flight.batch)

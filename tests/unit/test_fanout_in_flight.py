@@ -1,5 +1,6 @@
-"""One batch in flight: its acks and event log write finish while the next batch is fetched
-and routed, and it is committed first; if either fails, both are rewound (fakes, no broker)."""
+"""One batch in flight: its acks, event log write and then commit run while the next batch is
+fetched and routed, and it is committed first; if it fails, both are rewound (fakes, no
+broker)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 
 import asyncpg
 import pytest
+from aiokafka.errors import CommitFailedError
 
 from services.fanout.consumer import FanoutLoops
 from services.fanout.metrics import FanoutMetrics
@@ -72,12 +74,72 @@ async def test_a_batch_is_committed_after_its_write_and_before_the_next_one():
     source = Batches(FIRST, SECOND)
     await loop.consume(source, work)  # FIRST routed, its write waiting
     assert consumer.commits == []
+    second = asyncio.create_task(loop.consume(source, work))  # SECOND routed, FIRST awaited
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert consumer.commits == []  # both writes waiting
     log.open.set()
-    await loop.consume(source, work)  # SECOND routed; FIRST finished
-    assert consumer.commits == [{TP0: 12}]
+    await second  # FIRST committed; SECOND's commit in flight, after it
     await loop.consume(source, work)  # nothing more: SECOND finished
     assert consumer.commits == [{TP0: 12}, {TP0: 13, TP1: 4}]
     assert len(log.entries) == 4
+
+
+class OneGatePerWrite(FakeEventLog):
+    """An event log whose n-th write waits for `gates[n]`."""
+
+    def __init__(self, writes: int) -> None:
+        super().__init__()
+        self.gates = [asyncio.Event() for _ in range(writes)]
+        self._calls = 0
+
+    async def record(self, entries) -> None:
+        gate, self._calls = self.gates[self._calls], self._calls + 1
+        await gate.wait()
+        await super().record(entries)
+
+
+async def test_a_batch_written_first_is_committed_after_the_batch_before_it():
+    consumer, log = FakeConsumer(), OneGatePerWrite(2)
+    work, loop = processor(FakeProducer(), consumer, events=log), loops()
+    source = Batches(FIRST, SECOND)
+    await loop.consume(source, work)
+    second = asyncio.create_task(loop.consume(source, work))
+    log.gates[1].set()  # SECOND's write through, FIRST's still waiting
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert consumer.commits == []
+    log.gates[0].set()
+    await second
+    await loop.consume(source, work)
+    assert consumer.commits == [{TP0: 12}, {TP0: 13, TP1: 4}]
+
+
+class FailingCommits(FakeConsumer):
+    """A consumer whose next commit fails with `fail`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail: Exception | None = None
+
+    async def commit(self, offsets) -> None:
+        failure, self.fail = self.fail, None
+        if failure is not None:
+            raise failure
+        await super().commit(offsets)
+
+
+async def test_a_failed_commit_commits_neither_batch_and_rewinds_to_the_earlier():
+    consumer, log = FailingCommits(), GatedLog()
+    work, loop = processor(FakeProducer(), consumer, events=log), loops()
+    source = Batches(FIRST, SECOND)
+    await loop.consume(source, work)
+    consumer.fail = CommitFailedError("rebalanced")
+    log.open.set()
+    with pytest.raises(CommitFailedError):
+        await loop.consume(source, work)
+    assert consumer.commits == []
+    assert consumer.positions == {TP0: 10, TP1: 3}
 
 
 async def test_a_failed_write_commits_neither_batch_and_rewinds_to_the_earlier():

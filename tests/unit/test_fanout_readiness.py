@@ -65,8 +65,8 @@ class IdleConsumer:
 
 
 class NoWork:
-    async def start(self, batch: dict) -> None:
-        assert batch == {}  # nothing fetched: nothing in flight
+    async def start(self, batch: dict, after: object = None) -> None:
+        assert batch == {} and after is None  # nothing fetched: nothing in flight
 
 
 async def test_a_consumer_holding_partitions_that_stops_fetching_turns_readiness_red():
