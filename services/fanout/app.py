@@ -41,7 +41,7 @@ from shared.kafka import (
     make_producer,
     stop_quietly,
 )
-from shared.lifecycle import freeze_startup_heap, stop_requested
+from shared.lifecycle import freeze_startup_heap, stop_requested, tune_collector
 from shared.retention import retention_loop
 from shared.tracing import Tracing, build_tracing
 
@@ -269,6 +269,7 @@ async def cancelled(task: asyncio.Task[None]) -> None:
 async def run(settings: FanoutSettings) -> None:
     """Serve until SIGTERM or SIGINT; a broker that is down at start is waited for."""
     stopping = stop_requested()
+    tune_collector()
     fanout = await _start_with_retries(settings, stopping)
     if fanout is None:
         return
