@@ -90,16 +90,17 @@ class DeliveryMetrics:
         self._finished_by: dict[str, Counter] = {}
 
     def attempted(self, outcome: str) -> None:
-        child = self._attempts_by.get(outcome)
-        if child is None:
-            child = self._attempts_by[outcome] = self.attempts.labels(outcome)
-        child.inc()
+        _child(self._attempts_by, self.attempts, outcome).inc()
 
     def ended(self, status: str) -> None:
-        child = self._finished_by.get(status)
-        if child is None:
-            child = self._finished_by[status] = self.finished.labels(status)
-        child.inc()
+        _child(self._finished_by, self.finished, status).inc()
+
+
+def _child(children: dict[str, Counter], counter: Counter, label: str) -> Counter:
+    child = children.get(label)
+    if child is None:
+        child = children[label] = counter.labels(label)
+    return child
 
 
 class DeliveryService:

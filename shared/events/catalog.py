@@ -90,20 +90,22 @@ class EventBase(BaseModel):
     def scope(self) -> Scope:
         return CATALOG[self.event].scope
 
-    # `getattr(self, "room", None)` costs ~2 us on a model without the field (pydantic raises
-    # AttributeError, getattr catches it), on every render: the field's value is read from
-    # the model's dict, else from its extra fields, as pydantic's getattr reads them.
     @property
     def room_id(self) -> str | None:
-        fields = self.__dict__
-        room = fields["room"] if "room" in fields else (self.__pydantic_extra__ or {}).get("room")
+        room = self._field_or_extra("room")
         return room.id if room is not None else None
 
     @property
     def user_id(self) -> str | None:
-        fields = self.__dict__
-        user = fields["user"] if "user" in fields else (self.__pydantic_extra__ or {}).get("user")
+        user = self._field_or_extra("user")
         return user.id if user is not None else None
+
+    def _field_or_extra(self, name: str) -> Any:
+        # `getattr(self, name, None)` costs ~2 us on a model without the field (pydantic
+        # raises AttributeError, getattr catches it), on every render: the field's value is
+        # read from the model's dict, else from its extra fields, as pydantic's getattr does.
+        fields = self.__dict__
+        return fields[name] if name in fields else (self.__pydantic_extra__ or {}).get(name)
 
 
 class ParticipantEvent(EventBase):
