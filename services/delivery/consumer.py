@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Annotated
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from opentelemetry.trace import Span, SpanKind
 from pydantic import Field, TypeAdapter, ValidationError
 
@@ -22,6 +22,7 @@ from services.delivery.repository import Job
 from services.delivery.service import DeliveryService, Request
 from shared.dead_letters import send_dead_letter
 from shared.failures import PoisonCounter, describe, is_content_error
+from shared.kafka import ServiceConsumer
 from shared.messages import DeliveryRequested, RecoverRequested, RedeliverRequested
 from shared.readiness import FetchWatch, RetryWatch
 from shared.tracing import NO_TRACING, Tracing, parent_from_headers, traceparent_of
@@ -44,7 +45,7 @@ class RequestConsumer:
 
     def __init__(
         self,
-        consumer: AIOKafkaConsumer,
+        consumer: ServiceConsumer,
         service: DeliveryService,
         lanes: Lanes,
         *,
@@ -121,7 +122,7 @@ class RequestConsumer:
         except BaseException:
             # Not stored or not committed: read the same messages again.
             for tp, records in batches.items():
-                consumer.seek(tp, records[0].offset)
+                consumer.rewind(tp, records[0].offset)
             raise
         finally:
             for span in spans.values():

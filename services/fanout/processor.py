@@ -23,7 +23,7 @@ from typing import Protocol
 
 import structlog
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import IllegalStateError, MessageSizeTooLargeError
+from aiokafka.errors import MessageSizeTooLargeError
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from pydantic import BaseModel, ValidationError
 
@@ -55,12 +55,13 @@ EVENTS_BETWEEN_PAUSES = 50
 
 class ConsumedOffsets(Protocol):
     """The events consumer's positions: `commit` makes the group resume each partition at
-    the offset given (durable once it returns); `seek` makes the next fetch of a partition
-    start at the offset given."""
+    the offset given (durable once it returns); `rewind` makes the next fetch of a partition
+    start at a batch's first offset again (unless a rebalance moved the partition on:
+    shared/kafka/fences.py)."""
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None: ...
 
-    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+    def rewind(self, partition: TopicPartition, offset: int) -> None: ...
 
 
 class EventLogWriter(Protocol):
@@ -234,12 +235,8 @@ class BatchProcessor:
     def rewind(self, batch: Batch) -> None:
         """Seek back to the batch's first offsets so its records are fetched again."""
         for tp, messages in batch.items():
-            if not messages:
-                continue
-            try:
-                self._consumer.seek(tp, messages[0].offset)
-            except IllegalStateError:
-                pass  # revoked meanwhile: its next owner resumes from the committed offset
+            if messages:
+                self._consumer.rewind(tp, messages[0].offset)
 
     async def _produce(self, batch: Batch) -> _Produced:
         now = self._clock()

@@ -11,13 +11,12 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
-from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from services.registry.background import running
 from services.registry.errors import NotFound
 from services.registry.webhooks.service import WebhookService
-from shared.kafka import Topics, make_consumer
+from shared.kafka import ServiceConsumer, Topics, make_consumer
 from shared.messages import DisableWebhook
 from shared.settings import KafkaSettings
 
@@ -36,7 +35,7 @@ async def apply_command(webhooks: WebhookService, raw: bytes | None) -> None:
         log.info("registry.command_for_unknown_webhook", webhook_id=order.webhook_id)
 
 
-async def consume_commands(consumer: AIOKafkaConsumer, webhooks: WebhookService) -> None:
+async def consume_commands(consumer: ServiceConsumer, webhooks: WebhookService) -> None:
     """Apply orders until cancelled; a failure re-reads the batch after a pause."""
     while True:
         batches = await consumer.getmany(timeout_ms=1000)
@@ -49,7 +48,7 @@ async def consume_commands(consumer: AIOKafkaConsumer, webhooks: WebhookService)
         except Exception as exc:  # noqa: BLE001 - this loop's top-level catch: re-read, retry
             log.warning("registry.command_failed", error=repr(exc))
             for tp, records in batches.items():
-                consumer.seek(tp, records[0].offset)
+                consumer.rewind(tp, records[0].offset)
             await asyncio.sleep(1)
 
 

@@ -12,14 +12,13 @@ import contextlib
 import json
 
 import structlog
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord
 
 from services.workflow_runner.projection import change_from_state, read_event
 from services.workflow_runner.retries import backoff_s
 from services.workflow_runner.service import RunnerMetrics, RunnerService
 from shared.failures import describe
+from shared.kafka import ServiceConsumer
 from shared.readiness import FetchWatch, RetryWatch
 from shared.room_state import InvalidStateKey
 
@@ -32,7 +31,7 @@ class ProjectionConsumer:
 
     def __init__(
         self,
-        consumer: AIOKafkaConsumer,
+        consumer: ServiceConsumer,
         service: RunnerService,
         *,
         room_state_topic: str,
@@ -80,8 +79,7 @@ class ProjectionConsumer:
                 log.warning("workflows.batch_failed", loop="projection", error=repr(exc),
                             failures=failures)  # fmt: skip
                 for tp, records in batches.items():
-                    with contextlib.suppress(IllegalStateError):  # revoked meanwhile
-                        consumer.seek(tp, records[0].offset)
+                    consumer.rewind(tp, records[0].offset)
                 await self._pause(backoff_s(failures, max_s=self._backoff_max_s))
 
     async def project_batch(self, records: list[ConsumerRecord]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
+from shared.kafka.fences import fetched_within, may_rewind
 from shared.kafka.lag import CONSUMER_LAG, LagClock, partition_lags
 from shared.offset_gaps import GapWatch
 from shared.settings import KafkaSettings
@@ -83,7 +84,7 @@ def make_consumer(
     group_id: str | None,
     background: bool = False,
     **overrides: Any,
-) -> AIOKafkaConsumer:
+) -> ServiceConsumer:
     """A consumer that commits only when told to: acknowledge durable work, nothing else.
 
     `background`: off the path from an event to its delivery, so it polls at Kafka's default
@@ -105,13 +106,15 @@ def make_consumer(
     options.update(overrides)
     if settings.gap_recheck_ms:
         return GapRecheckingConsumer(*topics, recheck_ms=settings.gap_recheck_ms, **options)
-    return LagReportingConsumer(*topics, **options)
+    return ServiceConsumer(*topics, **options)
 
 
-class LagReportingConsumer(AIOKafkaConsumer):
-    """An AIOKafkaConsumer that reports its lag per partition (shared/kafka/lag.py) after a
-    `getmany`, at most once a second: the high-water mark its fetches brought back minus the
-    position it reads from next."""
+class ServiceConsumer(AIOKafkaConsumer):
+    """An AIOKafkaConsumer as every service uses it. It reports its lag per partition
+    (shared/kafka/lag.py) after a `getmany`, at most once a second: the high-water mark its
+    fetches brought back minus the position it reads from next. In a group, `commit` and
+    `rewind` touch only what the current assignment has fetched (shared/kafka/fences.py): the
+    rest belongs to a rebalance's new reader, which starts at the committed offset."""
 
     def __init__(self, *topics: str, **options: Any) -> None:
         super().__init__(*topics, **options)
@@ -132,10 +135,40 @@ class LagReportingConsumer(AIOKafkaConsumer):
         positions = {tp: p for tp in assigned if (p := self._known_position(tp)) is not None}
         CONSUMER_LAG.report(id(self), self._group, partition_lags(marks, positions))
 
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Commit `offsets` (all consumed, when None); in a group, an offset past what the
+        current assignment has fetched is left out and logged (fences.py)."""
+        if offsets is None or self._group is None:
+            await super().commit(offsets)
+            return
+        kept, stale = fetched_within(offsets, self._positions(offsets))
+        if stale:
+            log.warning("kafka.commit_fenced", group=self._group, offsets=_named(stale),
+                        why="the group rebalanced since these records were fetched: the "
+                        "partition's reader starts again at its committed offset")  # fmt: skip
+        if kept:
+            await super().commit(kept)
+
+    def rewind(self, partition: TopicPartition, offset: int) -> None:
+        """Fetch `partition` again from `offset`, a batch's first, so the batch is read again;
+        nothing when the current assignment has not fetched that far (fences.py): after a
+        rebalance the partition's reader starts at its committed offset, before the batch."""
+        if may_rewind(offset, self._positions({partition: offset}).get(partition)):
+            self.seek(partition, offset)
+        else:
+            log.info("kafka.rewind_fenced", group=self._group, offsets=_named({partition: offset}))
+
+    def _positions(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        assigned = self.assignment()
+        known = {tp: self._known_position(tp) for tp in partitions if tp in assigned}
+        return {tp: position for tp, position in known.items() if position is not None}
+
     def _known_position(self, tp: TopicPartition) -> int | None:
         # aiokafka's public `position()` waits while a position is being reset; the lag is
         # reported from inside the consume loop, which must not wait for it.
-        state = self._subscription.subscription.assignment.state_value(tp)  # type: ignore[union-attr]
+        subscription = self._subscription.subscription
+        assignment = subscription.assignment if subscription is not None else None
+        state = assignment.state_value(tp) if assignment is not None else None
         return state.position if state is not None and state.has_valid_position else None
 
     async def stop(self) -> None:
@@ -148,7 +181,11 @@ class LagReportingConsumer(AIOKafkaConsumer):
 GAP_REFETCH_PAUSE_S = 0.005
 
 
-class GapRecheckingConsumer(LagReportingConsumer):
+def _named(offsets: Mapping[TopicPartition, int]) -> dict[str, int]:
+    return {f"{tp.topic}/{tp.partition}": offset for tp, offset in offsets.items()}
+
+
+class GapRecheckingConsumer(ServiceConsumer):
     """An AIOKafkaConsumer whose `getmany` hands on no record past a young gap in a partition's
     offsets: it seeks back to the gap and fetches again (the dev broker's race,
     shared/offset_gaps.py). A `seek` sets where the partition goes on."""

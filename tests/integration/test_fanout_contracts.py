@@ -207,12 +207,13 @@ class Offsets:
     tp: TopicPartition
     committed: Callable[[], Awaitable[int | None]]  # where the group resumes the partition
     next_fetch: Callable[[], Awaitable[int]]  # the offset the next fetch starts at
+    fetch_all: Callable[[], Awaitable[None]]  # fetch the partition's five records
 
 
 @pytest.fixture
 async def offsets(kafka_or_fake: KafkaSettings | None) -> AsyncIterator[Offsets]:
     if kafka_or_fake is None:
-        fake, tp = FakeConsumer(), TopicPartition("ns.events", 0)
+        fake, tp = FakeConsumer(fenced=True), TopicPartition("ns.events", 0)
 
         async def committed() -> int | None:
             return fake.committed.get(tp)
@@ -220,7 +221,10 @@ async def offsets(kafka_or_fake: KafkaSettings | None) -> AsyncIterator[Offsets]
         async def position() -> int:
             return fake.positions.get(tp, 0)
 
-        yield Offsets(fake, tp, committed, position)
+        async def fetch_five() -> None:
+            fake.fetched(tp, 5)
+
+        yield Offsets(fake, tp, committed, position, fetch_five)
         return
     settings = kafka_or_fake
     tp = TopicPartition(Topics.from_settings(settings).events, 0)
@@ -243,21 +247,37 @@ async def offsets(kafka_or_fake: KafkaSettings | None) -> AsyncIterator[Offsets]
                 return batch[tp][0].offset
         raise AssertionError("nothing fetched")
 
+    async def fetch_all() -> None:
+        while await consumer.position(tp) < 5:
+            await consumer.getmany(tp, timeout_ms=200)
+
     try:
-        yield Offsets(consumer, tp, lambda: consumer.committed(tp), next_fetch)
+        yield Offsets(consumer, tp, lambda: consumer.committed(tp), next_fetch, fetch_all)
     finally:
         await consumer.stop()
 
 
 async def test_a_committed_offset_is_where_the_group_resumes(offsets):
+    await offsets.fetch_all()
     await offsets.offsets.commit({offsets.tp: 3})
     assert await offsets.committed() == 3
     await offsets.offsets.commit({offsets.tp: 4})
     assert await offsets.committed() == 4
 
 
-async def test_a_seek_makes_the_next_fetch_start_at_that_offset(offsets):
-    offsets.offsets.seek(offsets.tp, 2)
+async def test_an_offset_past_what_was_fetched_is_not_committed(offsets):
+    await offsets.offsets.commit({offsets.tp: 3})  # as a batch fetched before a rebalance would
+    assert await offsets.committed() is None
+
+
+async def test_a_rewind_makes_the_next_fetch_start_at_that_offset(offsets):
+    await offsets.fetch_all()
+    offsets.offsets.rewind(offsets.tp, 2)
     assert await offsets.next_fetch() == 2
-    offsets.offsets.seek(offsets.tp, 1)  # back: the rewind of a failed batch
+    offsets.offsets.rewind(offsets.tp, 1)  # back again: the earlier of two failed batches
     assert await offsets.next_fetch() == 1
+
+
+async def test_a_rewind_past_what_was_fetched_moves_nothing(offsets):
+    offsets.offsets.rewind(offsets.tp, 3)  # nothing fetched yet: the group's start stands
+    assert await offsets.next_fetch() == 0

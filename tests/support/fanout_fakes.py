@@ -14,6 +14,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 
 from services.fanout.event_log import LoggedEvent
+from shared.kafka.fences import fetched_within, may_rewind
 
 
 class FakeProducer:
@@ -45,20 +46,32 @@ class FakeProducer:
 
 
 class FakeConsumer:
-    """`ConsumedOffsets`: `commits` and `seeks` in order, `committed` and `positions` now."""
+    """`ConsumedOffsets`: `commits` and `rewinds` in order, `committed` and `positions` now.
 
-    def __init__(self) -> None:
+    With `fenced`, it keeps the real consumer's fences (shared/kafka/fences.py) over the
+    positions `fetched` set; without, every commit and rewind goes through as asked (the
+    processor's own order is what a unit test looks at)."""
+
+    def __init__(self, *, fenced: bool = False) -> None:
         self.commits: list[dict[TopicPartition, int]] = []
-        self.seeks: list[tuple[TopicPartition, int]] = []
+        self.rewinds: list[tuple[TopicPartition, int]] = []
         self.committed: dict[TopicPartition, int] = {}
         self.positions: dict[TopicPartition, int] = {}
+        self._fenced = fenced
+
+    def fetched(self, partition: TopicPartition, up_to: int) -> None:
+        self.positions[partition] = up_to
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if self._fenced:
+            offsets, _ = fetched_within(offsets, self.positions)
         self.commits.append(dict(offsets))
         self.committed.update(offsets)
 
-    def seek(self, partition: TopicPartition, offset: int) -> None:
-        self.seeks.append((partition, offset))
+    def rewind(self, partition: TopicPartition, offset: int) -> None:
+        if self._fenced and not may_rewind(offset, self.positions.get(partition)):
+            return
+        self.rewinds.append((partition, offset))
         self.positions[partition] = offset
 
 

@@ -97,7 +97,7 @@ async def test_a_failed_write_commits_nothing_and_rewinds_the_batch():
         await processor(FakeProducer(), consumer, events=log).process(
             {TP0: [message(TP0, 4, joined())]}
         )
-    assert consumer.commits == [] and consumer.seeks == [(TP0, 4)]
+    assert consumer.commits == [] and consumer.rewinds == [(TP0, 4)]
 
 
 async def test_a_refused_event_of_a_readable_organization_is_logged_with_the_reason():

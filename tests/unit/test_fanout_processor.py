@@ -144,7 +144,7 @@ async def test_a_failed_acknowledgement_commits_nothing_and_rewinds_the_batch():
     with pytest.raises(KafkaTimeoutError):
         await processor(producer, consumer).process(BATCH)
     assert consumer.commits == []
-    assert sorted(consumer.seeks) == [(TP0, 10), (TP1, 3)]
+    assert sorted(consumer.rewinds) == [(TP0, 10), (TP1, 3)]
 
 
 async def test_a_request_too_large_to_produce_goes_to_the_dlq_instead_of_blocking():
@@ -184,7 +184,7 @@ async def test_a_failed_run_request_acknowledgement_commits_nothing():
     with pytest.raises(KafkaTimeoutError):
         await processor(producer, consumer, workflows=True, metrics=metrics).process(BATCH)
     assert consumer.commits == []
-    assert sorted(consumer.seeks) == [(TP0, 10), (TP1, 3)]
+    assert sorted(consumer.rewinds) == [(TP0, 10), (TP1, 3)]
     assert metrics.registry.get_sample_value("roomhooks_fanout_workflow_run_requests_total") == 0
 
 
