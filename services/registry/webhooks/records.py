@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from services.registry.outbox import OutboxEntry
-from services.registry.webhooks.models import Webhook, WebhookRow, WebhookWithSecret
+from services.registry.webhooks.models import (
+    Webhook,
+    WebhookRow,
+    WebhookWithSecret,
+    timestamp_text,
+)
 from shared.events import format_timestamp
 from shared.kafka import Topics, dumps
 from shared.messages import WebhookRecord, registry_key
@@ -38,6 +44,31 @@ def public_webhook(row: WebhookRow, headers: Mapping[str, str] | None = None) ->
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def shown_webhook(row: WebhookRow, headers: Mapping[str, str]) -> dict[str, Any]:
+    """`public_webhook(row, headers).model_dump(mode="json")`, built straight from the row:
+    a page of webhooks is read far more often than anything else here, and the model's
+    validation and its serialization (field serializers in Python) cost ~12 us a row against
+    ~7 for this and `ok_document`'s (a test holds the two equal)."""
+    expires = row.previous_secret_until
+    return {
+        "id": str(row.id),
+        "organization_id": str(row.organization_id),
+        "name": row.name,
+        "url": row.url,
+        "events": list(row.events),
+        "room_id": row.room_id,
+        "enabled": row.enabled,
+        "disabled_reason": row.disabled_reason,
+        "retry_schedule": row.retry_schedule,
+        "headers": dict(headers),
+        "ordering": row.ordering,
+        "send_traceparent": row.send_traceparent,
+        "previous_secret_expires_at": None if expires is None else timestamp_text(expires),
+        "created_at": timestamp_text(row.created_at),
+        "updated_at": timestamp_text(row.updated_at),
+    }
 
 
 def webhook_with_secret(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.registry.auth import Authorizer
-from services.registry.http import ok, ok_model, read_json
+from services.registry.http import ok, ok_document, read_json
 from services.registry.query import DEFAULT_PAGE_SIZE, page_limit
 from services.registry.route_table import ACCOUNT_ERRORS, Answer, Route, register
 from services.registry.webhooks.models import (
@@ -60,8 +60,7 @@ class WebhookRoutes:
             reveal=caller.reveal,
             only=caller.webhook_ids,
         )
-        data = WebhookListData(webhooks=page.webhooks, next_cursor=page.next_cursor)
-        return ok_model("Webhooks", data)
+        return ok_document("Webhooks", {"webhooks": page.webhooks, "next_cursor": page.next_cursor})
 
     async def get(self, request: web.Request) -> web.Response:
         caller = await self._auth.access(request, write=False)

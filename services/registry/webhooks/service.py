@@ -28,6 +28,7 @@ from services.registry.webhooks.models import (
 from services.registry.webhooks.records import (
     public_webhook,
     registry_entry,
+    shown_webhook,
     tombstone_entry,
     webhook_created_entry,
     webhook_record,
@@ -98,7 +99,7 @@ class WebhookRepository(Protocol):
 
 @dataclass(frozen=True)
 class Page:
-    webhooks: list[Webhook]
+    webhooks: list[dict[str, Any]]  # each as the API shows it: `Webhook`'s JSON document
     next_cursor: str | None
 
 
@@ -192,7 +193,7 @@ class WebhookService:
             parse_id(account_id), limit=limit + 1, after=after_cursor(cursor), only=only
         )
         rows, next_cursor = cut_page(rows, limit, lambda r: (r.created_at, r.id))
-        return Page([self._shown(r, reveal=reveal) for r in rows], next_cursor)
+        return Page([self._shown_document(r, reveal=reveal) for r in rows], next_cursor)
 
     async def rotate_secret(
         self, account_id: str, webhook_id: str, *, overlap_s: int, actor: Actor | None = None
@@ -381,6 +382,10 @@ class WebhookService:
     def _shown(self, row: WebhookRow, *, reveal: bool) -> Webhook:
         headers = self._headers(row)
         return public_webhook(row, headers if reveal else masked(headers))
+
+    def _shown_document(self, row: WebhookRow, *, reveal: bool) -> dict[str, Any]:
+        headers = self._headers(row)
+        return shown_webhook(row, headers if reveal else masked(headers))
 
 
 def _webhook_disabled_entry(
