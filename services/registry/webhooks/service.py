@@ -193,7 +193,8 @@ class WebhookService:
             parse_id(account_id), limit=limit + 1, after=after_cursor(cursor), only=only
         )
         rows, next_cursor = cut_page(rows, limit, lambda r: (r.created_at, r.id))
-        return Page([self._shown_document(r, reveal=reveal) for r in rows], next_cursor)
+        shown = [shown_webhook(r, self._shown_headers(r, reveal=reveal)) for r in rows]
+        return Page(shown, next_cursor)
 
     async def rotate_secret(
         self, account_id: str, webhook_id: str, *, overlap_s: int, actor: Actor | None = None
@@ -380,12 +381,11 @@ class WebhookService:
             return {}
 
     def _shown(self, row: WebhookRow, *, reveal: bool) -> Webhook:
-        headers = self._headers(row)
-        return public_webhook(row, headers if reveal else masked(headers))
+        return public_webhook(row, self._shown_headers(row, reveal=reveal))
 
-    def _shown_document(self, row: WebhookRow, *, reveal: bool) -> dict[str, Any]:
+    def _shown_headers(self, row: WebhookRow, *, reveal: bool) -> dict[str, str]:
         headers = self._headers(row)
-        return shown_webhook(row, headers if reveal else masked(headers))
+        return headers if reveal else masked(headers)
 
 
 def _webhook_disabled_entry(
