@@ -27,12 +27,8 @@ from shared.name_based_ids import uuid5_text
 # A UUID in canonical text form. Consumers parse these ids when they store a message, so a
 # malformed one must fail validation where the message is read (and be skipped there as
 # invalid), never later, where it would fail its whole batch again on every retry.
-UuidText = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-    ),
-]
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+UuidText = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
 
 
 def _storable_id(value: str) -> str:

@@ -32,7 +32,7 @@ from services.fanout.batches import Headers, RecordBatches, RecordSink, SendEach
 from services.fanout.event_log import LoggedEvent, ReadFrom
 from services.fanout.index import Subscriptions
 from services.fanout.metrics import FanoutMetrics
-from services.fanout.routing import Rejected, Routed, route
+from services.fanout.routing import Rejected, Routed, request_values, route
 from services.fanout.stamps import record_stamp
 from shared.dead_letters import send_dead_letter
 from shared.failures import describe, is_content_error
@@ -325,9 +325,10 @@ class BatchProcessor:
             )
             if isinstance(outcome, Rejected):
                 return outcome
+            deliveries = self._topics.deliveries
             return _Records(
                 [
-                    *(_record(self._topics.deliveries, r.webhook_id, r) for r in outcome.requests),
+                    *((deliveries, key.encode(), value) for key, value in request_values(outcome)),
                     *(_record(self._topics.workflow_runs, r.workflow_id, r) for r in outcome.runs),
                 ],
                 requests=len(outcome.requests),

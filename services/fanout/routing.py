@@ -3,26 +3,41 @@
 `route` parses the event, matches it against the webhook and workflow indexes and returns the
 delivery requests and workflow run requests to emit (the payload rendered once and shared by
 both, and by the event log), or a `Rejected` naming why the bytes go to the DLQ. The adapter
-(`processor.py`) turns these into Kafka records.
+(`processor.py`) turns these into Kafka records; `request_values` writes the delivery
+requests' record values.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
+
+from pydantic_core import to_json
 
 from services.fanout.index import Subscriptions
 from services.fanout.stamps import event_stamp
 from shared.events import InvalidEvent, parse_event, render_payload
 from shared.messages import (
+    UUID_PATTERN,
     DeliveryRequested,
     EventPosition,
     WorkflowRunRequested,
     delivery_id_for,
     run_id_for,
 )
+
+
+class Addressed(NamedTuple):
+    """One matching webhook's delivery of a routed event: what its request holds beyond what
+    every request of the event shares."""
+
+    webhook_id: str
+    delivery_id: str
+    ordering: Literal["none", "room"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +50,28 @@ class Routed:
     organization_id: str
     room_id: str | None
     body: str
-    requests: list[DeliveryRequested]
+    requests: list[Addressed]
     runs: list[WorkflowRunRequested]
     stamp: datetime  # the requests' created_at and the event log's received_at (stamps.py)
+    position: EventPosition | None = None  # where the event was read (every request says)
+
+    def delivery_requests(self) -> list[DeliveryRequested]:
+        """The delivery requests as their model (validated): what `request_values` writes."""
+        return [
+            DeliveryRequested(
+                delivery_id=r.delivery_id,
+                webhook_id=r.webhook_id,
+                organization_id=self.organization_id,
+                event_id=self.event_id,
+                event=self.event,
+                body=self.body,
+                created_at=self.stamp,
+                room_id=self.room_id,
+                position=self.position,
+                ordering=r.ordering,
+            )
+            for r in self.requests
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,24 +109,15 @@ def route(
     webhook_ids = indexes.webhooks.match(*where)
     workflow_ids = indexes.workflows.match(*where)
     body = render_payload(event).decode("utf-8")  # the event log keeps it, subscribers or not
-    requests: list[DeliveryRequested] = []
+    requests = [
+        Addressed(
+            webhook_id,
+            delivery_id_for(webhook_id, event.id),
+            _ordering(indexes, webhook_id, position),
+        )
+        for webhook_id in webhook_ids
+    ]
     runs: list[WorkflowRunRequested] = []
-    if webhook_ids:
-        requests = [
-            DeliveryRequested(
-                delivery_id=delivery_id_for(webhook_id, event.id),
-                webhook_id=webhook_id,
-                organization_id=event.organization_id,
-                event_id=event.id,
-                event=event.event,
-                body=body,
-                created_at=stamp,
-                room_id=event.room_id,
-                position=position,
-                ordering=_ordering(indexes, webhook_id, position),
-            )
-            for webhook_id in webhook_ids
-        ]
     if workflow_ids:
         payload = json.loads(body)  # the same document webhooks receive, tokens stripped
         runs = [
@@ -108,9 +133,81 @@ def route(
             )
             for workflow_id in workflow_ids
         ]
-    return Routed(
-        event.event, event.id, event.organization_id, event.room_id, body, requests, runs, stamp
+    routed = Routed(
+        event.event,
+        event.id,
+        event.organization_id,
+        event.room_id,
+        body,
+        requests,
+        runs,
+        stamp,
+        position,
     )
+    if requests and not _uuids(event.organization_id, webhook_ids):
+        routed.delivery_requests()  # the model refuses them, naming the field
+    return routed
+
+
+def request_values(routed: Routed) -> list[tuple[str, bytes]]:
+    """Each delivery request's record key (its webhook's id) and value: the bytes
+    `DeliveryRequested`'s serializer writes for `routed.delivery_requests()`, with what the
+    requests share (the body above all) serialized once, and no model built (a model and its
+    serialization cost ~6 us a request, this ~1).
+
+    Holds what the model would accept: `route` refuses ids that are not UUIDs (`_uuids`); the
+    delivery id is made there; a parsed event's texts are storable (`shared.events`); and a
+    request asks for order only with a position (`_ordering`).
+    tests/unit/test_fanout_request_values.py holds the bytes equal to the model's.
+    """
+    if not routed.requests:
+        return []
+    position = routed.position
+    shared = to_json(
+        {
+            "organization_id": routed.organization_id,
+            "event_id": routed.event_id,
+            "event": routed.event,
+            "body": routed.body,
+            "created_at": routed.stamp,
+            "room_id": routed.room_id,
+            "position": None
+            if position is None
+            else {"partition": position.partition, "offset": position.offset},
+        }
+    )[1:-1]
+    return [
+        (
+            r.webhook_id,
+            b"".join(
+                (
+                    b'{"type":"deliver","delivery_id":"',
+                    r.delivery_id.encode(),
+                    b'","webhook_id":"',
+                    r.webhook_id.encode(),
+                    b'",',
+                    shared,
+                    _ORDERED if r.ordering == "room" else _UNORDERED,
+                )
+            ),
+        )
+        for r in routed.requests
+    ]
+
+
+_ORDERED = b',"ordering":"room"}'
+# The ids a delivery request's model accepts (`UuidText`).
+_UUID_TEXT = re.compile(UUID_PATTERN)
+
+
+def _uuids(organization_id: str, webhook_ids: Sequence[str]) -> bool:
+    """True when the ids a request takes from the index are UUIDs, as the registry makes
+    them; a record that says otherwise is a bug, and the event is refused."""
+    match = _UUID_TEXT.fullmatch
+    return match(organization_id) is not None and all(match(w) is not None for w in webhook_ids)
+
+
+_UNORDERED = b',"ordering":"none"}'
 
 
 def _ordering(

@@ -10,11 +10,11 @@ import pytest
 
 from services.fanout.index import Subscriptions
 from services.fanout.registry_feed import apply_change
-from services.fanout.routing import Rejected, Routed, route
+from services.fanout.routing import Rejected, Routed, request_values, route
 from shared.dead_letters import dlq_headers
 from shared.events import build_event, parse_event, render_payload
 from shared.kafka import dumps
-from shared.messages import WebhookRecord, WorkflowRecord, WorkflowRunRequested
+from shared.messages import DeliveryRequested, WebhookRecord, WorkflowRecord, WorkflowRunRequested
 
 NOW = datetime(2026, 5, 29, 10, 6, 30, 123000, tzinfo=UTC)
 ORG, OTHER_ORG = str(uuid.uuid4()), str(uuid.uuid4())
@@ -70,6 +70,11 @@ def indexes_of(*records: WebhookRecord | WorkflowRecord) -> Subscriptions:
     return indexes
 
 
+def requests_of(outcome: Routed) -> list[DeliveryRequested]:
+    """The delivery requests as fanout produces them: the record values, read back."""
+    return [DeliveryRequested.model_validate_json(value) for _, value in request_values(outcome)]
+
+
 def joined_event() -> bytes:
     user = {"id": "user_ada", "name": "Ada", "token": TOKEN}
     event = build_event(
@@ -87,9 +92,9 @@ def test_one_request_per_matching_webhook_sharing_one_rendered_body_without_toke
     raw = joined_event()
     outcome = route(raw, indexes, record_stamp=NOW, oldest=NOW - timedelta(days=30))
     assert isinstance(outcome, Routed)
-    assert [r.webhook_id for r in outcome.requests] == [HOOK_1, HOOK_2]
+    assert [r.webhook_id for r in requests_of(outcome)] == [HOOK_1, HOOK_2]
     body = render_payload(parse_event(raw)).decode()
-    for request in outcome.requests:
+    for request in requests_of(outcome):
         assert request.body == body
         assert request.delivery_id == str(
             uuid.uuid5(uuid.UUID(request.webhook_id), request.event_id)
@@ -133,7 +138,7 @@ def test_nul_in_a_name_reaches_webhooks_and_workflows_as_a_visible_escape():
         oldest=NOW - timedelta(days=30),
     )
     assert isinstance(outcome, Routed)
-    [request], [run] = outcome.requests, outcome.runs
+    [request], [run] = requests_of(outcome), outcome.runs
     assert json.loads(request.body)["user"]["name"] == "Ada\\u0000"
     assert run.event["user"]["name"] == "Ada\\u0000"
     assert "\x00" not in request.model_dump_json() + run.model_dump_json()
@@ -288,7 +293,7 @@ def test_webhooks_and_workflows_on_one_event_each_get_theirs_from_one_rendering(
     assert isinstance(outcome, Routed)
     assert [r.webhook_id for r in outcome.requests] == [HOOK_1, HOOK_2]
     assert [r.workflow_id for r in outcome.runs] == [FLOW_1, FLOW_3]
-    body = outcome.requests[0].body
+    body = requests_of(outcome)[0].body
     assert all(run.event == json.loads(body) for run in outcome.runs)
     # on the wire, a run request's event is the webhook body's document, byte for byte
     for run in outcome.runs:

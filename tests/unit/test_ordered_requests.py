@@ -22,6 +22,7 @@ from tests.unit.test_fanout_routing import (
     indexes_of,
     joined_event,
     record,
+    requests_of,
 )
 
 AT = EventPosition(partition=3, offset=41)
@@ -38,10 +39,10 @@ def routed(raw: bytes, *records, position=AT) -> Routed:
 
 def test_requests_carry_the_room_and_position_and_ask_for_order_only_where_the_webhook_does():
     outcome = routed(joined_event(), record(HOOK_1, ordering="room"), record(HOOK_2))
-    ordered, unordered = outcome.requests
+    ordered, unordered = requests_of(outcome)
     assert (ordered.webhook_id, ordered.ordering) == (HOOK_1, "room")
     assert (unordered.webhook_id, unordered.ordering) == (HOOK_2, "none")
-    for request in outcome.requests:
+    for request in requests_of(outcome):
         assert request.room_id == "room_1" and request.position == AT
 
 
@@ -49,18 +50,18 @@ def test_an_organization_event_carries_no_room_and_is_still_ordered_per_webhook(
     event = build_event(event="organization.updated", organization_id=ORG, room=None, now=NOW)
     hook = record(HOOK_1, ordering="room", events=["organization.updated"])
     outcome = routed(dumps(event), hook)
-    [request] = outcome.requests
+    [request] = requests_of(outcome)
     assert request.room_id is None and request.ordering == "room" and request.position == AT
 
 
 def test_a_record_from_before_the_field_is_unordered():
     assert record(HOOK_1).ordering == "none"
-    [request] = routed(joined_event(), record(HOOK_1)).requests
+    [request] = requests_of(routed(joined_event(), record(HOOK_1)))
     assert request.ordering == "none"
 
 
 def request_with(**fields) -> dict:
-    [request] = routed(joined_event(), record(HOOK_1)).requests
+    [request] = requests_of(routed(joined_event(), record(HOOK_1)))
     return {**request.model_dump(mode="json"), **fields}
 
 
