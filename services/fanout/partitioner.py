@@ -42,11 +42,24 @@ def murmur2(data: bytes) -> int:
 
 
 class KeyHashPartitioner:
-    """An aiokafka `partitioner`: the partition `DefaultPartitioner` picks, for every key."""
+    """An aiokafka `partitioner`: the partition `DefaultPartitioner` picks, for every key.
+
+    Each key's hash is kept (up to `remembered` keys, then all are forgotten at once): the
+    keys are webhook and workflow ids, which recur from event to event, and a kept hash costs
+    ~0.2 us where murmur2 costs ~3 (~150 bytes a key: 15 MB for 100,000 webhooks)."""
+
+    def __init__(self, remembered: int = 262_144) -> None:
+        self._remembered = remembered
+        self._hashes: dict[bytes, int] = {}
 
     def __call__(
         self, key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]
     ) -> int:
         if key is None:
             return DefaultPartitioner()(key, all_partitions, available)
-        return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= self._remembered:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[hashed % len(all_partitions)]

@@ -32,6 +32,15 @@ def test_webhook_and_workflow_ids_go_to_the_partition_aiokafka_picks():
         assert KeyHashPartitioner()(key, every, every) == DefaultPartitioner()(key, every, every)
 
 
+def test_a_remembered_hash_picks_the_same_partition_for_any_partition_count():
+    partitioner = KeyHashPartitioner(remembered=3)
+    keys = [str(uuid.UUID(int=n)).encode() for n in range(10)]
+    for partitions in (12, 12, 7, 300):  # the same keys again, then other counts
+        every = list(range(partitions))
+        for key in keys:
+            assert partitioner(key, every, every) == DefaultPartitioner()(key, every, every)
+
+
 def test_a_record_without_a_key_goes_to_an_available_partition():
     assert KeyHashPartitioner()(None, [0, 1, 2], [2]) == 2
     assert KeyHashPartitioner()(None, [0, 1, 2], []) in (0, 1, 2)
