@@ -18,6 +18,11 @@ from datetime import datetime
 from typing import NamedTuple
 from uuid import UUID
 
+# asyncpg's own UUID type, a `uuid.UUID` (equal to, and hashed as, the same id of that type),
+# made in C from text or bytes (~0.1 us, where `uuid.UUID` takes ~0.8) and written to
+# Postgres without a call back into Python: the ids of every accepted event's row.
+from asyncpg.pgproto.pgproto import UUID as RowUUID
+
 from services.fanout.routing import Routed
 from shared.events import MAX_DEPTH, MAX_EVENT_BYTES, escape_unstorable, nested_deeper_than
 
@@ -63,16 +68,12 @@ def logged_id(organization_id: UUID, event_id: str) -> UUID:
     """The row id of an accepted event: the registry finds `GET /events/{id}` by it.
 
     `uuid.uuid5(organization_id, event_id)`, the same SHA-1 with the same version and variant
-    bits, without its per-call overhead (1.2 us of its 2.7)."""
+    bits, without its per-call overhead (2.2 us of its 2.7)."""
     name = organization_id.bytes + event_id.encode("utf-8")
-    digest = hashlib.sha1(name, usedforsecurity=False).digest()
-    return UUID(int=(int.from_bytes(digest[:16]) & _VERSION_BITS) | _VERSION_5)
-
-
-# The UUID's version (4 bits) and variant (2 bits), as a 128-bit integer: cleared, then set
-# to version 5 and the RFC 9562 variant.
-_VERSION_BITS = ~(0xF000 << 64 | 0xC000 << 48)
-_VERSION_5 = 0x5000 << 64 | 0x8000 << 48
+    digest = bytearray(hashlib.sha1(name, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 9562 variant
+    return RowUUID(bytes(digest))
 
 
 def accepted(routed: Routed) -> LoggedEvent | None:
@@ -134,16 +135,15 @@ def as_uuid(value: object) -> UUID | None:
 @functools.lru_cache(maxsize=16_384)
 def _canonical_uuid(value: str) -> UUID | None:
     try:
-        parsed = UUID(value)
+        parsed = RowUUID(value)
     except ValueError:
         return None
     return parsed if str(parsed) == value else None
 
 
-@functools.lru_cache(maxsize=16_384)
 def _known_uuid(value: str) -> UUID:
     """A webhook's or workflow's id, as the registry wrote it (always a UUID)."""
-    return UUID(value)
+    return RowUUID(value)
 
 
 def _readable_fields(value: bytes | None) -> dict:
