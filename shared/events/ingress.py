@@ -45,10 +45,13 @@ _IDENTIFIERS = frozenset(
     {("id",), ("event",), ("timestamp",), ("organization_id",), ("room", "id"), ("user", "id")}
 )
 # What sends a document down the checked path (`_parse_plain`): the escape of a NUL or of a
-# surrogate, anywhere; and, between strings, NaN or Infinity, an exponent, or 16 digits in a
-# row (2**53 has 16), the numbers JavaScript might not reproduce or Python reads as inf.
+# surrogate, anywhere; and, between strings, NaN or Infinity, an exponent, or a number with
+# 16 digits in a row (2**53 has 16) unless it is an integer within JavaScript's safe range
+# (microsecond timestamps are such): the numbers JavaScript might not reproduce or Python
+# reads as inf.
 _UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
-_UNSAFE_NUMBER = re.compile(r"[NI]|\d[eE]|\d{16}")
+_UNSAFE_NUMBER = re.compile(r"[NI]|\d[eE]")
+_LONG_NUMBER = re.compile(r"[.\d]*\d{16}[.\d]*")
 _STRUCTURE = "{}[]:, \t\n\r"
 # The first `"event": "<name>"` of the text (only a guess: the model checks it is the top
 # level's).
@@ -112,7 +115,7 @@ def _parse_plain(raw: bytes, max_bytes: int) -> EventBase | None:
     if "\\" in text and ('\\"' in text or _UNSTORABLE_ESCAPE.search(text)):
         return None
     between = "".join(text.split('"')[::2]).strip(_STRUCTURE)  # numbers and literals
-    if between and _UNSAFE_NUMBER.search(between):
+    if between and (_UNSAFE_NUMBER.search(between) or not _long_numbers_safe(between)):
         return None
     name = _EVENT_NAME.search(text)
     spec = CATALOG.get(name.group(1)) if name is not None else None
@@ -122,6 +125,15 @@ def _parse_plain(raw: bytes, max_bytes: int) -> EventBase | None:
         return spec.payload_model.model_validate_json(text)
     except ValidationError:
         return None
+
+
+def _long_numbers_safe(between: str) -> bool:
+    """True when every number of 16 digits or more in `between` is an integer JavaScript
+    holds exactly (a fraction or a longer integer: the checked path decides)."""
+    for number in _LONG_NUMBER.findall(between):
+        if not number.isdigit() or int(number) > JS_MAX_SAFE_INTEGER:
+            return False
+    return True
 
 
 def _parse_checked(raw: bytes | str | dict[str, Any], max_bytes: int) -> EventBase:

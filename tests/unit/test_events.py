@@ -584,6 +584,22 @@ def test_a_plain_event_of_every_name_is_parsed_in_one_pass_as_the_checked_path_p
     assert render_payload(event) == render_payload(checked)
 
 
+@pytest.mark.parametrize(
+    ("number", "one_pass"),
+    [
+        (1_780_000_000_123_456, True),  # microseconds since the epoch: 16 digits, safe
+        (-(2**53 - 1), True),
+        (2**53, False),  # 16 digits beyond the safe range: refused, by the checked path
+        (0.1234567890123456, False),  # 16 digits of a fraction
+        (12345678901234567, False),  # 17 digits
+    ],
+)
+def test_a_number_of_sixteen_digits_takes_one_pass_only_when_javascript_holds_it(number, one_pass):
+    raw = json.dumps({**sample_event("participant.joined", organization_id="org_1", now=NOW),
+                      "room": {"id": "r", "sent_us": number}}).encode()  # fmt: skip
+    assert (_parse_plain(raw, MAX_EVENT_BYTES) is not None) is one_pass
+
+
 @pytest.mark.parametrize("raw", [c[1] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
 def test_every_bad_input_sent_as_bytes_is_refused_for_the_checked_paths_reason(raw):
     if isinstance(raw, dict):
