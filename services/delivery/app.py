@@ -19,7 +19,7 @@ from aiohttp.abc import AbstractResolver
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.delivery.consumer import RequestConsumer
-from services.delivery.dispatcher import Dispatcher
+from services.delivery.dispatcher import Dispatcher, endpoint_session
 from services.delivery.health_store import PostgresStaleWebhooks
 from services.delivery.lanes import Lanes
 from services.delivery.recorder import AttemptRecorder
@@ -196,7 +196,7 @@ class Delivery:
             limit=s.max_in_flight,
             limit_per_host=0,
         )
-        session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        session = endpoint_session(connector)
         self._stack.push_async_callback(session.close)
 
         async def disable(order: DisableWebhook) -> None:

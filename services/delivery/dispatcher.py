@@ -26,7 +26,7 @@ from services.delivery.policy import AttemptResult, Outcome
 from shared.signing import PreviousSecret, signature_headers
 from shared.ssrf import AddressPolicy, BlockedAddress, guard_message
 
-__all__ = ["Dispatcher", "build_headers", "redirect_error"]
+__all__ = ["Dispatcher", "build_headers", "endpoint_session", "redirect_error"]
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +62,16 @@ def build_headers(
         "X-Webhook-Delivery": delivery_id,
         "X-Webhook-Attempt": str(attempt),
     }
+
+
+def endpoint_session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+    """The HTTP client every attempt goes through. It keeps no cookies: a cookie one endpoint
+    sets would otherwise go out with every later delivery to its host, whichever webhook or
+    account it is for (and the jar would grow with every host). It asks for no compression
+    (`build_headers`) and inflates none: the answer is kept as sent, up to the cap."""
+    return aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+    )
 
 
 class Dispatcher:

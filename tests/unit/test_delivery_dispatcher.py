@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.delivery.dispatcher import Dispatcher, build_headers
+from services.delivery.dispatcher import Dispatcher, build_headers, endpoint_session
 from services.delivery.policy import AttemptResult, Outcome
 from shared.failures import unstorable_at
 from shared.signing import PreviousSecret, hex_signature, new_secret
@@ -71,6 +71,32 @@ async def test_an_allowed_literal_ip_is_posted_to():
         await server.close()
     assert result.outcome is Outcome.SUCCESS and result.status_code == 200
     assert received == [b"{}"]
+
+
+async def test_a_cookie_an_endpoint_sets_never_goes_out_with_a_later_delivery():
+    # Two webhooks (of two accounts, say) on one host: a load balancer's cookie set in the
+    # answer to one must not reach the other, nor the same one again.
+    cookies = []
+
+    async def hook(request: web.Request) -> web.Response:
+        cookies.append(request.headers.get("Cookie"))
+        answer = web.Response(text="ok")
+        answer.set_cookie("lb", "account-a-session")
+        return answer
+
+    app = web.Application()
+    app.router.add_post("/{hook}", hook)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with endpoint_session(aiohttp.TCPConnector()) as session:
+            send = dispatcher(session, allow_loopback=True)
+            for path in ("a", "b", "a"):  # by name: a client keeps no cookies of a bare IP
+                result = await send.post(f"http://localhost:{server.port}/{path}", b"{}", {})
+                assert result.outcome is Outcome.SUCCESS
+    finally:
+        await server.close()
+    assert cookies == [None, None, None]
 
 
 class RawServer:
