@@ -22,7 +22,7 @@ from services.delivery.repository import Job
 from services.delivery.service import DeliveryService, Request
 from shared.dead_letters import send_dead_letter
 from shared.failures import PoisonCounter, describe, is_content_error
-from shared.kafka import ServiceConsumer
+from shared.kafka import ServiceConsumer, offsets_after, read_again
 from shared.messages import DeliveryRequested, RecoverRequested, RedeliverRequested
 from shared.readiness import FetchWatch, RetryWatch
 from shared.tracing import NO_TRACING, Tracing, parent_from_headers, traceparent_of
@@ -118,11 +118,10 @@ class RequestConsumer:
             jobs, refused = await self.store(parsed, _traces(spans))
             dead += refused
             await self.dead_letter(dead)
-            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+            await consumer.commit(offsets_after(batches))
         except BaseException:
             # Not stored or not committed: read the same messages again.
-            for tp, records in batches.items():
-                consumer.rewind(tp, records[0].offset)
+            read_again(consumer, batches)
             raise
         finally:
             for span in spans.values():

@@ -36,13 +36,13 @@ from services.fanout.routing import Rejected, Routed, request_values, route
 from services.fanout.stamps import record_stamp
 from shared.dead_letters import send_dead_letter
 from shared.failures import describe, is_content_error
-from shared.kafka import JSON_HEADERS, Topics
+from shared.kafka import JSON_HEADERS, Topics, offsets_after, read_again
+from shared.kafka.fences import Batch
 from shared.messages import EventPosition
 from shared.tracing import NO_TRACING, Tracing, headers_with, parent_from_headers
 
 log = structlog.get_logger(__name__)
 
-Batch = Mapping[TopicPartition, Sequence[ConsumerRecord]]
 
 # Routing a batch is all CPU: without a pause the loop runs nothing else meanwhile, and the
 # batch in flight's I/O (the event log's insert, then its connection's reset; the producer's
@@ -205,7 +205,7 @@ class BatchProcessor:
         await durable
         if after is not None:
             await after.done
-        await self._consumer.commit({tp: ms[-1].offset + 1 for tp, ms in batch.items() if ms})
+        await self._consumer.commit(offsets_after(batch))
 
     async def finish(self, flight: InFlight) -> None:
         """Await the batch's acks, event log write and commit. On failure rewind the batch
@@ -234,9 +234,7 @@ class BatchProcessor:
 
     def rewind(self, batch: Batch) -> None:
         """Seek back to the batch's first offsets so its records are fetched again."""
-        for tp, messages in batch.items():
-            if messages:
-                self._consumer.rewind(tp, messages[0].offset)
+        read_again(self._consumer, batch)
 
     async def _produce(self, batch: Batch) -> _Produced:
         now = self._clock()

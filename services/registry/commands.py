@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from services.registry.background import running
 from services.registry.errors import NotFound
 from services.registry.webhooks.service import WebhookService
-from shared.kafka import ServiceConsumer, Topics, make_consumer
+from shared.kafka import ServiceConsumer, Topics, make_consumer, offsets_after, read_again
 from shared.messages import DisableWebhook
 from shared.settings import KafkaSettings
 
@@ -44,11 +44,10 @@ async def consume_commands(consumer: ServiceConsumer, webhooks: WebhookService) 
                 for record in records:
                     await apply_command(webhooks, record.value)
             if batches:
-                await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+                await consumer.commit(offsets_after(batches))
         except Exception as exc:  # noqa: BLE001 - this loop's top-level catch: re-read, retry
             log.warning("registry.command_failed", error=repr(exc))
-            for tp, records in batches.items():
-                consumer.rewind(tp, records[0].offset)
+            read_again(consumer, batches)
             await asyncio.sleep(1)
 
 

@@ -18,7 +18,7 @@ from services.workflow_runner.projection import change_from_state, read_event
 from services.workflow_runner.retries import backoff_s
 from services.workflow_runner.service import RunnerMetrics, RunnerService
 from shared.failures import describe
-from shared.kafka import ServiceConsumer
+from shared.kafka import ServiceConsumer, offsets_after, read_again
 from shared.readiness import FetchWatch, RetryWatch
 from shared.room_state import InvalidStateKey
 
@@ -70,7 +70,7 @@ class ProjectionConsumer:
                 if not batches:
                     continue
                 await self.project_batch([r for records in batches.values() for r in records])
-                await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+                await consumer.commit(offsets_after(batches))
                 failures = 0
                 self.retries.succeeded()
             except Exception as exc:  # noqa: BLE001 - this loop's top-level catch: re-read, retry
@@ -78,8 +78,7 @@ class ProjectionConsumer:
                 self.retries.failed(repr(exc))
                 log.warning("workflows.batch_failed", loop="projection", error=repr(exc),
                             failures=failures)  # fmt: skip
-                for tp, records in batches.items():
-                    consumer.rewind(tp, records[0].offset)
+                read_again(consumer, batches)
                 await self._pause(backoff_s(failures, max_s=self._backoff_max_s))
 
     async def project_batch(self, records: list[ConsumerRecord]) -> None:

@@ -15,6 +15,7 @@ from shared.kafka.clients import (
     make_producer,
     stop_quietly,
 )
+from shared.kafka.fences import offsets_after, read_again
 from shared.kafka.topic_setup import TopicsRefused, config_drift, ensure_topics, refused_topics
 from shared.kafka.topics import JSON_HEADERS, Topics, dumps, loads
 
@@ -35,6 +36,8 @@ __all__ = [
     "loads",
     "make_consumer",
     "make_producer",
+    "offsets_after",
+    "read_again",
     "refused_topics",
     "stop_quietly",
 ]

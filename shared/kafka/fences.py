@@ -17,9 +17,31 @@ before is read again by the partition's reader (at-least-once; every consumer de
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
+
+Batch = Mapping[TopicPartition, Sequence[ConsumerRecord]]
+
+
+class Rewinds(Protocol):
+    """A consumer that can read a partition again from an earlier offset (`ServiceConsumer`)."""
+
+    def rewind(self, partition: TopicPartition, offset: int) -> None: ...
+
+
+def offsets_after(batch: Batch) -> dict[TopicPartition, int]:
+    """The offsets that acknowledge `batch`: each partition's last record's, plus one."""
+    return {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+
+
+def read_again(consumer: Rewinds, batch: Batch) -> None:
+    """Rewind each partition of `batch` to its first record, so the batch is fetched again
+    (unless a rebalance moved the partition on: `may_rewind`)."""
+    for tp, records in batch.items():
+        if records:
+            consumer.rewind(tp, records[0].offset)
 
 
 def fetched_within(

@@ -1,6 +1,6 @@
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 
-from shared.kafka.fences import fetched_within, may_rewind
+from shared.kafka.fences import fetched_within, may_rewind, offsets_after, read_again
 
 A, B, C = (TopicPartition("roomhooks.events", n) for n in range(3))
 
@@ -19,3 +19,23 @@ def test_a_rewind_goes_only_backwards_within_the_current_assignment() -> None:
     assert may_rewind(4, 10) and may_rewind(10, 10)
     assert not may_rewind(11, 10)
     assert not may_rewind(0, None)
+
+
+def record(tp: TopicPartition, offset: int) -> ConsumerRecord:
+    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, None, b"{}", None, 0, 2, [])
+
+
+class Rewound:
+    def __init__(self) -> None:
+        self.to: list[tuple[TopicPartition, int]] = []
+
+    def rewind(self, partition: TopicPartition, offset: int) -> None:
+        self.to.append((partition, offset))
+
+
+def test_a_batch_is_acknowledged_past_each_partitions_last_record_and_read_again_from_its_first():
+    batch = {A: [record(A, 4), record(A, 5), record(A, 9)], B: [], C: [record(C, 0)]}
+    assert offsets_after(batch) == {A: 10, C: 1}  # a partition with no records: untouched
+    consumer = Rewound()
+    read_again(consumer, batch)
+    assert consumer.to == [(A, 4), (C, 0)]
