@@ -454,6 +454,29 @@ export default async () => [
     assert host_of(sandbox).pid == pid
 
 
+async def test_a_workflow_learns_no_path_argument_or_process_id_of_its_host(sandbox: Sandbox):
+    code = """
+import { cwd as nodeCwd } from "node:process";
+const attempt = (fn) => { try { return fn(); } catch (e) { return e.message; } };
+export default async () => [
+  attempt(() => Deno.cwd()), attempt(() => Deno.execPath()), attempt(() => Deno.args),
+  attempt(() => Deno.mainModule), attempt(() => Deno.pid), attempt(() => Deno.ppid),
+  attempt(() => process.cwd()), attempt(() => nodeCwd()), attempt(() => process.chdir("/tmp")),
+  attempt(() => process.execPath), attempt(() => process.argv),
+  attempt(() => process.execArgv), attempt(() => process.pid), attempt(() => process.ppid),
+];
+"""
+    outcome = await contained(sandbox, code, workflow="wf-host-facts")
+    assert outcome.status == "success", outcome.error
+    assert outcome.result == [
+        "/", "deno", [],
+        "file:///workflow.js", 0, 0,
+        "/", "/", "process.chdir is not available in the workflow sandbox",
+        "deno", [], [], 0, 0,
+    ]  # fmt: skip
+    # Left: node's `process.argv0` cannot be redefined and still names the Deno binary.
+
+
 async def test_bindings_lead_nowhere_but_the_workers_own_realm(sandbox: Sandbox) -> None:
     code = """
 export default async (event, bindings) => {

@@ -75,6 +75,16 @@ lock(Deno, "exit", unavailable("Deno.exit"));
 delete Deno[Deno.internal]; // holds `core` (raw ops: print, create_worker, ...)
 delete Deno.internal;
 
+// --- What the host is: its working directory, binary, arguments and process ids name the
+// runner's private directory, its virtualenv and its socket, and nothing a workflow needs.
+// Each has a neutral answer (`process` likewise, below).
+lock(Deno, "cwd", () => "/");
+lock(Deno, "execPath", () => "deno"); // node's process reads it on its first use
+lock(Deno, "args", freeze([]));
+lock(Deno, "mainModule", "file:///workflow.js");
+lock(Deno, "pid", 0);
+lock(Deno, "ppid", 0);
+
 // --- Promises: Deno's own Worker code awaits plain objects and derives promises. On deno
 // 2.9.8 a `then` on Object.prototype (even `Object.prototype.then = function () {}`) or a
 // Promise[Symbol.species] made it panic ("either js is polling or the worker is terminated"),
@@ -115,6 +125,15 @@ function lockProcess(proc) {
   });
   for (const name of ["kill", "abort", "exit", "reallyExit", "dlopen", "binding", "_linkedBinding"]) {
     lock(proc, name, unavailable(`process.${name}`));
+  }
+  lock(proc, "cwd", () => "/");
+  lock(proc, "chdir", unavailable("process.chdir"));
+  // The rest as neutral as Deno's (above). Those node's process defines for good (execPath,
+  // pid, ppid: read from Deno's as it boots) keep their value; argv0 cannot be redefined and
+  // ignores a new value: it still names the Deno binary's path (deno 2.9.8).
+  for (const [name, value] of [["argv", freeze([])], ["execArgv", freeze([])], ["pid", 0],
+    ["ppid", 0]]) {
+    if (getOwnPropertyDescriptor(proc, name)?.configurable ?? true) lock(proc, name, value);
   }
   for (const [name, level] of [["stdout", "log"], ["stderr", "error"]]) {
     const stream = freeze({
