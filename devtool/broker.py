@@ -14,6 +14,10 @@ from devtool.supervisor import DevStackError
 # KAFKA_GAP_RECHECK_MS for the services on this broker: Tansu can show a batch before the one
 # before it is stored, which then arrives within a few milliseconds (shared/offset_gaps.py).
 TANSU_GAP_RECHECK_MS = 1000
+# KAFKA_METADATA_MAX_AGE_MS for the services of a stack that restarts this broker: a restart
+# loses every topic, and a consumer group that re-forms before the stack has created them
+# again is assigned none of their partitions until its clients read the metadata again.
+TANSU_METADATA_MAX_AGE_MS = 3000
 
 
 def tansu_binary() -> Path:

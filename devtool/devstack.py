@@ -24,7 +24,7 @@ import structlog
 from aiokafka.errors import KafkaError
 
 from devtool.banner import StackFacts, banner
-from devtool.broker import TANSU_GAP_RECHECK_MS, tansu_command
+from devtool.broker import TANSU_GAP_RECHECK_MS, TANSU_METADATA_MAX_AGE_MS, tansu_command
 from devtool.dev_settings import RUN_ENV_FILE as RUN_ENV_FILE
 from devtool.dev_settings import DevSettings as DevSettings
 from devtool.dev_settings import api_url as api_url
@@ -243,6 +243,7 @@ class DevStack:
         if self._settings.kafka_bootstrap_servers is None:  # our own broker: its partitions, race
             env["KAFKA_PARTITIONS"] = str(self._settings.broker_partitions)
             env["KAFKA_GAP_RECHECK_MS"] = str(TANSU_GAP_RECHECK_MS)
+            env["KAFKA_METADATA_MAX_AGE_MS"] = str(TANSU_METADATA_MAX_AGE_MS)
         return env
 
     def _probe_addresses(self) -> list[ProbeAddress]:

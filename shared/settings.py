@@ -148,6 +148,11 @@ class KafkaSettings(BaseSettings):
     # it for up to this long before it takes the gap as real (shared/offset_gaps.py). The
     # stacks that start Tansu turn it on; real Kafka: 0, its gaps are real.
     gap_recheck_ms: int = Field(default=0, ge=0, le=60000)
+    # How often every producer and consumer reads the cluster's metadata again (Kafka's
+    # default: 5 minutes). A topic a consumer's group was assigned without (it did not exist
+    # when the group formed) is found only then. The dev broker loses its topics when it
+    # restarts and the stack that restarts it creates them again: there it is a few seconds.
+    metadata_max_age_ms: int = Field(default=300_000, ge=1000, le=3_600_000)
     client_id: str = "roomhooks"
 
     # How every client (producers, consumers, the admin) reaches the brokers.

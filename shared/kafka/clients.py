@@ -67,6 +67,7 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer
         "acks": "all",
         "enable_idempotence": settings.idempotent_producer,
         "request_timeout_ms": settings.request_timeout_ms,
+        "metadata_max_age_ms": settings.metadata_max_age_ms,
         "linger_ms": 5,
     }
     options.update(overrides)
@@ -99,6 +100,7 @@ def make_consumer(
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": max(500, settings.session_timeout_ms // 4),
         "request_timeout_ms": settings.request_timeout_ms,
+        "metadata_max_age_ms": settings.metadata_max_age_ms,
         "fetch_max_wait_ms": (
             BACKGROUND_FETCH_MAX_WAIT_MS if background else settings.fetch_max_wait_ms
         ),

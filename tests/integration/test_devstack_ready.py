@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from devtool.broker import TANSU_GAP_RECHECK_MS
+from devtool.broker import TANSU_GAP_RECHECK_MS, TANSU_METADATA_MAX_AGE_MS
 from devtool.devstack import DevSettings
 from shared.kafka import Topics
 from shared.secrets_box import SecretsBox
@@ -94,6 +94,18 @@ async def test_its_own_broker_has_every_service_fetch_a_gap_in_offsets_again(rea
     assert services
     assert {c.environ().get("KAFKA_GAP_RECHECK_MS") for c in services} == {
         str(TANSU_GAP_RECHECK_MS)
+    }
+
+
+async def test_its_own_broker_has_every_service_read_the_metadata_again_within_seconds(
+    ready: Stack,
+) -> None:
+    """The broker it restarts comes back without topics, and a group that re-forms before the
+    stack has made them again finds their partitions only when it reads the metadata again."""
+    services = [c for c in await broker_and_services(ready) if "services." in command_line(c)]
+    assert services
+    assert {c.environ().get("KAFKA_METADATA_MAX_AGE_MS") for c in services} == {
+        str(TANSU_METADATA_MAX_AGE_MS)
     }
 
 
