@@ -19,6 +19,7 @@ from pathlib import Path
 
 import asyncpg
 
+from devtool.broker import TANSU_METADATA_MAX_AGE_MS
 from shared.kafka import Topics
 from shared.messages import delivery_id_for
 from tests.bench.load import EventPublisher, Target
@@ -27,9 +28,15 @@ from tests.bench.processes import Processes
 from tests.bench.stack import NAMESPACE, Stack, StackError
 from tests.chaos.ledger import Ledger, Receipt, Settled
 
-# Short enough that a killed process's leased deliveries come back within a run; production
-# keeps the default (60 s).
-CHAOS_SETTINGS = {"ROOMHOOKS_DELIVERY_LEASE_S": "10", "ROOMHOOKS_DELIVERY_TIMEOUT_S": "5"}
+# The lease: short enough that a killed process's leased deliveries come back within a run
+# (production keeps the default, 60 s). The metadata age: the broker scenario restarts the
+# broker empty, and its services must find the topics made again within seconds, as the dev
+# stack's do (devtool/broker.py).
+CHAOS_SETTINGS = {
+    "ROOMHOOKS_DELIVERY_LEASE_S": "10",
+    "ROOMHOOKS_DELIVERY_TIMEOUT_S": "5",
+    "KAFKA_METADATA_MAX_AGE_MS": str(TANSU_METADATA_MAX_AGE_MS),
+}
 # How long after the last event every expected delivery may take to end `success`.
 SETTLE_TIMEOUT_S = 120.0
 # A service restarted after a kill waits this long first, as the dev supervisor's backoff does.
