@@ -10,7 +10,6 @@ capped), so no content can fail the batch's insert and hold its partition up.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from asyncpg.pgproto.pgproto import UUID as RowUUID
 
 from services.fanout.routing import Routed
 from shared.events import MAX_DEPTH, MAX_EVENT_BYTES, escape_unstorable, nested_deeper_than
+from shared.name_based_ids import uuid5_bytes
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
@@ -69,11 +69,7 @@ def logged_id(organization_id: UUID, event_id: str) -> UUID:
 
     `uuid.uuid5(organization_id, event_id)`, the same SHA-1 with the same version and variant
     bits, without its per-call overhead (2.2 us of its 2.7)."""
-    name = organization_id.bytes + event_id.encode("utf-8")
-    digest = bytearray(hashlib.sha1(name, usedforsecurity=False).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 9562 variant
-    return RowUUID(bytes(digest))
+    return RowUUID(uuid5_bytes(organization_id.bytes, event_id))
 
 
 def accepted(routed: Routed) -> LoggedEvent | None:

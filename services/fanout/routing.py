@@ -196,6 +196,7 @@ def request_values(routed: Routed) -> list[tuple[str, bytes]]:
 
 
 _ORDERED = b',"ordering":"room"}'
+_UNORDERED = b',"ordering":"none"}'
 # The ids a delivery request's model accepts (`UuidText`).
 _UUID_TEXT = re.compile(UUID_PATTERN)
 
@@ -210,9 +211,6 @@ def _uuids(organization_id: str, webhook_ids: Sequence[str]) -> bool:
         if match(webhook_id) is None:
             return False
     return True
-
-
-_UNORDERED = b',"ordering":"none"}'
 
 
 def _ordering(
