@@ -81,9 +81,13 @@ async def service_run(
     events: int,
     max_s: float,
     progress: Callable[[str], None],
+    replicas: int = 1,
 ) -> dict:
+    """`replicas` fanout processes in one consumer group on a backlog of their own (a
+    namespace per replica count, so each run starts from the first event)."""
+    namespace = NAMESPACE if replicas == 1 else f"{NAMESPACE}{replicas}"
     kafka = KafkaSettings(
-        bootstrap_servers=stack.bootstrap, topic_namespace=NAMESPACE, partitions=12
+        bootstrap_servers=stack.bootstrap, topic_namespace=namespace, partitions=12
     )
     topics = Topics.from_settings(kafka)
     await ensure_topics(kafka, topics)
@@ -132,31 +136,40 @@ async def service_run(
     finally:
         await producer.stop()
 
-    port = free_port()
-    env = stack.env(
-        KAFKA_TOPIC_NAMESPACE=NAMESPACE,
-        ROOMHOOKS_FANOUT_HEALTH_PORT=str(port),
-    )
-    progress("starting a fanout process on the backlog")
+    ports = [free_port() for _ in range(replicas)]
+    progress(f"starting {replicas} fanout process(es) on the backlog")
     started = time.monotonic()
-    child = stack.processes.start("fanout_100k", python_module("services.fanout"), env)
+    children = [
+        stack.processes.start(
+            f"fanout_100k_{n}" if replicas > 1 else "fanout_100k",
+            python_module("services.fanout"),
+            stack.env(KAFKA_TOPIC_NAMESPACE=namespace, ROOMHOOKS_FANOUT_HEALTH_PORT=str(port)),
+        )
+        for n, port in enumerate(ports)
+    ]
     try:
-        await stack.wait_ready("fanout_100k", f"http://127.0.0.1:{port}/readyz", timeout_s=120)
+        for child, port in zip(children, ports, strict=True):
+            await stack.wait_ready(child.name, f"http://127.0.0.1:{port}/readyz", timeout_s=120)
         load_s = time.monotonic() - started
-        process = psutil.Process(child.pid)
-        rss_loaded = process.memory_info().rss / 2**20
+        rss_loaded = max(psutil.Process(c.pid).memory_info().rss / 2**20 for c in children)
         # Every process's share while it consumes: the dev broker serves the backlog and
         # takes the requests, so its CPU says when it, not fanout, is the limit.
         meter = stack.cpu_meter(bench_pid=os.getpid())
         meter.start()
         samples, peak_rss, cpu = await _follow(
-            stack, child.pid, f"http://127.0.0.1:{port}/metrics", events, max_s, progress
+            stack,
+            [c.pid for c in children],
+            [f"http://127.0.0.1:{port}/metrics" for port in ports],
+            events,
+            max_s,
+            progress,
         )
         cpu_by_process = meter.stop()
     finally:
-        stack.processes.stop([child])
+        stack.processes.stop(children)
     rate, requests_rate = _steady_rate(samples, events)
     return {
+        "replicas": replicas,
         "events_per_s": rate,
         "delivery_requests_per_s": requests_rate,
         "rss_mb": peak_rss,
@@ -171,31 +184,36 @@ async def service_run(
 
 async def _follow(
     stack: Stack,
-    pid: int,
-    url: str,
+    pids: list[int],
+    urls: list[str],
     events: int,
     max_s: float,
     progress: Callable[[str], None],
 ) -> tuple[list[tuple[float, float, float]], float, float]:
-    """(t, consumed, requests) every 0.25 s until the backlog is consumed or `max_s`."""
+    """(t, consumed, requests), summed over the replicas, every 0.25 s until the backlog is
+    consumed or `max_s`; the peak RSS of one replica; their CPU, % of a core."""
     assert stack.session is not None
-    process = psutil.Process(pid)
+    processes = [psutil.Process(pid) for pid in pids]
     samples: list[tuple[float, float, float]] = []
     peak = 0.0
-    cpu0 = sum(p.cpu_times().user + p.cpu_times().system for p in family(pid))
+
+    def cpu_s() -> float:
+        return sum(p.cpu_times().user + p.cpu_times().system for pid in pids for p in family(pid))
+
+    cpu0 = cpu_s()
     started = time.monotonic()
     while time.monotonic() - started < max_s:
-        metrics = await scrape(stack.session, url)
+        scraped = [await scrape(stack.session, url) for url in urls]
         now = time.monotonic()
-        samples.append((now, metrics.get(CONSUMED, 0.0), metrics.get(REQUESTS, 0.0)))
-        peak = max(peak, process.memory_info().rss / 2**20)
-        progress(f"fanout service: {samples[-1][1]:,.0f}/{events:,} events consumed")
-        if samples[-1][1] >= events:
+        consumed = sum(m.get(CONSUMED, 0.0) for m in scraped)
+        samples.append((now, consumed, sum(m.get(REQUESTS, 0.0) for m in scraped)))
+        peak = max(peak, *(p.memory_info().rss / 2**20 for p in processes))
+        progress(f"fanout service: {consumed:,.0f}/{events:,} events consumed")
+        if consumed >= events:
             break
         await asyncio.sleep(0.25)
     wall = time.monotonic() - started
-    cpu = sum(p.cpu_times().user + p.cpu_times().system for p in family(pid)) - cpu0
-    return samples, peak, round(100 * cpu / wall, 1)
+    return samples, peak, round(100 * (cpu_s() - cpu0) / wall, 1)
 
 
 def _steady_rate(samples: list[tuple[float, float, float]], events: int) -> tuple[float, float]:

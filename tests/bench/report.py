@@ -27,6 +27,7 @@ KEYS = (
     "ordered_to_unordered",
     "fanout_matcher_events_per_s",
     "fanout_service_events_per_s",
+    "fanout_service_2_replicas_events_per_s",
     "fanout_rss_mb",
     "workflow_exec_per_s",
     "workflow_p50_ms",
@@ -62,6 +63,7 @@ TARGETS: dict[str, tuple[bool, float]] = {
     "hol_kept_fraction": (True, 0.9),
     "fanout_matcher_events_per_s": (True, 20_000),
     "fanout_service_events_per_s": (True, 20_000),
+    "fanout_service_2_replicas_events_per_s": (True, 20_000),
     "fanout_rss_mb": (False, 300),
     "workflow_exec_per_s": (True, 300),
     "workflow_p50_ms": (False, 5),
@@ -116,6 +118,9 @@ def results(details: dict, *, cores: int, commit: str) -> dict[str, Any]:
         ),
         "fanout_matcher_events_per_s": _get(details, "fanout_matcher", "matched_events_per_s"),
         "fanout_service_events_per_s": _get(details, "fanout_service", "events_per_s"),
+        "fanout_service_2_replicas_events_per_s": _get(
+            details, "fanout_service_2_replicas", "events_per_s"
+        ),
         "fanout_rss_mb": _get(details, "fanout_service", "rss_mb"),
         "workflow_exec_per_s": _get(details, "workflows", "exec_per_s"),
         "workflow_p50_ms": _get(details, "workflows", "warm_p50_ms"),

@@ -365,19 +365,21 @@ class Bench:
             f"matcher: {matcher['matched_events_per_s']:,.0f} matched events/s,"
             f" route() {matcher['route_events_per_s']:,.0f} events/s"
         )
-        service = await fanout_part.service_run(
-            self.stack,
-            webhooks=self.d.fanout_webhooks,
-            accounts=self.d.fanout_accounts,
-            events=self.d.fanout_events,
-            max_s=self.d.fanout_max_s,
-            progress=self.progress,
-        )
-        self.details["fanout_service"] = service
-        self.progress.done(
-            f"service: {service['events_per_s']:,.0f} events/s, RSS {service['rss_mb']:.0f} MB,"
-            f" CPU % {service['cpu_percent_by_process']}"
-        )
+        for replicas, key in ((1, "fanout_service"), (2, "fanout_service_2_replicas")):
+            service = await fanout_part.service_run(
+                self.stack,
+                webhooks=self.d.fanout_webhooks,
+                accounts=self.d.fanout_accounts,
+                events=self.d.fanout_events,
+                max_s=self.d.fanout_max_s,
+                progress=self.progress,
+                replicas=replicas,
+            )
+            self.details[key] = service
+            self.progress.done(
+                f"service, {replicas} replica(s): {service['events_per_s']:,.0f} events/s,"
+                f" RSS {service['rss_mb']:.0f} MB, CPU % {service['cpu_percent_by_process']}"
+            )
 
     async def part_workflows(self) -> None:
         out = self.args.out / "logs" / "workflow_sandbox.json"
