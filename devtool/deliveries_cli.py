@@ -90,7 +90,7 @@ async def recover(args: argparse.Namespace) -> int:
     body = {"since": args.since, "until": args.until}
     data = await call_account(args.account, "POST", "webhooks", args.webhook, "recover", body=body)
     if args.wait:
-        return await wait_and_show(args, data["job"]["id"])
+        return await wait_and_show(args, data["job"])
     return show(data, args.json, lambda d: record_table(d["job"]))
 
 

@@ -68,14 +68,15 @@ def ended_job(job: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 async def wait_for_job(
-    api: RegistryApi, job_id: str, *, timeout_s: float, progress: TextIO
+    api: RegistryApi, job: Mapping[str, Any], *, timeout_s: float, progress: TextIO
 ) -> dict[str, Any]:
     """Poll the job every second until done (its `data`) or failed (CliError, exit 1); past
-    `timeout_s`, CliError (exit 1) saying where it stood. Each change of progress is a line
-    on `progress`."""
-    path = await api.account_path("jobs", job_id)
+    `timeout_s`, CliError (exit 1) saying where it stood. `job` is the job as ordered: its
+    line comes first, then each change of progress is a line on `progress`."""
+    path = await api.account_path("jobs", job["id"])
     deadline = time.monotonic() + timeout_s
-    said = ""
+    said = progress_line(job)
+    print(said, file=progress, flush=True)
     while True:
         data = await api.call("GET", path)
         line = progress_line(data["job"])
@@ -87,7 +88,7 @@ async def wait_for_job(
         if time.monotonic() + POLL_INTERVAL_S > deadline:
             raise CliError(
                 f"{line} after {timeout_s:g} s: gave up waiting (`roomhooks jobs get"
-                f" {job_id}` shows it later)",
+                f" {cell(job['id'])}` shows it later)",
                 EXIT_UNAVAILABLE,
             )
         await asyncio.sleep(POLL_INTERVAL_S)
@@ -98,10 +99,11 @@ async def get_job(args: argparse.Namespace) -> int:
     return show(data, args.json, lambda d: record_table(d["job"]))
 
 
-async def wait_and_show(args: argparse.Namespace, job_id: str) -> int:
-    """`--wait`: the ended job shown as `jobs get` shows it."""
+async def wait_and_show(args: argparse.Namespace, job: Mapping[str, Any]) -> int:
+    """`--wait`: the job as ordered, its progress, and then the ended job shown as `jobs get`
+    shows it."""
     async with open_api(args.account, os.environ) as api:
-        data = await wait_for_job(api, job_id, timeout_s=args.timeout, progress=sys.stderr)
+        data = await wait_for_job(api, job, timeout_s=args.timeout, progress=sys.stderr)
     return show(data, args.json, lambda d: record_table(d["job"]))
 
 
