@@ -97,8 +97,9 @@ class DeliveryRequested(BaseModel):
     """An order: deliver `body` to one webhook, retrying on its schedule.
 
     `roomhooks.deliveries`, key = webhook id. Written by fanout (and by the registry for test
-    pings); read by delivery, which stores it idempotently on (webhook_id, event_id):
-    `delivery_id` is UUIDv5(webhook id, event id), so a re-read event makes no second delivery.
+    pings); read by delivery, which stores it idempotently on its id: `delivery_id` must be
+    UUIDv5(webhook id, event id) (`delivery_id_for`; any other is refused), so a re-read event
+    makes no second delivery.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -123,6 +124,14 @@ class DeliveryRequested(BaseModel):
     def _ordered_needs_position(self) -> DeliveryRequested:
         if self.ordering == "room" and self.position is None:
             raise ValueError("position: required when ordering is room")
+        return self
+
+    @model_validator(mode="after")
+    def _id_names_webhook_and_event(self) -> DeliveryRequested:
+        # The one key delivery stores a request under: another id for the same webhook and
+        # event would make a second delivery of it.
+        if self.delivery_id.lower() != delivery_id_for(self.webhook_id, self.event_id):
+            raise ValueError("delivery_id: not UUIDv5(webhook_id, event_id)")
         return self
 
     @field_validator("event_id", "event", "body")

@@ -144,9 +144,10 @@ async def insert_requested(
     """Store new deliveries, leased to the caller; a request seen before returns nothing.
     `traces`: the traceparent to store with a delivery, by delivery id.
 
-    Idempotent on (id, created_at) and (webhook_id, event_id, created_at), the unique keys
-    a day-partitioned table can have: a request read again carries the same created_at (the
-    event record's timestamp, stamped by fanout), so ON CONFLICT finds the first row.
+    Idempotent on (id, created_at), the unique key a day-partitioned table can have (the id
+    names the webhook and the event: `DeliveryRequested`): a request read again carries the
+    same created_at (the event record's timestamp, stamped by fanout), so ON CONFLICT finds
+    the first row.
     """
     if not requests:
         return []

@@ -35,7 +35,7 @@ async def delivery(postgres_settings, kafka_settings) -> AsyncIterator[Delivery]
 def raw_request(webhook: dict, event_id: str, **fields) -> dict:
     return {
         "type": "deliver",
-        "delivery_id": delivery_id_for(webhook["id"], "x" + event_id),
+        "delivery_id": delivery_id_for(webhook["id"], event_id),
         "webhook_id": webhook["id"],
         "organization_id": webhook["organization_id"],
         "event_id": event_id,
@@ -76,6 +76,8 @@ async def test_bad_requests_go_to_the_dlq_once_with_their_reason_and_the_next_is
         dumps(raw_request(webhook, "ok-id", body='{"name":"a\x00b"}')),  # a body it refuses
         b'{"type": "deliver", "delivery_id": ',  # not JSON
         b'\xff\xfe{"not": "utf-8"}',
+        # Well formed, but its id is another event's: stored, it would be a second delivery.
+        dumps(raw_request(webhook, "ok-id", delivery_id=delivery_id_for(webhook["id"], "x"))),
     ]
     for value in bad:
         await producer.send_and_wait(topics.deliveries, value, key=key, headers=JSON_HEADERS)
@@ -99,6 +101,9 @@ async def test_bad_requests_go_to_the_dlq_once_with_their_reason_and_the_next_is
     )
     assert reasons[1].startswith(
         "invalid delivery request: deliver.body: Value error, holds U+0000"
+    )
+    assert reasons[4].startswith(
+        "invalid delivery request: deliver: Value error, delivery_id: not UUIDv5(webhook_id,"
     )
     assert all(reason.startswith("invalid delivery request: ") for reason in reasons)
     assert {dict(record.headers)[H_TOPIC].decode() for record in dead} == {topics.deliveries}

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.fanout.routing import Addressed, Routed, request_values
-from shared.messages import DeliveryRequested, EventPosition
+from shared.messages import DeliveryRequested, EventPosition, delivery_id_for
 
 # What a parsed event's texts may hold: anything Postgres text stores (no NUL, no lone
 # surrogate), quotes, backslashes, control and line-separator characters among it.
@@ -32,13 +32,17 @@ positions = st.builds(
 def routed_events(draw: st.DrawFn) -> Routed:
     position = draw(st.none() | positions)
     orderings = st.sampled_from(["none", "room"] if position is not None else ["none"])
-    requests = draw(
-        st.lists(st.builds(Addressed, webhook_id=ids, delivery_id=ids, ordering=orderings),
-                 max_size=4)
-    )  # fmt: skip
+    event_id = draw(texts)
+    # Each request's id is its webhook's and event's, as routing makes it (any case).
+    requests = [
+        Addressed(webhook_id, spelled(delivery_id_for(webhook_id, event_id)), ordering)
+        for webhook_id, spelled, ordering in draw(
+            st.lists(st.tuples(ids, st.sampled_from([str, str.upper]), orderings), max_size=4)
+        )
+    ]
     return Routed(
         event=draw(texts),
-        event_id=draw(texts),
+        event_id=event_id,
         organization_id=draw(ids),
         room_id=draw(st.none() | texts),
         body=draw(texts),
