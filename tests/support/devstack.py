@@ -40,8 +40,9 @@ class CliProcess:
     stderr: list[str] = field(default_factory=list)
     readers: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def output(self) -> str:
-        return "\n".join(["-- stdout", *self.stdout[-40:], "-- stderr", *self.stderr[-40:]])
+    def output(self, lines: int = 40) -> str:
+        """The last `lines` of each stream."""
+        return "\n".join(["-- stdout", *self.stdout[-lines:], "-- stderr", *self.stderr[-lines:]])
 
     async def wait_for_line(self, wanted: Callable[[str], bool], *, timeout_s: float) -> str:
         async def seen() -> str | None:
@@ -165,15 +166,27 @@ async def start_stack(env: dict[str, str], state_dir: Path) -> Stack:
     return stack
 
 
+# Lines of each stream printed when a test on a stack fails: the services' last minute or so.
+FAILURE_OUTPUT_LINES = 400
+
+
 @contextlib.asynccontextmanager
 async def ready_stack(env: dict[str, str], state_dir: Path) -> AsyncIterator[Stack]:
-    """A `roomhooks dev` that printed its ready line; everything of it is gone afterwards."""
+    """A `roomhooks dev` that printed its ready line; everything of it is gone afterwards. When
+    the test fails, its last output (the services' logs are in it) is printed for pytest to
+    show beside the failure."""
     stack = await start_stack(env, state_dir)
+    failed = False
     try:
         await stack.wait_for_line(lambda line: READY_LINE in line, timeout_s=READY_TIMEOUT_S)
         yield stack
+    except BaseException:
+        failed = True
+        raise
     finally:
         await stop_for_good(stack)
+        if failed:
+            print(f"roomhooks dev's last output:\n{stack.output(FAILURE_OUTPUT_LINES)}")
 
 
 async def stop_for_good(stack: Stack, *extra: psutil.Process) -> None:
