@@ -462,7 +462,7 @@ export default async () => [
   attempt(() => Deno.cwd()), attempt(() => Deno.execPath()), attempt(() => Deno.args),
   attempt(() => Deno.mainModule), attempt(() => Deno.pid), attempt(() => Deno.ppid),
   attempt(() => process.cwd()), attempt(() => nodeCwd()), attempt(() => process.chdir("/tmp")),
-  attempt(() => process.execPath), attempt(() => process.argv),
+  attempt(() => process.execPath), attempt(() => process.argv), attempt(() => process.argv0),
   attempt(() => process.execArgv), attempt(() => process.pid), attempt(() => process.ppid),
 ];
 """
@@ -472,9 +472,26 @@ export default async () => [
         "/", "deno", [],
         "file:///workflow.js", 0, 0,
         "/", "/", "process.chdir is not available in the workflow sandbox",
-        "deno", [], [], 0, 0,
+        "deno", [], "deno", [], 0, 0,
     ]  # fmt: skip
-    # Left: node's `process.argv0` cannot be redefined and still names the Deno binary.
+
+
+async def test_a_workflow_cannot_tell_which_tools_its_host_machine_has(sandbox: Sandbox):
+    # `sh` is on every such machine, the other is on none: refused alike, they tell nothing.
+    code = """
+export default async () => {
+  const said = [];
+  for (const tool of ["sh", "no-such-tool-anywhere"]) {
+    try { await new Deno.Command(tool).output(); said.push("ran"); }
+    catch (e) { said.push(e.message.split(tool).join("TOOL")); }
+  }
+  return said;
+};
+"""
+    outcome = await contained(sandbox, code, workflow="wf-tool-probe")
+    assert outcome.status == "success", outcome.error
+    [sh, nothing] = outcome.result
+    assert sh == nothing != "ran"
 
 
 async def test_bindings_lead_nowhere_but_the_workers_own_realm(sandbox: Sandbox) -> None:

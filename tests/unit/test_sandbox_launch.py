@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -13,10 +14,12 @@ import pytest
 from services.workflow_runner.sandbox.cgroup import Cgroups
 from services.workflow_runner.sandbox.launch import (
     BLOCKED_BUILTINS,
+    SYSTEM_PATH,
     WORKER_PRELUDE,
     host_command,
     host_env,
     import_map,
+    link_host_tools,
     worker_prelude,
 )
 from shared.sandbox_rules import blocked_builtin_message
@@ -24,7 +27,7 @@ from shared.sandbox_rules import blocked_builtin_message
 
 def test_the_host_runs_with_designs_flags_and_only_its_socket() -> None:
     sock = Path("/run/rh/host-0-1.sock")
-    command = host_command("deno", socket=sock, import_map_path=Path("/m.json"), heap_mb=96, nice=7)
+    command = host_command(socket=sock, import_map_path=Path("/m.json"), heap_mb=96, nice=7)
     assert command[:7] == ["prlimit", "--core=0", "nice", "-n", "7", "deno", "run"]
     for flag in (
         "--no-prompt",
@@ -45,8 +48,27 @@ def test_the_host_runs_with_designs_flags_and_only_its_socket() -> None:
 
 
 def test_the_host_environment_holds_nothing_of_ours() -> None:
-    env = host_env(Path("/tmp/d"))
-    assert set(env) == {"DENO_DIR", "DENO_NO_UPDATE_CHECK", "NO_COLOR", "HOME"}
+    env = host_env(Path("/tmp/d"), Path("/tmp/rh/bin"))
+    assert set(env) == {"DENO_DIR", "DENO_NO_UPDATE_CHECK", "NO_COLOR", "HOME", "PATH"}
+    assert env["PATH"] == "/tmp/rh/bin"
+
+
+def test_the_hosts_exec_path_holds_the_three_tools_it_runs_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    deno = tmp_path / "opt" / "deno-2.9.8"
+    deno.parent.mkdir()
+    deno.write_text("#!/bin/sh\n")
+    deno.chmod(0o755)
+    exec_path = link_host_tools(tmp_path / "bin", str(deno))
+    assert sorted(p.name for p in exec_path.iterdir()) == ["deno", "nice", "prlimit"]
+    assert (exec_path / "deno").resolve() == deno.resolve()
+    assert (exec_path / "nice").resolve() == Path(shutil.which("nice", path=SYSTEM_PATH)).resolve()
+
+
+def test_a_missing_deno_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="needs /nowhere/deno, which is not there"):
+        link_host_tools(tmp_path / "bin", "/nowhere/deno")
 
 
 def test_the_import_map_blocks_the_builtins_the_prelude_denies() -> None:

@@ -13,6 +13,7 @@ replaced by the Worker's locked `process` (see worker.js).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from urllib.parse import quote
 
@@ -74,7 +75,6 @@ def write_import_map(directory: Path) -> Path:
 
 
 def host_command(
-    deno: str,
     *,
     socket: Path,
     import_map_path: Path,
@@ -90,15 +90,18 @@ def host_command(
     make it. coreutils' `nice` sets the priority. Each execs the next (same pid), so every
     thread the host starts inherits both. Not a `preexec_fn`: with one, Python must fork its
     whole process instead of vfork, which stalled the runner's event loop for tens of ms per
-    host started under load (measured in `make chaos`'s sandbox scenario). Both are found on the
-    exec path of `host_env` (none: the system's default, /bin:/usr/bin)."""
+    host started under load (measured in `make chaos`'s sandbox scenario). All three are found
+    by name on the host's exec path (`host_env`), which holds nothing else: Deno's name is all
+    its code learns of where it lives (node's `process.argv0`, the name it was started by,
+    cannot be redefined), and a workflow's `Deno.Command` probing for a tool's name finds only
+    these three (it is refused either way)."""
     return [
         "prlimit",
         "--core=0",
         "nice",
         "-n",
         str(nice),
-        deno,
+        "deno",
         "run",
         "--no-prompt",
         "--no-remote",
@@ -116,6 +119,28 @@ def host_command(
     ]
 
 
-def host_env(deno_dir: Path) -> dict[str, str]:
-    """The whole environment of a host, as the code check gives deno: nothing of ours leaks."""
-    return deno_env(deno_dir)
+def host_env(deno_dir: Path, exec_path: Path) -> dict[str, str]:
+    """The whole environment of a host, as the code check gives deno: nothing of ours leaks;
+    `exec_path` is the directory of `HOST_TOOLS` (`link_host_tools`)."""
+    return {**deno_env(deno_dir), "PATH": str(exec_path)}
+
+
+# What `host_command` runs by name, and where the system's tools are looked for.
+HOST_TOOLS = ("prlimit", "nice", "deno")
+SYSTEM_PATH = "/usr/bin:/bin"
+
+
+def link_host_tools(directory: Path, deno: str) -> Path:
+    """`directory` made the hosts' exec path: a link to each of `HOST_TOOLS` (Deno: the
+    binary `deno`; the others: the system's); ValueError naming a tool not found."""
+    targets = {"deno": shutil.which(deno)} | {
+        name: shutil.which(name, path=SYSTEM_PATH) for name in HOST_TOOLS if name != "deno"
+    }
+    directory.mkdir()
+    for name in HOST_TOOLS:
+        target = targets[name]
+        if target is None:
+            where = deno if name == "deno" else f"{name} on {SYSTEM_PATH}"
+            raise ValueError(f"the workflow sandbox needs {where}, which is not there")
+        (directory / name).symlink_to(Path(target).resolve())
+    return directory

@@ -29,7 +29,7 @@ class HostStartFailed(Exception):
 
 @dataclass(frozen=True)
 class HostPaths:
-    deno: str
+    exec_path: Path  # the tools a host is started with, and nothing else (launch.py)
     workdir: Path  # private (0700): sockets live here
     deno_dir: Path
     import_map: Path
@@ -82,7 +82,6 @@ class HostProcess:
     async def spawn(self, socket: Path) -> None:
         """Start the host, told to connect to `socket`; placed in its cgroup (or watched)."""
         command = host_command(
-            self._paths.deno,
             socket=socket,
             import_map_path=self._paths.import_map,
             heap_mb=self._settings.heap_mb,
@@ -93,7 +92,7 @@ class HostProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=host_env(self._paths.deno_dir),
+            env=host_env(self._paths.deno_dir, self._paths.exec_path),
             cwd=self._paths.workdir,
             # A session of its own: our signals (Ctrl-C) are not the host's, and where
             # Linux has autogroups it is a scheduling group of its own, lowered below

@@ -24,7 +24,11 @@ import structlog
 
 from services.workflow_runner.sandbox.cgroup import Cgroups
 from services.workflow_runner.sandbox.host import Host, HostPaths
-from services.workflow_runner.sandbox.launch import worker_prelude, write_import_map
+from services.workflow_runner.sandbox.launch import (
+    link_host_tools,
+    worker_prelude,
+    write_import_map,
+)
 from services.workflow_runner.sandbox.lifecycle import (
     EXTRA_HOSTS,
     Hosts,
@@ -78,8 +82,13 @@ class Sandbox:
         deno_dir = self._workdir / "deno"
         deno_dir.mkdir()
         self._deno = s.deno_bin or packaged_deno()
+        try:
+            exec_path = link_host_tools(self._workdir / "bin", self._deno)
+        except ValueError as exc:
+            await self.close()
+            raise SandboxUnavailable(str(exc)) from None
         paths = HostPaths(
-            deno=self._deno,
+            exec_path=exec_path,
             workdir=self._workdir,
             deno_dir=deno_dir,
             import_map=write_import_map(self._workdir),

@@ -129,8 +129,8 @@ function lockProcess(proc) {
   lock(proc, "cwd", () => "/");
   lock(proc, "chdir", unavailable("process.chdir"));
   // The rest as neutral as Deno's (above). Those node's process defines for good (execPath,
-  // pid, ppid: read from Deno's as it boots) keep their value; argv0 cannot be redefined and
-  // ignores a new value: it still names the Deno binary's path (deno 2.9.8).
+  // pid, ppid: read from Deno's as it boots) keep their value; argv0 cannot be redefined: it
+  // is the name the host was started by, `deno` (launch.py).
   for (const [name, value] of [["argv", freeze([])], ["execArgv", freeze([])], ["pid", 0],
     ["ppid", 0]]) {
     if (getOwnPropertyDescriptor(proc, name)?.configurable ?? true) lock(proc, name, value);
