@@ -1,4 +1,6 @@
-"""How a host process is started: its command line, environment and import map. Pure.
+"""How a host process is started: its command line, environment, import map and exec path.
+Pure, but for the two files the sandbox writes once as it starts (`write_import_map`,
+`link_host_tools`).
 
 The command is the launch line in the sandbox's README.md, behind `prlimit` and `nice`, plus
 one flag, `--import-map`: the map sends the node: built-ins a Worker must not load to modules
