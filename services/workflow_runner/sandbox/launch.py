@@ -135,12 +135,9 @@ SYSTEM_PATH = "/usr/bin:/bin"
 def link_host_tools(directory: Path, deno: str) -> Path:
     """`directory` made the hosts' exec path: a link to each of `HOST_TOOLS` (Deno: the
     binary `deno`; the others: the system's); ValueError naming a tool not found."""
-    targets = {"deno": shutil.which(deno)} | {
-        name: shutil.which(name, path=SYSTEM_PATH) for name in HOST_TOOLS if name != "deno"
-    }
     directory.mkdir()
     for name in HOST_TOOLS:
-        target = targets[name]
+        target = shutil.which(deno) if name == "deno" else shutil.which(name, path=SYSTEM_PATH)
         if target is None:
             where = deno if name == "deno" else f"{name} on {SYSTEM_PATH}"
             raise ValueError(f"the workflow sandbox needs {where}, which is not there")
