@@ -3,13 +3,17 @@
 Each service owns one schema and keeps plain SQL files in its `migrations/` folder
 (`0001_init.sql`, `0002_...sql`). `apply_migrations` runs the new ones in order, each in
 its own transaction, under an advisory lock so replicas starting together apply them once.
+A migration waits at most MIGRATION_LOCK_TIMEOUT for a table's lock, then gives way and tries
+again: a long query on a table it changes never queues every write to that table behind it.
 A service applies them at start (`ROOMHOOKS_MIGRATE_ON_START`), or only checks that the
 migrate step (shared/migrate.py) has (`prepare_schema`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -19,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import structlog
 
+from shared.partitions import LOCK_TIMEOUT as MIGRATION_LOCK_TIMEOUT
 from shared.retention import RetentionPlan, prepare_partitions
 from shared.settings import PostgresSettings
 
@@ -96,8 +101,34 @@ async def migration_lock(conn: asyncpg.Connection) -> AsyncIterator[None]:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
 
 
-async def apply_migrations(conn: asyncpg.Connection, *, schema: str, package: str) -> list[str]:
-    """Apply the service's pending migrations; returns the versions applied now."""
+# How long apply_migrations keeps trying a migration that cannot take its locks, and how long
+# it lets the writes queued behind each try through before the next.
+MIGRATION_PATIENCE_S = 600.0
+MIGRATION_PAUSE_S = 5.0
+
+
+class SchemaNotReady(RuntimeError):
+    """The schema lacks migrations this code needs, and the service may not apply them."""
+
+
+class MigrationBlocked(SchemaNotReady):
+    """A migration could not take its tables' locks in the time it is given."""
+
+
+async def apply_migrations(
+    conn: asyncpg.Connection,
+    *,
+    schema: str,
+    package: str,
+    lock_timeout: str = MIGRATION_LOCK_TIMEOUT,
+    patience_s: float = MIGRATION_PATIENCE_S,
+    pause_s: float = MIGRATION_PAUSE_S,
+) -> list[str]:
+    """Apply the service's pending migrations; returns the versions applied now.
+
+    Each one waits at most `lock_timeout` for a lock; when that runs out it is rolled back,
+    and tried again after `pause_s`, for `patience_s` in all; then MigrationBlocked, with the
+    versions before it applied and nothing of it."""
     applied_now: list[str] = []
     async with migration_lock(conn):
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
@@ -112,19 +143,48 @@ async def apply_migrations(conn: asyncpg.Connection, *, schema: str, package: st
         for version, sql in migration_files(package):
             if version in done:
                 continue
-            async with conn.transaction():
-                await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
-                await conn.execute(sql)
-                await conn.execute(
-                    f'INSERT INTO "{schema}".schema_migrations (version) VALUES ($1)', version
+            started = time.monotonic()
+            attempt = 1
+            while not await _try_migration(conn, schema, version, sql, lock_timeout):
+                waited_s = time.monotonic() - started
+                if waited_s + pause_s > patience_s:
+                    raise MigrationBlocked(
+                        f"migration {schema} {version} could not take its tables' locks in"
+                        f" {attempt} tries over {waited_s:.1f} s (each waits {lock_timeout}):"
+                        " a long transaction holds a table it changes (pg_stat_activity shows"
+                        " it); end it, or run the migration when it is over"
+                    )
+                log.warning(
+                    "db.migration_waiting",
+                    schema=schema,
+                    version=version,
+                    attempt=attempt,
+                    waited_s=round(waited_s, 1),
+                    lock_timeout=lock_timeout,
                 )
+                await asyncio.sleep(pause_s)
+                attempt += 1
             applied_now.append(version)
             log.info("db.migration_applied", schema=schema, version=version)
     return applied_now
 
 
-class SchemaNotReady(RuntimeError):
-    """The schema lacks migrations this code needs, and the service may not apply them."""
+async def _try_migration(
+    conn: asyncpg.Connection, schema: str, version: str, sql: str, lock_timeout: str
+) -> bool:
+    """Apply one migration in a transaction of its own; False, with nothing of it applied,
+    when a lock it needs was not had within `lock_timeout`."""
+    try:
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL lock_timeout = '{lock_timeout}'")
+            await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+            await conn.execute(sql)
+            await conn.execute(
+                f'INSERT INTO "{schema}".schema_migrations (version) VALUES ($1)', version
+            )
+    except asyncpg.LockNotAvailableError:
+        return False
+    return True
 
 
 async def prepare_schema(

@@ -11,7 +11,7 @@ import asyncio
 import asyncpg
 import structlog
 
-from shared.db import apply_migrations, migration_lock
+from shared.db import SchemaNotReady, apply_migrations, migration_lock
 from shared.db_roles import SCHEMA_ACCESS, grant_schema_access
 from shared.retention import RetentionPlan, prepare_partitions
 from shared.settings import PostgresSettings
@@ -53,7 +53,13 @@ def migrate_main(
     reason logged (a Job or compose dependency then stops the rollout)."""
     try:
         asyncio.run(migrate(settings, schema=schema, package=package, plan=plan))
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+    except (
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        ValueError,
+        SchemaNotReady,
+    ) as exc:
         log.critical("db.migrate_failed", schema=schema, error=f"{type(exc).__name__}: {exc}")
         return 1
     return 0

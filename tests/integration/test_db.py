@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from shared.db import (
+    MigrationBlocked,
     apply_migrations,
     create_pool,
     ensure_database,
@@ -88,3 +89,105 @@ async def test_a_pool_max_size_given_overrides_the_settings_and_caps_the_minimum
         assert (pool.get_min_size(), pool.get_max_size()) == (2, 2)
     finally:
         await pool.close()
+
+
+def _migrations_package(root, monkeypatch, files: dict[str, str]) -> str:
+    """An importable package of its own under `root` whose migrations are `files`."""
+    name = f"rh_migrations_{uuid.uuid4().hex[:8]}"
+    folder = root / name / "migrations"
+    folder.mkdir(parents=True)
+    (root / name / "__init__.py").write_text("")
+    for file, sql in files.items():
+        (folder / file).write_text(sql)
+    monkeypatch.syspath_prepend(str(root))
+    return name
+
+
+async def _holding_a_read_of(url: str, table: str) -> asyncpg.Connection:
+    """A connection in a transaction that has read `table`: it holds the table's lock until it
+    ends, as any long query does."""
+    conn = await asyncpg.connect(url)
+    await conn.execute("BEGIN")
+    await conn.fetch(f"SELECT * FROM {table}")
+    return conn
+
+
+async def _lock_awaited(conn: asyncpg.Connection, table: str) -> None:
+    """Return once a session waits for a lock on `table`."""
+    while not await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = $1::regclass AND NOT granted)",
+        table,
+    ):
+        await asyncio.sleep(0.01)
+
+
+async def test_a_migration_behind_a_long_query_lets_writes_through_and_applies_once_it_ends(
+    database_url, tmp_path, monkeypatch
+):
+    package = _migrations_package(
+        tmp_path, monkeypatch, {"0001_init.sql": "CREATE TABLE notes (id int);"}
+    )
+    conn = await asyncpg.connect(database_url)
+    writer = await asyncpg.connect(database_url)
+    reader = migrating = None
+    try:
+        await apply_migrations(conn, schema="mig", package=package)
+        (tmp_path / package / "migrations" / "0002_more.sql").write_text(
+            "ALTER TABLE notes ADD COLUMN more text;"
+        )
+        reader = await _holding_a_read_of(database_url, "mig.notes")
+        migrating = asyncio.create_task(
+            apply_migrations(conn, schema="mig", package=package, lock_timeout="100ms", pause_s=0.2)
+        )
+        await asyncio.wait_for(_lock_awaited(writer, "mig.notes"), 30)
+        # Behind a migration waiting for the table's lock with no timeout, this insert would
+        # queue until the reader ends, and the reader ends only after it.
+        await asyncio.wait_for(writer.execute("INSERT INTO mig.notes VALUES (1)"), 30)
+        assert not migrating.done()
+        await reader.execute("COMMIT")
+        assert await asyncio.wait_for(migrating, 30) == ["0002_more"]
+        assert await conn.fetchval("SELECT count(more) + count(*) FROM mig.notes") == 1
+    finally:
+        if migrating is not None and not migrating.done():
+            migrating.cancel()
+        for c in (conn, writer, reader):
+            if c is not None:
+                await c.close()
+
+
+async def test_a_migration_that_never_gets_its_locks_fails_naming_it_and_applies_nothing(
+    database_url, tmp_path, monkeypatch
+):
+    package = _migrations_package(
+        tmp_path, monkeypatch, {"0001_init.sql": "CREATE TABLE notes (id int);"}
+    )
+    conn = await asyncpg.connect(database_url)
+    reader = None
+    try:
+        await apply_migrations(conn, schema="mig", package=package)
+        (tmp_path / package / "migrations" / "0002_more.sql").write_text(
+            "ALTER TABLE notes ADD COLUMN more text;"
+        )
+        reader = await _holding_a_read_of(database_url, "mig.notes")
+        with pytest.raises(MigrationBlocked, match=r"migration mig 0002_more .* in \d+ tries over"):
+            await apply_migrations(
+                conn,
+                schema="mig",
+                package=package,
+                lock_timeout="50ms",
+                pause_s=0.1,
+                patience_s=0.5,
+            )
+        await reader.execute("COMMIT")
+        assert await conn.fetchval("SELECT max(version) FROM mig.schema_migrations") == "0001_init"
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'mig'"
+                " AND table_name = 'notes' AND column_name = 'more'"
+            )
+            == 0
+        )
+    finally:
+        for c in (conn, reader):
+            if c is not None:
+                await c.close()
