@@ -3,7 +3,7 @@ as if every change had been applied one after another."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -41,6 +41,41 @@ async def test_a_batch_that_writes_a_row_several_times_keeps_its_last_value(pool
         assert users == [{"id": "u1", "name": "Ada Lovelace"}]
         assert await projection_store.kv_get(conn, ORG, "r1", "notes", "k") == [1, 2, 3]
         assert await projection_store.files(conn, ORG, "r1") == [{"path": "a.txt", "size": 2}]
+
+
+async def _version(pool, table: str, key: str) -> tuple[str, datetime]:
+    """The row's tuple version and its updated_at."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            f"SELECT xmin::text AS xmin, updated_at FROM workflow.{table}"
+            " WHERE organization_id = $1 AND room_id = $2",
+            ORG,
+            key,
+        )
+    return row["xmin"], row["updated_at"]
+
+
+async def test_a_row_written_again_with_the_same_value_is_not_rewritten(pool):
+    later = NOW + timedelta(hours=1)
+    async with pool.acquire() as conn, conn.transaction():
+        await projection_store.apply(
+            conn, [PutRoom(ORG, "r1", {"id": "r1", "name": "Standup"})], now=NOW
+        )
+    first = await _version(pool, "rooms", "r1")
+    async with pool.acquire() as conn, conn.transaction():
+        # The same document, its keys in another order: jsonb holds them alike.
+        await projection_store.apply(
+            conn, [PutRoom(ORG, "r1", {"name": "Standup", "id": "r1"})], now=later
+        )
+    assert await _version(pool, "rooms", "r1") == first
+    async with pool.acquire() as conn, conn.transaction():
+        await projection_store.apply(
+            conn, [PutRoom(ORG, "r1", {"id": "r1", "name": "Retro"})], now=later
+        )
+    xmin, updated_at = await _version(pool, "rooms", "r1")
+    assert (xmin != first[0], updated_at) == (True, later)
+    async with pool.acquire() as conn:
+        assert await projection_store.room(conn, ORG, "r1") == {"id": "r1", "name": "Retro"}
 
 
 async def test_deletes_in_a_later_batch_remove_only_their_own_rows(pool):
