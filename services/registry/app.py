@@ -132,6 +132,7 @@ def create_app(settings: RegistrySettings, deps: RegistryDeps) -> web.Applicatio
         clock,
         checks,
         quota=s.workflows_per_account,
+        versions_kept=s.workflow_versions_kept,
     )
     app[RELAY] = relay = OutboxRelay(
         deps.upkeep_pool or pool,

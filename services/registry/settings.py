@@ -78,6 +78,9 @@ class RegistrySettings(BaseSettings):
     # index costs at the quota), so the webhook quota bounds a tenant's share of it.
     webhooks_per_account: int = Field(default=1_000, ge=1)
     workflows_per_account: int = Field(default=100, ge=1)
+    # Versions of one workflow kept (its newest); a save forgets the one this many before it.
+    # A run still queued for a forgotten version fails, saying so.
+    workflow_versions_kept: int = Field(default=100, ge=1)
     # UTF-8 bytes of one workflow's code; the request body limit follows from it.
     workflow_code_max_bytes: int = Field(default=256 * 1024, ge=1)
     # Token buckets, per replica: N replicas let a key spend N times this.

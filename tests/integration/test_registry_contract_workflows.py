@@ -55,7 +55,7 @@ async def test_a_new_version_brings_its_code_and_the_revision_goes_up(subject):
     new = replace(new, name="renamed", enabled=False, room_id="r", updated_at=later)
     async with subject.repo.transaction() as tx:
         assert await tx.get_for_update(mine, row.id) == row
-        await tx.insert_version(new)
+        await tx.insert_version(new, kept=100)
         await tx.update(replace(new, created_at=later))
     assert await subject.repo.get(mine, row.id) == replace(new, revision=2)
 
@@ -154,7 +154,9 @@ async def test_versions_are_newest_first_without_code_and_name_their_saver(subje
     for n in (2, 3):
         new = replace(row, version=n, code=f"export default async () => {n}", language="ts")
         async with subject.repo.transaction() as tx:
-            await tx.insert_version(replace(new, updated_at=T0 + timedelta(minutes=10 * n)))
+            await tx.insert_version(
+                replace(new, updated_at=T0 + timedelta(minutes=10 * n)), kept=100
+            )
             await tx.update(new)
             if n == 3:  # version 2's entry has expired
                 await tx.audit(saved(row, 3, minute=30, actor=Actor.system(str(mine))))
@@ -171,6 +173,23 @@ async def test_versions_are_newest_first_without_code_and_name_their_saver(subje
     assert await subject.repo.version(mine, row.id, 4) is None
     assert await subject.repo.version(theirs, row.id, 1) is None
     assert await subject.repo.versions(theirs, row.id, limit=5, before=None) == []
+
+
+async def test_a_new_version_forgets_those_past_the_newest_kept_of_its_workflow_only(subject):
+    mine = await subject.account()
+    row, other = workflow_row(mine), workflow_row(mine)
+    await stored(subject, row, other)
+    for n in (2, 3, 4):
+        new = replace(row, version=n, code=f"export default async () => {n}")
+        async with subject.repo.transaction() as tx:
+            await tx.insert_version(new, kept=2)
+            await tx.update(new)
+    page = await subject.repo.versions(mine, row.id, limit=10, before=None)
+    assert [v.version for v in page] == [4, 3]
+    assert await subject.repo.version(mine, row.id, 2) is None
+    assert [
+        v.version for v in await subject.repo.versions(mine, other.id, limit=10, before=None)
+    ] == [1]
 
 
 async def test_stats_count_each_status_per_bucket_with_the_p95_duration(subject):

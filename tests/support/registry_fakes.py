@@ -233,12 +233,15 @@ class FakeWorkflows(_FakeTable):
 
     async def insert(self, row: WorkflowRow) -> None:
         self.rows[row.id] = row
-        await self.insert_version(row)
+        await self.insert_version(row, kept=1)
 
-    async def insert_version(self, row: WorkflowRow) -> None:
+    async def insert_version(self, row: WorkflowRow, *, kept: int) -> None:
         self.version_rows[(row.id, row.version)] = VersionRow(
             row.id, row.version, row.language, row.updated_at, None, row.code
         )
+        for workflow_id, version in list(self.version_rows):
+            if workflow_id == row.id and version <= row.version - kept:
+                del self.version_rows[(workflow_id, version)]
 
     def _saved_by(self, organization_id: UUID, row: VersionRow) -> SavedByRow | None:
         """As Postgres finds it: the audit entry of the save, a minute either way."""

@@ -84,6 +84,19 @@ async def test_new_code_is_checked_and_makes_a_new_version(workflows, checker):
     assert (await workflows.get(ACCOUNT, created.id)).code == "export default 2"
 
 
+async def test_a_save_keeps_the_newest_versions_it_is_told_to_and_forgets_older_ones(
+    store, checker
+):
+    workflows = WorkflowService(store, TOPICS, lambda: T0, checker, versions_kept=2)
+    created = await workflows.create(ACCOUNT, body())
+    for n in (2, 3):
+        await workflows.patch(ACCOUNT, created.id, WorkflowPatch(code=f"export default {n}"))
+    page = await workflows.versions(ACCOUNT, created.id, limit=10, cursor=None)
+    assert [v.version for v in page.versions] == [3, 2]
+    with pytest.raises(NotFound):
+        await workflows.version(ACCOUNT, created.id, 1)
+
+
 async def test_a_patch_that_leaves_the_code_is_not_checked_and_keeps_the_version(
     workflows, checker
 ):

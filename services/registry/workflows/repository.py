@@ -182,9 +182,9 @@ class WorkflowSql:
             row.created_at,
             row.updated_at,
         )
-        await self.insert_version(row)
+        await self.insert_version(row, kept=1)  # its first: nothing older to forget
 
-    async def insert_version(self, row: WorkflowRow) -> None:
+    async def insert_version(self, row: WorkflowRow, *, kept: int) -> None:
         await self._conn.execute(
             "INSERT INTO registry.workflow_versions (workflow_id, version, language, code,"
             " created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -193,6 +193,13 @@ class WorkflowSql:
             row.language,
             row.code,
             row.updated_at,
+        )
+        if row.version <= kept:
+            return
+        await self._conn.execute(
+            "DELETE FROM registry.workflow_versions WHERE workflow_id = $1 AND version <= $2",
+            row.id,
+            row.version - kept,
         )
 
     async def get(

@@ -83,8 +83,9 @@ class WorkflowWrites(Protocol):
     async def get_for_update(self, organization_id: UUID, workflow_id: UUID) -> WorkflowRow | None:
         """The workflow, which no other transaction changes until this one ends."""
 
-    async def insert_version(self, row: WorkflowRow) -> None:
-        """Store `row.code` as version `row.version` of the workflow (once per version)."""
+    async def insert_version(self, row: WorkflowRow, *, kept: int) -> None:
+        """Store `row.code` as version `row.version` of the workflow (once per version), and
+        forget its versions older than the newest `kept`."""
 
     async def update(self, row: WorkflowRow) -> None:
         """Store the changeable fields (name, events, room, enabled, language, current
@@ -179,12 +180,14 @@ class WorkflowService:
         check_code: CodeChecker,
         *,
         quota: int = 100,
+        versions_kept: int = 100,
     ) -> None:
         self._workflows = workflows
         self._topics = topics
         self._clock = clock
         self._check_code = check_code
         self._quota = quota
+        self._versions_kept = versions_kept
 
     async def _checked(self, code: str, language: str) -> None:
         try:
@@ -302,7 +305,7 @@ class WorkflowService:
             except ValueError as exc:
                 raise InvalidChange("events", str(exc)) from exc
             if new_version:
-                await tx.insert_version(updated)
+                await tx.insert_version(updated, kept=self._versions_kept)
             await tx.update(updated)
             await tx.enqueue([registry_entry(self._topics, updated)])
             changes = changed_fields(_fields(row), _fields(updated))
