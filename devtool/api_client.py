@@ -14,17 +14,17 @@ import json
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from uuid import UUID
 
-import aiohttp
-
-from devtool.cli_support import EXIT_UNAVAILABLE, CliError, load_run_env
+from devtool.cli_support import EXIT_UNAVAILABLE, CliError, load_run_env, one_line
 from devtool.dev_settings import DevSettings, api_url, redact_url
 from devtool.output import cell
-from devtool.postgres import one_line
 from devtool.runenv import ACCOUNT_SETTING, saved_account
+
+if TYPE_CHECKING:
+    import aiohttp
 
 URL_SETTING = "ROOMHOOKS_API_URL"
 # In order of preference; the first present, in the environment then run.env, is used.
@@ -128,6 +128,8 @@ class RegistryApi:
         query: Mapping[str, Any] | None = None,
         body: Any = None,
     ) -> dict[str, Any]:
+        import aiohttp  # loaded by open_api already
+
         where = redact_url(self._target.url)
         params = {k: str(v) for k, v in (query or {}).items() if v is not None}
         headers = {"Authorization": f"Bearer {self._target.key}"}
@@ -163,6 +165,8 @@ class RegistryApi:
 
 @contextlib.asynccontextmanager
 async def open_api(account: UUID | None, environ: Mapping[str, str]) -> AsyncIterator[RegistryApi]:
+    import aiohttp  # here, as every client library (cli_support.postgres_pool)
+
     target = api_target(account, environ)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout) as session:

@@ -12,17 +12,17 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from uuid import UUID
 
-import asyncpg
 from pydantic_settings import BaseSettings
 
 from devtool.dev_settings import DevSettings, redact_url
-from devtool.postgres import UNREACHABLE, one_line
 from devtool.runenv import ACCOUNT_SETTING, parse_run_env, saved_account
-from shared.db import create_pool
 from shared.settings import KafkaSettings, PostgresSettings
+
+if TYPE_CHECKING:
+    import asyncpg
 
 EXIT_UNAVAILABLE = 1
 EXIT_USAGE = 2
@@ -38,6 +38,13 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+def one_line(exc: BaseException) -> str:
+    """`Type: message` on one line, for error messages (aiokafka's already name their type)."""
+    name = type(exc).__name__
+    text = " ".join(str(exc).split())
+    return text if text.startswith(name) else f"{name}: {text}" if text else name
 
 
 class Parser(argparse.ArgumentParser):
@@ -123,6 +130,12 @@ def account_id(value: str) -> UUID:
 @contextlib.asynccontextmanager
 async def postgres_pool(settings: PostgresSettings) -> AsyncIterator[asyncpg.Pool]:
     """A small pool; an unreachable or unmigrated Postgres ends the command with exit 1."""
+    import asyncpg  # here, as every client library: a command's help and its bad input
+
+    # answer without loading any (devtool/main.py)
+    from devtool.postgres import UNREACHABLE
+    from shared.db import create_pool
+
     where = redact_url(settings.url)
     try:
         async with asyncio.timeout(POSTGRES_TIMEOUT_S):

@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError
 
 from devtool.banner import StackFacts, banner
 from devtool.broker import TANSU_GAP_RECHECK_MS, TANSU_METADATA_MAX_AGE_MS, tansu_command
+from devtool.cli_support import one_line
 from devtool.dev_settings import RUN_ENV_FILE as RUN_ENV_FILE
 from devtool.dev_settings import DevSettings as DevSettings
 from devtool.dev_settings import api_url as api_url
@@ -40,7 +41,6 @@ from devtool.postgres import (
     database_in,
     dev_account,
     migrate_all,
-    one_line,
     reannounce_registry,
     shared_database_note,
 )

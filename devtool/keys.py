@@ -13,8 +13,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import asyncpg
-
 from devtool.cli_support import (
     CliError,
     account_id,
@@ -25,6 +23,8 @@ from devtool.cli_support import (
 )
 
 if TYPE_CHECKING:
+    import asyncpg
+
     from services.registry.admin import ApiKey
 
 # The registry's roles (services.registry.admin.ROLES, which a unit test holds this to): the

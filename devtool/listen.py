@@ -21,10 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-import aiohttp
-from aiohttp import web
 from multidict import CIMultiDict
 
 from devtool.cli_support import CliError
@@ -38,6 +36,9 @@ from devtool.listen_forward import (
 )
 from devtool.listen_secrets import ENV_NAME, Secrets, gather_secrets
 from shared.signing import check_secret, verify_hex, verify_standard
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 HEX_HEADERS = ("X-Webhook-Signature", "X-Webhook-Signature-Next")
 JSON = (("Content-Type", "application/json"),)
@@ -169,9 +170,6 @@ class ListenConfig:
     forward_timeout_s: float = DEFAULT_TIMEOUT_S
 
 
-FORWARDER = web.AppKey("forwarder", Forwarder)
-
-
 def listen_app(
     secrets: SecretSource,
     config: ListenConfig,
@@ -180,12 +178,16 @@ def listen_app(
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """Every POST, any path: verified, answered, printed in one write."""
+    import aiohttp  # here, as every client library (devtool/main.py)
+    from aiohttp import web
+
+    forwarders: list[Forwarder] = []  # the relay's, while the app runs
 
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
         live = secrets.live()
         verdict = check_delivery(live, body, request.headers, now=int(clock()))
-        forwarder = request.app.get(FORWARDER)
+        forwarder = forwarders[0] if forwarders else None
         if not verdict.verified:
             answer = refusal(len(live), forwarding=forwarder is not None)
         elif forwarder is None:
@@ -202,10 +204,11 @@ def listen_app(
     async def forwarding(app: web.Application) -> AsyncIterator[None]:
         assert config.forward_to is not None
         async with aiohttp.ClientSession(auto_decompress=False) as session:
-            app[FORWARDER] = Forwarder(
-                session, config.forward_to, timeout_s=config.forward_timeout_s
+            forwarders.append(
+                Forwarder(session, config.forward_to, timeout_s=config.forward_timeout_s)
             )
             yield
+            forwarders.clear()
 
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app.router.add_post("/{tail:.*}", receive)
@@ -230,6 +233,8 @@ def describe(secrets: Secrets, config: ListenConfig) -> list[str]:
 async def serve(
     *, host: str, port: int, secrets: Secrets, config: ListenConfig, out: TextIO = sys.stdout
 ) -> None:
+    from aiohttp import web
+
     runner = web.AppRunner(listen_app(secrets, config, out=out), **RUNNER_OPTIONS)
     await runner.setup()
     try:

@@ -11,10 +11,13 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import aiohttp
 from multidict import CIMultiDict
+
+if TYPE_CHECKING:
+    import aiohttp
 
 # Hop-by-hop: they describe one connection, not the message (RFC 9110 7.6.1), so the relay
 # sets its own. Content-Length is recomputed; Expect was already answered by listen's server.
@@ -103,6 +106,8 @@ class Forwarder:
     """POSTs a delivery to `url` through `session`, whose timeout bounds the whole exchange."""
 
     def __init__(self, session: aiohttp.ClientSession, url: str, *, timeout_s: float) -> None:
+        import aiohttp  # the session's: loaded already
+
         self.url = url
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -111,6 +116,8 @@ class Forwarder:
     async def forward(
         self, body: bytes, headers: Iterable[tuple[str, str]]
     ) -> Relayed | NotRelayed:
+        import aiohttp
+
         started = time.monotonic()
         try:
             async with self._session.post(

@@ -8,6 +8,10 @@ environment wins (devtool/cli_support.py, devtool/api_client.py). Exit codes: 0 
 platform refused or failed (an API 4xx/5xx, an unreachable registry, Postgres or broker),
 2 bad command-line input; each error is one line on stderr. This module only registers the
 commands: each group's module holds its parser and handlers.
+
+The client libraries (aiohttp, asyncpg, aiokafka) and structlog are imported by the handlers
+that use them, not at the top of any module the parser needs: `--help` and bad input answer
+without loading any of them (tests/unit/test_cli_imports.py).
 """
 
 from __future__ import annotations
@@ -43,10 +47,7 @@ from devtool.trigger import add_trigger_command, trigger
 from devtool.webhooks_cli import WEBHOOKS_COMMANDS, add_webhooks_commands
 from devtool.workflows_cli import WORKFLOWS_COMMANDS, add_workflows_commands
 from shared.events import CATALOG, InvalidEvent, Scope, build_event
-from shared.kafka import Topics, dumps
-from shared.logging import configure_logging
 from shared.room_state import InvalidStateKey, state_key
-from shared.secrets_box import generate_key
 from shared.settings import RuntimeSettings
 
 # The JSON flags of `publish`, by the event field each fills.
@@ -133,6 +134,8 @@ def _add_publish_commands(commands: Any) -> None:
 
 
 async def print_secrets_key(_args: argparse.Namespace) -> int:
+    from shared.secrets_box import generate_key
+
     print(generate_key())
     return 0
 
@@ -142,6 +145,7 @@ def run_dev(_args: argparse.Namespace) -> int:
     # every other command, mostly one HTTP call, would pay.
     from devtool import devstack
     from services.registry import admin as registry_admin
+    from shared.logging import configure_logging
 
     configure_logging(RuntimeSettings(), service="dev")
     api_host, api_port = registry_admin.api_address()
@@ -216,6 +220,8 @@ def state_record(args: argparse.Namespace, account: UUID) -> tuple[str, Any]:
 
 async def put_state(args: argparse.Namespace) -> int:
     key, value = state_record(args, default_account(args.account, os.environ))
+    from shared.kafka import Topics, dumps  # as in devtool/publishing.py
+
     _postgres, kafka = connections(os.environ)
     await send(
         kafka, Topics.from_settings(kafka).room_state, key, None if value is None else dumps(value)
@@ -248,6 +254,8 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Any]] = {
 
 def _quiet_logging() -> None:
     """Library logs would break the one-line contract: show them only when asked for."""
+    from shared.logging import configure_logging
+
     runtime = RuntimeSettings()
     if "log_level" not in runtime.model_fields_set:
         runtime = runtime.model_copy(update={"log_level": "CRITICAL"})

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import structlog
 
+from devtool.cli_support import one_line
 from shared.db import (
     apply_migrations,
     create_pool,
@@ -37,7 +38,7 @@ from shared.kafka import Topics
 from shared.settings import PostgresSettings
 
 # The registry's admin module loads most of the registry (0.15 s): the functions of the dev
-# stack that use it import it, so a CLI command that needs only one_line stays quick.
+# stack that use it import it, so a CLI command that only needs a pool stays quick.
 if TYPE_CHECKING:
     from services.registry.admin import AccountKeys
 
@@ -251,10 +252,3 @@ async def reannounce_registry(url: str, topics: Topics) -> tuple[int, int]:
         await pool.close()
     log.info("dev.registry_reannounced", webhooks=webhooks, workflows=workflows)
     return webhooks, workflows
-
-
-def one_line(exc: BaseException) -> str:
-    """`Type: message` on one line, for error messages (aiokafka's already name their type)."""
-    name = type(exc).__name__
-    text = " ".join(str(exc).split())
-    return text if text.startswith(name) else f"{name}: {text}" if text else name

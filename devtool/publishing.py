@@ -8,10 +8,14 @@ import os
 from typing import Any
 from uuid import UUID
 
-from devtool.cli_support import EXIT_UNAVAILABLE, CliError, connections, postgres_pool
-from devtool.postgres import one_line
+from devtool.cli_support import (
+    EXIT_UNAVAILABLE,
+    CliError,
+    connections,
+    one_line,
+    postgres_pool,
+)
 from shared.events import parse_event
-from shared.kafka import JSON_HEADERS, Topics, dumps, make_producer
 from shared.settings import KafkaSettings
 
 BROKER_TIMEOUT_S = 30.0
@@ -19,7 +23,10 @@ BROKER_TIMEOUT_S = 30.0
 
 async def send(kafka: KafkaSettings, topic: str, key: str, value: bytes | None) -> None:
     """Publish one record and wait for the broker's acknowledgement; exit 1 when unreachable."""
-    from aiokafka.errors import KafkaError  # here: only the publishing commands need aiokafka
+    # Here: only the publishing commands need aiokafka (cli_support.postgres_pool).
+    from aiokafka.errors import KafkaError
+
+    from shared.kafka import JSON_HEADERS, make_producer
 
     producer = make_producer(kafka)
     try:
@@ -41,6 +48,7 @@ async def publish_event(account: UUID, event: dict[str, Any]) -> str:
     """Send a valid event of `account` (which must exist: exit 2) to the events topic, keyed
     by its room, else its organization, as room services key it; its id."""
     from services.registry import admin as registry_admin  # here: it loads the registry
+    from shared.kafka import Topics, dumps
 
     parsed = parse_event(event)
     postgres, kafka = connections(os.environ)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from devtool.postgres import one_line
+from devtool.cli_support import one_line
 from devtool.supervisor import DevStackError
 from shared.healthcheck import probe_url
 
