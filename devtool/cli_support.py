@@ -130,9 +130,10 @@ def account_id(value: str) -> UUID:
 @contextlib.asynccontextmanager
 async def postgres_pool(settings: PostgresSettings) -> AsyncIterator[asyncpg.Pool]:
     """A small pool; an unreachable or unmigrated Postgres ends the command with exit 1."""
-    import asyncpg  # here, as every client library: a command's help and its bad input
+    # Here, as every client library: a command's help and its bad input answer without
+    # loading any (devtool/main.py).
+    import asyncpg
 
-    # answer without loading any (devtool/main.py)
     from devtool.postgres import UNREACHABLE
     from shared.db import create_pool
 

@@ -181,13 +181,13 @@ def listen_app(
     import aiohttp  # here, as every client library (devtool/main.py)
     from aiohttp import web
 
-    forwarders: list[Forwarder] = []  # the relay's, while the app runs
+    forwarder_key = web.AppKey("forwarder", Forwarder)
 
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
         live = secrets.live()
         verdict = check_delivery(live, body, request.headers, now=int(clock()))
-        forwarder = forwarders[0] if forwarders else None
+        forwarder = request.app.get(forwarder_key)
         if not verdict.verified:
             answer = refusal(len(live), forwarding=forwarder is not None)
         elif forwarder is None:
@@ -204,11 +204,10 @@ def listen_app(
     async def forwarding(app: web.Application) -> AsyncIterator[None]:
         assert config.forward_to is not None
         async with aiohttp.ClientSession(auto_decompress=False) as session:
-            forwarders.append(
-                Forwarder(session, config.forward_to, timeout_s=config.forward_timeout_s)
+            app[forwarder_key] = Forwarder(
+                session, config.forward_to, timeout_s=config.forward_timeout_s
             )
             yield
-            forwarders.clear()
 
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app.router.add_post("/{tail:.*}", receive)
