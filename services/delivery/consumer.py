@@ -18,7 +18,7 @@ from opentelemetry.trace import Span, SpanKind
 from pydantic import Field, TypeAdapter, ValidationError
 
 from services.delivery.lanes import Lanes
-from services.delivery.repository import Job
+from services.delivery.rows import Job
 from services.delivery.service import DeliveryService, Request
 from shared.dead_letters import send_dead_letter
 from shared.failures import PoisonCounter, describe, is_content_error

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from services.delivery.policy import AttemptResult
 from services.delivery.recoveries import Recovery
-from services.delivery.repository import AttemptRow, Job, Target
+from services.delivery.rows import AttemptRow, Job, Target
 from shared.messages import DeliveryRequested, RecoverRequested, RedeliverRequested
 
 

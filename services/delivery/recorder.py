@@ -23,7 +23,7 @@ import asyncpg
 import structlog
 
 from services.delivery import repository
-from services.delivery.repository import AttemptRow
+from services.delivery.rows import AttemptRow
 from shared.failures import PoisonCounter, describe, is_content_error, storable_text
 from shared.readiness import BacklogWatch, RetryWatch
 

@@ -32,7 +32,7 @@ from services.delivery.policy import (
     decide,
     spill_delay,
 )
-from services.delivery.repository import AttemptRow, Job, Target
+from services.delivery.rows import AttemptRow, Job, Target
 from services.delivery.sent_headers import recorded_headers
 from services.delivery.settings import DeliverySettings
 from shared.messages import (

@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 
 from services.delivery import repository
-from services.delivery.repository import StoredTarget, Target
+from services.delivery.rows import StoredTarget, Target
 from shared.secrets_box import SecretsBox, UnreadableSecret, open_headers
 from shared.signing import PreviousSecret
 

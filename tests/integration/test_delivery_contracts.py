@@ -28,7 +28,8 @@ from services.delivery.dispatcher import Dispatcher
 from services.delivery.policy import Outcome
 from services.delivery.recorder import AttemptRecorder
 from services.delivery.recoveries import PostgresUpkeep
-from services.delivery.repository import AttemptRow, Job, PostgresDeliveryStore, Target
+from services.delivery.repository import PostgresDeliveryStore
+from services.delivery.rows import AttemptRow, Job, Target
 from services.delivery.targets import Targets
 from shared.failures import is_content_error
 from shared.messages import (

@@ -13,7 +13,7 @@ import pytest
 from services.delivery import repository
 from services.delivery.attempt_stats import latency_bucket
 from services.delivery.health_store import PostgresStaleWebhooks
-from services.delivery.repository import AttemptRow
+from services.delivery.rows import AttemptRow
 from shared.messages import DeliveryRequested, delivery_id_for
 from tests.support.deliveries import create_webhook
 

@@ -19,8 +19,8 @@ import pytest
 
 from services.delivery import repository
 from services.delivery.recoveries import PostgresRecoveryTurn, PostgresUpkeep, Recovery
-from services.delivery.repository import AttemptRow, Job
 from services.delivery.retention import ATTEMPTS, DELIVERIES
+from services.delivery.rows import AttemptRow, Job
 from services.registry.deliveries.repository import PostgresDeliveryLog
 from shared.messages import DeliveryRequested, delivery_id_for
 from shared.partitions import create_partitions, day_start, partition_name

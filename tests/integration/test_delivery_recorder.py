@@ -18,7 +18,7 @@ from yarl import URL
 
 from services.delivery import repository
 from services.delivery.recorder import AttemptRecorder
-from services.delivery.repository import AttemptRow
+from services.delivery.rows import AttemptRow
 from shared.failures import PoisonCounter
 from shared.messages import DeliveryRequested, delivery_id_for
 from shared.settings import PostgresSettings

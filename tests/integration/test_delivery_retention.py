@@ -13,8 +13,8 @@ import asyncpg
 import pytest
 
 from services.delivery import repository
-from services.delivery.repository import AttemptRow, Job
 from services.delivery.retention import ATTEMPTS, DELIVERIES, PLAN
+from services.delivery.rows import AttemptRow, Job
 from services.registry.deliveries.repository import PostgresDeliveryLog
 from services.registry.deliveries.service import DeliveryLogService
 from services.registry.webhooks.repository import WebhookSql

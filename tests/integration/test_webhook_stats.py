@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.delivery import repository
-from services.delivery.repository import AttemptRow
+from services.delivery.rows import AttemptRow
 from services.registry.policy import Role
 from shared.messages import DeliveryRequested, delivery_id_for
 

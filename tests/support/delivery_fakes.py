@@ -28,7 +28,7 @@ from services.delivery.health_store import StaleWebhook
 from services.delivery.lanes import Lanes
 from services.delivery.policy import AttemptResult, Outcome
 from services.delivery.recoveries import Recovery
-from services.delivery.repository import AttemptRow, Job, Target
+from services.delivery.rows import AttemptRow, Job, Target
 from services.delivery.service import DeliveryMetrics, DeliveryService
 from services.delivery.settings import DeliverySettings
 from services.delivery.upkeep import AutoDisable, Upkeep

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.delivery.policy import RecoveryStep, recovery_step
-from services.delivery.repository import Target
+from services.delivery.rows import Target
 from shared.messages import DeliveryRequested, RecoverRequested, delivery_id_for
 from tests.support.delivery_fakes import FakeDelivery, fake_delivery
 

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.delivery.consumer import RequestConsumer
-from services.delivery.repository import Job, Target
+from services.delivery.rows import Job, Target
 from services.delivery.service import DeliveryService
 from services.delivery.settings import DEFAULT_RETRY_SCHEDULE
 from shared.failures import is_content_error

@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr
 
 from devtool.devstack import choose_secrets_key
-from services.delivery.repository import StoredTarget
+from services.delivery.rows import StoredTarget
 from services.delivery.targets import open_target
 from shared.secrets_box import (
     SecretsBox,

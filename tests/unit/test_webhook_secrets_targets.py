@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.delivery.repository import StoredTarget
+from services.delivery.rows import StoredTarget
 from services.delivery.targets import open_target
 from shared.secrets_box import SecretsBox, generate_key, key_id, seal_headers
 from shared.signing import PreviousSecret
