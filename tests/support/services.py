@@ -8,6 +8,7 @@ the local Postgres on 127.0.0.1:5432. Nothing here skips: a missing service fail
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import socket
 import subprocess
@@ -20,10 +21,52 @@ from devtool.broker import tansu_command
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+# Test servers' ports come from under the kernel's ephemeral range (where the local end of
+# every outgoing connection is taken), so no client takes one between its choice and the
+# server's bind; and from a block of their own per pytest-xdist worker, so workers never
+# choose the same one.
+_LOWEST_PORT = 10_000
+_WORKER_BLOCKS = 8
+
+
+def ephemeral_low(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> int:
+    """The first port of the kernel's ephemeral range (Linux's default when unreadable)."""
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def port_block(worker: str | None, *, below: int, start: int) -> list[int]:
+    """Pure: the ports worker `gwN` (None: the only process) hands out, every one of its
+    block once, beginning `start` places in (so two sessions at once begin apart)."""
+    size = (below - _LOWEST_PORT) // _WORKER_BLOCKS
+    if size < 1:
+        raise ValueError(f"no room for test ports between {_LOWEST_PORT} and {below}")
+    number = worker.removeprefix("gw") if worker else "0"
+    first = _LOWEST_PORT + (int(number) % _WORKER_BLOCKS if number.isdigit() else 0) * size
+    ports = list(range(first, first + size))
+    cut = start % size
+    return ports[cut:] + ports[:cut]
+
+
+_ports = itertools.cycle(
+    port_block(os.environ.get("PYTEST_XDIST_WORKER"), below=ephemeral_low(), start=os.getpid())
+)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on, for a test server to bind: the next of this process's
+    block (above) that binds."""
+    for _ in range(10_000):
+        port = next(_ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in this process's block")
 
 
 def wait_for_port(host: str, port: int, *, timeout_s: float) -> None:
