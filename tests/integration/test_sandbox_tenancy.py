@@ -48,7 +48,9 @@ async def started(settings: SandboxSettings) -> Sandbox:
 
 @pytest.fixture
 async def pool_of_two() -> AsyncIterator[Sandbox]:
-    sandbox = await started(SandboxSettings(max_hosts=2, wall_timeout_s=10.0))
+    # The CPU limit out of the heap bomb's way: it must meet the heap limit first, however
+    # slow the machine (on a slow one it had spent 507 ms of CPU before, past the 500 default).
+    sandbox = await started(SandboxSettings(max_hosts=2, wall_timeout_s=10.0, cpu_limit_ms=10_000))
     yield sandbox
     await sandbox.close()
 
