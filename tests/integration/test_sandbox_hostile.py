@@ -263,7 +263,9 @@ class Tries(MemoryBindings):
 
 
 async def test_a_heap_bomb_ends_its_host_and_no_run_but_its_own() -> None:
-    sandbox = Sandbox(SandboxSettings(max_hosts=2, wall_timeout_s=10.0))
+    # The CPU limit out of the bomb's way: it must meet the heap limit first, however slow
+    # the machine (test_sandbox_tenancy.py's bomb once spent 507 ms of CPU before it).
+    sandbox = Sandbox(SandboxSettings(max_hosts=2, wall_timeout_s=10.0, cpu_limit_ms=10_000))
     await sandbox.start()
     try:
         before = (await usable_host(sandbox)).pid
