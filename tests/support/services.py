@@ -50,16 +50,14 @@ def port_block(worker: str | None, *, below: int, start: int) -> list[int]:
     return ports[cut:] + ports[:cut]
 
 
-_ports = itertools.cycle(
-    port_block(os.environ.get("PYTEST_XDIST_WORKER"), below=ephemeral_low(), start=os.getpid())
-)
+_block = port_block(os.environ.get("PYTEST_XDIST_WORKER"), below=ephemeral_low(), start=os.getpid())
+_ports = itertools.cycle(_block)
 
 
 def free_port() -> int:
     """A port nothing listens on, for a test server to bind: the next of this process's
     block (above) that binds."""
-    for _ in range(10_000):
-        port = next(_ports)
+    for port in itertools.islice(_ports, len(_block)):
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
