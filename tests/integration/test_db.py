@@ -91,6 +91,28 @@ async def test_a_pool_max_size_given_overrides_the_settings_and_caps_the_minimum
         await pool.close()
 
 
+@pytest.mark.parametrize("keep_session", [True, False], ids=["kept-session", "reset-session"])
+async def test_a_pools_statements_are_planned_once_without_their_values(database_url, keep_session):
+    # Left to Postgres (`auto`), the first five runs of a prepared statement are each planned
+    # for their values; a pool's never are, before or after its connection is released.
+    settings = PostgresSettings(url=database_url, pool_min_size=1, pool_max_size=1)
+    pool = await create_pool(settings, keep_session=keep_session)
+    statement = "SELECT count(*) FROM pg_class WHERE relpages > $1"
+    try:
+        for value in range(3):
+            async with pool.acquire() as conn:
+                await conn.fetchval(statement, value)
+        async with pool.acquire() as conn:
+            plans = await conn.fetchrow(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement = $1",
+                statement,
+            )
+        assert (plans["generic_plans"], plans["custom_plans"]) == (3, 0)
+    finally:
+        await pool.close()
+
+
 def _migrations_package(root, monkeypatch, files: dict[str, str]) -> str:
     """An importable package of its own under `root` whose migrations are `files`."""
     name = f"rh_migrations_{uuid.uuid4().hex[:8]}"
