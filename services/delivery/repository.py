@@ -123,12 +123,13 @@ async def claim_due(
     limit: int,
     skip_webhooks: Sequence[UUID] = (),
 ) -> list[Job]:
-    """Lease up to `limit` due deliveries, oldest first.
+    """Lease up to `limit` due deliveries, the longest claimable first.
 
     SKIP LOCKED: N replicas never claim the same row; the lease keeps it theirs until the
-    attempt is recorded, or until it runs out because the replica died. The due index is read
-    a partition after another, merged in order; each row claimed is then found in its own
-    day's partition (by (id, created_at), pruned as the join runs).
+    attempt is recorded, or until it runs out because the replica died. The claimable index
+    (the later of due time and lease, migration 0009) is read a partition after another,
+    merged in order, so deliveries leased and in flight are never read; each row claimed is
+    then found in its own day's partition (by (id, created_at), pruned as the join runs).
     """
     # RETURNING has no order of its own: the claimed rows are sorted again as they were
     # picked, so a webhook's deliveries reach its lane oldest due first.
@@ -138,10 +139,10 @@ async def claim_due(
             UPDATE delivery.deliveries d SET lease_until = $2
             FROM (
                 SELECT id, created_at FROM delivery.deliveries
-                WHERE status = 'pending' AND next_attempt_at <= $1
-                  AND (lease_until IS NULL OR lease_until <= $1)
+                WHERE status = 'pending' AND GREATEST(next_attempt_at, lease_until) <= $1
+                  AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
                   AND NOT (webhook_id = ANY($4::uuid[]))
-                ORDER BY next_attempt_at
+                ORDER BY GREATEST(next_attempt_at, lease_until)
                 LIMIT $3
                 FOR UPDATE SKIP LOCKED
             ) due

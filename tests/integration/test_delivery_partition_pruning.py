@@ -1,7 +1,7 @@
 """The delivery path finds its deliveries by (id, created_at), so each statement reads one
 day's partition of `deliveries` and of `delivery_attempts`, however many days are kept: under
 Postgres's plan for the values and under the generic plan it caches after a few runs. The
-retry claim reads the due index of every partition in order and merges them (no sort of every
+retry claim reads the claimable index of every partition in order and merges them (no sort of every
 due row); only the rows it claims are then read, each in its day.
 
 Days of a few thousand deliveries each (ANALYZEd), so the plans are the ones a busy table gets.
@@ -177,9 +177,48 @@ async def test_the_claim_merges_every_days_due_index_in_order_and_reads_only_wha
             " WHERE i.inhparent = 'delivery.deliveries'::regclass"
         )
     }
-    assert by_index.pop("deliveries_due_idx") == every_partition
+    assert by_index.pop("deliveries_claimable_idx") == every_partition
     # The ten due first were all created on the first day.
     assert by_index == {"deliveries_pkey": {day_partition("deliveries", DAYS[0])}}
+
+
+@PLANS
+async def test_the_claim_never_reads_the_deliveries_leased_and_in_flight(conn, generic):
+    # As under load: a thousand deliveries stored leased (due at once, their lease an hour
+    # off) and waiting in their lanes, and three whose retry is due.
+    now = at(DAY, 13)
+    await repository.insert_requested(
+        conn,
+        [
+            DeliveryRequested(
+                delivery_id=delivery_id_for(str(WEBHOOK), f"in-flight-{n}"),
+                webhook_id=str(WEBHOOK),
+                organization_id=str(ORG),
+                event_id=f"in-flight-{n}",
+                event="participant.joined",
+                body="{}",
+                created_at=at(DAY, 12),
+            )
+            for n in range(1_000)
+        ],
+        now=at(DAY, 12),
+        lease_until=at(DAY, 14),
+    )
+    due = await stored_jobs(conn, 3, due=at(DAY, 12))
+    await repository.release(conn, due, due_at=at(DAY, 12.5))
+    await conn.execute("ANALYZE delivery.deliveries")
+    kept = KeptStatements()
+    await repository.claim_due(kept, now=now, lease_until=now, limit=10, skip_webhooks=[])
+    [(sql, args)] = kept.statements
+    plan = await executed_plan(conn, sql, args, generic=generic)
+    parents = await parent_indexes(conn, "delivery")
+    # What the claim's index scans found (the pkey's are the claimed rows' own lookups).
+    found = sum(
+        scan["Actual Rows"] * scan["Actual Loops"] + scan.get("Rows Removed by Filter", 0)
+        for scan in scans_run(plan, "deliveries")
+        if parents.get(scan.get("Index Name", ""), "") != "deliveries_pkey"
+    )
+    assert found == 3  # the three due, none of the thousand in flight
 
 
 @PLANS

@@ -147,7 +147,8 @@ class FakeDeliveryStore:
                 and (row.lease_until is None or row.lease_until <= now)
                 and row.job.webhook_id not in skip_webhooks
             ),
-            key=lambda row: row.next_attempt_at or now,
+            # The longest claimable first: the later of due time and a lease run out.
+            key=lambda row: max(row.next_attempt_at or now, row.lease_until or now),
         )[:limit]
         for row in due:
             row.lease_until = lease_until
