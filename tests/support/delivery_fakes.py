@@ -148,7 +148,7 @@ class FakeDeliveryStore:
                 and row.job.webhook_id not in skip_webhooks
             ),
             # The longest claimable first: the later of due time and a lease run out.
-            key=lambda row: max(row.next_attempt_at or now, row.lease_until or now),
+            key=lambda row: max(filter(None, (row.next_attempt_at, row.lease_until))),
         )[:limit]
         for row in due:
             row.lease_until = lease_until
