@@ -162,7 +162,10 @@ async def test_readiness_says_when_the_broker_is_gone_and_a_stop_meanwhile_exits
     services = {name: ServiceProcess(name, env, tmp_path) for name in HEALTH_SETTINGS}
 
     async def every(wanted) -> bool:
-        return all([wanted(await readiness(url)) for url in urls.values()])
+        # Each service's checks in the failure when one never gets there: which, and how far.
+        checks = {name: await readiness(url) for name, url in urls.items()}
+        assert all(wanted(answer) for answer in checks.values()), checks
+        return True
 
     try:
         await ensure_topics(kafka)
