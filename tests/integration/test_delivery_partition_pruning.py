@@ -70,21 +70,31 @@ async def conn(database_url) -> asyncpg.Connection:
     await conn.close()
 
 
-async def stored_jobs(conn: asyncpg.Connection, count: int, *, due: datetime) -> list[Job]:
-    """`count` pending deliveries of WEBHOOK created on DAY, due at `due`."""
+async def stored_jobs(
+    conn: asyncpg.Connection,
+    count: int,
+    *,
+    due: datetime,
+    lease_until: datetime | None = None,
+    name: str = "pruned",
+) -> list[Job]:
+    """`count` pending deliveries of WEBHOOK created on DAY a second apart, due at `due`,
+    leased until `lease_until` (by default `due`)."""
     requests = [
         DeliveryRequested(
-            delivery_id=delivery_id_for(str(WEBHOOK), f"pruned-{n}"),
+            delivery_id=delivery_id_for(str(WEBHOOK), f"{name}-{n}"),
             webhook_id=str(WEBHOOK),
             organization_id=str(ORG),
-            event_id=f"pruned-{n}",
+            event_id=f"{name}-{n}",
             event="participant.joined",
             body="{}",
-            created_at=at(DAY, 12 + n / 60),
+            created_at=at(DAY, 12 + n / 3600),
         )
         for n in range(count)
     ]
-    return await repository.insert_requested(conn, requests, now=due, lease_until=due)
+    return await repository.insert_requested(
+        conn, requests, now=due, lease_until=lease_until or due
+    )
 
 
 def day_partition(table: str, day: date = DAY) -> str:
@@ -187,23 +197,7 @@ async def test_the_claim_never_reads_the_deliveries_leased_and_in_flight(conn, g
     # As under load: a thousand deliveries stored leased (due at once, their lease an hour
     # off) and waiting in their lanes, and three whose retry is due.
     now = at(DAY, 13)
-    await repository.insert_requested(
-        conn,
-        [
-            DeliveryRequested(
-                delivery_id=delivery_id_for(str(WEBHOOK), f"in-flight-{n}"),
-                webhook_id=str(WEBHOOK),
-                organization_id=str(ORG),
-                event_id=f"in-flight-{n}",
-                event="participant.joined",
-                body="{}",
-                created_at=at(DAY, 12),
-            )
-            for n in range(1_000)
-        ],
-        now=at(DAY, 12),
-        lease_until=at(DAY, 14),
-    )
+    await stored_jobs(conn, 1_000, due=at(DAY, 12), lease_until=at(DAY, 14), name="in-flight")
     due = await stored_jobs(conn, 3, due=at(DAY, 12))
     await repository.release(conn, due, due_at=at(DAY, 12.5))
     await conn.execute("ANALYZE delivery.deliveries")
