@@ -48,7 +48,8 @@ class RoomEndpoint:
     attempts: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
     open: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     most_open: int = 0
-    succeeded_count: int = 0
+    # Every (room, sequence number) answered with a 2xx at least once.
+    succeeded_keys: set[tuple[str, int]] = field(default_factory=set)
     last_success_at: float = 0.0  # time.monotonic() of the last 2xx answered
     url: str = ""
     _runner: web.AppRunner | None = None
@@ -65,7 +66,7 @@ class RoomEndpoint:
                 await asyncio.sleep(self.delay_s)
             status, headers = self.answer(room, seq, self.attempts[room, seq])
             if status < 300:
-                self.succeeded_count += 1
+                self.succeeded_keys.add((room, seq))
                 self.last_success_at = time.monotonic()
         finally:
             self.open[room] -= 1

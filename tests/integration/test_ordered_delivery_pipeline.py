@@ -127,7 +127,7 @@ async def test_two_thousand_events_over_twenty_rooms_arrive_in_publish_order_per
         for endpoint, timeout_s in ((unordered, 120), (ordered, 240)):
 
             async def all_succeeded(endpoint=endpoint):
-                return endpoint.succeeded_count >= ROOMS * PER_ROOM
+                return len(endpoint.succeeded_keys) == ROOMS * PER_ROOM
 
             await eventually(all_succeeded, timeout_s=timeout_s)
     finally:
@@ -153,8 +153,17 @@ async def test_two_thousand_events_over_twenty_rooms_arrive_in_publish_order_per
     for name, endpoint in (("ordered", ordered), ("unordered", unordered)):
         per_s[name] = ROOMS * PER_ROOM / (endpoint.last_success_at - started)
     print(f"\ndeliveries/s: ordered {per_s['ordered']:.0f}, unordered {per_s['unordered']:.0f}")
-    statuses = await pool.fetch("SELECT status, count(*) FROM delivery.deliveries GROUP BY status")
-    assert {r["status"]: r["count"] for r in statuses} == {"success": 2 * ROOMS * PER_ROOM}
-    # Nothing waits, and no room keeps a head once it has nothing in flight.
-    assert await pool.fetchval("SELECT count(*) FROM delivery.order_queue") == 0
-    assert await pool.fetchval("SELECT count(*) FROM delivery.order_heads") == 0
+
+    # An endpoint's answer reaches it before delivery records the attempt: the last few
+    # outcomes may still be on their way to Postgres.
+    async def all_recorded():
+        statuses = await pool.fetch(
+            "SELECT status, count(*) FROM delivery.deliveries GROUP BY status"
+        )
+        assert {r["status"]: r["count"] for r in statuses} == {"success": 2 * ROOMS * PER_ROOM}
+        # Nothing waits, and no room keeps a head once it has nothing in flight.
+        assert await pool.fetchval("SELECT count(*) FROM delivery.order_queue") == 0
+        assert await pool.fetchval("SELECT count(*) FROM delivery.order_heads") == 0
+        return True
+
+    await eventually(all_recorded, timeout_s=10)
