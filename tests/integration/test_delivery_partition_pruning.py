@@ -2,7 +2,8 @@
 day's partition of `deliveries` and of `delivery_attempts`, however many days are kept: under
 Postgres's plan for the values and under the generic plan it caches after a few runs. The
 retry claim reads the claimable index of every partition in order and merges them (no sort of every
-due row); only the rows it claims are then read, each in its day.
+due row); only the rows it claims are then read, each in its day. A delivery looked up by its
+key is read through the primary key, even where the day's statistics count no pending one.
 
 Days of a few thousand deliveries each (ANALYZEd), so the plans are the ones a busy table gets.
 """
@@ -17,15 +18,22 @@ from datetime import date, datetime, timedelta
 import asyncpg
 import pytest
 
-from services.delivery import repository
+from services.delivery import ordering, repository
 from services.delivery.recoveries import PostgresRecoveryTurn, PostgresUpkeep, Recovery
 from services.delivery.retention import ATTEMPTS, DELIVERIES
 from services.delivery.rows import AttemptRow, Job
 from services.registry.deliveries.repository import PostgresDeliveryLog
-from shared.messages import DeliveryRequested, delivery_id_for
+from shared.messages import DeliveryRequested, EventPosition, delivery_id_for
 from shared.partitions import create_partitions, day_start, partition_name
 from tests.bench.scale_seed import ATTEMPT_COLUMNS, DELIVERY_COLUMNS, DeliveryShape, delivery_rows
-from tests.support.plans import KeptStatements, executed_plan, nodes, parent_indexes, scans_run
+from tests.support.plans import (
+    KeptStatements,
+    executed_plan,
+    nested_plans,
+    nodes,
+    parent_indexes,
+    scans_run,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -77,8 +85,9 @@ async def stored_jobs(
     due: datetime,
     lease_until: datetime | None = None,
     name: str = "pruned",
+    day: date = DAY,
 ) -> list[Job]:
-    """`count` pending deliveries of WEBHOOK created on DAY a second apart, due at `due`,
+    """`count` pending deliveries of WEBHOOK created on `day` a second apart, due at `due`,
     leased until `lease_until` (by default `due`)."""
     requests = [
         DeliveryRequested(
@@ -88,7 +97,7 @@ async def stored_jobs(
             event_id=f"{name}-{n}",
             event="participant.joined",
             body="{}",
-            created_at=at(DAY, 12 + n / 3600),
+            created_at=at(day, 12 + n / 3600),
         )
         for n in range(count)
     ]
@@ -213,6 +222,79 @@ async def test_the_claim_never_reads_the_deliveries_leased_and_in_flight(conn, g
         if parents.get(scan.get("Index Name", ""), "") != "deliveries_pkey"
     )
     assert found == 3  # the three due, none of the thousand in flight
+
+
+@PLANS
+async def test_a_rooms_next_delivery_is_found_by_its_key_where_statistics_say_none_pending(
+    conn, generic
+):
+    # The day was last analyzed when none of its deliveries was pending (the fixture's), as
+    # autovacuum may have last seen it; since then a thousand were stored, leased and in
+    # flight. Postgres still counts no pending delivery in it.
+    now = at(DAY, 13)
+    await stored_jobs(conn, 1_000, due=now, lease_until=at(DAY, 14))
+    requests = [
+        DeliveryRequested(
+            delivery_id=delivery_id_for(str(WEBHOOK), f"ordered-{n}"),
+            webhook_id=str(WEBHOOK),
+            organization_id=str(ORG),
+            event_id=f"ordered-{n}",
+            event="participant.joined",
+            body="{}",
+            created_at=now,
+            room_id="room-1",
+            ordering="room",
+            position=EventPosition(partition=0, offset=n),
+        )
+        for n in range(2)
+    ]
+
+    async def store_in_order():
+        # The first starts as the room's head; the second finds the head still pending.
+        for request in requests:
+            await ordering.insert_ordered(conn, [request], now=now, lease_until=now)
+
+    # The functions' statements are planned by the session's setting (`shared.db`'s).
+    mode = "force_generic_plan" if generic else "force_custom_plan"
+    await conn.execute(f"SET plan_cache_mode = {mode}")
+    plans = await nested_plans(conn, store_in_order)
+    parents = await parent_indexes(conn, "delivery")
+    lookups = [scan for plan in plans for scan in scans_run(plan, "deliveries")]
+    assert lookups  # the head's start and the head's check
+    assert {parents.get(scan.get("Index Name", ""), scan["Node Type"]) for scan in lookups} == {
+        "deliveries_pkey"
+    }
+    assert sum(scan.get("Rows Removed by Filter", 0) for scan in lookups) == 0
+
+
+@PLANS
+async def test_a_leased_delivery_is_found_by_its_key_where_statistics_say_none_pending(
+    conn, generic
+):
+    # As above: the day analyzed with none pending, a thousand in flight since.
+    now = at(DAY, 13)
+    await stored_jobs(conn, 1_000, due=now, lease_until=at(DAY, 14), name="in-flight")
+    [job] = await stored_jobs(conn, 1, due=now)
+    later = at(DAY, 14)
+    statements = {
+        "renew_lease": lambda c: repository.renew_lease(c, job, lease_until=later),
+        "release": lambda c: repository.release(c, [job], due_at=later),
+        "stop": lambda c: repository.stop_deliveries(c, [job], reason="gone", now=later),
+        "hold": lambda c: repository.hold_deliveries(c, [job], now=later),
+    }
+    parents = await parent_indexes(conn, "delivery")
+    read = {}
+    for name, run in statements.items():
+        kept = KeptStatements()
+        await run(kept)
+        [(sql, args)] = kept.statements
+        plan = await executed_plan(conn, sql, args, generic=generic)
+        scans = scans_run(plan, "deliveries")
+        read[name] = (
+            {parents.get(scan.get("Index Name", ""), scan["Node Type"]) for scan in scans},
+            sum(scan.get("Rows Removed by Filter", 0) for scan in scans),
+        )
+    assert read == {name: ({"deliveries_pkey"}, 0) for name in statements}
 
 
 @PLANS

@@ -6,7 +6,7 @@ values or the generic plan it caches once a prepared statement has run a few tim
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -116,3 +116,34 @@ async def parent_indexes(conn: asyncpg.Connection, schema: str) -> dict[str, str
         schema,
     )
     return {r["child"]: r["parent"] for r in rows}
+
+
+async def nested_plans(conn: asyncpg.Connection, run: Callable[[], Awaitable[Any]]) -> list[dict]:
+    """The executed plans of every statement `run` makes on `conn`, those run inside functions
+    and triggers included (auto_explain, loaded into this session only, sends each plan to
+    the client as a notice), its changes kept."""
+    messages: list[str] = []
+
+    def keep(_conn: Any, message: Any) -> None:
+        messages.append(message.message)
+
+    await conn.execute("LOAD 'auto_explain'")
+    for name, value in _AUTO_EXPLAIN.items():
+        await conn.execute(f"SET auto_explain.{name} = {value}")
+    conn.add_log_listener(keep)
+    try:
+        await run()
+    finally:
+        conn.remove_log_listener(keep)
+        await conn.execute("SET auto_explain.log_min_duration = -1")
+    return [json.loads(text.split("plan:", 1)[1])["Plan"] for text in messages if "plan:" in text]
+
+
+_AUTO_EXPLAIN = {
+    "log_min_duration": "0",
+    "log_nested_statements": "on",
+    "log_analyze": "on",
+    "log_timing": "off",
+    "log_format": "json",
+    "log_level": "notice",
+}

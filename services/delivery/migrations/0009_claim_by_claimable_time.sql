@@ -6,8 +6,13 @@
 -- partitions). Ordered delivery claims at every head's end, so it paid that many times a
 -- second. Keyed by the later of the two times (GREATEST ignores a NULL lease), a leased
 -- delivery sits past now until its lease runs out, out of every claim's range.
+-- Only deliveries with a due time: the claim's `next_attempt_at <= now` implies it, and a
+-- lookup of one pending delivery by its key does not, so it can never read this index. A
+-- predicate of `status = 'pending'` alone let Postgres pick it for such lookups whenever
+-- the day's statistics counted few pending (the last ANALYZE saw few): a scan of every
+-- pending delivery of the day to find one, at each start of an ordered room's next delivery.
 -- Built in this migration's transaction, one partition after another: inserts of new
 -- deliveries wait meanwhile (seconds a million pending-or-not rows, scanned once).
 CREATE INDEX deliveries_claimable_idx ON deliveries (GREATEST(next_attempt_at, lease_until))
-    WHERE status = 'pending';
+    WHERE status = 'pending' AND next_attempt_at IS NOT NULL;
 DROP INDEX deliveries_due_idx;
