@@ -262,6 +262,15 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
         if registry.get("errors"):
             add("(8) GET list errors", registry["errors"], "non-200 or no answer within 10 s")
     rows.extend(_scale_rows(details))
+    postgres = details.get("postgres") or {}
+    if postgres:
+        add("Postgres", "", ", ".join(f"{k} {v}" for k, v in postgres.items()))
+        if postgres.get("autovacuum") == "off":
+            add(
+                "WARNING autovacuum off",
+                "",
+                "nothing vacuumed: later parts run on the earlier parts' dead rows",
+            )
     for part, info in details.items():
         if isinstance(info, dict) and info.get("error") and part != "celery":
             add(f"{part} FAILED", str(info["error"])[:60])

@@ -186,6 +186,7 @@ class Bench:
                 self.progress.part("platform")
                 self.stack = Stack(args.out, args.postgres, self.processes)
                 await self.stack.start(self.progress)
+                self.details["postgres"] = self.stack.postgres_settings
                 self.workload = await pipeline.create_workload(self.stack)
                 self.progress.done(
                     f"ready in {time.monotonic() - started:.0f} s"

@@ -89,6 +89,8 @@ class Stack:
     receiver: ReceiverClient | None = None
     database_name: str = ""
     database_dropped: bool = False
+    # The server settings that shape every figure read through Postgres (POSTGRES_SHOWN).
+    postgres_settings: dict[str, str] = field(default_factory=dict)
     # Extra environment for every service (`make chaos` shortens leases and timeouts).
     service_settings: dict[str, str] = field(default_factory=dict)
     _service_env: dict[str, str] = field(default_factory=dict)
@@ -112,6 +114,7 @@ class Stack:
         self.pool = await create_pool(
             PostgresSettings(url=self.database_url, pool_min_size=1, pool_max_size=4)
         )
+        self.postgres_settings = await postgres_settings_of(self.pool)
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=30)
         )
@@ -307,6 +310,19 @@ async def scrape(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
         except ValueError:
             continue
     return samples
+
+
+# With autovacuum off (as on some CI machines), nothing is vacuumed during a run: every part
+# after the first reads and rewrites the dead rows all earlier parts left.
+POSTGRES_SHOWN = ("server_version", "autovacuum", "shared_buffers", "synchronous_commit", "fsync")
+
+
+async def postgres_settings_of(pool: asyncpg.Pool) -> dict[str, str]:
+    rows = await pool.fetch(
+        "SELECT name, current_setting(name) AS value FROM unnest($1::text[]) AS name",
+        list(POSTGRES_SHOWN),
+    )
+    return {r["name"]: r["value"] for r in rows}
 
 
 async def drop_database(server_url: str, name: str) -> None:
