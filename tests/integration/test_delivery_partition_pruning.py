@@ -12,28 +12,23 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
 
-from services.delivery import ordering, repository
+from services.delivery import repository
 from services.delivery.recoveries import PostgresRecoveryTurn, PostgresUpkeep, Recovery
 from services.delivery.retention import ATTEMPTS, DELIVERIES
 from services.delivery.rows import AttemptRow, Job
 from services.registry.deliveries.repository import PostgresDeliveryLog
-from shared.messages import DeliveryRequested, EventPosition, delivery_id_for
+from shared.messages import DeliveryRequested, delivery_id_for
 from shared.partitions import create_partitions, day_start, partition_name
 from tests.bench.scale_seed import ATTEMPT_COLUMNS, DELIVERY_COLUMNS, DeliveryShape, delivery_rows
-from tests.support.plans import (
-    KeptStatements,
-    executed_plan,
-    nested_plans,
-    nodes,
-    parent_indexes,
-    scans_run,
-)
+from tests.support.plans import KeptStatements, executed_plan, nodes, parent_indexes, scans_run
 
 pytestmark = pytest.mark.integration
 
@@ -85,9 +80,8 @@ async def stored_jobs(
     due: datetime,
     lease_until: datetime | None = None,
     name: str = "pruned",
-    day: date = DAY,
 ) -> list[Job]:
-    """`count` pending deliveries of WEBHOOK created on `day` a second apart, due at `due`,
+    """`count` pending deliveries of WEBHOOK created on DAY a second apart, due at `due`,
     leased until `lease_until` (by default `due`)."""
     requests = [
         DeliveryRequested(
@@ -97,13 +91,23 @@ async def stored_jobs(
             event_id=f"{name}-{n}",
             event="participant.joined",
             body="{}",
-            created_at=at(day, 12 + n / 3600),
+            created_at=at(DAY, 12 + n / 3600),
         )
         for n in range(count)
     ]
     return await repository.insert_requested(
         conn, requests, now=due, lease_until=lease_until or due
     )
+
+
+def leased_statements(job: Job, later: datetime) -> dict[str, Callable[[Any], Awaitable[Any]]]:
+    """The statements that find one leased delivery by its key, each run on a connection."""
+    return {
+        "renew_lease": lambda c: repository.renew_lease(c, job, lease_until=later),
+        "release": lambda c: repository.release(c, [job], due_at=later),
+        "stop": lambda c: repository.stop_deliveries(c, [job], reason="gone", now=later),
+        "hold": lambda c: repository.hold_deliveries(c, [job], now=later),
+    }
 
 
 def day_partition(table: str, day: date = DAY) -> str:
@@ -132,11 +136,7 @@ async def test_a_leased_deliverys_statements_read_its_days_partition_only(conn, 
         status="pending",
         next_attempt_at=later,
     )
-    statements = {
-        "renew_lease": lambda c: repository.renew_lease(c, job, lease_until=later),
-        "release": lambda c: repository.release(c, [job], due_at=later),
-        "stop": lambda c: repository.stop_deliveries(c, [job], reason="gone", now=later),
-        "hold": lambda c: repository.hold_deliveries(c, [job], now=later),
+    statements = leased_statements(job, later) | {
         "record_attempts": lambda c: repository.record_attempts(c, [row], now=later),
     }
     read = {}
@@ -225,63 +225,17 @@ async def test_the_claim_never_reads_the_deliveries_leased_and_in_flight(conn, g
 
 
 @PLANS
-async def test_a_rooms_next_delivery_is_found_by_its_key_where_statistics_say_none_pending(
+async def test_a_leased_delivery_is_found_by_its_key_where_statistics_say_none_pending(
     conn, generic
 ):
     # The day was last analyzed when none of its deliveries was pending (the fixture's), as
     # autovacuum may have last seen it; since then a thousand were stored, leased and in
     # flight. Postgres still counts no pending delivery in it.
     now = at(DAY, 13)
-    await stored_jobs(conn, 1_000, due=now, lease_until=at(DAY, 14))
-    requests = [
-        DeliveryRequested(
-            delivery_id=delivery_id_for(str(WEBHOOK), f"ordered-{n}"),
-            webhook_id=str(WEBHOOK),
-            organization_id=str(ORG),
-            event_id=f"ordered-{n}",
-            event="participant.joined",
-            body="{}",
-            created_at=now,
-            room_id="room-1",
-            ordering="room",
-            position=EventPosition(partition=0, offset=n),
-        )
-        for n in range(2)
-    ]
-
-    async def store_in_order():
-        # The first starts as the room's head; the second finds the head still pending.
-        for request in requests:
-            await ordering.insert_ordered(conn, [request], now=now, lease_until=now)
-
-    # The functions' statements are planned by the session's setting (`shared.db`'s).
-    mode = "force_generic_plan" if generic else "force_custom_plan"
-    await conn.execute(f"SET plan_cache_mode = {mode}")
-    plans = await nested_plans(conn, store_in_order)
-    parents = await parent_indexes(conn, "delivery")
-    lookups = [scan for plan in plans for scan in scans_run(plan, "deliveries")]
-    assert lookups  # the head's start and the head's check
-    assert {parents.get(scan.get("Index Name", ""), scan["Node Type"]) for scan in lookups} == {
-        "deliveries_pkey"
-    }
-    assert sum(scan.get("Rows Removed by Filter", 0) for scan in lookups) == 0
-
-
-@PLANS
-async def test_a_leased_delivery_is_found_by_its_key_where_statistics_say_none_pending(
-    conn, generic
-):
-    # As above: the day analyzed with none pending, a thousand in flight since.
-    now = at(DAY, 13)
     await stored_jobs(conn, 1_000, due=now, lease_until=at(DAY, 14), name="in-flight")
     [job] = await stored_jobs(conn, 1, due=now)
     later = at(DAY, 14)
-    statements = {
-        "renew_lease": lambda c: repository.renew_lease(c, job, lease_until=later),
-        "release": lambda c: repository.release(c, [job], due_at=later),
-        "stop": lambda c: repository.stop_deliveries(c, [job], reason="gone", now=later),
-        "hold": lambda c: repository.hold_deliveries(c, [job], now=later),
-    }
+    statements = leased_statements(job, later)
     parents = await parent_indexes(conn, "delivery")
     read = {}
     for name, run in statements.items():

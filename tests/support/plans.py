@@ -127,9 +127,10 @@ async def nested_plans(conn: asyncpg.Connection, run: Callable[[], Awaitable[Any
     def keep(_conn: Any, message: Any) -> None:
         messages.append(message.message)
 
-    await conn.execute("LOAD 'auto_explain'")
-    for name, value in _AUTO_EXPLAIN.items():
-        await conn.execute(f"SET auto_explain.{name} = {value}")
+    await conn.execute(
+        "LOAD 'auto_explain'; "
+        + "; ".join(f"SET auto_explain.{name} = {value}" for name, value in _AUTO_EXPLAIN.items())
+    )
     conn.add_log_listener(keep)
     try:
         await run()
