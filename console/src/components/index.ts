@@ -1,6 +1,7 @@
 export { Loading } from './Loading';
 export { ErrorNotice } from './ErrorNotice';
 export { Pager } from './Pager';
+export { PagedTable } from './PagedTable';
 export { CopyButton } from './CopyButton';
 export { JsonView, prettyJson } from './JsonView';
 export { Time, relativeTime } from './Time';

@@ -3,7 +3,7 @@
 
 import { useState } from 'preact/hooks';
 import { ApiError, accountPath, api, getPage, seg } from '../api';
-import { ConfirmButton, CopyButton, ErrorNotice, Loading, Pager, Time } from '../components';
+import { ConfirmButton, CopyButton, ErrorNotice, PagedTable, Time } from '../components';
 import { usePaged } from '../hooks';
 import { useSession } from '../session';
 
@@ -58,7 +58,6 @@ function OwnerView({ accountId, ownKeyId }: { accountId: string; ownKeyId?: stri
     (cursor, signal) => getPage<ApiKey>(keysPath(accountId), 'api_keys', { limit: PAGE_SIZE, cursor }, signal),
     [accountId],
   );
-  const rows = page.data?.items ?? [];
   const revoke = async (key: ApiKey) => {
     setRevokeError(undefined);
     try {
@@ -84,63 +83,44 @@ function OwnerView({ accountId, ownKeyId }: { accountId: string; ownKeyId?: stri
       )}
       <h2>Keys</h2>
       <ErrorNotice error={revokeError} title="The key was not revoked" />
-      <ErrorNotice error={page.error} title="The API keys could not be read" />
-      {page.loading && !page.data ? <Loading what="Loading the API keys" /> : null}
-      {rows.length > 0 ? (
-        <div class="overflow-auto">
-          <table class="striped" aria-busy={page.loading}>
-            <caption class="visually-hidden">API keys, page {page.pageNumber}</caption>
-            <thead>
-              <tr>
-                <th scope="col">Label</th>
-                <th scope="col">Role</th>
-                <th scope="col">Prefix</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Revoked</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((k) => (
-                <tr key={k.id}>
-                  <th scope="row">
-                    {k.label ?? <em>no label</em>}
-                    {k.id === ownKeyId ? ' (this key)' : ''}
-                  </th>
-                  <td>{k.role}</td>
-                  <td>
-                    <code>{k.prefix}…</code>
-                  </td>
-                  <td>
-                    <Time value={k.created_at} />
-                  </td>
-                  <td>
-                    <Time value={k.last_used_at} empty="never" />
-                  </td>
-                  <td>
-                    <Time value={k.expires_at} empty="never" />
-                  </td>
-                  <td>{k.revoked_at ? <Time value={k.revoked_at} /> : 'no'}</td>
-                  <td>
-                    {k.revoked_at ? null : (
-                      <ConfirmButton
-                        label={`Revoke ${k.label ?? k.prefix}`}
-                        question={`Revoke ${k.label ?? `the key ${k.prefix}…`}? Every request with it is refused from now on.`}
-                        onConfirm={() => revoke(k)}
-                      />
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      <Pager label="API key pages" pageNumber={page.pageNumber} hasPrevious={page.hasPrevious} hasNext={page.hasNext} onPrevious={page.previous} onNext={page.next} />
+      <PagedTable
+        page={page}
+        noun="API keys"
+        caption="API keys"
+        columns={['Label', 'Role', 'Prefix', 'Created', 'Last used', 'Expires', 'Revoked', <span class="visually-hidden">Actions</span>]}
+        row={(k) => (
+          <tr key={k.id}>
+            <th scope="row">
+              {k.label ?? <em>no label</em>}
+              {k.id === ownKeyId ? ' (this key)' : ''}
+            </th>
+            <td>{k.role}</td>
+            <td>
+              <code>{k.prefix}…</code>
+            </td>
+            <td>
+              <Time value={k.created_at} />
+            </td>
+            <td>
+              <Time value={k.last_used_at} empty="never" />
+            </td>
+            <td>
+              <Time value={k.expires_at} empty="never" />
+            </td>
+            <td>{k.revoked_at ? <Time value={k.revoked_at} /> : 'no'}</td>
+            <td>
+              {k.revoked_at ? null : (
+                <ConfirmButton
+                  label={`Revoke ${k.label ?? k.prefix}`}
+                  question={`Revoke ${k.label ?? `the key ${k.prefix}…`}? Every request with it is refused from now on.`}
+                  onConfirm={() => revoke(k)}
+                />
+              )}
+            </td>
+          </tr>
+        )}
+        pagerLabel="API key pages"
+      />
     </>
   );
 }

@@ -2,7 +2,7 @@
 // who changed what, and the fields changed; a value the API hides is shown as hidden.
 
 import { accountPath, getPage } from '../api';
-import { ErrorNotice, Loading, Pager, Time } from '../components';
+import { PagedTable, Time } from '../components';
 import { usePaged } from '../hooks';
 import { useSession } from '../session';
 
@@ -58,56 +58,41 @@ function Entries({ accountId }: { accountId: string }) {
     (cursor, signal) => getPage<AuditEntry>(accountPath(accountId, '/audit-log'), 'entries', { limit: PAGE_SIZE, cursor }, signal),
     [accountId],
   );
-  const rows = page.data?.items ?? [];
   return (
     <>
-      <ErrorNotice error={page.error} title="The audit log could not be read" />
-      {page.loading && !page.data ? <Loading what="Loading the audit log" /> : null}
-      {page.data && rows.length === 0 && page.pageNumber === 1 ? <p>No changes yet.</p> : null}
-      {rows.length > 0 ? (
-        <div class="overflow-auto">
-          <table class="striped" aria-busy={page.loading}>
-            <caption class="visually-hidden">Audit log, page {page.pageNumber}</caption>
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Actor</th>
-                <th scope="col">Action</th>
-                <th scope="col">Target</th>
-                <th scope="col">Changes</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((e) => (
-                <tr key={e.id}>
-                  <th scope="row">
-                    <Time value={e.created_at} />
-                  </th>
-                  <td>{actorText(e)}</td>
-                  <td>
-                    <code>{e.action}</code>
-                  </td>
-                  <td>{e.target_id ? <code>{e.target_id}</code> : '—'}</td>
-                  <td>
-                    {e.changes.length === 0 ? (
-                      '—'
-                    ) : (
-                      <ul class="changes">
-                        {e.changes.map((c, i) => (
-                          <li key={i}>
-                            <code>{c.field}</code>: {c.hidden ? <em>hidden</em> : <code>{valueText(c.value)}</code>}
-                          </li>
-                        ))}
-                      </ul>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      <Pager label="Audit log pages" pageNumber={page.pageNumber} hasPrevious={page.hasPrevious} hasNext={page.hasNext} onPrevious={page.previous} onNext={page.next} />
+      <PagedTable
+        page={page}
+        noun="audit log"
+        caption="Audit log"
+        empty={<p>No changes yet.</p>}
+        columns={['When', 'Actor', 'Action', 'Target', 'Changes']}
+        row={(e) => (
+          <tr key={e.id}>
+            <th scope="row">
+              <Time value={e.created_at} />
+            </th>
+            <td>{actorText(e)}</td>
+            <td>
+              <code>{e.action}</code>
+            </td>
+            <td>{e.target_id ? <code>{e.target_id}</code> : '—'}</td>
+            <td>
+              {e.changes.length === 0 ? (
+                '—'
+              ) : (
+                <ul class="changes">
+                  {e.changes.map((c, i) => (
+                    <li key={i}>
+                      <code>{c.field}</code>: {c.hidden ? <em>hidden</em> : <code>{valueText(c.value)}</code>}
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </td>
+          </tr>
+        )}
+        pagerLabel="Audit log pages"
+      />
     </>
   );
 }

@@ -6,7 +6,7 @@
 import { useLocation } from 'preact-iso';
 import { useEffect, useState } from 'preact/hooks';
 import { accountPath, api, getPage, seg, type Delivery, type DeliveryAttempt, type DeliveryStatus, type Webhook } from '../api';
-import { ErrorNotice, JsonView, Link, Loading, Pager, Time } from '../components';
+import { ErrorNotice, JsonView, Link, Loading, PagedTable, Time } from '../components';
 import { useLoad, usePaged } from '../hooks';
 import { useArea, useSession } from '../session';
 import { RecoverPanel, localInput, rfc3339 } from './recover';
@@ -52,68 +52,43 @@ export function DeliveriesTable({
       getPage<Delivery>(deliveriesPath(accountId, webhookId), 'deliveries', { limit: pageSize, cursor, status, since, until }, signal),
     [accountId, webhookId, status, since, until, pageSize, refresh],
   );
-  const rows = page.data?.items ?? [];
   const windowed = since || until ? ' in this window' : '';
   return (
-    <>
-      <ErrorNotice error={page.error} title="The deliveries could not be read" />
-      {page.loading && !page.data ? <Loading what="Loading the deliveries" /> : null}
-      {page.data && rows.length === 0 ? <p>
+    <PagedTable
+      page={page}
+      noun="deliveries"
+      caption="Deliveries"
+      empty={
+        <p>
           No deliveries{status ? ` with status ${status}` : ''}
           {windowed} yet.
-        </p> : null}
-      {rows.length > 0 ? (
-        <div class="overflow-auto">
-          <table class="striped deliveries" aria-busy={page.loading}>
-            <caption class="visually-hidden">Deliveries, page {page.pageNumber}</caption>
-            <thead>
-              <tr>
-                <th scope="col">Delivery</th>
-                <th scope="col">Event</th>
-                <th scope="col">Status</th>
-                <th scope="col">Attempts</th>
-                <th scope="col">HTTP status</th>
-                <th scope="col">Last error</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((d) => (
-                <tr key={d.id}>
-                  <th scope="row">
-                    <Link to={`/webhooks/${seg(webhookId)}/deliveries/${seg(d.id)}`} aria-label={`Delivery ${d.id}`}>
-                      <code>{d.id.slice(0, 8)}</code>
-                    </Link>
-                  </th>
-                  <td>
-                    <code>{d.event}</code>
-                  </td>
-                  <td>
-                    <StatusText status={d.status} />
-                  </td>
-                  <td>{d.attempts}</td>
-                  <td>{d.status_code ?? '—'}</td>
-                  <td>{d.last_error ? <code>{d.last_error}</code> : '—'}</td>
-                  <td>
-                    <Time value={d.created_at} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      {paged ? (
-        <Pager
-          label="Delivery pages"
-          pageNumber={page.pageNumber}
-          hasPrevious={page.hasPrevious}
-          hasNext={page.hasNext}
-          onPrevious={page.previous}
-          onNext={page.next}
-        />
-      ) : null}
-    </>
+        </p>
+      }
+      columns={['Delivery', 'Event', 'Status', 'Attempts', 'HTTP status', 'Last error', 'Created']}
+      row={(d) => (
+        <tr key={d.id}>
+          <th scope="row">
+            <Link to={`/webhooks/${seg(webhookId)}/deliveries/${seg(d.id)}`} aria-label={`Delivery ${d.id}`}>
+              <code>{d.id.slice(0, 8)}</code>
+            </Link>
+          </th>
+          <td>
+            <code>{d.event}</code>
+          </td>
+          <td>
+            <StatusText status={d.status} />
+          </td>
+          <td>{d.attempts}</td>
+          <td>{d.status_code ?? '—'}</td>
+          <td>{d.last_error ? <code>{d.last_error}</code> : '—'}</td>
+          <td>
+            <Time value={d.created_at} />
+          </td>
+        </tr>
+      )}
+      pagerLabel={paged ? 'Delivery pages' : undefined}
+      tableClass="deliveries"
+    />
   );
 }
 

@@ -4,7 +4,7 @@
 
 import { useState } from 'preact/hooks';
 import { accountPath, api, getPage, seg, type EventType } from '../api';
-import { ErrorNotice, JsonView, Link, Loading, Pager, Time } from '../components';
+import { ErrorNotice, JsonView, Link, Loading, PagedTable, Time } from '../components';
 import { useLoad, usePaged } from '../hooks';
 import { useSession } from '../session';
 
@@ -69,7 +69,6 @@ export function EventList(_props: Record<string, unknown>) {
       ),
     [accountId, filters],
   );
-  const rows = page.data?.items ?? [];
   const apply = (e: Event) => {
     e.preventDefault();
     setFilters({ ...draft });
@@ -113,47 +112,30 @@ export function EventList(_props: Record<string, unknown>) {
           </button>
         </p>
       </form>
-      <ErrorNotice error={page.error} title="The events could not be read" />
-      {page.loading && !page.data ? <Loading what="Loading the events" /> : null}
-      {page.data && rows.length === 0 && page.pageNumber === 1 ? <p>No events match.</p> : null}
-      {rows.length > 0 ? (
-        <div class="overflow-auto">
-          <table class="striped" aria-busy={page.loading}>
-            <caption class="visually-hidden">Events, page {page.pageNumber}</caption>
-            <thead>
-              <tr>
-                <th scope="col">Received</th>
-                <th scope="col">Event</th>
-                <th scope="col">ID</th>
-                <th scope="col">Status</th>
-                <th scope="col">Reason</th>
-                <th scope="col">Room</th>
-                <th scope="col">Webhooks</th>
-                <th scope="col">Workflows</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((x, i) => (
-                <tr key={`${x.id ?? ''}-${x.received_at}-${i}`}>
-                  <th scope="row">
-                    <Time value={x.received_at} />
-                  </th>
-                  <td>{x.event ?? <em>unreadable</em>}</td>
-                  <td>{x.id ? <Link to={`/events/${encodeURIComponent(x.id)}`}>{x.id}</Link> : <em>none</em>}</td>
-                  <td>
-                    <StatusText status={x.status} />
-                  </td>
-                  <td>{x.reason ?? ''}</td>
-                  <td>{x.room_id ? <code>{x.room_id}</code> : ''}</td>
-                  <td>{x.webhooks}</td>
-                  <td>{x.workflows}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      <Pager label="Event pages" pageNumber={page.pageNumber} hasPrevious={page.hasPrevious} hasNext={page.hasNext} onPrevious={page.previous} onNext={page.next} />
+      <PagedTable
+        page={page}
+        noun="events"
+        caption="Events"
+        empty={<p>No events match.</p>}
+        columns={['Received', 'Event', 'ID', 'Status', 'Reason', 'Room', 'Webhooks', 'Workflows']}
+        row={(x, i) => (
+          <tr key={`${x.id ?? ''}-${x.received_at}-${i}`}>
+            <th scope="row">
+              <Time value={x.received_at} />
+            </th>
+            <td>{x.event ?? <em>unreadable</em>}</td>
+            <td>{x.id ? <Link to={`/events/${encodeURIComponent(x.id)}`}>{x.id}</Link> : <em>none</em>}</td>
+            <td>
+              <StatusText status={x.status} />
+            </td>
+            <td>{x.reason ?? ''}</td>
+            <td>{x.room_id ? <code>{x.room_id}</code> : ''}</td>
+            <td>{x.webhooks}</td>
+            <td>{x.workflows}</td>
+          </tr>
+        )}
+        pagerLabel="Event pages"
+      />
     </section>
   );
 }

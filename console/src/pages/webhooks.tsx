@@ -3,7 +3,7 @@
 
 import { useState } from 'preact/hooks';
 import { accountPath, api, getPage, type Webhook, type WebhookWithSecret } from '../api';
-import { ErrorNotice, Link, Loading, Pager, Time } from '../components';
+import { ErrorNotice, Link, PagedTable, Time } from '../components';
 import { usePaged } from '../hooks';
 import { useArea, useSession } from '../session';
 import { WebhookForm, createBody, fieldsOf } from './webhook_form';
@@ -17,7 +17,6 @@ export function WebhookList(_props: Record<string, unknown>) {
     (cursor, signal) => getPage<Webhook>(accountPath(accountId, '/webhooks'), 'webhooks', { limit: PAGE_SIZE, cursor }, signal),
     [accountId],
   );
-  const rows = page.data?.items ?? [];
   return (
     <section>
       <hgroup>
@@ -31,57 +30,31 @@ export function WebhookList(_props: Record<string, unknown>) {
           </Link>
         </p>
       ) : null}
-      <ErrorNotice error={page.error} title="The webhooks could not be read" />
-      {page.loading && !page.data ? <Loading what="Loading the webhooks" /> : null}
-      {page.data && rows.length === 0 && page.pageNumber === 1 ? (
-        <p>No webhooks yet.{canWrite ? ' Create one to start receiving events.' : ''}</p>
-      ) : null}
-      {rows.length > 0 ? (
-        <div class="overflow-auto">
-          <table class="striped" aria-busy={page.loading}>
-            <caption class="visually-hidden">Webhooks, page {page.pageNumber}</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">URL</th>
-                <th scope="col">Events</th>
-                <th scope="col">Status</th>
-                <th scope="col">Success (24 h)</th>
-                <th scope="col">p95 latency</th>
-                <th scope="col">Failure streak</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((w) => (
-                <tr key={w.id}>
-                  <th scope="row">
-                    <Link to={`/webhooks/${encodeURIComponent(w.id)}`}>{webhookTitle(w)}</Link>
-                  </th>
-                  <td>
-                    <code>{w.url}</code>
-                  </td>
-                  <td>{w.events.join(', ')}</td>
-                  <td>
-                    <WebhookStatus webhook={w} />
-                  </td>
-                  <HealthCells accountId={accountId} webhookId={w.id} />
-                  <td>
-                    <Time value={w.created_at} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      <Pager
-        label="Webhook pages"
-        pageNumber={page.pageNumber}
-        hasPrevious={page.hasPrevious}
-        hasNext={page.hasNext}
-        onPrevious={page.previous}
-        onNext={page.next}
+      <PagedTable
+        page={page}
+        noun="webhooks"
+        caption="Webhooks"
+        empty={<p>No webhooks yet.{canWrite ? ' Create one to start receiving events.' : ''}</p>}
+        columns={['Name', 'URL', 'Events', 'Status', 'Success (24 h)', 'p95 latency', 'Failure streak', 'Created']}
+        row={(w) => (
+          <tr key={w.id}>
+            <th scope="row">
+              <Link to={`/webhooks/${encodeURIComponent(w.id)}`}>{webhookTitle(w)}</Link>
+            </th>
+            <td>
+              <code>{w.url}</code>
+            </td>
+            <td>{w.events.join(', ')}</td>
+            <td>
+              <WebhookStatus webhook={w} />
+            </td>
+            <HealthCells accountId={accountId} webhookId={w.id} />
+            <td>
+              <Time value={w.created_at} />
+            </td>
+          </tr>
+        )}
+        pagerLabel="Webhook pages"
       />
     </section>
   );

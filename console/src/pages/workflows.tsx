@@ -5,7 +5,7 @@
 import { useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { api, getPage } from '../api';
-import { ConfirmButton, ErrorNotice, Link, Loading, Pager, Time } from '../components';
+import { ConfirmButton, ErrorNotice, Link, Loading, PagedTable, Time } from '../components';
 import { useLoad, usePaged } from '../hooks';
 import { useArea, useSession } from '../session';
 import { workflowLink, workflowPath, workflowsPath, type Workflow } from './workflows_api';
@@ -31,7 +31,6 @@ export function WorkflowList(_props: Record<string, unknown>) {
     (cursor, signal) => getPage<Workflow>(workflowsPath(accountId), 'workflows', { limit: PAGE_SIZE, cursor }, signal),
     [accountId],
   );
-  const rows = page.data?.items ?? [];
   return (
     <section>
       <hgroup>
@@ -45,51 +44,29 @@ export function WorkflowList(_props: Record<string, unknown>) {
           </Link>
         </p>
       ) : null}
-      <ErrorNotice error={page.error} title="The workflows could not be read" />
-      {page.loading && !page.data ? <Loading what="Loading the workflows" /> : null}
-      {page.data && rows.length === 0 && page.pageNumber === 1 ? <p>No workflows yet.</p> : null}
-      {rows.length > 0 ? (
-        <div class="overflow-auto">
-          <table class="striped" aria-busy={page.loading}>
-            <caption class="visually-hidden">Workflows, page {page.pageNumber}</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Events</th>
-                <th scope="col">Status</th>
-                <th scope="col">Language</th>
-                <th scope="col">Version</th>
-                <th scope="col">Updated</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((w) => (
-                <tr key={w.id}>
-                  <th scope="row">
-                    <Link to={workflowLink(w.id)}>{w.name}</Link>
-                  </th>
-                  <td>{w.events.join(', ')}</td>
-                  <td>
-                    <EnabledText enabled={w.enabled} />
-                  </td>
-                  <td>{languageName(w.language)}</td>
-                  <td>{w.version}</td>
-                  <td>
-                    <Time value={w.updated_at} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      <Pager
-        label="Workflow pages"
-        pageNumber={page.pageNumber}
-        hasPrevious={page.hasPrevious}
-        hasNext={page.hasNext}
-        onPrevious={page.previous}
-        onNext={page.next}
+      <PagedTable
+        page={page}
+        noun="workflows"
+        caption="Workflows"
+        empty={<p>No workflows yet.</p>}
+        columns={['Name', 'Events', 'Status', 'Language', 'Version', 'Updated']}
+        row={(w) => (
+          <tr key={w.id}>
+            <th scope="row">
+              <Link to={workflowLink(w.id)}>{w.name}</Link>
+            </th>
+            <td>{w.events.join(', ')}</td>
+            <td>
+              <EnabledText enabled={w.enabled} />
+            </td>
+            <td>{languageName(w.language)}</td>
+            <td>{w.version}</td>
+            <td>
+              <Time value={w.updated_at} />
+            </td>
+          </tr>
+        )}
+        pagerLabel="Workflow pages"
       />
     </section>
   );

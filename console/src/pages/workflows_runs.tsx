@@ -3,7 +3,7 @@
 
 import { useMemo, useState } from 'preact/hooks';
 import { api, getPage } from '../api';
-import { Chart, ErrorNotice, JsonView, Link, Loading, Pager, Time, type ChartSeries } from '../components';
+import { Chart, ErrorNotice, JsonView, Link, Loading, PagedTable, Time, type ChartSeries } from '../components';
 import { useLoad, usePaged } from '../hooks';
 import { useSession } from '../session';
 import {
@@ -41,7 +41,6 @@ export function ExecutionList({ workflowId, onRefresh }: { workflowId: string; o
       getPage<Execution>(workflowPath(accountId, workflowId, '/executions'), 'executions', { limit: PAGE_SIZE, cursor, status }, signal),
     [accountId, workflowId, status],
   );
-  const rows = page.data?.items ?? [];
   return (
     <section aria-labelledby="wf-executions">
       <h2 id="wf-executions">Executions</h2>
@@ -66,57 +65,33 @@ export function ExecutionList({ workflowId, onRefresh }: { workflowId: string; o
           Refresh executions
         </button>
       </div>
-      <ErrorNotice error={page.error} title="The executions could not be read" />
-      {page.loading && !page.data ? <Loading what="Loading the executions" /> : null}
-      {page.data && rows.length === 0 && page.pageNumber === 1 ? <p>No executions{status ? ` with status ${status}` : ''} yet.</p> : null}
-      {rows.length > 0 ? (
-        <div class="overflow-auto">
-          <table class="striped" aria-busy={page.loading}>
-            <caption class="visually-hidden">Executions, page {page.pageNumber}</caption>
-            <thead>
-              <tr>
-                <th scope="col">Started</th>
-                <th scope="col">Status</th>
-                <th scope="col">Event</th>
-                <th scope="col">Version</th>
-                <th scope="col">Duration</th>
-                <th scope="col">Result</th>
-                <th scope="col">Error</th>
-                <th scope="col">Logs</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((x) => (
-                <tr key={x.id}>
-                  <th scope="row">
-                    <Link to={workflowLink(workflowId, `/executions/${encodeURIComponent(x.id)}`)}>
-                      <Time value={x.started_at ?? x.created_at} />
-                    </Link>
-                  </th>
-                  <td>
-                    <ExecutionStatusText status={x.status} />
-                  </td>
-                  <td>{portal ? x.event : <Link to={eventLink(x.event_id)}>{x.event}</Link>}</td>
-                  <td>{x.version}</td>
-                  <td>{formatDuration(x.duration_ms)}</td>
-                  <td>
-                    <code>{oneLine(x.result, 60)}</code>
-                  </td>
-                  <td>{x.error ? oneLine(errorMessage(x.error), 80) : '—'}</td>
-                  <td>{x.logs.length}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      <Pager
-        label="Execution pages"
-        pageNumber={page.pageNumber}
-        hasPrevious={page.hasPrevious}
-        hasNext={page.hasNext}
-        onPrevious={page.previous}
-        onNext={page.next}
+      <PagedTable
+        page={page}
+        noun="executions"
+        caption="Executions"
+        empty={<p>No executions{status ? ` with status ${status}` : ''} yet.</p>}
+        columns={['Started', 'Status', 'Event', 'Version', 'Duration', 'Result', 'Error', 'Logs']}
+        row={(x) => (
+          <tr key={x.id}>
+            <th scope="row">
+              <Link to={workflowLink(workflowId, `/executions/${encodeURIComponent(x.id)}`)}>
+                <Time value={x.started_at ?? x.created_at} />
+              </Link>
+            </th>
+            <td>
+              <ExecutionStatusText status={x.status} />
+            </td>
+            <td>{portal ? x.event : <Link to={eventLink(x.event_id)}>{x.event}</Link>}</td>
+            <td>{x.version}</td>
+            <td>{formatDuration(x.duration_ms)}</td>
+            <td>
+              <code>{oneLine(x.result, 60)}</code>
+            </td>
+            <td>{x.error ? oneLine(errorMessage(x.error), 80) : '—'}</td>
+            <td>{x.logs.length}</td>
+          </tr>
+        )}
+        pagerLabel="Execution pages"
       />
     </section>
   );

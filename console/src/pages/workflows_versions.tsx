@@ -3,7 +3,7 @@
 
 import { useState } from 'preact/hooks';
 import { api, getPage } from '../api';
-import { ErrorNotice, Loading, Pager, Time } from '../components';
+import { ErrorNotice, Loading, PagedTable, Time } from '../components';
 import { CodeEditor } from '../components/code_editor';
 import { useLoad, usePaged } from '../hooks';
 import { useSession } from '../session';
@@ -25,55 +25,33 @@ export function VersionList({ workflowId, current }: { workflowId: string; curre
     (cursor, signal) => getPage<VersionSummary>(workflowPath(accountId, workflowId, '/versions'), 'versions', { limit: PAGE_SIZE, cursor }, signal),
     [accountId, workflowId, current],
   );
-  const rows = page.data?.items ?? [];
   return (
     <section aria-labelledby="wf-versions">
       <h2 id="wf-versions">Versions</h2>
-      <ErrorNotice error={page.error} title="The versions could not be read" />
-      {page.loading && !page.data ? <Loading what="Loading the versions" /> : null}
-      {rows.length > 0 ? (
-        <div class="overflow-auto">
-          <table class="striped" aria-busy={page.loading}>
-            <caption class="visually-hidden">Versions, page {page.pageNumber}</caption>
-            <thead>
-              <tr>
-                <th scope="col">Version</th>
-                <th scope="col">Language</th>
-                <th scope="col">Saved</th>
-                <th scope="col">By</th>
-                <th scope="col">Code</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((v) => (
-                <tr key={v.version} aria-current={v.version === shown ? 'true' : undefined}>
-                  <th scope="row">
-                    {v.version}
-                    {v.current ? ' (current)' : ''}
-                  </th>
-                  <td>{v.language}</td>
-                  <td>
-                    <Time value={v.created_at} />
-                  </td>
-                  <td>{savedBy(v.saved_by)}</td>
-                  <td>
-                    <button type="button" class="secondary outline" onClick={() => setShown(v.version)} aria-pressed={v.version === shown}>
-                      Show version {v.version}
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      <Pager
-        label="Version pages"
-        pageNumber={page.pageNumber}
-        hasPrevious={page.hasPrevious}
-        hasNext={page.hasNext}
-        onPrevious={page.previous}
-        onNext={page.next}
+      <PagedTable
+        page={page}
+        noun="versions"
+        caption="Versions"
+        columns={['Version', 'Language', 'Saved', 'By', 'Code']}
+        row={(v) => (
+          <tr key={v.version} aria-current={v.version === shown ? 'true' : undefined}>
+            <th scope="row">
+              {v.version}
+              {v.current ? ' (current)' : ''}
+            </th>
+            <td>{v.language}</td>
+            <td>
+              <Time value={v.created_at} />
+            </td>
+            <td>{savedBy(v.saved_by)}</td>
+            <td>
+              <button type="button" class="secondary outline" onClick={() => setShown(v.version)} aria-pressed={v.version === shown}>
+                Show version {v.version}
+              </button>
+            </td>
+          </tr>
+        )}
+        pagerLabel="Version pages"
       />
       {shown !== null ? <VersionCode workflowId={workflowId} version={shown} onClose={() => setShown(null)} /> : null}
     </section>
