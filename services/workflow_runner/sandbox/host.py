@@ -1,7 +1,8 @@
 """One host: a Deno host process (process.py) and the conversation with it (conversation.py).
 
 A host carries several runs at once (bounded by the caller). When it dies (V8 heap limit,
-cgroup OOM kill or memory watch, a crash, or killed by us because it stopped answering),
+cgroup OOM kill or memory watch, a crash, or killed by us because it stopped answering while
+not waiting for a CPU: starvation.py),
 every run it carried ends as an error that says so; the caller starts a new host.
 
 A host is also retired, drained and killed after a run timed out or a Worker went past the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,6 +41,7 @@ from services.workflow_runner.sandbox.process import (
     HostProcess,
     HostStartFailed,
 )
+from services.workflow_runner.sandbox.starvation import Waited, starved, waited, waiting_for_cpu
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +50,15 @@ __all__ = ["Host", "HostCrashed", "HostPaths", "HostStartFailed"]
 # How long past the wall-time limit Python waits for a host's answer before it kills the host
 # (the host's own timer stops the Worker at the limit; this catches a wedged host).
 ANSWER_GRACE_S = 2.0
+# A host that is late while it, or the runner reading its answers, waits for a CPU
+# (starvation.py) is short of CPU, not wedged: it gets another grace, and another while that
+# lasts, up to this long past the wall time. Killing
+# it would fail every run it carries and start a host for each of them again, on a machine
+# that has no CPU to spare for either.
+STARVED_ANSWER_MAX_S = 60.0
+# A run's timeout is judged from the host's threads' wait read at most this long before the
+# run began (each reading reads a file per thread: not one per run).
+WAITED_REREAD_S = 1.0
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -96,6 +108,7 @@ class Host:
         self._on_death = on_death
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
+        self._waited: Waited | None = None  # the last reading of its threads' wait
 
     def adopt(self, index: int, generation: int) -> None:
         """A spare host becomes position `index`'s."""
@@ -256,6 +269,7 @@ class Host:
         if isinstance(data, str):
             return clock.failed(data)
         run = RunCalls(request.run_id, bindings, self._settings, self._log)
+        began = self._recent_wait()
         async with self._conversation.carrying(run):
             try:
                 await self._conversation.write(data)
@@ -265,18 +279,56 @@ class Host:
             except OSError:
                 await self.died.wait()
                 return clock.crashed(self.death_reason)
+        if done.status == "timeout" and clock.elapsed_s() >= self._settings.wall_timeout_s:
+            return self._timed_out(clock, done, began)  # the wall-time limit's timeout
         return clock.outcome(done.status, result=done.result, error=done.error, logs=done.logs,
                              cold=done.cold)  # fmt: skip
 
+    def _timed_out(self, clock: _RunClock, done: protocol.Done, began: Waited | None) -> RunOutcome:
+        """A timeout at the wall-time limit, `starved` when the host was starved of CPU over
+        the run (a CPU-limit timeout came with "stuck", its strike taken already): its message
+        then says so, since that time was the machine's, not the workflow's."""
+        starved_run = starved(began, waited(self.pid))
+        error = done.error
+        if starved_run and error is not None:
+            note = "; its sandbox was waiting for a CPU much of that time (an overloaded machine)"
+            error = {**error, "message": f"{error.get('message', '')}{note}"}
+        return clock.outcome("timeout", result=done.result, error=error, logs=done.logs,
+                             cold=done.cold, starved=starved_run)  # fmt: skip
+
+    def _recent_wait(self) -> Waited | None:
+        """The host's threads' wait, read again when the last reading is older than
+        WAITED_REREAD_S."""
+        last = self._waited
+        if last is None or time.monotonic() - last.at > WAITED_REREAD_S:
+            last = self._waited = waited(self.pid)
+        return last
+
     async def _answer_of(self, run: RunCalls) -> protocol.Done:
         """The host's "done" for the run; past the wall time and its grace, the host is killed
-        (and the run fails with it)."""
-        waited = self._settings.wall_timeout_s + ANSWER_GRACE_S
+        (and the run fails with it), unless the host's threads, or ours (which read its
+        answer), waited for a CPU over that grace: then it gets another, up to
+        STARVED_ANSWER_MAX_S past the wall time."""
+        wall = self._settings.wall_timeout_s
         try:
-            return await asyncio.wait_for(asyncio.shield(run.done), waited)
+            return await asyncio.wait_for(asyncio.shield(run.done), wall)
         except TimeoutError:
-            self.kill(f"it stopped answering for {waited} s and was killed")
-            return await run.done
+            pass
+        late = 0.0
+        while True:
+            before = waited(self.pid), waited(os.getpid())
+            try:
+                return await asyncio.wait_for(asyncio.shield(run.done), ANSWER_GRACE_S)
+            except TimeoutError:
+                late += ANSWER_GRACE_S
+            after = waited(self.pid), waited(os.getpid())
+            short = [waiting_for_cpu(b, a) for b, a in zip(before, after, strict=True)]
+            if late >= STARVED_ANSWER_MAX_S or not any(short):
+                break
+            self._log.info("sandbox.host_short_of_cpu", pid=self.pid, run_id=run.run_id,
+                           late_s=late, host_waiting=short[0], runner_waiting=short[1])  # fmt: skip
+        self.kill(f"it stopped answering for {round(wall + late, 1)} s and was killed")
+        return await run.done
 
 
 class _RunClock:
@@ -286,8 +338,11 @@ class _RunClock:
         self.started_at = datetime.now(UTC)
         self._t0 = time.perf_counter()
 
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self._t0
+
     def outcome(self, status: str, **fields: Any) -> RunOutcome:
-        elapsed = int((time.perf_counter() - self._t0) * 1000)
+        elapsed = int(self.elapsed_s() * 1000)
         values = {"result": None, "error": None, "logs": [], "cold": False} | fields
         return RunOutcome(status=status, started_at=self.started_at, duration_ms=elapsed, **values)
 

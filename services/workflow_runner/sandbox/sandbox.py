@@ -10,7 +10,8 @@ retired and killed as lifecycle.py says. A run whose host died under it runs onc
 host of its own (the culprit, unknown, ends nothing but itself the second time: a run killed
 with a spinning host may be a bomb of its own). A workflow that went past a time limit or
 crashed its host alone is quarantined for a while (quarantine.py): its runs go to its
-organization's quarantine position.
+organization's quarantine position; not for a wall time spent waiting for a CPU its host did
+not get (starvation.py).
 """
 
 from __future__ import annotations
@@ -148,7 +149,12 @@ class Sandbox:
             # culprit ends nothing but itself, recorded as the crash it causes again.
             log.info("sandbox.run_again", run_id=request.run_id, error=outcome.error)
             outcome = await self._hosts.run_alone(request, bindings)
-        if outcome.status == "timeout" or outcome.crashed:
+        if outcome.starved:
+            # Its time went waiting for a CPU: no strike against the workflow. (Past the CPU
+            # limit it was quarantined already, when the host said so.)
+            log.info("sandbox.starved_timeout", run_id=request.run_id,
+                     workflow_id=request.workflow_id)  # fmt: skip
+        elif outcome.status == "timeout" or outcome.crashed:
             self._quarantined(request.workflow_id)
         return outcome
 
