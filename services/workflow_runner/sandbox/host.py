@@ -2,8 +2,8 @@
 
 A host carries several runs at once (bounded by the caller). When it dies (V8 heap limit,
 cgroup OOM kill or memory watch, a crash, or killed by us because it stopped answering while
-not waiting for a CPU: starvation.py),
-every run it carried ends as an error that says so; the caller starts a new host.
+nobody waited for a CPU: starvation.py), every run it carried ends as an error that says so;
+the caller starts a new host.
 
 A host is also retired, drained and killed after a run timed out or a Worker went past the
 CPU limit (host.ts: its event loop stayed blocked, it answered no ping): on deno 2.9.8
@@ -52,9 +52,8 @@ __all__ = ["Host", "HostCrashed", "HostPaths", "HostStartFailed"]
 ANSWER_GRACE_S = 2.0
 # A host that is late while it, or the runner reading its answers, waits for a CPU
 # (starvation.py) is short of CPU, not wedged: it gets another grace, and another while that
-# lasts, up to this long past the wall time. Killing
-# it would fail every run it carries and start a host for each of them again, on a machine
-# that has no CPU to spare for either.
+# lasts, up to this long past the wall time. Killing it would fail every run it carries and
+# start a host for each of them again, on a machine that has no CPU to spare for either.
 STARVED_ANSWER_MAX_S = 60.0
 # A run's timeout is judged from the host's threads' wait read at most this long before the
 # run began (each reading reads a file per thread: not one per run).

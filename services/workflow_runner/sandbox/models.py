@@ -92,7 +92,7 @@ class RunOutcome:
     logs: list[dict]
     cold: bool = False  # the run started a new Worker (its version's first run on that host)
     crashed: bool = False  # its host died under it (whichever run was the cause)
-    # A timeout while its host waited for a CPU for much of the run (starvation.py).
+    # A wall-time timeout whose host was starved of CPU over the run (starvation.py).
     starved: bool = False
 
 
