@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.workflow_runner.sandbox.worker_threads import schedstat
+
 # Waiting for a CPU over a span: its threads waited this share of it or more. Starved: they
 # waited STARVED_SHARE of it or more and ran less than STARVED_RAN of a CPU in all. (Every
 # thread's wait counts, so a loaded machine's many short waits add up: starved asks more.)
@@ -44,18 +46,13 @@ def waited(pid: int | None, proc: Path = Path("/proc")) -> Waited | None:
     if pid is None:
         return None
     try:
-        tasks = list((proc / str(pid) / "task").iterdir())
-    except OSError:
+        tids = [int(task.name) for task in (proc / str(pid) / "task").iterdir()]
+    except (OSError, ValueError):
         return None
-    ran = wait = 0
-    read = False
-    for task in tasks:
-        try:
-            fields = (task / "schedstat").read_text().split()
-            ran, wait, read = ran + int(fields[0]), wait + int(fields[1]), True
-        except (OSError, ValueError, IndexError):
-            continue
-    return Waited(time.monotonic(), wait / 1e9, ran / 1e9) if read else None
+    read = [times for tid in tids if (times := schedstat(pid, tid, proc)) is not None]
+    if not read:
+        return None
+    return Waited(time.monotonic(), sum(w for _, w in read) / 1e9, sum(r for r, _ in read) / 1e9)
 
 
 def _shares(before: Waited | None, after: Waited | None) -> tuple[float, float] | None:

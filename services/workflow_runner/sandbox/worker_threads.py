@@ -34,12 +34,20 @@ def worker_threads(pid: int, proc: Path = Path("/proc")) -> dict[str, int]:
     return found
 
 
-def cpu_ns(pid: int, tid: int, proc: Path = Path("/proc")) -> int | None:
-    """The CPU time thread `tid` of `pid` has used (ns, schedstat's first field), or None."""
+def schedstat(pid: int, tid: int, proc: Path = Path("/proc")) -> tuple[int, int] | None:
+    """Thread `tid` of `pid`: the CPU time it has used and how long it has waited, runnable,
+    for a CPU (ns, schedstat's first two fields), or None."""
     try:
-        return int((proc / str(pid) / "task" / str(tid) / "schedstat").read_text().split()[0])
+        fields = (proc / str(pid) / "task" / str(tid) / "schedstat").read_text().split()
+        return int(fields[0]), int(fields[1])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def cpu_ns(pid: int, tid: int, proc: Path = Path("/proc")) -> int | None:
+    """The CPU time thread `tid` of `pid` has used (ns), or None."""
+    times = schedstat(pid, tid, proc)
+    return None if times is None else times[0]
 
 
 class WorkerThreads:
