@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,47 @@ def env_names(settings: type[BaseSettings]) -> list[str]:
 def test_every_setting_is_in_the_configuration_reference(settings):
     missing = [name for name in env_names(settings) if f"| `{name}` |" not in REFERENCE]
     assert missing == []
+
+
+# Where operators read or set variables: the documents, the deploy files, the compose files.
+ROOT = Path(__file__).resolve().parents[2]
+NAMED_IN = ("*.md", "deploy/**/*.md", "docs/*.md", "services/**/README.md", "deploy/**/*.yaml")
+NAMED_IN += ("deploy/**/*.yml", "deploy/*.example", "docker-compose.yml", "Makefile")
+VARIABLE = re.compile(r"\bROOMHOOKS_[A-Z0-9_]*[A-Z0-9]\b")
+
+
+def variables_named(text: str) -> set[str]:
+    return set(VARIABLE.findall(text))
+
+
+def read_by_code() -> set[str]:
+    """Every ROOMHOOKS_ variable a setting defines or a Python file names (the CLI's, the
+    tests' own), this file's misspelt example aside."""
+    names = {name for settings in SETTINGS for name in env_names(settings)}
+    for package in ("devtool", "services", "shared", "tests"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path != Path(__file__).resolve():
+                names |= variables_named(path.read_text(encoding="utf-8"))
+    return names
+
+
+def test_every_variable_the_documents_name_is_read_by_the_code():
+    # A misspelt variable is ignored without a word (the settings ignore what they do not
+    # know): an operator following the document would set nothing.
+    known = read_by_code()
+    unread = sorted(
+        f"{path.relative_to(ROOT)}: {name}"
+        for pattern in NAMED_IN
+        for path in ROOT.glob(pattern)
+        if "node_modules" not in path.parts
+        for name in variables_named(path.read_text(encoding="utf-8")) - known
+    )
+    assert unread == []
+
+
+def test_a_misspelt_variable_is_told_from_a_read_one():
+    known = read_by_code()
+    assert "ROOMHOOKS_WORKFLOWS_MAX_HOSTS" in known
+    assert variables_named("set `ROOMHOOKS_WORKFLOWS_HOSTS` (2)") - known == {
+        "ROOMHOOKS_WORKFLOWS_HOSTS"
+    }
