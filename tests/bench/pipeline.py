@@ -25,6 +25,7 @@ from tests.bench.stack import Account, Stack
 ACCOUNTS = 10
 WEBHOOKS_PER_ACCOUNT = 10
 INDEX_TIMEOUT_S = 30.0
+INDEX_ENABLED = 'roomhooks_fanout_index_webhooks{state="enabled"}'
 DRAIN_TIMEOUT_S = 30.0
 # A deleted webhook's retries end when they come due (the last one 30 s after its attempt).
 SETTLE_TIMEOUT_S = 60.0
@@ -101,11 +102,15 @@ async def remove_hanging_webhooks(stack: Stack, workload: Workload) -> float:
     return time.monotonic() - started
 
 
+async def enabled_in_index(stack: Stack) -> int:
+    """The enabled webhooks fanout's index holds now."""
+    return int((await stack.metrics("fanout")).get(INDEX_ENABLED, 0))
+
+
 async def wait_for_index(stack: Stack, enabled: int) -> None:
     """Until fanout's index holds `enabled` enabled webhooks (the registry relayed them)."""
-    key = 'roomhooks_fanout_index_webhooks{state="enabled"}'
     deadline = time.monotonic() + INDEX_TIMEOUT_S
-    while (held := (await stack.metrics("fanout")).get(key, 0)) < enabled:
+    while (held := await enabled_in_index(stack)) < enabled:
         if time.monotonic() > deadline:
             raise TimeoutError(f"fanout holds {held:.0f} enabled webhooks, wanted {enabled}")
         await asyncio.sleep(0.2)

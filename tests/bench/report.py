@@ -46,6 +46,7 @@ KEYS = (
     "scale_recovery_kept_fraction",
     "scale_recovery_s",
     "scale_retention_day_s",
+    "soak_rss_growth_mb_per_min",
     "cores",
     "commit",
 )
@@ -141,6 +142,7 @@ def results(details: dict, *, cores: int, commit: str) -> dict[str, Any]:
         "scale_recovery_kept_fraction": _get(details, "scale_recovery", "kept_fraction"),
         "scale_recovery_s": _get(details, "scale_recovery", "recovery_s"),
         "scale_retention_day_s": _get(details, "scale_retention", "seconds"),
+        "soak_rss_growth_mb_per_min": _get(details, "soak", "service_growth_mb_per_min"),
         "cores": cores,
         "commit": commit,
     }
@@ -262,6 +264,25 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
         if registry.get("errors"):
             add("(8) GET list errors", registry["errors"], "non-200 or no answer within 10 s")
     rows.extend(_scale_rows(details))
+    soak = details.get("soak") or {}
+    if soak.get("published") is not None:
+        for name, growth in soak["growth_mb_per_min"].items():
+            add(
+                f"(11) RSS {name} MB",
+                f"{soak['rss_first_mb'][name]:.0f} → {soak['rss_last_mb'][name]:.0f}",
+                f"{growth:+.2f} MB/min over the second half" if growth is not None else "",
+            )
+        add(
+            "(11) deliveries, runs",
+            ", ".join(f"{k} {v:,}" for k, v in soak["deliveries"].items()),
+            "runs " + ", ".join(f"{k} {v:,}" for k, v in soak["runs"].items()),
+        )
+        add(
+            "(11) left pending",
+            soak["pending_left"],
+            f"after {soak['drain_s']:.0f} s of draining; order heads left"
+            f" {soak['order_heads_left']:,}",
+        )
     postgres = details.get("postgres") or {}
     if postgres:
         add("Postgres", "", ", ".join(f"{k} {v}" for k, v in postgres.items()))

@@ -31,6 +31,7 @@ from tests.bench import (
     report,
     scale_part,
     scale_retention,
+    soak_part,
 )
 from tests.bench.processes import Processes, python_module
 from tests.bench.profiling import Profiler
@@ -51,7 +52,9 @@ PARTS = (
     "scale",
     "ordered",
 )
-NEEDS_STACK = set(PARTS) - {"workflows"}
+# Parts run only when named (`--part soak`): minutes long, and a figure of their own.
+ON_REQUEST = ("soak",)
+NEEDS_STACK = set(PARTS + ON_REQUEST) - {"workflows"}
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,9 @@ class Durations:
     scale_rate: float = 100.0
     scale_warmup_s: float = 3.0
     scale_duration_s: float = 20.0
+    soak_rate: float = 100.0
+    soak_minutes: float = 10.0
+    soak_sample_s: float = 30.0
 
 
 QUICK = Durations(
@@ -110,6 +116,8 @@ QUICK = Durations(
     scale_recovery=2_000,
     scale_warmup_s=1,
     scale_duration_s=5,
+    soak_minutes=1,
+    soak_sample_s=5,
 )
 
 
@@ -120,12 +128,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--part",
         default="all",
-        help=f"comma-separated parts to run (default all): {', '.join(PARTS)}",
+        help=f"comma-separated parts to run (default all): {', '.join(PARTS)};"
+        f" only when named: {', '.join(ON_REQUEST)}",
     )
     parser.add_argument("--quick", action="store_true", help="a short smoke run of every part")
     parser.add_argument("--warmup", type=float, help="warm-up of parts 1 and 5, s (10)")
     parser.add_argument("--duration", type=float, help="measured window of parts 1 and 5, s (30)")
     parser.add_argument("--latency-duration", type=float, help="measured window of part 4, s (30)")
+    parser.add_argument("--soak-minutes", type=float, help="length of the soak part, min (10)")
     parser.add_argument(
         "--lead", type=int, help="events published ahead of the receiver in parts 1 and 5 (10000)"
     )
@@ -142,16 +152,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=REPO / ".roomhooks" / "bench")
     args = parser.parse_args(argv)
     wanted = PARTS if args.part == "all" else tuple(p.strip() for p in args.part.split(","))
-    unknown = [p for p in wanted if p not in PARTS]
+    known = PARTS + ON_REQUEST
+    unknown = [p for p in wanted if p not in known]
     if unknown:
-        parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
-    args.parts = [p for p in PARTS if p in wanted]
+        parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    args.parts = [p for p in known if p in wanted]
     base = QUICK if args.quick else Durations()
     overrides = {
         "warmup_s": args.warmup,
         "duration_s": args.duration,
         "latency_duration_s": args.latency_duration,
         "lead": args.lead,
+        "soak_minutes": args.soak_minutes,
     }
     args.durations = Durations(
         **(base.__dict__ | {k: v for k, v in overrides.items() if v is not None})
@@ -350,6 +362,21 @@ class Bench:
             f"{result['per_s']:,.0f} ordered deliveries/s"
             f" ({result['per_s'] / before['per_s']:.0%} of {before['per_s']:,.0f} unordered"
             " just before)"
+        )
+
+    async def part_soak(self) -> None:
+        assert self.stack is not None
+        d = self.d
+        result = await soak_part.soak_run(
+            self.stack, rate=d.soak_rate, minutes=d.soak_minutes, sample_s=d.soak_sample_s,
+            progress=self.progress,
+        )  # fmt: skip
+        self.details["soak"] = result
+        growth = result["growth_mb_per_min"]
+        self.progress.done(
+            f"{result['published']:,} events in {d.soak_minutes:g} min; RSS growth over the"
+            " second half, MB/min: "
+            + ", ".join(f"{n} {g:+.2f}" for n, g in growth.items() if g is not None)
         )
 
     async def part_fanout(self) -> None:

@@ -1,0 +1,32 @@
+"""The soak bench's pure parts: the growth figure and the rooms it publishes to."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.bench.soak_part import FreshRooms, growth_mb_per_min
+
+
+def test_growth_is_the_slope_of_the_samples_from_the_given_minute_on() -> None:
+    # Fast growth while the heap fills (minutes 0-4), then 0.5 MB a minute.
+    samples = [(t, 60 + 5 * t) for t in range(5)] + [(t, 80 + 0.5 * (t - 5)) for t in range(5, 11)]
+    assert growth_mb_per_min(samples, since=5) == pytest.approx(0.5)
+    assert growth_mb_per_min(samples, since=0) > 1
+
+
+def test_flat_memory_has_no_growth_whatever_its_noise() -> None:
+    samples = [(t / 2, 80 + (0.4 if t % 2 else -0.4)) for t in range(20)]
+    assert growth_mb_per_min(samples, since=5) == pytest.approx(0, abs=0.1)
+
+
+def test_too_few_late_samples_give_no_figure() -> None:
+    assert growth_mb_per_min([(0, 1), (1, 2), (6, 3), (7, 4)], since=5) is None
+
+
+def test_every_event_goes_to_a_room_of_its_own_in_the_one_organization() -> None:
+    rooms = FreshRooms("org-1")
+    targets = [rooms[i] for i in range(1000)]
+    assert len({t.room_id for t in targets}) == 1000
+    assert {t.organization_id for t in targets} == {"org-1"}
+    assert rooms[7] == rooms[7]  # the same index is the same room (at_rate may ask again)
+    assert FreshRooms("org-1")[0].room_id != rooms[0].room_id  # each run its own rooms
