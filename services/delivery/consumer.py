@@ -1,8 +1,11 @@
-"""The delivery request consumer: fetch, store durably, set the bad aside, commit, then attempt.
+"""The delivery request consumer: fetch, store durably, set the bad aside, then attempt and
+commit.
 
 At-least-once: a batch's offsets are committed only once every request in it is stored (or
 its record acknowledged by the DLQ); an outage in between rewinds the batch, which is read
-again (storing is idempotent). Fetching waits while the lanes are full (backpressure).
+again (storing is idempotent). The attempts start as soon as their deliveries are stored,
+before the commit's round trip to the broker: a batch read again stores nothing new, so
+nothing is attempted twice for it. Fetching waits while the lanes are full (backpressure).
 """
 
 from __future__ import annotations
@@ -87,8 +90,8 @@ class RequestConsumer:
                 await asyncio.sleep(1)
 
     async def consume_batch(self) -> None:
-        """Fetch, store durably, set malformed or unstorable requests aside on the DLQ, commit
-        the offsets, then attempt: never the other way round.
+        """Fetch, store durably, set malformed or unstorable requests aside on the DLQ, then
+        start the attempts and commit the offsets: never commit before storing.
 
         A bad record goes to the DLQ once in the normal course: its offset is committed right
         after the DLQ acknowledged it (an outage in between rewinds the batch and sends it
@@ -118,6 +121,9 @@ class RequestConsumer:
             jobs, refused = await self.store(parsed, _traces(spans))
             dead += refused
             await self.dead_letter(dead)
+            # Stored: the attempts need not wait for the commit (read again, the batch
+            # stores nothing new and so returns no job).
+            await self._service.submit(jobs)
             await consumer.commit(offsets_after(batches))
         except BaseException:
             # Not stored or not committed: read the same messages again.
@@ -128,7 +134,6 @@ class RequestConsumer:
                 span.end()
         for _, _, _, kind in dead:  # counted once committed: a rewound batch counts nothing
             self._poison.inc(kind)
-        await self._service.submit(jobs)
 
     def _request_spans(
         self, parsed: list[tuple[Request, TopicPartition, ConsumerRecord]]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiokafka import ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from services.delivery.consumer import RequestConsumer
@@ -110,14 +111,10 @@ async def test_a_batch_the_store_refuses_for_its_content_raises_that_error_and_s
     assert w.store.rows == {}
 
 
-async def test_the_request_consumer_sets_aside_only_the_request_the_store_refuses():
-    w = world()
-    requests = [w.request(f"e{n}") for n in range(5)]
-    requests[3] = DeliveryRequested.model_construct(
-        **{**requests[3].model_dump(), "event_id": "bad\x00"}
-    )
-    consumer = RequestConsumer(
-        None,  # type: ignore[arg-type] - store() reads nothing from Kafka
+def request_consumer(w: World, kafka: object) -> RequestConsumer:
+    """The request consumer of `w`'s service on `kafka` (no producer: nothing dead-lettered)."""
+    return RequestConsumer(
+        kafka,  # type: ignore[arg-type]
         w.service,
         w.service._lanes,
         producer=None,  # type: ignore[arg-type]
@@ -127,12 +124,63 @@ async def test_the_request_consumer_sets_aside_only_the_request_the_store_refuse
         retry_limit=3,
         fetch_stall_s=60,
     )
+
+
+async def test_the_request_consumer_sets_aside_only_the_request_the_store_refuses():
+    w = world()
+    requests = [w.request(f"e{n}") for n in range(5)]
+    requests[3] = DeliveryRequested.model_construct(
+        **{**requests[3].model_dump(), "event_id": "bad\x00"}
+    )
+    consumer = request_consumer(w, None)  # store() reads nothing from Kafka
     parsed = [(request, f"tp{n}", f"record{n}") for n, request in enumerate(requests)]
     jobs, refused = await consumer.store(parsed)  # type: ignore[arg-type]
     assert sorted(job.event_id for job in jobs) == ["e0", "e1", "e2", "e4"]
     [(tp, record, reason, kind)] = refused
     assert (tp, record, kind) == ("tp3", "record3", "unstorable_request")
     assert reason.startswith("delivery request not storable: CharacterNotInRepertoireError")
+
+
+class CommitWatch:
+    """The request consumer's Kafka side: one fetched batch; its commit records whether an
+    attempt had been sent by then (a commit is a round trip the attempts need not wait for)."""
+
+    def __init__(self, records: list[bytes], poster: FakePoster) -> None:
+        self._batch = {
+            TopicPartition("deliveries", 0): [
+                ConsumerRecord("deliveries", 0, n, 0, 0, None, value, None, 0, len(value), [])
+                for n, value in enumerate(records)
+            ]
+        }
+        self._poster = poster
+        self.committed: list[tuple[dict[TopicPartition, int], int]] = []
+
+    async def getmany(self, timeout_ms: int) -> dict[TopicPartition, list[ConsumerRecord]]:
+        batch, self._batch = self._batch, {}
+        return batch
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        waited = 0  # long enough for an attempt under way to be sent
+        while not self._poster.posts and waited < 200:
+            await asyncio.sleep(0.01)
+            waited += 1
+        self.committed.append((offsets, len(self._poster.posts)))
+
+
+async def test_the_attempts_of_a_stored_batch_start_before_its_offsets_are_committed():
+    w = world()
+    w.poster.answer(URL, 200)
+    kafka = CommitWatch([w.request(f"e{n}").model_dump_json().encode() for n in range(3)], w.poster)
+    consumer = request_consumer(w, kafka)  # getmany and commit: all a clean batch needs
+    await consumer.consume_batch()
+    [(offsets, posted_by_then)] = kafka.committed
+    assert offsets == {TopicPartition("deliveries", 0): 3}
+    assert posted_by_then >= 1
+
+    async def all_sent() -> bool:
+        return len(w.poster.posts) == 3
+
+    await eventually(all_sent)
 
 
 async def test_a_redelivery_makes_a_finished_delivery_due_now_and_wakes_the_scheduler():
