@@ -17,12 +17,13 @@ from services.workflow_runner.sandbox.starvation import (
 )
 
 SPAN = 4.0
-START = Waited(10.0, waited_s=1.0, ran_s=1.0)
+S = 10**9  # ns
+START = Waited(10.0, {1: (S, S)})
 
 
 def later(*, waited_s: float, ran_s: float) -> Waited:
-    """A reading SPAN after START, its threads having waited and run that much more."""
-    return Waited(START.at + SPAN, START.waited_s + waited_s, START.ran_s + ran_s)
+    """A reading SPAN after START, its thread having waited and run that much more."""
+    return Waited(START.at + SPAN, {1: (S + int(ran_s * S), S + int(waited_s * S))})
 
 
 def test_threads_that_waited_for_a_cpu_and_got_little_of_one_are_starved() -> None:
@@ -56,7 +57,24 @@ def test_nothing_is_told_without_two_readings_with_time_between_them() -> None:
     for judge in (starved, waiting_for_cpu):
         assert not judge(None, later(waited_s=SPAN, ran_s=0.0))
         assert not judge(START, None)
-        assert not judge(START, Waited(START.at, START.waited_s + SPAN, START.ran_s))
+        assert not judge(START, Waited(START.at, {1: (S, S + int(SPAN * S))}))
+
+
+def test_a_thread_that_ended_meanwhile_does_not_hide_the_others_wait() -> None:
+    # A Worker's thread that had waited 40 s ends; the main thread waits three quarters of
+    # the span: a sum over the threads there would have fallen by 38.5 s.
+    before = Waited(10.0, {1: (S // 10, S // 2), 2: (S // 20, 40 * S)})
+    after = Waited(10.0 + 2, {1: (S // 10, 2 * S)})
+    assert waiting_for_cpu(before, after)
+    assert starved(before, after)
+
+
+def test_a_thread_born_meanwhile_counts_whole_and_a_reused_id_counts_afresh() -> None:
+    before = Waited(10.0, {1: (S, S), 2: (5 * S, 9 * S)})
+    # Thread 3 is new; thread 2 ended and its id went to a new thread (its times went back).
+    after = Waited(10.0 + 2, {1: (S, S), 2: (0, 2 * S // 5), 3: (0, 2 * S // 5)})
+    assert waiting_for_cpu(before, after)  # 0.8 s of 2 waited
+    assert not starved(before, after)  # less than half
 
 
 def write_task(proc: Path, pid: int, tid: int, text: str) -> None:
