@@ -275,7 +275,9 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
         add(
             "(11) deliveries, runs",
             ", ".join(f"{k} {v:,}" for k, v in soak["deliveries"].items()),
-            "runs " + ", ".join(f"{k} {v:,}" for k, v in soak["runs"].items()),
+            "runs "
+            + ", ".join(f"{k} {v:,}" for k, v in soak["runs"].items())
+            + f" (of {soak['published']:,} events)",
         )
         add(
             "(11) left pending",
