@@ -58,6 +58,8 @@ def sandbox_settings(settings: RunnerSettings) -> SandboxSettings:
         max_result_bytes=settings.max_result_bytes,
         max_log_bytes=settings.max_log_bytes,
         max_fetches_per_run=settings.max_fetches_per_run,
+        pids_max=settings.pids_max,
+        cgroup_parent=settings.cgroup_parent,
     )
 
 

@@ -21,6 +21,13 @@ class RunnerSettings(BaseSettings):
     # The sandbox: Deno host processes, one per organization at most this many (LRU), and the
     # limits of one run.
     max_hosts: int = Field(default=8, ge=1, le=64)
+    # Each host in a cgroup v2 of its own (memory.max, pids.max) below this directory: one
+    # delegated to the runner (no process in it, `memory` and `pids` in its controllers,
+    # writable by the runner). None: the runner's own cgroup, which can have children with
+    # controllers only where the runner is not in it itself (not in a container).
+    cgroup_parent: str | None = None
+    # Threads a host may have: one per Worker (64 at most) and the runtime's own.
+    pids_max: int = Field(default=128, ge=8)
     wall_timeout_s: float = Field(default=5.0, gt=0, le=300)
     cpu_limit_ms: int = Field(default=500, ge=10, le=300_000)
     heap_mb: int = Field(default=128, ge=16)

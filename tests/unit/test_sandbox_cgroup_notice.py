@@ -20,3 +20,4 @@ def test_says_once_what_running_without_cgroups_means_and_whether_to_care(tmp_pa
     assert "768 MB" in means
     assert "V8 heap, wall-time and CPU limits apply" in means
     assert "Fine for development" in means
+    assert "ROOMHOOKS_WORKFLOWS_CGROUP_PARENT" in means  # what production sets

@@ -11,6 +11,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from services.workflow_runner.app import sandbox_settings
 from services.workflow_runner.sandbox.cgroup import Cgroups
 from services.workflow_runner.sandbox.launch import (
     BLOCKED_BUILTINS,
@@ -22,6 +23,7 @@ from services.workflow_runner.sandbox.launch import (
     link_host_tools,
     worker_prelude,
 )
+from services.workflow_runner.settings import RunnerSettings
 from shared.sandbox_rules import blocked_builtin_message
 
 
@@ -108,6 +110,34 @@ def test_each_host_gets_a_cgroup_with_memory_and_pids_limits(tmp_path: Path) -> 
     assert (group / "cgroup.procs").read_text() == "4242"
     (group / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
     assert cgroups.oom_kills("1-2") == 1
+
+
+def test_hosts_go_below_the_cgroup_the_runners_environment_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The runner is in runner.service itself (no controllers below it): the deployment
+    # delegated an empty cgroup beside it and named it.
+    root = fake_cgroup_tree(tmp_path)
+    delegated = root / "system.slice" / "roomhooks-hosts"
+    delegated.mkdir()
+    (delegated / "cgroup.controllers").write_text("memory pids")
+    (delegated / "cgroup.subtree_control").write_text("")
+    monkeypatch.setenv("ROOMHOOKS_WORKFLOWS_CGROUP_PARENT", str(delegated))
+    monkeypatch.setenv("ROOMHOOKS_WORKFLOWS_PIDS_MAX", "96")
+    settings = sandbox_settings(RunnerSettings())
+    assert settings.cgroup_parent is not None
+    cgroups = Cgroups(
+        memory_max_mb=settings.memory_max_mb,
+        pids_max=settings.pids_max,
+        root=root,
+        proc_self_cgroup=tmp_path / "self",
+        parent=Path(settings.cgroup_parent),
+    )
+    assert cgroups.prepare() and cgroups.place("1-1", 4242)
+    group = delegated / f"roomhooks-sandbox-{os.getpid()}-host-1-1"
+    assert (group / "pids.max").read_text() == "96"
+    assert (group / "cgroup.procs").read_text() == "4242"
+    assert not (root / "system.slice" / "runner.service" / "cgroup.subtree_control").read_text()
 
 
 @pytest.mark.parametrize(

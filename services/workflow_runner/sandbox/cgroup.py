@@ -62,8 +62,8 @@ class Cgroups:
                     "Deno hosts run without a cgroup's memory.max and pids.max: their memory"
                     f" is polled instead (a host over {self._memory_max >> 20} MB is killed),"
                     " the V8 heap, wall-time and CPU limits apply as ever. Fine for"
-                    " development; in production delegate a cgroup v2 to the runner"
-                    " (services/workflow_runner/sandbox/README.md, Memory)"
+                    " development; in production delegate a cgroup v2 to the runner and"
+                    " name it in ROOMHOOKS_WORKFLOWS_CGROUP_PARENT (docs/configuration.md)"
                 ),
             )
         return self.available

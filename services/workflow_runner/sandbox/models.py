@@ -60,7 +60,10 @@ class SandboxSettings(BaseModel):
     # and then memory_max_mb is enforced by polling (memory_watch.py). A warm Worker holds
     # about 7 MB: 64 of them plus one full 128 MB heap need about 650 MB.
     memory_max_mb: int = Field(default=768, ge=32)
-    pids_max: int = Field(default=64, ge=8)
+    # pids.max counts threads: one per Worker (max_workers_per_host) and the runtime's own
+    # (four on 2 cores; V8's pool grows with the cores): at 64 a host could not start its
+    # last Workers.
+    pids_max: int = Field(default=128, ge=8)
     # A cgroup v2 directory delegated to the runner; None: the runner's own cgroup.
     cgroup_parent: str | None = None
     # None: the binary of the PyPI `deno` package.
