@@ -23,8 +23,9 @@ class RunnerSettings(BaseSettings):
     max_hosts: int = Field(default=8, ge=1, le=64)
     # Each host in a cgroup v2 of its own (memory.max, pids.max) below this directory: one
     # delegated to the runner (no process in it, `memory` and `pids` in its controllers,
-    # writable by the runner). None: the runner's own cgroup, which can have children with
-    # controllers only where the runner is not in it itself (not in a container).
+    # writable by the runner). None: the runner's own cgroup, which can enable controllers
+    # for children while the runner is in it only as a machine's root cgroup (never in a
+    # container).
     cgroup_parent: str | None = None
     # Threads a host may have: one per Worker (64 at most) and the runtime's own.
     pids_max: int = Field(default=128, ge=8)
