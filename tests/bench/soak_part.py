@@ -104,8 +104,8 @@ def _rss(process: psutil.Process) -> int:
         return 0
 
 
-async def create_soak_account(stack: Stack) -> tuple[Account, list[str]]:
-    """The soak's account, webhooks and workflow; the webhook ids."""
+async def create_soak_account(stack: Stack) -> Account:
+    """The soak's account, with its webhooks and workflow."""
     assert stack.receiver is not None and stack.session is not None
     enabled_before = await enabled_in_index(stack)
     account = await stack.create_account(f"bench-soak-{uuid.uuid4().hex[:6]}")
@@ -114,17 +114,15 @@ async def create_soak_account(stack: Stack) -> tuple[Account, list[str]]:
         {"url": stack.receiver.hook_url("soak-ordered"), "ordering": "room"},
         {"url": stack.receiver.flaky_url("soak")},
     ]
-    ids = []
     for body in bodies:
-        webhook = await stack.create_webhook(account, {"events": ["participant.joined"], **body})
-        ids.append(webhook["id"])
+        await stack.create_webhook(account, {"events": ["participant.joined"], **body})
     url = f"{stack.api_url}/v1/accounts/{account.id}/workflows"
     workflow = {"name": "Room and users", "events": ["participant.joined"], "code": WORKFLOW}
     async with stack.session.post(url, json=workflow, headers=account.auth) as response:
         if response.status != 201:
             raise RuntimeError(f"creating the workflow answered {response.status}")
-    await wait_for_index(stack, enabled_before + len(ids))
-    return account, ids
+    await wait_for_index(stack, enabled_before + len(bodies))
+    return account
 
 
 async def soak_run(
@@ -135,7 +133,7 @@ async def soak_run(
     sample_s: float,
     progress: Callable[[str], None],
 ) -> dict:
-    account, webhook_ids = await create_soak_account(stack)
+    account = await create_soak_account(stack)
     samples = Samples()
     started = time.monotonic()
     duration_s = minutes * 60
@@ -158,7 +156,6 @@ async def soak_run(
         "rate": rate,
         "minutes": minutes,
         "published": published,
-        "webhooks": len(webhook_ids),
         "growth_mb_per_min": growth,
         "service_growth_mb_per_min": max(
             (g for name, g in growth.items() if name in SERVICES and g is not None), default=None
