@@ -279,11 +279,12 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
             + ", ".join(f"{k} {v:,}" for k, v in soak["runs"].items())
             + f" (of {soak['published']:,} events)",
         )
+        left, expected = soak["unfinished"], soak["expected"]
         add(
-            "(11) left pending",
-            soak["pending_left"],
-            f"after {soak['drain_s']:.0f} s of draining; order heads left"
-            f" {soak['order_heads_left']:,}",
+            "(11) unfinished",
+            f"{left['deliveries']:,} + {left['runs']:,}",
+            f"deliveries of {expected['deliveries']:,}, runs of {expected['runs']:,}, after"
+            f" {soak['drain_s']:.0f} s of draining; order heads left {soak['order_heads_left']:,}",
         )
     postgres = details.get("postgres") or {}
     if postgres:

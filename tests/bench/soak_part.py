@@ -12,8 +12,9 @@ The figure is each service's resident memory growth over the second half of the 
 minute (a least-squares slope over the samples; the first half lets caches and heaps fill).
 A leak shows as a slope that does not fall as the run gets longer; the dev broker keeps every
 record in memory, so its own growth is reported but is no figure. After the publishing stops,
-the part waits (up to `DRAIN_TIMEOUT_S`) for the account's deliveries to end and reports what
-was left, so a run that only measured a growing backlog says so.
+the part waits (up to `DRAIN_TIMEOUT_S`) until every event's deliveries have ended and its run
+is recorded, and reports what was still unfinished: a delivery still pending, or not yet stored
+at all (its request still in Kafka), so a run that only measured a growing backlog says so.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from tests.bench.stack import Account, Stack
 
 SERVICES = ("registry", "fanout", "delivery", "workflow_runner")
 DRAIN_TIMEOUT_S = 120.0
+# The account's webhooks, each on every event (`create_soak_account`).
+WEBHOOKS = 3
 WORKFLOW = """\
 export default async function(event, { room }) {
   const [roomData, users] = await Promise.all([room.get(), room.getUsers()]);
@@ -114,6 +117,7 @@ async def create_soak_account(stack: Stack) -> Account:
         {"url": stack.receiver.hook_url("soak-ordered"), "ordering": "room"},
         {"url": stack.receiver.flaky_url("soak")},
     ]
+    assert len(bodies) == WEBHOOKS
     for body in bodies:
         await stack.create_webhook(account, {"events": ["participant.joined"], **body})
     url = f"{stack.api_url}/v1/accounts/{account.id}/workflows"
@@ -145,8 +149,9 @@ async def soak_run(
             published = publisher.published.events
     finally:
         sampling.cancel()
-    progress(f"published {published:,}; waiting for the account's deliveries to end")
-    drain_s, left = await _drain(stack, account.id)
+    progress(f"published {published:,}; waiting for every delivery and run to end")
+    expected = Expected(deliveries=published * WEBHOOKS, runs=published)
+    drain_s, left = await _drain(stack, account.id, expected)
     outcome = await _outcome(stack, account.id)
     growth = {
         name: growth_mb_per_min(points, since=minutes / 2)
@@ -164,7 +169,8 @@ async def soak_run(
         "rss_last_mb": {n: points[-1][1] for n, points in samples.by_process.items()},
         "samples": samples.by_process,
         "drain_s": round(drain_s, 1),
-        "pending_left": left,
+        "expected": {"deliveries": expected.deliveries, "runs": expected.runs},
+        "unfinished": {"deliveries": left.deliveries, "runs": left.runs},
         **outcome,
     }
 
@@ -185,22 +191,41 @@ async def _sample(
         await asyncio.sleep(every_s)
 
 
-async def _drain(stack: Stack, organization_id: str) -> tuple[float, int]:
-    """Seconds waited until none of the account's deliveries is pending (at most
-    DRAIN_TIMEOUT_S), and how many still were."""
+@dataclass(frozen=True)
+class Expected:
+    """Deliveries and runs: what the published events make, or what is left of them."""
+
+    deliveries: int
+    runs: int
+
+
+def unfinished(expected: Expected, *, ended_deliveries: int, runs: int) -> Expected:
+    """What has not ended yet: deliveries pending or not stored at all, runs not recorded."""
+    return Expected(
+        deliveries=max(0, expected.deliveries - ended_deliveries),
+        runs=max(0, expected.runs - runs),
+    )
+
+
+async def _drain(stack: Stack, organization_id: str, expected: Expected) -> tuple[float, Expected]:
+    """Seconds waited until every expected delivery has ended and every run is recorded (at
+    most DRAIN_TIMEOUT_S), and what still had not."""
     assert stack.pool is not None
+    org = uuid.UUID(organization_id)
     started = time.monotonic()
     while True:
-        pending = int(
-            await stack.pool.fetchval(
-                "SELECT count(*) FROM delivery.deliveries"
-                " WHERE organization_id = $1 AND status = 'pending'",
-                uuid.UUID(organization_id),
-            )
+        ended = await stack.pool.fetchval(
+            "SELECT count(*) FROM delivery.deliveries"
+            " WHERE organization_id = $1 AND status <> 'pending'",
+            org,
         )
+        runs = await stack.pool.fetchval(
+            "SELECT count(*) FROM workflow.executions WHERE organization_id = $1", org
+        )
+        left = unfinished(expected, ended_deliveries=int(ended), runs=int(runs))
         waited = time.monotonic() - started
-        if pending == 0 or waited > DRAIN_TIMEOUT_S:
-            return waited, pending
+        if left == Expected(0, 0) or waited > DRAIN_TIMEOUT_S:
+            return waited, left
         await asyncio.sleep(1.0)
 
 

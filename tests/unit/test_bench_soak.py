@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bench.soak_part import FreshRooms, growth_mb_per_min
+from tests.bench.soak_part import Expected, FreshRooms, growth_mb_per_min, unfinished
 
 
 def test_growth_is_the_slope_of_the_samples_from_the_given_minute_on() -> None:
@@ -30,3 +30,12 @@ def test_every_event_goes_to_a_room_of_its_own_in_the_one_organization() -> None
     assert {t.organization_id for t in targets} == {"org-1"}
     assert rooms[7] == rooms[7]  # the same index is the same room (at_rate may ask again)
     assert FreshRooms("org-1")[0].room_id != rooms[0].room_id  # each run its own rooms
+
+
+def test_unfinished_counts_deliveries_never_stored_as_well_as_those_still_pending() -> None:
+    expected = Expected(deliveries=300, runs=100)
+    assert unfinished(expected, ended_deliveries=300, runs=100) == Expected(0, 0)
+    # A backlog still in Kafka: nothing pending in Postgres, yet 180 deliveries not ended.
+    assert unfinished(expected, ended_deliveries=120, runs=40) == Expected(180, 60)
+    # Never below zero, whatever else the account holds.
+    assert unfinished(expected, ended_deliveries=301, runs=101) == Expected(0, 0)
