@@ -286,6 +286,12 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
             f"deliveries of {expected['deliveries']:,}, runs of {expected['runs']:,}, after"
             f" {soak['drain_s']:.0f} s of draining; order heads left {soak['order_heads_left']:,}",
         )
+        if left["deliveries"] or left["runs"]:
+            add(
+                "WARNING soak fell behind",
+                "",
+                "its memory slopes partly measure a growing backlog, not a steady state",
+            )
     postgres = details.get("postgres") or {}
     if postgres:
         add("Postgres", "", ", ".join(f"{k} {v}" for k, v in postgres.items()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.bench import report
 from tests.bench.soak_part import Expected, FreshRooms, growth_mb_per_min, unfinished
 
 
@@ -39,3 +40,32 @@ def test_unfinished_counts_deliveries_never_stored_as_well_as_those_still_pendin
     assert unfinished(expected, ended_deliveries=120, runs=40) == Expected(180, 60)
     # Never below zero, whatever else the account holds.
     assert unfinished(expected, ended_deliveries=301, runs=101) == Expected(0, 0)
+
+
+def _soak_details(unfinished: dict[str, int]) -> dict:
+    return {
+        "soak": {
+            "published": 100,
+            "growth_mb_per_min": {"delivery": 0.5},
+            "service_growth_mb_per_min": 0.5,
+            "rss_first_mb": {"delivery": 70.0},
+            "rss_last_mb": {"delivery": 75.0},
+            "deliveries": {"success": 300 - unfinished["deliveries"]},
+            "runs": {"success": 100 - unfinished["runs"]},
+            "drain_s": 3.0,
+            "expected": {"deliveries": 300, "runs": 100},
+            "unfinished": unfinished,
+            "order_heads_left": 0,
+        }
+    }
+
+
+def test_the_table_warns_when_the_soak_fell_behind_and_only_then() -> None:
+    behind = _soak_details({"deliveries": 180, "runs": 60})
+    kept_up = _soak_details({"deliveries": 0, "runs": 0})
+    behind_table = report.table(report.results(behind, cores=2, commit="c"), behind)
+    kept_up_table = report.table(report.results(kept_up, cores=2, commit="c"), kept_up)
+    assert "WARNING soak fell behind" in behind_table
+    assert "180 + 60" in behind_table
+    assert "WARNING soak fell behind" not in kept_up_table
+    assert "0 + 0" in kept_up_table
