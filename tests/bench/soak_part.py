@@ -12,9 +12,10 @@ The figure is each service's resident memory growth over the second half of the 
 minute (a least-squares slope over the samples; the first half lets caches and heaps fill).
 A leak shows as a slope that does not fall as the run gets longer; the dev broker keeps every
 record in memory, so its own growth is reported but is no figure. After the publishing stops,
-the part waits (up to `DRAIN_TIMEOUT_S`) until every event's deliveries have ended and its run
-is recorded, and reports what was still unfinished: a delivery still pending, or not yet stored
-at all (its request still in Kafka), so a run that only measured a growing backlog says so.
+the part waits (up to `DRAIN_TIMEOUT_S`) until every event's deliveries and run have ended,
+and reports what was still unfinished: a delivery still pending or a run still running, or
+either not stored at all (its request still in Kafka), so a run that only measured a growing
+backlog says so.
 """
 
 from __future__ import annotations
@@ -199,17 +200,17 @@ class Expected:
     runs: int
 
 
-def unfinished(expected: Expected, *, ended_deliveries: int, runs: int) -> Expected:
-    """What has not ended yet: deliveries pending or not stored at all, runs not recorded."""
+def unfinished(expected: Expected, *, ended_deliveries: int, ended_runs: int) -> Expected:
+    """What has not ended yet: deliveries and runs still under way or not stored at all."""
     return Expected(
         deliveries=max(0, expected.deliveries - ended_deliveries),
-        runs=max(0, expected.runs - runs),
+        runs=max(0, expected.runs - ended_runs),
     )
 
 
 async def _drain(stack: Stack, organization_id: str, expected: Expected) -> tuple[float, Expected]:
-    """Seconds waited until every expected delivery has ended and every run is recorded (at
-    most DRAIN_TIMEOUT_S), and what still had not."""
+    """Seconds waited until every expected delivery and run has ended (at most
+    DRAIN_TIMEOUT_S), and what still had not."""
     assert stack.pool is not None
     org = uuid.UUID(organization_id)
     started = time.monotonic()
@@ -220,9 +221,11 @@ async def _drain(stack: Stack, organization_id: str, expected: Expected) -> tupl
             org,
         )
         runs = await stack.pool.fetchval(
-            "SELECT count(*) FROM workflow.executions WHERE organization_id = $1", org
+            "SELECT count(*) FROM workflow.executions"
+            " WHERE organization_id = $1 AND status <> 'running'",
+            org,
         )
-        left = unfinished(expected, ended_deliveries=int(ended), runs=int(runs))
+        left = unfinished(expected, ended_deliveries=int(ended), ended_runs=int(runs))
         waited = time.monotonic() - started
         if left == Expected(0, 0) or waited > DRAIN_TIMEOUT_S:
             return waited, left

@@ -33,13 +33,13 @@ def test_every_event_goes_to_a_room_of_its_own_in_the_one_organization() -> None
     assert FreshRooms("org-1")[0].room_id != rooms[0].room_id  # each run its own rooms
 
 
-def test_unfinished_counts_deliveries_never_stored_as_well_as_those_still_pending() -> None:
+def test_unfinished_counts_work_never_stored_as_well_as_work_under_way() -> None:
     expected = Expected(deliveries=300, runs=100)
-    assert unfinished(expected, ended_deliveries=300, runs=100) == Expected(0, 0)
+    assert unfinished(expected, ended_deliveries=300, ended_runs=100) == Expected(0, 0)
     # A backlog still in Kafka: nothing pending in Postgres, yet 180 deliveries not ended.
-    assert unfinished(expected, ended_deliveries=120, runs=40) == Expected(180, 60)
+    assert unfinished(expected, ended_deliveries=120, ended_runs=40) == Expected(180, 60)
     # Never below zero, whatever else the account holds.
-    assert unfinished(expected, ended_deliveries=301, runs=101) == Expected(0, 0)
+    assert unfinished(expected, ended_deliveries=301, ended_runs=101) == Expected(0, 0)
 
 
 def _soak_details(unfinished: dict[str, int]) -> dict:
