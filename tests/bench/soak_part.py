@@ -208,32 +208,8 @@ def unfinished(expected: Expected, *, ended_deliveries: int, ended_runs: int) ->
     )
 
 
-async def _drain(stack: Stack, organization_id: str, expected: Expected) -> tuple[float, Expected]:
-    """Seconds waited until every expected delivery and run has ended (at most
-    DRAIN_TIMEOUT_S), and what still had not."""
-    assert stack.pool is not None
-    org = uuid.UUID(organization_id)
-    started = time.monotonic()
-    while True:
-        ended = await stack.pool.fetchval(
-            "SELECT count(*) FROM delivery.deliveries"
-            " WHERE organization_id = $1 AND status <> 'pending'",
-            org,
-        )
-        runs = await stack.pool.fetchval(
-            "SELECT count(*) FROM workflow.executions"
-            " WHERE organization_id = $1 AND status <> 'running'",
-            org,
-        )
-        left = unfinished(expected, ended_deliveries=int(ended), ended_runs=int(runs))
-        waited = time.monotonic() - started
-        if left == Expected(0, 0) or waited > DRAIN_TIMEOUT_S:
-            return waited, left
-        await asyncio.sleep(1.0)
-
-
-async def _outcome(stack: Stack, organization_id: str) -> dict:
-    """The account's deliveries and runs by status, and the ordering state left behind."""
+async def _by_status(stack: Stack, organization_id: str) -> tuple[dict[str, int], dict[str, int]]:
+    """The account's deliveries and runs, counted by status."""
     assert stack.pool is not None
     org = uuid.UUID(organization_id)
     deliveries = await stack.pool.fetch(
@@ -246,11 +222,35 @@ async def _outcome(stack: Stack, organization_id: str) -> dict:
         " WHERE organization_id = $1 GROUP BY status",
         org,
     )
+    return {r["status"]: r["n"] for r in deliveries}, {r["status"]: r["n"] for r in runs}
+
+
+async def _drain(stack: Stack, organization_id: str, expected: Expected) -> tuple[float, Expected]:
+    """Seconds waited until every expected delivery and run has ended (at most
+    DRAIN_TIMEOUT_S), and what still had not."""
+    started = time.monotonic()
+    while True:
+        deliveries, runs = await _by_status(stack, organization_id)
+        left = unfinished(
+            expected,
+            ended_deliveries=sum(n for status, n in deliveries.items() if status != "pending"),
+            ended_runs=sum(n for status, n in runs.items() if status != "running"),
+        )
+        waited = time.monotonic() - started
+        if left == Expected(0, 0) or waited > DRAIN_TIMEOUT_S:
+            return waited, left
+        await asyncio.sleep(1.0)
+
+
+async def _outcome(stack: Stack, organization_id: str) -> dict:
+    """The account's deliveries and runs by status, and the ordering state left behind."""
+    assert stack.pool is not None
+    deliveries, runs = await _by_status(stack, organization_id)
     heads = await stack.pool.fetchval("SELECT count(*) FROM delivery.order_heads")
     queued = await stack.pool.fetchval("SELECT count(*) FROM delivery.order_queue")
     return {
-        "deliveries": {r["status"]: r["n"] for r in deliveries},
-        "runs": {r["status"]: r["n"] for r in runs},
+        "deliveries": deliveries,
+        "runs": runs,
         "order_heads_left": heads,
         "order_queue_left": queued,
     }
