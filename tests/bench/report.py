@@ -14,6 +14,8 @@ KEYS = (
     "delivery_per_s",
     "raw_post_per_s",
     "ratio_to_raw",
+    "delivery_backlog_per_s",
+    "backlog_ratio_to_raw",
     "celery_per_s",
     "ratio_to_celery",
     "latency_200_p50_ms",
@@ -96,6 +98,7 @@ def results(details: dict, *, cores: int, commit: str) -> dict[str, Any]:
     """The figures' keys from what the parts measured; None for a part not run."""
     delivery = _get(details, "delivery", "per_s")
     raw = _get(details, "raw", "per_s")
+    backlog = _get(details, "delivery_backlog", "per_s")
     celery = _get(details, "celery", "per_s")
     hol = _get(details, "hol", "per_s")
     # Part 5 brings its own clean runs (just before and after it); older runs lack them.
@@ -105,6 +108,8 @@ def results(details: dict, *, cores: int, commit: str) -> dict[str, Any]:
         "delivery_per_s": delivery,
         "raw_post_per_s": raw,
         "ratio_to_raw": _ratio(delivery, raw),
+        "delivery_backlog_per_s": backlog,
+        "backlog_ratio_to_raw": _ratio(backlog, raw),
         "celery_per_s": celery,
         "ratio_to_celery": _ratio(delivery, celery),
     }
@@ -214,6 +219,16 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
             add(f"(1) CPU % {name}", used, "100 = one core")
         add("(1) CPU % all of the above", sum(cpu.values()), f"of {100 * (os.cpu_count() or 1)}")
         add("(1) CPU % other processes", other, "not started by the bench")
+    backlog = details.get("delivery_backlog") or {}
+    if backlog.get("per_s") is not None:
+        cpu = dict(backlog.get("cpu_percent") or {})
+        for name in ("delivery_backlog", "postgres", "broker", "receiver"):
+            if name in cpu:
+                add(
+                    f"(1) backlog: CPU % {name}",
+                    cpu[name],
+                    f"{10_000 * cpu[name] / backlog['per_s']:.0f} µs a delivery",
+                )
     hol = details.get("hol") or {}
     if hol.get("per_s") is not None:
         add("(5) healthy deliveries/s", hol["per_s"], "with 10 hanging webhooks")

@@ -24,6 +24,7 @@ from shared.logging import configure_logging
 from shared.settings import PostgresSettings, RuntimeSettings
 from tests.bench import (
     baselines,
+    delivery_backlog,
     fanout_part,
     ordered_part,
     pipeline,
@@ -62,6 +63,8 @@ class Durations:
     warmup_s: float = 10.0
     duration_s: float = 30.0
     lead: int = 10_000
+    backlog_requests: int = 80_000
+    backlog_max_s: float = 90.0
     raw_warmup_s: float = 3.0
     raw_duration_s: float = 15.0
     raw_concurrency: int = 64
@@ -95,6 +98,8 @@ class Durations:
 QUICK = Durations(
     warmup_s=3,
     duration_s=5,
+    backlog_requests=10_000,
+    backlog_max_s=30,
     raw_warmup_s=1,
     raw_duration_s=4,
     celery_warmup_s=2,
@@ -140,6 +145,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--lead", type=int, help="events published ahead of the receiver in parts 1 and 5 (10000)"
     )
     parser.add_argument(
+        "--backlog",
+        type=int,
+        help="delivery requests waiting for delivery alone, after part 1 (80000)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="py-spy every service during part 1's window (.roomhooks/bench/profiles/)",
@@ -163,6 +173,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "duration_s": args.duration,
         "latency_duration_s": args.latency_duration,
         "lead": args.lead,
+        "backlog_requests": args.backlog,
         "soak_minutes": args.soak_minutes,
     }
     args.durations = Durations(
@@ -239,6 +250,20 @@ class Bench:
         )
         self.details["delivery"] = result
         self.progress.done(f"{result['per_s']:,.0f} deliveries/s")
+        assert self.stack is not None and self.workload is not None
+        backlog = await delivery_backlog.backlog_run(
+            self.stack,
+            self.workload,
+            requests=self.d.backlog_requests,
+            max_s=self.d.backlog_max_s,
+            progress=self.progress,
+            profiler=Profiler(self.args.out / "profiles-backlog") if self.args.profile else None,
+        )
+        self.details["delivery_backlog"] = backlog
+        self.progress.done(
+            f"delivery alone, on a backlog: {backlog['per_s']:,.0f} deliveries/s,"
+            f" CPU % {backlog['cpu_percent']}"
+        )
 
     async def part_raw(self) -> None:
         assert self.stack is not None and self.workload is not None
@@ -553,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nnot written (interrupted); logs: {out / 'logs'}")
         return code
     report.write(out, result, details)
-    for part in ("delivery", "hol"):
+    for part in ("delivery", "delivery_backlog", "hol"):
         profile = (details.get(part) or {}).get("profile")
         if profile:
             print(f"\nprofile of part {part}:")

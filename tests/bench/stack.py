@@ -198,12 +198,15 @@ class Stack:
 
     # --- faults (`make chaos`) ------------------------------------------------------------
 
-    async def add_delivery_replica(self, instance: str) -> None:
-        """One more delivery process in the same consumer group, with its own health port."""
+    async def add_delivery_replica(self, instance: str, **settings: str) -> None:
+        """One more delivery process with its own health port: in the same consumer group,
+        unless `settings` (environment variables) put it on other topics."""
         self.health_ports[instance] = free_port()
-        env = self._service_env | {
-            "ROOMHOOKS_DELIVERY_HEALTH_PORT": str(self.health_ports[instance])
-        }
+        env = (
+            self._service_env
+            | settings
+            | {"ROOMHOOKS_DELIVERY_HEALTH_PORT": str(self.health_ports[instance])}
+        )
         self.processes.start(instance, python_module("services.delivery"), env)
         await self.wait_ready(instance, self.ready_url(instance))
 
