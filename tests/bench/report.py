@@ -199,6 +199,11 @@ def table(result: dict[str, Any], details: dict) -> str:
     return "\n".join(lines)
 
 
+def _per(cpu_percent: float, per_s: float, what: str = "delivery") -> str:
+    """% of a core at `per_s` a second, as the CPU time of one (100 % = 10,000 µs a second)."""
+    return f"{10_000 * cpu_percent / per_s:.0f} µs a {what}" if per_s else ""
+
+
 def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
     rows: list[tuple[str, str, str, str]] = []
 
@@ -216,19 +221,26 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
         cpu = dict(delivery.get("cpu_percent") or {})
         other = cpu.pop("other processes", None)
         for name, used in sorted(cpu.items(), key=lambda item: -item[1]):
-            add(f"(1) CPU % {name}", used, "100 = one core")
-        add("(1) CPU % all of the above", sum(cpu.values()), f"of {100 * (os.cpu_count() or 1)}")
+            add(f"(1) CPU % {name}", used, _per(used, delivery["per_s"], "delivery"))
+        total = sum(cpu.values())
+        add(
+            "(1) CPU % all of the above",
+            total,
+            f"of {100 * (os.cpu_count() or 1)}; {_per(total, delivery['per_s'], 'delivery')}",
+        )
         add("(1) CPU % other processes", other, "not started by the bench")
     backlog = details.get("delivery_backlog") or {}
     if backlog.get("per_s") is not None:
         cpu = dict(backlog.get("cpu_percent") or {})
         for name in ("delivery_backlog", "postgres", "broker", "receiver"):
             if name in cpu:
-                add(
-                    f"(1) backlog: CPU % {name}",
-                    cpu[name],
-                    f"{10_000 * cpu[name] / backlog['per_s']:.0f} µs a delivery",
-                )
+                add(f"(1) backlog: CPU % {name}", cpu[name], _per(cpu[name], backlog["per_s"]))
+    raw = details.get("raw") or {}
+    if raw.get("per_s") is not None:
+        cpu = dict(raw.get("cpu_percent") or {})
+        for name in ("bench (publisher/client)", "receiver"):
+            if name in cpu:
+                add(f"(2) CPU % {name}", cpu[name], _per(cpu[name], raw["per_s"], "POST"))
     hol = details.get("hol") or {}
     if hol.get("per_s") is not None:
         add("(5) healthy deliveries/s", hol["per_s"], "with 10 hanging webhooks")

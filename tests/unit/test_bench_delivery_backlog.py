@@ -58,3 +58,18 @@ def test_the_table_gives_the_backlog_figure_its_ratio_and_the_cost_of_a_delivery
     assert "300 µs a delivery" in table  # 90 % of a core over 3,000 deliveries a second
     assert "100 µs a delivery" in table
     assert "CPU % fanout" not in table
+
+
+def test_the_table_gives_each_process_cpu_per_delivery_and_per_raw_post() -> None:
+    details = {
+        "delivery": {
+            "per_s": 2000.0,
+            "cpu_percent": {"delivery": 60.0, "fanout": 20.0, "other processes": 5.0},
+        },
+        "raw": {"per_s": 5000.0, "cpu_percent": {"bench (publisher/client)": 80.0}},
+    }
+    table = report.table(report.results(details, cores=2, commit="c"), details)
+    assert "300 µs a delivery" in table  # delivery: 60 % of a core over 2,000 a second
+    assert "100 µs a delivery" in table  # fanout
+    assert "400 µs a delivery" in table  # all of the above (not the other processes)
+    assert "160 µs a POST" in table  # the raw client
