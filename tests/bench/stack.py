@@ -26,7 +26,8 @@ from services.registry.accounts.repository import PostgresAccounts
 from services.registry.accounts.service import AccountService
 from services.registry.policy import Role
 from shared.db import create_pool, with_database
-from shared.kafka import ensure_topics
+from shared.kafka import Topics, ensure_topics
+from shared.kafka.topic_setup import make_admin
 from shared.settings import KafkaSettings, PostgresSettings
 from tests.bench.processes import (
     BenchProcess,
@@ -272,6 +273,20 @@ class Stack:
         assert self.session is not None
         url = f"http://127.0.0.1:{self.health_ports[service]}/metrics"
         return await scrape(self.session, url)
+
+    async def drop_topics(self, settings: KafkaSettings) -> None:
+        """Delete the topics of a part's own namespace once it is done with them: the dev
+        broker keeps every record in memory and each fetch costs more for every batch it
+        holds, so what one part wrote would slow the parts after it."""
+        admin = make_admin(settings)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            names = [n for n in Topics.from_settings(settings).all() if n in existing]
+            if names:
+                await admin.delete_topics(names)
+        finally:
+            await admin.close()
 
     def cpu_meter(self, *, bench_pid: int) -> CpuMeter:
         """CPU of every service, the broker, the receiver, Postgres and the bench itself."""
