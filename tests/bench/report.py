@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,9 @@ KEYS = (
     "cores",
     "commit",
 )
+
+# The width of the slices part 4's medians are shown by.
+LATENCY_SLICE_S = 10.0
 
 # % of one core used by other processes during a part above which the table warns.
 BUSY_ELSEWHERE = 30.0
@@ -199,6 +203,16 @@ def table(result: dict[str, Any], details: dict) -> str:
     return "\n".join(lines)
 
 
+def p50_by_slice(series: list[list[float]], width_s: float) -> list[float]:
+    """The median latency of each `width_s` slice of part 4's window, in order, from its
+    (seconds since the window opened, ms) samples; a slice without samples is left out."""
+    slices: dict[int, list[float]] = {}
+    for t, ms in series:
+        if t >= 0:
+            slices.setdefault(int(t // width_s), []).append(ms)
+    return [statistics.median(slices[k]) for k in sorted(slices)]
+
+
 def _per(cpu_percent: float, per_s: float, what: str = "delivery") -> str:
     """% of a core at `per_s` a second, as the CPU time of one (100 % = 10,000 µs a second)."""
     return f"{10_000 * cpu_percent / per_s:.0f} µs a {what}" if per_s else ""
@@ -271,6 +285,24 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
                 f"{lat['samples']:,} of ~{lat.get('sent_in_window', 0):,}",
                 f"publish rate reached {lat.get('achieved_publish_rate', 0):,.0f}/s",
             )
+            medians = p50_by_slice(lat.get("series") or [], LATENCY_SLICE_S)
+            if len(medians) > 1:
+                add(
+                    f"(4) {rate}/s p50 ms by {LATENCY_SLICE_S:.0f}-s slice",
+                    " → ".join(_fmt(m) for m in medians),
+                    "at a steady rate, a climb is the dev broker's fetches getting dearer",
+                )
+            cpu = lat.get("cpu_percent") or {}
+            if "broker" in cpu:
+                add(
+                    f"(4) {rate}/s CPU % broker",
+                    cpu["broker"],
+                    ", ".join(
+                        f"{name} {cpu[name]:.0f}"
+                        for name in ("delivery", "fanout", "postgres", "workflow_runner")
+                        if name in cpu
+                    ),
+                )
     matcher = details.get("fanout_matcher") or {}
     if matcher:
         add("(6) matcher match() calls/s", matcher.get("match_calls_per_s"))

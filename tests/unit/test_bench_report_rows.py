@@ -1,0 +1,57 @@
+"""The bench table's extra rows: what each process spent per delivery, the backlog figure,
+and part 4's latency over its window."""
+
+from __future__ import annotations
+
+from tests.bench import report
+
+
+def test_the_table_gives_the_backlog_figure_its_ratio_and_the_cost_of_a_delivery() -> None:
+    details = {
+        "raw": {"per_s": 6000.0},
+        "delivery_backlog": {
+            "per_s": 3000.0,
+            "cpu_percent": {"delivery_backlog": 90.0, "postgres": 30.0, "fanout": 2.0},
+        },
+    }
+    result = report.results(details, cores=2, commit="c")
+    assert result["delivery_backlog_per_s"] == 3000.0
+    assert result["backlog_ratio_to_raw"] == 0.5
+    table = report.table(result, details)
+    assert "(1) backlog: CPU % delivery_backlog" in table
+    assert "300 µs a delivery" in table  # 90 % of a core over 3,000 deliveries a second
+    assert "100 µs a delivery" in table
+    assert "CPU % fanout" not in table
+
+
+def test_the_table_gives_each_process_cpu_per_delivery_and_per_raw_post() -> None:
+    details = {
+        "delivery": {
+            "per_s": 2000.0,
+            "cpu_percent": {"delivery": 60.0, "fanout": 20.0, "other processes": 5.0},
+        },
+        "raw": {"per_s": 5000.0, "cpu_percent": {"bench (publisher/client)": 80.0}},
+    }
+    table = report.table(report.results(details, cores=2, commit="c"), details)
+    assert "300 µs a delivery" in table  # delivery: 60 % of a core over 2,000 a second
+    assert "100 µs a delivery" in table  # fanout
+    assert "400 µs a delivery" in table  # all of the above (not the other processes)
+    assert "160 µs a POST" in table  # the raw client
+
+
+def test_latency_medians_by_slice_show_a_climb_over_the_window() -> None:
+    # 30 s of samples: ~50 ms, then ~100, then ~150; one before the window opened.
+    series = [[-1.0, 999.0]] + [[t / 10, 50.0 * (1 + t // 100)] for t in range(300)]
+    assert report.p50_by_slice(series, 10.0) == [50.0, 100.0, 150.0]
+    details = {
+        "latency_1000": {
+            "samples": 300,
+            "sent_in_window": 300,
+            "series": series,
+            "cpu_percent": {"broker": 64.0, "delivery": 39.0},
+        }
+    }
+    table = report.table(report.results(details, cores=2, commit="c"), details)
+    assert "50.0 → 100 → 150" in table
+    assert "(4) 1000/s CPU % broker" in table
+    assert "delivery 39" in table
