@@ -85,7 +85,7 @@ async def backlog_run(
             acks = [
                 await producer.send(
                     topics.deliveries,
-                    value=type(r).__pydantic_serializer__.to_json(r),
+                    value=r.model_dump_json().encode(),
                     key=r.webhook_id.encode(),
                     headers=JSON_HEADERS,
                 )

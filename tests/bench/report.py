@@ -213,7 +213,7 @@ def p50_by_slice(series: list[list[float]], width_s: float) -> list[float]:
     return [statistics.median(slices[k]) for k in sorted(slices)]
 
 
-def _per(cpu_percent: float, per_s: float, what: str = "delivery") -> str:
+def _per(cpu_percent: float, per_s: float, what: str) -> str:
     """% of a core at `per_s` a second, as the CPU time of one (100 % = 10,000 µs a second)."""
     return f"{10_000 * cpu_percent / per_s:.0f} µs a {what}" if per_s else ""
 
@@ -248,7 +248,11 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
         cpu = dict(backlog.get("cpu_percent") or {})
         for name in ("delivery_backlog", "postgres", "broker", "receiver"):
             if name in cpu:
-                add(f"(1) backlog: CPU % {name}", cpu[name], _per(cpu[name], backlog["per_s"]))
+                add(
+                    f"(1) backlog: CPU % {name}",
+                    cpu[name],
+                    _per(cpu[name], backlog["per_s"], "delivery"),
+                )
     raw = details.get("raw") or {}
     if raw.get("per_s") is not None:
         cpu = dict(raw.get("cpu_percent") or {})
