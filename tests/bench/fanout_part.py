@@ -28,10 +28,16 @@ from shared.messages import registry_key
 from shared.settings import KafkaSettings
 from tests.bench import fanout_matcher
 from tests.bench.processes import family, python_module
+from tests.bench.profiling import Profiler
 from tests.bench.stack import Stack, scrape
 from tests.support.services import free_port
 
 NAMESPACE = "benchfanout"
+# py-spy's window (with --profile) on the one-replica run, from when it is ready: inside the
+# consuming of the backlog at any rate this part has seen (100,000 events at 8,000-12,500/s).
+PROFILE_S = 6.0
+# Samples a second: one process for a few seconds, so more than the services' default.
+PROFILE_HZ = 200
 CONSUMED = "roomhooks_fanout_events_consumed_total"
 REQUESTS = "roomhooks_fanout_delivery_requests_total"
 
@@ -83,9 +89,11 @@ async def service_run(
     max_s: float,
     progress: Callable[[str], None],
     replicas: int = 1,
+    profiler: Profiler | None = None,
 ) -> dict:
     """`replicas` fanout processes in one consumer group on a backlog of their own (a
-    namespace per replica count, so each run starts from the first event)."""
+    namespace per replica count, so each run starts from the first event). `profiler`
+    records the first replica for `PROFILE_S` once every replica is ready."""
     namespace = NAMESPACE if replicas == 1 else f"{NAMESPACE}{replicas}"
     kafka = KafkaSettings(
         bootstrap_servers=stack.bootstrap, topic_namespace=namespace, partitions=12
@@ -157,6 +165,8 @@ async def service_run(
         # takes the requests, so its CPU says when it, not fanout, is the limit.
         meter = stack.cpu_meter(bench_pid=os.getpid())
         meter.start()
+        if profiler is not None:
+            profiler.start({children[0].name: children[0].pid}, PROFILE_S)
         samples, peak_rss, cpu = await _follow(
             stack,
             [c.pid for c in children],
@@ -166,11 +176,16 @@ async def service_run(
             progress,
         )
         cpu_by_process = meter.stop()
+    except BaseException:
+        if profiler is not None:
+            profiler.kill()
+        raise
     finally:
         stack.processes.stop(children)
         await stack.drop_topics(kafka)
     rate, requests_rate = _steady_rate(samples, events)
     return {
+        "profile": await profiler.finish() if profiler is not None else None,
         "replicas": replicas,
         "events_per_s": rate,
         "delivery_requests_per_s": requests_rate,

@@ -1,4 +1,5 @@
-"""`--profile`: py-spy on each service during the measured window of parts 1 and 5.
+"""`--profile`: py-spy on each service during the measured window of parts 1 and 5, on the
+delivery process of part 1's backlog and on part 6's fanout process.
 
 Writes py-spy's collapsed stacks to `.roomhooks/bench/profiles/<service>.txt` (one
 `frame;frame;... count` per line; speedscope.app and flamegraph.pl open them) and sums the
@@ -27,8 +28,10 @@ def py_spy() -> str:
 
 
 class Profiler:
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, *, rate_hz: int = RATE_HZ) -> None:
+        """`rate_hz`: samples a second (a short window of one process can take more)."""
         self.out_dir = out_dir
+        self._rate_hz = rate_hz
         self._runs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
 
     def start(self, pids: dict[str, int], duration_s: float) -> None:
@@ -45,7 +48,7 @@ class Profiler:
                 "--pid",
                 str(pid),
                 "--rate",
-                str(RATE_HZ),
+                str(self._rate_hz),
                 "--duration",
                 str(max(1, round(duration_s))),
                 "--format",

@@ -481,8 +481,8 @@ def plot_latency(path: Path, details: dict) -> bool:
 
 
 def profile_table(profile: dict[str, dict], top: int = 8) -> str:
-    """Part 1's py-spy summary: per service, where its samples were (self, by leaf frame)."""
-    lines = ["(1) py-spy, % of each service's samples in the window (self = leaf frame)"]
+    """One part's py-spy summary: per service, where its samples were (self, by leaf frame)."""
+    lines = ["py-spy, % of each service's samples in the window (self = leaf frame)"]
     for service, summary in profile.items():
         lines.append(f"  {service} ({summary['samples']:,} samples)")
         lines.append("    self:")

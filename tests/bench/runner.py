@@ -152,7 +152,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="py-spy every service during part 1's window (.roomhooks/bench/profiles/)",
+        help="py-spy the services during parts 1, 5 and 6 (.roomhooks/bench/profiles*/)",
     )
     parser.add_argument(
         "--postgres",
@@ -427,6 +427,9 @@ class Bench:
                 max_s=self.d.fanout_max_s,
                 progress=self.progress,
                 replicas=replicas,
+                profiler=Profiler(self.args.out / "profiles-fanout", rate_hz=fanout_part.PROFILE_HZ)
+                if self.args.profile and replicas == 1
+                else None,
             )
             self.details[key] = service
             self.progress.done(
@@ -578,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nnot written (interrupted); logs: {out / 'logs'}")
         return code
     report.write(out, result, details)
-    for part in ("delivery", "delivery_backlog", "hol"):
+    for part in ("delivery", "delivery_backlog", "hol", "fanout_service"):
         profile = (details.get(part) or {}).get("profile")
         if profile:
             print(f"\nprofile of part {part}:")
