@@ -358,11 +358,12 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
     postgres = details.get("postgres") or {}
     if postgres:
         add("Postgres", "", ", ".join(f"{k} {v}" for k, v in postgres.items()))
-        if postgres.get("autovacuum") == "off":
+        vacuumed = details.get("vacuum_s_before") or {}
+        if vacuumed:
             add(
-                "WARNING autovacuum off",
-                "",
-                "nothing vacuumed: later parts run on the earlier parts' dead rows",
+                "autovacuum off",
+                f"{sum(vacuumed.values()):.0f} s",
+                f"so VACUUM (ANALYZE) ran before {len(vacuumed)} part(s), outside them",
             )
     for part, info in details.items():
         if isinstance(info, dict) and info.get("error") and part != "celery":

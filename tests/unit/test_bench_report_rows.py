@@ -55,3 +55,20 @@ def test_latency_medians_by_slice_show_a_climb_over_the_window() -> None:
     assert "50.0 → 100 → 150" in table
     assert "(4) 1000/s CPU % broker" in table
     assert "delivery 39" in table
+
+
+def test_the_table_says_how_long_the_bench_vacuumed_when_autovacuum_is_off() -> None:
+    details = {
+        "postgres": {"autovacuum": "off"},
+        "vacuum_s_before": {"raw": 1.5, "scale": 20.0, "ordered": 8.5},
+    }
+    table = report.table(report.results(details, cores=2, commit="c"), details)
+    assert "autovacuum off" in table
+    assert "30 s" in table
+    assert "before 3 part(s)" in table
+
+
+def test_the_table_says_nothing_of_vacuuming_when_autovacuum_is_on() -> None:
+    details = {"postgres": {"autovacuum": "on"}}
+    table = report.table(report.results(details, cores=2, commit="c"), details)
+    assert "VACUUM" not in table
