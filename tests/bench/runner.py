@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from shared.logging import configure_logging
@@ -216,35 +216,19 @@ class Bench:
                     f" ({len(self.workload.targets)} webhooks over"
                     f" {len(self.workload.accounts)} accounts)"
                 )
-            for n, part in enumerate(args.parts):
-                if n and self._vacuums():
-                    await self._vacuum(before=part)
+            for part in args.parts:
                 await self._run_part(part)
         finally:
             self.progress.part("stopping")
             self.progress.show("stopping every process", force=True)
             if self.stack is not None:
                 await self.stack.stop()
+                if self.stack.autovacuum is not None:
+                    self.details["autovacuum_stand_in"] = asdict(self.stack.autovacuum.tally)
             else:
                 await asyncio.to_thread(self.processes.stop_all)
         self.details["wall_s"] = round(time.monotonic() - started, 1)
         return self.details
-
-    def _vacuums(self) -> bool:
-        """Whether the bench stands in for autovacuum: off on this server (some CI machines'),
-        where every part would read and rewrite the dead rows the parts before it left and
-        plan on statistics from before they wrote, as no deployment's Postgres does."""
-        return self.stack is not None and self.stack.postgres_settings.get("autovacuum") == "off"
-
-    async def _vacuum(self, *, before: str) -> None:
-        assert self.stack is not None
-        self.progress.part("vacuum")
-        self.progress.show(
-            "VACUUM (ANALYZE) of the bench's database (autovacuum is off)", force=True
-        )
-        seconds = await self.stack.vacuum()
-        self.details.setdefault("vacuum_s_before", {})[before] = round(seconds, 1)
-        self.progress.done(f"done in {seconds:.0f} s")
 
     async def _run_part(self, part: str) -> None:
         self.progress.part(part)
