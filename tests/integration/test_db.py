@@ -7,13 +7,17 @@ import uuid
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from shared.db import (
+    AUTOVACUUM_OFF,
     MigrationBlocked,
     apply_migrations,
+    autovacuum_warning,
     create_pool,
     ensure_database,
     migration_files,
+    prepare_schema,
     with_database,
 )
 from shared.settings import PostgresSettings
@@ -213,3 +217,22 @@ async def test_a_migration_that_never_gets_its_locks_fails_naming_it_and_applies
         for c in (conn, reader):
             if c is not None:
                 await c.close()
+
+
+def test_only_a_server_without_autovacuum_gets_a_warning():
+    assert autovacuum_warning("off") == AUTOVACUUM_OFF
+    assert autovacuum_warning("on") is None
+
+
+async def test_a_service_start_warns_when_the_server_runs_without_autovacuum(database_url):
+    # Whichever way this server is set: the warning follows its setting.
+    settings = PostgresSettings(url=database_url)
+    conn = await asyncpg.connect(database_url)
+    try:
+        setting = await conn.fetchval("SHOW autovacuum")
+        with capture_logs() as logs:
+            await prepare_schema(conn, settings, schema="delivery", package="services.delivery")
+    finally:
+        await conn.close()
+    warned = [e for e in logs if e["event"] == "db.autovacuum_off"]
+    assert [e["advice"] for e in warned] == ([AUTOVACUUM_OFF] if setting == "off" else [])
