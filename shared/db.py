@@ -219,11 +219,13 @@ def autovacuum_warning(setting: str) -> str | None:
     return AUTOVACUUM_OFF if setting == "off" else None
 
 
-async def warn_without_autovacuum(conn: asyncpg.Connection) -> None:
-    """Log `db.autovacuum_off` when the server runs without autovacuum."""
+async def warn_without_autovacuum(conn: asyncpg.Connection, *, production: bool) -> None:
+    """Log `db.autovacuum_off` when the server runs without autovacuum: a warning in
+    production; in development, where a run is short and the local server's settings are
+    not ours to change, information."""
     warning = autovacuum_warning(await conn.fetchval("SELECT current_setting('autovacuum')"))
     if warning is not None:
-        log.warning("db.autovacuum_off", advice=warning)
+        (log.warning if production else log.info)("db.autovacuum_off", advice=warning)
 
 
 async def prepare_schema(
@@ -233,13 +235,14 @@ async def prepare_schema(
     schema: str,
     package: str,
     plan: RetentionPlan | None = None,
+    production: bool = False,
 ) -> None:
     """At a service's start: nothing when the schema has every migration this code ships;
     else apply them (ROOMHOOKS_MIGRATE_ON_START, the default) or, when a separate migrate step
     owns that, refuse to start saying what to run. A service role, which may not change a
-    schema, gets the same advice instead of a bare "permission denied". Warns when the
-    server runs without autovacuum (`warn_without_autovacuum`)."""
-    await warn_without_autovacuum(conn)
+    schema, gets the same advice instead of a bare "permission denied". Says when the
+    server runs without autovacuum (`warn_without_autovacuum`; a warning in `production`)."""
+    await warn_without_autovacuum(conn, production=production)
     run = f"run `python -m {package} migrate` as the owner role first"
     try:
         missing = await missing_migrations(conn, schema=schema, package=package)

@@ -48,6 +48,10 @@ class RuntimeSettings(BaseSettings):
     log_format: LogFormat | None = None
 
     @property
+    def production(self) -> bool:
+        return self.profile is Profile.PRODUCTION
+
+    @property
     def effective_log_format(self) -> LogFormat:
         if self.log_format is not None:
             return self.log_format

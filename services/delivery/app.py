@@ -171,6 +171,7 @@ class Delivery:
                 schema="delivery",
                 package="services.delivery",
                 plan=PLAN,
+                production=self.settings.runtime.production,
             )
         if self.settings.postgres.migrate_on_start:
             task = asyncio.create_task(

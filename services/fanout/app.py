@@ -146,7 +146,12 @@ class Fanout:
         self._stack.push_async_callback(stop_quietly, "postgres", pool.close)
         async with pool.acquire() as conn:
             await prepare_schema(
-                conn, settings, schema=SCHEMA, package="services.fanout", plan=PLAN
+                conn,
+                settings,
+                schema=SCHEMA,
+                package="services.fanout",
+                plan=PLAN,
+                production=self.settings.runtime.production,
             )
         if settings.migrate_on_start:
             retention = asyncio.create_task(retention_loop(pool, PLAN, settings), name="retention")

@@ -213,7 +213,12 @@ class Registry:
         stack.push_async_callback(upkeep.close)
         async with upkeep.acquire() as conn:
             await prepare_schema(
-                conn, s.postgres, schema="registry", package="services.registry", plan=PLAN
+                conn,
+                s.postgres,
+                schema="registry",
+                package="services.registry",
+                plan=PLAN,
+                production=s.runtime.production,
             )
         await seal_stored_secrets(upkeep, self.box)
         pool = await create_pool(s.postgres, keep_session=True)

@@ -186,7 +186,12 @@ async def open_pool(s: RunnerSettings, stack: AsyncExitStack) -> asyncpg.Pool:
     stack.push_async_callback(pool.close)
     async with pool.acquire() as conn:
         await prepare_schema(
-            conn, s.postgres, schema="workflow", package="services.workflow_runner", plan=PLAN
+            conn,
+            s.postgres,
+            schema="workflow",
+            package="services.workflow_runner",
+            plan=PLAN,
+            production=s.runtime.production,
         )
     if s.postgres.migrate_on_start:
         retention = asyncio.create_task(retention_loop(pool, PLAN, s.postgres), name="retention")
