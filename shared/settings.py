@@ -55,7 +55,7 @@ class RuntimeSettings(BaseSettings):
     def effective_log_format(self) -> LogFormat:
         if self.log_format is not None:
             return self.log_format
-        return LogFormat.JSON if self.profile is Profile.PRODUCTION else LogFormat.CONSOLE
+        return LogFormat.JSON if self.production else LogFormat.CONSOLE
 
 
 class SecretsSettings(BaseSettings):

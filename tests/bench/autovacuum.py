@@ -126,17 +126,17 @@ class AutovacuumStandIn:
 
     async def start(self) -> None:
         conn = await asyncpg.connect(self._url)
-        try:
+        try:  # the connection is the task's once it starts; closed here if it never does
             rows = await conn.fetch(
                 "SELECT name, setting AS value FROM pg_settings WHERE name = ANY($1::text[])",
                 list(SETTINGS),
             )
+            settings = {r["name"]: r["value"] for r in rows}
+            for name, value in cost_settings(settings).items():
+                await conn.execute(f"SET {name} = '{value}'")
         except BaseException:
             await conn.close()
             raise
-        settings = {r["name"]: r["value"] for r in rows}
-        for name, value in cost_settings(settings).items():
-            await conn.execute(f"SET {name} = '{value}'")
         naptime_s = float(settings["autovacuum_naptime"])  # seconds, its base unit
         self._task = asyncio.create_task(self._run(conn, Thresholds.of(settings), naptime_s))
 
