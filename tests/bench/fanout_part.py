@@ -34,7 +34,8 @@ from tests.support.services import free_port
 
 NAMESPACE = "benchfanout"
 # py-spy's window (with --profile) on the one-replica run, from when it is ready: inside the
-# consuming of the backlog at any rate this part has seen (100,000 events at 8,000-12,500/s).
+# consuming of the backlog at most rates this part has seen (100,000 events at 8,000-18,000/s;
+# at the fastest the backlog is gone in 5.5 s, and py-spy keeps what it sampled until then).
 PROFILE_S = 6.0
 # Samples a second: one process for a few seconds, so more than the services' default.
 PROFILE_HZ = 200
