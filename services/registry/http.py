@@ -16,7 +16,6 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, Field, ValidationError
-from pydantic_core import to_json
 
 from services.registry.code_gate import ChecksBusy
 from services.registry.errors import InvalidChange, NotFound, QuotaExceeded
@@ -84,10 +83,9 @@ def ok(description: str, data: dict[str, Any], *, status: int = 200) -> web.Resp
     return _answered(description, _dumps(data), status)
 
 
-def ok_document(description: str, data: dict[str, Any], *, status: int = 200) -> web.Response:
-    """`ok` for a document of JSON types only, serialized by pydantic-core in one pass: a
-    page of 50 webhooks in a third of the time of `json.dumps` (91 against 304 us)."""
-    return _answered(description, to_json(data).decode("utf-8"), status)
+def ok_serialized(description: str, data_json: str, *, status: int = 200) -> web.Response:
+    """`ok` for `data` already serialized (compact JSON, as `_dumps` writes it)."""
+    return _answered(description, data_json, status)
 
 
 def _answered(description: str, data_json: str, status: int) -> web.Response:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from services.registry.errors import QuotaExceeded
+from services.registry.webhooks.records import listed_document, public_webhook
 from tests.support.registry_contracts import T0, subject_fixture, webhook_row
 
 pytestmark = pytest.mark.integration
@@ -32,10 +34,56 @@ async def test_pages_are_newest_first_and_go_on_after_the_cursor(subject):
     async with subject.repo.transaction() as tx:
         for row in [*rows, webhook_row(theirs, minute=9)]:
             await tx.insert(row)
-    first = await subject.repo.page(mine, limit=2, after=None)
-    assert first == [rows[4], rows[3]]
-    rest = await subject.repo.page(mine, limit=10, after=(first[-1].created_at, first[-1].id))
-    assert rest == [rows[2], rows[1], rows[0]]
+    first = await subject.repo.listing(mine, limit=2, after=None)
+    assert [w.id for w in first] == [rows[4].id, rows[3].id]
+    rest = await subject.repo.listing(mine, limit=10, after=(first[-1].created_at, first[-1].id))
+    assert [w.id for w in rest] == [rows[2].id, rows[1].id, rows[0].id]
+    only = await subject.repo.listing(mine, limit=10, after=None, only={rows[1].id, uuid.uuid4()})
+    assert [w.id for w in only] == [rows[1].id]
+
+
+# What a customer may have put in a webhook's texts: quotes, escapes, every control character
+# Postgres stores, line and paragraph separators, markup, characters beyond the BMP.
+HOSTILE = [
+    'say "hi" \\ back\\slash /',
+    "".join(map(chr, range(1, 32))) + "\x7f",
+    "caf\u00e9 \u2028 \u2029 \U0001f600 </script><b>x</b>",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+async def test_a_listed_webhook_says_byte_for_byte_what_the_model_would(subject, text):
+    mine = await subject.account()
+    moment = datetime(2026, 3, 4, 5, 6, 7, 999_999, tzinfo=timezone(timedelta(hours=-3)))
+    plain = webhook_row(mine, minute=1)
+    full = webhook_row(
+        mine,
+        minute=2,
+        name=text,
+        url="https://hooks.example.com/" + text,
+        events=[text, "participant.joined"],
+        room_id=text,
+        enabled=False,
+        disabled_reason=text,
+        retry_schedule=[1, 86_400],
+        previous_secret_ciphertext="k1:old",
+        previous_secret_until=moment,
+        headers_ciphertext="k1:headers",
+        ordering="room",
+        send_traceparent=True,
+        updated_at=moment,
+    )
+    async with subject.repo.transaction() as tx:
+        await tx.insert(plain)
+        await tx.insert(full)
+    listed = await subject.repo.listing(mine, limit=10, after=None)
+    stored = [await subject.repo.get(mine, row.id) for row in (full, plain)]
+    assert [(w.id, w.created_at, w.headers_ciphertext) for w in listed] == [
+        (row.id, row.created_at, row.headers_ciphertext) for row in stored
+    ]
+    documents = [listed_document(w, {}) for w in listed]
+    assert documents == [public_webhook(row).model_dump_json() for row in stored]
 
 
 async def test_an_update_keeps_ids_secret_and_creation_and_bumps_the_revision(subject):

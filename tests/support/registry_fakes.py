@@ -25,6 +25,7 @@ from services.registry.errors import NotFound, QuotaExceeded
 from services.registry.events.models import EventFilters, EventRow
 from services.registry.outbox import OutboxEntry
 from services.registry.webhooks.models import WebhookRow
+from services.registry.webhooks.records import ListedWebhook, public_webhook
 from services.registry.workflows.models import ExecutionRow, SavedByRow, VersionRow, WorkflowRow
 from services.registry.workflows.stats import ExecutionCounts
 
@@ -176,18 +177,25 @@ class _FakeTable:
         return self.rows.pop(row_id)
 
 
+def listed(row: WebhookRow) -> ListedWebhook:
+    """A listed webhook as Postgres renders it (repository.py), rendered here by the model:
+    its JSON document without headers, cut where they go."""
+    before, after = public_webhook(row).model_dump_json().split(',"headers":{},')
+    return ListedWebhook(row.id, row.created_at, row.headers_ciphertext, before, after)
+
+
 class FakeWebhooks(_FakeTable):
     table = "webhooks"
 
-    async def page(
+    async def listing(
         self, organization_id: UUID, *, limit: int, after: After, only: Any = None
-    ) -> list[Any]:
+    ) -> list[ListedWebhook]:
         owned = [
             r
             for r in self.rows.values()
             if r.organization_id == organization_id and (only is None or r.id in only)
         ]
-        return newest_first(owned, limit=limit, after=after)
+        return [listed(r) for r in newest_first(owned, limit=limit, after=after)]
 
     async def insert(self, row: WebhookRow) -> WebhookRow:
         self.rows[row.id] = row

@@ -1,17 +1,18 @@
-"""A page of webhooks is built straight from the rows (`shown_webhook`, `ok_document`); it
-must say exactly what the `Webhook` model would, byte for byte."""
+"""A page of webhooks is put together from the documents Postgres renders, the headers spliced
+in (`listed_document`, `list_document`); it must say exactly what the `Webhook` model would,
+byte for byte. (That Postgres renders the rest as the model would is a contract test:
+tests/integration/test_registry_contract_webhooks.py; here the fake's rendering stands in.)"""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic_core import to_json
 
-from services.registry.webhooks.models import Webhook, WebhookListData, WebhookRow
-from services.registry.webhooks.records import public_webhook, shown_webhook
+from services.registry.webhooks.models import WebhookListData, WebhookRow
+from services.registry.webhooks.records import list_document, listed_document, public_webhook
+from tests.support.registry_fakes import listed
 
 texts = st.text(max_size=20)
 moments = st.datetimes(
@@ -44,24 +45,17 @@ headers = st.dictionaries(texts, texts, max_size=3)
 
 @settings(max_examples=300)
 @given(row=rows, headers=headers)
-def test_a_row_shows_as_the_webhook_model_would(row: WebhookRow, headers: dict) -> None:
-    assert shown_webhook(row, headers) == public_webhook(row, headers).model_dump(mode="json")
+def test_a_listed_webhook_with_its_headers_says_what_the_model_would(
+    row: WebhookRow, headers: dict
+) -> None:
+    document = listed_document(listed(row), headers)
+    assert document == public_webhook(row, headers).model_dump_json()
 
 
 @settings(max_examples=100)
 @given(page=st.lists(st.tuples(rows, headers), max_size=5), cursor=st.none() | texts)
 def test_a_page_serializes_to_the_same_bytes_as_the_model(page: list, cursor: str | None) -> None:
-    documents = [shown_webhook(row, h) for row, h in page]
+    documents = [listed_document(listed(row), h) for row, h in page]
     models = [public_webhook(row, h) for row, h in page]
-    built = to_json({"webhooks": documents, "next_cursor": cursor}).decode()
+    built = list_document(documents, cursor)
     assert built == WebhookListData(webhooks=models, next_cursor=cursor).model_dump_json()
-
-
-def test_the_document_names_every_field_of_the_model_in_its_order() -> None:
-    now = datetime.now(UTC)
-    row = WebhookRow(
-        id=uuid.uuid4(), organization_id=uuid.uuid4(), name=None, url="https://example.com",
-        secret_ciphertext=None, events=["participant.joined"], room_id=None, enabled=True,
-        disabled_reason=None, retry_schedule=None, revision=1, created_at=now, updated_at=now,
-    )  # fmt: skip
-    assert list(shown_webhook(row, {})) == list(Webhook.model_fields)

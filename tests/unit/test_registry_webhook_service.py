@@ -79,7 +79,7 @@ async def test_a_list_goes_on_from_its_cursor(store):
     first = await webhooks.list(ACCOUNT, limit=2, cursor=None)
     rest = await webhooks.list(ACCOUNT, limit=2, cursor=first.next_cursor)
     assert rest.next_cursor is None
-    assert sorted(w["id"] for w in [*first.webhooks, *rest.webhooks]) == sorted(ids)
+    assert sorted(json.loads(w)["id"] for w in [*first.webhooks, *rest.webhooks]) == sorted(ids)
 
 
 async def test_a_patch_changes_only_what_it_names_and_announces_the_next_revision(webhooks, store):

@@ -143,9 +143,9 @@ async def test_owner_and_admin_see_the_values_and_member_keys_see_them_masked(we
     masked = {"Authorization": "****", "X-Tenant": "****"}
     assert (await webhooks.get(ACCOUNT, created.id)).headers == masked
     listed = await webhooks.list(ACCOUNT, limit=10, cursor=None)
-    assert [w["headers"] for w in listed.webhooks] == [masked]
+    assert [json.loads(w)["headers"] for w in listed.webhooks] == [masked]
     revealed = await webhooks.list(ACCOUNT, limit=10, cursor=None, reveal=True)
-    assert [w["headers"] for w in revealed.webhooks] == [headers]
+    assert [json.loads(w)["headers"] for w in revealed.webhooks] == [headers]
 
 
 async def test_patch_replaces_the_whole_map_and_put_without_headers_clears_them(webhooks, store):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.registry.auth import Authorizer
-from services.registry.http import ok, ok_document, read_json
+from services.registry.http import ok, ok_serialized, read_json
 from services.registry.query import DEFAULT_PAGE_SIZE, page_limit
 from services.registry.route_table import ACCOUNT_ERRORS, Answer, Route, register
 from services.registry.webhooks.models import (
@@ -17,6 +17,7 @@ from services.registry.webhooks.models import (
     WebhookListData,
     WebhookPatch,
 )
+from services.registry.webhooks.records import list_document
 from services.registry.webhooks.service import WebhookService
 
 WEBHOOKS = "/v1/accounts/{account_id}/webhooks"
@@ -60,7 +61,7 @@ class WebhookRoutes:
             reveal=caller.reveal,
             only=caller.webhook_ids,
         )
-        return ok_document("Webhooks", {"webhooks": page.webhooks, "next_cursor": page.next_cursor})
+        return ok_serialized("Webhooks", list_document(page.webhooks, page.next_cursor))
 
     async def get(self, request: web.Request) -> web.Response:
         caller = await self._auth.access(request, write=False)

@@ -26,9 +26,10 @@ from services.registry.webhooks.models import (
     WebhookWithSecret,
 )
 from services.registry.webhooks.records import (
+    ListedWebhook,
+    listed_document,
     public_webhook,
     registry_entry,
-    shown_webhook,
     tombstone_entry,
     webhook_created_entry,
     webhook_record,
@@ -85,21 +86,21 @@ class WebhookRepository(Protocol):
 
     async def get(self, organization_id: UUID, webhook_id: UUID) -> WebhookRow | None: ...
 
-    async def page(
+    async def listing(
         self,
         organization_id: UUID,
         *,
         limit: int,
         after: tuple[datetime, UUID] | None,
         only: Collection[UUID] | None = None,
-    ) -> list[WebhookRow]:
+    ) -> list[ListedWebhook]:
         """At most `limit`, newest first by (created_at, id), those before `after`; only
-        those of `only` when it is given."""
+        those of `only` when it is given; each as the API shows it, but for its headers."""
 
 
 @dataclass(frozen=True)
 class Page:
-    webhooks: list[dict[str, Any]]  # each as the API shows it: `Webhook`'s JSON document
+    webhooks: list[str]  # each as the API shows it: `Webhook`'s JSON document
     next_cursor: str | None
 
 
@@ -189,11 +190,11 @@ class WebhookService:
     ) -> Page:
         """A page of the account's webhooks; only those of `only` when it is given (a portal
         session's)."""
-        rows = await self._webhooks.page(
+        rows = await self._webhooks.listing(
             parse_id(account_id), limit=limit + 1, after=after_cursor(cursor), only=only
         )
         rows, next_cursor = cut_page(rows, limit, lambda r: (r.created_at, r.id))
-        shown = [shown_webhook(r, self._shown_headers(r, reveal=reveal)) for r in rows]
+        shown = [listed_document(r, self._shown_headers(r, reveal=reveal)) for r in rows]
         return Page(shown, next_cursor)
 
     async def rotate_secret(
@@ -371,7 +372,7 @@ class WebhookService:
         the audit log may not show)."""
         return self._shown(row, reveal=True).model_dump(mode="json")
 
-    def _headers(self, row: WebhookRow) -> dict[str, str]:
+    def _headers(self, row: WebhookRow | ListedWebhook) -> dict[str, str]:
         """The custom headers opened; none when they do not open (their deliveries fail
         with the reason)."""
         try:
@@ -383,7 +384,7 @@ class WebhookService:
     def _shown(self, row: WebhookRow, *, reveal: bool) -> Webhook:
         return public_webhook(row, self._shown_headers(row, reveal=reveal))
 
-    def _shown_headers(self, row: WebhookRow, *, reveal: bool) -> dict[str, str]:
+    def _shown_headers(self, row: WebhookRow | ListedWebhook, *, reveal: bool) -> dict[str, str]:
         headers = self._headers(row)
         return headers if reveal else masked(headers)
 
