@@ -18,7 +18,8 @@ from tests.support.registry_contracts import T0
 from tests.support.registry_fakes import FakeWebhooks
 
 ACCOUNT = str(uuid.uuid4())
-BOX = SecretsBox([generate_key()])
+BOX_KEYS = [generate_key()]
+BOX = SecretsBox(BOX_KEYS)
 TOKEN = "Bearer s3cr3t-t0ken"
 
 
@@ -146,6 +147,40 @@ async def test_owner_and_admin_see_the_values_and_member_keys_see_them_masked(we
     assert [json.loads(w)["headers"] for w in listed.webhooks] == [masked]
     revealed = await webhooks.list(ACCOUNT, limit=10, cursor=None, reveal=True)
     assert [json.loads(w)["headers"] for w in revealed.webhooks] == [headers]
+
+
+def shown_headers(page) -> list[dict]:
+    """Each listed webhook's headers, fewest first (both webhooks are made at one instant)."""
+    return sorted((json.loads(w)["headers"] for w in page.webhooks), key=len)
+
+
+class CountingBox(SecretsBox):
+    def __init__(self) -> None:
+        super().__init__(BOX_KEYS)
+        self.opened = 0
+
+    def open(self, sealed: str) -> str:
+        self.opened += 1
+        return super().open(sealed)
+
+
+async def test_pages_open_each_sealed_header_map_once_and_show_a_changed_one(store):
+    box = CountingBox()
+    webhooks = WebhookService(store, Topics(), lambda: T0, box)
+    created = await webhooks.create(
+        ACCOUNT, WebhookInput.model_validate(webhook(headers={"X-A": "1"}))
+    )
+    await webhooks.create(ACCOUNT, WebhookInput.model_validate(webhook()))
+    for _ in range(3):
+        page = await webhooks.list(ACCOUNT, limit=10, cursor=None, reveal=True)
+        assert shown_headers(page) == [{}, {"X-A": "1"}]
+    assert box.opened == 1  # when the creation showed it
+    await webhooks.patch(ACCOUNT, created.id, WebhookPatch(headers={"X-A": "2"}))
+    page = await webhooks.list(ACCOUNT, limit=10, cursor=None)
+    assert shown_headers(page) == [{}, {"X-A": "****"}]
+    page = await webhooks.list(ACCOUNT, limit=10, cursor=None, reveal=True)
+    assert shown_headers(page) == [{}, {"X-A": "2"}]
+    assert box.opened == 2
 
 
 async def test_patch_replaces_the_whole_map_and_put_without_headers_clears_them(webhooks, store):
