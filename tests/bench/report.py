@@ -10,6 +10,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from tests.bench import machine_speed
+
 # results.json holds exactly these keys, in this order (tests/bench/README.md).
 KEYS = (
     "delivery_per_s",
@@ -355,6 +357,16 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
                 "",
                 "its memory slopes partly measure a growing backlog, not a steady state",
             )
+    speed = details.get("machine_speed") or {}
+    if speed.get("before_s"):
+        parts = list((speed.get("parts") or {}).values())
+        between = f" → {min(parts):.2f}-{max(parts):.2f}" if parts else ""
+        add(
+            "machine: a pure-Python loop",
+            f"{speed['before_s']:.2f}{between} s",
+            f"{speed['loops']:,} iterations, best of {machine_speed.REPEATS}: before anything"
+            " started, then before each part; compare runs at like times",
+        )
     postgres = details.get("postgres") or {}
     if postgres:
         add("Postgres", "", ", ".join(f"{k} {v}" for k, v in postgres.items()))

@@ -26,6 +26,7 @@ from tests.bench import (
     baselines,
     delivery_backlog,
     fanout_part,
+    machine_speed,
     ordered_part,
     pipeline,
     registry_part,
@@ -204,6 +205,10 @@ class Bench:
     async def run(self) -> dict:
         args = self.args
         started = time.monotonic()
+        self.details["machine_speed"] = {
+            "loops": machine_speed.LOOPS,
+            "before_s": machine_speed.loop_s(),
+        }
         try:
             if NEEDS_STACK & set(args.parts):
                 self.progress.part("platform")
@@ -232,6 +237,7 @@ class Bench:
 
     async def _run_part(self, part: str) -> None:
         self.progress.part(part)
+        self.details["machine_speed"].setdefault("parts", {})[part] = machine_speed.loop_s()
         t0 = time.monotonic()
         try:
             await getattr(self, f"part_{part}")()

@@ -72,3 +72,24 @@ def test_the_table_says_what_the_autovacuum_stand_in_did() -> None:
     assert "autovacuum off: the bench's stand-in" in table
     assert "6 VACUUM, 9 ANALYZE" in table
     assert "in 14 rounds\n" in table + "\n"  # and no failures after it
+
+
+def test_the_table_gives_the_machines_speed_before_the_run_and_its_parts() -> None:
+    details = {
+        "machine_speed": {
+            "loops": 2_000_000,
+            "before_s": 0.122,
+            "parts": {"delivery": 0.131, "raw": 0.204, "latency": 0.126},
+        }
+    }
+    table = report.table(report.results(details, cores=2, commit="c"), details)
+    assert "machine: a pure-Python loop" in table
+    assert "0.12 → 0.13-0.20 s" in table
+    assert "2,000,000 iterations, best of 3" in table
+
+
+def test_a_run_stopped_before_its_parts_gives_the_speed_it_measured() -> None:
+    details = {"machine_speed": {"loops": 2_000_000, "before_s": 0.412}}
+    table = report.table(report.results(details, cores=2, commit="c"), details)
+    row = next(line for line in table.splitlines() if line.startswith("machine:"))
+    assert "0.41 s" in row and "→" not in row
