@@ -15,7 +15,7 @@ from services.registry.audit import repository as audit_log
 from services.registry.audit.models import AuditEntry
 from services.registry.outbox import OutboxEntry
 from services.registry.quota import check_quota
-from services.registry.webhooks.models import EndedOverlap, WebhookRow
+from services.registry.webhooks.models import EndedOverlap, Webhook, WebhookRow
 from services.registry.webhooks.records import ListedWebhook
 
 _COLUMNS = (
@@ -36,28 +36,28 @@ def _json_moment(column: str) -> str:
     return _json(f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""")
 
 
-def _json_members(fields: list[tuple[str, str]]) -> str:
-    """SQL: `"name":value,...` of `fields` (name, JSON expression), as one text."""
-    return " || ',' || ".join(f"'\"{name}\":' || {value}" for name, value in fields)
+# The model's timestamps, each by the column it shows (formatted as `format_timestamp` does).
+_MOMENTS = {
+    "previous_secret_expires_at": "previous_secret_until",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+}
 
 
-# A page's webhooks as the API shows them (records.ListedWebhook), in `Webhook`'s field order:
-# these, then the headers, then `_AFTER_HEADERS`.
-_BEFORE_HEADERS = (
-    "id", "organization_id", "name", "url", "events", "room_id", "enabled", "disabled_reason",
-    "retry_schedule",
-)  # fmt: skip
-_AFTER_HEADERS = [
-    ("ordering", _json("ordering")),
-    ("send_traceparent", _json("send_traceparent")),
-    ("previous_secret_expires_at", _json_moment("previous_secret_until")),
-    ("created_at", _json_moment("created_at")),
-    ("updated_at", _json_moment("updated_at")),
-]
+def _members(fields: list[str]) -> str:
+    """SQL: `"name":value,...` of the model's `fields`, each as JSON from its column."""
+    values = [_json_moment(_MOMENTS[f]) if f in _MOMENTS else _json(f) for f in fields]
+    return " || ',' || ".join(f"'\"{f}\":' || {v}" for f, v in zip(fields, values, strict=True))
+
+
+# A page's webhooks as the API shows them (records.ListedWebhook): `Webhook`'s fields in its
+# order, in two parts around `headers`.
+_FIELDS = list(Webhook.model_fields)
+_HEADERS_AT = _FIELDS.index("headers")
 _LISTED = (
     "id, created_at, headers_ciphertext,"
-    f" '{{' || {_json_members([(name, _json(name)) for name in _BEFORE_HEADERS])},"
-    f" {_json_members(_AFTER_HEADERS)} || '}}'"
+    f" '{{' || {_members(_FIELDS[:_HEADERS_AT])},"
+    f" {_members(_FIELDS[_HEADERS_AT + 1 :])} || '}}'"
 )
 
 
