@@ -205,7 +205,7 @@ async def test_every_control_of_the_webhook_pages_is_labelled_and_reached_by_key
     await sign_in(page, platform.owner_key)
     for url, ready in (
         ("/console/webhooks", "New webhook"),
-        ("/console/webhooks/new", "Add header"),
+        ("/console/webhooks/new", "participant.joined"),  # the catalog's events, loaded
         (f"/console/webhooks/{webhook['id']}", "Rotate secret"),
         (f"/console/webhooks/{webhook['id']}/deliveries", "Recover failed deliveries"),
     ):
@@ -215,12 +215,15 @@ async def test_every_control_of_the_webhook_pages_is_labelled_and_reached_by_key
 
     # The form is filled and sent from the keyboard alone.
     await page.goto("/console/webhooks/new")
+    first_event = page.get_by_role("group", name="Events").get_by_role("checkbox").first
+    await expect(first_event).to_be_visible()  # the catalog arrives after the form
     await page.get_by_label("URL", exact=True).focus()
     await page.keyboard.type(platform.receiver.url("/typed"))
     await page.keyboard.press("Tab")
     await page.keyboard.type("typed")
     await page.keyboard.press("Tab")
-    await page.keyboard.press("Space")  # the first event of the catalog
+    await page.keyboard.press("Space")
+    await expect(first_event).to_be_checked()
     await page.get_by_label("Retry schedule (seconds)").focus()
     await page.keyboard.press("Enter")
     await expect(page.get_by_text("This secret will not be shown again")).to_be_visible()
