@@ -357,16 +357,8 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
                 "",
                 "its memory slopes partly measure a growing backlog, not a steady state",
             )
-    speed = details.get("machine_speed") or {}
-    if speed.get("before_s"):
-        parts = list((speed.get("parts") or {}).values())
-        between = f" → {min(parts):.2f}-{max(parts):.2f}" if parts else ""
-        add(
-            "machine: a pure-Python loop",
-            f"{speed['before_s']:.2f}{between} s",
-            f"{speed['loops']:,} iterations, best of {machine_speed.REPEATS}: before anything"
-            " started, then before each part; compare runs at like times",
-        )
+    for row in machine_rows(details.get("machine_speed") or {}):
+        add(*row)
     postgres = details.get("postgres") or {}
     if postgres:
         add("Postgres", "", ", ".join(f"{k} {v}" for k, v in postgres.items()))
@@ -509,3 +501,25 @@ def profile_table(profile: dict[str, dict], top: int = 8) -> str:
         files = ", ".join(f"{name} {share:.0f} %" for name, share in summary["self_by_file"][:6])
         lines.append(f"    by file: {files}")
     return "\n".join(lines)
+
+
+def machine_rows(speed: dict) -> list[tuple[str, str, str]]:
+    """The rows of details' `machine_speed` ({"before": a reading, "parts": {part: a
+    reading}}, machine_speed.py): each gauge before the run, then the least and most of the
+    parts' readings."""
+    before = speed.get("before") or {}
+    parts = list((speed.get("parts") or {}).values())
+    rows = []
+    for gauge in machine_speed.GAUGES:
+        if gauge.key not in before:
+            continue
+        seen = [part[gauge.key] for part in parts if gauge.key in part]
+        digits = 2 if gauge.unit == "s" else 1
+        between = f" → {min(seen):.{digits}f}-{max(seen):.{digits}f}" if seen else ""
+        value = f"{before[gauge.key]:.{digits}f}{between} {gauge.unit}"
+        rows.append((f"machine: {gauge.label}", value, gauge.what))
+    if rows:
+        label, value, what = rows[-1]
+        rows[-1] = (label, value, f"{what}; each before anything started, then before each"
+                    " part: compare runs whose gauges read alike")  # fmt: skip
+    return rows

@@ -205,10 +205,7 @@ class Bench:
     async def run(self) -> dict:
         args = self.args
         started = time.monotonic()
-        self.details["machine_speed"] = {
-            "loops": machine_speed.LOOPS,
-            "before_s": machine_speed.loop_s(),
-        }
+        self.details["machine_speed"] = {"before": machine_speed.reading()}
         try:
             if NEEDS_STACK & set(args.parts):
                 self.progress.part("platform")
@@ -237,7 +234,7 @@ class Bench:
 
     async def _run_part(self, part: str) -> None:
         self.progress.part(part)
-        self.details["machine_speed"].setdefault("parts", {})[part] = machine_speed.loop_s()
+        self.details["machine_speed"].setdefault("parts", {})[part] = machine_speed.reading()
         t0 = time.monotonic()
         try:
             await getattr(self, f"part_{part}")()

@@ -74,22 +74,28 @@ def test_the_table_says_what_the_autovacuum_stand_in_did() -> None:
     assert "in 14 rounds\n" in table + "\n"  # and no failures after it
 
 
-def test_the_table_gives_the_machines_speed_before_the_run_and_its_parts() -> None:
+def test_the_table_gives_each_gauge_of_the_machine_before_the_run_and_its_parts() -> None:
     details = {
         "machine_speed": {
-            "loops": 2_000_000,
-            "before_s": 0.122,
-            "parts": {"delivery": 0.131, "raw": 0.204, "latency": 0.126},
+            "before": {"loop_s": 0.122, "round_trip_us": 4.21, "random_read_ns": 266.4},
+            "parts": {
+                "delivery": {"loop_s": 0.131, "round_trip_us": 5.02, "random_read_ns": 281.0},
+                "raw": {"loop_s": 0.204, "round_trip_us": 3.94, "random_read_ns": 270.2},
+            },
         }
     }
     table = report.table(report.results(details, cores=2, commit="c"), details)
-    assert "machine: a pure-Python loop" in table
-    assert "0.12 → 0.13-0.20 s" in table
-    assert "2,000,000 iterations, best of 3" in table
+    rows = {line.split("  ")[0]: line for line in table.splitlines() if line.startswith("machine:")}
+    assert "0.12 → 0.13-0.20 s" in rows["machine: a pure-Python loop"]
+    assert "2,000,000 iterations, best of 3" in rows["machine: a pure-Python loop"]
+    assert "4.2 → 3.9-5.0 µs" in rows["machine: a loopback TCP round trip"]
+    assert "266.4 → 270.2-281.0 ns" in rows["machine: a random memory read"]
+    assert "compare runs whose gauges read alike" in table
 
 
 def test_a_run_stopped_before_its_parts_gives_the_speed_it_measured() -> None:
-    details = {"machine_speed": {"loops": 2_000_000, "before_s": 0.412}}
+    details = {"machine_speed": {"before": {"loop_s": 0.412, "round_trip_us": 4.0}}}
     table = report.table(report.results(details, cores=2, commit="c"), details)
-    row = next(line for line in table.splitlines() if line.startswith("machine:"))
-    assert "0.41 s" in row and "→" not in row
+    rows = [line for line in table.splitlines() if line.startswith("machine:")]
+    assert len(rows) == 2  # no reading of memory: no row for it
+    assert "0.41 s" in rows[0] and "→" not in rows[0]
