@@ -278,6 +278,16 @@ def _extra_rows(details: dict) -> list[tuple[str, str, str, str]]:
         for name in ("delivery", "postgres"):
             if name in cpu:
                 add(f"(10) CPU % {name}", cpu[name], "100 = one core")
+    broker = details.get("broker") or {}
+    for case, found in (broker.get("cases") or {}).items():
+        batches = found.get("batches_read")
+        add(
+            f"(12) broker alone, {case}: CPU %",
+            found.get("broker_cpu_percent"),
+            f"by {broker.get('slice_s', 0):.0f}-s slice "
+            + " → ".join(_fmt(x) for x in found.get("broker_cpu_percent_by_slice") or [])
+            + (f"; {batches:,} batches read" if batches is not None else ""),
+        )
     celery = details.get("celery") or {}
     if celery.get("settings"):
         add("(3) Celery worker", str(celery["settings"]))

@@ -24,6 +24,7 @@ from shared.logging import configure_logging
 from shared.settings import PostgresSettings, RuntimeSettings
 from tests.bench import (
     baselines,
+    broker_part,
     delivery_backlog,
     fanout_part,
     machine_speed,
@@ -38,7 +39,7 @@ from tests.bench import (
 from tests.bench.processes import Processes, python_module
 from tests.bench.profiling import Profiler
 from tests.bench.progress import Progress
-from tests.bench.stack import Stack, drop_database
+from tests.bench.stack import KAFKA_DEFAULTS, Stack, drop_database
 from tests.support.processes import REPO
 from tests.support.services import LOCAL_POSTGRES
 
@@ -53,10 +54,11 @@ PARTS = (
     "registry",
     "scale",
     "ordered",
+    "broker",
 )
 # Parts run only when named (`--part soak`): minutes long, and a figure of their own.
 ON_REQUEST = ("soak",)
-NEEDS_STACK = set(PARTS + ON_REQUEST) - {"workflows"}
+NEEDS_STACK = set(PARTS + ON_REQUEST) - {"workflows", "broker"}
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ class Durations:
     soak_rate: float = 100.0
     soak_minutes: float = 10.0
     soak_sample_s: float = 30.0
+    broker_rate: float = 1000.0
+    broker_duration_s: float = 30.0
+    broker_slice_s: float = 10.0
 
 
 QUICK = Durations(
@@ -124,6 +129,8 @@ QUICK = Durations(
     scale_duration_s=5,
     soak_minutes=1,
     soak_sample_s=5,
+    broker_duration_s=6,
+    broker_slice_s=2,
 )
 
 
@@ -496,6 +503,19 @@ class Bench:
                 f"GET list at {listed['rate']:,.0f}/s: p50 {listed['p50_ms']:.1f} ms,"
                 f" p99 {listed['p99_ms']:.1f} ms"
             )
+
+    async def part_broker(self) -> None:
+        """The dev broker alone, fresh for each case: what storing and reading costs it."""
+        load = broker_part.Load(
+            partitions=int(KAFKA_DEFAULTS["KAFKA_PARTITIONS"]),
+            rate=self.d.broker_rate,
+            duration_s=self.d.broker_duration_s,
+            slice_s=self.d.broker_slice_s,
+        )
+        result = await broker_part.broker_run(self.processes, load, progress=self.progress)
+        self.details["broker"] = result
+        for case, found in result["cases"].items():
+            self.progress.done(f"{case}: the broker at {found['broker_cpu_percent']} % of a core")
 
     async def part_scale(self) -> None:
         """One account with a million deliveries and 100,000 events: its logs read at a fixed

@@ -99,3 +99,35 @@ def test_a_run_stopped_before_its_parts_gives_the_speed_it_measured() -> None:
     rows = [line for line in table.splitlines() if line.startswith("machine:")]
     assert len(rows) == 2  # no reading of memory: no row for it
     assert "0.41 s" in rows[0] and "→" not in rows[0]
+
+
+def test_the_table_gives_the_broker_alone_per_case_with_its_slices() -> None:
+    details = {
+        "broker": {
+            "rate": 1000,
+            "duration_s": 30,
+            "slice_s": 10,
+            "cases": {
+                "producer only": {
+                    "broker_cpu_percent": 7.8,
+                    "broker_cpu_percent_by_slice": [7.7, 8.1, 7.5],
+                    "published": 30000,
+                    "read": None,
+                    "batches_read": None,
+                },
+                "one reader": {
+                    "broker_cpu_percent": 34.9,
+                    "broker_cpu_percent_by_slice": [24.2, 38.0, 42.6],
+                    "published": 30000,
+                    "read": 30000,
+                    "batches_read": 3889,
+                },
+            },
+        }
+    }
+    table = report.table(report.results(details, cores=2, commit="c"), details)
+    rows = [line for line in table.splitlines() if line.startswith("(12)")]
+    assert len(rows) == 2
+    assert rows[0].startswith("(12) broker alone, producer only: CPU %")
+    assert "by 10-s slice 7.70 → 8.10 → 7.50" in rows[0] and "batches read" not in rows[0]
+    assert "24.2 → 38.0 → 42.6; 3,889 batches read" in rows[1]
