@@ -77,8 +77,8 @@ clean:
 	rm -rf $(VENV) .roomhooks .pytest_cache .ruff_cache *.egg-info console/node_modules console/dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-# `make bench` (PART=delivery|raw|celery|latency|hol|fanout|workflows|registry|scale|ordered|broker, or
-# soak, which runs only when named; comma-separated;
+# `make bench` (PART=delivery|raw|celery|latency|hol|fanout|workflows|registry|scale|ordered|
+# broker, or soak, which runs only when named; comma-separated;
 # QUICK=1 for a short smoke run; BENCH_ARGS for anything else, see `python -m tests.bench -h`).
 BENCH_STAMP := $(VENV)/.bench-installed-stamp
 
