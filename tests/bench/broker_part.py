@@ -27,13 +27,13 @@ from dataclasses import asdict, dataclass
 import psutil
 from aiokafka.admin import NewTopic
 
-from devtool.broker import TANSU_GAP_RECHECK_MS, tansu_command
+from devtool.broker import TANSU_GAP_RECHECK_MS
 from shared.kafka import make_consumer
 from shared.kafka.topic_setup import make_admin
 from shared.settings import KafkaSettings
 from tests.bench.load import EventPublisher, Target
-from tests.bench.processes import Processes
-from tests.support.services import free_port, wait_for_port
+from tests.bench.processes import Processes, cpu_s
+from tests.bench.stack import start_broker
 
 TOPIC = "broker-bench.events"
 JOIN_TIMEOUT_S = 30.0
@@ -72,12 +72,10 @@ async def _case(
     progress: Callable[[str], None],
 ) -> dict:
     """One case on a broker of its own, stopped after it."""
-    port = free_port()
-    broker = processes.start("broker_alone", tansu_command("127.0.0.1", port), dict(os.environ))
+    broker, bootstrap = await start_broker(processes, "broker_alone", dict(os.environ))
     try:
-        await asyncio.to_thread(wait_for_port, "127.0.0.1", port, timeout_s=15)
         settings = KafkaSettings(
-            bootstrap_servers=f"127.0.0.1:{port}",
+            bootstrap_servers=bootstrap,
             partitions=load.partitions,
             gap_recheck_ms=TANSU_GAP_RECHECK_MS,
         )
@@ -165,18 +163,13 @@ async def _publish_by_slice(
     publishing = asyncio.create_task(publisher.at_rate(ROOMS, rate=rate, duration_s=duration_s))
     slices: list[float] = []
     started = time.monotonic()
-    last_t, last_cpu = started, _cpu_s(process)
+    last_t, last_cpu = started, cpu_s(process)
     while not publishing.done():
         await asyncio.wait({publishing}, timeout=slice_s)
-        now, cpu = time.monotonic(), _cpu_s(process)
+        now, cpu = time.monotonic(), cpu_s(process)
         if now - last_t >= slice_s / 2:  # a last sliver of a slice tells nothing
             slices.append(round(100 * (cpu - last_cpu) / (now - last_t), 1))
         last_t, last_cpu = now, cpu
         progress(now - started)
     await publishing
     return slices
-
-
-def _cpu_s(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system

@@ -151,7 +151,8 @@ def _signal_group(leader_pid: int, sig: signal.Signals) -> None:
 # --- CPU accounting ------------------------------------------------------------------------
 
 
-def _cpu_s(process: psutil.Process) -> float:
+def cpu_s(process: psutil.Process) -> float:
+    """CPU seconds the process has used (user and system); 0 once it is gone."""
     try:
         times = process.cpu_times()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -177,7 +178,7 @@ class CpuMeter:
         self._started_at = time.monotonic()
         self._machine = _machine_busy_s()
         self._start = {
-            name: {p.pid: (p, _cpu_s(p)) for p in list_now()}
+            name: {p.pid: (p, cpu_s(p)) for p in list_now()}
             for name, list_now in self._groups.items()
         }
 
@@ -190,7 +191,7 @@ class CpuMeter:
             now = {p.pid: p for p in list_now()}
             now.update({pid: p for pid, (p, _) in before.items() if pid not in now})
             used[name] = sum(
-                max(0.0, _cpu_s(p) - before.get(pid, (p, 0.0))[1]) for pid, p in now.items()
+                max(0.0, cpu_s(p) - before.get(pid, (p, 0.0))[1]) for pid, p in now.items()
             )
         # Whatever else ran on the machine meanwhile (another benchmark skews every figure).
         machine = _machine_busy_s() - self._machine

@@ -164,10 +164,8 @@ class Stack:
             await self.wait_ready(name, url)
 
     async def _start_broker(self) -> str:
-        port = free_port()
-        self.processes.start("broker", tansu_command("127.0.0.1", port), self.env())
-        await asyncio.to_thread(wait_for_port, "127.0.0.1", port, timeout_s=15)
-        return f"127.0.0.1:{port}"
+        _child, bootstrap = await start_broker(self.processes, "broker", self.env())
+        return bootstrap
 
     def env(self, **extra: str) -> dict[str, str]:
         """What every child gets: the dev profile, JSON logs, this run's connections."""
@@ -361,3 +359,13 @@ async def drop_database(server_url: str, name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
     finally:
         await conn.close()
+
+
+async def start_broker(
+    processes: Processes, name: str, env: dict[str, str]
+) -> tuple[BenchProcess, str]:
+    """A memory-only dev broker on a free port, once it listens: its process and address."""
+    port = free_port()
+    child = processes.start(name, tansu_command("127.0.0.1", port), env)
+    await asyncio.to_thread(wait_for_port, "127.0.0.1", port, timeout_s=15)
+    return child, f"127.0.0.1:{port}"
