@@ -3,7 +3,7 @@ and part 4's latency over its window."""
 
 from __future__ import annotations
 
-from tests.bench import report
+from tests.bench import machine_speed, report
 
 
 def test_the_table_gives_the_backlog_figure_its_ratio_and_the_cost_of_a_delivery() -> None:
@@ -131,3 +131,9 @@ def test_the_table_gives_the_broker_alone_per_case_with_its_slices() -> None:
     assert rows[0].startswith("(12) broker alone, producer only: CPU %")
     assert "by 10-s slice 7.70 → 8.10 → 7.50" in rows[0] and "batches read" not in rows[0]
     assert "24.2 → 38.0 → 42.6; 3,889 batches read" in rows[1]
+
+
+def test_a_reading_has_a_positive_value_for_every_gauge() -> None:
+    reading = machine_speed.reading()
+    assert list(reading) == [gauge.key for gauge in machine_speed.GAUGES]
+    assert all(value > 0 for value in reading.values())
