@@ -19,7 +19,7 @@ ORG, OTHER = "org-a", "org-b"
 
 
 async def apply(pool, *changes) -> projection_store.Rows:
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn:  # one statement: no transaction of its own
         return await projection_store.apply(conn, list(changes), now=NOW)
 
 
@@ -103,6 +103,30 @@ async def test_deletes_in_a_later_batch_remove_only_their_own_rows(pool):
         assert await projection_store.files(conn, ORG, "r1") == [{"path": "kept.txt"}]
 
 
+async def test_one_batch_puts_and_deletes_rows_of_every_table_at_once(pool):
+    await apply(
+        pool,
+        PutUser(ORG, "r1", "gone", {"id": "gone"}),
+        PutKv(ORG, "r1", "s", "gone", 1),
+        PutFile(ORG, "r1", "gone.txt", {}),
+    )
+    await apply(
+        pool,
+        PutRoom(ORG, "r1", {"id": "r1"}),
+        DeleteUser(ORG, "r1", "gone"),
+        PutUser(ORG, "r1", "new", {"id": "new"}),
+        PutKv(ORG, "r1", "s", "gone", None),
+        PutKv(ORG, "r1", "s", "new", 2),
+        PutFile(ORG, "r1", "gone.txt", None),
+        PutFile(ORG, "r1", "new.txt", {"size": 3}),
+    )
+    async with pool.acquire() as conn:
+        assert await projection_store.room(conn, ORG, "r1") == {"id": "r1"}
+        assert await projection_store.room_users(conn, ORG, "r1") == [{"id": "new"}]
+        assert await projection_store.kv_all(conn, ORG, "r1", "s") == {"new": 2}
+        assert await projection_store.files(conn, ORG, "r1") == [{"path": "new.txt", "size": 3}]
+
+
 async def test_a_put_after_a_delete_in_the_same_batch_brings_the_row_back(pool):
     await apply(pool, PutUser(ORG, "r1", "u1", {"id": "u1", "v": 1}))
     await apply(
@@ -135,14 +159,14 @@ def raw_row(user_id: str, text: str) -> projection_store.Row:
     return projection_store.Row("room_users", (ORG, "r1", user_id), text)
 
 
-async def test_a_batch_refused_for_one_row_is_written_row_by_row_without_that_row(pool):
+async def test_a_batch_refused_for_one_row_writes_nothing_then_row_by_row_all_but_that_row(pool):
     good = [raw_row("u1", '{"id": "u1"}'), raw_row("u3", '{"id": "u3"}')]
     poison = raw_row("u2", '{"name": "x\\u0000"}')  # as no Row is built: jsonb refuses it
     async with pool.acquire() as conn:
         with pytest.raises(asyncpg.PostgresError) as refused:
-            async with conn.transaction():
-                await projection_store.write(conn, [good[0], poison, good[1]], now=NOW)
+            await projection_store.write(conn, [good[0], poison, good[1]], now=NOW)
         assert is_content_error(refused.value)
+        assert await projection_store.room_users(conn, ORG, "r1") == []  # one statement
         left_out = await projection_store.write_each(conn, [good[0], poison, good[1]], now=NOW)
         assert [(row, exc.sqlstate) for row, exc in left_out] == [(poison, "22P05")]
         users = await projection_store.room_users(conn, ORG, "r1")
