@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -393,7 +394,12 @@ class PostgresDeliveryStore:
     ) -> tuple[list[Job], list[bool]]:
         ordered = [r for r in requested if r.ordering == "room"]
         unordered = [r for r in requested if r.ordering != "room"] if ordered else requested
-        async with self._pool.acquire() as conn, conn.transaction():
+        # Only unordered requests make one statement, atomic by itself: no BEGIN and COMMIT
+        # round trips around it.
+        single = not (ordered or redeliver or recover)
+        async with self._pool.acquire() as conn, (
+            contextlib.nullcontext() if single else conn.transaction()
+        ):
             jobs = await insert_requested(
                 conn, unordered, now=now, lease_until=lease_until, traces=traces
             )
