@@ -397,8 +397,9 @@ class PostgresDeliveryStore:
         # Only unordered requests make one statement, atomic by itself: no BEGIN and COMMIT
         # round trips around it.
         single = not (ordered or redeliver or recover)
-        async with self._pool.acquire() as conn, (
-            contextlib.nullcontext() if single else conn.transaction()
+        async with (
+            self._pool.acquire() as conn,
+            contextlib.nullcontext() if single else conn.transaction(),
         ):
             jobs = await insert_requested(
                 conn, unordered, now=now, lease_until=lease_until, traces=traces
