@@ -27,9 +27,11 @@ class DevSettings(BaseSettings):
     kafka_port: int = Field(default=9092, ge=1, le=65535)
     # Partitions of every topic on the broker the stack starts itself (KAFKA_PARTITIONS
     # applies to a broker you name). Tansu scans every batch a partition has stored on each
-    # fetch, so its CPU grows with partitions times traffic: 3 instead of 12 halved it and
-    # took p99 at 1,000 events/s from 428 to 199 ms. One process per service needs no more.
-    broker_partitions: int = Field(default=3, ge=1)
+    # fetch of it, and a producer stores a batch per partition it writes to, so its CPU grows
+    # with partitions times traffic: 3 instead of 12 halved it, and 1 instead of 3 halved it again
+    # (one reader of 1,000 events/s: 30 % of a core against 56 %). One process per service
+    # reads one partition; raise this to run several replicas of a service on the stack.
+    broker_partitions: int = Field(default=1, ge=1)
     # How long every service has to answer GET /readyz with 200.
     ready_timeout_s: float = Field(default=60.0, gt=0)
     # As Kubernetes' terminationGracePeriodSeconds: delivery's shutdown grace fits inside it.
