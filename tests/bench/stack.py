@@ -103,7 +103,7 @@ class Stack:
 
     async def start(self, progress: Callable[[str], None]) -> None:
         progress("starting the broker")
-        self.bootstrap = await self._start_broker()
+        _broker, self.bootstrap = await start_broker(self.processes, "broker", self.env())
         progress("creating a fresh database")
         self.database_name = f"roomhooks_bench_{uuid.uuid4().hex[:10]}"
         self.database_url = with_database(self.server_url, self.database_name)
@@ -162,10 +162,6 @@ class Stack:
         for name, url in urls.items():
             progress(f"waiting for {name} to be ready")
             await self.wait_ready(name, url)
-
-    async def _start_broker(self) -> str:
-        _child, bootstrap = await start_broker(self.processes, "broker", self.env())
-        return bootstrap
 
     def env(self, **extra: str) -> dict[str, str]:
         """What every child gets: the dev profile, JSON logs, this run's connections."""
