@@ -39,11 +39,16 @@ _DAY_SUFFIX = re.compile(r"_p(\d{8})$")
 
 @dataclass(frozen=True)
 class PartitionedTable:
-    """A table partitioned by day on `column` (a timestamptz)."""
+    """A table partitioned by day on `column` (a timestamptz). `dependent`: columns a page
+    filters on together whose values depend on each other (a webhook's id and its account's):
+    each partition gets statistics of that dependency, or a cached generic plan, which takes
+    them for independent, expects a busy webhook's page to hold a handful of rows per day and
+    sorts every row it has."""
 
     schema: str
     table: str
     column: str
+    dependent: tuple[str, ...] = ()
 
     @property
     def default_partition(self) -> str:
@@ -195,7 +200,37 @@ async def create_partitions(
         made.append(name)
     if made:
         log.info("partitions.created", table=t.table, partitions=made)
+    await add_dependency_statistics(conn, t)
     return made
+
+
+async def add_dependency_statistics(conn: asyncpg.Connection, t: PartitionedTable) -> list[str]:
+    """Give every partition of `t` that has none (the default one included) the statistics of
+    its `dependent` columns, and ANALYZE it so that they are built now: autovacuum would not
+    for a day no longer written to. The partitions given them."""
+    if not t.dependent:
+        return []
+    missing = await conn.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = $1::regclass"
+        " AND NOT EXISTS (SELECT 1 FROM pg_statistic_ext s WHERE s.stxrelid = c.oid)",
+        _q(t.schema, t.table),
+    )
+    given = []
+    for name in (r["relname"] for r in missing):
+        partition = _q(t.schema, name)
+        try:
+            await conn.execute(
+                f"CREATE STATISTICS IF NOT EXISTS {_q(t.schema, f'{name}_dependencies')}"
+                f" (dependencies) ON {', '.join(t.dependent)} FROM {partition}"
+            )
+        except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+            continue  # a replica starting at the same moment gave them
+        await conn.execute(f"ANALYZE {partition}")
+        given.append(name)
+    if given:
+        log.info("partitions.statistics_added", table=t.table, partitions=given)
+    return given
 
 
 async def _default_holds(

@@ -12,7 +12,10 @@
 from shared.partitions import ExpiringTable, PartitionedTable
 from shared.retention import RetentionPlan
 
-DELIVERIES = PartitionedTable("delivery", "deliveries", "created_at")
+# A webhook's log is read by webhook and account, one account's webhooks only.
+DELIVERIES = PartitionedTable(
+    "delivery", "deliveries", "created_at", dependent=("webhook_id", "organization_id")
+)
 ATTEMPTS = PartitionedTable("delivery", "delivery_attempts", "delivery_created_at")
 
 PLAN = RetentionPlan(

@@ -5,6 +5,8 @@ projection (rooms, room_users, kv_entries, files) is current state, not history:
 from shared.partitions import PartitionedTable
 from shared.retention import RetentionPlan
 
-PLAN = RetentionPlan(
-    "workflow", partitioned=(PartitionedTable("workflow", "executions", "created_at"),)
+# A workflow's log is read by workflow and account, one account's workflows only.
+EXECUTIONS = PartitionedTable(
+    "workflow", "executions", "created_at", dependent=("workflow_id", "organization_id")
 )
+PLAN = RetentionPlan("workflow", partitioned=(EXECUTIONS,))

@@ -30,13 +30,15 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 DAYS = 10
 TODAY = T0 + timedelta(days=DAYS)  # the registry's clock: it keeps DAYS days, from T0's
-MAX_SORTED_ROWS = 1_000
+MAX_READ_ROWS = 1_000
+OTHER_ACCOUNTS = 20  # each partition holds many accounts' rows, as in production
+EXPLAIN = "EXPLAIN (ANALYZE, FORMAT JSON)"  # with the rows each node read
 
 
 class ExplainingPool:
-    """Stands in for the pool: plans each statement the log would run, runs none; `generic`
-    asks for the plan Postgres caches once a prepared statement has run a few times, made
-    without the values."""
+    """Stands in for the pool: plans and runs each statement the log would run, answers no
+    rows; `generic` asks for the plan Postgres caches once a prepared statement has run a few
+    times, made without the values."""
 
     def __init__(self, pool, *, generic: bool) -> None:
         self._pool = pool
@@ -50,12 +52,12 @@ class ExplainingPool:
                 await conn.execute(f"PREPARE page AS {sql}")
                 try:
                     values = ", ".join(_literal(a) for a in args)
-                    plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE page({values})")
+                    plan = await conn.fetchval(f"{EXPLAIN} EXECUTE page({values})")
                 finally:
                     await conn.execute("DEALLOCATE page")
                     await conn.execute("RESET plan_cache_mode")
             else:
-                plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
+                plan = await conn.fetchval(f"{EXPLAIN} {sql}", *args)
         self.plans.append((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
         return []
 
@@ -90,12 +92,13 @@ async def fill(pool, org: uuid.UUID, webhooks: list[uuid.UUID], count: int) -> N
 @pytest.mark.parametrize("generic", [False, True], ids=["custom-plan", "generic-plan"])
 @pytest.mark.parametrize("cursor", [False, True], ids=["first-page", "next-page"])
 async def test_every_status_filter_is_read_from_an_index_in_page_order(pool, cursor, generic):
-    org, other = uuid.uuid4(), uuid.uuid4()
+    org = uuid.uuid4()
     webhooks = [uuid.uuid4() for _ in range(4)]
     async with pool.acquire() as conn:
         await create_partitions(conn, DELIVERIES, today=T0.date(), ahead=DAYS + 1)
     await fill(pool, org, webhooks, 8_000)
-    await fill(pool, other, [uuid.uuid4() for _ in range(4)], 4_000)
+    for _ in range(OTHER_ACCOUNTS):
+        await fill(pool, uuid.uuid4(), [uuid.uuid4() for _ in range(2)], 400)
     await pool.execute("ANALYZE delivery.deliveries")
     async with pool.acquire() as conn:
         parents = await parent_indexes(conn, "delivery")
@@ -119,11 +122,20 @@ async def test_every_status_filter_is_read_from_an_index_in_page_order(pool, cur
             parents.get(n["Index Name"], n["Index Name"]) for n in nodes if "Index Name" in n
         }
         used[status or "none"] = sorted(indexes)
-        sorted_rows = max((n["Plan Rows"] for n in nodes if n["Node Type"] == "Sort"), default=0)
+        # What the scans read, kept or discarded: a page read in order stops once it is full.
+        read = sum(
+            n["Actual Rows"] + n.get("Rows Removed by Filter", 0)
+            for n in nodes
+            if "Relation Name" in n
+        )
         scanned = {n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan"} - empty
         merged = "Merge Append" in kinds or "deliveries_default" in relations(nodes)
-        if scanned or merged or not indexes or sorted_rows > MAX_SORTED_ROWS:
-            problems.append(f"{status}: {sorted(kinds)} {sorted(indexes)} {sorted_rows}")
+        # A pending delivery has no index of its own: a page of them reads the webhook's log
+        # in order, discarding the rest, all of it when none is pending. Left so: an index of
+        # every delivery while pending costs each delivery a write, and sat in lookups' plans.
+        walks = status == "pending"
+        if scanned or merged or not indexes or (read > MAX_READ_ROWS and not walks):
+            problems.append(f"{status}: {sorted(kinds)} {sorted(indexes)} read {read}")
     print(json.dumps(used, indent=1))
     assert problems == [], "\n".join(problems)
     assert used["none"] == ["deliveries_log_idx"]

@@ -12,6 +12,7 @@ from shared.partitions import (
     DAYS_AHEAD,
     ExpiringTable,
     PartitionedTable,
+    add_dependency_statistics,
     create_partitions,
     day_start,
     delete_expired,
@@ -28,6 +29,8 @@ TODAY = NOW.date()
 LOG = PartitionedTable("ret", "log", "at")
 NOTES = ExpiringTable("ret", "notes", "at", keep_if="pinned")
 PLAN = RetentionPlan("ret", partitioned=(LOG,), expiring=(NOTES,))
+# The same log, read by hook and account together: an account's id follows from its hook's.
+PAGES = PartitionedTable("ret", "log", "at", dependent=("hook", "account"))
 
 
 @pytest.fixture
@@ -36,8 +39,8 @@ async def conn(database_url):
     await conn.execute(
         """
         CREATE SCHEMA ret;
-        CREATE TABLE ret.log (id bigint NOT NULL, at timestamptz NOT NULL,
-                              PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+        CREATE TABLE ret.log (id bigint NOT NULL, at timestamptz NOT NULL, hook int,
+                              account int, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
         CREATE TABLE ret.log_default PARTITION OF ret.log DEFAULT;
         CREATE INDEX ON ret.log_default (at);
         CREATE TABLE ret.notes (id bigserial PRIMARY KEY, at timestamptz NOT NULL,
@@ -77,6 +80,40 @@ async def test_a_day_already_in_the_default_partition_gets_no_partition(conn):
     made = await create_partitions(conn, LOG, today=TODAY, ahead=2)
     assert made == [f"log_p{TODAY:%Y%m%d}", f"log_p{TODAY + timedelta(2):%Y%m%d}"]
     assert await _where(conn, NOW + timedelta(days=1)) == "ret.log_default"
+
+
+async def test_every_partition_gets_its_dependent_columns_statistics_once_built(conn, database_url):
+    # A day made before the log named its dependent columns, already holding rows.
+    await conn.execute(
+        f"CREATE TABLE ret.log_p{TODAY:%Y%m%d} PARTITION OF ret.log"
+        f" FOR VALUES FROM ('{day_start(TODAY).isoformat()}')"
+        f" TO ('{day_start(TODAY + timedelta(days=1)).isoformat()}')"
+    )
+    await conn.executemany(
+        "INSERT INTO ret.log (id, at, hook, account) VALUES ($1, $2, $3, $4)",
+        [(n, NOW, n % 50, n % 50 // 5) for n in range(1_000)],
+    )
+    other = await asyncpg.connect(database_url)
+    try:  # two replicas starting at the same moment
+        made = await asyncio.gather(
+            create_partitions(conn, PAGES, today=TODAY, ahead=1),
+            create_partitions(other, PAGES, today=TODAY, ahead=1),
+        )
+    finally:
+        await other.close()
+    tomorrow = f"log_p{TODAY + timedelta(days=1):%Y%m%d}"
+    assert set(made[0] + made[1]) == {tomorrow}
+    given = await conn.fetch(
+        "SELECT c.relname FROM pg_statistic_ext s JOIN pg_class c ON c.oid = s.stxrelid"
+        " WHERE s.stxnamespace = 'ret'::regnamespace"
+    )
+    assert sorted(r["relname"] for r in given) == ["log_default", f"log_p{TODAY:%Y%m%d}", tomorrow]
+    built = await conn.fetch(  # ANALYZEd at once: from the rows each held (none but today's)
+        "SELECT tablename FROM pg_stats_ext WHERE schemaname = 'ret' AND dependencies IS NOT NULL"
+    )
+    assert [r["tablename"] for r in built] == [f"log_p{TODAY:%Y%m%d}"]
+    assert await add_dependency_statistics(conn, PAGES) == []  # given once
+    assert await add_dependency_statistics(conn, LOG) == []  # a log without dependent columns
 
 
 async def test_whole_days_older_than_the_cutoff_are_dropped_and_the_rest_kept(conn):
