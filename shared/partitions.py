@@ -206,8 +206,10 @@ async def create_partitions(
 
 async def add_dependency_statistics(conn: asyncpg.Connection, t: PartitionedTable) -> list[str]:
     """Give every partition of `t` that has none (the default one included) the statistics of
-    its `dependent` columns, and ANALYZE it so that they are built now: autovacuum would not
-    for a day no longer written to. The partitions given them."""
+    its `dependent` columns, and ANALYZE those holding rows so that they are built now:
+    autovacuum would not for a day no longer written to. An empty one is left to autovacuum as
+    it fills: analyzed empty, the planner would take it for empty until then. The partitions
+    given them."""
     if not t.dependent:
         return []
     missing = await conn.fetch(
@@ -226,7 +228,8 @@ async def add_dependency_statistics(conn: asyncpg.Connection, t: PartitionedTabl
             )
         except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
             continue  # a replica starting at the same moment gave them
-        await conn.execute(f"ANALYZE {partition}")
+        if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {partition})"):
+            await conn.execute(f"ANALYZE {partition}")
         given.append(name)
     if given:
         log.info("partitions.statistics_added", table=t.table, partitions=given)

@@ -108,7 +108,7 @@ async def test_every_partition_gets_its_dependent_columns_statistics_once_built(
         " WHERE s.stxnamespace = 'ret'::regnamespace"
     )
     assert sorted(r["relname"] for r in given) == ["log_default", f"log_p{TODAY:%Y%m%d}", tomorrow]
-    built = await conn.fetch(  # ANALYZEd at once: from the rows each held (none but today's)
+    built = await conn.fetch(  # ANALYZEd at once where it held rows: today's only
         "SELECT tablename FROM pg_stats_ext WHERE schemaname = 'ret' AND dependencies IS NOT NULL"
     )
     assert [r["tablename"] for r in built] == [f"log_p{TODAY:%Y%m%d}"]
