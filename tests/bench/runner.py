@@ -39,7 +39,7 @@ from tests.bench import (
 from tests.bench.processes import Processes, python_module
 from tests.bench.profiling import Profiler
 from tests.bench.progress import Progress
-from tests.bench.stack import KAFKA_DEFAULTS, Stack, drop_database
+from tests.bench.stack import PARTITIONS, Stack, drop_database
 from tests.support.processes import REPO
 from tests.support.services import LOCAL_POSTGRES
 
@@ -507,7 +507,7 @@ class Bench:
     async def part_broker(self) -> None:
         """The dev broker alone, fresh for each case: what storing and reading costs it."""
         load = broker_part.Load(
-            partitions=int(KAFKA_DEFAULTS["KAFKA_PARTITIONS"]),
+            partitions=PARTITIONS,
             rate=self.d.broker_rate,
             duration_s=self.d.broker_duration_s,
             slice_s=self.d.broker_slice_s,

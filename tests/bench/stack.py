@@ -45,10 +45,8 @@ from tests.support.services import free_port, wait_for_port
 NAMESPACE = "roomhooks"
 READY_TIMEOUT_S = 60.0
 # The dev stack's Kafka settings for the broker it starts (`make run` uses these).
-KAFKA_DEFAULTS = {
-    "KAFKA_PARTITIONS": str(DevSettings.model_fields["broker_partitions"].default),
-    "KAFKA_SESSION_TIMEOUT_MS": "6000",
-}
+PARTITIONS = DevSettings.model_fields["broker_partitions"].default
+KAFKA_DEFAULTS = {"KAFKA_SESSION_TIMEOUT_MS": "6000"}
 
 # The registry part creates webhooks for 10 s in one account, then lists them at 500/s with
 # one key: past the default quota (1,000) and key rate (100/s). A scenario's own
@@ -97,6 +95,9 @@ class Stack:
     autovacuum: AutovacuumStandIn | None = None
     # Extra environment for every service (`make chaos` shortens leases and timeouts).
     service_settings: dict[str, str] = field(default_factory=dict)
+    # Per topic: `make run`'s. Replicas of a service share a topic's partitions, so a run
+    # that adds one needs more than one.
+    partitions: int = PARTITIONS
     _service_env: dict[str, str] = field(default_factory=dict)
 
     # --- start ---------------------------------------------------------------------------
@@ -169,15 +170,14 @@ class Stack:
             database_url=self.database_url or self.server_url,
             bootstrap=self.bootstrap or "127.0.0.1:9",
             namespace=NAMESPACE,
-            **KAFKA_DEFAULTS,
-            **extra,
+            **(KAFKA_DEFAULTS | {"KAFKA_PARTITIONS": str(self.partitions)} | extra),
         )
 
     def kafka_settings(self, namespace: str = NAMESPACE) -> KafkaSettings:
         return KafkaSettings(
             bootstrap_servers=self.bootstrap,
             topic_namespace=namespace,
-            partitions=int(KAFKA_DEFAULTS["KAFKA_PARTITIONS"]),
+            partitions=self.partitions,
             gap_recheck_ms=TANSU_GAP_RECHECK_MS,
         )
 

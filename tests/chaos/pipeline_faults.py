@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from tests.bench.stack import PARTITIONS
 from tests.chaos.ledger import Settled
 from tests.chaos.outcome import ScenarioOutcome
 from tests.chaos.platform import ChaosRun, Fault, Progress
@@ -31,8 +32,10 @@ class Setup:
     server_url: str
     progress: Progress
 
-    def run(self, name: str, **settings: str) -> ChaosRun:
-        return ChaosRun(name, self.state_dir, self.server_url, self.progress, settings)
+    def run(self, name: str, *, partitions: int = PARTITIONS, **settings: str) -> ChaosRun:
+        return ChaosRun(
+            name, self.state_dir, self.server_url, self.progress, settings, partitions=partitions
+        )
 
 
 def account(outcome: ScenarioOutcome, run: ChaosRun, settled: Settled, succeeded: int) -> None:
@@ -107,7 +110,8 @@ async def replicas(setup: Setup, *, short: bool) -> ScenarioOutcome:
     outcome = ScenarioOutcome("two delivery replicas")
     events, rate = (1_200, 150.0) if short else (10_000, 400.0)
     killed_at: list[float] = []
-    async with setup.run("replicas") as run:
+    # Three partitions per topic, as the replicas share them (`make run` makes one).
+    async with setup.run("replicas", partitions=3) as run:
         await run.stack.add_delivery_replica("delivery-2")
         await run.add_webhooks(accounts=4, per_account=6, flaky_every=3)
 

@@ -25,7 +25,7 @@ from shared.messages import delivery_id_for
 from tests.bench.load import EventPublisher, Target
 from tests.bench.pipeline import wait_for_index
 from tests.bench.processes import Processes
-from tests.bench.stack import NAMESPACE, Stack, StackError
+from tests.bench.stack import NAMESPACE, PARTITIONS, Stack, StackError
 from tests.chaos.ledger import Ledger, Receipt, Settled
 
 # The lease: short enough that a killed process's leased deliveries come back within a run
@@ -78,6 +78,7 @@ class ChaosRun:
     server_url: str
     progress: Progress
     settings: dict[str, str] = field(default_factory=dict)
+    partitions: int = PARTITIONS
     stack: Stack = field(init=False)
     hooks: list[Hook] = field(default_factory=list)
     ledger: Ledger = field(default_factory=Ledger)
@@ -93,6 +94,7 @@ class ChaosRun:
             server_url=self.server_url,
             processes=Processes(self.state_dir / "logs"),
             service_settings=CHAOS_SETTINGS | self.settings,
+            partitions=self.partitions,
         )
 
     async def __aenter__(self) -> ChaosRun:
