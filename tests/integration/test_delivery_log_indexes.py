@@ -24,7 +24,7 @@ from services.delivery.retention import DELIVERIES
 from services.registry.deliveries.repository import PostgresDeliveryLog
 from shared.partitions import create_partitions
 from tests.bench.scale_seed import DELIVERY_COLUMNS, DeliveryShape, delivery_rows
-from tests.support.plans import parent_indexes
+from tests.support.plans import nodes, parent_indexes, rows_read
 
 pytestmark = pytest.mark.integration
 
@@ -71,14 +71,8 @@ def _literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _nodes(plan: dict):
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _nodes(child)
-
-
-def relations(nodes: list[dict]) -> set[str]:
-    return {n["Relation Name"] for n in nodes if "Relation Name" in n}
+def relations(plan: list[dict]) -> set[str]:
+    return {n["Relation Name"] for n in plan if "Relation Name" in n}
 
 
 async def fill(pool, org: uuid.UUID, webhooks: list[uuid.UUID], count: int) -> None:
@@ -117,20 +111,15 @@ async def test_every_status_filter_is_read_from_an_index_in_page_order(pool, cur
     used, problems = {}, []
     for status in (None, "failed", "success", "pending"):
         await log.page(org, webhooks[0], status=status, limit=51, after=after)
-        nodes = list(_nodes(explaining.plans[-1]))
-        kinds = {n["Node Type"] for n in nodes}
+        found = list(nodes(explaining.plans[-1]))
+        kinds = {n["Node Type"] for n in found}
         indexes = {
-            parents.get(n["Index Name"], n["Index Name"]) for n in nodes if "Index Name" in n
+            parents.get(n["Index Name"], n["Index Name"]) for n in found if "Index Name" in n
         }
         used[status or "none"] = sorted(indexes)
-        # What the scans read, kept or discarded: a page read in order stops once it is full.
-        read = sum(
-            n["Actual Rows"] + n.get("Rows Removed by Filter", 0)
-            for n in nodes
-            if "Relation Name" in n
-        )
-        scanned = {n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan"} - empty
-        merged = "Merge Append" in kinds or "deliveries_default" in relations(nodes)
+        read = rows_read(n for n in found if "Relation Name" in n)
+        scanned = {n["Relation Name"] for n in found if n["Node Type"] == "Seq Scan"} - empty
+        merged = "Merge Append" in kinds or "deliveries_default" in relations(found)
         if scanned or merged or not indexes or read > MAX_READ_ROWS:
             problems.append(f"{status}: {sorted(kinds)} {sorted(indexes)} read {read}")
     print(json.dumps(used, indent=1))

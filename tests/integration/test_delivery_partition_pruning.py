@@ -28,7 +28,14 @@ from services.registry.deliveries.repository import PostgresDeliveryLog
 from shared.messages import DeliveryRequested, delivery_id_for
 from shared.partitions import create_partitions, day_start, partition_name
 from tests.bench.scale_seed import ATTEMPT_COLUMNS, DELIVERY_COLUMNS, DeliveryShape, delivery_rows
-from tests.support.plans import KeptStatements, executed_plan, nodes, parent_indexes, scans_run
+from tests.support.plans import (
+    KeptStatements,
+    executed_plan,
+    nodes,
+    parent_indexes,
+    rows_read,
+    scans_run,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -216,8 +223,8 @@ async def test_the_claim_never_reads_the_deliveries_leased_and_in_flight(conn, g
     plan = await executed_plan(conn, sql, args, generic=generic)
     parents = await parent_indexes(conn, "delivery")
     # What the claim's index scans found (the pkey's are the claimed rows' own lookups).
-    found = sum(
-        scan["Actual Rows"] * scan["Actual Loops"] + scan.get("Rows Removed by Filter", 0)
+    found = rows_read(
+        scan
         for scan in scans_run(plan, "deliveries")
         if parents.get(scan.get("Index Name", ""), "") != "deliveries_pkey"
     )

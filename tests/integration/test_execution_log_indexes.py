@@ -28,6 +28,7 @@ from tests.integration.test_event_log_indexes import (
     partitions_holding_rows,
     plan_nodes,
 )
+from tests.support.plans import rows_read
 
 pytestmark = pytest.mark.integration
 
@@ -89,12 +90,7 @@ async def test_every_status_filter_is_read_from_an_index_in_page_order(pool, cur
         kinds = {n["Node Type"] for n in nodes if n.get("Relation Name") in filled}
         indexes = {parents.get(n.get("Index Name")) for n in nodes} - {None}
         used[f"{name}:{status}"] = sorted(indexes)
-        # What the scans read, kept or discarded: a page read in order stops once it is full.
-        read = sum(
-            n["Actual Rows"] + n.get("Rows Removed by Filter", 0)
-            for n in nodes
-            if "Relation Name" in n
-        )
+        read = rows_read(n for n in nodes if "Relation Name" in n)
         if "Seq Scan" in kinds or not indexes or read > MAX_SORTED_ROWS:
             problems.append(f"{name} {status}: {sorted(kinds)} {sorted(indexes)} read {read}")
     print(json.dumps(used, indent=1))

@@ -6,7 +6,7 @@ values or the generic plan it caches once a prepared statement has run a few tim
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import asyncpg
@@ -103,6 +103,15 @@ def scans_run(plan: dict, table: str) -> list[dict]:
         and str(node.get("Relation Name", "")).startswith(f"{table}_")
         and node.get("Actual Loops", 0) > 0
     ]
+
+
+def rows_read(scans: Iterable[dict]) -> int:
+    """What `scans` (nodes of an EXPLAIN ANALYZE) read over all their loops, kept or discarded
+    by a filter: a page read in index order stops once it is full."""
+    return sum(
+        (scan["Actual Rows"] + scan.get("Rows Removed by Filter", 0)) * scan["Actual Loops"]
+        for scan in scans
+    )
 
 
 async def parent_indexes(conn: asyncpg.Connection, schema: str) -> dict[str, str]:
