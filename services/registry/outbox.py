@@ -119,6 +119,9 @@ class OutboxRelay:
             while True:
                 if self._listen_dsn is not None and (listener is None or listener.is_closed()):
                     listener = await self._listen(self._listen_dsn)
+                # Cleared before publishing: a NOTIFY, or the listener's loss, while it runs
+                # wakes the wait below at once rather than being cleared unseen.
+                self._wake.clear()
                 try:
                     while await self.publish_pending() == self._batch_size:
                         pass  # a full batch: more may be waiting
@@ -129,7 +132,6 @@ class OutboxRelay:
                     self.healthy = False
                     log.warning("outbox.publish_failed", error=repr(exc), failures=failures)
                 delay = min(30.0, self._poll_interval_s * (2**failures if failures else 1))
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
         finally:
